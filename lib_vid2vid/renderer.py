@@ -1,0 +1,56 @@
+"""The seam between lib_vid2vid and whatever samples images.
+
+The A1111 adapter, the HTTP API client, the standalone diffusers backend and the tests' deterministic
+renderer all implement :class:`Renderer`. Nothing above this module knows which host is behind it.
+
+Image conventions: ``init`` and every returned image are RGB uint8 arrays, shape (H, W, 3).
+``mask`` is float32 (H, W) in 0..1, where 1 means "may be repainted" (the host's inpaint mask, white).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+
+
+@dataclass
+class RenderRequest:
+    init: np.ndarray
+    """RGB uint8 HWC init image, already at the output size."""
+    seed: int
+    denoise: float
+    """img2img denoising strength, 0..1."""
+    steps: int
+    cfg: float
+    prompt: str
+    negative_prompt: str = ""
+    mask: np.ndarray | None = None
+    """float32 HW in 0..1, 1 = repaint; None = whole frame."""
+    subseed: int = -1
+    subseed_strength: float = 0.0
+    sigmas: list[float] | None = None
+    """Full sigma schedule (steps+1 descending, ending in 0) to override the host's; None = host default."""
+    batch_size: int = 1
+    n_iter: int = 1
+    control_image: np.ndarray | None = None
+    """RGB uint8 HWC frame for ControlNet units (normally the source frame)."""
+    frame_index: int = 0
+    extra: dict = field(default_factory=dict)
+    """Host-specific pass-through (sampler name, scheduler, ...)."""
+
+    @property
+    def width(self) -> int:
+        return int(self.init.shape[1])
+
+    @property
+    def height(self) -> int:
+        return int(self.init.shape[0])
+
+
+@runtime_checkable
+class Renderer(Protocol):
+    def render(self, request: RenderRequest) -> list[np.ndarray]:
+        """Return batch_size * n_iter RGB uint8 HWC images of the request's size."""
+        ...

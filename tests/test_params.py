@@ -1,0 +1,111 @@
+"""The settings model: one definition feeding the manifest, CLI flags and API argument order."""
+
+import argparse
+import json
+
+import pytest
+
+from lib_vid2vid import params
+from lib_vid2vid.errors import SettingsError
+from lib_vid2vid.params import SPECS, Settings
+
+
+def test_every_setting_has_help_default_and_a_valid_default():
+    s = Settings()
+    s.validate()
+    for spec in SPECS:
+        assert spec.help.strip(), spec.name
+        assert isinstance(s.get(spec.name), spec.type), spec.name
+
+
+def test_manifest_round_trip_is_lossless_and_json():
+    s = Settings().replace(fps=12, denoise=0.3, init_mode="flow_warp", prompt="a cat")
+    d = json.loads(json.dumps(s.to_dict()))
+    assert Settings.from_dict(d) == s
+    assert d["fps"] == 12.0 and d["init_mode"] == "flow_warp"
+
+
+def test_replace_does_not_mutate_the_base():
+    base = Settings()
+    changed = base.replace(steps=30)
+    assert base.sampling.steps == 20 and changed.sampling.steps == 30
+
+
+@pytest.mark.parametrize(
+    "name,value,fragment",
+    [
+        ("denoise", 1.5, "above the maximum 1"),
+        ("steps", 0, "below the minimum 1"),
+        ("steps", 2.5, "not a whole number"),
+        ("fps", "fast", "not a number"),
+        ("fps", float("nan"), "not a number"),
+        ("resize_mode", "zoom", "not one of"),
+        ("width", 100, "multiple of 8"),
+        ("width", 32, "multiple of 8 from 64"),
+        ("motion_high_ext", 4, "odd"),
+        ("temporal_weights", "1,2", "odd number"),
+        ("temporal_weights", "1,x,1", "comma-separated"),
+        ("no_such_setting", 1, "unknown setting"),
+    ],
+)
+def test_bad_values_name_the_field(name, value, fragment):
+    with pytest.raises(SettingsError) as err:
+        Settings().replace(**{name: value})
+    assert err.value.field == name
+    assert fragment in str(err.value)
+    assert "\n" not in str(err.value)
+
+
+def test_end_must_follow_start():
+    with pytest.raises(SettingsError, match="after start"):
+        Settings().replace(start=5, end=2)
+
+
+def test_api_args_follow_ui_order_and_short_lists_keep_defaults():
+    names = params.api_arg_names()
+    assert names == [s.name for s in SPECS if s.ui]
+    assert "prompt" not in names  # supplied by the img2img tab itself
+    values = {"fps": 8.0, "start": 1.0}
+    args = [values.get(n, Settings().get(n)) for n in names[:3]]
+    s = params.settings_from_api_args(args)
+    assert s.video.fps == 8.0 and s.video.start == 1.0
+    with pytest.raises(SettingsError, match="at most"):
+        params.settings_from_api_args([None] * (len(names) + 1))
+
+
+def test_api_args_are_validated_like_ui_input():
+    names = params.api_arg_names()
+    args = [Settings().get(n) for n in names]
+    args[names.index("resize_mode")] = "bogus"
+    with pytest.raises(SettingsError, match="resize_mode"):
+        params.settings_from_api_args(args)
+
+
+def test_cli_flags_come_from_the_specs():
+    ap = argparse.ArgumentParser()
+    params.add_cli_arguments(ap)
+    flags = {a for act in ap._actions for a in act.option_strings}
+    for spec in SPECS:
+        assert spec.flag in flags
+    ns = ap.parse_args(["--fps", "12", "--no-keep-audio", "--init-mode", "temporal_blend", "--steps", "9"])
+    s = params.settings_from_cli(ns)
+    assert (s.video.fps, s.export.keep_audio, s.temporal.init_mode, s.sampling.steps) == (12.0, False,
+                                                                                        "temporal_blend", 9)
+    assert s.sampling.cfg_scale == Settings().sampling.cfg_scale
+
+
+def test_cli_rejects_out_of_range_with_field_message(capsys):
+    ap = argparse.ArgumentParser()
+    params.add_cli_arguments(ap)
+    with pytest.raises(SettingsError, match="denoise"):
+        params.settings_from_cli(ap.parse_args(["--denoise", "3"]))
+
+
+def test_strategies_are_valid_settings():
+    for name, values in params.STRATEGIES.items():
+        Settings().replace(**values)
+
+
+def test_tabs_in_pipeline_order():
+    tabs = [t for t, _ in params.iter_tabs()]
+    assert tabs[0] == "Video" and tabs[-1] == "Jobs"
