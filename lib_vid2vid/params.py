@@ -208,12 +208,11 @@ class Settings:
     @classmethod
     def from_dict(cls, values: Mapping[str, Any], *, base: Settings | None = None) -> Settings:
         """Build validated settings from a flat dict; unknown names are an error."""
-        out = dataclasses.replace(base) if base else cls()
-        out = _deep_copy(out)
+        out = _deep_copy(base) if base else cls()
         for name, raw in values.items():
             spec = SPEC_BY_NAME.get(name)
             if spec is None:
-                raise SettingsError(name, f"unknown setting; known ones are listed by --help")
+                raise SettingsError(name, "unknown setting; known ones are listed by --help")
             setattr(getattr(out, spec.group), name, coerce(spec, raw))
         out.validate()
         return out

@@ -9,6 +9,7 @@ Image conventions: ``init`` and every returned image are RGB uint8 arrays, shape
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
@@ -30,8 +31,9 @@ class RenderRequest:
     """float32 HW in 0..1, 1 = repaint; None = whole frame."""
     subseed: int = -1
     subseed_strength: float = 0.0
-    sigmas: list[float] | None = None
-    """Full sigma schedule (steps+1 descending, ending in 0) to override the host's; None = host default."""
+    sigmas: Callable[[int], list[float]] | None = None
+    """Sigma schedule override: called with the step count the host asks for, returns that many + 1 descending
+    sigmas ending in 0 (``sigmas.override_function``); None = the host's own schedule."""
     batch_size: int = 1
     n_iter: int = 1
     control_image: np.ndarray | None = None

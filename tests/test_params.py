@@ -102,7 +102,7 @@ def test_cli_rejects_out_of_range_with_field_message(capsys):
 
 
 def test_strategies_are_valid_settings():
-    for name, values in params.STRATEGIES.items():
+    for _name, values in params.STRATEGIES.items():
         Settings().replace(**values)
 
 

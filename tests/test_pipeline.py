@@ -1,0 +1,231 @@
+"""The frame loop end to end: output video, resume byte-exactness, interruption, errors, overlap."""
+
+import threading
+import time
+from fractions import Fraction
+
+import numpy as np
+import pytest
+
+from lib_vid2vid import video
+from lib_vid2vid.errors import CorruptVideoError, RendererError
+from lib_vid2vid.params import Settings
+from lib_vid2vid.pipeline import Stage, output_size, run_job
+from lib_vid2vid.proxy import ProxyRenderer
+from lib_vid2vid.workspace import Job
+
+
+def _settings(clip, tmp_path, **kw):
+    base = dict(input=str(clip), output_dir=str(tmp_path / "out"), width=96, height=64, seed=1234,
+                denoise=0.5)
+    base.update(kw)
+    return Settings().replace(**base)
+
+
+def _frames(job_dir, stage):
+    d = job_dir / "frames" / stage
+    return {p.name: p.read_bytes() for p in sorted(d.glob("*.png"))}
+
+
+class StopAfter:
+    """should_stop that turns true once n frames have finished."""
+
+    def __init__(self, n):
+        self.n = n
+        self.seen = 0
+
+    def progress(self, p):
+        self.seen = p.done
+
+    def __call__(self):
+        return self.seen >= self.n
+
+
+def test_job_produces_video_with_audio_and_right_duration(clip, tmp_path):
+    s = _settings(clip, tmp_path, fps=12)
+    res = run_job(s, ProxyRenderer())
+    assert res.status == "done" and res.frames_done == 12
+    info = video.probe(res.video_path)
+    assert (info.width, info.height) == (96, 64)
+    assert info.frame_count == 12 and info.fps == Fraction(12)
+    assert abs(info.duration - 1.0) <= 1 / 12
+    assert info.audio, "the source audio must be carried into the result"
+    assert abs(video.audio_duration(res.video_path) - info.duration) <= 1 / 12
+    m = Job.open(res.job_dir).manifest
+    assert m["status"] == "done" and m["stages"]["pass1"]["done"] == 12
+    assert len(m["frames"]["pass1"]) == 12 and m["resolved_seed"] == 1234
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        {},
+        {"init_mode": "flow_warp"},
+        {"init_mode": "temporal_blend", "temporal_weights": "1,2,1"},
+        {"fdc_mode": "mean_std", "motion_mask": True},
+        {"init_mode": "temporal_merge", "colour_coherence": True, "seed_mode": "increment"},
+        {"init_mode": "previous_output", "loopback_passes": 2, "loopback_alpha": 0.6},
+    ],
+    ids=["source", "flow_warp", "temporal_blend", "fdc_motion", "merge_colour", "loopback2"],
+)
+def test_interrupted_then_resumed_equals_uninterrupted(clip, tmp_path, extra):
+    full = run_job(_settings(clip, tmp_path / "a", **extra), ProxyRenderer())
+    passes = extra.get("loopback_passes", 1)
+    # stop in the last pass, mid-way
+    stop = StopAfter(5)
+    s = _settings(clip, tmp_path / "b", **extra)
+    calls = {"n": 0}
+
+    def progress(p):
+        calls["n"] += 1
+        if p.stage == f"pass{passes}":
+            stop.progress(p)
+
+    part = run_job(s, ProxyRenderer(), should_stop=stop, progress=progress)
+    assert part.status == "interrupted" and part.frames_done == 5
+    assert "resume" in part.message
+    assert not list(part.job_dir.glob("*.mp4")), "no final video for an unfinished job"
+    # running the same settings again resumes the same job folder
+    resumed = run_job(s, ProxyRenderer())
+    assert resumed.job_dir == part.job_dir and resumed.status == "done"
+    for p in range(1, passes + 1):
+        assert _frames(resumed.job_dir, f"pass{p}") == _frames(full.job_dir, f"pass{p}")
+
+
+def test_resume_renders_only_missing_frames(clip, tmp_path):
+    s = _settings(clip, tmp_path, max_frames=10)
+    stop = StopAfter(4)
+    run_job(s, ProxyRenderer(), should_stop=stop, progress=stop.progress)
+    r = ProxyRenderer()
+    res = run_job(s, r)
+    assert res.frames_done == 10 and r.calls == 6
+
+
+def test_new_flag_starts_a_fresh_job(clip, tmp_path):
+    s = _settings(clip, tmp_path, max_frames=3)
+    a = run_job(s, ProxyRenderer())
+    b = run_job(s, ProxyRenderer(), new=True)
+    assert a.job_dir != b.job_dir
+    assert _frames(a.job_dir, "pass1") == _frames(b.job_dir, "pass1")
+
+
+class FailingRenderer(ProxyRenderer):
+    def __init__(self, fail_at):
+        super().__init__()
+        self.fail_at = fail_at
+
+    def render(self, request):
+        if request.frame_index == self.fail_at:
+            raise RendererError("Cannot reach the WebUI at http://127.0.0.1:1: start it with --api")
+        return super().render(request)
+
+
+def test_renderer_failure_keeps_frames_and_job_resumes(clip, tmp_path):
+    s = _settings(clip, tmp_path, max_frames=8)
+    with pytest.raises(RendererError):
+        run_job(s, FailingRenderer(3))
+    job = Job.open(next((tmp_path / "out").iterdir()))
+    assert job.status == "failed" and "WebUI" in job.manifest["error"]
+    assert job.frames_done("pass1") == 3
+    res = run_job(s, ProxyRenderer())
+    assert res.job_dir == job.root and res.frames_done == 8
+
+
+def test_corrupt_stream_names_the_frame_and_keeps_work(tmp_path):
+    from tests.clips import make_corrupt_clip
+
+    src = make_corrupt_clip(tmp_path / "bad.mp4", k=9)
+    s = Settings().replace(input=str(src), output_dir=str(tmp_path / "out"), width=96, height=64, seed=1)
+    with pytest.raises(CorruptVideoError) as err:
+        run_job(s, ProxyRenderer())
+    assert err.value.frame == 9 and "9" in str(err.value)
+    job = Job.open(next((tmp_path / "out").iterdir()))
+    assert job.frames_done("pass1") == err.value.frame
+    assert job.status == "failed"
+
+
+def test_analysis_of_next_frame_overlaps_rendering(clip, tmp_path):
+    events = []
+    lock = threading.Lock()
+
+    class Recorder(Stage):
+        def analyse(self, ctx):
+            with lock:
+                events.append(("analyse", ctx.index, threading.current_thread().name))
+
+    class SlowRenderer(ProxyRenderer):
+        def render(self, request):
+            with lock:
+                events.append(("render_start", request.frame_index, ""))
+            time.sleep(0.05)
+            with lock:
+                events.append(("render_end", request.frame_index, ""))
+            return super().render(request)
+
+    run_job(_settings(clip, tmp_path, max_frames=4), SlowRenderer(), stages=[Recorder()])
+    for i in range(3):
+        start = events.index(("render_start", i, ""))
+        end = events.index(("render_end", i, ""))
+        nxt = [j for j, e in enumerate(events) if e[0] == "analyse" and e[1] == i + 1][0]
+        assert nxt < end, f"analysis of frame {i + 1} should run while frame {i} renders"
+        assert start < end
+    assert all(e[2].startswith("vid2vid-analyse") for e in events if e[0] == "analyse")
+
+
+def test_window_memory_is_bounded(clip, tmp_path):
+    sizes = []
+
+    class Spy(Stage):
+        before = 2
+        after = 2
+
+        def prepare(self, ctx, req):
+            sizes.append(len(ctx.neighbours))
+
+    run_job(_settings(clip, tmp_path), ProxyRenderer(), stages=[Spy()])
+    assert max(sizes) == 5 and len(sizes) == 24
+
+
+def test_progress_reports_frames_and_eta(clip, tmp_path):
+    seen = []
+    run_job(_settings(clip, tmp_path, max_frames=5), ProxyRenderer(), progress=seen.append)
+    assert [p.done for p in seen] == [1, 2, 3, 4, 5]
+    assert all(p.total == 5 for p in seen)
+    assert seen[-1].eta_s == 0 and seen[0].last_frame.shape == (64, 96, 3)
+    assert "frame 5/5" in seen[-1].text
+
+
+def test_seed_modes_reach_the_renderer(clip, tmp_path):
+    seeds = []
+
+    class Spy(ProxyRenderer):
+        def render(self, request):
+            seeds.append((request.seed, request.subseed, request.subseed_strength))
+            return super().render(request)
+
+    run_job(_settings(clip, tmp_path, max_frames=3, seed_mode="increment"), Spy())
+    assert [s[0] for s in seeds] == [1234, 1235, 1236]
+
+
+def test_output_size_rules():
+    assert output_size(1920, 1080, 0, 0) == (512, 288)
+    assert output_size(1080, 1920, 0, 0) == (288, 512)
+    assert output_size(640, 480, 320, 0) == (320, 240)
+    assert output_size(640, 480, 0, 240) == (320, 240)
+    assert output_size(640, 480, 128, 64) == (128, 64)
+
+
+def test_random_seed_is_resolved_once_and_stored(clip, tmp_path):
+    s = _settings(clip, tmp_path, max_frames=2, seed=-1)
+    res = run_job(s, ProxyRenderer())
+    m = Job.open(res.job_dir).manifest
+    assert 0 <= m["resolved_seed"] < 2**32
+    assert {f["seed"] for f in m["frames"]["pass1"]} == {m["resolved_seed"]}
+
+
+def test_frames_are_rgb_at_output_size(clip, tmp_path):
+    res = run_job(_settings(clip, tmp_path, max_frames=2, denoise=0.0), ProxyRenderer())
+    out = Job.open(res.job_dir).read_frame("pass1", 0)
+    src = next(video.iter_frames(clip, size=(96, 64)))[1]
+    assert out.shape == (64, 96, 3)
+    assert np.abs(out.astype(int) - src.astype(int)).max() <= 1  # denoise 0 returns the init
