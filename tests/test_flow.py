@@ -1,0 +1,207 @@
+"""Optical flow, warping and occlusion (lib_vid2vid.flow)."""
+
+import numpy as np
+import pytest
+
+from lib_vid2vid.errors import Vid2VidError
+from lib_vid2vid.flow import (
+    bidirectional_flow,
+    compute_flow,
+    flow_current_to_previous,
+    flow_magnitude,
+    occlusion_mask,
+    warp,
+    warp_previous_to_current,
+)
+
+
+def texture(h, w, dx=0.0, dy=0.0, seed=0):
+    """RGB uint8 sum of oriented sinusoids (wavelengths 7..40 px) sampled at (x - dx, y - dy).
+
+    ``texture(h, w, dx, dy)`` is ``texture(h, w)`` moved by (dx, dy) pixels, exactly, also for fractions.
+    """
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:h, 0:w].astype(np.float64)
+    x, y = x - dx, y - dy
+    img = np.zeros((h, w, 3))
+    for _ in range(12):
+        lam, th, ph = rng.uniform(7, 40), rng.uniform(0, np.pi), rng.uniform(0, 2 * np.pi)
+        wave = np.sin(2 * np.pi / lam * (np.cos(th) * x + np.sin(th) * y) + ph)
+        img += wave[..., None] * rng.uniform(0.3, 1.0, 3)
+    img /= 6.0
+    return np.clip(np.rint(127.5 + 100 * img), 0, 255).astype(np.uint8)
+
+
+def constant_flow(h, w, dx, dy):
+    f = np.empty((h, w, 2), np.float32)
+    f[..., 0], f[..., 1] = dx, dy
+    return f
+
+
+H, W = 96, 128
+INNER = (slice(16, -16), slice(16, -16))
+
+
+@pytest.mark.parametrize("shift", [(3.0, -2.0), (1.5, 0.25), (0.4, -0.7)])
+@pytest.mark.parametrize("method", ["dis", "farneback"])
+def test_flow_recovers_translation_with_documented_sign(shift, method):
+    dx, dy = shift
+    a = texture(H, W)
+    b = texture(H, W, dx, dy)  # content of a moved right by dx, down by dy
+    flow = compute_flow(a, b, method=method)
+    assert flow.shape == (H, W, 2) and flow.dtype == np.float32
+    inner = flow[INNER]
+    assert np.median(inner[..., 0]) == pytest.approx(dx, abs=0.05)
+    assert np.median(inner[..., 1]) == pytest.approx(dy, abs=0.05)
+    assert np.abs(inner - np.array([dx, dy], np.float32)).mean() < 0.1
+    # the other direction is the negative
+    back = compute_flow(b, a, method=method)[INNER]
+    assert np.median(back[..., 0]) == pytest.approx(-dx, abs=0.05)
+    assert np.median(back[..., 1]) == pytest.approx(-dy, abs=0.05)
+
+
+@pytest.mark.parametrize("method", ["dis", "farneback"])
+def test_reduced_resolution_flow_is_rescaled_to_full_resolution_pixels(method):
+    a = texture(H, W)
+    b = texture(H, W, 3.0, -2.0)
+    flow = compute_flow(a, b, method=method, scale=0.5)
+    assert flow.shape == (H, W, 2)
+    inner = flow[INNER]
+    # at half resolution the motion is 1.5 px; it must come back as 3 px
+    assert np.median(inner[..., 0]) == pytest.approx(3.0, abs=0.2)
+    assert np.median(inner[..., 1]) == pytest.approx(-2.0, abs=0.2)
+    assert np.abs(inner - np.array([3.0, -2.0], np.float32)).mean() < 0.25
+
+
+def test_flow_of_identical_frames_is_zero():
+    a = texture(H, W)
+    assert np.abs(compute_flow(a, a)).max() < 0.05
+
+
+def test_warp_with_integer_flow_is_an_exact_shift():
+    a = texture(H, W)
+    b = texture(H, W, 3, -2)
+    out = warp(b, constant_flow(H, W, 3, -2))
+    assert out.dtype == np.uint8 and out.shape == a.shape
+    # out(x, y) = b(x + 3, y - 2) = a(x, y) wherever x + 3 and y - 2 stay inside the frame
+    np.testing.assert_array_equal(out[2:, : W - 3], a[2:, : W - 3])
+
+
+def test_warp_with_subpixel_flow_reproduces_the_frame_away_from_borders():
+    a = texture(H, W)
+    b = texture(H, W, 1.5, 0.25)
+    out = warp(b, constant_flow(H, W, 1.5, 0.25))
+    err = np.abs(out[INNER].astype(np.float64) - a[INNER])
+    assert err.mean() < 1.5  # bilinear interpolation of a smooth texture, in 0..255 units
+    assert err.max() <= 8
+    # the wrong direction is far off
+    wrong = warp(b, constant_flow(H, W, -1.5, -0.25))
+    assert np.abs(wrong[INNER].astype(np.float64) - a[INNER]).mean() > 5 * err.mean()
+
+
+def test_warp_with_estimated_flow_reproduces_the_frame():
+    a = texture(H, W)
+    b = texture(H, W, 2.5, 1.0)
+    out = warp(b, compute_flow(a, b))
+    assert np.abs(out[INNER].astype(np.float64) - a[INNER]).mean() < 2.0
+
+
+def test_warp_keeps_shape_and_dtype_of_masks_and_float_images():
+    mask = np.zeros((H, W), np.float32)
+    mask[40:50, 60:70] = 1.0
+    out = warp(mask, constant_flow(H, W, -5, 0))  # out(x) = mask(x - 5): the block moves right by 5
+    assert out.shape == (H, W) and out.dtype == np.float32
+    np.testing.assert_array_equal(out[40:50, 65:75], 1.0)
+    assert out.sum() == pytest.approx(100.0)
+    rgb = np.random.default_rng(0).random((H, W, 3)).astype(np.float32)
+    np.testing.assert_allclose(warp(rgb, constant_flow(H, W, 0, 0)), rgb, atol=1e-6)
+    single = np.ones((H, W, 1), np.float32)
+    assert warp(single, constant_flow(H, W, 1, 1)).shape == (H, W, 1)
+
+
+def test_previous_output_is_carried_onto_the_current_frame():
+    prev_src = texture(H, W, seed=4)
+    cur_src = texture(H, W, 2.0, -1.0, seed=4)  # the scene moved right 2, up 1
+    prev_out = 255 - prev_src  # a "style" that follows the source exactly
+    flow = flow_current_to_previous(prev_src, cur_src)
+    # the current frame's content came from 2 px left and 1 px below in the previous frame
+    assert np.median(flow[INNER][..., 0]) == pytest.approx(-2.0, abs=0.05)
+    assert np.median(flow[INNER][..., 1]) == pytest.approx(1.0, abs=0.05)
+    carried = warp_previous_to_current(prev_out, flow)
+    assert np.abs(carried[INNER].astype(np.float64) - (255 - cur_src)[INNER]).mean() < 2.0
+
+
+def test_flow_magnitude():
+    np.testing.assert_allclose(flow_magnitude(constant_flow(4, 5, 3, -4)), 5.0)
+
+
+def test_occlusion_formula_on_hand_made_flows():
+    fw = constant_flow(20, 30, 2, 0)
+    # consistent pair: nothing occluded except the 2 columns whose target leaves the frame (x + 2 > 29.5)
+    occ = occlusion_mask(fw, constant_flow(20, 30, -2, 0))
+    assert occ.dtype == np.float32 and occ.shape == (20, 30)
+    np.testing.assert_array_equal(occ[:, :28], 0.0)
+    np.testing.assert_array_equal(occ[:, 28:], 1.0)
+    np.testing.assert_array_equal(occlusion_mask(fw, constant_flow(20, 30, -2, 0), out_of_frame=False), 0.0)
+    # round trip misses by 2 px: |w + w~|^2 = 4 > 0.01 * (4 + 0) + 0.5
+    np.testing.assert_array_equal(occlusion_mask(fw, constant_flow(20, 30, 0, 0), out_of_frame=False), 1.0)
+    # misses by 0.6 px: 0.36 < 0.01 * (4 + 1.96) + 0.5 = 0.5596 -> consistent
+    np.testing.assert_array_equal(occlusion_mask(fw, constant_flow(20, 30, -1.4, 0), out_of_frame=False), 0.0)
+    # ... but not with a stricter beta: 0.36 > 0.0596 + 0.2
+    np.testing.assert_array_equal(
+        occlusion_mask(fw, constant_flow(20, 30, -1.4, 0), beta=0.2, out_of_frame=False), 1.0
+    )
+
+
+def test_motion_boundaries_are_flagged_on_request():
+    fw = constant_flow(20, 30, 0, 0)
+    fw[:, 15:, 0] = 4.0  # a step in the flow
+    bw = warp(-fw, -fw)  # consistent backward flow
+    plain = occlusion_mask(fw, bw, out_of_frame=False)
+    mb = occlusion_mask(fw, bw, motion_boundaries=True, out_of_frame=False)
+    assert plain[:, :12].max() == 0 and mb[:, :12].max() == 0
+    assert mb[:, 14:16].min() == 1.0  # the columns either side of the step
+    assert mb[:, 20:].max() == 0  # uniform motion is not a boundary
+
+
+def _square_scene(x0):
+    bg = texture(H, W, seed=1)
+    fg = texture(H, W, seed=2)
+    im = bg.copy()
+    im[28:68, x0 : x0 + 40] = fg[28:68, 20:60]
+    return im
+
+
+def test_occlusion_mask_flags_region_uncovered_by_a_moving_square():
+    prev, cur = _square_scene(30), _square_scene(38)  # the square moves 8 px right
+    flow_cur_to_prev, flow_prev_to_cur = bidirectional_flow(prev, cur)
+    occ = occlusion_mask(flow_cur_to_prev, flow_prev_to_cur)
+    uncovered = occ[30:66, 31:37]  # background in cur that the square hid in prev (x 30..37)
+    assert uncovered.mean() > 0.6
+    static_bg = occ.copy()
+    static_bg[18:78, 20:88] = 0  # ignore the square and a margin around it
+    assert static_bg.mean() < 0.01
+    square_inside = occ[36:60, 46:70]  # the square's own texture is visible in both frames
+    assert square_inside.mean() < 0.1
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [{"method": "raft"}, {"quality": "best"}, {"scale": 0.0}, {"scale": 1.5}],
+)
+def test_bad_flow_options_raise_one_line_errors(kwargs):
+    a = texture(32, 32)
+    with pytest.raises(Vid2VidError) as e:
+        compute_flow(a, a, **kwargs)
+    assert "\n" not in str(e.value)
+
+
+def test_size_mismatches_raise():
+    with pytest.raises(Vid2VidError, match="same size"):
+        compute_flow(texture(32, 32), texture(32, 40))
+    with pytest.raises(Vid2VidError, match="warp"):
+        warp(texture(32, 32), constant_flow(32, 40, 0, 0))
+    with pytest.raises(Vid2VidError, match=r"\(H, W, 2\)"):
+        warp(texture(32, 32), np.zeros((32, 32, 3), np.float32))
+    with pytest.raises(Vid2VidError, match="border"):
+        warp(texture(32, 32), constant_flow(32, 32, 0, 0), border="wrap")
