@@ -1,0 +1,145 @@
+"""Headless CLI: ``python -m lib_vid2vid INPUT --prompt "..." [options]``.
+
+By default every frame is rendered by a running WebUI over its HTTP API (start it with ``--api``).
+``--renderer proxy`` renders with the built-in proxy stylisation instead (no model, no WebUI): for trying
+settings and the pipeline. Re-running the same command resumes an unfinished job.
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import threading
+
+from . import __version__, params
+from .errors import Vid2VidError
+
+EXIT_ERROR = 1
+EXIT_INTERRUPTED = 130
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(
+        prog="python -m lib_vid2vid",
+        description="Restyle a video with Stable Diffusion img2img, frame by frame, with little flicker. "
+                    "Re-running the same command resumes an unfinished job.",
+    )
+    ap.add_argument("input", nargs="?", help="the source video")
+    ap.add_argument("--version", action="version", version=f"lib_vid2vid {__version__}")
+    run = ap.add_argument_group("Run")
+    run.add_argument("--renderer", choices=("api", "proxy"), default="api",
+                     help="api: a running WebUI renders each frame (default); proxy: built-in model-free "
+                          "stylisation, for trying the pipeline")
+    run.add_argument("--api-url", default=None, help="WebUI address (default http://127.0.0.1:7860)")
+    run.add_argument("--timeout", type=float, default=600.0, help="seconds to wait for one frame (default 600)")
+    run.add_argument("--resume", metavar="JOB", help="resume this job (folder, name or id) with its own settings")
+    run.add_argument("--new", action="store_true", help="start a new job even if an unfinished one matches")
+    run.add_argument("--list-jobs", action="store_true", help="list the jobs in the output folder and exit")
+    run.add_argument("--quiet", action="store_true", help="no progress bar")
+    params.add_cli_arguments(ap, skip=("input",))
+    return ap
+
+
+def _make_renderer(args: argparse.Namespace):
+    if args.renderer == "proxy":
+        from .proxy import ProxyRenderer
+
+        return ProxyRenderer()
+    from .host.webui_api import DEFAULT_URL, WebUIApiRenderer
+
+    renderer = WebUIApiRenderer(args.api_url or DEFAULT_URL, timeout=args.timeout)
+    renderer.check()
+    return renderer
+
+
+def _list_jobs(output_dir: str) -> int:
+    from .workspace import list_jobs
+
+    jobs = list_jobs(output_dir)
+    if not jobs:
+        print(f"no jobs in {output_dir}")
+    for job in jobs:
+        m = job.manifest
+        stages = ", ".join(f"{k} {v.get('done', 0)}/{v.get('total', '?')}" for k, v in m.get("stages", {}).items())
+        print(f"{job.root.name}  {m.get('status')}  {stages}")
+    return 0
+
+
+class _StopFlag:
+    """First Ctrl-C: stop after the current frame. Second: stop now."""
+
+    def __init__(self):
+        self.event = threading.Event()
+
+    def __call__(self) -> bool:
+        return self.event.is_set()
+
+    def install(self) -> None:
+        def handler(signum, frame):
+            if self.event.is_set():
+                raise KeyboardInterrupt
+            self.event.set()
+            print("\nstopping after this frame (Ctrl-C again to stop at once)", file=sys.stderr)
+
+        signal.signal(signal.SIGINT, handler)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = build_parser()
+    args = ap.parse_args(argv)
+    try:
+        base = params.Settings()
+        if args.input:
+            base = base.replace(input=args.input)
+        settings = params.settings_from_cli(args, base=base)
+        if args.list_jobs:
+            return _list_jobs(settings.job.output_dir)
+        if not args.input and not args.resume:
+            ap.error("give the input video (or --resume JOB)")
+        renderer = _make_renderer(args)
+        return _run(args, settings, renderer)
+    except Vid2VidError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        print("stopped: run the same command again to resume", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+def _run(args: argparse.Namespace, settings: params.Settings, renderer) -> int:
+    from .pipeline import Progress, run_job
+
+    stop = _StopFlag()
+    if threading.current_thread() is threading.main_thread():
+        stop.install()
+    bar = None
+
+    def progress(p: Progress) -> None:
+        nonlocal bar
+        if args.quiet:
+            return
+        from tqdm import tqdm
+
+        if bar is None or bar.desc != p.stage:
+            if bar is not None:
+                bar.close()
+            bar = tqdm(total=p.total, initial=p.done - 1, desc=p.stage, unit="frame", dynamic_ncols=True)
+        bar.update(p.done - bar.n)
+
+    try:
+        result = run_job(settings, renderer, resume=args.resume, new=args.new, should_stop=stop,
+                         progress=progress)
+    finally:
+        if bar is not None:
+            bar.close()
+    if result.status == "interrupted":
+        print(result.message, file=sys.stderr)
+        return EXIT_INTERRUPTED
+    print(f"done: {result.frames_done} frames -> {result.video_path}")
+    print(f"job folder: {result.job_dir}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,72 @@
+"""The headless CLI as a user runs it: python -m lib_vid2vid ..."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from lib_vid2vid import video
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def cli(*args, cwd=None):
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    return subprocess.run([sys.executable, "-m", "lib_vid2vid", *map(str, args)], capture_output=True, text=True,
+                          cwd=cwd, env=env, timeout=120)
+
+
+def test_headless_run_with_proxy_renderer(clip, tmp_path):
+    r = cli(clip, "--renderer", "proxy", "--prompt", "watercolour", "--fps", "12", "--width", "96",
+            "--height", "64", "--output-dir", tmp_path / "out", "--quiet")
+    assert r.returncode == 0, r.stderr
+    line = [ln for ln in r.stdout.splitlines() if ln.startswith("done:")][0]
+    path = Path(line.split("-> ", 1)[1])
+    info = video.probe(path)
+    assert info.frame_count == 12 and info.audio
+    r = cli("--list-jobs", "--output-dir", tmp_path / "out")
+    assert "done" in r.stdout and "pass1 12/12" in r.stdout
+
+
+@pytest.mark.parametrize(
+    "make,fragment",
+    [
+        (lambda d: d / "missing.mp4", "not found"),
+        (lambda d: (d / "notes.mp4").write_text("hello") and d / "notes.mp4", "not a video"),
+    ],
+    ids=["missing", "text-file"],
+)
+def test_bad_input_is_one_line_without_traceback(tmp_path, make, fragment):
+    path = make(tmp_path)
+    r = cli(path, "--renderer", "proxy", "--output-dir", tmp_path / "out")
+    assert r.returncode == 1
+    assert "Traceback" not in r.stderr
+    lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: ") and fragment in lines[0].lower()
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+
+
+def test_bad_setting_names_the_flag(clip, tmp_path):
+    r = cli(clip, "--renderer", "proxy", "--denoise", "2", "--output-dir", tmp_path / "out")
+    assert r.returncode == 1 and "denoise" in r.stderr and "maximum" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_size_limits_are_enforced(clip, tmp_path):
+    r = cli(clip, "--renderer", "proxy", "--width", "8192", "--output-dir", tmp_path / "out")
+    assert r.returncode == 1 and "width" in r.stderr and "4096" in r.stderr
+
+
+def test_unwritable_output_folder(clip, tmp_path):
+    blocker = tmp_path / "blocker"
+    blocker.write_text("")
+    r = cli(clip, "--renderer", "proxy", "--output-dir", blocker / "x")
+    assert r.returncode == 1 and "output folder" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_help_lists_settings_by_tab():
+    r = cli("--help")
+    assert r.returncode == 0
+    for text in ("Video:", "Sampling:", "--fps", "--init-mode", "--api-url", "--resume"):
+        assert text in r.stdout

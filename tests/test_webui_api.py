@@ -1,0 +1,94 @@
+"""The HTTP renderer against a local stand-in of the WebUI API."""
+
+import socket
+
+import numpy as np
+import pytest
+
+from lib_vid2vid.errors import RendererError
+from lib_vid2vid.host.webui_api import WebUIApiRenderer, decode_image, encode_image
+from lib_vid2vid.renderer import RenderRequest
+from tests.fake_webui import FakeWebUI
+
+
+def _req(**kw):
+    init = np.random.default_rng(0).integers(0, 256, (64, 96, 3), dtype=np.uint8)
+    base = dict(init=init, seed=7, denoise=0.4, steps=12, cfg=6.5, prompt="oil painting", negative_prompt="blurry",
+                extra={"sampler": "Euler a", "scheduler": "Karras"})
+    base.update(kw)
+    return RenderRequest(**base)
+
+
+def _free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def test_image_codec_round_trip_is_lossless():
+    img = np.random.default_rng(1).integers(0, 256, (20, 30, 3), dtype=np.uint8)
+    assert np.array_equal(decode_image(encode_image(img)), img)
+
+
+def test_payload_carries_every_setting_and_the_reply_is_decoded():
+    with FakeWebUI() as ui:
+        r = WebUIApiRenderer(ui.url)
+        r.check()
+        req = _req(batch_size=2, subseed=9, subseed_strength=0.25, mask=np.ones((64, 96), np.float32))
+        out = r.render(req)
+        p = ui.payloads[0]
+    assert len(out) == 2 and out[0].shape == (64, 96, 3)
+    expected = (req.init.astype(np.float32) * 0.8).astype(np.uint8)
+    assert np.array_equal(out[0], expected)
+    assert (p["seed"], p["subseed"], p["subseed_strength"]) == (7, 9, 0.25)
+    assert (p["steps"], p["cfg_scale"], p["denoising_strength"]) == (12, 6.5, 0.4)
+    assert (p["width"], p["height"], p["batch_size"]) == (96, 64, 2)
+    assert (p["prompt"], p["negative_prompt"]) == ("oil painting", "blurry")
+    assert (p["sampler_name"], p["scheduler"]) == ("Euler a", "Karras")
+    assert "mask" in p and p["inpainting_fill"] == 1
+    assert p["save_images"] is False
+
+
+def test_unreachable_webui_is_one_clear_line():
+    r = WebUIApiRenderer(f"http://127.0.0.1:{_free_port()}", timeout=5)
+    with pytest.raises(RendererError) as err:
+        r.render(_req())
+    msg = str(err.value)
+    assert "Cannot reach the WebUI" in msg and "--api" in msg and "\n" not in msg
+    with pytest.raises(RendererError, match="Cannot reach"):
+        r.check()
+
+
+def test_webui_without_api_flag():
+    with FakeWebUI() as ui:
+        ui.api = False
+        with pytest.raises(RendererError, match="start the WebUI with --api"):
+            WebUIApiRenderer(ui.url).check()
+
+
+def test_http_error_shows_the_hosts_detail():
+    with FakeWebUI() as ui:
+        ui.fail[0] = (500, {"error": "OutOfMemoryError", "detail": "CUDA out of memory"})
+        with pytest.raises(RendererError) as err:
+            WebUIApiRenderer(ui.url).render(_req())
+    assert "HTTP 500" in str(err.value) and "CUDA out of memory" in str(err.value)
+
+
+def test_cli_job_over_the_api_then_http_error_is_resumable(clip, tmp_path, capsys):
+    from lib_vid2vid.__main__ import main
+
+    out = tmp_path / "out"
+    argv = [str(clip), "--api-url", "", "--prompt", "ink", "--width", "96", "--height", "64",
+            "--max-frames", "6", "--output-dir", str(out), "--seed", "3", "--quiet"]
+    with FakeWebUI() as ui:
+        argv[2] = ui.url
+        ui.fail[3] = (500, {"detail": "boom"})
+        assert main(argv) == 1
+        err = capsys.readouterr().err
+        assert "HTTP 500" in err and "boom" in err and "Traceback" not in err
+        assert main(argv) == 0
+        assert len(ui.payloads) == 7  # 3 ok, 1 failed, then the 3 missing frames
+    jobs = list(out.iterdir())
+    assert len(jobs) == 1 and list(jobs[0].glob("*.mp4"))
