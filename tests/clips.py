@@ -1,0 +1,237 @@
+"""Tiny deterministic test clips made with PyAV (no ffmpeg binary), shared by every test module.
+
+Picture (``pattern="moving_square"``), for a frame of width W and height H, frame index i:
+
+* background grey 40;
+* top strip (rows ``0 .. H//4``): the index i in binary, ``bits`` cells of ``W // bits`` pixels, cell b
+  (from the left) white (255) when bit b of i is set, black otherwise. :func:`frame_index` reads it back;
+* a white square of side ``H // 4`` in the lower part, left edge at ``x = i * step`` with
+  ``step = (W - side) // max(1, n_frames - 1)`` (a moving object for flow/masks tests).
+
+Sound (``audio=True``): mono 48 kHz, silence except a 2 kHz tone burst of :data:`CLICK_LEN` seconds
+(amplitude 0.5) starting at every multiple of :data:`CLICK_EVERY` seconds of the video timeline
+(video frame 0 is t = 0). Audio lasts exactly ``n_frames / fps`` seconds. :func:`click_onsets` finds the
+bursts in decoded audio, so tests can check that sound stays in sync with pictures.
+"""
+
+from __future__ import annotations
+
+import math
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+
+AUDIO_RATE = 48000
+CLICK_EVERY = 0.25  # seconds
+CLICK_LEN = 0.02  # seconds
+CLICK_FREQ = 2000.0  # Hz
+
+
+def index_bits(n_frames: int) -> int:
+    """Number of binary cells used to write frame indices 0..n_frames-1 (at least 8)."""
+    return max(8, math.ceil(math.log2(max(2, n_frames))))
+
+
+def draw_frame(i: int, size=(96, 64), n_frames: int = 24, pattern: str = "moving_square") -> np.ndarray:
+    """The RGB uint8 HWC picture of frame ``i`` (see the module docstring)."""
+    w, h = size
+    img = np.full((h, w, 3), 40, np.uint8)
+    if pattern == "moving_square":
+        bits = index_bits(n_frames)
+        cell = w // bits
+        strip = max(1, h // 4)
+        for b in range(bits):
+            img[:strip, b * cell : (b + 1) * cell] = 255 if (i >> b) & 1 else 0
+        side = max(2, h // 4)
+        step = (w - side) // max(1, n_frames - 1)
+        x = min(i * step, w - side)
+        y = h // 2
+        img[y : y + side, x : x + side] = 255
+    elif pattern == "noise":
+        img = np.random.default_rng(i).integers(0, 256, (h, w, 3), dtype=np.uint8)
+    else:
+        raise ValueError(f"unknown pattern {pattern!r}")
+    return img
+
+
+def frame_index(rgb: np.ndarray, n_frames: int = 24) -> int:
+    """Read back the index written in the top strip of an (upright, not cropped) frame."""
+    h, w = rgb.shape[:2]
+    bits = index_bits(n_frames)
+    cell = w // bits
+    strip = max(1, h // 4)
+    i = 0
+    for b in range(bits):
+        x0, x1 = b * cell + cell // 4, (b + 1) * cell - cell // 4
+        block = rgb[strip // 4 : max(strip // 4 + 1, 3 * strip // 4), max(x0, b * cell) : max(x1, x0 + 1)]
+        if float(block.mean()) > 128:
+            i |= 1 << b
+    return i
+
+
+def audio_track(n_samples: int, rate: int = AUDIO_RATE, offset: float = 0.0) -> np.ndarray:
+    """Float32 mono samples (n,): tone bursts starting at each multiple of CLICK_EVERY s (shifted by ``offset`` s)."""
+    t = np.arange(n_samples) / rate + offset
+    phase = np.mod(t, CLICK_EVERY)
+    on = phase < CLICK_LEN
+    return np.where(on, 0.5 * np.sin(2 * np.pi * CLICK_FREQ * t), 0.0).astype(np.float32)
+
+
+def click_onsets(samples: np.ndarray, rate: int, threshold: float = 0.2) -> list[float]:
+    """Start times (s) of tone bursts in mono or (channels, n) samples: first sample of each loud run."""
+    x = np.abs(samples if samples.ndim == 1 else samples.mean(axis=0))
+    loud = np.flatnonzero(x > threshold)
+    if loud.size == 0:
+        return []
+    starts = [loud[0]]
+    gap = int(CLICK_LEN * rate * 2)
+    for a, b in zip(loud[:-1], loud[1:]):
+        if b - a > gap:
+            starts.append(b)
+    return [s / rate for s in starts]
+
+
+def _container_format(path: Path) -> str | None:
+    return {".mp4": "mp4", ".mkv": "matroska", ".webm": "webm", ".mov": "mov", ".avi": "avi", ".m4a": "ipod"}.get(
+        path.suffix.lower()
+    )
+
+
+def _audio_codec(path: Path) -> str:
+    return "libopus" if path.suffix.lower() == ".webm" else "aac"
+
+
+def _add_audio(c, path: Path):
+    codec = _audio_codec(path)
+    a = c.add_stream(codec, rate=AUDIO_RATE)
+    a.layout = "mono"
+    a.format = "flt" if codec == "libopus" else "fltp"
+    return a
+
+
+def _encode_audio(c, a, samples: np.ndarray):
+    fs = a.codec_context.frame_size or 1024
+    for pos in range(0, len(samples), fs):
+        chunk = samples[pos : pos + fs].reshape(1, -1)
+        fr = av.AudioFrame.from_ndarray(np.ascontiguousarray(chunk), format=a.format.name, layout="mono")
+        fr.sample_rate = AUDIO_RATE
+        fr.pts = pos
+        fr.time_base = Fraction(1, AUDIO_RATE)
+        for p in a.encode(fr):
+            c.mux(p)
+    for p in a.encode(None):
+        c.mux(p)
+
+
+def make_clip(
+    path,
+    *,
+    n_frames: int = 24,
+    size=(96, 64),
+    fps=Fraction(24),
+    audio: bool = True,
+    codec: str = "libx264",
+    pattern: str = "moving_square",
+    rotation: int = 0,
+    options: dict | None = None,
+    container_options: dict | None = None,
+    pts_ms: list[int] | None = None,
+) -> Path:
+    """Write a clip of ``n_frames`` frames (coded size ``size`` = (width, height)) and return its path.
+
+    ``rotation`` = clockwise degrees a player must turn the picture (display matrix), so the display size
+    of a 90/270 clip is (height, width) while the pixels stored are the upright pattern above.
+    ``options`` are encoder options, ``container_options`` muxer options (e.g. movflags).
+    ``pts_ms`` (optional) gives each frame's timestamp in milliseconds (variable frame rate).
+    The container comes from the suffix (.mp4, .mkv, .webm, .mov, .avi).
+    """
+    path = Path(path)
+    fps = Fraction(fps)
+    w, h = size
+    with av.open(str(path), "w", format=_container_format(path), options=container_options or {}) as c:
+        v = c.add_stream(codec, rate=fps)
+        v.width, v.height = w, h
+        v.pix_fmt = "yuv420p" if codec != "mjpeg" else "yuvj420p"
+        opts = {"crf": "12", "preset": "fast"} if codec == "libx264" else {}
+        if codec == "libvpx-vp9":
+            opts = {"crf": "20", "b": "0", "cpu-used": "8", "deadline": "realtime"}
+        opts.update(options or {})
+        v.options = opts
+        if pts_ms is not None:
+            v.codec_context.time_base = Fraction(1, 1000)
+        if rotation:
+            v.set_display_rotation(-rotation)
+        a = _add_audio(c, path) if audio else None
+        c.start_encoding()
+        for i in range(n_frames):
+            fr = av.VideoFrame.from_ndarray(draw_frame(i, size, n_frames, pattern), format="rgb24")
+            if pts_ms is not None:
+                fr.pts, fr.time_base = pts_ms[i], Fraction(1, 1000)
+            else:
+                fr.pts, fr.time_base = i, 1 / fps
+            for p in v.encode(fr):
+                c.mux(p)
+        for p in v.encode(None):
+            c.mux(p)
+        if a is not None:
+            duration = (pts_ms[-1] / 1000 + 1 / float(fps)) if pts_ms is not None else n_frames / fps
+            _encode_audio(c, a, audio_track(round(duration * AUDIO_RATE)))
+    return path
+
+
+def make_vfr_clip(path, *, n_frames: int = 24, size=(96, 64), audio: bool = False) -> Path:
+    """A variable-frame-rate clip: frames alternate 20 ms and 60 ms apart (25 fps on average)."""
+    pts = [0]
+    for i in range(1, n_frames):
+        pts.append(pts[-1] + (20 if i % 2 else 60))
+    return make_clip(path, n_frames=n_frames, size=size, fps=Fraction(25), audio=audio, pts_ms=pts)
+
+
+def make_corrupt_clip(path, *, k: int, n_frames: int = 24, mode: str = "garbage", **kw) -> Path:
+    """A clip whose video frames k.. cannot be read.
+
+    ``mode="garbage"`` overwrites the payload of every video packet of frame >= k with 0xA5 bytes (the
+    container stays intact); ``mode="truncate"`` cuts the file where frame k's packet starts (moov atom
+    first, so the header still promises ``n_frames``). No B-frames (``bf=0``), so decode order is display order.
+    """
+    path = Path(path)
+    opts = {"bf": "0"} | kw.pop("options", {})
+    make_clip(path, n_frames=n_frames, options=opts, container_options={"movflags": "+faststart"}, **kw)
+    with av.open(str(path)) as c:
+        vs = c.streams.video[0]
+        pkts = sorted((p.pts, p.pos, p.size) for p in c.demux(vs) if p.size)
+    data = bytearray(path.read_bytes())
+    bad = [(pos, size) for pts, pos, size in pkts[k:]]
+    if mode == "truncate":
+        data = data[: bad[0][0]]
+    elif mode == "garbage":
+        for pos, size in bad:
+            data[pos : pos + size] = b"\xa5" * size
+    else:
+        raise ValueError(mode)
+    path.write_bytes(bytes(data))
+    return path
+
+
+def make_zero_frame_clip(path) -> Path:
+    """An mkv with a video stream that holds no frames (and a short audio stream so the file is valid)."""
+    path = Path(path)
+    with av.open(str(path), "w", format="matroska") as c:
+        v = c.add_stream("libx264", rate=24)
+        v.width, v.height, v.pix_fmt = 96, 64, "yuv420p"
+        a = _add_audio(c, path)
+        c.start_encoding()
+        _encode_audio(c, a, audio_track(AUDIO_RATE // 2))
+    return path
+
+
+def make_audio_only(path) -> Path:
+    """An .m4a holding only the click track (0.5 s)."""
+    path = Path(path)
+    with av.open(str(path), "w", format="ipod") as c:
+        a = _add_audio(c, path)
+        c.start_encoding()
+        _encode_audio(c, a, audio_track(AUDIO_RATE // 2))
+    return path

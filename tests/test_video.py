@@ -1,0 +1,428 @@
+"""Video I/O (lib_vid2vid.video): probe, resampling, trimming, resizing, resume, encoding, audio, bad input.
+
+Clips come from tests/clips.py: each frame carries its index in a binary strip (read by ``frame_index``)
+and the audio has a tone burst at every multiple of 0.25 s of the video timeline.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import errno
+import json
+import math
+import os
+import sys
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from clips import (  # noqa: E402
+    CLICK_EVERY,
+    click_onsets,
+    draw_frame,
+    frame_index,
+    make_audio_only,
+    make_clip,
+    make_corrupt_clip,
+    make_vfr_clip,
+    make_zero_frame_clip,
+)
+
+from lib_vid2vid import video as V  # noqa: E402
+from lib_vid2vid.errors import CorruptVideoError, VideoError  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def clips(tmp_path_factory):
+    d = tmp_path_factory.mktemp("clips")
+    return {
+        "c24": make_clip(d / "c24.mp4"),  # 24 frames, 24 fps, 96x64, audio
+        "c30": make_clip(d / "c30.mp4", n_frames=60, fps=30, options={"g": "6"}),  # 2 s, keyframe every 6
+        "noaudio": make_clip(d / "noaudio.mp4", n_frames=12, audio=False),
+        "rot90": make_clip(d / "rot90.mp4", rotation=90),
+        "vfr": make_vfr_clip(d / "vfr.mp4"),
+    }
+
+
+def indices(path, n_frames, **kw) -> list[int]:
+    return [frame_index(f, n_frames) for _, f in V.iter_frames(path, **kw)]
+
+
+def one_line(e: BaseException) -> str:
+    msg = str(e)
+    assert msg and "\n" not in msg and "Traceback" not in msg
+    return msg
+
+
+# ------------------------------------------------------------------------------------------- probe
+
+
+def test_probe_fields(clips):
+    info = V.probe(clips["c24"])
+    assert (info.width, info.height, info.coded_width, info.coded_height) == (96, 64, 96, 64)
+    assert info.rotation == 0 and info.fps == Fraction(24) and not info.is_vfr
+    assert info.frame_count == 24 and info.duration == pytest.approx(1.0)
+    assert info.codec == "h264" and info.start_time == 0.0
+    assert len(info.audio) == 1
+    a = info.audio[0]
+    assert (a.codec, a.sample_rate, a.channels) == ("aac", 48000, 1)
+    assert a.duration == pytest.approx(1.0, abs=0.03)
+    d = json.loads(json.dumps(info.to_dict()))
+    assert d["fps"] == "24/1" and d["audio"][0]["sample_rate"] == 48000
+    assert V.VideoInfo.from_dict(d) == info
+    assert V.probe(clips["noaudio"]).audio == ()
+
+
+def test_probe_rotation_swaps_display_size_and_frames_are_upright(clips):
+    info = V.probe(clips["rot90"])
+    assert info.rotation == 90
+    assert (info.coded_width, info.coded_height) == (96, 64)
+    assert (info.width, info.height) == (64, 96)
+    rotated = [f for _, f in V.iter_frames(clips["rot90"], info=info)]
+    plain = [f for _, f in V.iter_frames(clips["c24"])]
+    assert rotated[0].shape == (96, 64, 3)
+    for r, p in zip(rotated, plain):
+        # 90 degrees clockwise: the index strip at the top ends up on the right-hand side
+        assert np.abs(r.astype(int) - np.rot90(p, -1).astype(int)).mean() < 1.0
+    assert frame_index(np.rot90(rotated[5], 1)) == 5
+
+
+def test_probe_vfr(clips):
+    info = V.probe(clips["vfr"])
+    # frames alternate 20 ms and 60 ms apart: pts 0, 20, 80, 100, 160, ...; last pts 900 ms, lasting 20 ms
+    assert info.is_vfr and info.frame_count == 24
+    assert info.duration == pytest.approx(0.92)
+    assert float(info.fps) == pytest.approx(24 / 0.92, rel=1e-3)
+    assert not V.probe(clips["c24"]).is_vfr
+    # resampled to 50 fps: output k at k*20 ms takes the last frame with pts <= k*20 ms
+    pts = [0]
+    for i in range(1, 24):
+        pts.append(pts[-1] + (20 if i % 2 else 60))
+    want = [max(i for i in range(24) if pts[i] <= 20 * k) for k in range(46)]  # N = round(0.92 * 50) = 46
+    assert indices(clips["vfr"], 24, fps=50) == want
+
+
+# ------------------------------------------------------------------------------ resampling, trimming
+
+
+def test_fps_30_to_12_keeps_duration_and_picks_last_frame_at_or_before(clips):
+    info = V.probe(clips["c30"])
+    n = V.output_frame_count(info, fps=12)
+    assert n == 24  # 2.0 s * 12 fps
+    assert abs(n / 12 - info.duration) <= 1 / 12
+    # output k at k/12 s; source j at j/30 s -> j = floor(30 k / 12) = floor(2.5 k)
+    assert indices(clips["c30"], 60, fps=12) == [math.floor(2.5 * k) for k in range(24)]
+    assert V.output_times(info, 12)[:3] == pytest.approx([0.0, 1 / 12, 2 / 12])
+
+
+def test_fps_none_keeps_every_frame_and_ntsc_rate_is_exact(tmp_path, clips):
+    assert indices(clips["c24"], 24) == list(range(24))
+    p = make_clip(tmp_path / "ntsc.mp4", n_frames=30, fps=Fraction(30000, 1001), audio=False)
+    info = V.probe(p)
+    assert info.fps == Fraction(30000, 1001) and info.duration == pytest.approx(1.001)
+    assert V.output_frame_count(info) == 30
+    assert V.output_frame_count(info, fps=12) == 12  # round(1.001 * 12)
+
+
+def test_trim_start_end(clips):
+    info = V.probe(clips["c30"])
+    assert indices(clips["c30"], 60, start=0.5, end=1.5) == list(range(15, 45))
+    # 12 fps over [0.3, 1.7): N = round(1.4 * 12) = 17, source j = floor(30 * (0.3 + k/12)) = floor(9 + 2.5 k)
+    assert V.output_frame_count(info, 12, 0.3, 1.7) == 17
+    assert indices(clips["c30"], 60, fps=12, start=0.3, end=1.7) == [math.floor(9 + 2.5 * k) for k in range(17)]
+    # end past the end of the video is clamped
+    assert V.output_frame_count(info, None, 1.0, 99.0) == 30
+    with pytest.raises(VideoError) as e:
+        V.output_frame_count(info, None, 1.5, 1.0)
+    assert "before end" in one_line(e.value)
+    with pytest.raises(VideoError):
+        V.output_frame_count(info, 0)
+
+
+def test_resume_first_index_matches_full_run_and_seeks(clips, monkeypatch):
+    full = list(V.iter_frames(clips["c30"], fps=12, start=0.2))
+    calls = []
+    real = V._frame_time
+    monkeypatch.setattr(V, "_frame_time", lambda *a: calls.append(1) or real(*a))
+    for first in (1, 7, 13, len(full) - 1):
+        calls.clear()
+        part = list(V.iter_frames(clips["c30"], fps=12, start=0.2, first_index=first))
+        assert [k for k, _ in part] == list(range(first, len(full)))
+        for (ka, a), (kb, b) in zip(full[first:], part):
+            assert ka == kb and np.array_equal(a, b)
+        if first >= 13:  # output 13 is at 0.2 + 13/12 s = source frame 38: a seek skips most of the clip
+            assert len(calls) < 30
+    assert list(V.iter_frames(clips["c30"], fps=12, first_index=len(full) + 5)) == []
+
+
+# ------------------------------------------------------------------------------------------ resize
+
+
+def _bands(w, h, top, middle, bottom, rows=2):
+    img = np.full((h, w, 3), middle, np.uint8)
+    img[:rows] = top
+    img[-rows:] = bottom
+    return img
+
+
+def test_resize_just_resize_stretches():
+    img = np.zeros((50, 100, 3), np.uint8)
+    img[:, 50:] = 200
+    out = V.resize_frame(img, 40, 40, "just_resize")
+    assert out.shape == (40, 40, 3) and out.dtype == np.uint8
+    assert out[:, :18].max() == 0 and out[:, 22:].min() == 200  # the split stays at half the width
+
+
+def test_resize_crop_and_resize_fills_and_centre_crops():
+    wide = np.zeros((100, 200, 3), np.uint8)  # 200x100: red | green | blue, 50 / 100 / 50 px
+    wide[:, :50] = (255, 0, 0)
+    wide[:, 50:150] = (0, 255, 0)
+    wide[:, 150:] = (0, 0, 255)
+    out = V.resize_frame(wide, 100, 100, "crop_and_resize")  # scaled 200x100, crop x 50..150
+    assert out.shape == (100, 100, 3)
+    assert (out == (0, 255, 0)).all()
+    tall = np.swapaxes(wide, 0, 1).copy()  # 100x200: the same bands top to bottom
+    out = V.resize_frame(tall, 50, 50, "crop_and_resize")  # scaled 50x100, crop y 25..75
+    assert out.shape == (50, 50, 3) and (out == (0, 255, 0)).all()
+
+
+def test_resize_and_fill_fits_and_stretches_edge_rows():
+    # 200x100 into 100x100: scaled to 100x50 at rows 25..75; rows above copy the top row, below the bottom row
+    img = _bands(200, 100, top=255, middle=128, bottom=0)
+    out = V.resize_frame(img, 100, 100, "resize_and_fill")
+    assert out.shape == (100, 100, 3)
+    assert (out[:25] == 255).all() and (out[76:] == 0).all()
+    assert (out[30:70] == 128).all()
+    # tall into wide: columns left / right copy the edge columns
+    tall = np.swapaxes(img, 0, 1).copy()  # 100 wide, 200 tall, left columns 255, right columns 0
+    out = V.resize_frame(tall, 100, 100, "resize_and_fill")  # scaled 50x100 at columns 25..75
+    assert (out[:, :25] == 255).all() and (out[:, 76:] == 0).all() and (out[:, 30:70] == 128).all()
+
+
+def test_resize_in_iter_frames_and_bad_mode(clips):
+    frames = [f for _, f in V.iter_frames(clips["c24"], size=(48, 48), resize_mode="crop_and_resize")]
+    assert len(frames) == 24 and frames[0].shape == (48, 48, 3)
+    with pytest.raises(VideoError) as e:
+        next(V.iter_frames(clips["c24"], size=(48, 48), resize_mode="stretch"))
+    assert "resize mode" in one_line(e.value)
+
+
+# ------------------------------------------------------------------------------------------ encode
+
+FORMAT_CASES = [("mp4", "out.mp4", Fraction(30000, 1001)), ("webm", "out.webm", Fraction(30000, 1001)),
+                ("gif", "out.gif", Fraction(10)), ("png", "frames", Fraction(30000, 1001))]
+
+
+@pytest.mark.parametrize("fmt,name,fps", FORMAT_CASES, ids=[c[0] for c in FORMAT_CASES])
+def test_encode_formats(tmp_path, fmt, name, fps):
+    frames = [draw_frame(i) for i in range(24)]
+    out = V.encode_frames(iter(frames), tmp_path / name, fps, fmt=fmt)
+    assert out == tmp_path / name and out.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == [name]  # no temporary file left behind
+    if fmt == "png":
+        pngs = sorted(out.glob("*.png"))
+        assert [p.name for p in pngs] == [f"{i:06d}.png" for i in range(1, 25)]
+        assert (out / "fps.txt").read_text().strip() == "30000/1001"
+        import cv2
+
+        for i, p in enumerate(pngs):
+            assert np.array_equal(cv2.cvtColor(cv2.imread(str(p)), cv2.COLOR_BGR2RGB), frames[i])
+        return
+    info = V.probe(out)
+    assert info.frame_count == 24 and (info.width, info.height) == (96, 64)
+    assert info.fps == fps
+    assert info.duration == pytest.approx(24 / fps, abs=0.011)
+    assert indices(out, 24) == list(range(24))
+
+
+@pytest.mark.parametrize("fmt", ["mp4", "webm", "gif", "png"])
+def test_odd_sizes(tmp_path, fmt):
+    img = np.full((65, 97, 3), 90, np.uint8)
+    img[-1, :] = 255  # the last row and column would be cropped for yuv420p
+    img[:, -1] = 255
+    out = V.encode_frames([img, img], tmp_path / f"odd.{fmt}", 12, fmt=fmt)
+    if fmt == "png":
+        import cv2
+
+        assert cv2.imread(str(out / "000001.png")).shape == (65, 97, 3)
+        return
+    info = V.probe(out)
+    want = (96, 64) if fmt in ("mp4", "webm") else (97, 65)
+    assert (info.width, info.height) == want and info.frame_count == 2
+    frame = next(V.iter_frames(out))[1]
+    if fmt in ("mp4", "webm"):
+        assert abs(int(frame[32, 48, 0]) - 90) <= 3 and frame[-2:, :].mean() < 120  # white edge cropped away
+
+
+def test_writer_rejects_mismatched_frame_size_and_leaves_nothing(tmp_path):
+    with pytest.raises(VideoError) as e:
+        with V.VideoWriter(tmp_path / "x.mp4", 12) as w:
+            w.write(np.zeros((64, 96, 3), np.uint8))
+            w.write(np.zeros((32, 48, 3), np.uint8))
+    assert "one size" in one_line(e.value)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_crash_mid_write_leaves_no_file_under_final_name(tmp_path):
+    with pytest.raises(RuntimeError):
+        with V.VideoWriter(tmp_path / "x.mp4", 12) as w:
+            w.write(np.zeros((64, 96, 3), np.uint8))
+            raise RuntimeError("boom")
+    assert list(tmp_path.iterdir()) == []
+
+
+# ------------------------------------------------------------------------------------------- audio
+
+
+@pytest.mark.parametrize("fmt", ["mp4", "webm", "png"])
+def test_audio_kept_in_sync_and_as_long_as_video(tmp_path, clips, fmt):
+    src = clips["c30"]
+    start, end, fps = 0.3, 1.7, Fraction(12)
+    name = "frames" if fmt == "png" else f"out.{fmt}"
+    frames = (f for _, f in V.iter_frames(src, fps=fps, start=start, end=end))
+    out = V.encode_frames(frames, tmp_path / name, fps, fmt=fmt, audio_from=src, audio_start=start, audio_end=end)
+    n = 17
+    video_dur = n / fps
+    if fmt == "png":
+        assert len(list(out.glob("*.png"))) == n
+        audio_file = out / "audio.m4a"
+    else:
+        info = V.probe(out)
+        assert info.frame_count == n and len(info.audio) == 1
+        assert info.audio[0].codec == ("aac" if fmt == "mp4" else "opus")
+        assert indices(out, 60) == [math.floor(9 + 2.5 * k) for k in range(n)]
+        audio_file = out
+    samples, rate = V.decode_audio(audio_file)
+    assert abs(samples.shape[1] / rate - float(video_dur)) <= 1 / float(fps)
+    # bursts at source times 0.5, 0.75, ... 1.5 s must sound at (source time - start) in the output
+    want = [t - start for t in np.arange(0, 2, CLICK_EVERY) if start <= t < end]
+    got = click_onsets(samples, rate)
+    assert len(got) == len(want)
+    assert np.allclose(got, want, atol=0.003)
+
+
+def test_audio_end_none_runs_to_video_end_and_no_audio_source_writes_none(tmp_path, clips):
+    frames = [f for _, f in V.iter_frames(clips["c24"], fps=12)]  # 12 frames = 1.0 s
+    out = V.encode_frames(frames, tmp_path / "a.mp4", 12, audio_from=clips["c24"])
+    assert V.audio_duration(out) == pytest.approx(1.0, abs=1 / 12)
+    onsets = click_onsets(*V.decode_audio(out))
+    assert np.allclose(onsets, [0.0, 0.25, 0.5, 0.75], atol=0.003)
+    out2 = V.encode_frames(frames, tmp_path / "b.mp4", 12, audio_from=clips["noaudio"])
+    assert not V.has_audio(out2) and V.audio_duration(out2) is None
+    out3 = V.encode_frames(frames, tmp_path / "c.gif", 12, fmt="gif", audio_from=clips["c24"])
+    assert not V.has_audio(out3)
+
+
+# --------------------------------------------------------------------------------------- bad input
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(VideoError) as e:
+        V.probe(tmp_path / "nope.mp4")
+    assert "not found" in one_line(e.value) and "check the path" in str(e.value)
+
+
+def test_text_file_renamed_mp4(tmp_path):
+    p = tmp_path / "notes.mp4"
+    p.write_text("this is not a video\n" * 20)
+    with pytest.raises(VideoError) as e:
+        V.probe(p)
+    assert "not a video" in one_line(e.value)
+
+
+def test_folder_instead_of_file(tmp_path):
+    with pytest.raises(VideoError) as e:
+        V.probe(tmp_path)
+    assert "folder" in one_line(e.value)
+
+
+def test_audio_only_file(tmp_path):
+    with pytest.raises(VideoError) as e:
+        V.probe(make_audio_only(tmp_path / "sound.m4a"))
+    assert "no video stream" in one_line(e.value)
+
+
+def test_zero_frames(tmp_path):
+    with pytest.raises(VideoError) as e:
+        V.probe(make_zero_frame_clip(tmp_path / "empty.mkv"))
+    assert "no frames" in one_line(e.value)
+
+
+@pytest.mark.parametrize("mode", ["garbage", "truncate"])
+def test_corrupt_after_frame_k_names_k(tmp_path, mode):
+    p = make_corrupt_clip(tmp_path / f"bad_{mode}.mp4", k=10, mode=mode)
+    got = []
+    with pytest.raises(CorruptVideoError) as e:
+        for k, f in V.iter_frames(p):
+            got.append((k, frame_index(f)))
+    assert e.value.frame == 10
+    assert "frame 10" in one_line(e.value)
+    assert got == [(i, i) for i in range(10)]  # every good frame was handed out first
+    # at 12 fps output k shows source 2k: output 5 needs source 10
+    with pytest.raises(CorruptVideoError) as e:
+        list(V.iter_frames(p, fps=12))
+    assert e.value.frame == 5
+
+
+def test_video_ending_early_names_first_missing_frame(clips):
+    info = V.probe(clips["c24"])
+    # pretend the header promised 48 frames (2 s) but only 24 are in the file
+    longer = dataclasses.replace(info, frame_count=48, duration=2.0, last_frame_time=47 / 24)
+    got = []
+    with pytest.raises(CorruptVideoError) as e:
+        for k, _ in V.iter_frames(clips["c24"], info=longer):
+            got.append(k)
+    assert e.value.frame == 24 and got == list(range(24))
+    assert "ends early" in one_line(e.value)
+
+
+def test_unwritable_output_folder(tmp_path):
+    blocker = tmp_path / "file.txt"
+    blocker.write_text("x")
+    with pytest.raises(VideoError) as e:
+        V.VideoWriter(blocker / "sub" / "out.mp4", 12)
+    assert "Cannot write" in one_line(e.value) and "output folder" in str(e.value)
+
+
+@pytest.mark.skipif(hasattr(os, "geteuid") and os.geteuid() == 0, reason="root can write to read-only folders")
+def test_read_only_output_folder(tmp_path):
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    ro.chmod(0o500)
+    try:
+        with pytest.raises(VideoError) as e:
+            V.VideoWriter(ro / "out.mp4", 12)
+        assert "permission denied" in one_line(e.value)
+    finally:
+        ro.chmod(0o700)
+
+
+def test_disk_full_is_reported_and_leaves_no_file(tmp_path, monkeypatch):
+    def full(self, rgb):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(V.VideoWriter, "_to_av", full)
+    w = V.VideoWriter(tmp_path / "out.mp4", 12)
+    with pytest.raises(VideoError) as e:
+        w.write(np.zeros((64, 96, 3), np.uint8))
+    assert "Disk full" in one_line(e.value)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_png_sequence_replaces_own_folder_but_not_a_foreign_one(tmp_path):
+    a = [draw_frame(i) for i in range(3)]
+    out = V.encode_frames(a, tmp_path / "seq", 12, fmt="png")
+    V.encode_frames(a[:2], out, 12, fmt="png")  # a re-encode replaces the earlier sequence
+    assert sorted(p.name for p in out.iterdir()) == ["000001.png", "000002.png", "fps.txt"]
+    foreign = tmp_path / "mine"
+    foreign.mkdir()
+    (foreign / "notes.txt").write_text("keep me")
+    with pytest.raises(VideoError) as e:
+        V.encode_frames(a, foreign, 12, fmt="png")
+    assert "choose another output name" in one_line(e.value)
+    assert (foreign / "notes.txt").read_text() == "keep me"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["mine", "seq"]
