@@ -447,10 +447,14 @@ class Run:
         images = self.renderer.render(req)
         if not images:
             raise Vid2VidError(f"The renderer returned no image for frame {ctx.index}")
-        image = batch_mean(images, self.plan.width, self.plan.height)
-        for stage in self.stages:
-            image = stage.correct(ctx, image)
-        out = to_uint8(image)
+        correcting = [st for st in self.stages if type(st).correct is not Stage.correct]
+        if len(images) == 1 and not correcting:
+            out = fit_size(images[0], self.plan.width, self.plan.height)  # no float round trip needed
+        else:
+            image = batch_mean(images, self.plan.width, self.plan.height)
+            for stage in correcting:
+                image = stage.correct(ctx, image)
+            out = to_uint8(image)
         for stage in self.stages:
             stage.done(ctx, out)
         record = {"seed": req.seed, "subseed": req.subseed, "subseed_strength": req.subseed_strength,
@@ -460,15 +464,20 @@ class Run:
         return out, record
 
 
-def batch_mean(images: list[np.ndarray], width: int, height: int) -> np.ndarray:
-    """Mean of RGB uint8 HWC images as float32 0..1, each resized to (width, height) if the host changed it."""
+def fit_size(img: np.ndarray, width: int, height: int) -> np.ndarray:
+    """An RGB uint8 HWC image at (width, height): hosts may round sizes; resize back if they did."""
+    if img.shape[:2] == (height, width) and img.dtype == np.uint8:
+        return img
     import cv2
 
+    return cv2.resize(np.asarray(img, np.uint8), (width, height), interpolation=cv2.INTER_AREA)
+
+
+def batch_mean(images: list[np.ndarray], width: int, height: int) -> np.ndarray:
+    """Mean of RGB uint8 HWC images as float32 0..1, each resized to (width, height) if the host changed it."""
     acc = np.zeros((height, width, 3), np.float32)
     for img in images:
-        if img.shape[:2] != (height, width):
-            img = cv2.resize(img, (width, height), interpolation=cv2.INTER_AREA)
-        acc += img
+        acc += fit_size(img, width, height)
     acc *= 1.0 / (255.0 * len(images))
     return acc
 
