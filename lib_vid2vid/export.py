@@ -18,7 +18,7 @@ from .workspace import Job
 
 if TYPE_CHECKING:
     from .params import Settings
-    from .pipeline import JobPlan
+    from .pipeline import JobPlan, Run
 
 
 def final_video_path(job: Job, settings: Settings, suffix: str = "") -> Path:
@@ -96,3 +96,23 @@ def export_stage(job: Job, settings: Settings, plan: JobPlan, stage: str, *, tot
     frames = (job.read_frame(stage, i) for i in range(total))
     return video.encode_frames(frames, final_video_path(job, settings, suffix), fps or plan.fps,
                                **_writer_kwargs(job, settings, plan))
+
+
+def attach_export(run: Run) -> None:
+    """Encode the last pass while it renders; ``finalize_job`` closes it (or encodes from disk)."""
+    exporter = StreamingExport(run.job, run.settings, run.plan, run.stage_name(run.passes - 1))
+    run.sink = exporter.push
+    run.exporter = exporter  # type: ignore[attr-defined]
+
+
+def finalize_job(run: Run) -> Path:
+    exporter: StreamingExport | None = getattr(run, "exporter", None)
+    last = run.stage_name(run.passes - 1)
+    if exporter is not None and exporter.complete:
+        path = exporter.close()
+    else:
+        if exporter is not None:
+            exporter.abort()
+        path = export_stage(run.job, run.settings, run.plan, last)
+    run.job.log(f"exported {path}")
+    return path

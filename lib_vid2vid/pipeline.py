@@ -523,7 +523,8 @@ def run_job(settings: Settings, renderer: Renderer, *, resume: str | Path | None
             should_stop: StopFn | None = None, progress: ProgressFn | None = None,
             stages: list[Stage] | None = None) -> JobResult:
     """Run (or resume) a whole job: probe, plan, frames, then the final video with audio."""
-    from .stages import attach_export, build_stages, finalize_job
+    from .export import attach_export, finalize_job
+    from .stages import build_stages
 
     if resume is not None:
         job, settings = open_or_create_job(settings, None, resume=resume)

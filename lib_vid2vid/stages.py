@@ -15,20 +15,13 @@ colour reference is frame 0 of the pass, re-read on resume), so a resumed job is
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import TYPE_CHECKING
-
 import numpy as np
 
 from . import blend, fdc, flow, masks
-from .export import StreamingExport, export_stage
 from .params import Settings, parse_weights
 from .pipeline import FrameContext, Run, Stage
 from .renderer import RenderRequest
 from .workspace import Job
-
-if TYPE_CHECKING:
-    pass
 
 
 def _f(img: np.ndarray) -> np.ndarray:
@@ -189,23 +182,3 @@ def build_stages(settings: Settings, job: Job | None = None) -> list[Stage]:
     if t.colour_coherence:
         stages.append(ColourStage())
     return stages
-
-
-def attach_export(run: Run) -> None:
-    """Encode the last pass while it renders; ``finalize_job`` closes it (or encodes from disk)."""
-    exporter = StreamingExport(run.job, run.settings, run.plan, Run.stage_name(run.passes - 1))
-    run.sink = exporter.push
-    run.exporter = exporter  # type: ignore[attr-defined]
-
-
-def finalize_job(run: Run) -> Path:
-    exporter: StreamingExport | None = getattr(run, "exporter", None)
-    last = Run.stage_name(run.passes - 1)
-    if exporter is not None and exporter.complete:
-        path = exporter.close()
-    else:
-        if exporter is not None:
-            exporter.abort()
-        path = export_stage(run.job, run.settings, run.plan, last)
-    run.job.log(f"exported {path}")
-    return path
