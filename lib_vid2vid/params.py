@@ -73,6 +73,7 @@ INIT_MODES = ("source", "temporal_blend", "temporal_blend_masked", "flow_warp", 
 FDC_MODES = ("none", "clip", "mean", "std", "mean_std")
 MASK_USAGES = ("delta", "spatial", "inpaint")
 OUTPUT_FORMATS = ("mp4", "webm", "gif", "png")
+PREVIEW_MODES = ("video", "frame", "sweep")
 
 
 @dataclass
@@ -174,12 +175,28 @@ class ExportSettings:
 
 
 @dataclass
+class PreviewSettings:
+    """Single-frame debug mode (shown in the Sampling tab): tune on one frame before rendering the video."""
+
+    TAB = "Sampling"
+    preview_mode: str = setting("video", "Render the whole video, only one frame, or a sweep of settings on one "
+                                "frame (a labelled grid).", choices=PREVIEW_MODES, widget="radio", cli=False)
+    preview_frame: int = setting(0, "Frame to render in frame/sweep mode (index in the processed range).", min=0,
+                                 cli=False)
+    preview_sweep: str = setting("", "Sweep in sweep mode, e.g. 'sigma_max=0.5,1,2 x denoise=0.3,0.5'.",
+                                 cli=False)
+
+
+@dataclass
 class JobSettings:
     """Tab "Jobs"."""
 
     TAB = "Jobs"
     output_dir: str = setting("outputs/vid2vid", "Folder that holds one sub-folder per job.", widget="path")
     keep_frames: bool = setting(True, "Keep the PNG frames of each stage (needed to resume).")
+    resume_job: str = setting("", "Resume this unfinished job (its folder name or id) with its own settings; "
+                              "empty starts a new job, or resumes one with the same video and settings.",
+                              cli=False)
 
 
 GROUPS: tuple[tuple[str, type], ...] = (
@@ -188,6 +205,7 @@ GROUPS: tuple[tuple[str, type], ...] = (
     ("correction", CorrectionSettings),
     ("temporal", TemporalSettings),
     ("export", ExportSettings),
+    ("preview", PreviewSettings),
     ("job", JobSettings),
 )
 
@@ -199,6 +217,7 @@ class Settings:
     correction: CorrectionSettings = field(default_factory=CorrectionSettings)
     temporal: TemporalSettings = field(default_factory=TemporalSettings)
     export: ExportSettings = field(default_factory=ExportSettings)
+    preview: PreviewSettings = field(default_factory=PreviewSettings)
     job: JobSettings = field(default_factory=JobSettings)
 
     def to_dict(self) -> dict[str, Any]:
