@@ -72,6 +72,11 @@ INIT_MODES = ("source", "temporal_blend", "temporal_blend_masked", "flow_warp", 
               "temporal_merge")
 FDC_MODES = ("none", "clip", "mean", "std", "mean_std")
 MASK_USAGES = ("delta", "spatial", "inpaint")
+MASK_COMBINE = ("multiply", "min")
+COLOUR_KEY_FILLS = ("none", "noise", "telea", "ns")
+COLOUR_KEY_OPS = ("union", "remove")
+USER_MASK_KINDS = ("none", "folder", "image", "video", "alpha")
+DEPTH_MODELS = ("dpt_hybrid", "dpt_large", "midas_v21", "midas_v21_small")
 OUTPUT_FORMATS = ("mp4", "webm", "gif", "png")
 PREVIEW_MODES = ("video", "frame", "sweep")
 
@@ -88,10 +93,10 @@ class VideoSettings:
     end: float = setting(0.0, "End of the processed range; 0 means the end of the video.", unit="s", min=0)
     max_frames: int = setting(0, "Stop after this many frames (0 = all): a quick preview of a long video.",
                               min=0)
-    width: int = setting(0, "Output width; 0 derives it from the source (long side 512, multiple of 8).",
-                         unit="px", min=0, max=MAX_SIDE, step=8)
+    width: int = setting(0, "Output width; 0 derives it from the source (long side 512, multiple of 8). In the "
+                            "WebUI the img2img tab's size is used.", unit="px", min=0, max=MAX_SIDE, step=8, ui=False)
     height: int = setting(0, "Output height; 0 derives it from the source aspect ratio.", unit="px", min=0,
-                          max=MAX_SIDE, step=8)
+                          max=MAX_SIDE, step=8, ui=False)
     resize_mode: str = setting("just_resize", "How the source is fitted to the output size, as in img2img: "
                                "stretch, crop the overflow, or fill the borders.", choices=RESIZE_MODES,
                                widget="radio")
@@ -114,9 +119,12 @@ class SamplingSettings:
     seed: int = setting(-1, "Seed; -1 picks one at random once per job (stored in the manifest).", min=-1,
                         ui=False)
     batch_size: int = setting(1, "Images per frame, averaged (batch blend).", min=1, max=16, ui=False)
+    batch_count: int = setting(1, "Batches per frame (the host's n_iter): batch_size x batch_count images are "
+                               "averaged in float (batch blend).", min=1, max=16, ui=False)
     seed_mode: str = setting("fixed", "Seed per frame: the same for all frames (least flicker), +1 per frame, "
                              "or fixed with a variation seed.", choices=SEED_MODES, widget="radio")
-    variation_seed: int = setting(-1, "Variation seed for fixed_variation; -1 = seed + 1.", min=-1)
+    variation_seed: int = setting(-1, "Variation seed for fixed_variation; -1 picks one at random once per job "
+                                  "(stored in the manifest).", min=-1)
     variation_strength: float = setting(0.0, "Strength of the variation seed.", min=0, max=1)
     sigma_schedule: str = setting("host", "Sigma schedule override; 'host' keeps the WebUI's own.",
                                   choices=SIGMA_SCHEDULES)
@@ -140,8 +148,38 @@ class CorrectionSettings:
                             step=2)
     motion_soft: float = setting(2.0, "Soft edge of the motion mask (gaussian sigma).", unit="px", min=0,
                                max=32)
-    mask_usage: str = setting("delta", "How the mask is applied: scale the change (delta), mix outputs "
+    mask_usage: str = setting("delta", "How the combined mask is applied: scale the change (delta), mix outputs "
                               "(spatial) or hand it to the host as an inpaint mask.", choices=MASK_USAGES)
+    mask_combine: str = setting("multiply", "How the motion, depth and user masks combine (each says where a pixel "
+                                "may change): their product (soft edges compound) or their minimum.",
+                                choices=MASK_COMBINE)
+    colour_key: bool = setting(False, "Colour-key mask: select the source pixels near a key colour.")
+    colour_key_target: str = setting("#00ff00", "Key colour as #rrggbb or r,g,b (0..255 each).")
+    colour_key_range: int = setting(40, "Colour key: a pixel is keyed when every channel is within this "
+                                    "distance of the key colour.", min=0, max=255)
+    colour_key_op: str = setting("union", "Keyed pixels are repainted whatever the other masks say (union), or "
+                                 "protected from change (remove).", choices=COLOUR_KEY_OPS)
+    colour_key_fill: str = setting("none", "Fill of the keyed area of the init image before img2img: nothing, "
+                                   "gaussian noise, or OpenCV inpainting (Telea / Navier-Stokes).",
+                                   choices=COLOUR_KEY_FILLS)
+    colour_key_noise: float = setting(1.0, "Noise fill: share of noise in the keyed pixels.", min=0, max=1)
+    colour_key_radius: float = setting(3.0, "Inpainting fill radius.", unit="px", min=1, max=50)
+    user_mask_kind: str = setting("none", "User mask: a folder of numbered images, one image, a mask video, or "
+                                  "an alpha channel (of user_mask_path, or of the input video when empty).",
+                                  choices=USER_MASK_KINDS)
+    user_mask_path: str = setting("", "Folder, image or video of the user mask (white = may change).",
+                                  widget="path")
+    user_mask_threshold: int = setting(128, "User mask threshold on grey 0..255; 0 keeps the grey levels (soft "
+                                       "mask).", min=0, max=255)
+    user_mask_invert: bool = setting(False, "Invert the user mask (black = may change).")
+    user_mask_blur: float = setting(0.0, "Gaussian blur of the user mask (sigma).", unit="px", min=0, max=64)
+    depth_mask: bool = setting(False, "Depth mask (MiDaS): let only the near part of the picture change.")
+    depth_model: str = setting("dpt_hybrid", "MiDaS model.", choices=DEPTH_MODELS)
+    depth_weights: str = setting("", "MiDaS weight file; empty = the host's models/midas folder.", widget="path")
+    depth_low_cut: int = setting(128, "Depth mask: depth below this (0..255, 255 = nearest) may not change.",
+                                 min=0, max=255)
+    depth_source: str = setting("", "A depth video or folder of depth images to use instead of MiDaS "
+                                "(white = near).", widget="path")
 
 
 @dataclass
@@ -156,11 +194,39 @@ class TemporalSettings:
                                    "previous output in the init (0 = source only).", min=0, max=1)
     temporal_weights: str = setting("1,2,1", "Odd-length weights of neighbouring source frames for "
                                     "temporal_blend, centred on the current frame.")
+    temporal_threshold: float = setting(12.0, "temporal_blend_masked: a neighbour's weight drops where its luma "
+                                        "differs from the current frame by more than this.", unit="levels",
+                                        min=0, max=255)
+    temporal_softness: float = setting(12.0, "temporal_blend_masked: width of the ramp above the threshold "
+                                       "(0 = hard step).", unit="levels", min=0, max=255)
+    merge_luma_share: float = setting(0.5, "temporal_merge: share of init_strength applied to luminance "
+                                      "(colour always gets the full strength).", min=0, max=1)
+    flow_occlusion: bool = setting(True, "flow_warp: where the flow is inconsistent (newly uncovered pixels) "
+                                   "the init takes the source instead of the warped previous output.")
     loopback_passes: int = setting(1, "Render the whole video this many times, each pass on the last.",
                                    min=1, max=10)
     loopback_alpha: float = setting(0.5, "Loopback superimpose: out = (1 - alpha) * base + alpha * render.",
                                     min=0, max=1)
+    save_each_pass: bool = setting(False, "With loopback: also save every pass but the last (the result) as "
+                                   "<video>-vid2vid-pass<k> next to the result.")
     colour_coherence: bool = setting(False, "Match each frame's colours (LAB mean/std) to the first frame.")
+    denoise_schedule: str = setting("", "Per-frame denoise (expression or 'frame: value' keyframes); empty = "
+                                    "denoise.", widget="expr")
+    steps_schedule: str = setting("", "Per-frame steps (rounded); empty = steps.", widget="expr")
+    cfg_schedule: str = setting("", "Per-frame CFG scale; empty = cfg_scale.", widget="expr")
+    seed_schedule: str = setting("", "Per-frame seed (rounded; replaces the seed mode's seed); empty = seed "
+                                 "mode.", widget="expr")
+    variation_strength_schedule: str = setting("", "Per-frame variation strength (fixed_variation); empty = "
+                                               "variation_strength.", widget="expr")
+    loopback_alpha_schedule: str = setting("", "Per-frame loopback alpha (may use 'loop'); empty = "
+                                           "loopback_alpha.", widget="expr")
+    temporal_weights_schedule: str = setting("", "Per-frame multiplier of the neighbour weights of "
+                                             "temporal_blend (the centre weight stays); empty = 1.",
+                                             widget="expr")
+    prompt_schedule: str = setting("", "Prompts by frame range, one per line: 'FROM-TO: prompt --neg negative' "
+                                   "(frames outside every range use the prompt).", widget="textarea")
+    prompt_folder: str = setting("", "Folder of per-frame prompt files 000000.txt ... ('prompt --neg "
+                                 "negative'); empty = none.", widget="path")
 
 
 @dataclass
@@ -192,7 +258,8 @@ class JobSettings:
     """Tab "Jobs"."""
 
     TAB = "Jobs"
-    output_dir: str = setting("outputs/vid2vid", "Folder that holds one sub-folder per job.", widget="path")
+    output_dir: str = setting("outputs/vid2vid", "Folder that holds one sub-folder per job (in the WebUI: "
+                              "Settings > vid2vid).", widget="path", ui=False)
     keep_frames: bool = setting(True, "Keep the PNG frames of each stage (needed to resume).")
     resume_job: str = setting("", "Resume this unfinished job (its folder name or id) with its own settings; "
                               "empty starts a new job, or resumes one with the same video and settings.",
@@ -260,6 +327,33 @@ class Settings:
             raise SettingsError("motion_high_ext", f"{self.correction.motion_high_ext}: use an odd kernel size "
                                                    f"(1, 3, 5 ... 15)")
         parse_weights(self.temporal.temporal_weights)
+        c = self.correction
+        if c.colour_key:
+            parse_colour(c.colour_key_target)
+        if c.user_mask_kind not in ("none", "alpha") and not c.user_mask_path.strip():
+            raise SettingsError("user_mask_path", f"a {c.user_mask_kind} user mask needs a path: give the "
+                                                  f"{c.user_mask_kind}, or set user_mask_kind to none")
+        self._validate_schedules()
+
+    def _validate_schedules(self) -> None:
+        """Syntax of every schedule, and the range of those that are constant (the rest: ScheduleStage.begin)."""
+        from .prompts import PromptSchedule
+        from .schedule import compile_expr
+
+        t = self.temporal
+        for name, (lo, hi) in schedule_ranges().items():
+            text = getattr(t, name)
+            if text.strip():
+                expr = compile_expr(name, text)
+                if expr.is_constant:
+                    expr.check_range(lo, hi, total=1, fps=1.0)
+        if t.variation_strength_schedule.strip() and self.sampling.seed_mode != "fixed_variation":
+            raise SettingsError("variation_strength_schedule", "only acts with seed_mode fixed_variation: set "
+                                                               "that seed mode or clear the schedule")
+        if t.prompt_schedule.strip() and t.prompt_folder.strip():
+            raise SettingsError("prompt_folder", "give either a prompt schedule or a prompt folder, not both")
+        if t.prompt_schedule.strip():
+            PromptSchedule.from_text(t.prompt_schedule, field="prompt_schedule")
 
 
 def _deep_copy(s: Settings) -> Settings:
@@ -348,16 +442,87 @@ def parse_weights(text: str) -> list[float]:
     return weights
 
 
+def parse_colour(text: str, field: str = "colour_key_target") -> tuple[int, int, int]:
+    """``"#rrggbb"`` (hex) or ``"r,g,b"`` (decimal 0..255) -> (R, G, B) ints 0..255."""
+    t = str(text).strip()
+    if t.startswith("#"):
+        h = t[1:]
+        if len(h) == 6 and all(ch in "0123456789abcdefABCDEF" for ch in h):
+            return int(h[0:2], 16), int(h[2:4], 16), int(h[4:6], 16)
+    else:
+        parts = [p.strip() for p in t.split(",")]
+        if len(parts) == 3 and all(p.isdigit() for p in parts):
+            rgb = tuple(int(p) for p in parts)
+            if all(0 <= v <= 255 for v in rgb):
+                return rgb  # type: ignore[return-value]
+    raise SettingsError(field, f"{text!r}: give a colour as #rrggbb (e.g. #00ff00) or r,g,b with 0..255 each")
+
+
+SCHEDULES: dict[str, str] = {
+    "denoise_schedule": "denoise",
+    "steps_schedule": "steps",
+    "cfg_schedule": "cfg_scale",
+    "seed_schedule": "seed",
+    "variation_strength_schedule": "variation_strength",
+    "loopback_alpha_schedule": "loopback_alpha",
+    "temporal_weights_schedule": "",
+}
+"""Numeric per-frame schedule -> the constant setting it replaces ("" = none: a multiplier, default 1)."""
+
+_SCHEDULE_RANGE_OVERRIDES: dict[str, tuple[float, float]] = {
+    "seed_schedule": (0, 2**32 - 1),
+    "temporal_weights_schedule": (0, 100),
+}
+
+
+def schedule_ranges() -> dict[str, tuple[float, float]]:
+    """Allowed values of each numeric schedule: the range of the setting it replaces (seeds 0..2**32-1)."""
+    out = {}
+    for name, target in SCHEDULES.items():
+        if name in _SCHEDULE_RANGE_OVERRIDES:
+            out[name] = _SCHEDULE_RANGE_OVERRIDES[name]
+        else:
+            spec = SPEC_BY_NAME[target]
+            out[name] = (spec.min, spec.max)
+    return out
+
+
 # ---- strategies: named presets the benchmark and the UI's "strategy" menu iterate over ----
 
+_PLAIN: dict[str, Any] = {
+    "init_mode": "source", "init_strength": 0.5, "temporal_weights": "1,2,1", "flow_occlusion": True,
+    "fdc_mode": "none", "motion_mask": False, "mask_usage": "delta", "seed_mode": "fixed",
+    "loopback_passes": 1, "loopback_alpha": 0.5, "colour_coherence": False, "sigma_schedule": "host",
+}
+"""Every setting a strategy decides, at its plain value: each preset starts from this, so applying one preset
+after another leaves nothing of the first behind."""
+
+
+def _strategy(**values: Any) -> dict[str, Any]:
+    return {**_PLAIN, **values}
+
+
 STRATEGIES: dict[str, dict[str, Any]] = {
-    "per_frame": {"init_mode": "source", "fdc_mode": "none", "seed_mode": "increment"},
-    "fixed_seed": {"init_mode": "source", "fdc_mode": "none", "seed_mode": "fixed"},
-    "fdc_vid2vid": {"init_mode": "source", "fdc_mode": "mean_std", "motion_mask": True, "seed_mode": "fixed"},
-    "loopback_temporal_blend": {"init_mode": "temporal_blend", "loopback_passes": 2, "loopback_alpha": 0.5,
-                                "seed_mode": "fixed"},
-    "temporal_merge": {"init_mode": "temporal_merge", "init_strength": 0.5, "seed_mode": "fixed"},
-    "flow_warp": {"init_mode": "flow_warp", "init_strength": 0.5, "seed_mode": "fixed"},
+    # plain img2img of every frame with a new seed each frame: the flicker baseline
+    "per_frame": _strategy(seed_mode="increment"),
+    "fixed_seed": _strategy(),
+    # the original vid2vid tool: fixed seed, frame delta correction (mean and std) with the motion mask as a
+    # delta mask, and a karras sigma override topped at sigma_max 1.0 (restyle, keep the picture)
+    "fdc_vid2vid": _strategy(fdc_mode="mean_std", motion_mask=True, mask_usage="delta", sigma_schedule="karras",
+                             sigma_max=1.0),
+    # the loopback tool: each frame's init a 1,2,1 blend of its source neighbours, two passes, each pass
+    # superimposed on the last with alpha 0.5
+    "loopback_temporal_blend": _strategy(init_mode="temporal_blend", temporal_weights="1,2,1", loopback_passes=2,
+                                         loopback_alpha=0.5),
+    # the SDXL temporal script: the source's luminance merged with the previous output, colour pulled to it
+    "temporal_merge": _strategy(init_mode="temporal_merge", init_strength=0.5),
+    # optical-flow guidance: the previous output warped by the source flow mixed into the init; occluded
+    # pixels take the source
+    "flow_warp": _strategy(init_mode="flow_warp", init_strength=0.5, flow_occlusion=True),
+    # our best guess at least flicker with good fidelity (to be tuned by the consistency benchmark):
+    # flow-warped init with occlusion, fixed seed, FDC with a soft motion mask, colour coherence
+    "recommended": _strategy(init_mode="flow_warp", init_strength=0.5, flow_occlusion=True, fdc_mode="mean_std",
+                             motion_mask=True, mask_usage="delta", colour_coherence=True),
 }
 """Named combinations of settings. Adding one here adds it to the consistency benchmark's table."""
 
@@ -374,12 +539,12 @@ def api_arg_names() -> list[str]:
 
 
 def settings_from_api_args(args: Sequence[Any], *, base: Settings | None = None) -> Settings:
-    """Settings from the WebUI's positional script args (UI order). Fewer args keep the defaults."""
+    """Settings from the WebUI's positional script args (UI order). Fewer args, or None, keep ``base``."""
     names = api_arg_names()
     if len(args) > len(names):
         raise SettingsError("script_args", f"got {len(args)} values but vid2vid takes at most {len(names)}: "
                                            f"{', '.join(names)}")
-    return Settings.from_dict(dict(zip(names, args)), base=base)
+    return Settings.from_dict({n: v for n, v in zip(names, args) if v is not None}, base=base)
 
 
 def add_cli_arguments(parser: argparse.ArgumentParser, *, skip: Iterable[str] = ()) -> None:

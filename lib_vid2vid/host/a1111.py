@@ -1,0 +1,449 @@
+"""The AUTOMATIC1111 / Forge adapter: the only place (with scripts/vid2vid.py) that imports WebUI modules.
+
+- :class:`A1111Renderer` renders one frame with ``modules.processing.process_images`` on a copy of the
+  img2img tab's ``p`` (so the user's checkpoint, LoRAs, sampler, ControlNet units and other always-on
+  scripts apply), with the frame's init image, mask, seed, denoise and sigma override.
+- :func:`run_script` is what the "vid2vid" Script's ``run(p, *args)`` calls: settings from the script args
+  (validated like the CLI's), the job, ``shared.state`` progress and interruption, and the ``Processed``
+  the WebUI shows.
+
+Host facts this relies on (A1111 v1.10; Forge keeps them): ``p.sampler_noise_scheduler_override(steps)``
+returns steps+1 sigmas; ``shared.state.interrupted`` / ``skipped`` are set by the Interrupt / Skip buttons
+and ``/sdapi/v1/interrupt``; ``state.job_count`` sizes the progress bar and ``process_images`` calls
+``state.nextjob()`` once per batch.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import copy
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+from .. import params
+from ..errors import Interrupted, Vid2VidError
+from ..renderer import RenderRequest
+
+SCRIPT_TITLE = "vid2vid"
+OPT_PREFIX = "vid2vid_"
+
+
+# ------------------------------------------------------------------ host access (patched by tests)
+
+def _host():
+    """The WebUI modules this adapter uses, imported on first use."""
+    from modules import processing, shared  # noqa: PLC0415 - host import, only inside host/
+
+    return processing, shared
+
+
+def host_option(name: str, default: Any) -> Any:
+    _, shared = _host()
+    return getattr(shared.opts, OPT_PREFIX + name, default) if hasattr(shared, "opts") else default
+
+
+# ------------------------------------------------------------------ ControlNet
+
+class ControlNetBridge:
+    """Feeds each enabled ControlNet unit the current source frame through ControlNet's external_code API.
+
+    Units that already carry an image of their own keep it, unless ``per_unit`` gives a frame source for
+    them. Without sd-webui-controlnet (or Forge's built-in ControlNet) this does nothing.
+    """
+
+    def __init__(self, external_code: Any | None):
+        self.ext = external_code
+
+    @classmethod
+    def find(cls) -> ControlNetBridge:
+        import importlib
+
+        for name in ("lib_controlnet.external_code",):  # Forge's built-in ControlNet
+            try:
+                return cls(importlib.import_module(name))
+            except Exception:  # noqa: BLE001 - not installed
+                pass
+        try:
+            from modules import extensions  # noqa: PLC0415
+
+            for ext in extensions.active():
+                if "controlnet" in ext.name.lower() and (Path(ext.path) / "scripts" / "external_code.py").is_file():
+                    base = "extensions-builtin" if "extensions-builtin" in str(ext.path) else "extensions"
+                    return cls(importlib.import_module(f"{base}.{ext.name}.scripts.external_code"))
+        except Exception:  # noqa: BLE001 - ControlNet is optional; never break a run over it
+            pass
+        return cls(None)
+
+    @property
+    def available(self) -> bool:
+        return self.ext is not None
+
+    def apply(self, p: Any, frame: np.ndarray | None, per_unit: dict[int, np.ndarray] | None = None) -> int:
+        """Set the units' images on ``p``; returns how many units got a frame."""
+        if self.ext is None or frame is None:
+            return 0
+        units = self.ext.get_all_units_in_processing(p)
+        fed = 0
+        for i, unit in enumerate(units):
+            if not getattr(unit, "enabled", False):
+                continue
+            img = (per_unit or {}).get(i)
+            if img is None:
+                if getattr(unit, "image", None) is not None and not getattr(unit, "_vid2vid_fed", False):
+                    continue  # the user gave this unit its own image
+                img = frame
+            unit.image = {"image": img, "mask": np.zeros(img.shape[:2] + (3,), np.uint8)}
+            unit._vid2vid_fed = True
+            fed += 1
+        if fed:
+            self.ext.update_cn_script_in_processing(p, units)
+        return fed
+
+
+# ------------------------------------------------------------------ renderer
+
+class A1111Renderer:
+    """Renders frames through the WebUI's own ``process_images`` on copies of the img2img tab's ``p``."""
+
+    def __init__(self, p: Any, *, controlnet: ControlNetBridge | None = None):
+        self.p = p
+        self.controlnet = controlnet or ControlNetBridge(None)
+        self.last_infotext = ""
+        self.skipped_frames: list[int] = []
+
+    def _frame_p(self, req: RenderRequest) -> Any:
+        p2 = copy.copy(self.p)
+        p2.init_images = [Image.fromarray(req.init)]
+        p2.image_mask = None if req.mask is None else Image.fromarray(
+            np.clip(req.mask * 255.0 + 0.5, 0, 255).astype(np.uint8), mode="L")
+        if req.mask is not None:
+            p2.mask_blur = 0
+            p2.inpainting_fill = 1  # "original": repaint from the init inside the mask
+            p2.inpaint_full_res = False
+        p2.width, p2.height = req.width, req.height
+        p2.seed, p2.subseed, p2.subseed_strength = int(req.seed), int(req.subseed), float(req.subseed_strength)
+        p2.denoising_strength = float(req.denoise)
+        p2.steps, p2.cfg_scale = int(req.steps), float(req.cfg)
+        p2.prompt, p2.negative_prompt = req.prompt, req.negative_prompt
+        p2.batch_size, p2.n_iter = int(req.batch_size), int(req.n_iter)
+        p2.do_not_save_samples = True
+        p2.do_not_save_grid = True
+        p2.extra_generation_params = dict(getattr(self.p, "extra_generation_params", None) or {})
+        p2.extra_generation_params.update(req.extra.get("infotext", {}))
+        if req.sigmas is not None:
+            schedule = req.sigmas
+
+            def override(steps: int):
+                import torch  # noqa: PLC0415 - the host always has torch
+
+                return torch.tensor(schedule(steps), dtype=torch.float32)
+
+            p2.sampler_noise_scheduler_override = override
+        self.controlnet.apply(p2, req.control_image)
+        return p2
+
+    def render(self, request: RenderRequest) -> list[np.ndarray]:
+        processing, shared = _host()
+        state = shared.state
+        p2 = self._frame_p(request)
+        try:
+            processed = processing.process_images(p2)
+        finally:
+            close = getattr(p2, "close", None)
+            if close:
+                close()
+        if state.interrupted:
+            raise Interrupted("interrupted in the WebUI")
+        want = request.batch_size * request.n_iter
+        if getattr(state, "skipped", False):
+            state.skipped = False
+            self.skipped_frames.append(request.frame_index)
+            return [request.init.copy() for _ in range(want)]
+        images = [np.asarray(im.convert("RGB")) for im in processed.images[:want]]
+        if len(images) < want:
+            raise Vid2VidError(f"The WebUI returned {len(images)} images for frame {request.frame_index}, "
+                               f"expected {want}")
+        infotexts = getattr(processed, "infotexts", None) or [getattr(processed, "info", "")]
+        self.last_infotext = infotexts[0] if infotexts else ""
+        return images
+
+
+# ------------------------------------------------------------------ the Script's run()
+
+def settings_from_script(p: Any, args: tuple | list) -> params.Settings:
+    """Settings from the Script's args, with the img2img tab's own values (prompt, sampler, size ...)."""
+    base = params.Settings().replace(
+        prompt=p.prompt or "",
+        negative_prompt=p.negative_prompt or "",
+        sampler=getattr(p, "sampler_name", None) or "Euler",
+        scheduler=getattr(p, "scheduler", None) or "Automatic",
+        steps=int(p.steps),
+        cfg_scale=float(p.cfg_scale),
+        denoise=float(p.denoising_strength if p.denoising_strength is not None else 0.45),
+        seed=int(p.seed) if p.seed is not None and int(p.seed) >= 0 else -1,
+        batch_size=int(p.batch_size),
+        width=int(p.width) // 8 * 8,
+        height=int(p.height) // 8 * 8,
+        output_dir=str(host_option("output_dir", "outputs/vid2vid") or "outputs/vid2vid"),
+    )
+    return params.settings_from_api_args(list(args), base=base)
+
+
+def materialise_input(value: str, output_dir: str | Path) -> str:
+    """A server path as is; base64 video data (API) saved once under ``<output_dir>/uploads/``."""
+    text = (value or "").strip()
+    if not text:
+        raise Vid2VidError("No video given: upload one in the Video tab or give its path on the server")
+    if len(text) < 4096 and Path(text).expanduser().exists():
+        return str(Path(text).expanduser())
+    if text.startswith("data:"):
+        text = text.split(",", 1)[-1]
+    if len(text) < 4096:
+        raise Vid2VidError(f"Video not found: {value!r}: give an existing path on the server or base64 video data")
+    try:
+        data = base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError):
+        raise Vid2VidError("The video argument is neither an existing path nor valid base64 data") from None
+    uploads = Path(output_dir) / "uploads"
+    uploads.mkdir(parents=True, exist_ok=True)
+    path = uploads / f"{hashlib.sha256(data).hexdigest()[:16]}.video"
+    if not path.exists():
+        tmp = path.with_suffix(".tmp")
+        tmp.write_bytes(data)
+        tmp.replace(path)
+    return str(path)
+
+
+def _preview_images(job_dir: Path, stage: str, total: int) -> list[Image.Image]:
+    frames = job_dir / "frames" / stage
+    picks = sorted({0, total // 2, total - 1})
+    out = []
+    for i in picks:
+        f = frames / f"{i:06d}.png"
+        if f.is_file():
+            out.append(Image.open(f).convert("RGB"))
+    return out
+
+
+def run_script(p: Any, args: tuple | list) -> Any:
+    """The body of the vid2vid Script's ``run``: returns a ``modules.processing.Processed``."""
+    processing, shared = _host()
+    state = shared.state
+    try:
+        settings = settings_from_script(p, args)
+        settings = settings.replace(input=materialise_input(settings.video.input, settings.job.output_dir))
+        if settings.preview.preview_mode != "video":
+            return _run_preview(p, settings)
+        return _run_video(p, settings)
+    except Vid2VidError as exc:
+        print(f"vid2vid: {exc}")
+        state.textinfo = f"vid2vid: {exc}"
+        return processing.Processed(p, [], getattr(p, "seed", -1), f"vid2vid error: {exc}")
+
+
+def _run_video(p: Any, settings: params.Settings) -> Any:
+    from .. import video
+    from ..pipeline import make_plan, run_job
+
+    processing, shared = _host()
+    state = shared.state
+    info = video.probe(settings.video.input)
+    plan = make_plan(settings, info)
+    renderer = A1111Renderer(p, controlnet=ControlNetBridge.find())
+    passes = settings.temporal.loopback_passes
+    state.job_count = plan.total * passes * settings.sampling.batch_size and plan.total * passes
+    state.job_no = 0
+
+    def progress(pr) -> None:
+        state.textinfo = f"vid2vid {pr.text}"
+        if pr.last_frame is not None:
+            state.assign_current_image(Image.fromarray(pr.last_frame))
+
+    result = run_job(settings, renderer, resume=settings.job.resume_job or None,
+                     should_stop=lambda: bool(state.interrupted), progress=progress)
+    previews = _preview_images(result.job_dir, f"pass{passes}", plan.total)
+    lines = [f"vid2vid: {result.status}, {result.frames_done}/{result.total} frames",
+             f"job: {result.job_dir}"]
+    if result.video_path:
+        lines.append(f"video: {result.video_path}")
+    if result.message:
+        lines.append(result.message)
+    if renderer.skipped_frames:
+        lines.append(f"skipped (kept as init): {renderer.skipped_frames}")
+    info = "\n".join(lines)
+    processed = processing.Processed(p, previews, getattr(p, "seed", -1), info)
+    processed.vid2vid = {"status": result.status, "job_dir": str(result.job_dir),
+                         "video": str(result.video_path) if result.video_path else None}
+    return processed
+
+
+def _run_preview(p: Any, settings: params.Settings) -> Any:
+    from .. import debug
+
+    processing, _ = _host()
+    renderer = A1111Renderer(p, controlnet=ControlNetBridge.find())
+    frame = settings.preview.preview_frame
+    if settings.preview.preview_mode == "frame":
+        res = debug.render_single_frame(settings, renderer, frame=frame)
+        images = [Image.fromarray(res.output)]
+        info = f"vid2vid single frame {frame}: sigmas {json.dumps(getattr(res, 'sigmas_text', ''))}"
+    else:
+        grid, plot, _cells = debug.run_sweep(settings, renderer, debug.parse_sweep(settings.preview.preview_sweep),
+                                             frame=frame)
+        images = [Image.fromarray(grid), Image.fromarray(plot)]
+        info = f"vid2vid sweep on frame {frame}: {settings.preview.preview_sweep}"
+    return processing.Processed(p, images, getattr(p, "seed", -1), info)
+
+
+# ------------------------------------------------------------------ UI glue
+
+_HOST_COMPONENTS: dict[str, Any] = {}
+"""img2img components captured through Script.after_component (steps, denoise, sampler) for the sigma preview."""
+_WATCHED = {"img2img_steps": "steps", "img2img_denoising_strength": "denoise", "img2img_sampling": "sampler"}
+
+
+def remember_component(elem_id: str | None, component: Any) -> None:
+    if elem_id in _WATCHED:
+        _HOST_COMPONENTS[_WATCHED[elem_id]] = component
+
+
+def output_dir() -> str:
+    return str(host_option("output_dir", "") or "outputs/vid2vid")
+
+
+def sigmas_text(values: dict[str, Any]) -> str:
+    """The img2img tail the host will use for the shown settings (steps/denoise/sampler from the img2img tab)."""
+    from .. import sigmas
+    from ..errors import SettingsError
+
+    if values.get("sigma_schedule", "host") == "host":
+        return "host schedule (no override)"
+    try:
+        cfg = sigmas.SigmaSettings(schedule=values["sigma_schedule"], sigma_min=float(values["sigma_min"]),
+                                   sigma_max=float(values["sigma_max"]), rho=float(values["rho"]))
+        steps = int(values.get("steps") or 20)
+        denoise = float(values.get("denoise") if values.get("denoise") is not None else 0.45)
+        sampler = values.get("sampler")
+        used = sigmas.used_sigmas(cfg, steps, denoise, fix_steps=bool(host_option_raw("img2img_fix_steps", False)),
+                                  sampler_name=sampler)
+    except SettingsError as exc:
+        return f"invalid: {exc}"
+    text = sigmas.describe(used)
+    warning = sigmas.override_warning(sampler, values["sigma_schedule"]) if sampler else None
+    return f"{text}\n{warning}" if warning else text
+
+
+def host_option_raw(name: str, default: Any) -> Any:
+    try:
+        _, shared = _host()
+        return getattr(shared.opts, name, default)
+    except Exception:  # noqa: BLE001 - outside a host
+        return default
+
+
+def list_unfinished_jobs() -> list[str]:
+    from ..workspace import list_jobs
+
+    return [job.root.name for job in list_jobs(output_dir()) if job.status != "done"]
+
+
+def job_folder(name: str) -> str:
+    from ..workspace import Job
+
+    if not name:
+        return ""
+    try:
+        job = Job.resolve(name, output_dir())
+    except Vid2VidError as exc:
+        return str(exc)
+    stages = ", ".join(f"{k} {v.get('done', 0)}/{v.get('total', '?')}" for k, v in job.manifest["stages"].items())
+    return f"{job.root}  ({job.status}; {stages})"
+
+
+def suggest_prompt(video_path: str, samples: int = 4, top: int = 20) -> str:
+    """Interrogate a few frames across the video with the host's DeepBooru (tags) or CLIP; most frequent first."""
+    from collections import Counter
+
+    from .. import video
+
+    if not video_path:
+        return "Give a video first."
+    try:
+        info = video.probe(video_path)
+        n = info.frame_count
+        wanted = sorted({int(n * (k + 0.5) / samples) for k in range(samples)})
+        frames = [rgb for i, rgb in video.iter_frames(video_path) if i in wanted]
+    except Vid2VidError as exc:
+        return str(exc)
+    tags: Counter[str] = Counter()
+    try:
+        from modules import deepbooru  # noqa: PLC0415
+
+        deepbooru.model.start()
+        try:
+            for rgb in frames:
+                tags.update(t.strip() for t in deepbooru.model.tag_multi(Image.fromarray(rgb)).split(",") if t.strip())
+        finally:
+            deepbooru.model.stop()
+    except Exception as exc_db:  # noqa: BLE001 - fall back to CLIP
+        try:
+            _, shared = _host()
+            for rgb in frames:
+                caption = shared.interrogator.interrogate(Image.fromarray(rgb))
+                tags.update(t.strip() for t in caption.split(",") if t.strip())
+        except Exception as exc_clip:  # noqa: BLE001
+            return f"Interrogation failed (DeepBooru: {exc_db}; CLIP: {exc_clip})"
+    return ", ".join(t for t, _ in tags.most_common(top))
+
+
+def build_ui(script: Any) -> list[Any]:
+    import gradio as gr
+
+    from .. import ui
+
+    defaults = {
+        "output_format": host_option("output_format", "mp4"),
+        "crf": host_option("crf", 18),
+        "keep_frames": host_option("keep_frames", True),
+    }
+    host = {"list_jobs": list_unfinished_jobs, "job_folder": job_folder, "sigmas_text": sigmas_text,
+            "suggest_prompt": suggest_prompt, **_HOST_COMPONENTS}
+    return ui.build(gr, elem_id=script.elem_id, defaults=defaults, host=host)
+
+
+def register_settings() -> None:
+    """Settings > vid2vid: output folder, keep intermediate frames, default codec and quality."""
+    from modules import script_callbacks, shared  # noqa: PLC0415
+
+    def on_ui_settings():
+        section = ("vid2vid", "vid2vid")
+        add = shared.opts.add_option
+        add(OPT_PREFIX + "output_dir", shared.OptionInfo("outputs/vid2vid", "Output folder for vid2vid jobs",
+                                                         section=section))
+        add(OPT_PREFIX + "keep_frames", shared.OptionInfo(True, "Keep intermediate PNG frames (needed to resume)",
+                                                          section=section))
+        add(OPT_PREFIX + "output_format", shared.OptionInfo("mp4", "Default video format", gr_radio(),
+                                                            {"choices": list(params.OUTPUT_FORMATS)},
+                                                            section=section))
+        add(OPT_PREFIX + "crf", shared.OptionInfo(18, "Default quality (CRF, lower is better)", gr_slider(),
+                                                  {"minimum": 0, "maximum": 51, "step": 1}, section=section))
+
+    script_callbacks.on_ui_settings(on_ui_settings)
+
+
+def gr_radio():
+    import gradio as gr
+
+    return gr.Radio
+
+
+def gr_slider():
+    import gradio as gr
+
+    return gr.Slider

@@ -1,0 +1,1 @@
+"""A small test double of the WebUI's ``modules`` package: just the parts lib_vid2vid/host/a1111.py uses."""

@@ -1,0 +1,63 @@
+"""process_images double: records each p it gets and returns a deterministic image per batch item.
+
+The image is the init darkened by denoising_strength, plus seed % 7 on every pixel, so tests can see which
+seed, init and denoise reached the host. ``hooks`` run inside process_images (to press Interrupt/Skip).
+"""
+
+import numpy as np
+from PIL import Image
+
+from modules import shared
+
+calls = []
+hooks = []
+
+
+class Processed:
+    def __init__(self, p, images_list, seed=-1, info="", infotexts=None, **kw):
+        self.images = images_list
+        self.seed = seed
+        self.info = info
+        self.infotexts = infotexts or [info]
+        self.prompt = getattr(p, "prompt", "")
+
+
+class StableDiffusionProcessingImg2Img:
+    def __init__(self, **kw):
+        self.prompt = ""
+        self.negative_prompt = ""
+        self.sampler_name = "Euler"
+        self.scheduler = "Automatic"
+        self.steps = 20
+        self.cfg_scale = 7.0
+        self.denoising_strength = 0.5
+        self.seed = 1234
+        self.subseed = -1
+        self.subseed_strength = 0.0
+        self.batch_size = 1
+        self.n_iter = 1
+        self.width = 96
+        self.height = 64
+        self.init_images = [None]
+        self.image_mask = None
+        self.sampler_noise_scheduler_override = None
+        self.extra_generation_params = {}
+        self.closed = False
+        self.__dict__.update(kw)
+
+    def close(self):
+        self.closed = True
+
+
+def process_images(p):
+    calls.append(p)
+    for hook in list(hooks):
+        hook(p, len(calls) - 1)
+    init = np.asarray(p.init_images[0].convert("RGB")).astype(np.float32)
+    images = []
+    for k in range(p.batch_size * p.n_iter):
+        out = init * (1 - 0.5 * p.denoising_strength) + (p.seed + k) % 7
+        images.append(Image.fromarray(np.clip(out, 0, 255).astype(np.uint8)))
+    shared.state.nextjob()
+    info = f"{p.prompt}\nSteps: {p.steps}, Seed: {p.seed}, Denoising strength: {p.denoising_strength}"
+    return Processed(p, images, p.seed, info, infotexts=[info] * len(images))

@@ -1,0 +1,5 @@
+ui_settings_callbacks = []
+
+
+def on_ui_settings(fn):
+    ui_settings_callbacks.append(fn)

@@ -1,0 +1,37 @@
+class _State:
+    def __init__(self):
+        self.reset()
+
+    def reset(self):
+        self.interrupted = False
+        self.skipped = False
+        self.job_count = -1
+        self.job_no = 0
+        self.textinfo = None
+        self.current_images = []
+
+    def assign_current_image(self, image):
+        self.current_images.append(image)
+
+    def nextjob(self):
+        self.job_no += 1
+
+
+class OptionInfo:
+    def __init__(self, default=None, label="", component=None, component_args=None, section=None, **kw):
+        self.default, self.label, self.component, self.component_args, self.section = (
+            default, label, component, component_args, section)
+
+
+class _Opts:
+    def __init__(self):
+        self.data_labels = {}
+
+    def add_option(self, key, info):
+        self.data_labels[key] = info
+        setattr(self, key, info.default)
+
+
+state = _State()
+opts = _Opts()
+interrogator = None

@@ -1,0 +1,230 @@
+"""The A1111 adapter (lib_vid2vid/host/a1111.py) against a small test double of the WebUI (tests/fake_host)."""
+
+import ast
+import base64
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from lib_vid2vid import params, sigmas
+from lib_vid2vid.workspace import Job
+
+FAKE = Path(__file__).parent / "fake_host"
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def host(monkeypatch):
+    for name in [m for m in sys.modules if m == "modules" or m.startswith("modules.")]:
+        monkeypatch.delitem(sys.modules, name)
+    monkeypatch.syspath_prepend(str(FAKE))
+    import modules.processing as processing
+    import modules.shared as shared
+
+    shared.state.reset()
+    processing.calls.clear()
+    processing.hooks.clear()
+    from lib_vid2vid.host import a1111
+
+    yield a1111, processing, shared
+    for name in [m for m in sys.modules if m == "modules" or m.startswith("modules.")]:
+        sys.modules.pop(name, None)
+
+
+def _p(processing, **kw):
+    base = dict(prompt="ink drawing", negative_prompt="blur", steps=8, cfg_scale=6.0, denoising_strength=0.4,
+                seed=77, width=96, height=64, init_images=[None])  # the img2img image box left empty
+    base.update(kw)
+    return processing.StableDiffusionProcessingImg2Img(**base)
+
+
+def _args(**values):
+    """Script args in UI order, as the WebUI sends them (every component's value)."""
+    s = params.Settings().replace(**values)
+    return [s.get(n) for n in params.api_arg_names()]
+
+
+def test_video_job_through_process_images(host, clip, tmp_path):
+    a1111, processing, shared = host
+    shared.opts.vid2vid_output_dir = str(tmp_path / "out")
+    p = _p(processing)
+    processed = a1111.run_script(p, _args(input=str(clip), max_frames=6))
+    assert "vid2vid: done, 6/6 frames" in processed.info
+    assert processed.vid2vid["video"].endswith(".mp4") and Path(processed.vid2vid["video"]).is_file()
+    assert len(processed.images) == 3  # first, middle, last frame as previews
+    assert len(processing.calls) == 6
+    first = processing.calls[0]
+    assert (first.seed, first.steps, first.cfg_scale, first.denoising_strength) == (77, 8, 6.0, 0.4)
+    assert first.prompt == "ink drawing" and first.negative_prompt == "blur"
+    assert first.do_not_save_samples and first.do_not_save_grid and first.closed
+    assert first.init_images[0].size == (96, 64)
+    assert shared.state.job_count == 6
+    assert "frame 6/6" in shared.state.textinfo
+    assert len(shared.state.current_images) == 6
+    job = Job.open(processed.vid2vid["job_dir"])
+    assert job.manifest["settings"]["prompt"] == "ink drawing" and job.manifest["resolved_seed"] == 77
+
+
+def test_interrupt_stops_after_current_frame_and_resume_matches(host, clip, tmp_path):
+    a1111, processing, shared = host
+    shared.opts.vid2vid_output_dir = str(tmp_path / "a")
+    full = a1111.run_script(_p(processing), _args(input=str(clip), max_frames=8, init_mode="previous_output"))
+
+    shared.state.reset()
+    processing.calls.clear()
+    shared.opts.vid2vid_output_dir = str(tmp_path / "b")
+
+    def press_interrupt(p, n):
+        if n == 4:
+            shared.state.interrupted = True
+
+    processing.hooks.append(press_interrupt)
+    part = a1111.run_script(_p(processing), _args(input=str(clip), max_frames=8, init_mode="previous_output"))
+    assert "interrupted, 4/8" in part.info and "resume" in part.info
+    processing.hooks.clear()
+    processing.calls.clear()
+    shared.state.reset()
+    resumed = a1111.run_script(_p(processing), _args(input=str(clip), max_frames=8, init_mode="previous_output"))
+    assert resumed.vid2vid["job_dir"] == part.vid2vid["job_dir"]
+    a = sorted((Path(full.vid2vid["job_dir"]) / "frames" / "pass1").glob("*.png"))
+    b = sorted((Path(resumed.vid2vid["job_dir"]) / "frames" / "pass1").glob("*.png"))
+    assert [f.read_bytes() for f in a] == [f.read_bytes() for f in b]
+
+
+def test_resume_a_listed_job_by_name(host, clip, tmp_path):
+    a1111, processing, shared = host
+    shared.opts.vid2vid_output_dir = str(tmp_path / "out")
+    processing.hooks.append(lambda p, n: setattr(shared.state, "interrupted", n == 2))
+    part = a1111.run_script(_p(processing), _args(input=str(clip), max_frames=5))
+    processing.hooks.clear()
+    processing.calls.clear()
+    shared.state.reset()
+    name = Path(part.vid2vid["job_dir"]).name
+    assert a1111.list_unfinished_jobs() == [name]
+    assert "interrupted" in a1111.job_folder(name)
+    # a different denoise would start a new job; naming the job resumes it with its own settings
+    res = a1111.run_script(_p(processing, denoising_strength=0.9), _args(input=str(clip), resume_job=name))
+    assert res.vid2vid["job_dir"] == part.vid2vid["job_dir"] and res.vid2vid["status"] == "done"
+    assert {c.denoising_strength for c in processing.calls} == {0.4}
+
+
+def test_skip_keeps_the_init_for_that_frame(host, clip, tmp_path):
+    a1111, processing, shared = host
+    shared.opts.vid2vid_output_dir = str(tmp_path / "out")
+    processing.hooks.append(lambda p, n: setattr(shared.state, "skipped", n == 1))
+    res = a1111.run_script(_p(processing), _args(input=str(clip), max_frames=3))
+    assert "skipped (kept as init): [1]" in res.info and not shared.state.skipped
+    job = Job.open(res.vid2vid["job_dir"])
+    init1 = np.asarray(processing.calls[1].init_images[0])
+    assert np.array_equal(job.read_frame("pass1", 1), init1)
+
+
+def test_sigma_override_reaches_the_sampler_as_a_tensor(host, clip, tmp_path):
+    torch = pytest.importorskip("torch")
+    a1111, processing, shared = host
+    shared.opts.vid2vid_output_dir = str(tmp_path / "out")
+    a1111.run_script(_p(processing), _args(input=str(clip), max_frames=1, sigma_schedule="karras", sigma_max=1.0))
+    override = processing.calls[0].sampler_noise_scheduler_override
+    out = override(11)
+    assert isinstance(out, torch.Tensor) and out.shape == (12,)
+    expected = sigmas.full_schedule(sigmas.SigmaSettings(schedule="karras", sigma_min=0.0292, sigma_max=1.0), 11)
+    assert np.allclose(out.numpy(), expected, atol=1e-6)
+
+
+def test_base64_video_from_the_api(host, clip, tmp_path):
+    a1111, processing, shared = host
+    shared.opts.vid2vid_output_dir = str(tmp_path / "out")
+    data = "data:video/mp4;base64," + base64.b64encode(Path(clip).read_bytes()).decode()
+    res = a1111.run_script(_p(processing), [data, 0.0, 0.0, 0.0, 2])  # input, fps, start, end, max_frames  # a short arg list keeps the defaults
+    assert res.vid2vid["status"] == "done"
+    assert list((tmp_path / "out" / "uploads").iterdir())
+
+
+@pytest.mark.parametrize(
+    "args,fragment",
+    [
+        (["/nowhere/video.mp4"], "not found"),
+        ([""], "No video given"),
+        (["x" * 4999 + "!"], "neither an existing path nor valid base64"),
+        (["{clip}", "fast"], "fps"),
+    ],
+)
+def test_bad_script_args_give_one_line_in_the_result(host, clip, tmp_path, args, fragment):
+    a1111, processing, shared = host
+    shared.opts.vid2vid_output_dir = str(tmp_path / "out")
+    args = [a.replace("{clip}", str(clip)) if isinstance(a, str) else a for a in args]
+    res = a1111.run_script(_p(processing), args)
+    assert res.images == [] and res.info.startswith("vid2vid error:") and fragment in res.info
+    assert "\n" not in res.info and not processing.calls
+
+
+class FakeUnit:
+    def __init__(self, enabled, image=None):
+        self.enabled = enabled
+        self.image = image
+
+
+class FakeExternalCode:
+    def __init__(self, units):
+        self.units = units
+        self.updated = []
+
+    def get_all_units_in_processing(self, p):
+        return self.units
+
+    def update_cn_script_in_processing(self, p, units):
+        self.updated.append(list(units))
+
+
+def test_controlnet_units_get_the_source_frame(host):
+    a1111, _, _ = host
+    own = np.zeros((4, 4, 3), np.uint8)
+    units = [FakeUnit(True), FakeUnit(False), FakeUnit(True, image={"image": own})]
+    ext = FakeExternalCode(units)
+    bridge = a1111.ControlNetBridge(ext)
+    frame = np.full((4, 4, 3), 9, np.uint8)
+    assert bridge.apply(object(), frame) == 1
+    assert units[0].image["image"] is frame and units[1].image is None
+    assert units[2].image["image"] is own  # the user's own image for that unit stays
+    frame2 = np.full((4, 4, 3), 10, np.uint8)
+    assert bridge.apply(object(), frame2) == 1 and units[0].image["image"] is frame2
+    assert len(ext.updated) == 2
+    assert a1111.ControlNetBridge(None).apply(object(), frame) == 0  # no ControlNet: nothing breaks
+
+
+def test_settings_section_registers_options(host):
+    a1111, _, shared = host
+    import modules.script_callbacks as cb
+
+    cb.ui_settings_callbacks.clear()
+    pytest.importorskip("gradio")
+    a1111.register_settings()
+    cb.ui_settings_callbacks[0]()
+    assert {"vid2vid_output_dir", "vid2vid_keep_frames", "vid2vid_output_format", "vid2vid_crf"} <= set(
+        shared.opts.data_labels)
+
+
+def test_only_host_and_scripts_import_webui_modules():
+    offenders = []
+    for path in (ROOT / "lib_vid2vid").rglob("*.py"):
+        if "host" in path.relative_to(ROOT / "lib_vid2vid").parts:
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = []
+            if isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                names = [node.module]
+            offenders += [f"{path.name}: {n}" for n in names if n.split(".")[0] in ("modules", "ldm", "sgm")]
+    assert not offenders
+
+
+def test_sigma_preview_text(host):
+    a1111, _, _ = host
+    assert a1111.sigmas_text({"sigma_schedule": "host"}).startswith("host schedule")
+    text = a1111.sigmas_text({"sigma_schedule": "karras", "sigma_min": 0.03, "sigma_max": 1.0, "rho": 7,
+                              "steps": 20, "denoise": 0.5, "sampler": "DDIM"})
+    assert "steps" in text and "DDIM" in text  # the tail, and a warning for a sampler that ignores it

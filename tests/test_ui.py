@@ -1,0 +1,101 @@
+"""The Script's UI is built from the settings model: one control per shown setting, in API order."""
+
+import subprocess
+import sys
+from contextlib import contextmanager
+from pathlib import Path
+
+from lib_vid2vid import params, ui
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+class FakeComponent:
+    def __init__(self, kind, **kw):
+        self.kind = kind
+        self.kw = kw
+        self.events = []
+
+    def change(self, **kw):
+        self.events.append(("change", kw))
+
+    def click(self, **kw):
+        self.events.append(("click", kw))
+
+
+class FakeGradio:
+    """Records the components ui.build creates (a stand-in for gradio 3.41 / 4)."""
+
+    def __init__(self):
+        self.created = []
+        self.tabs = []
+
+    def __getattr__(self, kind):
+        def make(*args, **kw):
+            comp = FakeComponent(kind, **kw)
+            self.created.append(comp)
+            return comp
+
+        return make
+
+    @contextmanager
+    def Tabs(self, **kw):
+        yield
+
+    @contextmanager
+    def Tab(self, title, **kw):
+        self.tabs.append(title)
+        yield
+
+    @contextmanager
+    def Row(self, **kw):
+        yield
+
+    def update(self, **kw):
+        return kw
+
+
+def test_one_control_per_setting_in_api_order():
+    gr = FakeGradio()
+    comps = ui.build(gr, elem_id=lambda x: f"script_vid2vid_{x}", defaults={"crf": 23})
+    names = params.api_arg_names()
+    assert [c.kw["elem_id"] for c in comps] == [f"script_vid2vid_{n}" for n in names]
+    by_name = dict(zip(names, comps))
+    assert by_name["denoise" if "denoise" in by_name else "loopback_alpha"].kind == "Slider"
+    assert by_name["crf"].kw["value"] == 23 and by_name["crf"].kind == "Slider"
+    assert by_name["keep_audio"].kind == "Checkbox"
+    assert by_name["output_format"].kind == "Radio" and by_name["output_format"].kw["choices"] == ["mp4", "webm",
+                                                                                                  "gif", "png"]
+    for name, comp in by_name.items():
+        spec = params.SPEC_BY_NAME[name]
+        if comp.kind == "Slider":
+            assert (comp.kw["minimum"], comp.kw["maximum"]) == (spec.min, spec.max)
+    assert gr.tabs[0] == "Video" and gr.tabs[-1] == "Jobs"
+    assert gr.tabs == [t for t, _ in params.iter_tabs()]
+
+
+def test_upload_fills_the_path_argument():
+    gr = FakeGradio()
+    comps = ui.build(gr, elem_id=lambda x: x)
+    upload = next(c for c in gr.created if c.kind == "Video")
+    (event, kw), = upload.events
+    assert kw["outputs"] == [comps[params.api_arg_names().index("input")]]
+    assert kw["fn"]("/tmp/x.mp4") == "/tmp/x.mp4" and kw["fn"](None) == ""
+
+
+def test_host_widgets_are_not_script_args():
+    gr = FakeGradio()
+    host = {"list_jobs": lambda: ["job-a"], "sigmas_text": lambda v: "s", "suggest_prompt": lambda p: "tags"}
+    comps = ui.build(gr, elem_id=lambda x: x, host=host)
+    assert len(comps) == len(params.api_arg_names())
+    extra = {c.kw.get("elem_id") for c in gr.created} - {c.kw.get("elem_id") for c in comps}
+    assert {"upload", "sigmas_used", "job_list", "suggest", "tags"} <= extra
+
+
+def test_hints_file_is_generated_from_the_settings():
+    r = subprocess.run([sys.executable, str(ROOT / "helpers" / "gen_hints.py"), "--check"], capture_output=True,
+                       text=True)
+    assert r.returncode == 0, r.stdout
+    text = (ROOT / "javascript" / "vid2vid_hints.js").read_text()
+    for name in params.api_arg_names():
+        assert f'"{name}"' in text
