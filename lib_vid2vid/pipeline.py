@@ -257,6 +257,8 @@ class Run:
         self.sink = sink
         """Called on the writer thread with (index, frame) after each frame of the last pass is on disk."""
         self.seed = int(job.manifest["resolved_seed"])
+        self.variation_seed = int(job.manifest.setdefault(  # jobs made before it was stored resolve it now
+            "resolved_variation_seed", resolve_seed(settings.sampling.variation_seed)))
         self.input_path = job.manifest["source_file"]["path"]
         self.passes = settings.temporal.loopback_passes
         self.before = max([s.before for s in stages] + [1])
@@ -425,7 +427,9 @@ class Run:
         return False
 
     def _write(self, loop: int, index: int, out: np.ndarray, record: dict[str, Any]) -> None:
-        self.job.write_frame(self.stage_name(loop), index, out, record)
+        text = record.pop("_infotext", None)
+        self.job.write_frame(self.stage_name(loop), index, out, record,
+                             text={"parameters": text} if text else None)
         if self.sink is not None and loop == self.passes - 1:
             self.sink(index, out)
 
@@ -434,7 +438,7 @@ class Run:
         from .seeds import frame_seed
 
         seed, subseed, subseed_strength = frame_seed(s.seed_mode, self.seed, ctx.index, ctx.loop,
-                                                     s.variation_seed, s.variation_strength)
+                                                     self.variation_seed, s.variation_strength)
         req = RenderRequest(init=ctx.frame, seed=seed, subseed=subseed, subseed_strength=subseed_strength,
                             denoise=s.denoise, steps=s.steps, cfg=s.cfg_scale, prompt=s.prompt,
                             negative_prompt=s.negative_prompt, batch_size=s.batch_size,
@@ -444,6 +448,7 @@ class Run:
             setattr(req, name, value)
         for stage in self.stages:
             stage.prepare(ctx, req)
+        req.extra["infotext"] = {"vid2vid": self._summary(ctx)}
         images = self.renderer.render(req)
         if not images:
             raise Vid2VidError(f"The renderer returned no image for frame {ctx.index}")
@@ -461,7 +466,22 @@ class Run:
                   "denoise": round(req.denoise, 6), "steps": req.steps, "cfg": req.cfg}
         if req.prompt != s.prompt:
             record["prompt"] = req.prompt
+        record["_infotext"] = getattr(self.renderer, "last_infotext", "") or infotext(req)
         return out, record
+
+    def _summary(self, ctx: FrameContext) -> str:
+        """The vid2vid part of a frame's infotext: where it comes from and the settings that made it."""
+        t, c, s = self.settings.temporal, self.settings.correction, self.settings.sampling
+        parts = [f"frame {ctx.index + 1}/{ctx.total}", f"pass {ctx.loop + 1}/{self.passes}",
+                 f"init {t.init_mode}", f"seed mode {s.seed_mode}"]
+        if c.fdc_mode != "none":
+            parts.append(f"fdc {c.fdc_mode}")
+        if c.motion_mask:
+            parts.append(f"motion mask {c.motion_low_cut}/{c.motion_high_ext}")
+        sig = self.job.manifest.get("sigmas")
+        if sig:
+            parts.append(f"sigmas {s.sigma_schedule} {sig.get('text', '')}")
+        return "; ".join(parts)
 
 
 def fit_size(img: np.ndarray, width: int, height: int) -> np.ndarray:
@@ -471,6 +491,17 @@ def fit_size(img: np.ndarray, width: int, height: int) -> np.ndarray:
     import cv2
 
     return cv2.resize(np.asarray(img, np.uint8), (width, height), interpolation=cv2.INTER_AREA)
+
+
+def infotext(req: RenderRequest) -> str:
+    """A WebUI-style parameters text for renderers that do not return one."""
+    fields = {"Steps": req.steps, "CFG scale": req.cfg, "Seed": req.seed, "Size": f"{req.width}x{req.height}",
+              "Denoising strength": req.denoise, "Sampler": req.extra.get("sampler", "")}
+    if req.subseed_strength:
+        fields.update({"Variation seed": req.subseed, "Variation seed strength": req.subseed_strength})
+    fields.update(req.extra.get("infotext", {}))
+    text = req.prompt + (f"\nNegative prompt: {req.negative_prompt}" if req.negative_prompt else "")
+    return text + "\n" + ", ".join(f"{k}: {v}" for k, v in fields.items() if v != "")
 
 
 def batch_mean(images: list[np.ndarray], width: int, height: int) -> np.ndarray:
@@ -515,7 +546,8 @@ def open_or_create_job(settings: Settings, info: video.VideoInfo | None, *, resu
             return job, merged
     job = Job.create(out_dir, video_name=Path(settings.video.input).name, settings=values,
                      source=info.to_dict(), fingerprint=fp,
-                     extra={"resolved_seed": resolve_seed(settings.sampling.seed)})
+                     extra={"resolved_seed": resolve_seed(settings.sampling.seed),
+                            "resolved_variation_seed": resolve_seed(settings.sampling.variation_seed)})
     return job, settings
 
 

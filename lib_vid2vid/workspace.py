@@ -64,12 +64,37 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
         raise _io_error("writing", path, exc) from None
 
 
-def encode_png(rgb: np.ndarray, compression: int = 1) -> bytes:
-    """PNG bytes of an RGB uint8 HWC image (compression 1: fast, still lossless and deterministic)."""
+def encode_png(rgb: np.ndarray, compression: int = 1, text: dict[str, str] | None = None) -> bytes:
+    """PNG bytes of an RGB uint8 HWC image (compression 1: fast, still lossless and deterministic).
+
+    ``text`` becomes iTXt chunks (UTF-8) right after the header: "parameters" is where the WebUI's PNG Info
+    tab and other tools look for generation parameters.
+    """
     ok, buf = cv2.imencode(".png", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_PNG_COMPRESSION, compression])
     if not ok:
         raise Vid2VidError("PNG encoding failed")
-    return buf.tobytes()
+    data = buf.tobytes()
+    if text:
+        chunks = b"".join(_png_chunk(b"iTXt", key.encode("latin-1") + b"\0\0\0\0\0" + value.encode("utf-8"))
+                          for key, value in text.items())
+        end_of_ihdr = 8 + 8 + 13 + 4  # signature, IHDR length+type, IHDR data, CRC
+        data = data[:end_of_ihdr] + chunks + data[end_of_ihdr:]
+    return data
+
+
+def _png_chunk(kind: bytes, payload: bytes) -> bytes:
+    import struct
+    import zlib
+
+    return struct.pack(">I", len(payload)) + kind + payload + struct.pack(">I", zlib.crc32(kind + payload))
+
+
+def read_png_text(path: Path) -> dict[str, str]:
+    """The text chunks of a PNG (as the WebUI's PNG Info reads them)."""
+    from PIL import Image
+
+    with Image.open(path) as im:
+        return {k: v for k, v in im.info.items() if isinstance(v, str)}
 
 
 def read_png(path: Path) -> np.ndarray:
@@ -211,13 +236,14 @@ class Job:
         return self.stage_dir(stage) / f"{index:0{FRAME_DIGITS}d}.png"
 
     def write_frame(self, stage: str, index: int, rgb: np.ndarray, record: dict[str, Any] | None = None,
-                    *, overwrite: bool = False, save_manifest: bool = True) -> Path:
+                    *, overwrite: bool = False, save_manifest: bool = True, text: dict[str, str] | None = None
+                    ) -> Path:
         """Write frame ``index`` of ``stage`` atomically, then record it as done in the manifest."""
         path = self.frame_path(stage, index)
         if path.exists() and not overwrite and self.is_done(stage, index):
             raise Vid2VidError(f"Frame {index} of stage {stage} is already finished in {self.root}: "
                                f"not overwriting it")
-        atomic_write_bytes(path, encode_png(rgb))
+        atomic_write_bytes(path, encode_png(rgb, text=text))
         self.mark_done(stage, index, record, save=save_manifest)
         return path
 

@@ -229,3 +229,12 @@ def test_frames_are_rgb_at_output_size(clip, tmp_path):
     src = next(video.iter_frames(clip, size=(96, 64)))[1]
     assert out.shape == (64, 96, 3)
     assert np.abs(out.astype(int) - src.astype(int)).max() <= 1  # denoise 0 returns the init
+
+
+def test_every_frame_carries_its_parameters(clip, tmp_path):
+    from lib_vid2vid.workspace import read_png_text
+
+    res = run_job(_settings(clip, tmp_path, max_frames=2, prompt="a fox", fdc_mode="mean"), ProxyRenderer())
+    text = read_png_text(res.job_dir / "frames" / "pass1" / "000001.png")["parameters"]
+    assert text.startswith("a fox\n") and "Seed: 1234" in text and "Denoising strength: 0.5" in text
+    assert "vid2vid: frame 2/2" in text and "fdc mean" in text
