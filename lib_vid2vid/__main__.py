@@ -37,6 +37,16 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--new", action="store_true", help="start a new job even if an unfinished one matches")
     run.add_argument("--list-jobs", action="store_true", help="list the jobs in the output folder and exit")
     run.add_argument("--quiet", action="store_true", help="no progress bar")
+    dbg = ap.add_argument_group("Single-frame debug (renders one frame into <output-dir>/debug, no job)")
+    pick = dbg.add_mutually_exclusive_group()
+    pick.add_argument("--debug-frame", type=int, metavar="N", default=None,
+                      help="render only frame N of the processed range (0-based) with these settings")
+    pick.add_argument("--debug-time", type=float, metavar="S", default=None,
+                      help="render only the frame shown S seconds into the processed range")
+    dbg.add_argument("--sweep", metavar="SWEEP", default=None,
+                     help="render the debug frame (frame 0 if none is given) once per setting value, as one "
+                          "labelled grid, e.g. 'sigma_schedule=karras,exponential' or "
+                          "'sigma_max=0.5,1,2 x denoise=0.3,0.5' (rows x columns)")
     params.add_cli_arguments(ap, skip=("input",))
     return ap
 
@@ -97,7 +107,12 @@ def main(argv: list[str] | None = None) -> int:
             return _list_jobs(settings.job.output_dir)
         if not args.input and not args.resume:
             ap.error("give the input video (or --resume JOB)")
+        debug = args.debug_frame is not None or args.debug_time is not None or args.sweep is not None
+        if debug and args.resume:
+            ap.error("--debug-frame/--debug-time/--sweep render from the input video's settings, not with --resume")
         renderer = _make_renderer(args)
+        if debug:
+            return _debug(args, settings, renderer)
         return _run(args, settings, renderer)
     except Vid2VidError as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -138,6 +153,40 @@ def _run(args: argparse.Namespace, settings: params.Settings, renderer) -> int:
         return EXIT_INTERRUPTED
     print(f"done: {result.frames_done} frames -> {result.video_path}")
     print(f"job folder: {result.job_dir}")
+    return 0
+
+
+def _debug(args: argparse.Namespace, settings: params.Settings, renderer) -> int:
+    """Single-frame debug render or sweep into <output_dir>/debug; prints the files and the sigmas used."""
+    from pathlib import Path
+
+    from . import debug
+
+    out_dir = Path(settings.job.output_dir) / debug.DEBUG_DIR
+    frame = args.debug_frame
+    if args.sweep is not None:
+        if frame is None and args.debug_time is None:
+            frame = 0
+        grid, plot, cells = debug.run_sweep(settings, renderer, args.sweep, frame=frame, time_s=args.debug_time)
+        first = cells[0].result
+        grid_path, plot_path = debug.save_sweep(grid, plot, first.frame, out_dir)
+        print(f"sweep of frame {first.frame} ({first.time_s:.3f} s), {len(cells)} cells, seed "
+              f"{first.settings.sampling.seed}")
+        for cell in cells:
+            print(f"  {cell.name}: sigmas {cell.result.sigmas_text}")
+        warnings = {c.result.warning for c in cells if c.result.warning}
+        for text in sorted(warnings):
+            print(f"warning: {text}", file=sys.stderr)
+        print(f"grid: {grid_path}")
+        print(f"sigmas plot: {plot_path}")
+        return 0
+    result = debug.render_single_frame(settings, renderer, frame=frame, time_s=args.debug_time, out_dir=out_dir)
+    print(f"frame {result.frame} ({result.time_s:.3f} s), seed {result.seed}: {result.note}")
+    print(f"sigmas used: {result.sigmas_text}")
+    if result.warning:
+        print(f"warning: {result.warning}", file=sys.stderr)
+    for kind, path in result.paths.items():
+        print(f"{kind}: {path}")
     return 0
 
 
