@@ -147,7 +147,7 @@ class Job:
     @classmethod
     def create(cls, output_dir: str | Path, *, video_name: str, settings: dict[str, Any],
                source: dict[str, Any], fingerprint: dict[str, Any], extra: dict[str, Any] | None = None) -> Job:
-        out = Path(output_dir)
+        out = Path(output_dir).absolute()
         try:
             out.mkdir(parents=True, exist_ok=True)
         except OSError as exc:

@@ -43,9 +43,15 @@ def _host():
     return processing, shared
 
 
-def host_option(name: str, default: Any) -> Any:
+def host_option(name: str, default: Any, p: Any = None) -> Any:
+    """A vid2vid option from Settings; the request's override_settings win (the host applies those only
+    later, inside process_images)."""
+    key = OPT_PREFIX + name
+    overrides = getattr(p, "override_settings", None) or {}
+    if key in overrides:
+        return overrides[key]
     _, shared = _host()
-    return getattr(shared.opts, OPT_PREFIX + name, default) if hasattr(shared, "opts") else default
+    return getattr(shared.opts, key, default) if hasattr(shared, "opts") else default
 
 
 # ------------------------------------------------------------------ ControlNet
@@ -190,7 +196,7 @@ def settings_from_script(p: Any, args: tuple | list) -> params.Settings:
         batch_size=int(p.batch_size),
         width=int(p.width) // 8 * 8,
         height=int(p.height) // 8 * 8,
-        output_dir=str(host_option("output_dir", "outputs/vid2vid") or "outputs/vid2vid"),
+        output_dir=str(host_option("output_dir", "outputs/vid2vid", p) or "outputs/vid2vid"),
     )
     return params.settings_from_api_args(list(args), base=base)
 
@@ -244,7 +250,20 @@ def run_script(p: Any, args: tuple | list) -> Any:
     except Vid2VidError as exc:
         print(f"vid2vid: {exc}")
         state.textinfo = f"vid2vid: {exc}"
-        return processing.Processed(p, [], getattr(p, "seed", -1), f"vid2vid error: {exc}")
+        return _processed(p, [], f"vid2vid error: {exc}", {"status": "error", "error": str(exc)})
+
+
+def _processed(p: Any, images: list, info: str, result: dict[str, Any]) -> Any:
+    """A Processed whose ``info`` the UI shows, and whose extra_generation_params carry ``result`` as
+    ``vid2vid_*`` keys for API callers (the API's reply holds extra_generation_params, not ``info``)."""
+    processing, _ = _host()
+    p.extra_generation_params = dict(getattr(p, "extra_generation_params", None) or {})
+    p.extra_generation_params.update({f"vid2vid_{k}": v for k, v in result.items()})
+    p.extra_generation_params["vid2vid_info"] = info
+    processed = processing.Processed(p, images, getattr(p, "seed", -1), info,
+                                     infotexts=[info] * max(1, len(images)))
+    processed.vid2vid = dict(result)
+    return processed
 
 
 def _run_video(p: Any, settings: params.Settings) -> Any:
@@ -277,10 +296,9 @@ def _run_video(p: Any, settings: params.Settings) -> Any:
     if renderer.skipped_frames:
         lines.append(f"skipped (kept as init): {renderer.skipped_frames}")
     info = "\n".join(lines)
-    processed = processing.Processed(p, previews, getattr(p, "seed", -1), info)
-    processed.vid2vid = {"status": result.status, "job_dir": str(result.job_dir),
-                         "video": str(result.video_path) if result.video_path else None}
-    return processed
+    return _processed(p, previews, info, {"status": result.status, "job_dir": str(result.job_dir),
+                                          "video": str(result.video_path) if result.video_path else None,
+                                          "frames_done": result.frames_done, "total": result.total})
 
 
 def _run_preview(p: Any, settings: params.Settings) -> Any:
@@ -293,12 +311,13 @@ def _run_preview(p: Any, settings: params.Settings) -> Any:
         res = debug.render_single_frame(settings, renderer, frame=frame)
         images = [Image.fromarray(res.output)]
         info = f"vid2vid single frame {frame}: sigmas {json.dumps(getattr(res, 'sigmas_text', ''))}"
+        return _processed(p, images, info, {"status": "preview", "frame": frame})
     else:
         grid, plot, _cells = debug.run_sweep(settings, renderer, debug.parse_sweep(settings.preview.preview_sweep),
                                              frame=frame)
         images = [Image.fromarray(grid), Image.fromarray(plot)]
         info = f"vid2vid sweep on frame {frame}: {settings.preview.preview_sweep}"
-    return processing.Processed(p, images, getattr(p, "seed", -1), info)
+        return _processed(p, images, info, {"status": "preview", "frame": frame})
 
 
 # ------------------------------------------------------------------ UI glue

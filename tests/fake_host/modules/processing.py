@@ -18,7 +18,7 @@ class Processed:
         self.images = images_list
         self.seed = seed
         self.info = info
-        self.infotexts = infotexts or [info]
+        self.infotexts = infotexts or [info] * len(images_list)
         self.prompt = getattr(p, "prompt", "")
 
 
