@@ -32,6 +32,12 @@ def build_parser() -> argparse.ArgumentParser:
                      help="api: a running WebUI renders each frame (default); proxy: built-in model-free "
                           "stylisation, for trying the pipeline")
     run.add_argument("--api-url", default=None, help="WebUI address (default http://127.0.0.1:7860)")
+    run.add_argument("--submit", action="store_true",
+                     help="send the whole job to the WebUI in one request (its vid2vid Script runs it there and "
+                          "keeps the job in its own output folder) instead of one request per frame")
+    run.add_argument("--upload", action="store_true",
+                     help="with --submit: send the video's bytes (base64) instead of its path, for a WebUI on "
+                          "another machine")
     run.add_argument("--timeout", type=float, default=600.0, help="seconds to wait for one frame (default 600)")
     run.add_argument("--resume", metavar="JOB", help="resume this job (folder, name or id) with its own settings")
     run.add_argument("--new", action="store_true", help="start a new job even if an unfinished one matches")
@@ -110,6 +116,8 @@ def main(argv: list[str] | None = None) -> int:
         debug = args.debug_frame is not None or args.debug_time is not None or args.sweep is not None
         if debug and args.resume:
             ap.error("--debug-frame/--debug-time/--sweep render from the input video's settings, not with --resume")
+        if args.submit:
+            return _submit(args, settings)
         renderer = _make_renderer(args)
         if debug:
             return _debug(args, settings, renderer)
@@ -120,6 +128,17 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("stopped: run the same command again to resume", file=sys.stderr)
         return EXIT_INTERRUPTED
+
+
+def _submit(args: argparse.Namespace, settings: params.Settings) -> int:
+    from .host.webui_api import DEFAULT_URL, WebUIApiRenderer
+
+    client = WebUIApiRenderer(args.api_url or DEFAULT_URL, timeout=args.timeout)
+    client.check()
+    result = client.submit_job(settings, upload=args.upload)
+    print(result.get("info", ""))
+    status = result.get("status")
+    return 0 if status == "done" else EXIT_INTERRUPTED if status == "interrupted" else EXIT_ERROR
 
 
 def _run(args: argparse.Namespace, settings: params.Settings, renderer) -> int:

@@ -158,12 +158,24 @@ class SigmaStage(Stage):
         cfg = sigmas.SigmaSettings(schedule=s.sigma_schedule, sigma_min=s.sigma_min, sigma_max=s.sigma_max,
                                    rho=s.rho)
         run.base_request["sigmas"] = sigmas.override_function(cfg)
+        self.named = {"schedule": s.sigma_schedule, "sigma_min": s.sigma_min, "sigma_max": s.sigma_max,
+                      "rho": s.rho}
         warning = sigmas.override_warning(s.sampler, s.sigma_schedule)
         if warning:
             run.job.log(warning, warning=True)
+        supported = getattr(run.renderer, "sigma_schedules", None)
+        if supported is not None and s.sigma_schedule not in supported:
+            run.job.log(f"this renderer cannot apply the {s.sigma_schedule} sigma schedule (it can: "
+                        f"{', '.join(supported)}); the host's own schedule is used", warning=True)
         used = sigmas.used_sigmas(cfg, s.steps, s.denoise, sampler_name=s.sampler)
         run.job.manifest["sigmas"] = {"schedule": sigmas.full_schedule(cfg, s.steps), "img2img_tail": used,
                                       "text": sigmas.describe(used)}
+
+
+    def prepare(self, ctx: FrameContext, request: RenderRequest) -> None:
+        named = getattr(self, "named", None)
+        if named:
+            request.extra["sigma_override"] = named
 
 
 # --------------------------------------------------------------------------------------- init

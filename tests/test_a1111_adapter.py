@@ -228,3 +228,32 @@ def test_sigma_preview_text(host):
     text = a1111.sigmas_text({"sigma_schedule": "karras", "sigma_min": 0.03, "sigma_max": 1.0, "rho": 7,
                               "steps": 20, "denoise": 0.5, "sampler": "DDIM"})
     assert "steps" in text and "DDIM" in text  # the tail, and a warning for a sampler that ignores it
+
+
+def test_depth_mask_uses_the_hosts_midas(host, clip, tmp_path):
+    pytest.importorskip("torch")
+    a1111, processing, shared = host
+    import ldm.modules.midas.api as midas_api
+    import modules.sd_models as sd_models
+
+    midas_api.loaded.clear()
+    shared.opts.vid2vid_output_dir = str(tmp_path / "out")
+    res = a1111.run_script(_p(processing), _args(input=str(clip), max_frames=3, depth_mask=True,
+                                                 depth_model="midas_v21_small", depth_low_cut=40))
+    assert res.vid2vid["status"] == "done", res.info
+    assert midas_api.loaded == ["midas_v21_small"] and sd_models.autodownload_enabled
+    assert (Path(res.vid2vid["job_dir"]) / "frames" / "masks" / "000002.png").is_file()
+
+
+def test_preview_modes_render_without_a_job(host, clip, tmp_path):
+    a1111, processing, shared = host
+    shared.opts.vid2vid_output_dir = str(tmp_path / "out")
+    one = a1111.run_script(_p(processing), _args(input=str(clip), preview_mode="frame", preview_frame=5))
+    assert one.vid2vid["status"] == "preview" and len(one.images) == 1 and len(processing.calls) == 1
+    assert one.images[0].size == (96, 64)
+    processing.calls.clear()
+    grid = a1111.run_script(_p(processing), _args(input=str(clip), preview_mode="sweep", preview_frame=2,
+                                                  preview_sweep="denoise=0.2,0.6 x cfg_scale=3,9"))
+    assert len(processing.calls) == 4 and len(grid.images) == 2  # the grid and the schedule plot
+    assert {(c.denoising_strength, c.cfg_scale) for c in processing.calls} == {(0.2, 3), (0.2, 9), (0.6, 3), (0.6, 9)}
+    assert not (tmp_path / "out").exists() or not [d for d in (tmp_path / "out").iterdir() if d.name != "uploads"]

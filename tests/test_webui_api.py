@@ -92,3 +92,29 @@ def test_cli_job_over_the_api_then_http_error_is_resumable(clip, tmp_path, capsy
         assert len(ui.payloads) == 7  # 3 ok, 1 failed, then the 3 missing frames
     jobs = list(out.iterdir())
     assert len(jobs) == 1 and list(jobs[0].glob("*.mp4"))
+
+
+def test_sigma_override_maps_to_the_hosts_scheduler_and_options():
+    with FakeWebUI() as ui:
+        r = WebUIApiRenderer(ui.url)
+        r.render(_req(extra={"sampler": "Euler", "sigma_override": {"schedule": "karras", "sigma_min": 0.03,
+                                                                     "sigma_max": 1.0, "rho": 7.0}}))
+        p = ui.payloads[0]
+    assert p["scheduler"] == "Karras"
+    assert p["override_settings"] == {"sigma_min": 0.03, "sigma_max": 1.0, "rho": 7.0}
+    assert p["override_settings_restore_afterwards"] is True
+
+
+def test_unmappable_schedule_is_logged_in_the_job(clip, tmp_path):
+    from lib_vid2vid.params import Settings
+    from lib_vid2vid.pipeline import run_job
+    from lib_vid2vid.workspace import Job
+
+    with FakeWebUI() as ui:
+        s = Settings().replace(input=str(clip), output_dir=str(tmp_path), max_frames=2, width=96, height=64,
+                               sigma_schedule="vp")
+        res = run_job(s, WebUIApiRenderer(ui.url))
+        assert "scheduler" not in ui.payloads[0]
+    warnings = Job.open(res.job_dir).manifest["warnings"]
+    assert any("cannot apply the vp sigma schedule" in w for w in warnings)
+    assert "cannot apply the vp" in (res.job_dir / "job.log").read_text()

@@ -154,6 +154,22 @@ class A1111Renderer:
         self.controlnet.apply(p2, req.control_image)
         return p2
 
+    def depth_estimator(self, kind: str):
+        """The host's own MiDaS (A1111: ldm's loader reading models/midas, fetched by the WebUI on first use).
+        None on hosts without it (Forge has no ldm): the depth stage then loads a weight file itself."""
+        try:
+            from ldm.modules.midas import api as midas_api  # noqa: PLC0415 - host import
+            from modules import sd_models  # noqa: PLC0415
+        except ImportError:
+            return None
+        from ..depth import DepthEstimator
+
+        enable = getattr(sd_models, "enable_midas_autodownload", None)
+        if enable:
+            enable()
+        model, _transform = midas_api.load_model(kind)
+        return DepthEstimator.from_module(model, kind)
+
     def render(self, request: RenderRequest) -> list[np.ndarray]:
         processing, shared = _host()
         state = shared.state

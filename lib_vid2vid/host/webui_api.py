@@ -58,8 +58,14 @@ def _detail(resp) -> str:
     return str(body)[:300]
 
 
+SCHEDULER_FOR = {"karras": "Karras", "exponential": "Exponential", "polyexponential": "Polyexponential"}
+"""Sigma schedules the API can reproduce: the host's scheduler of that name with our sigma_min/max/rho."""
+
+
 class WebUIApiRenderer:
     """``render`` posts one img2img request per frame to ``url``."""
+
+    sigma_schedules = tuple(SCHEDULER_FOR)
 
     def __init__(self, url: str = DEFAULT_URL, *, timeout: float = 600.0, session=None,
                  override_settings: dict[str, Any] | None = None):
@@ -134,6 +140,12 @@ class WebUIApiRenderer:
             p["scheduler"] = scheduler
         overrides = dict(self.override_settings)
         overrides.update(req.extra.get("override_settings", {}))
+        sig = req.extra.get("sigma_override")
+        if sig and sig["schedule"] in SCHEDULER_FOR:
+            p["scheduler"] = SCHEDULER_FOR[sig["schedule"]]
+            overrides.update(sigma_min=sig["sigma_min"], sigma_max=sig["sigma_max"])
+            if sig["schedule"] != "exponential":
+                overrides["rho"] = sig["rho"]
         if overrides:
             p["override_settings"] = overrides
             p["override_settings_restore_afterwards"] = True
@@ -150,3 +162,49 @@ class WebUIApiRenderer:
             raise RendererError(f"The WebUI returned {len(images)} images for frame {request.frame_index}, "
                                 f"expected {want}")
         return [decode_image(b) for b in images[:want]]
+
+    def submit_job(self, settings, *, upload: bool = False) -> dict[str, Any]:
+        """Run a whole job on the server through its vid2vid Script (``script_name: "vid2vid"``).
+
+        The video goes as a server path, or as base64 data with ``upload``. Sampling settings travel as the
+        img2img request's own fields; the rest as the Script's args (every value, in UI order). Returns the
+        Script's ``vid2vid_*`` result fields (status, job_dir, video, info).
+        """
+        from pathlib import Path
+
+        from .. import params
+
+        s = settings
+        video_arg = s.video.input
+        if upload:
+            video_arg = base64.b64encode(Path(s.video.input).read_bytes()).decode("ascii")
+        else:
+            video_arg = str(Path(video_arg).resolve())
+        args = params.api_args(s.replace(input=str(Path(s.video.input).resolve())))
+        args[params.api_arg_names().index("input")] = video_arg
+        from .. import video
+        from ..pipeline import output_size
+
+        info = video.probe(s.video.input)
+        width, height = output_size(info.width, info.height, s.video.width, s.video.height)
+        sm = s.sampling
+        body: dict[str, Any] = {
+            "init_images": [], "prompt": sm.prompt, "negative_prompt": sm.negative_prompt, "steps": sm.steps,
+            "cfg_scale": sm.cfg_scale, "denoising_strength": sm.denoise, "seed": sm.seed,
+            "sampler_name": sm.sampler, "batch_size": sm.batch_size, "n_iter": sm.batch_count,
+            "width": width, "height": height,
+            "script_name": "vid2vid", "script_args": args, "send_images": False, "save_images": False,
+        }
+        if sm.scheduler and sm.scheduler != "Automatic":
+            body["scheduler"] = sm.scheduler
+        reply = self._post("/sdapi/v1/img2img", body)
+        try:
+            extra = json.loads(reply.get("info") or "{}").get("extra_generation_params") or {}
+        except ValueError:
+            extra = {}
+        if "vid2vid_status" not in extra:
+            raise RendererError(f"The WebUI at {self.url} did not run vid2vid: is the extension installed there?")
+        result = {k[len("vid2vid_"):]: v for k, v in extra.items() if k.startswith("vid2vid_")}
+        if result.get("status") == "error":
+            raise RendererError(f"vid2vid on the WebUI: {result.get('error')}")
+        return result

@@ -172,3 +172,32 @@ def test_interrupt_then_resume_matches_an_uninterrupted_run(webui, source):
 def test_bad_video_argument_is_reported(webui, tmp_path):
     reply = _post(webui, _request(tmp_path / "missing.mp4", tmp_path / "out"))
     assert "vid2vid error:" in _info(reply) and reply["images"] == []
+
+
+def test_cli_submits_a_whole_job(webui, source, tmp_path):
+    import subprocess
+    import sys
+
+    out = webui["tmp"] / "out_cli"
+    r = subprocess.run([sys.executable, "-m", "lib_vid2vid", str(source), "--submit", "--upload", "--api-url",
+                        webui["url"], "--prompt", "ink", "--steps", "2", "--max-frames", "5", "--seed", "3",
+                        "--width", "64", "--height", "64"],
+                       capture_output=True, text=True, cwd=str(ROOT), timeout=600,
+                       env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert r.returncode == 0, r.stderr
+    assert "vid2vid: done, 5/5 frames" in r.stdout
+    assert out  # the job lives in the WebUI's vid2vid output folder
+
+
+def test_cli_per_frame_mode_against_the_webui(webui, source, tmp_path):
+    import subprocess
+    import sys
+
+    r = subprocess.run([sys.executable, "-m", "lib_vid2vid", str(source), "--api-url", webui["url"],
+                        "--prompt", "ink", "--steps", "2", "--max-frames", "4", "--width", "64", "--height", "64",
+                        "--sigma-schedule", "karras", "--output-dir", str(tmp_path / "out"), "--quiet"],
+                       capture_output=True, text=True, cwd=str(ROOT), timeout=600,
+                       env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert r.returncode == 0, r.stderr
+    path = Path([ln for ln in r.stdout.splitlines() if ln.startswith("done:")][0].split("-> ", 1)[1])
+    assert video.probe(path).frame_count == 4
