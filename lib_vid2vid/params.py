@@ -86,7 +86,8 @@ class VideoSettings:
     """Tab "Video": what is read from the source and at what size."""
 
     TAB = "Video"
-    input: str = setting("", "Path of the source video on this machine.", widget="video")
+    input: str = setting("", "Path of the source video on this machine (the CLI's first argument).",
+                         widget="video", cli=False)
     fps: float = setting(0.0, "Frames per second to process; 0 keeps the source rate. Fewer frames render "
                               "faster; the output keeps the source duration.", unit="fps", min=0, max=120)
     start: float = setting(0.0, "Start of the processed range.", unit="s", min=0)
@@ -109,8 +110,9 @@ class SamplingSettings:
     TAB = "Sampling"
     prompt: str = setting("", "Prompt for every frame.", widget="textarea", ui=False)
     negative_prompt: str = setting("", "Negative prompt for every frame.", widget="textarea", ui=False)
-    sampler: str = setting("Euler", "Sampler name as the host spells it. Samplers that ignore a sigma "
-                           "override (DDIM, PLMS, UniPC, LCM) make the host use its own schedule.", ui=False)
+    sampler: str = setting("Euler", "Sampler name as the host spells it. DDIM, PLMS and UniPC ignore a "
+                           "sigma override (the job log warns); LCM, DPM fast/adaptive and Restart use it only in "
+                           "part.", ui=False)
     scheduler: str = setting("Automatic", "Host scheduler name (A1111 1.9+).", ui=False)
     steps: int = setting(20, "Sampling steps.", min=1, max=150, ui=False)
     cfg_scale: float = setting(7.0, "Classifier-free guidance scale.", min=1, max=30, ui=False)

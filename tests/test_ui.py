@@ -99,3 +99,9 @@ def test_hints_file_is_generated_from_the_settings():
     text = (ROOT / "javascript" / "vid2vid_hints.js").read_text()
     for name in params.api_arg_names():
         assert f'"{name}"' in text
+
+
+def test_settings_reference_is_generated_from_the_settings():
+    r = subprocess.run([sys.executable, str(ROOT / "helpers" / "gen_docs.py"), "--check"], capture_output=True,
+                       text=True)
+    assert r.returncode == 0, r.stdout
