@@ -79,7 +79,7 @@
   "comparison_video": "Also write <name>-vid2vid-compare.mp4: source and result side by side, labelled, with audio.",
   "comparison_masks": "Add the motion masks as a third panel of the comparison video.",
   "zip_result": "Zip the videos, contact sheet, manifest and log (not the frames) into <name>-vid2vid.zip in the job folder.",
-  "preview_mode": "Render the whole video, only one frame, or a sweep of settings on one frame (a labelled grid).",
+  "preview_mode": "Render the whole video, only one frame, a sweep of settings on one frame (a labelled grid), or the FDC debugger panel of one frame.",
   "preview_frame": "Frame to render in frame/sweep mode (index in the processed range).",
   "preview_sweep": "Sweep in sweep mode, e.g. 'sigma_max=0.5,1,2 x denoise=0.3,0.5'.",
   "keep_frames": "Keep the PNG frames of each stage (needed to resume).",

@@ -738,3 +738,39 @@ def preview(settings: Settings, renderer: Renderer, *, out_dir: str | Path | Non
     if p.preview_mode == "sweep":
         return run_sweep(settings, renderer, p.preview_sweep, frame=p.preview_frame, out_dir=out_dir)
     raise SettingsError("preview_mode", "is 'video': choose 'frame' or 'sweep' for a single-frame preview")
+
+
+# ---------------------------------------------------------------- FDC debugger (UI and API)
+
+def fdc_debug(settings: Settings, renderer: Renderer, *, frame: int) -> tuple[np.ndarray, DebugResult]:
+    """The FDC debugger panel of frame ``frame`` (>= 1) with the current settings.
+
+    Renders frame ``frame - 1`` (the previous output A) and then ``frame`` with one warm-up frame, so A and
+    the raw/corrected outputs are what a video job starting at ``frame - 1`` would produce. The panel shows
+    the source, the source delta, the motion (combined) mask, the depth mask when depth is on, the raw
+    output and the corrected output. Returns (panel RGB uint8, the frame's DebugResult).
+    """
+    from . import masks
+    from .debug_panels import fdc_debug_panel
+
+    if frame < 1:
+        raise SettingsError("preview_frame", "the FDC debugger needs a previous frame: pick frame 1 or later")
+    prev = render_single_frame(settings, renderer, frame=frame - 1, warmup=0)
+    cur = render_single_frame(prev.settings, renderer, frame=frame, warmup=1)
+    plan_w, plan_h = cur.output.shape[1], cur.output.shape[0]
+    v = settings.video
+    src = {}
+    plan = make_plan(prev.settings, video.probe(v.input))
+    for idx, rgb in video.iter_frames(v.input, fps=plan.fps if v.fps else None, start=plan.start, end=plan.end,
+                                      size=(plan_w, plan_h), resize_mode=v.resize_mode, first_index=frame - 1):
+        src[idx] = rgb
+        if idx >= frame:
+            break
+    c = settings.correction
+    motion = cur.combined_mask
+    if motion is None:
+        motion = masks.motion_mask(src[frame - 1], src[frame], low_cut=c.motion_low_cut,
+                                   high_ext=c.motion_high_ext, soft=c.motion_soft)
+    panel = fdc_debug_panel(src[frame - 1], src[frame], prev.output, cur.rendered, cur.output, motion,
+                            None, titles={"corrected": f"corrected ({c.fdc_mode})"})
+    return panel, cur

@@ -78,7 +78,7 @@ COLOUR_KEY_OPS = ("union", "remove")
 USER_MASK_KINDS = ("none", "folder", "image", "video", "alpha")
 DEPTH_MODELS = ("dpt_hybrid", "dpt_large", "midas_v21", "midas_v21_small")
 OUTPUT_FORMATS = ("mp4", "webm", "gif", "png")
-PREVIEW_MODES = ("video", "frame", "sweep")
+PREVIEW_MODES = ("video", "frame", "sweep", "fdc_debug")
 
 
 @dataclass
@@ -298,8 +298,8 @@ class PreviewSettings:
     """Single-frame debug mode (shown in the Sampling tab): tune on one frame before rendering the video."""
 
     TAB = "Sampling"
-    preview_mode: str = setting("video", "Render the whole video, only one frame, or a sweep of settings on one "
-                                "frame (a labelled grid).", choices=PREVIEW_MODES, widget="radio", cli=False)
+    preview_mode: str = setting("video", "Render the whole video, only one frame, a sweep of settings on one "
+                                "frame (a labelled grid), or the FDC debugger panel of one frame.", choices=PREVIEW_MODES, widget="radio", cli=False)
     preview_frame: int = setting(0, "Frame to render in frame/sweep mode (index in the processed range).", min=0,
                                  cli=False)
     preview_sweep: str = setting("", "Sweep in sweep mode, e.g. 'sigma_max=0.5,1,2 x denoise=0.3,0.5'.",

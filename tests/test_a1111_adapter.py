@@ -257,3 +257,26 @@ def test_preview_modes_render_without_a_job(host, clip, tmp_path):
     assert len(processing.calls) == 4 and len(grid.images) == 2  # the grid and the schedule plot
     assert {(c.denoising_strength, c.cfg_scale) for c in processing.calls} == {(0.2, 3), (0.2, 9), (0.6, 3), (0.6, 9)}
     assert not (tmp_path / "out").exists() or not [d for d in (tmp_path / "out").iterdir() if d.name != "uploads"]
+
+
+def test_fdc_debugger_panel_in_the_script(host, clip, tmp_path):
+    a1111, processing, shared = host
+    shared.opts.vid2vid_output_dir = str(tmp_path / "out")
+    res = a1111.run_script(_p(processing), _args(input=str(clip), preview_mode="fdc_debug", preview_frame=4,
+                                                 fdc_mode="mean_std", motion_mask=True))
+    assert res.vid2vid["status"] == "preview", res.info
+    panel, output = res.images
+    assert panel.size[0] >= 3 * 96 and panel.size[1] >= 2 * 64  # a 3x2 grid of labelled tiles
+    assert output.size == (96, 64)
+    bad = a1111.run_script(_p(processing), _args(input=str(clip), preview_mode="fdc_debug", preview_frame=0))
+    assert "previous frame" in bad.info
+
+
+def test_prompt_help_counts_tags_across_sampled_frames(host, clip):
+    a1111, _, _ = host
+    text = a1111.suggest_prompt(str(clip), samples=4)
+    tags = [t.strip() for t in text.split(",")]
+    assert tags[:2] == ["video", "frame"] or tags[:2] == ["frame", "video"]  # in every sampled frame
+    assert any(t.startswith("level_") for t in tags)
+    assert "Give a video" in a1111.suggest_prompt("")
+    assert "not found" in a1111.suggest_prompt("/nowhere.mp4")

@@ -328,6 +328,11 @@ def _run_preview(p: Any, settings: params.Settings) -> Any:
         images = [Image.fromarray(res.output)]
         info = f"vid2vid single frame {frame}: sigmas {json.dumps(getattr(res, 'sigmas_text', ''))}"
         return _processed(p, images, info, {"status": "preview", "frame": frame})
+    elif settings.preview.preview_mode == "fdc_debug":
+        panel, res = debug.fdc_debug(settings, renderer, frame=frame)
+        info = f"vid2vid FDC debugger, frame {frame}: {res.note}"
+        return _processed(p, [Image.fromarray(panel), Image.fromarray(res.output)], info,
+                          {"status": "preview", "frame": frame})
     else:
         grid, plot, _cells = debug.run_sweep(settings, renderer, debug.parse_sweep(settings.preview.preview_sweep),
                                              frame=frame)
