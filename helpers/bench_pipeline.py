@@ -21,7 +21,6 @@ import argparse
 import json
 import os
 import platform
-import resource
 import subprocess
 import sys
 import tempfile
@@ -51,14 +50,17 @@ def child(args: argparse.Namespace) -> None:
         res = run_job(s, SleepRenderer(args.latency))
         wall = time.perf_counter() - t0
         assert res.status == "done", res
-    rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    from _bench_common import peak_rss_mb  # VmHWM: ru_maxrss carries the parent's peak across exec
+
+    rss_mb = peak_rss_mb()
     print(json.dumps({"frames": res.frames_done, "wall": wall, "rss_mb": rss_mb}))
 
 
 def run_child(source: Path, frames: int, latency: float) -> dict:
     cmd = [sys.executable, __file__, "--child", "--source", str(source), "--frames", str(frames),
            "--latency", str(latency)]
-    out = subprocess.run(cmd, check=True, capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "helpers")])}
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True, env=env)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 

@@ -1,0 +1,355 @@
+"""Consistency benchmark: every temporal strategy on real clips -> warp error, flicker, fidelity.
+
+    python helpers/bench_consistency.py -o consistency.png        # all clips, ~3-4 minutes on 2 cores
+    python helpers/bench_consistency.py --clips cup.mp4 --frames 24 --workers 2
+
+What runs. Each clip of ``../shared/media`` (cup.mp4, box.mp4, Megamind.avi, bikes.mp4,
+carphone_pristine.mp4; ``--clips`` picks some) is decoded from its start at ``--fps`` (12) for
+``--frames`` (48) frames, i.e. 4 seconds, resized to ``--width`` (384) pixels wide with the height from
+the aspect ratio (multiple of 8). Each strategy of :data:`lib_vid2vid.params.STRATEGIES` -- read when the
+benchmark runs, so a new preset joins the table without editing this file -- is applied on top of the
+default settings and run as a full job through :func:`lib_vid2vid.pipeline.run_job` in a temporary job
+folder (deleted afterwards). Every job gets the same size, rate, frame count, seed (1) and denoising
+strength (``--denoise``, 0.45); a preset that sets one of these has that value overridden (a note is
+printed), so the methods differ only in how they build, correct and blend frames.
+
+The renderer is :class:`lib_vid2vid.proxy.ProxyRenderer`, a model-free imitation of img2img that is
+deterministic and fast on a CPU. For an init image ``x`` (float 0..1), denoising strength ``d``, seed ``s``::
+
+    style(x) = posterised (6 levels), edge-darkened 5x5 box blur of x      (the "restyle": same init, same style)
+    n(s)     = N(0, 1) noise drawn at 1/8 resolution from seed s and upsampled bicubically
+               (spatially correlated "detail" that depends only on the seed, like diffusion's texture)
+    out      = (1 - d) * x + d * clip(style(x) + 0.12 * n(s), 0, 1)
+
+An incrementing seed gives new detail every frame (flicker); a fixed seed gives the same detail pattern
+at the same screen position while the content moves (texture sticking) -- the two failure modes of
+per-frame img2img. A batch averages images drawn with seeds s, s+1, ...; an inpaint mask keeps the init
+outside it. No diffusion model runs, so the numbers compare the temporal machinery, not a checkpoint.
+
+Metrics. :func:`lib_vid2vid.report.report` -- the same report every finished job gets -- pairs each
+last-pass frame with its source frame and runs :class:`lib_vid2vid.metrics.VideoMetrics`:
+
+- warp error: mean squared difference (0..1 pixel units, shown x 1e-3) between each output frame and the
+  previous output warped onto it with the *source's* optical flow, over non-occluded pixels (lower = steadier);
+- flicker: mean absolute change of output luma (0..1, shown x 1e-3) where the source holds still (lower = steadier);
+- fidelity: SSIM of the Sobel edge magnitude of source and output luma (higher = the layout survives; 1 = same
+  edges), which also drops for blur and ghosting;
+- frames rendered: renderer calls (loopback renders every frame once per pass).
+
+"Equal fidelity": a method's mean fidelity over the clips is at least the ``per_frame`` baseline's mean
+fidelity minus ``--tolerance`` (0.02 SSIM). Among those methods the one with the lowest mean warp error is
+marked best. Means are over clips, each clip weighted equally.
+
+``-o FILE.png`` draws the means and the per-clip points (warp error against fidelity) with Pillow;
+``--json FILE`` writes every number.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import shutil
+import sys
+import tempfile
+import time
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _bench_common import MEDIA, fmt_seconds, format_table, header  # noqa: E402
+
+DEFAULT_CLIPS = ("cup.mp4", "box.mp4", "Megamind.avi", "bikes.mp4", "carphone_pristine.mp4")
+BASELINE = "per_frame"
+FORCED = ("input", "output_dir", "width", "height", "fps", "start", "end", "max_frames", "seed", "denoise")
+"""Settings every job shares; a preset's own value for one of them is overridden."""
+METRICS = ("warp_error", "flicker", "fidelity")
+
+
+def run_one(clip: str, method: str, preset: dict, common: dict, tmp_root: str) -> dict:
+    """One job (clip x strategy) with the proxy renderer; returns its report plus renderer calls."""
+    from lib_vid2vid.errors import Vid2VidError
+    from lib_vid2vid.params import Settings
+    from lib_vid2vid.pipeline import run_job
+    from lib_vid2vid.proxy import ProxyRenderer
+    from lib_vid2vid.report import report
+
+    out_dir = Path(tempfile.mkdtemp(prefix="job-", dir=tmp_root))
+    row = {"clip": clip, "method": method}
+    t0 = time.perf_counter()
+    try:
+        values = {**{k: v for k, v in preset.items() if k not in FORCED}, **common,
+                  "input": str(MEDIA / clip), "output_dir": str(out_dir)}
+        settings = Settings().replace(**values)
+        renderer = ProxyRenderer()
+        res = run_job(settings, renderer, new=True)
+        if res.status != "done":
+            raise Vid2VidError(f"job ended {res.status}: {res.message}")
+        rep = report(res.job_dir, max_side=None, write=False)
+        row.update({k: rep[k] for k in (*METRICS, "ssim_luma", "frames", "size")})
+        row["rendered"] = renderer.calls
+    except Vid2VidError as exc:
+        row["error"] = str(exc)
+    finally:
+        shutil.rmtree(out_dir, ignore_errors=True)
+    row["seconds"] = time.perf_counter() - t0
+    return row
+
+
+def _mean(values: list[float | None]) -> float | None:
+    vals = [v for v in values if v is not None]
+    return sum(vals) / len(vals) if vals else None
+
+
+def summarise(rows: list[dict], methods: list[str], tolerance: float) -> dict:
+    """Per-method means over clips, the equal-fidelity threshold and the best method under it."""
+    means: dict[str, dict] = {}
+    for m in methods:
+        mine = [r for r in rows if r["method"] == m and "error" not in r]
+        means[m] = {k: _mean([r[k] for r in mine]) for k in METRICS}
+        means[m]["rendered"] = sum(r["rendered"] for r in mine)
+        means[m]["clips"] = len(mine)
+    base = BASELINE if BASELINE in means and means[BASELINE]["fidelity"] is not None else methods[0]
+    threshold = None if means[base]["fidelity"] is None else means[base]["fidelity"] - tolerance
+    eligible = [m for m in methods if threshold is not None and means[m]["fidelity"] is not None
+                and means[m]["fidelity"] >= threshold - 1e-12 and means[m]["warp_error"] is not None]
+    best = min(eligible, key=lambda m: means[m]["warp_error"]) if eligible else None
+    per_clip_best = {}
+    for clip in dict.fromkeys(r["clip"] for r in rows):
+        by = {r["method"]: r for r in rows if r["clip"] == clip and "error" not in r}
+        if base not in by or by[base]["fidelity"] is None:
+            continue
+        ok = [m for m, r in by.items() if r["fidelity"] is not None and r["warp_error"] is not None
+              and r["fidelity"] >= by[base]["fidelity"] - tolerance - 1e-12]
+        if ok:
+            per_clip_best[clip] = min(ok, key=lambda m: by[m]["warp_error"])
+    return {"means": means, "baseline": base, "threshold": threshold, "eligible": eligible, "best": best,
+            "per_clip_best": per_clip_best}
+
+
+def _f(v: float | None, scale: float = 1.0, fmt: str = ".3f") -> str:
+    return "n/a" if v is None else format(v * scale, fmt)
+
+
+def print_table(rows: list[dict], methods: list[str], clips: list[str], summ: dict) -> None:
+    table = []
+    for m in methods:
+        for c in clips:
+            r = next(r for r in rows if r["method"] == m and r["clip"] == c)
+            if "error" in r:
+                table.append([m, c, "error", "", "", "", ""])
+                continue
+            table.append([m, c, _f(r["warp_error"], 1e3), _f(r["flicker"], 1e3), _f(r["fidelity"]),
+                          r["rendered"], ""])
+        mm = summ["means"][m]
+        mark = []
+        if m in summ["eligible"]:
+            mark.append("yes")
+        elif summ["threshold"] is not None:
+            mark.append("no")
+        if m == summ["best"]:
+            mark.append("BEST")
+        if m == summ["baseline"]:
+            mark.append("baseline")
+        table.append([f"**{m}**", "**mean**", f"**{_f(mm['warp_error'], 1e3)}**", f"**{_f(mm['flicker'], 1e3)}**",
+                      f"**{_f(mm['fidelity'])}**", f"**{mm['rendered']}**", " ".join(mark)])
+    print(format_table(["method", "clip", "warp error x1e-3", "flicker x1e-3", "fidelity (edge SSIM)",
+                        "frames rendered", "equal fidelity"], table, align="llrrrrl"))
+
+
+# ---------------------------------------------------------------- plot (Pillow)
+
+PALETTE = ((31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 103, 189), (140, 86, 75),
+           (227, 119, 194), (127, 127, 127), (188, 189, 34), (23, 190, 207))
+
+
+def _ticks(lo: float, hi: float, count: int = 6) -> list[float]:
+    raw = (hi - lo) / count
+    power = 10 ** math.floor(math.log10(raw))
+    step = next(m * power for m in (1, 2, 5, 10) if m * power >= raw)
+    t = math.ceil(lo / step) * step
+    out = []
+    while t <= hi + 1e-12:
+        out.append(round(t, 12))
+        t += step
+    return out
+
+
+def plot(rows: list[dict], methods: list[str], summ: dict, path: Path, title: str) -> None:
+    """Scatter of warp error (x, 1e-3) against fidelity (y): small dots per clip, big discs for the means,
+    the equal-fidelity threshold as a dashed line (the region below it is shaded)."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    def font(px: int):
+        try:
+            return ImageFont.load_default(size=px)
+        except TypeError:  # Pillow < 10.1
+            return ImageFont.load_default()
+
+    W, H = 1100, 690
+    left, right, top, bottom = 80, 300, 70, 70
+    img = Image.new("RGB", (W, H), "white")
+    d = ImageDraw.Draw(img)
+    f_small, f_text, f_title = font(13), font(15), font(18)
+    pts = [(r["warp_error"] * 1e3, r["fidelity"]) for r in rows
+           if "error" not in r and r["warp_error"] is not None and r["fidelity"] is not None]
+    if not pts:
+        return
+    xs, ys = [p[0] for p in pts], [p[1] for p in pts]
+    x0, x1 = 0.0, max(xs) * 1.08
+    y0, y1 = min(ys) - 0.03, max(ys) + 0.03
+    if summ["threshold"] is not None:
+        y0 = min(y0, summ["threshold"] - 0.03)
+    xt, yt = _ticks(x0, x1), _ticks(y0, y1)
+    x0, x1 = min(x0, xt[0]), max(x1, xt[-1])
+    y0, y1 = min(y0, yt[0]), max(y1, yt[-1])
+
+    def px(x: float, y: float) -> tuple[float, float]:
+        return (left + (x - x0) / (x1 - x0) * (W - left - right),
+                H - bottom - (y - y0) / (y1 - y0) * (H - top - bottom))
+
+    if summ["threshold"] is not None:
+        _, ty = px(0, summ["threshold"])
+        d.rectangle([left, ty, W - right, H - bottom], fill=(244, 244, 244))
+    for t in xt:
+        x, _ = px(t, y0)
+        d.line([x, top, x, H - bottom], fill=(225, 225, 225))
+        d.text((x, H - bottom + 6), f"{t:g}", fill="black", font=f_small, anchor="mt")
+    for t in yt:
+        _, y = px(x0, t)
+        d.line([left, y, W - right, y], fill=(225, 225, 225))
+        d.text((left - 6, y), f"{t:.2f}", fill="black", font=f_small, anchor="rm")
+    d.rectangle([left, top, W - right, H - bottom], outline="black")
+    if summ["threshold"] is not None:
+        _, ty = px(0, summ["threshold"])
+        for xa in range(left, W - right, 12):
+            d.line([xa, ty, min(xa + 6, W - right), ty], fill=(90, 90, 90), width=2)
+        d.text((W - right - 6, ty - 4), f"equal fidelity: >= {summ['threshold']:.3f}", fill=(60, 60, 60),
+               font=f_small, anchor="rb")
+    d.text((left + (W - left - right) / 2, H - 22), "warp error (x 1e-3, lower = steadier)", fill="black",
+           font=f_text, anchor="mm")
+    d.text((12, top - 24), "fidelity: edge SSIM (higher = closer to the source)", fill="black", font=f_text)
+    d.text((W / 2, 10), title, fill="black", font=f_title, anchor="mt")
+    ly = top + 10
+    for k, m in enumerate(methods):
+        colour = PALETTE[k % len(PALETTE)]
+        for r in rows:
+            if r["method"] == m and "error" not in r and r["warp_error"] is not None and r["fidelity"] is not None:
+                x, y = px(r["warp_error"] * 1e3, r["fidelity"])
+                d.ellipse([x - 3, y - 3, x + 3, y + 3], fill=colour)
+        mm = summ["means"][m]
+        if mm["warp_error"] is not None and mm["fidelity"] is not None:
+            x, y = px(mm["warp_error"] * 1e3, mm["fidelity"])
+            rad = 9 if m == summ["best"] else 7
+            d.ellipse([x - rad, y - rad, x + rad, y + rad], fill=colour, outline="black", width=2)
+        label = m + (" (best)" if m == summ["best"] else "") + (" (baseline)" if m == summ["baseline"] else "")
+        d.ellipse([W - right + 16, ly - 6, W - right + 28, ly + 6], fill=colour, outline="black")
+        d.text((W - right + 36, ly), label, fill="black", font=f_text, anchor="lm")
+        ly += 24
+    d.text((W - right + 16, ly + 10), "big disc: mean over clips", fill=(80, 80, 80), font=f_small)
+    d.text((W - right + 16, ly + 28), "small dot: one clip", fill=(80, 80, 80), font=f_small)
+    d.text((W - right + 16, ly + 46), "shaded: below equal fidelity", fill=(80, 80, 80), font=f_small)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    img.save(path)
+
+
+# ---------------------------------------------------------------- main
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--clips", default=",".join(DEFAULT_CLIPS),
+                    help="comma-separated file names in ../shared/media (default: all five)")
+    ap.add_argument("--frames", type=int, default=48, help="frames per clip (default 48)")
+    ap.add_argument("--fps", type=float, default=12.0, help="processing rate, frames per second (default 12)")
+    ap.add_argument("--width", type=int, default=384, help="output width in pixels, multiple of 8 (default 384)")
+    ap.add_argument("--denoise", type=float, default=0.45, help="denoising strength of every job (default 0.45)")
+    ap.add_argument("--tolerance", type=float, default=0.02,
+                    help="equal fidelity: mean edge SSIM >= baseline's - this (default 0.02)")
+    ap.add_argument("--methods", default="", help="comma-separated strategy names (default: every strategy)")
+    ap.add_argument("--workers", type=int, default=1, help="jobs run in parallel processes (default 1)")
+    ap.add_argument("-o", "--output", type=Path, help="write the scatter plot to this PNG")
+    ap.add_argument("--json", type=Path, help="write every number to this JSON file")
+    args = ap.parse_args(argv)
+
+    from lib_vid2vid.params import STRATEGIES, Settings
+
+    strategies = dict(STRATEGIES)
+    methods = [m for m in strategies if not args.methods or m in args.methods.split(",")]
+    unknown = [m for m in args.methods.split(",") if m and m not in strategies] if args.methods else []
+    if unknown:
+        print(f"error: unknown strategy {', '.join(unknown)}; known: {', '.join(strategies)}", file=sys.stderr)
+        return 2
+    clips = [c.strip() for c in args.clips.split(",") if c.strip()]
+    missing = [c for c in clips if not (MEDIA / c).is_file()]
+    if missing:
+        print(f"error: clip {missing[0]} not found in {MEDIA}: give --clips with files that exist there",
+              file=sys.stderr)
+        return 2
+
+    t_start = time.perf_counter()
+    header("Consistency benchmark (proxy img2img renderer; see the docstring)")
+    common = {"width": args.width, "height": 0, "fps": args.fps, "start": 0.0, "end": 0.0,
+              "max_frames": args.frames, "seed": 1, "denoise": args.denoise}
+    print(f"setup: {len(clips)} clips x {len(methods)} strategies; first {args.frames} frames at {args.fps:g} fps, "
+          f"width {args.width} px (height from the aspect ratio), denoise {args.denoise:g}, seed 1, "
+          f"ProxyRenderer(detail=0.12, levels=6, blur=5)")
+    for m in methods:
+        overridden = sorted(k for k in strategies[m] if k in FORCED)
+        if overridden:
+            print(f"note: strategy {m} sets {', '.join(overridden)}; the common value is used instead")
+    defaults = Settings().to_dict()
+    for m in methods:
+        changed = {k: v for k, v in strategies[m].items() if k not in FORCED and defaults.get(k, object()) != v}
+        print(f"  {m}: " + (", ".join(f"{k}={v}" for k, v in changed.items()) or "(the defaults)"))
+    print(flush=True)
+
+    tasks = [(c, m, strategies[m], common) for c in clips for m in methods]
+    with tempfile.TemporaryDirectory(prefix="vid2vid-bench-") as tmp:
+        if args.workers > 1:
+            with ProcessPoolExecutor(args.workers) as pool:
+                futures = [pool.submit(run_one, *t, tmp) for t in tasks]
+                rows = [f.result() for f in futures]
+        else:
+            rows = []
+            for t in tasks:
+                rows.append(run_one(*t, tmp))
+                print(f"  {t[0]:<22} {t[1]:<26} {rows[-1]['seconds']:5.1f} s"  # progress on stderr
+                      + (f"  ERROR: {rows[-1]['error']}" if "error" in rows[-1] else ""), file=sys.stderr, flush=True)
+
+    summ = summarise(rows, methods, args.tolerance)
+    sizes = {r["clip"]: r.get("size") for r in rows if r.get("size")}
+    print("measured sizes: " + ", ".join(f"{c} {s[0]}x{s[1]}" for c, s in sizes.items()))
+    print()
+    print_table(rows, methods, clips, summ)
+    print()
+    base = summ["baseline"]
+    if summ["threshold"] is not None:
+        print(f"equal fidelity: mean edge SSIM >= {base} mean ({summ['means'][base]['fidelity']:.3f}) - "
+              f"{args.tolerance:g} = {summ['threshold']:.3f}")
+        print(f"methods at equal fidelity: {', '.join(summ['eligible']) or 'none'}")
+        print(f"best warp error at equal fidelity: {summ['best'] or 'none'}"
+              + (f" ({summ['means'][summ['best']]['warp_error'] * 1e3:.3f}e-3, "
+                 f"{summ['means'][base]['warp_error'] / summ['means'][summ['best']]['warp_error']:.1f}x lower than "
+                 f"{base})" if summ["best"] and summ["means"][base]["warp_error"] else ""))
+        print("best per clip: " + ", ".join(f"{c}: {m}" for c, m in summ["per_clip_best"].items()))
+        if "recommended" in methods:
+            verdict = "is" if summ["best"] == "recommended" else "is NOT"
+            print(f"the recommended default {verdict} the best method on warp error at equal fidelity")
+    errors = [r for r in rows if "error" in r]
+    for r in errors:
+        print(f"error: {r['method']} on {r['clip']}: {r['error']}")
+    if args.output:
+        plot(rows, methods, summ, args.output,
+             f"{len(clips)} clips, {args.frames} frames at {args.fps:g} fps, width {args.width}, denoise {args.denoise:g}")
+        print(f"plot: {args.output}")
+    if args.json:
+        args.json.write_text(json.dumps({"args": {k: str(v) for k, v in vars(args).items()}, "rows": rows,
+                                         "summary": summ}, indent=1))
+        print(f"json: {args.json}")
+    print(f"total time: {fmt_seconds(time.perf_counter() - t_start)}")
+    return 1 if errors else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

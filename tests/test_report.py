@@ -1,0 +1,105 @@
+"""The job report: the right frames are paired, the last pass is measured, report.json is written."""
+
+import json
+
+import pytest
+
+from lib_vid2vid import video
+from lib_vid2vid.errors import Vid2VidError
+from lib_vid2vid.metrics import measure
+from lib_vid2vid.params import Settings
+from lib_vid2vid.pipeline import run_job
+from lib_vid2vid.proxy import ProxyRenderer, SleepRenderer
+from lib_vid2vid.report import REPORT_NAME, format_report, report
+from lib_vid2vid.workspace import Job
+
+
+def _settings(clip, tmp_path, **kw):
+    base = dict(input=str(clip), output_dir=str(tmp_path / "out"), width=96, height=64, seed=7, denoise=0.5)
+    base.update(kw)
+    return Settings().replace(**base)
+
+
+class StopAfter:
+    def __init__(self, n):
+        self.n, self.seen = n, 0
+
+    def progress(self, p):
+        self.seen = p.done
+
+    def __call__(self):
+        return self.seen >= self.n
+
+
+def test_identity_render_pairs_each_output_with_its_own_source_frame(clip, tmp_path):
+    # SleepRenderer returns the init, i.e. the source frame: if the report decodes the source at the job's
+    # rate and start (12 fps from 0.25 s of a 24 fps clip), every pair is identical and both SSIMs are 1;
+    # decoding at 24 fps or from 0 s would pair different frames of the moving square and give less.
+    s = _settings(clip, tmp_path, fps=12, start=0.25)
+    res = run_job(s, SleepRenderer(0.0))
+    assert res.status == "done" and res.frames_done == 9
+    rep = report(res.job_dir)
+    assert rep["frames"] == 9 and rep["total"] == 9 and rep["complete"] is True
+    assert rep["stage"] == "pass1" and rep["size"] == [96, 64]
+    assert rep["ssim_edge"] == 1.0 and rep["ssim_luma"] == 1.0 and rep["fidelity"] == 1.0
+    # the output changes exactly where the source does, so no flicker over still regions
+    assert rep["flicker"] == pytest.approx(0.0, abs=1e-3)
+
+
+def test_report_measures_the_last_pass_and_writes_report_json(clip, tmp_path):
+    s = _settings(clip, tmp_path, max_frames=10, init_mode="previous_output", loopback_passes=2,
+                  loopback_alpha=0.6)
+    res = run_job(s, ProxyRenderer())
+    job = Job.open(res.job_dir)
+    src = [f for _, f in video.iter_frames(clip, size=(96, 64))][:10]
+    pass1 = [job.read_frame("pass1", i) for i in range(10)]
+    pass2 = [job.read_frame("pass2", i) for i in range(10)]
+    expected = measure(zip(src, pass2), max_side=512)
+    other = measure(zip(src, pass1), max_side=512)
+    assert expected["warp_error"] != other["warp_error"], "the two passes must differ for this test to bite"
+
+    rep = report(job)
+    assert rep["stage"] == "pass2" and rep["job"] == job.manifest["id"] and rep["source"] == str(clip.resolve())
+    for key in ("frames", "size", "warp_error", "flicker", "fidelity", "ssim_edge", "ssim_luma"):
+        assert rep[key] == expected[key], key
+    on_disk = json.loads((res.job_dir / REPORT_NAME).read_text())
+    assert on_disk == rep
+
+
+def test_unfinished_job_is_measured_up_to_its_last_frame(clip, tmp_path):
+    stop = StopAfter(5)
+    res = run_job(_settings(clip, tmp_path, fps=12), ProxyRenderer(), should_stop=stop, progress=stop.progress)
+    assert res.status == "interrupted"
+    seen = []
+    rep = report(res.job_dir, progress=lambda done, total: seen.append((done, total)))
+    assert rep["frames"] == 5 and rep["total"] == 12 and rep["complete"] is False
+    assert seen == [(k, 5) for k in range(1, 6)]
+    assert "5 of 12" in format_report(rep)
+
+
+def test_max_side_and_no_write(clip, tmp_path):
+    res = run_job(_settings(clip, tmp_path, max_frames=4), ProxyRenderer())
+    rep = report(res.job_dir, max_side=48, write=False, fidelity="luma")
+    assert rep["size"] == [48, 32] and rep["fidelity_kind"] == "luma" and rep["fidelity"] == rep["ssim_luma"]
+    assert not (res.job_dir / REPORT_NAME).exists()
+
+
+def test_job_without_frames_or_source_gives_one_line_errors(clip, tmp_path):
+    res = run_job(_settings(clip, tmp_path, max_frames=3), ProxyRenderer())
+    moved = clip.with_name("elsewhere.mp4")
+    clip.rename(moved)
+    with pytest.raises(Vid2VidError, match="source video .* is gone") as err:
+        report(res.job_dir)
+    assert "\n" not in str(err.value)
+    moved.rename(clip)
+    (res.job_dir / "frames" / "pass1" / "000000.png").unlink()
+    with pytest.raises(Vid2VidError, match="no finished frame in pass1"):
+        report(res.job_dir)
+
+
+def test_format_report_line():
+    rep = {"frames": 48, "size": [384, 288], "warp_error": 0.000970266, "flicker": 0.00312424,
+           "fidelity": 0.585594, "fidelity_kind": "edge", "complete": True, "total": 48}
+    assert format_report(rep) == ("warp error 0.00097, flicker 0.0031, fidelity (edge SSIM) 0.586 over 48 "
+                                  "frames at 384x288")
+    assert "n/a" in format_report({**rep, "warp_error": None})
