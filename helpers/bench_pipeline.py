@@ -110,7 +110,7 @@ def main() -> None:
     if args.only in (None, "memory"):
         short = run_child(src, args.frames, 0.0)
         long = run_child(src, args.long_frames, 0.0)
-        print(f"memory: peak RSS, renderer sleeps 0 s")
+        print("memory: peak RSS, renderer sleeps 0 s")
         print(f"  {short['frames']:4d} frames   {short['rss_mb']:7.1f} MB   ({short['wall']:.1f} s)")
         print(f"  {long['frames']:4d} frames   {long['rss_mb']:7.1f} MB   ({long['wall']:.1f} s)   "
               f"ratio {long['rss_mb'] / short['rss_mb']:.3f} (target <= 1.10)")
