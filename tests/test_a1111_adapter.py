@@ -7,7 +7,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
 
 from lib_vid2vid import params, sigmas
 from lib_vid2vid.workspace import Job

@@ -142,8 +142,8 @@ def write_clip_folder(folder: str) -> None:
 
 
 def build_state_dict(config: dict, seed: int) -> dict:
-    import torch
     import ldm.modules.encoders.modules as enc
+    import torch
     from ldm.util import instantiate_from_config
     from omegaconf import OmegaConf
     from transformers import CLIPTextConfig, CLIPTextModel
