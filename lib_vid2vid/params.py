@@ -314,6 +314,8 @@ class JobSettings:
     output_dir: str = setting("outputs/vid2vid", "Folder that holds one sub-folder per job (in the WebUI: "
                               "Settings > vid2vid).", widget="path", ui=False)
     keep_frames: bool = setting(True, "Keep the PNG frames of each stage (needed to resume).")
+    report: bool = setting(True, "Measure warp error, flicker and fidelity to the source while rendering "
+                           "(report.json in the job folder; costs CPU time beside the host, not wall time).")
     resume_job: str = setting("", "Resume this unfinished job (its folder name or id) with its own settings; "
                               "empty starts a new job, or resumes one with the same video and settings.",
                               cli=False)

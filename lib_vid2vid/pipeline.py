@@ -237,6 +237,8 @@ class JobResult:
     total: int
     video_path: Path | None = None
     message: str = ""
+    report: dict[str, Any] | None = None
+    """Warp error, flicker and fidelity of the finished video (report.json), when measured."""
 
 
 class Run:
@@ -255,6 +257,8 @@ class Run:
         self.progress = progress or (lambda p: None)
         self.finalize = finalize
         self.sink = sink
+        self.meter: Any = None
+        """A StreamingReport fed (index, source, output) on the writer thread for the last pass."""
         """Called on the writer thread with (index, frame) after each frame of the last pass is on disk."""
         self.seed = int(job.manifest["resolved_seed"])
         self.variation_seed = int(job.manifest.setdefault(  # jobs made before it was stored resolve it now
@@ -405,7 +409,7 @@ class Run:
 
                 if pending_write is not None:
                     pending_write.result()
-                pending_write = writer.submit(self._write, loop, i, out, record)
+                pending_write = writer.submit(self._write, loop, i, out, record, ctx.video)
                 prev_output = out
 
                 if stop_error is not None:
@@ -426,12 +430,15 @@ class Run:
             writer.shutdown(wait=True)
         return False
 
-    def _write(self, loop: int, index: int, out: np.ndarray, record: dict[str, Any]) -> None:
+    def _write(self, loop: int, index: int, out: np.ndarray, record: dict[str, Any], src: np.ndarray) -> None:
         text = record.pop("_infotext", None)
         self.job.write_frame(self.stage_name(loop), index, out, record,
                              text={"parameters": text} if text else None)
-        if self.sink is not None and loop == self.passes - 1:
-            self.sink(index, out)
+        if loop == self.passes - 1:
+            if self.sink is not None:
+                self.sink(index, out)
+            if self.meter is not None:
+                self.meter.push(index, src, out)
 
     def _render_frame(self, ctx: FrameContext) -> tuple[np.ndarray, dict[str, Any]]:
         s = self.settings.sampling
@@ -531,6 +538,9 @@ def open_or_create_job(settings: Settings, info: video.VideoInfo | None, *, resu
     out_dir = settings.job.output_dir
     if resume:
         job = Job.resolve(resume, out_dir)
+        if job.status == "done":
+            raise Vid2VidError(f"Job {job.root.name} is already finished ({job.manifest.get('video')}): clear the "
+                               f"job to resume to start a new one")
         stored = Settings.from_dict(job.manifest["settings"])
         return job, stored
     fp = source_fingerprint(settings.video.input)
@@ -572,10 +582,22 @@ def run_job(settings: Settings, renderer: Renderer, *, resume: str | Path | None
     run = Run(job, settings, plan, renderer, stages, should_stop=should_stop, progress=progress,
               finalize=finalize_job)
     attach_export(run)
+    if settings.job.report:
+        from .report import StreamingReport
+
+        run.meter = StreamingReport(job)
     status = "failed"
     try:
         result = run.execute()
         status = result.status
+        if status == "done" and run.meter is not None:
+            from .report import format_report
+
+            try:
+                result.report = run.meter.finish()
+                job.log(f"report: {format_report(result.report)}")
+            except Vid2VidError as exc:
+                job.log(f"no report: {exc}", warning=True)
         return result
     finally:
         if status != "done":

@@ -37,6 +37,8 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from . import video
 from .errors import Vid2VidError
 from .metrics import VideoMetrics
@@ -120,6 +122,65 @@ def report(
     if write:
         atomic_write_bytes(job.root / REPORT_NAME, (json.dumps(out, indent=1) + "\n").encode("utf-8"))
     return out
+
+
+class StreamingReport:
+    """Measures the last pass while it renders, on the pipeline's writer thread, so a finished job's
+    report costs no wall time. ``push`` must be called in frame order; a resumed job's first push measures
+    the frames an earlier run rendered (decoding the source as :func:`report` does) before going on.
+    If anything fails, :meth:`finish` falls back to :func:`report`."""
+
+    def __init__(self, job: Job, *, fidelity: str = "edge", max_side: int | None = DEFAULT_MAX_SIDE):
+        self.job = job
+        self.fidelity = fidelity
+        self.max_side = max_side
+        self.meter = VideoMetrics(fidelity=fidelity, max_side=max_side)
+        self.next = 0
+        self.failed: Exception | None = None
+
+    def push(self, index: int, src: np.ndarray, out: np.ndarray) -> None:
+        if self.failed is not None:
+            return
+        try:
+            if index > self.next:
+                self._catch_up(index)
+            if index != self.next:
+                raise RuntimeError(f"frame {index} measured after frame {self.next - 1}")
+            self.meter.update(src, out)
+            self.next = index + 1
+        except Exception as exc:  # noqa: BLE001 - measured again from disk at the end
+            self.failed = exc
+
+    def _catch_up(self, upto: int) -> None:
+        settings = Settings.from_dict(self.job.manifest["settings"])
+        plan = _plan(self.job)
+        stage = last_stage(settings)
+        fps = Fraction(str(plan["fps"])) if settings.video.fps else None
+        frames = video.iter_frames(self.job.manifest["source_file"]["path"], fps=fps, start=float(plan["start"]),
+                                   end=float(plan["end"]), size=(int(plan["width"]), int(plan["height"])),
+                                   resize_mode=settings.video.resize_mode)
+        try:
+            for index, src in frames:
+                if index >= upto:
+                    break
+                self.meter.update(src, self.job.read_frame(stage, index))
+                self.next = index + 1
+        finally:
+            frames.close()
+
+    def finish(self) -> dict[str, Any]:
+        """Write ``report.json`` for the finished last pass and return it."""
+        settings = Settings.from_dict(self.job.manifest["settings"])
+        stage = last_stage(settings)
+        done = self.job.frames_done(stage)
+        if self.failed is not None or self.next != done:
+            return report(self.job, fidelity=self.fidelity, max_side=self.max_side)
+        total = int(_plan(self.job)["total"])
+        out = {"format": REPORT_FORMAT, "job": self.job.manifest.get("id"), "stage": stage,
+               "source": self.job.manifest["source_file"]["path"], "total": total, "complete": done >= total,
+               **self.meter.summary()}
+        atomic_write_bytes(self.job.root / REPORT_NAME, (json.dumps(out, indent=1) + "\n").encode("utf-8"))
+        return out
 
 
 def format_report(rep: dict[str, Any]) -> str:

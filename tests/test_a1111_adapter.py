@@ -165,6 +165,9 @@ class FakeUnit:
         self.enabled = enabled
         self.image = image
 
+    def copy(self):  # as pydantic models do
+        return FakeUnit(self.enabled, self.image)
+
 
 class FakeExternalCode:
     def __init__(self, units):
@@ -186,12 +189,68 @@ def test_controlnet_units_get_the_source_frame(host):
     bridge = a1111.ControlNetBridge(ext)
     frame = np.full((4, 4, 3), 9, np.uint8)
     assert bridge.apply(object(), frame) == 1
-    assert units[0].image["image"] is frame and units[1].image is None
-    assert units[2].image["image"] is own  # the user's own image for that unit stays
+    sent = ext.updated[-1]
+    assert sent[0].image["image"] is frame and sent[1].image is None
+    assert sent[2].image["image"] is own  # the user's own image for that unit stays
+    assert units[0].image is None  # the img2img tab's own units are not modified
     frame2 = np.full((4, 4, 3), 10, np.uint8)
-    assert bridge.apply(object(), frame2) == 1 and units[0].image["image"] is frame2
-    assert len(ext.updated) == 2
+    assert bridge.apply(object(), frame2) == 1 and ext.updated[-1][0].image["image"] is frame2
     assert a1111.ControlNetBridge(None).apply(object(), frame) == 0  # no ControlNet: nothing breaks
+
+
+def test_forge_controlnet_units_in_script_args(host):
+    import dataclasses
+
+    a1111, _, _ = host
+
+    @dataclasses.dataclass
+    class ForgeUnit:
+        enabled: bool = False
+        image: object = None
+        image_fg: object = None
+
+    class CN:
+        args_from, args_to = 1, 4
+
+        def title(self):
+            return "ControlNet"
+
+    class Runner:
+        alwayson_scripts = [CN()]
+
+    class P:
+        scripts = Runner()
+        script_args = ("other", ForgeUnit(True), ForgeUnit(False), {"enabled": True, "image": None}, "after")
+
+    p = P()
+    frame = np.full((8, 6, 3), 7, np.uint8)
+    assert a1111.ControlNetBridge(object(), forge=True).apply(p, frame) == 2
+    assert p.script_args[0] == "other" and p.script_args[4] == "after"
+    assert np.array_equal(p.script_args[1].image, frame) and p.script_args[1].image_fg.shape == (8, 6, 4)
+    assert p.script_args[2].image is None
+    assert np.array_equal(p.script_args[3]["image"], frame)
+    assert P.script_args[1].image is None  # the tab's own unit objects are untouched
+
+
+def test_stop_after_current_image_counts_as_interrupt(host, clip, tmp_path):
+    """A1111's Interrupt button under "Don't Interrupt in the middle" only sets stopping_generation, and the
+    next process_images returns no image: that is a stop, not an error."""
+    a1111, processing, shared = host
+    shared.opts.vid2vid_output_dir = str(tmp_path / "out")
+    processing.hooks.append(lambda p, n: setattr(shared.state, "stopping_generation", n == 2))
+    res = a1111.run_script(_p(processing), _args(input=str(clip), max_frames=6))
+    assert res.vid2vid["status"] == "interrupted", res.info
+    assert res.vid2vid["frames_done"] == 2
+
+
+def test_frame_copies_do_not_share_growing_lists(host, clip, tmp_path):
+    a1111, processing, shared = host
+    shared.opts.vid2vid_output_dir = str(tmp_path / "out")
+    p = _p(processing, extra_result_images=[], latents_after_sampling=[])
+    processing.hooks.append(lambda p2, n: p2.extra_result_images.append(n))
+    a1111.run_script(p, _args(input=str(clip), max_frames=3))
+    assert p.extra_result_images == []
+    assert [c.extra_result_images for c in processing.calls] == [[0], [1], [2]]
 
 
 def test_settings_section_registers_options(host):

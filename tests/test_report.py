@@ -78,7 +78,8 @@ def test_unfinished_job_is_measured_up_to_its_last_frame(clip, tmp_path):
 
 
 def test_max_side_and_no_write(clip, tmp_path):
-    res = run_job(_settings(clip, tmp_path, max_frames=4), ProxyRenderer())
+    res = run_job(_settings(clip, tmp_path, max_frames=4, report=False), ProxyRenderer())
+    assert res.report is None and not (res.job_dir / REPORT_NAME).exists()  # report=False: none measured
     rep = report(res.job_dir, max_side=48, write=False, fidelity="luma")
     assert rep["size"] == [48, 32] and rep["fidelity_kind"] == "luma" and rep["fidelity"] == rep["ssim_luma"]
     assert not (res.job_dir / REPORT_NAME).exists()
@@ -103,3 +104,26 @@ def test_format_report_line():
     assert format_report(rep) == ("warp error 0.00097, flicker 0.0031, fidelity (edge SSIM) 0.586 over 48 "
                                   "frames at 384x288")
     assert "n/a" in format_report({**rep, "warp_error": None})
+
+
+def test_streaming_report_equals_the_report_from_disk_even_after_resume(clip, tmp_path):
+    from lib_vid2vid.params import Settings
+    from lib_vid2vid.pipeline import run_job
+    from lib_vid2vid.proxy import ProxyRenderer
+    from lib_vid2vid.report import report
+
+    s = Settings().replace(input=str(clip), output_dir=str(tmp_path), width=96, height=64, seed=3, max_frames=12,
+                           init_mode="flow_warp")
+    seen = {"n": 0}
+
+    def progress(p):
+        seen["n"] = p.done
+
+    part = run_job(s, ProxyRenderer(), should_stop=lambda: seen["n"] >= 5, progress=progress)
+    assert part.status == "interrupted" and part.report is None
+    done = run_job(s, ProxyRenderer())
+    assert done.report["frames"] == 12 and done.report["complete"]
+    from_disk = report(done.job_dir, write=False)
+    for key in ("warp_error", "flicker", "fidelity", "ssim_luma"):
+        assert done.report[key] == pytest.approx(from_disk[key], rel=1e-5), key
+    assert (done.job_dir / "report.json").is_file()

@@ -18,6 +18,7 @@ from __future__ import annotations
 import base64
 import binascii
 import copy
+import dataclasses
 import hashlib
 import json
 from pathlib import Path
@@ -57,24 +58,31 @@ def host_option(name: str, default: Any, p: Any = None) -> Any:
 # ------------------------------------------------------------------ ControlNet
 
 class ControlNetBridge:
-    """Feeds each enabled ControlNet unit the current source frame through ControlNet's external_code API.
+    """Feeds each enabled ControlNet unit the current source frame.
 
-    Units that already carry an image of their own keep it, unless ``per_unit`` gives a frame source for
-    them. Without sd-webui-controlnet (or Forge's built-in ControlNet) this does nothing.
+    A1111 + sd-webui-controlnet: through its external_code API (``get_all_units_in_processing`` /
+    ``update_cn_script_in_processing``), on copies of the units, so the img2img tab's own units stay untouched.
+    Forge's built-in ControlNet has no such functions: its units (dataclasses, or dicts from the API) sit in
+    ``p.script_args[cn.args_from:cn.args_to]`` and take an HWC uint8 image. Units that carry an image of their
+    own keep it, unless ``per_unit`` gives a frame for them. Without ControlNet this does nothing.
     """
 
-    def __init__(self, external_code: Any | None):
+    def __init__(self, external_code: Any | None, *, forge: bool = False):
         self.ext = external_code
+        self.forge = forge
 
     @classmethod
     def find(cls) -> ControlNetBridge:
         import importlib
 
-        for name in ("lib_controlnet.external_code",):  # Forge's built-in ControlNet
-            try:
-                return cls(importlib.import_module(name))
-            except Exception:  # noqa: BLE001 - not installed
-                pass
+        try:  # Forge: extensions-builtin/sd_forge_controlnet/lib_controlnet
+            return cls(importlib.import_module("lib_controlnet.external_code"), forge=True)
+        except Exception:  # noqa: BLE001 - not Forge
+            pass
+        try:  # sd-webui-controlnet: scripts/external_code.py re-exports this module
+            return cls(importlib.import_module("internal_controlnet.external_code"))
+        except Exception:  # noqa: BLE001 - not installed, or an older layout
+            pass
         try:
             from modules import extensions  # noqa: PLC0415
 
@@ -91,25 +99,67 @@ class ControlNetBridge:
         return self.ext is not None
 
     def apply(self, p: Any, frame: np.ndarray | None, per_unit: dict[int, np.ndarray] | None = None) -> int:
-        """Set the units' images on ``p``; returns how many units got a frame."""
+        """Set the units' images on ``p`` (a per-frame copy); returns how many units got a frame."""
         if self.ext is None or frame is None:
             return 0
-        units = self.ext.get_all_units_in_processing(p)
+        if self.forge:
+            return self._apply_forge(p, frame, per_unit)
+        units = [_copy_unit(u) for u in self.ext.get_all_units_in_processing(p)]
         fed = 0
         for i, unit in enumerate(units):
             if not getattr(unit, "enabled", False):
                 continue
             img = (per_unit or {}).get(i)
             if img is None:
-                if getattr(unit, "image", None) is not None and not getattr(unit, "_vid2vid_fed", False):
+                if getattr(unit, "image", None) is not None:
                     continue  # the user gave this unit its own image
                 img = frame
             unit.image = {"image": img, "mask": np.zeros(img.shape[:2] + (3,), np.uint8)}
-            unit._vid2vid_fed = True
             fed += 1
         if fed:
             self.ext.update_cn_script_in_processing(p, units)
         return fed
+
+    def _apply_forge(self, p: Any, frame: np.ndarray, per_unit: dict[int, np.ndarray] | None) -> int:
+        runner = getattr(p, "scripts", None)
+        cn = next((sc for sc in (getattr(runner, "alwayson_scripts", None) or [])
+                   if str(sc.title()).lower() == "controlnet"), None)
+        if cn is None or not getattr(p, "script_args", None):
+            return 0
+        args, fed = list(p.script_args), 0
+        for i, k in enumerate(range(cn.args_from, min(cn.args_to, len(args)))):
+            unit = args[k]
+            get = unit.get if isinstance(unit, dict) else (lambda n, u=unit: getattr(u, n, None))
+            if not get("enabled"):
+                continue
+            img = (per_unit or {}).get(i)
+            if img is None:
+                if get("image") is not None:
+                    continue
+                img = frame
+            # Forge reads image_fg[:, :, 3]; None fails on near-black frames
+            new = {"image": np.ascontiguousarray(img, np.uint8), "image_fg": np.zeros(img.shape[:2] + (4,), np.uint8)}
+            args[k] = {**unit, **new} if isinstance(unit, dict) else dataclasses.replace(unit, **new)
+            fed += 1
+        if fed:
+            p.script_args = tuple(args) if isinstance(p.script_args, tuple) else args
+        return fed
+
+
+def _copy_unit(unit: Any) -> Any:
+    if isinstance(unit, dict):
+        return dict(unit)
+    if dataclasses.is_dataclass(unit):
+        return dataclasses.replace(unit)
+    if callable(getattr(unit, "copy", None)):
+        return unit.copy()  # pydantic: copy.copy() of a v1 model shares its __dict__ with the original
+    return copy.copy(unit)
+
+
+def stop_requested(state: Any) -> bool:
+    """Interrupt, or the first click under "Don't Interrupt in the middle" (``interrupt_after_current``, on by
+    default), which only sets ``stopping_generation``: both mean "stop after the current frame"."""
+    return bool(getattr(state, "interrupted", False) or getattr(state, "stopping_generation", False))
 
 
 # ------------------------------------------------------------------ renderer
@@ -125,6 +175,12 @@ class A1111Renderer:
 
     def _frame_p(self, req: RenderRequest) -> Any:
         p2 = copy.copy(self.p)
+        # copy.copy shares the lists process_images appends to every frame (Forge keeps latents there): fresh
+        # ones per frame, or memory grows with the video
+        for name in ("extra_result_images", "latents_after_sampling", "pixels_after_sampling"):
+            if isinstance(getattr(p2, name, None), list):
+                setattr(p2, name, [])
+        p2.override_settings = dict(getattr(self.p, "override_settings", None) or {})
         p2.init_images = [Image.fromarray(req.init)]
         p2.image_mask = None if req.mask is None else Image.fromarray(
             np.clip(req.mask * 255.0 + 0.5, 0, 255).astype(np.uint8), mode="L")
@@ -132,6 +188,7 @@ class A1111Renderer:
             p2.mask_blur = 0
             p2.inpainting_fill = 1  # "original": repaint from the init inside the mask
             p2.inpaint_full_res = False
+            p2.override_settings.update({"return_mask": False, "return_mask_composite": False})
         p2.width, p2.height = req.width, req.height
         p2.seed, p2.subseed, p2.subseed_strength = int(req.seed), int(req.subseed), float(req.subseed_strength)
         p2.denoising_strength = float(req.denoise)
@@ -173,6 +230,8 @@ class A1111Renderer:
     def render(self, request: RenderRequest) -> list[np.ndarray]:
         processing, shared = _host()
         state = shared.state
+        if stop_requested(state):
+            raise Interrupted("interrupted in the WebUI")
         p2 = self._frame_p(request)
         try:
             processed = processing.process_images(p2)
@@ -180,7 +239,7 @@ class A1111Renderer:
             close = getattr(p2, "close", None)
             if close:
                 close()
-        if state.interrupted:
+        if state.interrupted or (getattr(state, "stopping_generation", False) and not processed.images):
             raise Interrupted("interrupted in the WebUI")
         want = request.batch_size * request.n_iter
         if getattr(state, "skipped", False):
@@ -301,7 +360,7 @@ def _run_video(p: Any, settings: params.Settings) -> Any:
             state.assign_current_image(Image.fromarray(pr.last_frame))
 
     result = run_job(settings, renderer, resume=settings.job.resume_job or None,
-                     should_stop=lambda: bool(state.interrupted), progress=progress)
+                     should_stop=lambda: stop_requested(state), progress=progress)
     previews = _preview_images(result.job_dir, f"pass{passes}", plan.total)
     lines = [f"vid2vid: {result.status}, {result.frames_done}/{result.total} frames",
              f"job: {result.job_dir}"]
@@ -436,6 +495,8 @@ def suggest_prompt(video_path: str, samples: int = 4, top: int = 20) -> str:
             _, shared = _host()
             for rgb in frames:
                 caption = shared.interrogator.interrogate(Image.fromarray(rgb))
+                if not caption or caption.strip() == "<error>":  # the host swallowed its own failure
+                    raise RuntimeError("the interrogator failed; see the console")
                 tags.update(t.strip() for t in caption.split(",") if t.strip())
         except Exception as exc_clip:  # noqa: BLE001
             return f"Interrogation failed (DeepBooru: {exc_db}; CLIP: {exc_clip})"

@@ -53,6 +53,8 @@ def process_images(p):
     calls.append(p)
     for hook in list(hooks):
         hook(p, len(calls) - 1)
+    if shared.state.stopping_generation or shared.state.interrupted:
+        return Processed(p, [], p.seed, "")  # the host's loop breaks before sampling
     init = np.asarray(p.init_images[0].convert("RGB")).astype(np.float32)
     images = []
     for k in range(p.batch_size * p.n_iter):

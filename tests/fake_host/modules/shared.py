@@ -4,6 +4,7 @@ class _State:
 
     def reset(self):
         self.interrupted = False
+        self.stopping_generation = False
         self.skipped = False
         self.job_count = -1
         self.job_no = 0
