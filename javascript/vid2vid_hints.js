@@ -83,6 +83,7 @@
   "preview_frame": "Frame to render in frame/sweep mode (index in the processed range).",
   "preview_sweep": "Sweep in sweep mode, e.g. 'sigma_max=0.5,1,2 x denoise=0.3,0.5'.",
   "keep_frames": "Keep the PNG frames of each stage (needed to resume).",
+  "report": "Measure warp error, flicker and fidelity to the source while rendering (report.json in the job folder; costs CPU time beside the host, not wall time).",
   "resume_job": "Resume this unfinished job (its folder name or id) with its own settings; empty starts a new job, or resumes one with the same video and settings."
 };
   function apply() {

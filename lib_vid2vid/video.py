@@ -808,10 +808,13 @@ class VideoWriter:
     of its video timeline is transcoded, trimmed sample-exactly and padded with silence where the source
     has none, so audio time 0 is video frame 0 and the track lasts ``min(audio_end - audio_start, n / fps)``
     seconds for n written frames (``audio_end=None``: exactly the video's duration).
+
+    ``options``: encoder options over the defaults for mp4/webm (e.g. ``{"preset": "veryfast", "tune":
+    "zerolatency"}`` for a preview that x264 encodes as frames arrive instead of holding back its lookahead).
     """
 
     def __init__(self, path, fps, *, fmt: str = "mp4", crf: int = 18, audio_from=None, audio_start: float = 0.0,
-                 audio_end: float | None = None):
+                 audio_end: float | None = None, options: dict[str, str] | None = None):
         if fmt not in FORMATS:
             raise VideoError(f"Unknown output format {fmt!r}: use one of {', '.join(FORMATS)}")
         self.path = Path(path)
@@ -820,6 +823,7 @@ class VideoWriter:
         if self.fps <= 0:
             raise VideoError(f"Output frame rate must be positive, got {fps}")
         self.crf = int(crf)
+        self.options = dict(options or {})
         self.audio_from = Path(audio_from) if audio_from is not None else None
         self.audio_start = float(audio_start or 0.0)
         self.audio_end = None if audio_end is None else float(audio_end)
@@ -891,11 +895,11 @@ class VideoWriter:
         if self.fmt == "mp4":
             s = c.add_stream("libx264", rate=self.fps)
             s.pix_fmt = "yuv420p"
-            s.options = {"crf": str(self.crf), "preset": "medium"}
+            s.options = {"crf": str(self.crf), "preset": "medium"} | self.options
         elif self.fmt == "webm":
             s = c.add_stream("libvpx-vp9", rate=self.fps)
             s.pix_fmt = "yuv420p"
-            s.options = {"crf": str(self.crf), "b": "0", "row-mt": "1", "deadline": "good", "cpu-used": "2"}
+            s.options = {"crf": str(self.crf), "b": "0", "row-mt": "1", "deadline": "good", "cpu-used": "2"} | self.options
         else:
             s = c.add_stream("gif", rate=self.fps)
             s.pix_fmt = "pal8"
