@@ -47,21 +47,31 @@ class Spec:
     """False for settings the host supplies (the WebUI's own prompt, sampler, seed ...)."""
     cli: bool = True
     tab: str = ""
+    ui_label: str = ""
 
     @property
     def flag(self) -> str:
         return "--" + self.name.replace("_", "-")
 
     def label(self) -> str:
-        text = self.name.replace("_", " ").capitalize()
-        return f"{text} ({self.unit})" if self.unit else text
+        """The UI label: ``label`` if given, else the name in words (acronyms kept), with the unit."""
+        if self.ui_label:
+            text = self.ui_label
+        else:
+            words = self.name.split("_")
+            text = " ".join(_ACRONYMS.get(w, w) for w in words)
+            text = text[0].upper() + text[1:]
+        return f"{text} ({self.unit})" if self.unit and self.unit.lower() not in text.lower().split() else text
+
+
+_ACRONYMS = {"fdc": "FDC", "crf": "CRF", "fps": "FPS", "rife": "RIFE", "rgb": "RGB", "cfg": "CFG"}
 
 
 def setting(default: Any, help: str, *, unit: str = "", min: float | None = None, max: float | None = None,
             choices: Sequence | None = None, step: float | None = None, widget: str = "",
-            ui: bool = True, cli: bool = True) -> Any:
+            ui: bool = True, cli: bool = True, label: str = "") -> Any:
     meta = dict(help=help, unit=unit, min=min, max=max, choices=tuple(choices) if choices else None,
-                step=step, widget=widget, ui=ui, cli=cli)
+                step=step, widget=widget, ui=ui, cli=cli, ui_label=label)
     return field(default=default, metadata={"spec": meta})
 
 
@@ -126,13 +136,16 @@ class SamplingSettings:
     seed_mode: str = setting("fixed", "Seed per frame: the same for all frames (least flicker), +1 per frame, "
                              "or fixed with a variation seed.", choices=SEED_MODES, widget="radio")
     variation_seed: int = setting(-1, "Variation seed for fixed_variation; -1 picks one at random once per job "
-                                  "(stored in the manifest).", min=-1)
-    variation_strength: float = setting(0.0, "Strength of the variation seed.", min=0, max=1)
+                                  "(stored in the manifest).", min=-1, label="vid2vid variation seed")
+    variation_strength: float = setting(0.0, "Strength of the variation seed.", min=0, max=1,
+                                        label="vid2vid variation strength")
     sigma_schedule: str = setting("host", "Sigma schedule override; 'host' keeps the WebUI's own.",
                                   choices=SIGMA_SCHEDULES)
-    sigma_min: float = setting(0.0292, "Smallest sigma of the override schedule.", min=0.001, max=1000)
+    sigma_min: float = setting(0.0292, "Smallest sigma of the override schedule.", min=0.001, max=1000,
+                               widget="number")
     sigma_max: float = setting(1.0, "Largest sigma of the override schedule: about 1 repaints style and "
-                               "keeps the picture, about 14.6 is the model's full range.", min=0.01, max=1000)
+                               "keeps the picture, about 14.6 is the model's full range.", min=0.01, max=1000,
+                               widget="number")
     rho: float = setting(7.0, "Karras / polyexponential curvature.", min=0.1, max=20)
 
 

@@ -171,6 +171,12 @@ class Stage:
     def done(self, ctx: FrameContext, out: np.ndarray) -> None:
         """Called with the finished frame (RGB uint8, exactly what is written to disk)."""
 
+    def reads_previous_output(self) -> bool:
+        """True if prepare/correct use ``ctx.prev_output``. When no stage does, corrections run on the writer
+        thread, overlapping the next frame's render (``correct`` and ``done`` must then not touch state that
+        ``prepare`` reads)."""
+        return False
+
     def end(self, run: Run) -> None: ...
 
 
@@ -379,6 +385,9 @@ class Run:
                 stage.analyse(ctx)
             return ctx
 
+        # When no stage reads the previous output, a frame's correction (colour coherence, loopback blend ...)
+        # and its write run on the writer thread while the host renders the next frame.
+        deferred = not any(st.reads_previous_output() for st in self.stages)
         analyser = ThreadPoolExecutor(1, thread_name_prefix="vid2vid-analyse")
         writer = ThreadPoolExecutor(1, thread_name_prefix="vid2vid-write")
         pending_write: Future | None = None
@@ -404,13 +413,20 @@ class Run:
                 nxt = analyser.submit(analyse, following) if following is not None else None
 
                 t0 = time.perf_counter()
-                out, record = self._render_frame(ctx)
+                if deferred:
+                    req, images, text = self._sample(ctx)
+                    out = fit_size(images[0], self.plan.width, self.plan.height)  # preview only
+                else:
+                    out, record = self._render_frame(ctx)
                 render_times.append(time.perf_counter() - t0)
 
                 if pending_write is not None:
                     pending_write.result()
-                pending_write = writer.submit(self._write, loop, i, out, record, ctx.video)
-                prev_output = out
+                if deferred:
+                    pending_write = writer.submit(self._finish_and_write, loop, ctx, req, images, text)
+                else:
+                    pending_write = writer.submit(self._write, loop, i, out, record, ctx.video)
+                    prev_output = out
 
                 if stop_error is not None:
                     pending_write.result()
@@ -440,7 +456,17 @@ class Run:
             if self.meter is not None:
                 self.meter.push(index, src, out)
 
+    def _finish_and_write(self, loop: int, ctx: FrameContext, req: RenderRequest, images: list[np.ndarray],
+                          text: str) -> None:
+        out, record = self._finish(ctx, req, images, text)
+        self._write(loop, ctx.index, out, record, ctx.video)
+
     def _render_frame(self, ctx: FrameContext) -> tuple[np.ndarray, dict[str, Any]]:
+        """Prepare, render and correct frame ``ctx.index``: (output RGB uint8, manifest record)."""
+        return self._finish(ctx, *self._sample(ctx))
+
+    def _sample(self, ctx: FrameContext) -> tuple[RenderRequest, list[np.ndarray], str]:
+        """The request for the frame and what the renderer returned for it, with its infotext."""
         s = self.settings.sampling
         from .seeds import frame_seed
 
@@ -459,6 +485,12 @@ class Run:
         images = self.renderer.render(req)
         if not images:
             raise Vid2VidError(f"The renderer returned no image for frame {ctx.index}")
+        return req, images, getattr(self.renderer, "last_infotext", "") or infotext(req)
+
+    def _finish(self, ctx: FrameContext, req: RenderRequest, images: list[np.ndarray],
+                text: str) -> tuple[np.ndarray, dict[str, Any]]:
+        """Batch mean, the stages' corrections, rounding once: (output RGB uint8, manifest record)."""
+        s = self.settings.sampling
         correcting = [st for st in self.stages if type(st).correct is not Stage.correct]
         if len(images) == 1 and not correcting:
             out = fit_size(images[0], self.plan.width, self.plan.height)  # no float round trip needed
@@ -473,7 +505,7 @@ class Run:
                   "denoise": round(req.denoise, 6), "steps": req.steps, "cfg": req.cfg}
         if req.prompt != s.prompt:
             record["prompt"] = req.prompt
-        record["_infotext"] = getattr(self.renderer, "last_infotext", "") or infotext(req)
+        record["_infotext"] = text
         return out, record
 
     def _summary(self, ctx: FrameContext) -> str:
@@ -549,9 +581,14 @@ def open_or_create_job(settings: Settings, info: video.VideoInfo | None, *, resu
         job = find_unfinished(out_dir, render_key(values, fp))
         if job is not None:
             stored = Settings.from_dict(job.manifest["settings"])
-            # export/job settings may change between runs; render settings are equal by the key
+            # render settings are equal by the key; the others (export, post-processing, preview, report) may
+            # have been corrected since, and the new values win
+            from .params import SPEC_BY_NAME
+            from .workspace import RENDER_KEY_GROUPS
+
             merged = Settings.from_dict({k: v for k, v in values.items()
-                                         if k in ("output_format", "crf", "keep_audio")}, base=stored)
+                                         if SPEC_BY_NAME[k].group not in RENDER_KEY_GROUPS
+                                         and k not in ("input", "output_dir", "resume_job")}, base=stored)
             job.manifest["settings"] = merged.to_dict()
             return job, merged
     job = Job.create(out_dir, video_name=Path(settings.video.input).name, settings=values,
@@ -566,6 +603,7 @@ def run_job(settings: Settings, renderer: Renderer, *, resume: str | Path | None
             stages: list[Stage] | None = None) -> JobResult:
     """Run (or resume) a whole job: probe, plan, frames, then the final video with audio."""
     from .export import attach_export, finalize_job
+    from .postprocess import validate_settings
     from .stages import build_stages
 
     if resume is not None:
@@ -573,6 +611,7 @@ def run_job(settings: Settings, renderer: Renderer, *, resume: str | Path | None
         info = video.probe(settings.video.input)
     else:
         info = video.probe(settings.video.input)
+        validate_settings(settings)  # a bad upscaler or ratio fails before a job folder exists
         job, settings = open_or_create_job(settings, info, new=new)
     plan = make_plan(settings, info)
     job.manifest["plan"] = {"width": plan.width, "height": plan.height, "fps": f"{plan.fps.numerator}/"

@@ -208,6 +208,9 @@ class InitStage(Stage):
         if self.mode in ("temporal_blend", "temporal_blend_masked"):
             self.before = self.after = len(self.weights) // 2
 
+    def reads_previous_output(self) -> bool:
+        return self.mode in ("previous_output", "flow_warp", "temporal_merge")
+
     def analyse(self, ctx: FrameContext) -> None:
         if self.mode == "flow_warp" and ctx.prev_video is not None:
             if self.occlusion:
@@ -377,6 +380,9 @@ class MaskStage(Stage):
         run.job.manifest["masks"] = {"folder": "frames/masks", "combine": c.mask_combine,
                                      "colour_key_op": c.colour_key_op, "usage": c.mask_usage}
 
+    def reads_previous_output(self) -> bool:
+        return self.usage == "inpaint"
+
     def analyse(self, ctx: FrameContext) -> None:
         c = self.settings.correction
         motion = None
@@ -490,6 +496,9 @@ class FdcStage(Stage):
         c = settings.correction
         self.mode = c.fdc_mode
         self.usage = c.mask_usage
+
+    def reads_previous_output(self) -> bool:
+        return True
 
     def correct(self, ctx: FrameContext, image: np.ndarray) -> np.ndarray:
         mask = ctx.analysis.get("mask") if self.usage in ("delta", "spatial") else None

@@ -18,9 +18,11 @@ from . import params
 from .params import Spec
 
 
-def component_for(gr: Any, spec: Spec, value: Any, elem_id: str) -> Any:
+def component_for(gr: Any, spec: Spec, value: Any, elem_id: str,
+                  choices_from_host: dict[str, list[str]] | None = None) -> Any:
     """One gradio component for a setting: slider for bounded numbers, number box for unbounded ones,
     checkbox, radio/dropdown for choices, textbox for text."""
+    choices_from_host = choices_from_host or {}
     label = spec.label()
     common = dict(label=label, value=value, elem_id=elem_id)
     if spec.type is bool:
@@ -30,12 +32,21 @@ def component_for(gr: Any, spec: Spec, value: Any, elem_id: str) -> Any:
             return gr.Radio(choices=list(spec.choices), **common)
         return gr.Dropdown(choices=list(spec.choices), **common)
     if spec.type in (int, float):
-        if spec.min is not None and spec.max is not None:
+        if spec.min is not None and spec.max is not None and spec.widget != "number":
             step = spec.step or (1 if spec.type is int else (0.01 if spec.max <= 1 else 0.05))
             return gr.Slider(minimum=spec.min, maximum=spec.max, step=step, **common)
         return gr.Number(precision=0 if spec.type is int else None, **common)
+    if spec.name in choices_from_host:
+        return gr.Dropdown(choices=choices_from_host[spec.name], allow_custom_value=True, **common)
     lines = 3 if spec.widget in ("textarea", "expr") else 1
-    return gr.Textbox(lines=lines, placeholder=spec.help[:80], **common)
+    return gr.Textbox(lines=lines, placeholder=_placeholder(spec.help), **common)
+
+
+def _placeholder(text: str, limit: int = 80) -> str:
+    """The help text cut at a word boundary."""
+    if len(text) <= limit:
+        return text
+    return text[: text.rfind(" ", 0, limit)].rstrip(",;:") + " ..."
 
 
 def build(gr: Any, *, elem_id: Callable[[str], str], defaults: dict[str, Any] | None = None,
@@ -54,18 +65,19 @@ def build(gr: Any, *, elem_id: Callable[[str], str], defaults: dict[str, Any] | 
         for tab, specs in params.iter_tabs():
             with gr.Tab(tab, elem_id=elem_id("tab_" + tab.lower().replace(" ", "_").replace("&", "and"))):
                 if tab == "Video":
-                    upload = gr.Video(label="Upload a video (or give a path on the server below)",
-                                      elem_id=elem_id("upload"))
+                    upload = _ui_only(gr.Video(label="Upload a video (or give a path on the server below)",
+                                      elem_id=elem_id("upload")))
                 for spec in specs:
                     value = defaults.get(spec.name, base.get(spec.name))
-                    comps[spec.name] = component_for(gr, spec, value, elem_id(spec.name))
+                    comps[spec.name] = component_for(gr, spec, value, elem_id(spec.name),
+                                                     host.get("choices", {}))
                 if tab == "Video":
                     upload.change(fn=lambda path: path or "", inputs=[upload], outputs=[comps["input"]])
                     if "suggest_prompt" in host:
                         with gr.Row():
-                            suggest = gr.Button("Suggest prompt tags from the video", elem_id=elem_id("suggest"))
-                        tags = gr.Textbox(label="Frequent tags (copy into the prompt)", interactive=False,
-                                          elem_id=elem_id("tags"))
+                            suggest = _ui_only(gr.Button("Suggest prompt tags from the video", elem_id=elem_id("suggest")))
+                        tags = _ui_only(gr.Textbox(label="Frequent tags (copy into the prompt)", interactive=False,
+                                          elem_id=elem_id("tags")))
                         suggest.click(fn=host["suggest_prompt"], inputs=[comps["input"]], outputs=[tags])
                 if tab == "Sampling" and "sigmas_text" in host:
                     _sigma_preview(gr, comps, host, elem_id)
@@ -74,12 +86,18 @@ def build(gr: Any, *, elem_id: Callable[[str], str], defaults: dict[str, Any] | 
     return [comps[name] for name in params.api_arg_names()]
 
 
+def _ui_only(component: Any) -> Any:
+    """Mark a widget that is not a setting: A1111/Forge then keep it out of ui-config.json."""
+    component.do_not_save_to_config = True
+    return component
+
+
 _SIGMA_INPUTS = ("sigma_schedule", "sigma_min", "sigma_max", "rho")
 
 
 def _sigma_preview(gr: Any, comps: dict[str, Any], host: dict[str, Any], elem_id) -> None:
-    box = gr.Textbox(label="Sigmas the host will really use (img2img tail)", interactive=False,
-                     elem_id=elem_id("sigmas_used"))
+    box = _ui_only(gr.Textbox(label="Sigmas the host will really use (img2img tail)", interactive=False,
+                     elem_id=elem_id("sigmas_used")))
     extra = [c for c in (host.get("steps"), host.get("denoise"), host.get("sampler")) if c is not None]
     inputs = [comps[n] for n in _SIGMA_INPUTS] + extra
 
@@ -98,9 +116,9 @@ def _sigma_preview(gr: Any, comps: dict[str, Any], host: dict[str, Any], elem_id
 
 def _job_picker(gr: Any, comps: dict[str, Any], host: dict[str, Any], elem_id) -> None:
     with gr.Row():
-        jobs = gr.Dropdown(label="Unfinished jobs", choices=host["list_jobs"](), elem_id=elem_id("job_list"))
-        refresh = gr.Button("Refresh", elem_id=elem_id("job_refresh"))
-    info = gr.Textbox(label="Job folder", interactive=False, elem_id=elem_id("job_info"))
+        jobs = _ui_only(gr.Dropdown(label="Unfinished jobs", choices=host["list_jobs"](), elem_id=elem_id("job_list")))
+        refresh = _ui_only(gr.Button("Refresh", elem_id=elem_id("job_refresh")))
+    info = _ui_only(gr.Textbox(label="Job folder", interactive=False, elem_id=elem_id("job_info")))
 
     def pick(name):
         name = name or ""

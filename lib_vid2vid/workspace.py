@@ -23,6 +23,7 @@ import os
 import platform
 import re
 import secrets
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -140,6 +141,7 @@ class Job:
     def __init__(self, root: Path, manifest: dict[str, Any]):
         self.root = root
         self.manifest = manifest
+        self._lock = threading.RLock()  # stages and the writer thread both record frames
         self._log = self._make_logger()
 
     # ---- creation and lookup ----
@@ -221,7 +223,9 @@ class Job:
         self.save()
 
     def save(self) -> None:
-        atomic_write_bytes(self.root / MANIFEST, json.dumps(self.manifest, indent=1).encode("utf-8"))
+        with self._lock:
+            data = json.dumps(self.manifest, indent=1).encode("utf-8")
+            atomic_write_bytes(self.root / MANIFEST, data)
 
     # ---- frames ----
 
@@ -251,6 +255,10 @@ class Job:
         return read_png(self.frame_path(stage, index))
 
     def mark_done(self, stage: str, index: int, record: dict[str, Any] | None = None, *, save: bool = True):
+        with self._lock:
+            self._mark_done(stage, index, record, save)
+
+    def _mark_done(self, stage: str, index: int, record: dict[str, Any] | None, save: bool) -> None:
         st = self.manifest["stages"].setdefault(stage, {"done": 0})
         if index == st["done"]:
             st["done"] = index + 1

@@ -30,3 +30,4 @@ class Script(scripts.Script):
 
 
 a1111.register_settings()
+a1111.register_postprocess()

@@ -338,3 +338,22 @@ def test_prompt_help_counts_tags_across_sampled_frames(host, clip):
     assert any(t.startswith("level_") for t in tags)
     assert "Give a video" in a1111.suggest_prompt("")
     assert "not found" in a1111.suggest_prompt("/nowhere.mp4")
+
+
+def test_webui_upscalers_are_offered_by_name(host, clip, tmp_path):
+    a1111, processing, shared = host
+    from lib_vid2vid import postprocess
+
+    a1111.register_postprocess()
+    try:
+        assert "R-ESRGAN 4x+" in postprocess.available_upscalers()
+        shared.opts.vid2vid_output_dir = str(tmp_path / "out")
+        res = a1111.run_script(_p(processing), _args(input=str(clip), max_frames=3, upscaler="R-ESRGAN 4x+",
+                                                     upscale_factor=2, comparison_video=False))
+        assert res.vid2vid["status"] == "done", res.info
+        from lib_vid2vid import video
+
+        info = video.probe(res.vid2vid["video"])
+        assert (info.width, info.height) == (192, 128)
+    finally:
+        postprocess.unregister_upscaler_provider(a1111.webui_upscalers)

@@ -238,3 +238,20 @@ def test_every_frame_carries_its_parameters(clip, tmp_path):
     text = read_png_text(res.job_dir / "frames" / "pass1" / "000001.png")["parameters"]
     assert text.startswith("a fox\n") and "Seed: 1234" in text and "Denoising strength: 0.5" in text
     assert "vid2vid: frame 2/2" in text and "fdc mean" in text
+
+
+def test_rerun_with_corrected_export_settings_resumes_with_them(clip, tmp_path):
+    s = _settings(clip, tmp_path, max_frames=6, output_format="mp4")
+    stop = StopAfter(3)
+    part = run_job(s, ProxyRenderer(), should_stop=stop, progress=stop.progress)
+    res = run_job(s.replace(output_format="webm", crf=30), ProxyRenderer())
+    assert res.job_dir == part.job_dir and res.video_path.suffix == ".webm"
+    assert Job.open(res.job_dir).manifest["settings"]["crf"] == 30
+
+
+def test_bad_post_settings_fail_before_a_job_folder_exists(clip, tmp_path):
+    from lib_vid2vid.errors import Vid2VidError
+
+    with pytest.raises(Vid2VidError, match="upscaler"):
+        run_job(_settings(clip, tmp_path, upscaler="no-such-upscaler"), ProxyRenderer())
+    assert not (tmp_path / "out").exists() or not list((tmp_path / "out").iterdir())

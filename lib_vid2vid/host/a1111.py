@@ -513,9 +513,52 @@ def build_ui(script: Any) -> list[Any]:
         "crf": host_option("crf", 18),
         "keep_frames": host_option("keep_frames", True),
     }
+    from .. import postprocess
+
     host = {"list_jobs": list_unfinished_jobs, "job_folder": job_folder, "sigmas_text": sigmas_text,
-            "suggest_prompt": suggest_prompt, **_HOST_COMPONENTS}
+            "suggest_prompt": suggest_prompt, **_HOST_COMPONENTS,
+            "choices": {"upscaler": ["None", *postprocess.available_upscalers()]}}
     return ui.build(gr, elem_id=script.elem_id, defaults=defaults, host=host)
+
+
+class HostUpscaler:
+    """One of the WebUI's upscalers (``shared.sd_upscalers``: R-ESRGAN 4x+, 4x+ Anime6B, ...) as an Upscaler."""
+
+    def __init__(self, data: Any, scale: float):
+        self.data = data
+        self.name = data.name
+        self.scale = float(scale)
+
+    def upscale(self, rgb: np.ndarray) -> np.ndarray:
+        from ..pipeline import fit_size
+
+        out = self.data.scaler.upscale(Image.fromarray(rgb), self.scale, self.data.data_path)
+        h, w = rgb.shape[:2]
+        return fit_size(np.asarray(out.convert("RGB")), round(w * self.scale), round(h * self.scale))
+
+
+def webui_upscalers() -> dict[str, Any]:
+    """{name: factory(scale)} for the WebUI's upscalers (asked afresh each time, so new models show up)."""
+    try:
+        _, shared = _host()
+        found = list(getattr(shared, "sd_upscalers", None) or [])
+    except Exception:  # noqa: BLE001 - outside a host
+        return {}
+    return {d.name: (lambda scale, d=d: HostUpscaler(d, scale)) for d in found
+            if d.name not in ("None", "") and getattr(d, "scaler", None) is not None}
+
+
+def register_postprocess() -> None:
+    """Offer the WebUI's upscalers by name, and look for RIFE weights in its models/RIFE folder."""
+    from .. import postprocess
+
+    postprocess.register_upscaler_provider(webui_upscalers)
+    try:
+        from modules import paths  # noqa: PLC0415
+
+        postprocess.register_rife_dir(Path(paths.models_path) / "RIFE")
+    except Exception:  # noqa: BLE001 - older hosts without modules.paths.models_path
+        pass
 
 
 def register_settings() -> None:

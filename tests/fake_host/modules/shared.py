@@ -36,3 +36,18 @@ class _Opts:
 state = _State()
 opts = _Opts()
 interrogator = None
+
+
+class _Scaler:
+    def upscale(self, img, scale, data_path):
+        return img.resize((int(img.width * scale), int(img.height * scale)))
+
+
+class _UpscalerData:
+    def __init__(self, name):
+        self.name = name
+        self.scaler = _Scaler()
+        self.data_path = None
+
+
+sd_upscalers = [_UpscalerData("None"), _UpscalerData("R-ESRGAN 4x+")]
