@@ -41,8 +41,9 @@ def _p(processing, **kw):
 
 
 def _args(**values):
-    """Script args in UI order, as the WebUI sends them (every component's value)."""
-    s = params.Settings().replace(**values)
+    """Script args in UI order, as the WebUI sends them (every component's value); the plain pipeline
+    (no colour coherence) unless a test asks for it, so renders can be compared with the host's images."""
+    s = params.Settings().replace(**{"colour_coherence": False, **values})
     return [s.get(n) for n in params.api_arg_names()]
 
 
@@ -114,7 +115,7 @@ def test_skip_keeps_the_init_for_that_frame(host, clip, tmp_path):
     a1111, processing, shared = host
     shared.opts.vid2vid_output_dir = str(tmp_path / "out")
     processing.hooks.append(lambda p, n: setattr(shared.state, "skipped", n == 1))
-    res = a1111.run_script(_p(processing), _args(input=str(clip), max_frames=3))
+    res = a1111.run_script(_p(processing), _args(input=str(clip), max_frames=3, colour_coherence=False))
     assert "skipped (kept as init): [1]" in res.info and not shared.state.skipped
     job = Job.open(res.vid2vid["job_dir"])
     init1 = np.asarray(processing.calls[1].init_images[0])

@@ -109,3 +109,10 @@ def test_strategies_are_valid_settings():
 def test_tabs_in_pipeline_order():
     tabs = [t for t, _ in params.iter_tabs()]
     assert tabs[0] == "Video" and tabs[-1] == "Jobs"
+
+
+def test_defaults_are_the_recommended_strategy():
+    """The benchmark's "recommended default" is what a user gets without tuning."""
+    defaults = Settings()
+    for name, value in params.STRATEGIES["recommended"].items():
+        assert defaults.get(name) == value, name

@@ -16,7 +16,9 @@ from lib_vid2vid.workspace import Job
 
 
 def _settings(clip, tmp_path, **kw):
-    base = dict(input=str(clip), output_dir=str(tmp_path / "out"), width=96, height=64, seed=1234, denoise=0.5)
+    base = dict(input=str(clip), output_dir=str(tmp_path / "out"), width=96, height=64, seed=1234, denoise=0.5,
+                # the plain pipeline: expectations here are computed without the default colour coherence
+                colour_coherence=False)
     base.update(kw)
     return Settings().replace(**base)
 
