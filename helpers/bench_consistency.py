@@ -36,9 +36,11 @@ last-pass frame with its source frame and runs :class:`lib_vid2vid.metrics.Video
   edges), which also drops for blur and ghosting;
 - frames rendered: renderer calls (loopback renders every frame once per pass).
 
-"Equal fidelity": a method's mean fidelity over the clips is at least the ``per_frame`` baseline's mean
-fidelity minus ``--tolerance`` (0.02 SSIM). Among those methods the one with the lowest mean warp error is
-marked best. Means are over clips, each clip weighted equally.
+"Equal fidelity": a method's mean fidelity over the clips is within ``--tolerance`` (0.02 SSIM) of the
+``per_frame`` baseline's, on either side. It is two-sided on purpose: a method that stays closer to the
+source than the baseline restyles less, and the extreme -- returning the source unchanged -- would win on
+warp error with fidelity 1. Among those methods the one with the lowest mean warp error is marked best.
+Means are over clips, each clip weighted equally.
 
 ``-o FILE.png`` draws the means and the per-clip points (warp error against fidelity) with Pillow;
 ``--json FILE`` writes every number.
@@ -112,8 +114,10 @@ def summarise(rows: list[dict], methods: list[str], tolerance: float) -> dict:
         means[m]["clips"] = len(mine)
     base = BASELINE if BASELINE in means and means[BASELINE]["fidelity"] is not None else methods[0]
     threshold = None if means[base]["fidelity"] is None else means[base]["fidelity"] - tolerance
+    upper = None if threshold is None else means[base]["fidelity"] + tolerance
     eligible = [m for m in methods if threshold is not None and means[m]["fidelity"] is not None
-                and means[m]["fidelity"] >= threshold - 1e-12 and means[m]["warp_error"] is not None]
+                and threshold - 1e-12 <= means[m]["fidelity"] <= upper + 1e-12
+                and means[m]["warp_error"] is not None]
     best = min(eligible, key=lambda m: means[m]["warp_error"]) if eligible else None
     per_clip_best = {}
     for clip in dict.fromkeys(r["clip"] for r in rows):
@@ -121,10 +125,11 @@ def summarise(rows: list[dict], methods: list[str], tolerance: float) -> dict:
         if base not in by or by[base]["fidelity"] is None:
             continue
         ok = [m for m, r in by.items() if r["fidelity"] is not None and r["warp_error"] is not None
-              and r["fidelity"] >= by[base]["fidelity"] - tolerance - 1e-12]
+              and abs(r["fidelity"] - by[base]["fidelity"]) <= tolerance + 1e-12]
         if ok:
             per_clip_best[clip] = min(ok, key=lambda m: by[m]["warp_error"])
-    return {"means": means, "baseline": base, "threshold": threshold, "eligible": eligible, "best": best,
+    return {"means": means, "baseline": base, "threshold": threshold, "upper": upper, "eligible": eligible,
+            "best": best,
             "per_clip_best": per_clip_best}
 
 
@@ -225,8 +230,11 @@ def plot(rows: list[dict], methods: list[str], summ: dict, path: Path, title: st
         _, ty = px(0, summ["threshold"])
         for xa in range(left, W - right, 12):
             d.line([xa, ty, min(xa + 6, W - right), ty], fill=(90, 90, 90), width=2)
-        d.text((W - right - 6, ty - 4), f"equal fidelity: >= {summ['threshold']:.3f}", fill=(60, 60, 60),
-               font=f_small, anchor="rb")
+        d.text((W - right - 6, ty - 4), f"equal fidelity: {summ['threshold']:.3f} .. {summ['upper']:.3f}",
+               fill=(60, 60, 60), font=f_small, anchor="rb")
+        _, tu = px(0, summ["upper"])
+        for xa in range(left, W - right, 12):
+            d.line([xa, tu, min(xa + 6, W - right), tu], fill=(90, 90, 90), width=2)
     d.text((left + (W - left - right) / 2, H - 22), "warp error (x 1e-3, lower = steadier)", fill="black",
            font=f_text, anchor="mm")
     d.text((12, top - 24), "fidelity: edge SSIM (higher = closer to the source)", fill="black", font=f_text)
@@ -249,7 +257,7 @@ def plot(rows: list[dict], methods: list[str], summ: dict, path: Path, title: st
         ly += 24
     d.text((W - right + 16, ly + 10), "big disc: mean over clips", fill=(80, 80, 80), font=f_small)
     d.text((W - right + 16, ly + 28), "small dot: one clip", fill=(80, 80, 80), font=f_small)
-    d.text((W - right + 16, ly + 46), "shaded: below equal fidelity", fill=(80, 80, 80), font=f_small)
+    d.text((W - right + 16, ly + 46), "dashed: the equal-fidelity band", fill=(80, 80, 80), font=f_small)
     path.parent.mkdir(parents=True, exist_ok=True)
     img.save(path)
 
@@ -265,7 +273,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--width", type=int, default=384, help="output width in pixels, multiple of 8 (default 384)")
     ap.add_argument("--denoise", type=float, default=0.45, help="denoising strength of every job (default 0.45)")
     ap.add_argument("--tolerance", type=float, default=0.02,
-                    help="equal fidelity: mean edge SSIM >= baseline's - this (default 0.02)")
+                    help="equal fidelity: mean edge SSIM within this of the baseline's (default 0.02)")
     ap.add_argument("--methods", default="", help="comma-separated strategy names (default: every strategy)")
     ap.add_argument("--workers", type=int, default=1, help="jobs run in parallel processes (default 1)")
     ap.add_argument("-o", "--output", type=Path, help="write the scatter plot to this PNG")
@@ -325,8 +333,8 @@ def main(argv: list[str] | None = None) -> int:
     print()
     base = summ["baseline"]
     if summ["threshold"] is not None:
-        print(f"equal fidelity: mean edge SSIM >= {base} mean ({summ['means'][base]['fidelity']:.3f}) - "
-              f"{args.tolerance:g} = {summ['threshold']:.3f}")
+        print(f"equal fidelity: mean edge SSIM within {args.tolerance:g} of {base}'s "
+              f"({summ['means'][base]['fidelity']:.3f}): {summ['threshold']:.3f} .. {summ['upper']:.3f}")
         print(f"methods at equal fidelity: {', '.join(summ['eligible']) or 'none'}")
         print(f"best warp error at equal fidelity: {summ['best'] or 'none'}"
               + (f" ({summ['means'][summ['best']]['warp_error'] * 1e3:.3f}e-3, "
