@@ -28,6 +28,8 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("input", nargs="?", help="the source video")
     ap.add_argument("--version", action="version", version=f"lib_vid2vid {__version__}")
     run = ap.add_argument_group("Run")
+    run.add_argument("--strategy", choices=tuple(params.STRATEGIES), default=None,
+                     help="start from a named preset (recommended is the default); flags given after it win")
     run.add_argument("--renderer", choices=("api", "proxy"), default="api",
                      help="api: a running WebUI renders each frame (default); proxy: built-in model-free "
                           "stylisation, for trying the pipeline")
@@ -106,6 +108,8 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     try:
         base = params.Settings()
+        if args.strategy:
+            base = base.replace(**params.STRATEGIES[args.strategy])
         if args.input:
             base = base.replace(input=args.input)
         settings = params.settings_from_cli(args, base=base)

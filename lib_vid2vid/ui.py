@@ -79,6 +79,8 @@ def build(gr: Any, *, elem_id: Callable[[str], str], defaults: dict[str, Any] | 
                         tags = _ui_only(gr.Textbox(label="Frequent tags (copy into the prompt)", interactive=False,
                                           elem_id=elem_id("tags")))
                         suggest.click(fn=host["suggest_prompt"], inputs=[comps["input"]], outputs=[tags])
+                if tab == "Temporal":
+                    _strategy_picker(gr, comps, elem_id)
                 if tab == "Sampling" and "sigmas_text" in host:
                     _sigma_preview(gr, comps, host, elem_id)
                 if tab == "Jobs" and "list_jobs" in host:
@@ -90,6 +92,20 @@ def _ui_only(component: Any) -> Any:
     """Mark a widget that is not a setting: A1111/Forge then keep it out of ui-config.json."""
     component.do_not_save_to_config = True
     return component
+
+
+def _strategy_picker(gr: Any, comps: dict[str, Any], elem_id) -> None:
+    """A preset menu: picking one sets every control the presets decide (params.STRATEGIES)."""
+    keys = [k for k in dict.fromkeys(k for v in params.STRATEGIES.values() for k in v) if k in comps]
+    picker = _ui_only(gr.Dropdown(label="Apply a strategy preset", choices=list(params.STRATEGIES),
+                                  elem_id=elem_id("strategy")))
+
+    def apply(name):
+        preset = params.STRATEGIES.get(name or "", {})
+        base = params.Settings()
+        return [gr.update(value=preset.get(k, base.get(k))) if name else gr.update() for k in keys]
+
+    picker.change(fn=apply, inputs=[picker], outputs=[comps[k] for k in keys])
 
 
 _SIGMA_INPUTS = ("sigma_schedule", "sigma_min", "sigma_max", "rho")

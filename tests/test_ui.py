@@ -105,3 +105,22 @@ def test_settings_reference_is_generated_from_the_settings():
     r = subprocess.run([sys.executable, str(ROOT / "helpers" / "gen_docs.py"), "--check"], capture_output=True,
                        text=True)
     assert r.returncode == 0, r.stdout
+
+
+def test_strategy_preset_sets_the_controls_it_decides():
+    gr = FakeGradio()
+    comps = dict(zip(params.api_arg_names(), ui.build(gr, elem_id=lambda x: x)))
+    picker = next(c for c in gr.created if c.kw.get("elem_id") == "strategy")
+    (_, kw), = picker.events
+    outputs = kw["outputs"]
+    assert comps["init_mode"] in outputs and comps["loopback_passes"] in outputs
+    values = dict(zip([next(n for n, c in comps.items() if c is o) for o in outputs], kw["fn"]("flow_warp")))
+    assert values["init_mode"] == {"value": "flow_warp"} and values["colour_coherence"] == {"value": False}
+
+
+def test_cli_strategy_flag(tmp_path):
+    from lib_vid2vid.__main__ import build_parser
+
+    ns = build_parser().parse_args(["x.mp4", "--strategy", "loopback_temporal_blend", "--loopback-passes", "3"])
+    s = params.settings_from_cli(ns, base=params.Settings().replace(**params.STRATEGIES[ns.strategy]))
+    assert s.temporal.init_mode == "temporal_blend" and s.temporal.loopback_passes == 3
