@@ -139,7 +139,7 @@ class Job:
     """One job folder and its manifest."""
 
     def __init__(self, root: Path, manifest: dict[str, Any]):
-        self.root = root
+        self.root = Path(root).absolute()
         self.manifest = manifest
         self._lock = threading.RLock()  # stages and the writer thread both record frames
         self._log = self._make_logger()

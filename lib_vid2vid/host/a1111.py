@@ -355,7 +355,7 @@ def _run_video(p: Any, settings: params.Settings) -> Any:
     state.job_no = 0
 
     def progress(pr) -> None:
-        state.textinfo = f"vid2vid {pr.text}"
+        state.textinfo = f"vid2vid {pr.stage}: frame {pr.done}/{pr.total}"  # the WebUI shows its own ETA
         if pr.last_frame is not None:
             state.assign_current_image(Image.fromarray(pr.last_frame))
 
