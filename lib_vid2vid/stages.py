@@ -514,31 +514,52 @@ class FdcStage(Stage):
 
 
 class ColourStage(Stage):
-    """Colour coherence: match LAB statistics to frame 0 of the pass (re-read from disk on resume)."""
+    """Colour coherence: match LAB statistics to the first frame of the current shot.
+
+    The reference is frame 0 of the pass, and again the first frame after each scene cut of the source (luma
+    histogram distance above ``scene_cut_threshold``, as the post stages detect cuts): matching a new shot to
+    the colours of the previous one would recolour it. Cuts found are recorded in the manifest
+    (``colour_refs``), so a resumed job re-reads the same reference frame from disk.
+    """
 
     name = "colour"
 
-    def __init__(self):
+    def __init__(self, settings: Settings | None = None):
+        self.threshold = settings.export.scene_cut_threshold if settings is not None else 0.4
         self.reference: blend.LabStats | None = None
         self.run: Run | None = None
         self.loop = -1
 
     def begin(self, run: Run) -> None:
         self.run = run
+        run.job.manifest.setdefault("colour_refs", {})
+
+    def analyse(self, ctx: FrameContext) -> None:
+        from .postprocess import scene_cut_distance
+
+        prev = ctx.prev_video
+        ctx.analysis["colour_ref"] = ctx.index == 0 or (
+            prev is not None and scene_cut_distance(prev, ctx.video) > self.threshold)
 
     def correct(self, ctx: FrameContext, image: np.ndarray) -> np.ndarray:
-        if ctx.index == 0:
-            return image
+        if ctx.analysis.get("colour_ref", ctx.index == 0):
+            return image  # this frame starts a shot: it is the reference
         if self.reference is None or self.loop != ctx.loop:
             assert self.run is not None
-            self.reference = blend.lab_stats(self.run.job.read_frame(Run.stage_name(ctx.loop), 0))
+            stage = Run.stage_name(ctx.loop)
+            refs = [c for c in self.run.job.manifest["colour_refs"].get(stage, []) if c < ctx.index]
+            self.reference = blend.lab_stats(self.run.job.read_frame(stage, max(refs, default=0)))
             self.loop = ctx.loop
         return blend.colour_coherence(image, self.reference, 1.0, as_float=True)
 
     def done(self, ctx: FrameContext, out: np.ndarray) -> None:
-        if ctx.index == 0:
+        if ctx.analysis.get("colour_ref", ctx.index == 0):
             self.reference = blend.lab_stats(out)
             self.loop = ctx.loop
+            if ctx.index and self.run is not None:
+                refs = self.run.job.manifest["colour_refs"].setdefault(Run.stage_name(ctx.loop), [])
+                if ctx.index not in refs:
+                    refs.append(ctx.index)
 
 
 def any_mask(settings: Settings) -> bool:
@@ -558,5 +579,5 @@ def build_stages(settings: Settings, job: Job | None = None) -> list[Stage]:
     if c.fdc_mode != "none" or (any_mask(settings) and c.mask_usage != "inpaint"):
         stages.append(FdcStage(settings))
     if t.colour_coherence:
-        stages.append(ColourStage())
+        stages.append(ColourStage(settings))
     return stages

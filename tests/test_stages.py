@@ -488,3 +488,39 @@ def test_strategies_are_complete_and_distinct():
     assert params.STRATEGIES["fdc_vid2vid"]["sigma_schedule"] == "karras"
     assert params.STRATEGIES["fdc_vid2vid"]["sigma_max"] == 1.0
     assert params.STRATEGIES["loopback_temporal_blend"]["loopback_passes"] >= 2
+
+
+def test_colour_coherence_restarts_at_each_scene_cut(tmp_path):
+    """Two shots: the second is matched to its own first frame, not to the first shot's colours; a job
+    resumed inside the second shot finds the same reference again."""
+    from fractions import Fraction
+
+    import av
+
+    path = tmp_path / "cuts.mp4"
+    with av.open(str(path), "w") as c:
+        s = c.add_stream("libx264", rate=Fraction(12))
+        s.width, s.height, s.pix_fmt = 64, 64, "yuv420p"
+        s.options = {"crf": "10"}
+        for i in range(12):
+            img = np.zeros((64, 64, 3), np.uint8)
+            img[..., 0 if i < 6 else 2] = 200  # a red shot, then a blue shot
+            img[:, : 8 + i] = 40
+            for pkt in s.encode(av.VideoFrame.from_ndarray(img, format="rgb24")):
+                c.mux(pkt)
+        for pkt in s.encode():
+            c.mux(pkt)
+    base = dict(input=str(path), output_dir=str(tmp_path / "a"), width=64, height=64, seed=1, denoise=0.3,
+                colour_coherence=True)
+    full = run_job(Settings().replace(**base), ProxyRenderer())
+    job = Job.open(full.job_dir)
+    assert job.manifest["colour_refs"]["pass1"] == [6]
+    late = job.read_frame("pass1", 9).astype(float)
+    assert late[..., 2].mean() > 2 * late[..., 0].mean()  # still blue: not pulled to the red shot
+    seen = {"n": 0}
+    b = Settings().replace(**{**base, "output_dir": str(tmp_path / "b")})
+    run_job(b, ProxyRenderer(), should_stop=lambda: seen["n"] >= 8, progress=lambda p: seen.update(n=p.done))
+    resumed = run_job(b, ProxyRenderer())
+    a_frames = sorted((full.job_dir / "frames" / "pass1").glob("*.png"))
+    b_frames = sorted((resumed.job_dir / "frames" / "pass1").glob("*.png"))
+    assert [f.read_bytes() for f in a_frames] == [f.read_bytes() for f in b_frames]
