@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import subprocess
 import sys
 import tempfile
@@ -29,6 +28,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "helpers"))
 MEDIA = ROOT.parent / "shared" / "media"
 
 
@@ -71,18 +71,6 @@ def sleep_floor(frames: int, latency: float) -> float:
     return time.perf_counter() - t0
 
 
-def machine() -> str:
-    cpu = platform.processor() or ""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"{os.cpu_count()} cores, {cpu}, Python {platform.python_version()}"
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--only", choices=("overhead", "memory"))
@@ -98,6 +86,8 @@ def main() -> None:
     src = Path(args.source)
     if not src.is_file():
         sys.exit(f"error: benchmark clip {src} not found: give --source VIDEO")
+    from _bench_common import machine
+
     print(f"machine: {machine()}")
     print(f"source: {src.name} at 40 fps -> 1024x576")
     if args.only in (None, "overhead"):
