@@ -176,6 +176,10 @@ def _run(args: argparse.Namespace, settings: params.Settings, renderer) -> int:
         return EXIT_INTERRUPTED
     print(f"done: {result.frames_done} frames -> {result.video_path}")
     print(f"job folder: {result.job_dir}")
+    if result.report:
+        from .report import format_report
+
+        print(f"report: {format_report(result.report)}")
     return 0
 
 

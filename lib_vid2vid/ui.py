@@ -141,6 +141,9 @@ def _job_picker(gr: Any, comps: dict[str, Any], host: dict[str, Any], elem_id) -
         return name, host.get("job_folder", lambda n: n)(name)
 
     jobs.change(fn=pick, inputs=[jobs], outputs=[comps["resume_job"], info])
+    if "open_folder" in host:
+        opener = _ui_only(gr.Button("Open folder", elem_id=elem_id("job_open")))
+        opener.click(fn=host["open_folder"], inputs=[jobs], outputs=[info])
     refresh.click(fn=lambda: gr.update(choices=host["list_jobs"]()), inputs=[], outputs=[jobs])
 
 

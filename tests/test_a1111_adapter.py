@@ -358,3 +358,20 @@ def test_webui_upscalers_are_offered_by_name(host, clip, tmp_path):
         assert (info.width, info.height) == (192, 128)
     finally:
         postprocess.unregister_upscaler_provider(a1111.webui_upscalers)
+
+
+def test_open_a_listed_jobs_folder(host, clip, tmp_path):
+    a1111, processing, shared = host
+    import modules.ui_common as ui_common
+
+    shared.opts.vid2vid_output_dir = str(tmp_path / "out")
+    res = a1111.run_script(_p(processing), _args(input=str(clip), max_frames=2))
+    name = Path(res.vid2vid["job_dir"]).name
+    assert a1111.open_job_folder(name).startswith("opened") and ui_common.opened[-1] == res.vid2vid["job_dir"]
+    assert "report: warp error" in res.info
+    shared.cmd_opts.hide_ui_dir_config = True
+    try:
+        assert "disabled" in a1111.open_job_folder(name)
+    finally:
+        shared.cmd_opts.hide_ui_dir_config = False
+    assert "No job" in a1111.open_job_folder("nope")

@@ -370,6 +370,10 @@ def _run_video(p: Any, settings: params.Settings) -> Any:
         lines.append(result.message)
     if renderer.skipped_frames:
         lines.append(f"skipped (kept as init): {renderer.skipped_frames}")
+    if result.report:
+        from ..report import format_report
+
+        lines.append(f"report: {format_report(result.report)}")
     info = "\n".join(lines)
     return _processed(p, previews, info, {"status": result.status, "job_dir": str(result.job_dir),
                                           "video": str(result.video_path) if result.video_path else None,
@@ -446,6 +450,27 @@ def host_option_raw(name: str, default: Any) -> Any:
         return default
 
 
+def open_job_folder(name: str) -> str:
+    """Open a job's folder in the desktop's file manager, as the WebUI's own folder buttons do (disabled by
+    the WebUI with --hide-ui-dir-config); returns a line for the UI."""
+    from ..workspace import Job
+
+    if not name:
+        return "Pick a job first."
+    try:
+        job = Job.resolve(name, output_dir())
+        from modules import shared, ui_common  # noqa: PLC0415
+
+        if getattr(shared.cmd_opts, "hide_ui_dir_config", False):
+            return f"{job.root} (opening folders is disabled on this server)"
+        ui_common.open_folder(str(job.root))
+        return f"opened {job.root}"
+    except Vid2VidError as exc:
+        return str(exc)
+    except Exception as exc:  # noqa: BLE001 - a headless server has no file manager
+        return f"{name}: cannot open a file manager here ({exc})"
+
+
 def list_unfinished_jobs() -> list[str]:
     from ..workspace import list_jobs
 
@@ -515,7 +540,8 @@ def build_ui(script: Any) -> list[Any]:
     }
     from .. import postprocess
 
-    host = {"list_jobs": list_unfinished_jobs, "job_folder": job_folder, "sigmas_text": sigmas_text,
+    host = {"list_jobs": list_unfinished_jobs, "job_folder": job_folder, "open_folder": open_job_folder,
+            "sigmas_text": sigmas_text,
             "suggest_prompt": suggest_prompt, **_HOST_COMPONENTS,
             "choices": {"upscaler": ["None", *postprocess.available_upscalers()]}}
     return ui.build(gr, elem_id=script.elem_id, defaults=defaults, host=host)

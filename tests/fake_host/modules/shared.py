@@ -51,3 +51,10 @@ class _UpscalerData:
 
 
 sd_upscalers = [_UpscalerData("None"), _UpscalerData("R-ESRGAN 4x+")]
+
+
+class _CmdOpts:
+    hide_ui_dir_config = False
+
+
+cmd_opts = _CmdOpts()

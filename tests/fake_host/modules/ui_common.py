@@ -1,0 +1,5 @@
+opened = []
+
+
+def open_folder(path):
+    opened.append(path)
