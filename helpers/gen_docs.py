@@ -59,17 +59,9 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--check", action="store_true")
     args = ap.parse_args()
-    text = render()
-    if args.check:
-        if not TARGET.exists() or TARGET.read_text(encoding="utf-8") != text:
-            print(f"{TARGET} is out of date: run python helpers/gen_docs.py")
-            return 1
-        return 0
-    TARGET.parent.mkdir(exist_ok=True)
-    TARGET.write_text(text, encoding="utf-8")
-    print(f"wrote {TARGET}")
-    return 0
+    from _generated import write_or_check
 
+    return write_or_check(TARGET, render(), "python helpers/gen_docs.py", args.check)
 
 if __name__ == "__main__":
     sys.exit(main())

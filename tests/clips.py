@@ -235,3 +235,20 @@ def make_audio_only(path) -> Path:
         c.start_encoding()
         _encode_audio(c, a, audio_track(AUDIO_RATE // 2))
     return path
+
+
+def texture(h, w, dx=0.0, dy=0.0, seed=0):
+    """RGB uint8 sum of oriented sinusoids (wavelengths 7..40 px) sampled at (x - dx, y - dy).
+
+    ``texture(h, w, dx, dy)`` is ``texture(h, w)`` moved by (dx, dy) pixels, exactly, also for fractions.
+    """
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:h, 0:w].astype(np.float64)
+    x, y = x - dx, y - dy
+    img = np.zeros((h, w, 3))
+    for _ in range(12):
+        lam, th, ph = rng.uniform(7, 40), rng.uniform(0, np.pi), rng.uniform(0, 2 * np.pi)
+        wave = np.sin(2 * np.pi / lam * (np.cos(th) * x + np.sin(th) * y) + ph)
+        img += wave[..., None] * rng.uniform(0.3, 1.0, 3)
+    img /= 6.0
+    return np.clip(np.rint(127.5 + 100 * img), 0, 255).astype(np.uint8)
