@@ -305,9 +305,9 @@ class Run:
     def execute(self) -> JobResult:
         job = self.job
         job.set_status("running")
-        for stage in self.stages:
-            stage.begin(self)
         try:
+            for stage in self.stages:
+                stage.begin(self)  # a bad schedule or missing weights fail here, before any frame
             for loop in range(self.passes):
                 stopped = self._run_pass(loop)
                 if stopped:

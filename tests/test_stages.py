@@ -524,3 +524,11 @@ def test_colour_coherence_restarts_at_each_scene_cut(tmp_path):
     a_frames = sorted((full.job_dir / "frames" / "pass1").glob("*.png"))
     b_frames = sorted((resumed.job_dir / "frames" / "pass1").glob("*.png"))
     assert [f.read_bytes() for f in a_frames] == [f.read_bytes() for f in b_frames]
+
+
+def test_a_failure_before_the_first_frame_marks_the_job_failed(clip, tmp_path):
+    s = _settings(clip, tmp_path, depth_mask=True, depth_weights=str(tmp_path / "missing.pt"))
+    with pytest.raises(Vid2VidError):
+        run_job(s, ProxyRenderer())
+    job = Job.open(next((tmp_path / "out").iterdir()))
+    assert job.status == "failed" and job.frames_done("pass1") == 0
