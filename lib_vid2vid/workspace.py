@@ -209,7 +209,7 @@ class Job:
         for job in list_jobs(output_dir):
             if job.root.name == ref or job.manifest.get("id") == ref:
                 return job
-        raise Vid2VidError(f"No job {ref!r} under {output_dir}: list jobs with --list-jobs")
+        raise Vid2VidError(f"No job {ref!r} under {output_dir}: pick one from the Jobs tab (or --list-jobs)")
 
     # ---- manifest ----
 

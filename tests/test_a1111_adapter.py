@@ -356,18 +356,23 @@ def test_webui_upscalers_are_offered_by_name(host, clip, tmp_path):
 
         info = video.probe(res.vid2vid["video"])
         assert (info.width, info.height) == (192, 128)
+        # a model that cannot load is a clear error, not a silent Lanczos resize
+        bad = a1111.run_script(_p(processing), _args(input=str(clip), max_frames=3, upscaler="Missing-model",
+                                                     upscale_factor=2, comparison_video=False))
+        assert "could not load its model" in bad.info
+        assert list(dict.fromkeys(["None", *postprocess.available_upscalers()])).count("None") == 1
     finally:
         postprocess.unregister_upscaler_provider(a1111.webui_upscalers)
 
 
 def test_open_a_listed_jobs_folder(host, clip, tmp_path):
     a1111, processing, shared = host
-    import modules.ui_common as ui_common
+    import modules.util as util
 
     shared.opts.vid2vid_output_dir = str(tmp_path / "out")
     res = a1111.run_script(_p(processing), _args(input=str(clip), max_frames=2))
     name = Path(res.vid2vid["job_dir"]).name
-    assert a1111.open_job_folder(name).startswith("opened") and ui_common.opened[-1] == res.vid2vid["job_dir"]
+    assert a1111.open_job_folder(name).startswith("opened") and util.opened[-1] == res.vid2vid["job_dir"]
     assert "report: warp error" in res.info
     shared.cmd_opts.hide_ui_dir_config = True
     try:

@@ -459,11 +459,15 @@ def open_job_folder(name: str) -> str:
         return "Pick a job first."
     try:
         job = Job.resolve(name, output_dir())
-        from modules import shared, ui_common  # noqa: PLC0415
+        from modules import shared  # noqa: PLC0415
 
         if getattr(shared.cmd_opts, "hide_ui_dir_config", False):
             return f"{job.root} (opening folders is disabled on this server)"
-        ui_common.open_folder(str(job.root))
+        try:
+            from modules.util import open_folder  # noqa: PLC0415 - A1111 1.7+
+        except ImportError:
+            from modules.ui_common import open_folder  # noqa: PLC0415 - older hosts
+        open_folder(str(job.root))
         return f"opened {job.root}"
     except Vid2VidError as exc:
         return str(exc)
@@ -543,7 +547,7 @@ def build_ui(script: Any) -> list[Any]:
     host = {"list_jobs": list_unfinished_jobs, "job_folder": job_folder, "open_folder": open_job_folder,
             "sigmas_text": sigmas_text,
             "suggest_prompt": suggest_prompt, **_HOST_COMPONENTS,
-            "choices": {"upscaler": ["None", *postprocess.available_upscalers()]}}
+            "choices": {"upscaler": list(dict.fromkeys(["None", *postprocess.available_upscalers()]))}}
     return ui.build(gr, elem_id=script.elem_id, defaults=defaults, host=host)
 
 
@@ -558,7 +562,16 @@ class HostUpscaler:
     def upscale(self, rgb: np.ndarray) -> np.ndarray:
         from ..pipeline import fit_size
 
-        out = self.data.scaler.upscale(Image.fromarray(rgb), self.scale, self.data.data_path)
+        img = Image.fromarray(rgb)
+        if not getattr(self, "_checked", False):
+            # the WebUI hands the image back unchanged when a model cannot load, then silently resizes it
+            # with Lanczos: try the model once and stop with a clear line instead
+            do = getattr(self.data.scaler, "do_upscale", None)
+            if do is not None and do(img, self.data.data_path).size == img.size:
+                raise Vid2VidError(f"upscaler {self.name}: the WebUI could not load its model (see the console); "
+                                   f"choose another upscaler")
+            self._checked = True
+        out = self.data.scaler.upscale(img, self.scale, self.data.data_path)
         h, w = rgb.shape[:2]
         return fit_size(np.asarray(out.convert("RGB")), round(w * self.scale), round(h * self.scale))
 

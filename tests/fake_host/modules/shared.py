@@ -39,18 +39,27 @@ interrogator = None
 
 
 class _Scaler:
+    """Like the WebUI's Upscaler: do_upscale runs the model (4x), or returns the image unchanged when the model
+    cannot load; upscale() then resizes to the target with Lanczos either way."""
+
+    def __init__(self, loads=True):
+        self.loads = loads
+
+    def do_upscale(self, img, data_path):
+        return img.resize((img.width * 4, img.height * 4)) if self.loads else img
+
     def upscale(self, img, scale, data_path):
-        return img.resize((int(img.width * scale), int(img.height * scale)))
+        return self.do_upscale(img, data_path).resize((int(img.width * scale), int(img.height * scale)))
 
 
 class _UpscalerData:
-    def __init__(self, name):
+    def __init__(self, name, loads=True):
         self.name = name
-        self.scaler = _Scaler()
+        self.scaler = _Scaler(loads)
         self.data_path = None
 
 
-sd_upscalers = [_UpscalerData("None"), _UpscalerData("R-ESRGAN 4x+")]
+sd_upscalers = [_UpscalerData("None"), _UpscalerData("R-ESRGAN 4x+"), _UpscalerData("Missing-model", loads=False)]
 
 
 class _CmdOpts:
