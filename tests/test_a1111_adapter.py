@@ -360,6 +360,9 @@ def test_webui_upscalers_are_offered_by_name(host, clip, tmp_path):
         bad = a1111.run_script(_p(processing), _args(input=str(clip), max_frames=3, upscaler="Missing-model",
                                                      upscale_factor=2, comparison_video=False))
         assert "could not load its model" in bad.info
+        ok = a1111.run_script(_p(processing), _args(input=str(clip), max_frames=2, upscaler="Lanczos (WebUI)",
+                                                    upscale_factor=2, comparison_video=False))
+        assert ok.vid2vid["status"] == "done", ok.info
         assert list(dict.fromkeys(["None", *postprocess.available_upscalers()])).count("None") == 1
     finally:
         postprocess.unregister_upscaler_provider(a1111.webui_upscalers)

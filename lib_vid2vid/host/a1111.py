@@ -566,7 +566,10 @@ class HostUpscaler:
         if not getattr(self, "_checked", False):
             # the WebUI hands the image back unchanged when a model cannot load, then silently resizes it
             # with Lanczos: try the model once and stop with a clear line instead
-            do = getattr(self.data.scaler, "do_upscale", None)
+            scaler = self.data.scaler
+            do = getattr(scaler, "do_upscale", None)
+            if do is not None:
+                scaler.scale = self.scale  # Lanczos/Nearest read it; upscale() sets it the same way
             if do is not None and do(img, self.data.data_path).size == img.size:
                 raise Vid2VidError(f"upscaler {self.name}: the WebUI could not load its model (see the console); "
                                    f"choose another upscaler")

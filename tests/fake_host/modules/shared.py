@@ -59,7 +59,23 @@ class _UpscalerData:
         self.data_path = None
 
 
-sd_upscalers = [_UpscalerData("None"), _UpscalerData("R-ESRGAN 4x+"), _UpscalerData("Missing-model", loads=False)]
+class _LanczosScaler:
+    """Like the WebUI's Lanczos: do_upscale reads self.scale, which upscale() sets."""
+
+    scale = 1
+
+    def do_upscale(self, img, data_path):
+        return img.resize((int(img.width * self.scale), int(img.height * self.scale)))
+
+    def upscale(self, img, scale, data_path):
+        self.scale = scale
+        return self.do_upscale(img, data_path)
+
+
+_lanczos = _UpscalerData("Lanczos (WebUI)")
+_lanczos.scaler = _LanczosScaler()
+sd_upscalers = [_UpscalerData("None"), _UpscalerData("R-ESRGAN 4x+"), _UpscalerData("Missing-model", loads=False),
+                _lanczos]
 
 
 class _CmdOpts:
