@@ -560,7 +560,10 @@ def to_uint8(image: np.ndarray) -> np.ndarray:
 # ---------------------------------------------------------------- job entry point
 
 def resolve_seed(seed: int) -> int:
-    return seed if seed >= 0 else random.SystemRandom().randrange(0, 2**32 - 1)
+    """A seed as stored in the manifest: ``seeds.resolve_seed`` with a fresh random source for -1."""
+    from . import seeds
+
+    return seeds.resolve_seed(seed, random.SystemRandom())
 
 
 def open_or_create_job(settings: Settings, info: video.VideoInfo | None, *, resume: str | Path | None = None,
