@@ -398,6 +398,7 @@ class Run:
                 raise Vid2VidError(f"The video ended before frame {start}: it may have changed since the job "
                                    f"started; start a new job")
             nxt: Future = analyser.submit(analyse, first_ctx)
+            del first_ctx  # its neighbours must not outlive the window
             for i in range(start, total):
                 ctx = nxt.result()
                 ctx.prev_output = prev_output

@@ -172,8 +172,32 @@ def test_analysis_of_next_frame_overlaps_rendering(clip, tmp_path):
     assert all(e[2].startswith("vid2vid-analyse") for e in events if e[0] == "analyse")
 
 
-def test_window_memory_is_bounded(clip, tmp_path):
-    sizes = []
+def test_window_memory_is_bounded(tmp_path, monkeypatch):
+    """Decoded frames alive at any time do not depend on the clip's length.
+
+    Every (pass input, video frame) the decoder hands the loop is tracked by a weak reference; at each frame
+    the live ones are counted, wherever the pipeline keeps them (window, prefetch queue, contexts in flight).
+    They are the window the stages ask for (before + after + 1), the older neighbours the previous frame's
+    context still holds on the writer thread, the prefetch queue (4 + after) and the one frame the decoder
+    holds: 14 here, whatever the length. The bound below leaves room for one more window.
+    """
+    import weakref
+
+    from lib_vid2vid.pipeline import Run
+    from tests.clips import make_clip
+
+    n = 72
+    clip = make_clip(tmp_path / "long.mp4", n_frames=n, size=(96, 64), fps=Fraction(24), audio=False)
+    decoded: list[weakref.ref] = []
+    real_bundles = Run._bundles
+
+    def tracked(self, loop, first):
+        for idx, frame, vid in real_bundles(self, loop, first):
+            decoded.extend((weakref.ref(frame), weakref.ref(vid)))
+            yield idx, frame, vid
+
+    monkeypatch.setattr(Run, "_bundles", tracked)
+    sizes, live = [], []
 
     class Spy(Stage):
         before = 2
@@ -181,9 +205,12 @@ def test_window_memory_is_bounded(clip, tmp_path):
 
         def prepare(self, ctx, req):
             sizes.append(len(ctx.neighbours))
+            live.append(len({id(r()) for r in decoded if r() is not None}))
 
     run_job(_settings(clip, tmp_path), ProxyRenderer(), stages=[Spy()])
-    assert max(sizes) == 5 and len(sizes) == 24
+    assert max(sizes) == 5 and len(sizes) == n
+    window, prefetch = Spy.before + Spy.after + 1, 4 + Spy.after
+    assert max(live) <= 2 * window + prefetch < n, live
 
 
 def test_progress_reports_frames_and_eta(clip, tmp_path):
