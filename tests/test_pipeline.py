@@ -92,6 +92,30 @@ def test_interrupted_then_resumed_equals_uninterrupted(clip, tmp_path, extra):
         assert _frames(resumed.job_dir, f"pass{p}") == _frames(full.job_dir, f"pass{p}")
 
 
+def test_damaged_frame_deleted_then_rerun_equals_uninterrupted(clip, tmp_path):
+    """The path the damaged-frame message recommends: delete the file, run the same job again."""
+    from lib_vid2vid.errors import Vid2VidError
+
+    extra = dict(max_frames=10, init_mode="flow_warp", fdc_mode="mean", colour_coherence=True)
+    full = run_job(_settings(clip, tmp_path / "a", **extra), ProxyRenderer())
+    s = _settings(clip, tmp_path / "b", **extra)
+    stop = StopAfter(7)
+    part = run_job(s, ProxyRenderer(), should_stop=stop, progress=stop.progress)
+    assert part.frames_done == 7
+    job = Job.open(part.job_dir)
+    damaged = job.frame_path("pass1", 3)
+    damaged.write_bytes(damaged.read_bytes()[:60])  # cut short, as a crash of the disk or a copy would leave it
+    with pytest.raises(Vid2VidError, match="000003.png.*damaged; delete it and resume") as err:
+        run_job(s, ProxyRenderer())
+    assert "\n" not in str(err.value)
+    damaged.unlink()
+    r = ProxyRenderer()
+    res = run_job(s, r)
+    assert res.job_dir == part.job_dir and res.status == "done" and res.frames_done == 10
+    assert r.calls == 10 - 3  # frames 0..2 are kept, 3.. are rendered again (each follows the one before)
+    assert _frames(res.job_dir, "pass1") == _frames(full.job_dir, "pass1")
+
+
 def test_resume_renders_only_missing_frames(clip, tmp_path):
     s = _settings(clip, tmp_path, max_frames=10)
     stop = StopAfter(4)
