@@ -244,6 +244,21 @@ def test_lab_known_values():
     assert blend.lab_stats(grey(100)).mean[0] == pytest.approx(srgb_to_L(100), abs=0.01)
 
 
+def test_lab_round_trip_of_every_grey_level_and_colours():
+    # both pieces of the sRGB curve: levels 0..10 are on its linear part, 11.. on the power part
+    levels = np.arange(256, dtype=np.float32)
+    greys = np.repeat(levels[None, :, None], 3, axis=2)
+    lab = blend.rgb_to_lab(greys)
+    # CIE L* of sRGB greys 5, 30 and 128 (128: the often quoted 53.59)
+    assert lab[0, [5, 30, 128], 0] == pytest.approx([1.37, 11.26, 53.59], abs=0.01)
+    assert blend.lab_to_rgb(np.array([[[11.2636, 0, 0]]], np.float32))[0, 0] == pytest.approx([30] * 3, abs=0.01)
+    assert np.abs(blend.lab_to_rgb(lab) - greys).max() < 0.01
+    colours = np.random.default_rng(5).integers(0, 256, (16, 16, 3)).astype(np.float32)
+    assert np.abs(blend.lab_to_rgb(blend.rgb_to_lab(colours)) - colours).max() < 0.05
+    # what a user sees: matching a dark grey frame to its own statistics leaves it as it is
+    assert blend.colour_coherence(grey(30), blend.lab_stats(grey(30)), 1.0).tolist() == grey(30).tolist()
+
+
 def test_colour_coherence_zero_is_identity():
     img = np.random.default_rng(3).integers(0, 256, (6, 7, 3), dtype=np.uint8)
     ref = blend.lab_stats(grey(200))
