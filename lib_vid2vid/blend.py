@@ -8,8 +8,8 @@ Units and numerics
   float convention). Every function converts its inputs to float32 on the 0..255 scale
   (``uint8`` as is, float input ``* 255``), does all arithmetic in float32 without any intermediate rounding,
   clips to 0..255 once, and only then converts.
-* Outputs are RGB uint8 HWC by default. Rounding is **half up**: ``uint8(floor(clip(x, 0, 255) + 0.5))``
-  (so 0.5 -> 1 and 2.5 -> 3; ``np.rint`` would give 0 and 2). Pass ``as_float=True`` to get float32 RGB in
+* Outputs are RGB uint8 HWC by default, clipped and rounded **half up** (:func:`lib_vid2vid.imaging.to_uint8_255`:
+  0.5 -> 1 and 2.5 -> 3; ``np.rint`` would give 0 and 2). Pass ``as_float=True`` to get float32 RGB in
   0..1 instead (clipped, not rounded) and feed it to the next blend, so a chain rounds only once.
 * Luma (used by the change mask) is BT.601: ``Y = 0.299 R + 0.587 G + 0.114 B`` on the 0..255 scale.
 
@@ -26,10 +26,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from .errors import SettingsError
+from .imaging import to_uint8_255
 
 __all__ = [
     "to_float255",
-    "to_uint8",
     "superimpose",
     "batch_blend",
     "validate_temporal_weights",
@@ -63,15 +63,10 @@ def to_float255(img: np.ndarray) -> np.ndarray:
     raise ValueError(f"expected a uint8 or float image, got dtype {a.dtype}")
 
 
-def to_uint8(x255: np.ndarray) -> np.ndarray:
-    """float 0..255 -> uint8, clipped then rounded half up: ``floor(clip(x, 0, 255) + 0.5)``."""
-    return np.floor(np.clip(x255, 0.0, 255.0) + np.float32(0.5)).astype(np.uint8)
-
-
 def _finish(x255: np.ndarray, as_float: bool) -> np.ndarray:
     if as_float:
         return (np.clip(x255, 0.0, 255.0) / np.float32(255.0)).astype(np.float32)
-    return to_uint8(x255)
+    return to_uint8_255(x255)
 
 
 def _check_unit(field: str, value: float) -> float:

@@ -46,7 +46,7 @@ uint8 between frames; figures are the mean grey-level change of the output, 0..2
   ``mean(A + c) = mean(A) + mean(t)`` (before clipping), so the output's level follows only the
   source and never looks at B's level again; every loss is kept and accumulates. ``none`` and ``std``
   are closed-loop, ``mean(A + c) = mean(B)``, re-anchored to the renderer every frame. This module
-  therefore rounds to nearest (:func:`to_uint8`). Rounding removes the drift but not all of the
+  therefore rounds to nearest (:func:`lib_vid2vid.imaging.to_uint8`). Rounding removes the drift but not all of the
   wander: in ``mean`` the correction is B plus one offset per channel, the same fraction for every
   pixel, so its rounding error does not average out over the frame -- the level does a random walk of
   about 0.3 level per frame (about 2 levels after 60 frames, either sign). Per-pixel deterministic
@@ -110,16 +110,6 @@ def to_float(img: np.ndarray) -> np.ndarray:
     if img.dtype != np.uint8:
         raise Vid2VidError(f"expected an RGB uint8 image, got dtype {img.dtype}; convert frames to uint8 first")
     return img.astype(np.float32) * np.float32(1.0 / 255.0)
-
-
-def to_uint8(img: np.ndarray) -> np.ndarray:
-    """float32 0..1 -> uint8 0..255, clipped and rounded to nearest (``round(clip(x, 0, 1) * 255)``).
-
-    Rounds to nearest on purpose: truncation biases every frame by -0.5/255 and the open-loop FDC modes
-    accumulate that into a visible darkening (see the module docstring).
-    """
-    # cv2.convertScaleAbs rounds to nearest and saturates; inputs are >= 0 after the clip.
-    return cv2.convertScaleAbs(np.clip(img, 0.0, 1.0), alpha=255.0)
 
 
 def source_delta(src_prev: np.ndarray, src_cur: np.ndarray) -> np.ndarray:

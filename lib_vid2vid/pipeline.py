@@ -34,6 +34,7 @@ import numpy as np
 
 from . import video
 from .errors import Interrupted, Vid2VidError
+from .imaging import to_uint8
 from .params import Settings
 from .renderer import Renderer, RenderRequest
 from .workspace import Job, find_unfinished, render_key, source_fingerprint
@@ -551,11 +552,6 @@ def batch_mean(images: list[np.ndarray], width: int, height: int) -> np.ndarray:
         acc += fit_size(img, width, height)
     acc *= 1.0 / (255.0 * len(images))
     return acc
-
-
-def to_uint8(image: np.ndarray) -> np.ndarray:
-    """float32 0..1 -> uint8 0..255, rounded to nearest (clipped first)."""
-    return np.clip(image * 255.0 + 0.5, 0, 255).astype(np.uint8)
 
 
 # ---------------------------------------------------------------- job entry point

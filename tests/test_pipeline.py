@@ -282,6 +282,19 @@ def test_frames_are_rgb_at_output_size(clip, tmp_path):
     assert np.abs(out.astype(int) - src.astype(int)).max() <= 1  # denoise 0 returns the init
 
 
+def test_corrected_frames_are_rounded_half_up(clip, tmp_path):
+    # a correction that lands on exact halves (k + 0.5 levels): the frame written is k + 1 (imaging's rule)
+    halves = {0: 0.5, 1: 2.5, 2: 126.5}
+
+    class Halves(Stage):
+        def correct(self, ctx, image):
+            return np.full_like(image, np.float32(halves[ctx.index] / 255))
+
+    res = run_job(_settings(clip, tmp_path, max_frames=3), ProxyRenderer(), stages=[Halves()])
+    job = Job.open(res.job_dir)
+    assert [set(np.unique(job.read_frame("pass1", i)).tolist()) for i in range(3)] == [{1}, {3}, {127}]
+
+
 def test_every_frame_carries_its_parameters(clip, tmp_path):
     from lib_vid2vid.workspace import read_png_text
 
