@@ -103,31 +103,21 @@ def superimpose(base: np.ndarray, rendered: np.ndarray, alpha: float, *, as_floa
 # --------------------------------------------------------------------------------------------- batch blend
 
 
-def batch_blend(
-    samples: Sequence[np.ndarray], weights: Sequence[float] | None = None, *, as_float: bool = False
-) -> np.ndarray:
-    """Average several samples of one frame: ``out = sum_k w_k * s_k / sum_k w_k`` (plain mean if no weights).
+def batch_blend(samples: Sequence[np.ndarray]) -> np.ndarray:
+    """Average the samples of one frame (batch_size x batch_count of them): ``out = sum_k s_k / n``.
 
-    ``samples`` are RGB uint8 or float 0..1 HWC images of one shape (batch_size * n_iter of them);
-    ``weights`` (optional) are non-negative with a positive sum. Accumulated in float32, rounded once.
+    ``samples``: RGB uint8 (or float 0..1) HWC images of one shape. Returns float32 RGB HWC in 0..1, not
+    rounded: the frame loop's corrections follow and it rounds once at the end. Summed in float32 on the
+    0..255 scale (exact for uint8), then multiplied by ``1 / (255 n)``.
     """
     if len(samples) == 0:
         raise ValueError("batch_blend: no samples")
     _same_shape(samples, "batch_blend")
-    if weights is None:
-        w = [1.0] * len(samples)
-    else:
-        w = [float(x) for x in weights]
-        if len(w) != len(samples):
-            raise ValueError(f"batch_blend: {len(samples)} samples but {len(w)} weights")
-        if any(not math.isfinite(x) or x < 0 for x in w) or sum(w) <= 0:
-            raise SettingsError("batch weights", f"must be non-negative with a positive sum, got {w}")
-    total = np.float32(sum(w))
     acc = np.zeros(np.shape(samples[0]), dtype=np.float32)
-    for s, wk in zip(samples, w):
-        if wk:
-            acc += to_float255(s) * np.float32(wk)
-    return _finish(acc / total, as_float)
+    for s in samples:
+        acc += s if s.dtype == np.uint8 else to_float255(s)  # uint8 adds exactly, without a float copy
+    acc *= 1.0 / (255.0 * len(samples))
+    return acc
 
 
 # ----------------------------------------------------------------------------------------- temporal blend

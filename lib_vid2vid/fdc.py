@@ -175,34 +175,10 @@ def _check_mode(mode: str) -> None:
         raise SettingsError("fdc_mode", f"unknown mode {mode!r}; choose one of {', '.join(MODES)}")
 
 
-def correct_delta(d: np.ndarray, t: np.ndarray, mode: str) -> np.ndarray:
-    """Correction ``c`` of the output delta ``d = B - A`` given the source delta ``t``.
-
-    Both float32 HWC in -1..1 (3 channels). Formulas per mode are in the module docstring. Returns a new
-    float32 array (``d`` is left untouched).
-    """
-    _check_mode(mode)
-    if d.shape != t.shape:
-        raise Vid2VidError(f"output delta {d.shape} and source delta {t.shape} differ in size; resize the source")
-    d = d.astype(np.float32, copy=False)
-    if mode == "none":
-        return d.copy()
-    if mode == "clip":
-        lo, hi = _channel_minmax(t)
-        return _clip_channels(d.copy(), lo, hi)
-    return cv2.transform(d, _affine(mode, d, t.astype(np.float32, copy=False), _EPS))
-
-
 def apply_delta_mask(a: np.ndarray, out: np.ndarray, mask: np.ndarray) -> np.ndarray:
     """Delta mask: ``A + (out - A) * M``. ``a``, ``out`` float32 HWC 0..1; ``mask`` float32 HW 0..1."""
     m = _mask3(mask, a)
     return a + (out - a) * m
-
-
-def apply_spatial_mask(a: np.ndarray, out: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    """Spatial mask: ``M * out + (1 - M) * A``. Same units as :func:`apply_delta_mask`."""
-    m = _mask3(mask, a)
-    return m * out + (1.0 - m) * a
 
 
 def inpaint_mask(mask: np.ndarray) -> np.ndarray:

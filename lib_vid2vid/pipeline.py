@@ -32,7 +32,7 @@ from typing import Any
 
 import numpy as np
 
-from . import video
+from . import blend, video
 from .errors import Interrupted, Vid2VidError
 from .imaging import to_uint8
 from .params import Settings
@@ -546,12 +546,9 @@ def infotext(req: RenderRequest) -> str:
 
 
 def batch_mean(images: list[np.ndarray], width: int, height: int) -> np.ndarray:
-    """Mean of RGB uint8 HWC images as float32 0..1, each resized to (width, height) if the host changed it."""
-    acc = np.zeros((height, width, 3), np.float32)
-    for img in images:
-        acc += fit_size(img, width, height)
-    acc *= 1.0 / (255.0 * len(images))
-    return acc
+    """Mean of RGB uint8 HWC images as float32 0..1 (:func:`blend.batch_blend`), each resized to
+    (width, height) first if the host changed it."""
+    return blend.batch_blend([fit_size(img, width, height) for img in images])
 
 
 # ---------------------------------------------------------------- job entry point

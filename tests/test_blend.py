@@ -51,26 +51,22 @@ def test_superimpose_shape_mismatch():
 
 
 def test_batch_blend_mean():
-    # (0 + 1 + 2 + 4) / 4 = 1.75 -> 2; (10 + 11 + 13) / 3 = 11.33 -> 11
-    assert blend.batch_blend([px(0), px(1), px(2), px(4)]).tolist() == px(2).tolist()
-    assert blend.batch_blend([px(10), px(11), px(13)]).tolist() == px(11).tolist()
-    # half: (0 + 1) / 2 = 0.5 -> 1
-    assert blend.batch_blend([px(0), px(1)]).tolist() == px(1).tolist()
-
-
-def test_batch_blend_weights():
-    # (3*0 + 1*100) / 4 = 25
-    assert blend.batch_blend([px(0), px(100)], weights=[3, 1]).tolist() == px(25).tolist()
-    with pytest.raises(SettingsError):
-        blend.batch_blend([px(0), px(100)], weights=[0, 0])
+    # float32 0..1, not rounded: (0 + 1 + 2 + 4) / 4 = 1.75 levels, (10 + 11 + 13) / 3 = 11.33, (0 + 255) / 2
+    for samples, want in [((0, 1, 2, 4), 1.75), ((10, 11, 13), 34 / 3), ((0, 255), 127.5)]:
+        mean = blend.batch_blend([px(v) for v in samples])
+        assert mean.dtype == np.float32 and mean.shape == (1, 1, 3)
+        assert mean * 255 == pytest.approx(np.full((1, 1, 3), want), abs=1e-4)
+    assert blend.batch_blend([np.float32(0.5) * np.ones((1, 1, 3), np.float32), px(0)]) == pytest.approx(0.25)
     with pytest.raises(ValueError):
         blend.batch_blend([])
+    with pytest.raises(ValueError):
+        blend.batch_blend([grey(0, 2, 2), grey(0, 2, 3)])
 
 
 def test_chain_rounds_once():
     # batch mean 0.5 kept as float, then half of it over a black base: 0.25 -> 0.
     # Rounding in between would give 0.5 -> 1, then 0.5 -> 1.
-    mean = blend.batch_blend([px(0), px(1)], as_float=True)
+    mean = blend.batch_blend([px(0), px(1)])
     assert mean.dtype == np.float32
     assert blend.superimpose(px(0), mean, 0.5).tolist() == px(0).tolist()
 
