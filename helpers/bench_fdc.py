@@ -28,6 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _bench_common import cpu_model  # noqa: E402
 
 from lib_vid2vid import fdc, masks  # noqa: E402
+from lib_vid2vid.imaging import to_uint8  # noqa: E402
 
 
 def frames(size: int, media: Path | None) -> list[np.ndarray]:
@@ -83,7 +84,7 @@ def drift(n: int = 200) -> None:
     yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
     scene = np.stack([0.55 + 0.45 * np.sin(xx / 20) * np.cos(yy / 30), 0.6 + 0.4 * np.cos(xx / 15),
                       0.5 + 0.5 * np.sin(yy / 25)], -1).clip(0, 1).astype(np.float32)
-    src0 = fdc.to_uint8(scene)
+    src0 = to_uint8(scene)
     print(f"scene: {(scene > 0.9).mean() * 100:.0f}% of values > 0.9, {(scene < 0.1).mean() * 100:.0f}% < 0.1; "
           "figures = output mean minus first frame mean, grey levels, averaged over the 10 frames before")
 
@@ -95,10 +96,10 @@ def drift(n: int = 200) -> None:
                 sc = np.roll(src0, i, axis=1)
             else:
                 sc = np.clip(src0.astype(np.int16) + rng.integers(-2, 3, src0.shape), 0, 255).astype(np.uint8)
-            b = fdc.to_uint8(np.roll(scene, i if moving else 0, axis=1) + rng.normal(0, noise, scene.shape)
+            b = to_uint8(np.roll(scene, i if moving else 0, axis=1) + rng.normal(0, noise, scene.shape)
                              + rng.normal(0, 0.02))
             out = fdc.correct(fdc.to_float(a), fdc.to_float(b), fdc.source_delta(sp, sc), mode=mode)
-            a = (out * 255).astype(np.uint8) if truncate else fdc.to_uint8(out)
+            a = (out * 255).astype(np.uint8) if truncate else to_uint8(out)
             sp = sc
             hist.append(float(a.mean()) - float(src0.mean()))
         hh = np.array(hist)

@@ -8,8 +8,8 @@ Units and numerics
   float convention). Every function converts its inputs to float32 on the 0..255 scale
   (``uint8`` as is, float input ``* 255``), does all arithmetic in float32 without any intermediate rounding,
   clips to 0..255 once, and only then converts.
-* Outputs are RGB uint8 HWC by default. Rounding is **half up**: ``uint8(floor(clip(x, 0, 255) + 0.5))``
-  (so 0.5 -> 1 and 2.5 -> 3; ``np.rint`` would give 0 and 2). Pass ``as_float=True`` to get float32 RGB in
+* Outputs are RGB uint8 HWC by default, clipped and rounded **half up** (:func:`lib_vid2vid.imaging.to_uint8_255`:
+  0.5 -> 1 and 2.5 -> 3; ``np.rint`` would give 0 and 2). Pass ``as_float=True`` to get float32 RGB in
   0..1 instead (clipped, not rounded) and feed it to the next blend, so a chain rounds only once.
 * Luma (used by the change mask) is BT.601: ``Y = 0.299 R + 0.587 G + 0.114 B`` on the 0..255 scale.
 
@@ -26,10 +26,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from .errors import SettingsError
+from .imaging import to_uint8_255
 
 __all__ = [
     "to_float255",
-    "to_uint8",
     "superimpose",
     "batch_blend",
     "validate_temporal_weights",
@@ -63,15 +63,10 @@ def to_float255(img: np.ndarray) -> np.ndarray:
     raise ValueError(f"expected a uint8 or float image, got dtype {a.dtype}")
 
 
-def to_uint8(x255: np.ndarray) -> np.ndarray:
-    """float 0..255 -> uint8, clipped then rounded half up: ``floor(clip(x, 0, 255) + 0.5)``."""
-    return np.floor(np.clip(x255, 0.0, 255.0) + np.float32(0.5)).astype(np.uint8)
-
-
 def _finish(x255: np.ndarray, as_float: bool) -> np.ndarray:
     if as_float:
         return (np.clip(x255, 0.0, 255.0) / np.float32(255.0)).astype(np.float32)
-    return to_uint8(x255)
+    return to_uint8_255(x255)
 
 
 def _check_unit(field: str, value: float) -> float:
@@ -108,31 +103,21 @@ def superimpose(base: np.ndarray, rendered: np.ndarray, alpha: float, *, as_floa
 # --------------------------------------------------------------------------------------------- batch blend
 
 
-def batch_blend(
-    samples: Sequence[np.ndarray], weights: Sequence[float] | None = None, *, as_float: bool = False
-) -> np.ndarray:
-    """Average several samples of one frame: ``out = sum_k w_k * s_k / sum_k w_k`` (plain mean if no weights).
+def batch_blend(samples: Sequence[np.ndarray]) -> np.ndarray:
+    """Average the samples of one frame (batch_size x batch_count of them): ``out = sum_k s_k / n``.
 
-    ``samples`` are RGB uint8 or float 0..1 HWC images of one shape (batch_size * n_iter of them);
-    ``weights`` (optional) are non-negative with a positive sum. Accumulated in float32, rounded once.
+    ``samples``: RGB uint8 (or float 0..1) HWC images of one shape. Returns float32 RGB HWC in 0..1, not
+    rounded: the frame loop's corrections follow and it rounds once at the end. Summed in float32 on the
+    0..255 scale (exact for uint8), then multiplied by ``1 / (255 n)``.
     """
     if len(samples) == 0:
         raise ValueError("batch_blend: no samples")
     _same_shape(samples, "batch_blend")
-    if weights is None:
-        w = [1.0] * len(samples)
-    else:
-        w = [float(x) for x in weights]
-        if len(w) != len(samples):
-            raise ValueError(f"batch_blend: {len(samples)} samples but {len(w)} weights")
-        if any(not math.isfinite(x) or x < 0 for x in w) or sum(w) <= 0:
-            raise SettingsError("batch weights", f"must be non-negative with a positive sum, got {w}")
-    total = np.float32(sum(w))
     acc = np.zeros(np.shape(samples[0]), dtype=np.float32)
-    for s, wk in zip(samples, w):
-        if wk:
-            acc += to_float255(s) * np.float32(wk)
-    return _finish(acc / total, as_float)
+    for s in samples:
+        acc += s if s.dtype == np.uint8 else to_float255(s)  # uint8 adds exactly, without a float copy
+    acc *= 1.0 / (255.0 * len(samples))
+    return acc
 
 
 # ----------------------------------------------------------------------------------------- temporal blend

@@ -79,8 +79,9 @@ import numpy as np
 
 from . import video
 from .errors import SettingsError, Vid2VidError
+from .imaging import to_uint8
 from .params import SPEC_BY_NAME, Settings, check_range, coerce
-from .pipeline import FrameContext, JobPlan, Run, batch_mean, fit_size, make_plan, resolve_seed, to_uint8
+from .pipeline import FrameContext, JobPlan, Run, batch_mean, fit_size, make_plan, resolve_seed
 from .renderer import Renderer, RenderRequest
 
 DEBUG_DIR = "debug"

@@ -67,7 +67,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -529,14 +529,6 @@ class DepthEstimator:
         the preprocessing is ``kind``'s. Device and dtype follow the module's first parameter."""
         return cls(module, _spec(kind).config, kind)
 
-    @classmethod
-    def from_config(cls, config: MidasConfig, state_dict=None) -> DepthEstimator:
-        """A network built from ``config`` (random weights unless ``state_dict`` is given); for tests and benchmarks."""
-        net = build_model(config)
-        if state_dict is not None:
-            net.load_state_dict(state_dict, strict=True)
-        return cls(net, config, "custom")
-
     def predict(self, rgb: np.ndarray) -> np.ndarray:
         """Raw relative inverse depth (larger = nearer), float32 HW at the frame's size."""
         torch = _torch()
@@ -858,8 +850,3 @@ class DepthSource:
 
     def close(self) -> None:
         self._iter = None
-
-
-def with_backbone_kwargs(config: MidasConfig, **kwargs) -> MidasConfig:
-    """``config`` with timm ``create_model`` keyword arguments added (e.g. a smaller ViT for tests)."""
-    return replace(config, backbone_kwargs={**config.backbone_kwargs, **kwargs})

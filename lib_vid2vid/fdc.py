@@ -46,7 +46,7 @@ uint8 between frames; figures are the mean grey-level change of the output, 0..2
   ``mean(A + c) = mean(A) + mean(t)`` (before clipping), so the output's level follows only the
   source and never looks at B's level again; every loss is kept and accumulates. ``none`` and ``std``
   are closed-loop, ``mean(A + c) = mean(B)``, re-anchored to the renderer every frame. This module
-  therefore rounds to nearest (:func:`to_uint8`). Rounding removes the drift but not all of the
+  therefore rounds to nearest (:func:`lib_vid2vid.imaging.to_uint8`). Rounding removes the drift but not all of the
   wander: in ``mean`` the correction is B plus one offset per channel, the same fraction for every
   pixel, so its rounding error does not average out over the frame -- the level does a random walk of
   about 0.3 level per frame (about 2 levels after 60 frames, either sign). Per-pixel deterministic
@@ -112,16 +112,6 @@ def to_float(img: np.ndarray) -> np.ndarray:
     return img.astype(np.float32) * np.float32(1.0 / 255.0)
 
 
-def to_uint8(img: np.ndarray) -> np.ndarray:
-    """float32 0..1 -> uint8 0..255, clipped and rounded to nearest (``round(clip(x, 0, 1) * 255)``).
-
-    Rounds to nearest on purpose: truncation biases every frame by -0.5/255 and the open-loop FDC modes
-    accumulate that into a visible darkening (see the module docstring).
-    """
-    # cv2.convertScaleAbs rounds to nearest and saturates; inputs are >= 0 after the clip.
-    return cv2.convertScaleAbs(np.clip(img, 0.0, 1.0), alpha=255.0)
-
-
 def source_delta(src_prev: np.ndarray, src_cur: np.ndarray) -> np.ndarray:
     """Source delta ``t = src_cur - src_prev`` as float32 HWC in -1..1; inputs RGB uint8 HWC."""
     _check_pair(src_prev, src_cur, "source frames")
@@ -185,34 +175,10 @@ def _check_mode(mode: str) -> None:
         raise SettingsError("fdc_mode", f"unknown mode {mode!r}; choose one of {', '.join(MODES)}")
 
 
-def correct_delta(d: np.ndarray, t: np.ndarray, mode: str) -> np.ndarray:
-    """Correction ``c`` of the output delta ``d = B - A`` given the source delta ``t``.
-
-    Both float32 HWC in -1..1 (3 channels). Formulas per mode are in the module docstring. Returns a new
-    float32 array (``d`` is left untouched).
-    """
-    _check_mode(mode)
-    if d.shape != t.shape:
-        raise Vid2VidError(f"output delta {d.shape} and source delta {t.shape} differ in size; resize the source")
-    d = d.astype(np.float32, copy=False)
-    if mode == "none":
-        return d.copy()
-    if mode == "clip":
-        lo, hi = _channel_minmax(t)
-        return _clip_channels(d.copy(), lo, hi)
-    return cv2.transform(d, _affine(mode, d, t.astype(np.float32, copy=False), _EPS))
-
-
 def apply_delta_mask(a: np.ndarray, out: np.ndarray, mask: np.ndarray) -> np.ndarray:
     """Delta mask: ``A + (out - A) * M``. ``a``, ``out`` float32 HWC 0..1; ``mask`` float32 HW 0..1."""
     m = _mask3(mask, a)
     return a + (out - a) * m
-
-
-def apply_spatial_mask(a: np.ndarray, out: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    """Spatial mask: ``M * out + (1 - M) * A``. Same units as :func:`apply_delta_mask`."""
-    m = _mask3(mask, a)
-    return m * out + (1.0 - m) * a
 
 
 def inpaint_mask(mask: np.ndarray) -> np.ndarray:

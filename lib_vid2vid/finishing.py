@@ -1,7 +1,8 @@
 """Finishing: per-frame filters, grading and an overlay of the original, applied after upscaling.
 
 Frames are RGB uint8 HWC (0..255) in and out; the work is done in float32 0..1 (``x`` below) and rounded
-once at the end (``round(clip(x, 0, 1) * 255)``). Steps, each optional, in this order:
+once at the end (clipped, rounded half up: :func:`lib_vid2vid.imaging.to_uint8`). Steps, each optional, in
+this order:
 
 1. **Filter** (one of :data:`FILTERS`, strength ``s`` in 0..1; borders mirrored, OpenCV ``REFLECT_101``):
 
@@ -34,6 +35,7 @@ import cv2
 import numpy as np
 
 from .errors import SettingsError
+from .imaging import to_uint8
 
 FILTERS = ("none", "sharpen", "smooth", "edge_enhance")
 _LUMA = np.array([0.299, 0.587, 0.114], np.float32)
@@ -46,11 +48,6 @@ def to_float(rgb: np.ndarray) -> np.ndarray:
     if rgb.dtype == np.uint8:
         return rgb.astype(np.float32) * np.float32(1.0 / 255.0)
     return np.asarray(rgb, np.float32)
-
-
-def to_uint8(x: np.ndarray) -> np.ndarray:
-    """float32 0..1 -> uint8, clipped, rounded to nearest."""
-    return np.clip(x * 255.0 + 0.5, 0, 255).astype(np.uint8)
 
 
 def _check_strength(field: str, value: float, hi: float = 1.0) -> float:

@@ -79,11 +79,6 @@ def delta_grey(src_prev: np.ndarray, src_cur: np.ndarray) -> np.ndarray:
     return np.abs(g)
 
 
-def delta_grey_from_delta(t: np.ndarray) -> np.ndarray:
-    """Same as :func:`delta_grey` from a float32 source delta ``t`` in -1..1 (HWC): ``|luma(t)| * 255``."""
-    return np.abs(cv2.transform(t.astype(np.float32, copy=False), (_LUMA * 255.0).reshape(1, 3)))
-
-
 def _check_motion(low_cut: float, high_ext: int, soft: float) -> None:
     if not 0 <= low_cut <= 255:
         raise SettingsError("motion_low_cut", f"{low_cut} is outside 0..255")

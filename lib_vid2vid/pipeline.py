@@ -32,8 +32,9 @@ from typing import Any
 
 import numpy as np
 
-from . import video
+from . import blend, video
 from .errors import Interrupted, Vid2VidError
+from .imaging import to_uint8
 from .params import Settings
 from .renderer import Renderer, RenderRequest
 from .workspace import Job, find_unfinished, render_key, source_fingerprint
@@ -398,6 +399,7 @@ class Run:
                 raise Vid2VidError(f"The video ended before frame {start}: it may have changed since the job "
                                    f"started; start a new job")
             nxt: Future = analyser.submit(analyse, first_ctx)
+            del first_ctx  # its neighbours must not outlive the window
             for i in range(start, total):
                 ctx = nxt.result()
                 ctx.prev_output = prev_output
@@ -544,17 +546,9 @@ def infotext(req: RenderRequest) -> str:
 
 
 def batch_mean(images: list[np.ndarray], width: int, height: int) -> np.ndarray:
-    """Mean of RGB uint8 HWC images as float32 0..1, each resized to (width, height) if the host changed it."""
-    acc = np.zeros((height, width, 3), np.float32)
-    for img in images:
-        acc += fit_size(img, width, height)
-    acc *= 1.0 / (255.0 * len(images))
-    return acc
-
-
-def to_uint8(image: np.ndarray) -> np.ndarray:
-    """float32 0..1 -> uint8 0..255, rounded to nearest (clipped first)."""
-    return np.clip(image * 255.0 + 0.5, 0, 255).astype(np.uint8)
+    """Mean of RGB uint8 HWC images as float32 0..1 (:func:`blend.batch_blend`), each resized to
+    (width, height) first if the host changed it."""
+    return blend.batch_blend([fit_size(img, width, height) for img in images])
 
 
 # ---------------------------------------------------------------- job entry point

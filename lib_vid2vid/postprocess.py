@@ -385,13 +385,15 @@ class InterpolateStage(PostStage):
         self.r = interpolation_ratio(post.settings)
 
     def info(self):
-        from .interpolate import output_frame_count
+        from .interpolate import output_fps, output_frame_count
 
-        return StageInfo(self.name, output_frame_count(self.inp.total, self.r), self.inp.fps * self.r,
-                         self.inp.ratio * self.r)
+        total = output_frame_count(self.inp.total, self.r)
+        return StageInfo(self.name, total, output_fps(self.inp.fps, self.r), self.inp.ratio * self.r)
 
     def frames(self, start):
-        n, r = self.inp.total, self.r
+        from .interpolate import frame_positions
+
+        n = self.inp.total
         cuts = set(self.post.scene_cuts())  # input frames are 1:1 with source frames (ratio 1 before this)
         interp = None
         cache: dict[int, np.ndarray] = {}
@@ -404,10 +406,7 @@ class InterpolateStage(PostStage):
                 cache[i] = self.read_input(i)
             return cache[i]
 
-        for j in range(start, self.info().total):
-            s = Fraction(j) / r
-            i = math.floor(s)
-            t = s - i
+        for i, t in frame_positions(n, self.r)[start:]:
             if t == 0 or i + 1 >= n or i in cuts:
                 yield get(i)
                 continue

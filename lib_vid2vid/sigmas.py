@@ -300,17 +300,6 @@ def used_sigmas(
     return img2img_tail(override, steps, denoise, fix_steps=fix_steps, discard_penultimate=discard)
 
 
-def effective_steps(steps: int, denoise: float, *, fix_steps: bool = False) -> int:
-    """How many sampler steps the host runs in img2img: ``len(img2img_tail(...)) - 1``.
-
-    Without fix_steps: ``int(min(denoise, 0.999) * steps) + 1``. With fix_steps: ``steps``, or 0 when
-    denoise is 0. Discarding the penultimate sigma does not change the count. Second-order samplers
-    (Heun, DPM2, DPM++ SDE, ...) call the model about twice per step.
-    """
-    total, t_enc = host_img2img_steps(steps, denoise, fix_steps=fix_steps)
-    return len(range(total + 1)[total - t_enc - 1 :]) - 1
-
-
 def start_noise(tail: Sequence[float], initial_noise_multiplier: float = 1.0, extra_noise: float = 0.0) -> float:
     """Standard deviation (latent units) of the noise the host adds to the init latent before sampling.
 

@@ -41,6 +41,7 @@ import numpy as np
 
 from . import blend, fdc, flow, masks
 from .errors import Vid2VidError
+from .imaging import to_uint8_255
 from .params import SCHEDULES, Settings, parse_colour, parse_weights, schedule_ranges
 from .pipeline import FrameContext, Run, Stage
 from .renderer import RenderRequest
@@ -253,7 +254,7 @@ class InitStage(Stage):
             else:
                 w = (np.float32(self.strength) * (np.float32(1.0) - occ))[..., None]
                 base = ctx.frame.astype(np.float32)
-                req.init = blend.to_uint8(base + w * (warped.astype(np.float32) - base))
+                req.init = to_uint8_255(base + w * (warped.astype(np.float32) - base))
         elif mode == "temporal_merge":
             req.init = blend.temporal_merge(ctx.frame, prev, self.strength, luma_share=self.luma_share)
 

@@ -255,21 +255,6 @@ def get_upscaler(name: str, scale: float = 2, tile: int = 0, model_dir: Path | N
     return NcnnRealEsrgan(name, int(scale), tile=tile, model_dir=model_dir)
 
 
-@functools.lru_cache(maxsize=2)
-def _cached_upscaler(name: str, scale: float, tile: int) -> Upscaler:
-    return get_upscaler(name, scale, tile)
-
-
-def upscale_frame(
-    rgb: np.ndarray, upscaler: str | Upscaler = "realesr-animevideov3", scale: float = 2, tile: int = 0
-) -> np.ndarray:
-    """Upscale one RGB uint8 frame by ``scale`` with the named upscaler (built once, then reused) or an
-    :class:`Upscaler` instance (then ``scale`` and ``tile`` are its own and the arguments are ignored)."""
-    if not isinstance(upscaler, str):
-        return upscaler.upscale(rgb)
-    return _cached_upscaler(upscaler, scale, tile).upscale(rgb)
-
-
 _worker_upscaler: Upscaler | None = None
 
 

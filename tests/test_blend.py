@@ -17,14 +17,6 @@ def grey(v, h=2, w=2):
     return np.full((h, w, 3), v, dtype=np.uint8)
 
 
-# ------------------------------------------------------------------------------------------------ rounding
-
-
-def test_to_uint8_rounds_half_up_and_clips():
-    x = np.array([0.5, 1.5, 2.5, 2.49, -3.0, 254.5, 300.0], dtype=np.float32)
-    assert blend.to_uint8(x).tolist() == [1, 2, 3, 2, 0, 255, 255]
-
-
 # ------------------------------------------------------------------------------------------------ superimpose
 
 
@@ -59,26 +51,22 @@ def test_superimpose_shape_mismatch():
 
 
 def test_batch_blend_mean():
-    # (0 + 1 + 2 + 4) / 4 = 1.75 -> 2; (10 + 11 + 13) / 3 = 11.33 -> 11
-    assert blend.batch_blend([px(0), px(1), px(2), px(4)]).tolist() == px(2).tolist()
-    assert blend.batch_blend([px(10), px(11), px(13)]).tolist() == px(11).tolist()
-    # half: (0 + 1) / 2 = 0.5 -> 1
-    assert blend.batch_blend([px(0), px(1)]).tolist() == px(1).tolist()
-
-
-def test_batch_blend_weights():
-    # (3*0 + 1*100) / 4 = 25
-    assert blend.batch_blend([px(0), px(100)], weights=[3, 1]).tolist() == px(25).tolist()
-    with pytest.raises(SettingsError):
-        blend.batch_blend([px(0), px(100)], weights=[0, 0])
+    # float32 0..1, not rounded: (0 + 1 + 2 + 4) / 4 = 1.75 levels, (10 + 11 + 13) / 3 = 11.33, (0 + 255) / 2
+    for samples, want in [((0, 1, 2, 4), 1.75), ((10, 11, 13), 34 / 3), ((0, 255), 127.5)]:
+        mean = blend.batch_blend([px(v) for v in samples])
+        assert mean.dtype == np.float32 and mean.shape == (1, 1, 3)
+        assert mean * 255 == pytest.approx(np.full((1, 1, 3), want), abs=1e-4)
+    assert blend.batch_blend([np.float32(0.5) * np.ones((1, 1, 3), np.float32), px(0)]) == pytest.approx(0.25)
     with pytest.raises(ValueError):
         blend.batch_blend([])
+    with pytest.raises(ValueError):
+        blend.batch_blend([grey(0, 2, 2), grey(0, 2, 3)])
 
 
 def test_chain_rounds_once():
     # batch mean 0.5 kept as float, then half of it over a black base: 0.25 -> 0.
     # Rounding in between would give 0.5 -> 1, then 0.5 -> 1.
-    mean = blend.batch_blend([px(0), px(1)], as_float=True)
+    mean = blend.batch_blend([px(0), px(1)])
     assert mean.dtype == np.float32
     assert blend.superimpose(px(0), mean, 0.5).tolist() == px(0).tolist()
 
@@ -242,6 +230,21 @@ def test_lab_known_values():
     assert lab[0, 1] == pytest.approx([53.24, 80.09, 67.20], abs=0.02)  # published CIELAB of sRGB red
     assert lab[0, 2] == pytest.approx([0, 0, 0], abs=0.01)
     assert blend.lab_stats(grey(100)).mean[0] == pytest.approx(srgb_to_L(100), abs=0.01)
+
+
+def test_lab_round_trip_of_every_grey_level_and_colours():
+    # both pieces of the sRGB curve: levels 0..10 are on its linear part, 11.. on the power part
+    levels = np.arange(256, dtype=np.float32)
+    greys = np.repeat(levels[None, :, None], 3, axis=2)
+    lab = blend.rgb_to_lab(greys)
+    # CIE L* of sRGB greys 5, 30 and 128 (128: the often quoted 53.59)
+    assert lab[0, [5, 30, 128], 0] == pytest.approx([1.37, 11.26, 53.59], abs=0.01)
+    assert blend.lab_to_rgb(np.array([[[11.2636, 0, 0]]], np.float32))[0, 0] == pytest.approx([30] * 3, abs=0.01)
+    assert np.abs(blend.lab_to_rgb(lab) - greys).max() < 0.01
+    colours = np.random.default_rng(5).integers(0, 256, (16, 16, 3)).astype(np.float32)
+    assert np.abs(blend.lab_to_rgb(blend.rgb_to_lab(colours)) - colours).max() < 0.05
+    # what a user sees: matching a dark grey frame to its own statistics leaves it as it is
+    assert blend.colour_coherence(grey(30), blend.lab_stats(grey(30)), 1.0).tolist() == grey(30).tolist()
 
 
 def test_colour_coherence_zero_is_identity():

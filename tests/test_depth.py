@@ -95,7 +95,7 @@ def tiny_nets():
     nets = {}
     for name, cfg in TINY.items():
         torch.manual_seed(0)
-        est = dp.DepthEstimator.from_config(cfg)
+        est = dp.DepthEstimator(dp.build_model(cfg), cfg)
         with torch.no_grad():  # lift the last conv so the final ReLU passes a varying map, not all zeros
             est.net.scratch.output_conv[4].bias.fill_(1.0)
         nets[name] = est

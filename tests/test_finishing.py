@@ -5,6 +5,7 @@ import pytest
 
 from lib_vid2vid import finishing as fin
 from lib_vid2vid.errors import SettingsError
+from lib_vid2vid.imaging import to_uint8
 from lib_vid2vid.params import Settings
 
 
@@ -21,7 +22,7 @@ def grey_levels(img):
 
 
 def run(img, name, s):
-    return grey_levels(fin.to_uint8(fin.apply_filter(fin.to_float(img), name, s)))
+    return grey_levels(to_uint8(fin.apply_filter(fin.to_float(img), name, s)))
 
 
 def test_smooth_is_a_3x3_mean_mix():
@@ -59,10 +60,10 @@ def test_edge_enhance_adds_the_4_neighbour_laplacian():
 @pytest.mark.parametrize("name", ["smooth", "sharpen", "edge_enhance"])
 def test_filters_leave_flat_areas_alone_and_strength_zero_is_identity(name):
     flat = np.full((6, 7, 3), (30, 120, 220), np.uint8)
-    assert np.array_equal(fin.to_uint8(fin.apply_filter(flat, name, 1.0)), flat)
+    assert np.array_equal(to_uint8(fin.apply_filter(flat, name, 1.0)), flat)
     img = np.random.default_rng(0).integers(0, 256, (6, 7, 3), dtype=np.uint8)
-    assert np.array_equal(fin.to_uint8(fin.apply_filter(img, name, 0.0)), img)
-    assert np.array_equal(fin.to_uint8(fin.apply_filter(img, "none", 1.0)), img)
+    assert np.array_equal(to_uint8(fin.apply_filter(img, name, 0.0)), img)
+    assert np.array_equal(to_uint8(fin.apply_filter(img, "none", 1.0)), img)
 
 
 def test_unknown_filter_is_a_clear_error():
@@ -77,36 +78,36 @@ def test_unknown_filter_is_a_clear_error():
 def test_auto_levels_stretches_luma_percentiles_to_black_and_white():
     img = np.full((4, 4, 3), 50, np.uint8)
     img[2:] = 200
-    out = fin.to_uint8(fin.auto_levels(img))
+    out = to_uint8(fin.auto_levels(img))
     assert set(np.unique(out[:2])) == {0} and set(np.unique(out[2:])) == {255}
     # the same affine map on every channel: 255 * (x - 50) / 150, so 140 -> 153 and (80, 140, 200) keeps its hue
     img[0, 0] = 140
     img[0, 1] = (80, 140, 200)
-    out = fin.to_uint8(fin.auto_levels(img))
+    out = to_uint8(fin.auto_levels(img))
     assert out[0, 0].tolist() == [153, 153, 153] and out[0, 1].tolist() == [51, 153, 255]
     flat = np.full((3, 3, 3), 77, np.uint8)
-    assert np.array_equal(fin.to_uint8(fin.auto_levels(flat)), flat)
+    assert np.array_equal(to_uint8(fin.auto_levels(flat)), flat)
 
 
 def test_gamma():
     img = np.array([[[0, 64, 255]]], np.uint8)
     # 255 * (64 / 255) ** 0.5 = sqrt(64 * 255) = 127.75 -> 128
-    assert fin.to_uint8(fin.apply_gamma(fin.to_float(img), 2.0)).tolist() == [[[0, 128, 255]]]
-    assert fin.to_uint8(fin.apply_gamma(fin.to_float(img), 1.0)).tolist() == img.tolist()
+    assert to_uint8(fin.apply_gamma(fin.to_float(img), 2.0)).tolist() == [[[0, 128, 255]]]
+    assert to_uint8(fin.apply_gamma(fin.to_float(img), 1.0)).tolist() == img.tolist()
 
 
 def test_colour_match_moves_a_flat_frame_to_the_source_colour():
     result = np.full((8, 8, 3), (200, 50, 50), np.uint8)
     source = np.full((8, 8, 3), (50, 100, 200), np.uint8)
-    out = fin.to_uint8(fin.match_colour(fin.to_float(result), source, 1.0))
+    out = to_uint8(fin.match_colour(fin.to_float(result), source, 1.0))
     assert np.abs(out.astype(int) - source).max() <= 1
-    assert np.array_equal(fin.to_uint8(fin.match_colour(fin.to_float(result), source, 0.0)), result)
+    assert np.array_equal(to_uint8(fin.match_colour(fin.to_float(result), source, 0.0)), result)
 
 
 def test_overlay_of_the_original():
     x = np.full((2, 2, 3), 200, np.uint8)
     src = np.full((2, 2, 3), 100, np.uint8)
-    assert np.all(fin.to_uint8(fin.overlay(fin.to_float(x), src, 0.25)) == 175)  # 0.75 * 200 + 0.25 * 100
+    assert np.all(to_uint8(fin.overlay(fin.to_float(x), src, 0.25)) == 175)  # 0.75 * 200 + 0.25 * 100
 
 
 def test_finisher_order_and_upscaled_source():

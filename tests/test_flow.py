@@ -57,6 +57,31 @@ def test_reduced_resolution_flow_is_rescaled_to_full_resolution_pixels(method):
     assert np.abs(inner - np.array([3.0, -2.0], np.float32)).mean() < 0.25
 
 
+@pytest.mark.parametrize("method", ["dis", "farneback"])
+def test_reduced_resolution_flow_scales_each_axis_by_its_own_ratio(method, monkeypatch):
+    # 192 x 32 at scale 0.125: 24 x 8 pixels (the height stops at the 8-pixel floor), so the width shrinks
+    # 8x and the height 4x. A flow of (1, 1) low-resolution pixels is (8, 4) full-resolution pixels.
+    import cv2
+
+    seen = []
+
+    def low_res_flow(a, b, *args, **kwargs):
+        seen.append(a.shape)
+        return np.ones((*a.shape, 2), np.float32)
+
+    class FakeDis:
+        def calc(self, a, b, flow):
+            return low_res_flow(a, b)
+
+    monkeypatch.setattr(cv2, "DISOpticalFlow_create", lambda preset: FakeDis())
+    monkeypatch.setattr(cv2, "calcOpticalFlowFarneback", low_res_flow)
+    flow = compute_flow(texture(32, 192), texture(32, 192), method=method, scale=0.125)
+    assert seen == [(8, 24)]
+    assert flow.shape == (32, 192, 2)
+    np.testing.assert_allclose(flow[..., 0], 8.0, atol=1e-5)
+    np.testing.assert_allclose(flow[..., 1], 4.0, atol=1e-5)
+
+
 def test_flow_of_identical_frames_is_zero():
     a = texture(H, W)
     assert np.abs(compute_flow(a, a)).max() < 0.05

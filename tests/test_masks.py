@@ -35,12 +35,6 @@ def test_motion_mask_hand_computed_luma_and_low_cut():
     assert masks.motion_mask(prev, cur, low_cut=255)[0].tolist() == [0, 0, 0, 0]
 
 
-def test_motion_mask_from_float_delta_matches_uint8_path():
-    a, b = _clip_pair()
-    t = (b.astype(np.float32) - a.astype(np.float32)) / 255
-    np.testing.assert_allclose(masks.delta_grey_from_delta(t), masks.delta_grey(a, b), atol=1e-3)
-
-
 def test_high_ext_dilates_by_half_kernel():
     g = np.zeros((9, 9), np.float32)
     g[4, 4] = 100

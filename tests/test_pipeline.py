@@ -92,6 +92,30 @@ def test_interrupted_then_resumed_equals_uninterrupted(clip, tmp_path, extra):
         assert _frames(resumed.job_dir, f"pass{p}") == _frames(full.job_dir, f"pass{p}")
 
 
+def test_damaged_frame_deleted_then_rerun_equals_uninterrupted(clip, tmp_path):
+    """The path the damaged-frame message recommends: delete the file, run the same job again."""
+    from lib_vid2vid.errors import Vid2VidError
+
+    extra = dict(max_frames=10, init_mode="flow_warp", fdc_mode="mean", colour_coherence=True)
+    full = run_job(_settings(clip, tmp_path / "a", **extra), ProxyRenderer())
+    s = _settings(clip, tmp_path / "b", **extra)
+    stop = StopAfter(7)
+    part = run_job(s, ProxyRenderer(), should_stop=stop, progress=stop.progress)
+    assert part.frames_done == 7
+    job = Job.open(part.job_dir)
+    damaged = job.frame_path("pass1", 3)
+    damaged.write_bytes(damaged.read_bytes()[:60])  # cut short, as a crash of the disk or a copy would leave it
+    with pytest.raises(Vid2VidError, match="000003.png.*damaged; delete it and resume") as err:
+        run_job(s, ProxyRenderer())
+    assert "\n" not in str(err.value)
+    damaged.unlink()
+    r = ProxyRenderer()
+    res = run_job(s, r)
+    assert res.job_dir == part.job_dir and res.status == "done" and res.frames_done == 10
+    assert r.calls == 10 - 3  # frames 0..2 are kept, 3.. are rendered again (each follows the one before)
+    assert _frames(res.job_dir, "pass1") == _frames(full.job_dir, "pass1")
+
+
 def test_resume_renders_only_missing_frames(clip, tmp_path):
     s = _settings(clip, tmp_path, max_frames=10)
     stop = StopAfter(4)
@@ -172,8 +196,32 @@ def test_analysis_of_next_frame_overlaps_rendering(clip, tmp_path):
     assert all(e[2].startswith("vid2vid-analyse") for e in events if e[0] == "analyse")
 
 
-def test_window_memory_is_bounded(clip, tmp_path):
-    sizes = []
+def test_window_memory_is_bounded(tmp_path, monkeypatch):
+    """Decoded frames alive at any time do not depend on the clip's length.
+
+    Every (pass input, video frame) the decoder hands the loop is tracked by a weak reference; at each frame
+    the live ones are counted, wherever the pipeline keeps them (window, prefetch queue, contexts in flight).
+    They are the window the stages ask for (before + after + 1), the older neighbours the previous frame's
+    context still holds on the writer thread, the prefetch queue (4 + after) and the one frame the decoder
+    holds: 14 here, whatever the length. The bound below leaves room for one more window.
+    """
+    import weakref
+
+    from lib_vid2vid.pipeline import Run
+    from tests.clips import make_clip
+
+    n = 72
+    clip = make_clip(tmp_path / "long.mp4", n_frames=n, size=(96, 64), fps=Fraction(24), audio=False)
+    decoded: list[weakref.ref] = []
+    real_bundles = Run._bundles
+
+    def tracked(self, loop, first):
+        for idx, frame, vid in real_bundles(self, loop, first):
+            decoded.extend((weakref.ref(frame), weakref.ref(vid)))
+            yield idx, frame, vid
+
+    monkeypatch.setattr(Run, "_bundles", tracked)
+    sizes, live = [], []
 
     class Spy(Stage):
         before = 2
@@ -181,9 +229,12 @@ def test_window_memory_is_bounded(clip, tmp_path):
 
         def prepare(self, ctx, req):
             sizes.append(len(ctx.neighbours))
+            live.append(len({id(r()) for r in decoded if r() is not None}))
 
     run_job(_settings(clip, tmp_path), ProxyRenderer(), stages=[Spy()])
-    assert max(sizes) == 5 and len(sizes) == 24
+    assert max(sizes) == 5 and len(sizes) == n
+    window, prefetch = Spy.before + Spy.after + 1, 4 + Spy.after
+    assert max(live) <= 2 * window + prefetch < n, live
 
 
 def test_progress_reports_frames_and_eta(clip, tmp_path):
@@ -229,6 +280,19 @@ def test_frames_are_rgb_at_output_size(clip, tmp_path):
     src = next(video.iter_frames(clip, size=(96, 64)))[1]
     assert out.shape == (64, 96, 3)
     assert np.abs(out.astype(int) - src.astype(int)).max() <= 1  # denoise 0 returns the init
+
+
+def test_corrected_frames_are_rounded_half_up(clip, tmp_path):
+    # a correction that lands on exact halves (k + 0.5 levels): the frame written is k + 1 (imaging's rule)
+    halves = {0: 0.5, 1: 2.5, 2: 126.5}
+
+    class Halves(Stage):
+        def correct(self, ctx, image):
+            return np.full_like(image, np.float32(halves[ctx.index] / 255))
+
+    res = run_job(_settings(clip, tmp_path, max_frames=3), ProxyRenderer(), stages=[Halves()])
+    job = Job.open(res.job_dir)
+    assert [set(np.unique(job.read_frame("pass1", i)).tolist()) for i in range(3)] == [{1}, {3}, {127}]
 
 
 def test_every_frame_carries_its_parameters(clip, tmp_path):

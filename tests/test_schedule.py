@@ -6,7 +6,7 @@ import pytest
 
 from lib_vid2vid import schedule
 from lib_vid2vid.errors import SettingsError, Vid2VidError
-from lib_vid2vid.schedule import ScheduleError, compile_expr
+from lib_vid2vid.schedule import MAX_MAGNITUDE, ScheduleError, compile_expr
 
 # (text, variables, expected value)
 ACCEPTED = [
@@ -131,6 +131,8 @@ REJECTED = [
     ("9**9**9", 2, "exponent"),
     ("2 ** 2000", 3, "exponent"),
     ("10.0 ** 20 * 10.0 ** 20", 12, "out of range"),
+    ("-10.0 ** 20 * 10.0 ** 20", 13, "out of range"),
+    ("1 - 1e30 - 1e30", 10, "out of range"),
     ("1e400", 1, "out of range"),
     ("(-8) ** (1 / 3)", 6, "no real value"),
     ("1 / 0", 3, "division by zero"),
@@ -193,6 +195,16 @@ def test_rejected_with_field_and_column(text, column, words):
         assert f"column {column}" in str(err)
     assert str(err).startswith("denoise: ")
     assert "\n" not in str(err)
+
+
+def test_magnitude_bound_holds_for_negative_values():
+    assert compile_expr("cfg", -MAX_MAGNITUDE).constant == -MAX_MAGNITUDE
+    with pytest.raises(ScheduleError, match="out of range"):
+        compile_expr("cfg", -2 * MAX_MAGNITUDE)
+    expr = compile_expr("cfg", "-1e29 * frame")
+    assert expr.evaluate(frame=10) == pytest.approx(-1e30)
+    with pytest.raises(ScheduleError, match="out of range"):
+        expr.evaluate(frame=11)
 
 
 def test_multiline_positions():

@@ -39,7 +39,7 @@ def test_lanczos_output_size(scale, size):
 def test_lanczos_keeps_flat_colour():
     flat = np.full((16, 20, 3), (10, 128, 250), np.uint8)
     assert np.array_equal(
-        up.upscale_frame(flat, "Lanczos", 2), np.full((32, 40, 3), (10, 128, 250), np.uint8)
+        up.get_upscaler("Lanczos", 2).upscale(flat), np.full((32, 40, 3), (10, 128, 250), np.uint8)
     )
 
 
@@ -116,7 +116,7 @@ def test_ncnn_tiled_matches_untiled():
 @ncnn
 def test_ncnn_fixed_x4_model_at_x2():
     img = cartoon(24, 32)
-    out = up.upscale_frame(img, "realesrgan-x4plus-anime", 2)
+    out = up.get_upscaler("realesrgan-x4plus-anime", 2).upscale(img)
     assert out.shape == (48, 64, 3)
 
 

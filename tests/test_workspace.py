@@ -135,3 +135,34 @@ def test_damaged_manifest_is_a_clear_error(tmp_path):
 def test_png_encoding_is_deterministic():
     img = np.random.default_rng(0).integers(0, 256, (32, 48, 3), dtype=np.uint8)
     assert workspace.encode_png(img) == workspace.encode_png(img.copy())
+
+
+def test_truncate_stage_forgets_later_frames_and_lets_them_be_written_again(tmp_path):
+    job = _job(tmp_path)
+    for i in range(6):
+        job.write_frame("pass1", i, _frame(i))
+    job.truncate_stage("pass1", 3)
+    # files 3..5 stay on disk but are no longer believed, also after reopening the job
+    assert all(job.frame_path("pass1", i).is_file() for i in range(6))
+    reopened = Job.open(job.root)
+    assert reopened.frames_done("pass1") == 3
+    assert [reopened.is_done("pass1", i) for i in range(6)] == [True] * 3 + [False] * 3
+    # so a resume renders them again without being told to overwrite
+    for i in range(3, 6):
+        reopened.write_frame("pass1", i, _frame(10 + i))
+    assert np.array_equal(reopened.read_frame("pass1", 4), _frame(14))
+    assert Job.open(job.root).frames_done("pass1") == 6
+    with pytest.raises(Vid2VidError, match="already finished"):
+        reopened.write_frame("pass1", 1, _frame(0))
+
+
+def test_frames_must_be_recorded_in_order(tmp_path):
+    job = _job(tmp_path)
+    job.write_frame("pass1", 0, _frame(0))
+    with pytest.raises(ValueError, match="frame 2 of pass1 written before frame 1"):
+        job.write_frame("pass1", 2, _frame(2))
+    reopened = Job.open(job.root)
+    assert reopened.frames_done("pass1") == 1 and not reopened.is_done("pass1", 2)
+    job.write_frame("pass1", 1, _frame(1))
+    job.write_frame("pass1", 2, _frame(2))
+    assert Job.open(job.root).frames_done("pass1") == 3
