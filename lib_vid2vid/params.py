@@ -652,8 +652,16 @@ def add_cli_arguments(parser: argparse.ArgumentParser, *, skip: Iterable[str] = 
 
 
 def _cli_number(spec: Spec):
+    """argparse ``type`` of a numeric flag: the spec's type and range, so the CLI accepts what the UI and API do.
+
+    A bad value is an argparse error (one line naming the flag, exit status 2), not a traceback."""
     def parse(text: str):
-        return coerce(spec, text)
+        try:
+            value = coerce(spec, text)
+            check_range(spec, value)
+        except SettingsError as exc:
+            raise argparse.ArgumentTypeError(exc.detail) from None
+        return value
     parse.__name__ = spec.type.__name__
     return parse
 

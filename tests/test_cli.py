@@ -50,12 +50,12 @@ def test_bad_input_is_one_line_without_traceback(tmp_path, make, fragment):
 
 def test_bad_setting_names_the_flag(clip, tmp_path):
     r = cli(clip, "--renderer", "proxy", "--denoise", "2", "--output-dir", tmp_path / "out")
-    assert r.returncode == 1 and "denoise" in r.stderr and "maximum" in r.stderr and "Traceback" not in r.stderr
+    assert r.returncode == 2 and "--denoise" in r.stderr and "denoise" in r.stderr and "maximum" in r.stderr and "Traceback" not in r.stderr
 
 
 def test_size_limits_are_enforced(clip, tmp_path):
     r = cli(clip, "--renderer", "proxy", "--width", "8192", "--output-dir", tmp_path / "out")
-    assert r.returncode == 1 and "width" in r.stderr and "4096" in r.stderr
+    assert r.returncode == 2 and "width" in r.stderr and "4096" in r.stderr
 
 
 def test_unwritable_output_folder(clip, tmp_path):
@@ -70,3 +70,42 @@ def test_help_lists_settings_by_tab():
     assert r.returncode == 0
     for text in ("Video:", "Sampling:", "--fps", "--init-mode", "--api-url", "--resume"):
         assert text in r.stdout
+
+
+BAD_NUMBERS = [
+    ("--denoise", "abc", "not a number"),
+    ("--steps", "1e3", "not a whole number"),
+    ("--width", "64.5", "not a whole number"),
+    ("--fps", "nan", "not a number"),
+    ("--start", "nan", "not a number"),
+    ("--end", "inf", "not a number"),
+    ("--max-frames", "x", "not a whole number"),
+    ("--cfg-scale", "-inf", "not a number"),
+    ("--denoise", "2", "above the maximum 1"),
+    ("--timeout", "0", "above 0"),
+    ("--timeout", "-1", "above 0"),
+    ("--timeout", "nan", "above 0"),
+    ("--timeout", "inf", "above 0"),
+    ("--timeout", "soon", "not a number"),
+]
+
+
+@pytest.mark.parametrize("flag,value,fragment", BAD_NUMBERS, ids=[f"{f}={v}" for f, v, _ in BAD_NUMBERS])
+def test_bad_number_flag_is_one_line_and_exit_2(tmp_path, capsys, flag, value, fragment):
+    from lib_vid2vid.__main__ import main
+
+    out = tmp_path / "out"
+    with pytest.raises(SystemExit) as ex:
+        main([str(tmp_path / "clip.mp4"), "--renderer", "proxy", "--output-dir", str(out), f"{flag}={value}"])
+    assert ex.value.code == 2
+    cap = capsys.readouterr()
+    lines = [ln for ln in cap.err.splitlines() if ln.strip()]
+    assert len(lines) == 1, cap.err
+    assert lines[0].startswith("error: ") and flag in lines[0] and fragment in lines[0], lines[0]
+    assert not out.exists()
+
+
+def test_bad_number_flag_from_the_shell_has_no_traceback(tmp_path):
+    r = cli(tmp_path / "clip.mp4", "--renderer", "proxy", "--steps", "1e3")
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert r.stderr.strip().splitlines() == [r.stderr.strip()] and "--steps" in r.stderr
