@@ -109,3 +109,16 @@ def test_bad_number_flag_from_the_shell_has_no_traceback(tmp_path):
     r = cli(tmp_path / "clip.mp4", "--renderer", "proxy", "--steps", "1e3")
     assert r.returncode == 2 and "Traceback" not in r.stderr
     assert r.stderr.strip().splitlines() == [r.stderr.strip()] and "--steps" in r.stderr
+
+
+@pytest.mark.parametrize("flag,value,fragment", [
+    ("--denoise-schedule", "0.2-frame*0.1", "denoise_schedule: gives -0.1 at frame 3"),
+    ("--prompt-folder", "nowhere", "prompt_folder: "),
+])
+def test_plan_dependent_errors_leave_no_job_folder(clip, tmp_path, flag, value, fragment):
+    r = cli(clip, "--renderer", "proxy", "--max-frames", "8", "--output-dir", tmp_path / "out", flag, value,
+            cwd=tmp_path)
+    assert r.returncode == 1 and "Traceback" not in r.stderr
+    lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: ") and fragment in lines[0], r.stderr
+    assert not (tmp_path / "out").exists()
