@@ -122,3 +122,21 @@ def test_plan_dependent_errors_leave_no_job_folder(clip, tmp_path, flag, value, 
     lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
     assert len(lines) == 1 and lines[0].startswith("error: ") and fragment in lines[0], r.stderr
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs POSIX FIFOs")
+def test_fifo_input_is_refused_at_once(tmp_path):
+    fifo = tmp_path / "input.mp4"
+    os.mkfifo(fifo)
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen([sys.executable, "-m", "lib_vid2vid", str(fifo), "--renderer", "proxy",
+                             "--output-dir", str(tmp_path / "out")], stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        _, err = proc.communicate(timeout=60)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.communicate()
+        pytest.fail("the CLI blocked on a FIFO input")
+    assert proc.returncode == 1 and err.strip().splitlines() == [err.strip()]
+    assert "named pipe" in err and "not a regular file" in err
+    assert not (tmp_path / "out").exists()
