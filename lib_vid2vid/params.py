@@ -404,7 +404,8 @@ class Settings:
         self._validate_schedules()
 
     def _validate_schedules(self) -> None:
-        """Syntax of every schedule, and the range of those that are constant (the rest: ScheduleStage.begin)."""
+        """Syntax of every schedule, and the range of those that are constant (the rest need the plan:
+        ``stages.check_schedules``, before a job folder exists)."""
         from .prompts import PromptSchedule
         from .schedule import compile_expr
 
