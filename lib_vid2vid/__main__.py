@@ -8,6 +8,7 @@ settings and the pipeline. Re-running the same command resumes an unfinished job
 from __future__ import annotations
 
 import argparse
+import math
 import signal
 import sys
 import threading
@@ -17,10 +18,29 @@ from .errors import Vid2VidError
 
 EXIT_ERROR = 1
 EXIT_INTERRUPTED = 130
+EXIT_USAGE = 2
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse whose errors are one line (the usage of ~100 flags would bury them), exit status 2."""
+
+    def error(self, message: str):
+        self.exit(EXIT_USAGE, f"error: {message} (--help lists the options)\n")
+
+
+def _seconds(text: str) -> float:
+    """argparse ``type`` of --timeout: a finite number of seconds above 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"{text!r}: give a number of seconds above 0, e.g. 600")
+    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(
+    ap = _Parser(
         prog="python -m lib_vid2vid",
         description="Restyle a video with Stable Diffusion img2img, frame by frame, with little flicker. "
                     "Re-running the same command resumes an unfinished job.",
@@ -40,7 +60,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--upload", action="store_true",
                      help="with --submit: send the video's bytes (base64) instead of its path, for a WebUI on "
                           "another machine")
-    run.add_argument("--timeout", type=float, default=600.0, help="seconds to wait for one frame (default 600)")
+    run.add_argument("--timeout", type=_seconds, default=600.0, help="seconds to wait for one frame (default 600)")
     run.add_argument("--resume", metavar="JOB", help="resume this job (folder, name or id) with its own settings")
     run.add_argument("--new", action="store_true", help="start a new job even if an unfinished one matches")
     run.add_argument("--list-jobs", action="store_true", help="list the jobs in the output folder and exit")

@@ -11,10 +11,12 @@ class Vid2VidError(Exception):
 
 
 class SettingsError(Vid2VidError):
-    """A setting is out of range or malformed. ``field`` names it the way the user typed it."""
+    """A setting is out of range or malformed. ``field`` names it the way the user typed it; ``detail`` is the
+    message without the field (for forms that name the field themselves, such as a CLI flag)."""
 
     def __init__(self, field: str, message: str):
         self.field = field
+        self.detail = message
         super().__init__(f"{field}: {message}")
 
 

@@ -404,7 +404,8 @@ class Settings:
         self._validate_schedules()
 
     def _validate_schedules(self) -> None:
-        """Syntax of every schedule, and the range of those that are constant (the rest: ScheduleStage.begin)."""
+        """Syntax of every schedule, and the range of those that are constant (the rest need the plan:
+        ``stages.check_schedules``, before a job folder exists)."""
         from .prompts import PromptSchedule
         from .schedule import compile_expr
 
@@ -652,8 +653,16 @@ def add_cli_arguments(parser: argparse.ArgumentParser, *, skip: Iterable[str] = 
 
 
 def _cli_number(spec: Spec):
+    """argparse ``type`` of a numeric flag: the spec's type and range, so the CLI accepts what the UI and API do.
+
+    A bad value is an argparse error (one line naming the flag, exit status 2), not a traceback."""
     def parse(text: str):
-        return coerce(spec, text)
+        try:
+            value = coerce(spec, text)
+            check_range(spec, value)
+        except SettingsError as exc:
+            raise argparse.ArgumentTypeError(exc.detail) from None
+        return value
     parse.__name__ = spec.type.__name__
     return parse
 

@@ -601,14 +601,18 @@ def run_job(settings: Settings, renderer: Renderer, *, resume: str | Path | None
     """Run (or resume) a whole job: probe, plan, frames, then the final video with audio."""
     from .export import attach_export, finalize_job
     from .postprocess import validate_settings
-    from .stages import build_stages
+    from .stages import build_stages, check_schedules
 
     if resume is not None:
         job, settings = open_or_create_job(settings, None, resume=resume)
         info = video.probe(settings.video.input)
     else:
         info = video.probe(settings.video.input)
-        validate_settings(settings)  # a bad upscaler or ratio fails before a job folder exists
+        # a bad upscaler or ratio, a schedule out of range at some frame, a bad prompt folder: all fail
+        # before a job folder exists
+        validate_settings(settings)
+        plan = make_plan(settings, info)
+        check_schedules(settings, plan.total, float(plan.fps))
         job, settings = open_or_create_job(settings, info, new=new)
     plan = make_plan(settings, info)
     job.manifest["plan"] = {"width": plan.width, "height": plan.height, "fps": f"{plan.fps.numerator}/"

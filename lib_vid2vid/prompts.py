@@ -34,7 +34,8 @@ Folder of files (``PromptSchedule.from_folder``)
 ``*.txt`` files whose name (before ``.txt``) ends in digits, e.g. ``00012.txt`` or ``frame_12.txt``; the
 number minus ``first_number`` (default 0; use 1 for folders numbered from 1) is the frame. Other files are
 ignored; two files for one frame are an error. Each file holds ``prompt --neg negative`` (UTF-8, may span
-lines; surrounding blanks are stripped). Files are read when their frame is asked for.
+lines; surrounding blanks are stripped). ``check(total)`` reads every file the job uses once at job start,
+and ``for_frame`` reads a frame's file again when it is asked for.
 
 A frame without a file is handled by ``missing``:
 
@@ -253,14 +254,19 @@ class FolderPrompts(PromptSchedule):
         )
 
     def check(self, total: int) -> None:
-        for i in range(total):
-            self._path(i)
+        """Every frame has its file (or a fallback), and every file it uses is read once: UTF-8, a prompt."""
+        used = {self._path(i) for i in range(total)}
+        for path in sorted(p for p in used if p is not None):
+            self._read(path)
 
     def for_frame(self, index: int) -> tuple[str, str]:
         super().for_frame(index)
         path = self._path(index)
         if path is None:
             return self.base_prompt, self.base_negative
+        return self._read(path)
+
+    def _read(self, path: Path) -> tuple[str, str]:
         try:
             text = path.read_text(encoding="utf-8-sig")
         except UnicodeDecodeError:

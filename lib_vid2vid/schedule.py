@@ -30,11 +30,12 @@ Rejected with a clear error: attribute access (``x.y``), subscripts (``x[0]``), 
 lists/tuples/dicts/sets, keyword or ``*`` arguments, assignment expressions, f-strings, bit operators,
 ``is``/``in``, statements such as ``import`` (a syntax error in an expression).
 
-Bounds: at most :data:`MAX_SOURCE_CHARS` characters, :data:`MAX_NODES` syntax nodes and
-:data:`MAX_DEPTH` levels of nesting; ``|exponent| <= MAX_EXPONENT`` for ``**``/``pow``; every
-intermediate value must be finite with ``|x| <= MAX_MAGNITUDE``. The evaluation budget follows from the
-shape of the language: there are no loops, no recursion and no user functions, every allowed function is
-O(1), so one evaluation runs each of the at most ``MAX_NODES`` nodes at most once.
+Bounds: at most :data:`MAX_SOURCE_CHARS` characters, :data:`MAX_NODES` syntax nodes and :data:`MAX_DEPTH`
+levels of nesting (brackets, calls, unary operators; a flat chain such as ``a + b - c + ...`` or
+``x if c else y if d else ...`` is one level however long); ``|exponent| <= MAX_EXPONENT`` for
+``**``/``pow``; every intermediate value must be finite with ``|x| <= MAX_MAGNITUDE``. The evaluation budget
+follows from the shape of the language: there are no loops, no recursion and no user functions, every
+allowed function is O(1), so one evaluation runs each of the at most ``MAX_NODES`` nodes at most once.
 
 Sub-expressions without variables are folded at compile time, so ``9**9**9`` or ``1/0`` fail at job start;
 an expression without variables becomes a constant and :meth:`Expr.evaluate` just returns it.
@@ -496,7 +497,26 @@ class _Compiler:
             if depth > MAX_DEPTH:
                 raise _Fail(self.at(node), f"expression is nested too deeply (more than {MAX_DEPTH} levels)")
             for child in ast.iter_child_nodes(node):
-                stack.append((child, depth + 1))
+                stack.append((child, depth if _continues_chain(node, child) else depth + 1))
+
+
+_PRECEDENCE = {ast.Add: 1, ast.Sub: 1, ast.Mult: 2, ast.Div: 2, ast.FloorDiv: 2, ast.Mod: 2, ast.Pow: 3}
+
+
+def _continues_chain(parent: ast.AST, child: ast.AST) -> bool:
+    """True when ``child`` is the next link of a flat chain, not a nested level.
+
+    ``a + b - c + d`` parses as ``((a + b) - c) + d``: each operator of the same precedence holds the chain so
+    far as its left operand (``**`` as its right one); ``x if c else y if d else z`` holds the rest of the
+    chain as its ``else``. Written without brackets these are one level however long (the node limit bounds
+    them); brackets, calls, unary operators and a change of precedence each add a level.
+    """
+    if isinstance(parent, ast.BinOp) and isinstance(child, ast.BinOp):
+        level = _PRECEDENCE.get(type(parent.op))
+        if level is None or level != _PRECEDENCE.get(type(child.op)):
+            return False
+        return child is (parent.right if isinstance(parent.op, ast.Pow) else parent.left)
+    return isinstance(parent, ast.IfExp) and isinstance(child, ast.IfExp) and child is parent.orelse
 
 
 def _compile_span(field: str, src: _Source, start: int, end: int, used: set[str]) -> _Node:

@@ -85,30 +85,9 @@ class ScheduleStage(Stage):
         self.fps = 1.0
 
     def begin(self, run: Run) -> None:
-        from .prompts import PromptSchedule
-        from .schedule import compile_expr
-
-        t = self.settings.temporal
-        s = self.settings.sampling
         self.total = run.plan.total
         self.fps = float(run.plan.fps)
-        loops = t.loopback_passes
-        self.exprs = {}
-        for name, (lo, hi) in schedule_ranges().items():
-            text = getattr(t, name)
-            if not text.strip():
-                continue
-            expr = compile_expr(name, text)
-            expr.check_range(lo, hi, total=self.total, fps=self.fps, loops=loops)
-            self.exprs[name] = expr
-        if t.prompt_schedule.strip():
-            self.prompts = PromptSchedule.from_text(t.prompt_schedule, s.prompt, s.negative_prompt,
-                                                    field="prompt_schedule")
-        elif t.prompt_folder.strip():
-            self.prompts = PromptSchedule.from_folder(t.prompt_folder, s.prompt, s.negative_prompt,
-                                                      field="prompt_folder")
-        if self.prompts is not None:
-            self.prompts.check(self.total)
+        self.exprs, self.prompts = check_schedules(self.settings, self.total, self.fps)
 
     def values(self, index: int, loop: int) -> dict:
         """This frame's schedule values, keyed by the setting they replace (``SCHEDULES``)."""
@@ -139,6 +118,36 @@ class ScheduleStage(Stage):
             req.subseed_strength = float(v["variation_strength"])
         if "prompt" in v:
             req.prompt, req.negative_prompt = v["prompt"]
+
+
+def check_schedules(settings: Settings, total: int, fps: float) -> tuple[dict, object | None]:
+    """Compile every non-empty schedule and evaluate it at every frame ``0 .. total-1`` of every pass, against
+    the range of the setting it replaces; build the prompt schedule or folder and check it for every frame.
+
+    Returns (compiled schedules by field name, the prompt schedule or None). Raises a ScheduleError /
+    SettingsError naming the field (and the frame) on the first problem. ``run_job`` calls it with the job's
+    plan before a job folder exists; ``ScheduleStage.begin`` again for the run (a resumed job too).
+    """
+    from .prompts import PromptSchedule
+    from .schedule import compile_expr
+
+    t, s = settings.temporal, settings.sampling
+    exprs = {}
+    for name, (lo, hi) in schedule_ranges().items():
+        text = getattr(t, name)
+        if not text.strip():
+            continue
+        expr = compile_expr(name, text)
+        expr.check_range(lo, hi, total=total, fps=fps, loops=t.loopback_passes)
+        exprs[name] = expr
+    prompts = None
+    if t.prompt_schedule.strip():
+        prompts = PromptSchedule.from_text(t.prompt_schedule, s.prompt, s.negative_prompt, field="prompt_schedule")
+    elif t.prompt_folder.strip():
+        prompts = PromptSchedule.from_folder(t.prompt_folder, s.prompt, s.negative_prompt, field="prompt_folder")
+    if prompts is not None:
+        prompts.check(total)
+    return exprs, prompts
 
 
 # --------------------------------------------------------------------------------------- sigmas

@@ -30,6 +30,7 @@ import errno
 import math
 import os
 import shutil
+import stat
 import uuid
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass
@@ -143,12 +144,32 @@ def _open_input(path) -> av.container.InputContainer:
         raise VideoError(f"Video not found: {p}: check the path")
     if p.is_dir():
         raise VideoError(f"{p} is a folder, not a video file: give the path of a video file")
+    kind = _special_kind(p)
+    if kind:  # FFmpeg would wait on a pipe with no writer, or read a device forever
+        raise VideoError(f"{p} is {kind}, not a regular file: give a video file (copy the stream to a file first)")
     try:
         return av.open(str(p), mode="r", metadata_errors="ignore")
     except (av.FFmpegError, OSError, UnicodeDecodeError, ValueError) as e:
         raise VideoError(
             f"{_name(p)} is not a video or cannot be read ({_reason(e)}): use a video file such as mp4, mkv, webm or mov"
         ) from None
+
+
+def _special_kind(path: Path) -> str:
+    """"" for a regular file (or one that cannot be stat'ed: opening it reports why), else what it is."""
+    try:
+        mode = path.stat().st_mode
+    except OSError:
+        return ""
+    if stat.S_ISREG(mode):
+        return ""
+    if stat.S_ISFIFO(mode):
+        return "a named pipe (FIFO)"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "a device"
+    return "a special file"
 
 
 def _reason(e: BaseException) -> str:

@@ -50,12 +50,12 @@ def test_bad_input_is_one_line_without_traceback(tmp_path, make, fragment):
 
 def test_bad_setting_names_the_flag(clip, tmp_path):
     r = cli(clip, "--renderer", "proxy", "--denoise", "2", "--output-dir", tmp_path / "out")
-    assert r.returncode == 1 and "denoise" in r.stderr and "maximum" in r.stderr and "Traceback" not in r.stderr
+    assert r.returncode == 2 and "--denoise" in r.stderr and "denoise" in r.stderr and "maximum" in r.stderr and "Traceback" not in r.stderr
 
 
 def test_size_limits_are_enforced(clip, tmp_path):
     r = cli(clip, "--renderer", "proxy", "--width", "8192", "--output-dir", tmp_path / "out")
-    assert r.returncode == 1 and "width" in r.stderr and "4096" in r.stderr
+    assert r.returncode == 2 and "width" in r.stderr and "4096" in r.stderr
 
 
 def test_unwritable_output_folder(clip, tmp_path):
@@ -70,3 +70,73 @@ def test_help_lists_settings_by_tab():
     assert r.returncode == 0
     for text in ("Video:", "Sampling:", "--fps", "--init-mode", "--api-url", "--resume"):
         assert text in r.stdout
+
+
+BAD_NUMBERS = [
+    ("--denoise", "abc", "not a number"),
+    ("--steps", "1e3", "not a whole number"),
+    ("--width", "64.5", "not a whole number"),
+    ("--fps", "nan", "not a number"),
+    ("--start", "nan", "not a number"),
+    ("--end", "inf", "not a number"),
+    ("--max-frames", "x", "not a whole number"),
+    ("--cfg-scale", "-inf", "not a number"),
+    ("--denoise", "2", "above the maximum 1"),
+    ("--timeout", "0", "above 0"),
+    ("--timeout", "-1", "above 0"),
+    ("--timeout", "nan", "above 0"),
+    ("--timeout", "inf", "above 0"),
+    ("--timeout", "soon", "not a number"),
+]
+
+
+@pytest.mark.parametrize("flag,value,fragment", BAD_NUMBERS, ids=[f"{f}={v}" for f, v, _ in BAD_NUMBERS])
+def test_bad_number_flag_is_one_line_and_exit_2(tmp_path, capsys, flag, value, fragment):
+    from lib_vid2vid.__main__ import main
+
+    out = tmp_path / "out"
+    with pytest.raises(SystemExit) as ex:
+        main([str(tmp_path / "clip.mp4"), "--renderer", "proxy", "--output-dir", str(out), f"{flag}={value}"])
+    assert ex.value.code == 2
+    cap = capsys.readouterr()
+    lines = [ln for ln in cap.err.splitlines() if ln.strip()]
+    assert len(lines) == 1, cap.err
+    assert lines[0].startswith("error: ") and flag in lines[0] and fragment in lines[0], lines[0]
+    assert not out.exists()
+
+
+def test_bad_number_flag_from_the_shell_has_no_traceback(tmp_path):
+    r = cli(tmp_path / "clip.mp4", "--renderer", "proxy", "--steps", "1e3")
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert r.stderr.strip().splitlines() == [r.stderr.strip()] and "--steps" in r.stderr
+
+
+@pytest.mark.parametrize("flag,value,fragment", [
+    ("--denoise-schedule", "0.2-frame*0.1", "denoise_schedule: gives -0.1 at frame 3"),
+    ("--prompt-folder", "nowhere", "prompt_folder: "),
+])
+def test_plan_dependent_errors_leave_no_job_folder(clip, tmp_path, flag, value, fragment):
+    r = cli(clip, "--renderer", "proxy", "--max-frames", "8", "--output-dir", tmp_path / "out", flag, value,
+            cwd=tmp_path)
+    assert r.returncode == 1 and "Traceback" not in r.stderr
+    lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: ") and fragment in lines[0], r.stderr
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs POSIX FIFOs")
+def test_fifo_input_is_refused_at_once(tmp_path):
+    fifo = tmp_path / "input.mp4"
+    os.mkfifo(fifo)
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen([sys.executable, "-m", "lib_vid2vid", str(fifo), "--renderer", "proxy",
+                             "--output-dir", str(tmp_path / "out")], stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        _, err = proc.communicate(timeout=60)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.communicate()
+        pytest.fail("the CLI blocked on a FIFO input")
+    assert proc.returncode == 1 and err.strip().splitlines() == [err.strip()]
+    assert "named pipe" in err and "not a regular file" in err
+    assert not (tmp_path / "out").exists()

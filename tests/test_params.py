@@ -97,8 +97,11 @@ def test_cli_flags_come_from_the_specs():
 def test_cli_rejects_out_of_range_with_field_message(capsys):
     ap = argparse.ArgumentParser()
     params.add_cli_arguments(ap)
-    with pytest.raises(SettingsError, match="denoise"):
-        params.settings_from_cli(ap.parse_args(["--denoise", "3"]))
+    for value, message in (("3", "3 is above the maximum 1"), ("nan", "'nan' is not a number"),
+                           ("x", "'x' is not a number")):
+        with pytest.raises(SystemExit):
+            ap.parse_args(["--denoise", value])
+        assert f"argument --denoise: {message}" in capsys.readouterr().err
 
 
 def test_strategies_are_valid_settings():
@@ -116,3 +119,19 @@ def test_defaults_are_the_recommended_strategy():
     defaults = Settings()
     for name, value in params.STRATEGIES["recommended"].items():
         assert defaults.get(name) == value, name
+
+
+def test_every_numeric_setting_rejects_non_finite_values_in_cli_api_and_ui(capsys):
+    ap = argparse.ArgumentParser()
+    params.add_cli_arguments(ap)
+    numeric = [s for s in SPECS if s.type in (int, float)]
+    assert len(numeric) > 30
+    for spec in numeric:
+        for bad in ("nan", "inf", "-inf"):
+            if spec.cli:
+                with pytest.raises(SystemExit):
+                    ap.parse_args([f"{spec.flag}={bad}"])
+                assert f"argument {spec.flag}: " in capsys.readouterr().err
+            with pytest.raises(SettingsError) as err:  # what the UI and the API go through
+                Settings.from_dict({spec.name: float(bad)})
+            assert err.value.field == spec.name

@@ -319,3 +319,45 @@ def test_bad_post_settings_fail_before_a_job_folder_exists(clip, tmp_path):
     with pytest.raises(Vid2VidError, match="upscaler"):
         run_job(_settings(clip, tmp_path, upscaler="no-such-upscaler"), ProxyRenderer())
     assert not (tmp_path / "out").exists() or not list((tmp_path / "out").iterdir())
+
+
+def _prompt_folder(tmp_path, texts):
+    folder = tmp_path / "prompts"
+    folder.mkdir()
+    for k, text in texts.items():
+        (folder / f"{k:06d}.txt").write_bytes(text.encode("utf-8") if isinstance(text, str) else text)
+    return str(folder)
+
+
+BAD_PLANS = {
+    # frame-dependent schedules fail their range only at some frames of the plan (12 frames, 2 passes)
+    "denoise-falls-below-0": (dict(denoise_schedule="0.2-frame*0.1"), "denoise_schedule", "at frame 3"),
+    "steps-above-150-late": (dict(steps_schedule="20 + frame*12"), "steps_schedule", "at frame 11"),
+    "alpha-in-pass-2": (dict(loopback_passes=2, loopback_alpha_schedule="0.5 + loop"), "loopback_alpha_schedule",
+                        "loop 1"),
+    "keyframes": (dict(cfg_schedule="0: 7, 11: 40"), "cfg_schedule", "gives 31 at frame 8"),
+    "no-such-folder": (dict(prompt_folder="{tmp}/nowhere"), "prompt_folder", "is not a folder"),
+    "file-missing": (dict(prompt_folder={k: "a cat" for k in range(11)}), "prompt_folder", "frame 11"),
+    "empty-file": (dict(prompt_folder={**{k: "a cat" for k in range(12)}, 7: "  "}), "prompt_folder",
+                   "000007.txt has no prompt"),
+    "not-utf8": (dict(prompt_folder={**{k: "a cat" for k in range(12)}, 9: b"\xff\xfe\xfa"}), "prompt_folder",
+                 "not UTF-8"),
+}
+
+
+@pytest.mark.parametrize("name", list(BAD_PLANS))
+def test_schedules_and_prompt_sources_fail_over_the_whole_plan_before_a_job_folder_exists(clip, tmp_path, name):
+    from lib_vid2vid.errors import SettingsError
+
+    changes, field, words = BAD_PLANS[name]
+    changes = dict(changes)
+    if isinstance(changes.get("prompt_folder"), dict):
+        changes["prompt_folder"] = _prompt_folder(tmp_path, changes["prompt_folder"])
+    elif "prompt_folder" in changes:
+        changes["prompt_folder"] = changes["prompt_folder"].format(tmp=tmp_path)
+    s = _settings(clip, tmp_path, max_frames=12, **changes)  # settings alone cannot tell: they pass
+    with pytest.raises(SettingsError) as err:
+        run_job(s, ProxyRenderer())
+    assert err.value.field == field and words in str(err.value), str(err.value)
+    out = tmp_path / "out"
+    assert not out.exists() or not any(out.iterdir()), list(out.iterdir())

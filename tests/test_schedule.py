@@ -263,3 +263,38 @@ def test_source_never_uses_eval_exec_compile():
     assert {o for o, a in attrs if a == "compile"} <= {"re"}  # only regular expressions are compiled
     imported = {a.name for n in ast.walk(tree) if isinstance(n, (ast.Import, ast.ImportFrom)) for a in n.names}
     assert not imported & {"os", "subprocess", "builtins", "importlib"}
+
+
+@pytest.mark.parametrize("op", ["+", "-", "*", "/"])
+def test_long_flat_chains_are_not_nesting(op):
+    # 150 terms of one operator: a flat chain, one level of nesting however long (the node limit bounds it)
+    terms = ["frame"] + ["1"] * 149
+    text = op.join(terms)
+    expr = compile_expr("cfg", text)
+    want = 7.0
+    for _ in range(149):
+        want = {"+": want + 1, "-": want - 1, "*": want * 1, "/": want / 1}[op]
+    assert expr.evaluate(frame=7) == pytest.approx(want)
+
+
+def test_flat_sum_of_terms_with_their_own_brackets():
+    text = " + ".join(f"0.001*sin(frame+{k})" for k in range(45))
+    expr = compile_expr("denoise", text)
+    assert expr.evaluate(frame=3) == pytest.approx(sum(0.001 * math.sin(3 + k) for k in range(45)))
+
+
+def test_chained_conditionals_are_not_nesting():
+    text = " else ".join(f"{k} if frame < {k} " for k in range(1, 45)) + " else 99"
+    expr = compile_expr("steps", text)
+    assert expr.evaluate(frame=10) == 11 and expr.evaluate(frame=100) == 99
+
+
+@pytest.mark.parametrize("text", [
+    "(frame + " * 41 + "1" + ")" * 41,            # brackets: 41 real levels
+    "frame * (1 + (2 * " * 21 + "1" + "))" * 21,  # alternating operators inside brackets
+    "abs(" * 41 + "frame" + ")" * 41,             # calls
+    "1 if (" * 41 + "frame" + ") else 2" * 41,    # conditions nested in the condition
+])
+def test_real_nesting_is_still_limited(text):
+    with pytest.raises(ScheduleError, match="nested too deeply"):
+        compile_expr("cfg", text)

@@ -340,6 +340,58 @@ def test_folder_instead_of_file(tmp_path):
     assert "folder" in one_line(e.value)
 
 
+def _probe_bounded(path, seconds=20.0):
+    """V.probe(path) on a thread: (exception or result). A probe that blocks (on a FIFO with no writer) fails the
+    test after ``seconds``; the FIFO is then opened for writing once so the blocked reader returns."""
+    import threading
+
+    box = {}
+
+    def target():
+        try:
+            box["result"] = V.probe(path)
+        except BaseException as exc:  # noqa: BLE001 - handed to the test
+            box["result"] = exc
+
+    th = threading.Thread(target=target, daemon=True)
+    th.start()
+    th.join(seconds)
+    if th.is_alive():
+        if Path(path).is_fifo():
+            os.close(os.open(path, os.O_WRONLY | os.O_NONBLOCK))  # unblock the reader
+        th.join(10)
+        pytest.fail(f"probe({path}) blocked for {seconds} s")
+    return box["result"]
+
+
+def _unix_socket(path):
+    import socket
+
+    s = socket.socket(socket.AF_UNIX)
+    s.bind(str(path))
+    return s
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs POSIX FIFOs")
+@pytest.mark.parametrize("kind", ["fifo", "device", "socket"])
+def test_non_regular_input_is_refused_before_opening(tmp_path, kind):
+    path, keep = tmp_path / "input.mp4", None
+    if kind == "fifo":
+        os.mkfifo(path)
+    elif kind == "device":
+        path = Path(os.devnull)
+    else:
+        path = tmp_path / "in.sock"  # AF_UNIX paths are short
+        keep = _unix_socket(path)
+    try:
+        err = _probe_bounded(path)
+    finally:
+        if keep is not None:
+            keep.close()
+    assert isinstance(err, VideoError), err
+    assert "not a regular file" in one_line(err) and "give a video file" in str(err)
+
+
 def test_audio_only_file(tmp_path):
     with pytest.raises(VideoError) as e:
         V.probe(make_audio_only(tmp_path / "sound.m4a"))

@@ -4,13 +4,25 @@ Start the WebUI with ``--api``. Each frame is one ``POST /sdapi/v1/img2img``. A 
 sent as a list over the API; a karras / exponential / polyexponential override is mapped to the host's
 scheduler of that name plus its ``sigma_min``/``sigma_max``/``rho`` options (``override_settings``), which
 gives the same schedule; other schedules fall back to the host's with a warning.
+
+Transport: ``http.client`` from the standard library, one connection per request, so that this module owns
+the socket. ``timeout`` is a deadline for the whole request (connect, send, reply headers and body): a
+watchdog thread shuts the socket down when it passes, so a server that trickles bytes cannot hold a frame
+longer. A reply is read in chunks and refused once it exceeds :func:`reply_limit` bytes; it must be a JSON
+object. Redirects are not followed: the error names the address to use instead. Every failure is a
+one-line :class:`~lib_vid2vid.errors.RendererError`.
 """
 
 from __future__ import annotations
 
 import base64
+import http.client
 import io
 import json
+import socket
+import threading
+import time
+import urllib.parse
 from typing import Any
 
 import numpy as np
@@ -20,6 +32,27 @@ from ..errors import RendererError
 from ..renderer import RenderRequest
 
 DEFAULT_URL = "http://127.0.0.1:7860"
+
+MIB = 1 << 20
+REPLY_BASE_BYTES = 4 * MIB
+"""What every reply may hold besides its images (the info text, the echoed parameters)."""
+EXTRA_IMAGES = 4
+"""Images a reply may carry beyond the batch (ControlNet's detected maps and the like)."""
+REPLY_BYTES_PER_PIXEL = 8
+"""Bound on a base64 PNG's bytes per pixel: RGBA is 4, PNG adds well under 1 % to incompressible pixels,
+base64 multiplies by 4/3 (< 5.4); the rest is margin."""
+SMALL_REPLY_LIMIT = 16 * MIB
+"""Replies without images: the options, a whole-job submit."""
+MAX_PIXELS_FACTOR = 16
+"""A returned image may have at most this many times the requested pixels (4x each side) before it is decoded."""
+CHECK_TIMEOUT = 30.0
+"""Longest wait for the start-up check, in seconds."""
+
+
+def reply_limit(width: int, height: int, images: int) -> int:
+    """Most bytes an img2img reply for ``images`` images of ``width`` x ``height`` pixels may have:
+    ``REPLY_BASE_BYTES + (images + EXTRA_IMAGES) * width * height * REPLY_BYTES_PER_PIXEL``."""
+    return REPLY_BASE_BYTES + (images + EXTRA_IMAGES) * width * height * REPLY_BYTES_PER_PIXEL
 
 
 def encode_image(rgb: np.ndarray) -> str:
@@ -35,27 +68,106 @@ def encode_mask(mask: np.ndarray) -> str:
     return base64.b64encode(buf.getvalue()).decode("ascii")
 
 
-def decode_image(data: str) -> np.ndarray:
+def decode_image(data: str, *, max_pixels: int | None = None) -> np.ndarray:
+    """A base64 image (optionally a ``data:`` URL) -> RGB uint8 HWC; more than ``max_pixels`` is refused
+    before the pixels are decoded."""
     if "," in data[:100] and data.startswith("data:"):
         data = data.split(",", 1)[1]
     try:
         img = Image.open(io.BytesIO(base64.b64decode(data)))
+        if max_pixels is not None and img.width * img.height > max_pixels:
+            raise RendererError(f"The WebUI returned a {img.width}x{img.height} image, far larger than the frame "
+                                f"asked for: check the WebUI's scripts and extensions that change the size")
         return np.asarray(img.convert("RGB"))
+    except RendererError:
+        raise
     except Exception as exc:  # noqa: BLE001
-        raise RendererError(f"The WebUI returned an image that cannot be decoded ({exc})") from None
+        reason = _one_line(str(exc)) or type(exc).__name__
+        raise RendererError(f"The WebUI returned an image that cannot be decoded ({reason})") from None
 
 
-def _detail(resp) -> str:
+def _one_line(text: str, limit: int = 300) -> str:
+    """``text`` with every run of blanks and line breaks made one space, cut to ``limit`` characters."""
+    return " ".join(str(text).split())[:limit]
+
+
+def _kind(value: Any) -> str:
+    """How a JSON value is named in a message: 'a list', 'null', 'the number 123' ..."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return f"the boolean {str(value).lower()}"
+    if isinstance(value, (int, float)):
+        return f"the number {value!r}"
+    if isinstance(value, str):
+        return "an empty text" if not value else "a text"
+    return {list: "a list", dict: "an object"}.get(type(value), type(value).__name__)
+
+
+def _detail(data: bytes | bytearray, content_type: str) -> str:
+    """The one-line reason of an HTTP error reply (FastAPI's ``detail``, an ``error`` field, or its text)."""
     try:
-        body = resp.json()
-    except ValueError:
-        return (resp.text or "").strip().splitlines()[0][:300] if resp.text else ""
+        body = json.loads(data)
+    except (ValueError, RecursionError):
+        text = data[:2000].decode("utf-8", errors="replace")
+        if "html" in content_type or text.lstrip().startswith("<"):
+            return "an HTML error page"
+        return _one_line(text)
     if isinstance(body, dict):
         for key in ("detail", "error", "errors", "message"):
             if body.get(key):
                 val = body[key]
-                return (val if isinstance(val, str) else json.dumps(val))[:300]
-    return str(body)[:300]
+                return _one_line(val if isinstance(val, str) else json.dumps(val))
+    return _one_line(json.dumps(body))
+
+
+def _looks_html(data: bytes | bytearray, content_type: str) -> bool:
+    return "html" in content_type.lower() or data.lstrip()[:1] == b"<"
+
+
+class _Address:
+    """A WebUI address split for ``http.client``: scheme, host, port, path prefix, optional basic auth."""
+
+    def __init__(self, url: str):
+        text = str(url).strip()
+        if "://" not in text:
+            raise RendererError(f"WebUI address {text!r} has no scheme: write it as http://{text}")
+        try:
+            parts = urllib.parse.urlsplit(text)
+            port = parts.port
+        except ValueError as exc:
+            raise RendererError(f"WebUI address {text!r} is not valid ({_one_line(str(exc))}): write it like "
+                                f"{DEFAULT_URL}") from None
+        if parts.scheme.lower() not in ("http", "https"):
+            raise RendererError(f"WebUI address {text!r} must start with http:// or https://, like {DEFAULT_URL}")
+        if not parts.hostname:
+            raise RendererError(f"WebUI address {text!r} has no host: write it like {DEFAULT_URL}")
+        self.https = parts.scheme.lower() == "https"
+        self.host = parts.hostname
+        self.port = port
+        self.prefix = parts.path.rstrip("/")
+        self.headers: dict[str, str] = {}
+        if parts.username is not None:  # --api-auth user:password given as http://user:password@host
+            cred = f"{urllib.parse.unquote(parts.username)}:{urllib.parse.unquote(parts.password or '')}"
+            self.headers["Authorization"] = "Basic " + base64.b64encode(cred.encode("utf-8")).decode("ascii")
+        netloc = f"[{self.host}]" if ":" in self.host else self.host
+        self.shown = f"{parts.scheme.lower()}://{netloc}{'' if port is None else f':{port}'}{self.prefix}"
+        """The address for messages (no credentials)."""
+
+    def connection(self, timeout: float) -> http.client.HTTPConnection:
+        cls = http.client.HTTPSConnection if self.https else http.client.HTTPConnection
+        return cls(self.host, self.port, timeout=timeout)
+
+
+def check_timeout(timeout: float) -> float:
+    """A deadline in seconds: finite and above 0 (else RendererError)."""
+    try:
+        value = float(timeout)
+    except (TypeError, ValueError):
+        value = float("nan")
+    if not (value > 0 and value != float("inf")):
+        raise RendererError(f"timeout {timeout!r}: give a number of seconds above 0, e.g. 600")
+    return value
 
 
 SCHEDULER_FOR = {"karras": "Karras", "exponential": "Exponential", "polyexponential": "Polyexponential"}
@@ -63,53 +175,131 @@ SCHEDULER_FOR = {"karras": "Karras", "exponential": "Exponential", "polyexponent
 
 
 class WebUIApiRenderer:
-    """``render`` posts one img2img request per frame to ``url``."""
+    """``render`` posts one img2img request per frame to ``url``; ``timeout`` (seconds) bounds each request."""
 
     sigma_schedules = tuple(SCHEDULER_FOR)
 
-    def __init__(self, url: str = DEFAULT_URL, *, timeout: float = 600.0, session=None,
+    def __init__(self, url: str = DEFAULT_URL, *, timeout: float = 600.0,
                  override_settings: dict[str, Any] | None = None):
-        import requests
-
-        self.url = url.rstrip("/")
-        self.timeout = timeout
-        self.session = session or requests.Session()
+        self.address = _Address(url)
+        self.url = self.address.shown
+        self.timeout = check_timeout(timeout)
         self.override_settings = dict(override_settings or {})
 
-    def _post(self, path: str, payload: dict[str, Any]) -> dict[str, Any]:
-        import requests
+    # ---- transport ----
 
+    def _call(self, method: str, path: str, payload: dict[str, Any] | None = None, *, limit: int,
+              timeout: float, not_found: str) -> dict[str, Any]:
+        """One request; its reply as a JSON object, or a one-line RendererError."""
+        status, headers, data = self._exchange(method, path, payload, limit=limit, timeout=timeout)
+        content_type = headers.get("Content-Type") or ""
+        if 300 <= status < 400:
+            where = _one_line(headers.get("Location") or "another address", 200)
+            raise RendererError(f"The WebUI at {self.url} redirected {path} to {where}: give the address of the "
+                                f"WebUI itself (--api-url)")
+        if status == 404:
+            raise RendererError(not_found)
+        if status >= 400:
+            raise RendererError(f"The WebUI answered HTTP {status} for {path}: {_detail(data, content_type)}")
         try:
-            resp = self.session.post(self.url + path, json=payload, timeout=self.timeout)
-        except requests.ConnectionError:
-            raise RendererError(f"Cannot reach the WebUI at {self.url}: start it with --api (or give --api-url), "
-                                f"then run the same command again to resume") from None
-        except requests.Timeout:
-            raise RendererError(f"The WebUI at {self.url} did not answer within {self.timeout:g} s: check it is "
-                                f"not stuck, then run again to resume") from None
-        if resp.status_code == 404:
-            raise RendererError(f"{self.url}{path} not found: start the WebUI with --api")
-        if resp.status_code >= 400:
-            raise RendererError(f"The WebUI answered HTTP {resp.status_code} for {path}: {_detail(resp)}")
+            body = json.loads(data)
+        except (ValueError, RecursionError):
+            what = "an HTML page" if _looks_html(data, content_type) else "something that is not JSON"
+            raise RendererError(f"{self.url} answered {path} with {what}, not the WebUI's API: check --api-url "
+                                f"and that the WebUI runs with --api") from None
+        if not isinstance(body, dict):
+            raise RendererError(f"{self.url} answered {path} with {_kind(body)} instead of a JSON object: check "
+                                f"--api-url points at the WebUI (A1111 or Forge) started with --api")
+        return body
+
+    def _exchange(self, method: str, path: str, payload: dict[str, Any] | None, *, limit: int,
+                  timeout: float) -> tuple[int, http.client.HTTPMessage, bytearray]:
+        """Send one request and read the reply (status, headers, body) within ``timeout`` seconds in all."""
+        deadline = time.monotonic() + timeout
+        body = None if payload is None else json.dumps(payload).encode("utf-8")
+        conn = self.address.connection(timeout)
+        expired = threading.Event()
+        watchdog = None
         try:
-            return resp.json()
-        except ValueError:
-            raise RendererError(f"The WebUI answered {path} with something that is not JSON") from None
+            try:
+                conn.connect()  # bounded by the socket timeout
+            except (OSError, http.client.HTTPException) as exc:
+                if isinstance(exc, TimeoutError):
+                    raise
+                reason = _one_line(getattr(exc, "strerror", None) or exc) or type(exc).__name__
+                raise RendererError(f"Cannot reach the WebUI at {self.url} ({reason}): start it with --api (or give "
+                                    f"--api-url), then run the same command again to resume") from None
+            sock = conn.sock
+
+            def expire() -> None:
+                expired.set()
+                try:
+                    sock.shutdown(socket.SHUT_RDWR)  # wakes a blocked send/recv in the request's thread
+                except OSError:
+                    pass
+
+            watchdog = threading.Timer(max(deadline - time.monotonic(), 0.0), expire)
+            watchdog.daemon = True
+            watchdog.start()
+            headers = {"Accept": "application/json", **self.address.headers}
+            if body is not None:
+                headers["Content-Type"] = "application/json"
+            conn.request(method, self.address.prefix + path, body=body, headers=headers)
+            resp = conn.getresponse()
+            data = self._read_body(resp, path, limit)
+            if expired.is_set():
+                raise TimeoutError
+            return resp.status, resp.headers, data
+        except (OSError, http.client.HTTPException) as exc:
+            raise self._transport_error(exc, path, timeout, expired.is_set()) from None
+        finally:
+            if watchdog is not None:
+                watchdog.cancel()
+            conn.close()
+
+    def _read_body(self, resp: http.client.HTTPResponse, path: str, limit: int) -> bytearray:
+        """The reply's body, at most ``limit`` bytes (refused before reading when its length says more); one
+        buffer, never copied, so a reply costs at most ``limit`` bytes of memory before it is parsed."""
+        declared = resp.getheader("Content-Length")
+        length = int(declared) if declared and declared.strip().isdigit() else None
+        if length is not None and length > limit:
+            raise self._too_big(path, limit, f"announces {length / MIB:.1f} MB, more")
+        buf = bytearray()
+        while True:
+            chunk = resp.read1(1 << 16)
+            if not chunk:
+                break
+            buf += chunk
+            if len(buf) > limit:
+                raise self._too_big(path, limit, "sent more")
+        if length is not None and len(buf) < length:
+            raise http.client.IncompleteRead(b"", length - len(buf))
+        return buf
+
+    def _too_big(self, path: str, limit: int, what: str) -> RendererError:
+        return RendererError(f"The WebUI's reply to {path} {what} than the {limit / MIB:.1f} MB such a reply may "
+                             f"have: stopped reading it; check the WebUI's extensions (one may add large images)")
+
+    def _transport_error(self, exc: BaseException, path: str, timeout: float, expired: bool) -> RendererError:
+        """The one-line error for a failure after the connection was made (or a timeout at any point)."""
+        if expired or isinstance(exc, TimeoutError):
+            return RendererError(f"The WebUI at {self.url} did not answer {path} within {timeout:g} s: check it is "
+                                 f"not stuck (or raise --timeout), then run again to resume")
+        if isinstance(exc, http.client.IncompleteRead):
+            return RendererError(f"The WebUI's reply to {path} broke off ({exc.expected} bytes missing): check the "
+                                 f"WebUI's console, then run again to resume")
+        if isinstance(exc, http.client.RemoteDisconnected):
+            return RendererError(f"The WebUI at {self.url} closed the connection without answering {path}: check "
+                                 f"its console, then run again to resume")
+        reason = _one_line(str(exc)) or type(exc).__name__
+        return RendererError(f"The connection to the WebUI at {self.url} failed during {path} ({reason}): check "
+                             f"the WebUI's console, then run again to resume")
 
     def check(self) -> dict[str, Any]:
         """Fail fast (before a job starts) if the WebUI is not reachable; returns its options."""
-        import requests
-
-        try:
-            resp = self.session.get(self.url + "/sdapi/v1/options", timeout=min(self.timeout, 30))
-        except requests.RequestException:
-            raise RendererError(f"Cannot reach the WebUI at {self.url}: start it with --api (or give --api-url)") \
-                from None
-        if resp.status_code == 404:
-            raise RendererError(f"{self.url} has no API: start the WebUI with --api")
-        if resp.status_code >= 400:
-            raise RendererError(f"The WebUI answered HTTP {resp.status_code}: {_detail(resp)}")
-        return resp.json()
+        return self._call("GET", "/sdapi/v1/options", limit=SMALL_REPLY_LIMIT,
+                          timeout=min(self.timeout, CHECK_TIMEOUT),
+                          not_found=f"{self.url} has no API: start the WebUI with --api")
 
     def payload(self, req: RenderRequest) -> dict[str, Any]:
         p: dict[str, Any] = {
@@ -155,13 +345,24 @@ class WebUIApiRenderer:
         return p
 
     def render(self, request: RenderRequest) -> list[np.ndarray]:
-        body = self._post("/sdapi/v1/img2img", self.payload(request))
-        images = body.get("images") or []
         want = request.batch_size * request.n_iter
+        path = "/sdapi/v1/img2img"
+        body = self._call("POST", path, self.payload(request), timeout=self.timeout,
+                          limit=reply_limit(request.width, request.height, want),
+                          not_found=f"{self.url}{path} not found: start the WebUI with --api")
+        images = body.get("images")
+        frame = request.frame_index
+        if not isinstance(images, list):
+            raise RendererError(f"The WebUI's reply for frame {frame} has {_kind(images)} where its list of images "
+                                f"should be: check --api-url points at the WebUI")
         if len(images) < want:
-            raise RendererError(f"The WebUI returned {len(images)} images for frame {request.frame_index}, "
-                                f"expected {want}")
-        return [decode_image(b) for b in images[:want]]
+            raise RendererError(f"The WebUI returned {len(images)} images for frame {frame}, expected {want}")
+        for k, item in enumerate(images[:want]):
+            if not isinstance(item, str) or not item:
+                raise RendererError(f"The WebUI's reply for frame {frame} has {_kind(item)} as image {k + 1}, not "
+                                    f"a base64 image: check --api-url points at the WebUI")
+        max_pixels = MAX_PIXELS_FACTOR * request.width * request.height
+        return [decode_image(b, max_pixels=max_pixels) for b in images[:want]]
 
     def submit_job(self, settings, *, upload: bool = False) -> dict[str, Any]:
         """Run a whole job on the server through its vid2vid Script (``script_name: "vid2vid"``).
@@ -172,21 +373,18 @@ class WebUIApiRenderer:
         """
         from pathlib import Path
 
-        from .. import params
+        from .. import params, video
+        from ..pipeline import output_size
 
         s = settings
-        video_arg = s.video.input
+        info = video.probe(s.video.input)  # first: refuses what is not a video (a FIFO would block the upload)
+        width, height = output_size(info.width, info.height, s.video.width, s.video.height)
         if upload:
             video_arg = base64.b64encode(Path(s.video.input).read_bytes()).decode("ascii")
         else:
-            video_arg = str(Path(video_arg).resolve())
+            video_arg = str(Path(s.video.input).resolve())
         args = params.api_args(s.replace(input=str(Path(s.video.input).resolve())))
         args[params.api_arg_names().index("input")] = video_arg
-        from .. import video
-        from ..pipeline import output_size
-
-        info = video.probe(s.video.input)
-        width, height = output_size(info.width, info.height, s.video.width, s.video.height)
         sm = s.sampling
         body: dict[str, Any] = {
             "init_images": [], "prompt": sm.prompt, "negative_prompt": sm.negative_prompt, "steps": sm.steps,
@@ -197,14 +395,18 @@ class WebUIApiRenderer:
         }
         if sm.scheduler and sm.scheduler != "Automatic":
             body["scheduler"] = sm.scheduler
-        reply = self._post("/sdapi/v1/img2img", body)
+        path = "/sdapi/v1/img2img"
+        reply = self._call("POST", path, body, limit=SMALL_REPLY_LIMIT, timeout=self.timeout,
+                           not_found=f"{self.url}{path} not found: start the WebUI with --api")
+        info_text = reply.get("info")
         try:
-            extra = json.loads(reply.get("info") or "{}").get("extra_generation_params") or {}
-        except ValueError:
-            extra = {}
-        if "vid2vid_status" not in extra:
+            parsed = json.loads(info_text) if isinstance(info_text, str) and info_text else {}
+        except (ValueError, RecursionError):
+            parsed = {}
+        extra = parsed.get("extra_generation_params") if isinstance(parsed, dict) else None
+        if not isinstance(extra, dict) or "vid2vid_status" not in extra:
             raise RendererError(f"The WebUI at {self.url} did not run vid2vid: is the extension installed there?")
         result = {k[len("vid2vid_"):]: v for k, v in extra.items() if k.startswith("vid2vid_")}
         if result.get("status") == "error":
-            raise RendererError(f"vid2vid on the WebUI: {result.get('error')}")
+            raise RendererError(f"vid2vid on the WebUI: {_one_line(result.get('error'))}")
         return result
