@@ -229,13 +229,14 @@ def _model(value: Any) -> str:
     if not isinstance(value, Mapping):
         return "none" if value is None else _short(value)
     name, digest = value.get("name"), value.get("hash")
-    text = _short(name) if name not in (None, "") else "none"
-    return f"{text} [{str(digest)[:10]}]" if digest else text
+    text = _short(name, 80) if name not in (None, "") else "none"
+    tag = f"[{str(digest)[:10]}]"
+    return f"{text} {tag}" if digest and not text.endswith(tag) else text  # WebUI titles end in the tag
 
 
 def _first_difference(a: Any, b: Any, path: str = "") -> str:
     """"key.sub: was X, now Y" for the first leaf where ``a`` and ``b`` differ."""
-    if isinstance(a, Mapping) and isinstance(b, Mapping):
+    if isinstance(a, Mapping) and isinstance(b, Mapping) and "sha256" not in a and "sha256" not in b:
         for k in [*dict.fromkeys([*a, *b])]:
             if canonical(a.get(k, _ABSENT)) != canonical(b.get(k, _ABSENT)):
                 return _first_difference(a.get(k, _ABSENT), b.get(k, _ABSENT), f"{path}.{k}" if path else str(k))

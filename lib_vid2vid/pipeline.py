@@ -595,8 +595,8 @@ def open_or_create_job(settings: Settings, info: video.VideoInfo | None, *, resu
                                    f"the job to resume to start a new one")
             was = job.manifest.get("host")
             if was is not None and identity.canonical(was) != identity.canonical(host):
-                raise Vid2VidError(f"Job {job.root.name} was made with another setup ({identity.describe(was, host)}):"
-                                   f" restore that setup to resume it, or start a new job")
+                raise Vid2VidError(f"Job {job.root.name} was made with another setup: {identity.describe(was, host)}; "
+                                   f"restore that setup to resume it, or start a new job")
             stored = Settings.from_dict(job.manifest["settings"])
         except BaseException:
             job.close()

@@ -23,6 +23,8 @@ class FakeWebUI:
         self.fail: dict[int, tuple[int, dict]] = {}
         """request number (0-based) -> (HTTP status, JSON body)"""
         self.api = True
+        self.options: dict = {"sd_model_checkpoint": "fake"}
+        """What GET /sdapi/v1/options answers."""
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -39,7 +41,7 @@ class FakeWebUI:
 
             def do_GET(self):
                 if self.path == "/sdapi/v1/options" and outer.api:
-                    self._json(200, {"sd_model_checkpoint": "fake"})
+                    self._json(200, outer.options)
                 else:
                     self._json(404, {"detail": "Not Found"})
 
