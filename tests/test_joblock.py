@@ -180,3 +180,53 @@ def test_kill_9_mid_render_leaves_the_job_resumable_at_once(clip, tmp_path):
     a = sorted((job_dir / "frames" / "pass1").glob("*.png"))
     b = sorted((ref.job_dir / "frames" / "pass1").glob("*.png"))
     assert [f.read_bytes() for f in a] == [f.read_bytes() for f in b]
+
+
+def test_lock_is_released_when_a_resumed_job_cannot_start(clip, tmp_path):
+    import shutil
+
+    from lib_vid2vid.errors import Vid2VidError
+
+    out = tmp_path / "out"
+    job_dir = _unfinished(clip, out)
+    shutil.move(clip, tmp_path / "moved.mp4")  # the source is gone: the resume fails after taking the lock
+    with pytest.raises(Vid2VidError) as err:
+        run_job(worker_settings(str(clip), str(out)), ProxyRenderer(), resume=job_dir.name)
+    assert not isinstance(err.value, JobRunning)
+    JobLock.acquire(job_dir).release()  # err still holds the failed run's frames: only an explicit release frees it
+
+
+def test_registry_guards_where_flock_does_not_conflict_within_a_process(tmp_path, monkeypatch):
+    """NFS emulates flock with POSIX locks, which never conflict within one process: the registry still does."""
+    from lib_vid2vid import joblock
+
+    monkeypatch.setattr(joblock, "_lock", lambda fd: None)
+    with JobLock.acquire(tmp_path):
+        with pytest.raises(JobRunning):
+            JobLock.acquire(tmp_path)
+
+
+def test_closing_a_job_frees_its_folder_even_while_it_is_referenced(tmp_path):
+    job = Job.create(tmp_path, video_name="v.mp4", settings={}, source={}, fingerprint={"path": "v.mp4"}, lock=True)
+    with pytest.raises(JobRunning):
+        JobLock.acquire(job.root)  # locked from before its manifest existed
+    job.close()
+    JobLock.acquire(job.root).release()
+
+
+def test_a_job_finished_by_another_run_meanwhile_is_not_resumed(clip, tmp_path, monkeypatch):
+    from lib_vid2vid import pipeline
+
+    out = tmp_path / "out"
+    job_dir = _unfinished(clip, out)
+    real = pipeline.find_unfinished
+
+    def find_then_other_run_finishes(output_dir, key):
+        found = real(output_dir, key)
+        Job.open(found.root).set_status("done")  # between this run's look and its lock
+        return found
+
+    monkeypatch.setattr(pipeline, "find_unfinished", find_then_other_run_finishes)
+    res = run_job(worker_settings(str(clip), str(out)), ProxyRenderer())
+    assert res.job_dir != job_dir and res.frames_done == 8
+    assert Job.open(job_dir).frames_done("pass1") == 2
