@@ -632,6 +632,8 @@ def open_or_create_job(settings: Settings, info: video.VideoInfo | None, *, resu
                      source=info.to_dict(), fingerprint=fp, host=host, lock=True,
                      extra={"resolved_seed": resolve_seed(settings.sampling.seed),
                             "resolved_variation_seed": resolve_seed(settings.sampling.variation_seed)})
+    if job.lock is not None and job.lock.warning:
+        job.log(job.lock.warning, warning=True)
     for note in notes:
         job.log(note)
     return job, settings, notes

@@ -230,3 +230,18 @@ def test_a_job_finished_by_another_run_meanwhile_is_not_resumed(clip, tmp_path, 
     res = run_job(worker_settings(str(clip), str(out)), ProxyRenderer())
     assert res.job_dir != job_dir and res.frames_done == 8
     assert Job.open(job_dir).frames_done("pass1") == 2
+
+
+def test_a_file_system_without_locks_runs_unprotected_and_says_so(clip, tmp_path, monkeypatch):
+    import errno
+
+    from lib_vid2vid import joblock
+
+    def no_locks(fd):
+        raise OSError(errno.ENOLCK, "No locks available")
+
+    monkeypatch.setattr(joblock, "_lock", no_locks)
+    res = run_job(worker_settings(str(clip), str(tmp_path / "out")), ProxyRenderer())
+    assert res.status == "done"
+    warnings = Job.open(res.job_dir).manifest["warnings"]
+    assert any(w.startswith("cannot lock ") and "no other run writes into this job" in w for w in warnings)
