@@ -606,28 +606,19 @@ def open_or_create_job(settings: Settings, info: video.VideoInfo | None, *, resu
     values = settings.to_dict()
     notes: list[str] = []
     if not new:
-        key = render_key(values, fp, host)
-        job = find_unfinished(out_dir, key)
+        job = _claim_unfinished(out_dir, values, fp, host, notes)
         if job is not None:
-            job = _claim(job)
-            if job.status != "done" and job.manifest.get("render_key") == key:
-                stored = Settings.from_dict(job.manifest["settings"])
-                # render settings are equal by the key; the others (export, post-processing, preview, report)
-                # may have been corrected since, and the new values win
-                from .params import SPEC_BY_NAME
-                from .workspace import RENDER_KEY_GROUPS
+            stored = Settings.from_dict(job.manifest["settings"])
+            # render settings are equal by the key; the others (export, post-processing, preview, report) may
+            # have been corrected since, and the new values win
+            from .params import SPEC_BY_NAME
+            from .workspace import RENDER_KEY_GROUPS
 
-                merged = Settings.from_dict({k: v for k, v in values.items()
-                                             if SPEC_BY_NAME[k].group not in RENDER_KEY_GROUPS
-                                             and k not in ("input", "output_dir", "resume_job", "new_job")},
-                                            base=stored)
-                job.manifest["settings"] = merged.to_dict()
-                return job, merged, []
-            job.close()  # it finished while this run looked: start a new one
-        else:
-            other = _unfinished_with_other_host(out_dir, render_key(values, fp))
-            if other is not None:
-                notes.append(f"not resuming {other.root.name}: {identity.describe(other.manifest.get('host'), host)}")
+            merged = Settings.from_dict({k: v for k, v in values.items()
+                                         if SPEC_BY_NAME[k].group not in RENDER_KEY_GROUPS
+                                         and k not in ("input", "output_dir", "resume_job", "new_job")}, base=stored)
+            job.manifest["settings"] = merged.to_dict()
+            return job, merged, notes
     job = Job.create(out_dir, video_name=Path(settings.video.input).name, settings=values,
                      source=info.to_dict(), fingerprint=fp, host=host, lock=True,
                      extra={"resolved_seed": resolve_seed(settings.sampling.seed),
@@ -637,6 +628,26 @@ def open_or_create_job(settings: Settings, info: video.VideoInfo | None, *, resu
     for note in notes:
         job.log(note)
     return job, settings, notes
+
+
+def _claim_unfinished(out_dir: str | Path, values: dict[str, Any], fp: dict[str, Any], host: dict[str, Any],
+                      notes: list[str]) -> Job | None:
+    """The newest unfinished job with this input, render settings and host identity, locked for this run;
+    None if there is none (then ``notes`` gets a line when one differs only in its host identity)."""
+    from . import identity
+
+    key = render_key(values, fp, host)
+    job = find_unfinished(out_dir, key)
+    if job is None:
+        other = _unfinished_with_other_host(out_dir, render_key(values, fp))
+        if other is not None:
+            notes.append(f"not resuming {other.root.name}: {identity.describe(other.manifest.get('host'), host)}")
+        return None
+    job = _claim(job)
+    if job.status == "done" or job.manifest.get("render_key") != key:
+        job.close()  # it finished while this run looked: start a new one
+        return None
+    return job
 
 
 def _claim(job: Job) -> Job:

@@ -225,13 +225,21 @@ def _alwayson_identity(p: Any) -> tuple[list[Any], dict[str, Any]]:
         lo, hi = getattr(sc, "args_from", None), getattr(sc, "args_to", None)
         own = args[lo:hi] if isinstance(lo, int) and isinstance(hi, int) else []
         if title.lower() == "controlnet":
-            units += [_unit_identity(u) for u in own]
+            units += [_readable(_unit_identity, u) for u in own]
             continue
         name, k = title, 2
         while name in scripts:
             name, k = f"{title} #{k}", k + 1
-        scripts[name] = identity.stable(own)
+        scripts[name] = _readable(identity.stable, own)
     return units, scripts
+
+
+def _readable(describe: Any, value: Any) -> Any:
+    """``describe(value)``, or a fixed marker when an extension's object cannot be read (never a traceback)."""
+    try:
+        return describe(value)
+    except Exception as exc:  # noqa: BLE001 - extensions' objects are not ours to trust
+        return f"<unreadable {type(value).__qualname__}: {type(exc).__name__}>"
 
 
 def _unit_identity(unit: Any) -> Any:
