@@ -84,7 +84,8 @@
   "preview_sweep": "Sweep in sweep mode, e.g. 'sigma_max=0.5,1,2 x denoise=0.3,0.5'.",
   "keep_frames": "Keep the PNG frames of each stage (needed to resume).",
   "report": "Measure warp error, flicker and fidelity to the source while rendering (report.json in the job folder; costs CPU time beside the host, not wall time).",
-  "resume_job": "Resume this unfinished job (its folder name or id) with its own settings; empty starts a new job, or resumes one with the same video and settings."
+  "resume_job": "Resume this unfinished job (its folder name or id) with its own settings; empty starts a new job, or resumes one with the same video and settings.",
+  "new_job": "Start a new job even if an unfinished one has the same video and settings, e.g. while that one is rendering in another tab (which is an error otherwise). CLI: --new."
 };
   function apply() {
     const app = typeof gradioApp === "function" ? gradioApp() : document;

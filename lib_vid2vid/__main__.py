@@ -62,7 +62,8 @@ def build_parser() -> argparse.ArgumentParser:
                           "another machine")
     run.add_argument("--timeout", type=_seconds, default=600.0, help="seconds to wait for one frame (default 600)")
     run.add_argument("--resume", metavar="JOB", help="resume this job (folder, name or id) with its own settings")
-    run.add_argument("--new", action="store_true", help="start a new job even if an unfinished one matches")
+    run.add_argument("--new", action="store_true", help="start a new job even if an unfinished one matches "
+                                                        "(also when that one is running: otherwise an error)")
     run.add_argument("--list-jobs", action="store_true", help="list the jobs in the output folder and exit")
     run.add_argument("--quiet", action="store_true", help="no progress bar")
     dbg = ap.add_argument_group("Single-frame debug (renders one frame into <output-dir>/debug, no job)")
@@ -159,6 +160,8 @@ def _submit(args: argparse.Namespace, settings: params.Settings) -> int:
 
     client = WebUIApiRenderer(args.api_url or DEFAULT_URL, timeout=args.timeout)
     client.check()
+    if args.new:
+        settings = settings.replace(new_job=True)
     result = client.submit_job(settings, upload=args.upload)
     print(result.get("info", ""))
     status = result.get("status")
@@ -187,7 +190,7 @@ def _run(args: argparse.Namespace, settings: params.Settings, renderer) -> int:
 
     try:
         result = run_job(settings, renderer, resume=args.resume, new=args.new, should_stop=stop,
-                         progress=progress)
+                         progress=progress, notify=lambda line: print(line, file=sys.stderr))
     finally:
         if bar is not None:
             bar.close()

@@ -332,6 +332,9 @@ class JobSettings:
     resume_job: str = setting("", "Resume this unfinished job (its folder name or id) with its own settings; "
                               "empty starts a new job, or resumes one with the same video and settings.",
                               cli=False)
+    new_job: bool = setting(False, "Start a new job even if an unfinished one has the same video and settings, "
+                            "e.g. while that one is rendering in another tab (which is an error otherwise). "
+                            "CLI: --new.", cli=False)
 
 
 GROUPS: tuple[tuple[str, type], ...] = (

@@ -37,7 +37,7 @@ from .errors import Interrupted, Vid2VidError
 from .imaging import to_uint8
 from .params import Settings
 from .renderer import Renderer, RenderRequest
-from .workspace import Job, find_unfinished, render_key, source_fingerprint
+from .workspace import Job, find_unfinished, list_jobs, render_key, source_fingerprint
 
 ProgressFn = Callable[["Progress"], None]
 StopFn = Callable[[], bool]
@@ -246,6 +246,8 @@ class JobResult:
     message: str = ""
     report: dict[str, Any] | None = None
     """Warp error, flicker and fidelity of the finished video (report.json), when measured."""
+    notices: list[str] = field(default_factory=list)
+    """One-line notes about how the job was chosen (e.g. "not resuming <job>: checkpoint differs ...")."""
 
 
 class Run:
@@ -560,22 +562,45 @@ def resolve_seed(seed: int) -> int:
     return seeds.resolve_seed(seed, random.SystemRandom())
 
 
+def host_identity(renderer: Renderer) -> dict[str, Any]:
+    """The renderer's host identity (``renderer.host_identity()``, see lib_vid2vid/identity.py) as stored in
+    the manifest; {} for renderers that have none."""
+    from . import identity
+
+    ask = getattr(renderer, "host_identity", None)
+    return identity.normalise(ask() if callable(ask) else None)
+
+
 def open_or_create_job(settings: Settings, info: video.VideoInfo | None, *, resume: str | Path | None = None,
-                       new: bool = False) -> tuple[Job, Settings]:
-    """The job to run: an explicit ``resume`` job, the newest unfinished job with the same input and
-    render settings (unless ``new``), or a fresh one. A resumed job runs with its own stored settings."""
+                       new: bool = False, host: dict[str, Any] | None = None) -> tuple[Job, Settings, list[str]]:
+    """The job to run, locked for this run (``joblock.JobRunning`` if another run holds it): an explicit
+    ``resume`` job, the newest unfinished job with the same input, render settings and host identity (unless
+    ``new``), or a fresh one. A resumed job runs with its own stored settings. Also returns notes: why an
+    unfinished job with the same input and settings was not resumed (its host setup differs)."""
+    from . import identity
+
+    host = host or {}
     out_dir = settings.job.output_dir
     if resume:
-        job = Job.resolve(resume, out_dir)
-        if job.status == "done":
-            raise Vid2VidError(f"Job {job.root.name} is already finished ({job.manifest.get('video')}): clear the "
-                               f"job to resume to start a new one")
-        stored = Settings.from_dict(job.manifest["settings"])
-        return job, stored
+        job = _claim(Job.resolve(resume, out_dir))
+        try:
+            if job.status == "done":
+                raise Vid2VidError(f"Job {job.root.name} is already finished ({job.manifest.get('video')}): clear "
+                                   f"the job to resume to start a new one")
+            was = job.manifest.get("host")
+            if was is not None and identity.canonical(was) != identity.canonical(host):
+                raise Vid2VidError(f"Job {job.root.name} was made with another setup: {identity.describe(was, host)}; "
+                                   f"restore that setup to resume it, or start a new job")
+            stored = Settings.from_dict(job.manifest["settings"])
+        except BaseException:
+            job.close()
+            raise
+        return job, stored, []
     fp = source_fingerprint(settings.video.input)
     values = settings.to_dict()
+    notes: list[str] = []
     if not new:
-        job = find_unfinished(out_dir, render_key(values, fp))
+        job = _claim_unfinished(out_dir, values, fp, host, notes)
         if job is not None:
             stored = Settings.from_dict(job.manifest["settings"])
             # render settings are equal by the key; the others (export, post-processing, preview, report) may
@@ -585,50 +610,112 @@ def open_or_create_job(settings: Settings, info: video.VideoInfo | None, *, resu
 
             merged = Settings.from_dict({k: v for k, v in values.items()
                                          if SPEC_BY_NAME[k].group not in RENDER_KEY_GROUPS
-                                         and k not in ("input", "output_dir", "resume_job")}, base=stored)
+                                         and k not in ("input", "output_dir", "resume_job", "new_job")}, base=stored)
             job.manifest["settings"] = merged.to_dict()
-            return job, merged
+            return job, merged, notes
     job = Job.create(out_dir, video_name=Path(settings.video.input).name, settings=values,
-                     source=info.to_dict(), fingerprint=fp,
+                     source=info.to_dict(), fingerprint=fp, host=host, lock=True,
                      extra={"resolved_seed": resolve_seed(settings.sampling.seed),
                             "resolved_variation_seed": resolve_seed(settings.sampling.variation_seed)})
-    return job, settings
+    if job.lock is not None and job.lock.warning:
+        job.log(job.lock.warning, warning=True)
+    for note in notes:
+        job.log(note)
+    return job, settings, notes
+
+
+def _claim_unfinished(out_dir: str | Path, values: dict[str, Any], fp: dict[str, Any], host: dict[str, Any],
+                      notes: list[str]) -> Job | None:
+    """The newest unfinished job with this input, render settings and host identity, locked for this run;
+    None if there is none (then ``notes`` gets a line when one differs only in its host identity)."""
+    from . import identity
+
+    key = render_key(values, fp, host)
+    job = find_unfinished(out_dir, key)
+    if job is None:
+        other = _unfinished_with_other_host(out_dir, render_key(values, fp))
+        if other is not None:
+            notes.append(f"not resuming {other.root.name}: {identity.describe(other.manifest.get('host'), host)}")
+        return None
+    job = _claim(job)
+    if job.status == "done" or job.manifest.get("render_key") != key:
+        job.close()  # it finished while this run looked: start a new one
+        return None
+    return job
+
+
+def _claim(job: Job) -> Job:
+    """``job`` locked for this run, read again under the lock (another run may have changed it meanwhile)."""
+    from .joblock import JobLock
+
+    lock = JobLock.acquire(job.root)
+    try:
+        fresh = Job.open(job.root)
+    except BaseException:
+        lock.release()
+        raise
+    fresh.lock = lock
+    if lock.warning:
+        fresh.log(lock.warning, warning=True)
+    return fresh
+
+
+def _unfinished_with_other_host(output_dir: str | Path, settings_key: str) -> Job | None:
+    """The newest unfinished job with the same input and render settings (its host identity differs)."""
+    for job in list_jobs(output_dir):
+        m = job.manifest
+        if job.status != "done" and m.get("settings_key", m.get("render_key")) == settings_key:
+            return job
+    return None
 
 
 def run_job(settings: Settings, renderer: Renderer, *, resume: str | Path | None = None, new: bool = False,
             should_stop: StopFn | None = None, progress: ProgressFn | None = None,
-            stages: list[Stage] | None = None) -> JobResult:
-    """Run (or resume) a whole job: probe, plan, frames, then the final video with audio."""
+            stages: list[Stage] | None = None, notify: Callable[[str], None] | None = None) -> JobResult:
+    """Run (or resume) a whole job: probe, plan, frames, then the final video with audio. The job folder
+    stays locked until this returns; ``notify`` gets the one-line notes (e.g. why a job was not resumed)
+    as soon as the job is chosen, and the result carries them too."""
     from .export import attach_export, finalize_job
     from .postprocess import validate_settings
     from .stages import build_stages, check_schedules
 
+    host = host_identity(renderer)
+    info: video.VideoInfo | None = None
     if resume is not None:
-        job, settings = open_or_create_job(settings, None, resume=resume)
-        info = video.probe(settings.video.input)
+        job, settings, notes = open_or_create_job(settings, None, resume=resume, host=host)
     else:
         info = video.probe(settings.video.input)
         # a bad upscaler or ratio, a schedule out of range at some frame, a bad prompt folder: all fail
         # before a job folder exists
         validate_settings(settings)
+        check_plan = make_plan(settings, info)
+        check_schedules(settings, check_plan.total, float(check_plan.fps))
+        job, settings, notes = open_or_create_job(settings, info, new=new, host=host)
+    for note in notes:
+        if notify is not None:
+            notify(note)
+    try:
+        if info is None:
+            info = video.probe(settings.video.input)
         plan = make_plan(settings, info)
-        check_schedules(settings, plan.total, float(plan.fps))
-        job, settings = open_or_create_job(settings, info, new=new)
-    plan = make_plan(settings, info)
-    job.manifest["plan"] = {"width": plan.width, "height": plan.height, "fps": f"{plan.fps.numerator}/"
-                            f"{plan.fps.denominator}", "start": plan.start, "end": plan.end, "total": plan.total}
-    if stages is None:
-        stages = build_stages(settings, job)
-    run = Run(job, settings, plan, renderer, stages, should_stop=should_stop, progress=progress,
-              finalize=finalize_job)
-    attach_export(run)
-    if settings.job.report:
-        from .report import StreamingReport
+        job.manifest["plan"] = {"width": plan.width, "height": plan.height, "fps": f"{plan.fps.numerator}/"
+                                f"{plan.fps.denominator}", "start": plan.start, "end": plan.end, "total": plan.total}
+        if stages is None:
+            stages = build_stages(settings, job)
+        run = Run(job, settings, plan, renderer, stages, should_stop=should_stop, progress=progress,
+                  finalize=finalize_job)
+        attach_export(run)
+        if settings.job.report:
+            from .report import StreamingReport
 
-        run.meter = StreamingReport(job)
+            run.meter = StreamingReport(job)
+    except BaseException:
+        job.close()  # frees the lock too
+        raise
     status = "failed"
     try:
         result = run.execute()
+        result.notices = list(notes)
         status = result.status
         if status == "done" and run.meter is not None:
             from .report import format_report
@@ -643,4 +730,3 @@ def run_job(settings: Settings, renderer: Renderer, *, resume: str | Path | None
         if status != "done":
             run.exporter.abort()  # type: ignore[attr-defined]
         job.close()
-

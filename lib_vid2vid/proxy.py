@@ -33,6 +33,10 @@ class ProxyRenderer:
         self.blur = blur
         self.calls = 0
 
+    def host_identity(self) -> dict:
+        """Part of the job's identity: this renderer and its look."""
+        return {"renderer": "proxy", "request": {"detail": self.detail, "levels": self.levels, "blur": self.blur}}
+
     def style(self, init_f: np.ndarray) -> np.ndarray:
         """Posterise a box-blurred image and darken its edges (float32 0..1 RGB HWC in and out)."""
         smooth = cv2.blur(init_f, (self.blur, self.blur))

@@ -53,6 +53,10 @@ class RenderRequest:
 
 @runtime_checkable
 class Renderer(Protocol):
+    """Optionally also ``host_identity() -> dict``: what the host uses to make a frame beyond the request
+    (checkpoint, VAE, ControlNet units ...; lib_vid2vid/identity.py). It is part of a job's identity: a job is
+    resumed only by a host with an equal one."""
+
     def render(self, request: RenderRequest) -> list[np.ndarray]:
         """Return batch_size * n_iter RGB uint8 HWC images of the request's size."""
         ...

@@ -4,6 +4,7 @@ Layout of ``<output_dir>/<YYYYmmdd-HHMMSS>-<video name>-<id>/``::
 
     manifest.json        settings, source probe, versions, status, per-frame state (written atomically)
     job.log              what happened, with warnings (e.g. a sampler that ignores the sigma override)
+    job.lock             locked by the run writing into the job (lib_vid2vid/joblock.py): one writer at a time
     frames/<stage>/      000000.png, 000001.png ... zero-based, one folder per stage (pass1, pass2, upscaled ...)
     <name>.<ext>         the final video
 
@@ -32,6 +33,7 @@ import numpy as np
 
 from . import __version__
 from .errors import Vid2VidError
+from .joblock import JobLock
 
 MANIFEST = "manifest.json"
 FRAME_DIGITS = 6
@@ -126,12 +128,18 @@ def source_fingerprint(path: str | Path) -> dict[str, Any]:
     return {"path": str(p), "size": st.st_size, "mtime": int(st.st_mtime)}
 
 
-def render_key(settings_dict: dict[str, Any], fingerprint: dict[str, Any]) -> str:
-    """Hash of what decides the rendered frames: the source file and the render-affecting settings."""
+def render_key(settings_dict: dict[str, Any], fingerprint: dict[str, Any],
+               host: dict[str, Any] | None = None) -> str:
+    """Hash of what decides the rendered frames: the source file, the render-affecting settings and the
+    host identity (checkpoint, ControlNet units ...: lib_vid2vid/identity.py); without ``host``, the
+    "settings key" that finds an unfinished job made with another host setup."""
     from .params import SPECS
 
     relevant = {s.name: settings_dict.get(s.name) for s in SPECS if s.group in RENDER_KEY_GROUPS}
-    blob = json.dumps({"settings": relevant, "source": fingerprint}, sort_keys=True)
+    what: dict[str, Any] = {"settings": relevant, "source": fingerprint}
+    if host:
+        what["host"] = host
+    blob = json.dumps(what, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
@@ -142,13 +150,18 @@ class Job:
         self.root = Path(root).absolute()
         self.manifest = manifest
         self._lock = threading.RLock()  # stages and the writer thread both record frames
+        self.lock: JobLock | None = None
+        """The folder's one-writer lock while a run holds it (lib_vid2vid/joblock.py); close() frees it."""
         self._log = self._make_logger()
 
     # ---- creation and lookup ----
 
     @classmethod
     def create(cls, output_dir: str | Path, *, video_name: str, settings: dict[str, Any],
-               source: dict[str, Any], fingerprint: dict[str, Any], extra: dict[str, Any] | None = None) -> Job:
+               source: dict[str, Any], fingerprint: dict[str, Any], extra: dict[str, Any] | None = None,
+               host: dict[str, Any] | None = None, lock: bool = False) -> Job:
+        """A new job folder; with ``lock`` it is locked before its manifest exists, so no other run can
+        pick it up in between."""
         out = Path(output_dir).absolute()
         try:
             out.mkdir(parents=True, exist_ok=True)
@@ -168,12 +181,15 @@ class Job:
                 continue
             except OSError as exc:
                 raise _io_error("creating the job folder", root, exc) from None
+        held = JobLock.acquire(root) if lock else None
         manifest = {
             "format": 1,
             "id": job_id,
             "created": _dt.datetime.now().isoformat(timespec="seconds"),
             "status": "created",
-            "render_key": render_key(settings, fingerprint),
+            "render_key": render_key(settings, fingerprint, host),
+            "settings_key": render_key(settings, fingerprint),
+            **({"host": host} if host is not None else {}),
             "settings": settings,
             "source": source,
             "source_file": fingerprint,
@@ -183,6 +199,7 @@ class Job:
             **(extra or {}),
         }
         job = cls(root, manifest)
+        job.lock = held
         job.save()
         job.log(f"created job {root.name} for {fingerprint.get('path')}")
         return job
@@ -324,6 +341,9 @@ class Job:
         for h in list(self._log.handlers):
             h.close()
             self._log.removeHandler(h)
+        if self.lock is not None:
+            self.lock.release()
+            self.lock = None
 
 
 def list_jobs(output_dir: str | Path) -> list[Job]:

@@ -124,6 +124,8 @@ class FakeWebUI:
         """request number (0-based) -> a raw reply (json_reply, raw_reply, redirect, Drip, Flood ...)"""
         self.options_reply: Reply | None = None
         self.api = True
+        self.options: dict = {"sd_model_checkpoint": "fake"}
+        """What GET /sdapi/v1/options answers."""
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -139,7 +141,7 @@ class FakeWebUI:
                     if outer.options_reply is not None:
                         outer.options_reply(self)
                     else:
-                        self._json(200, {"sd_model_checkpoint": "fake"})
+                        self._json(200, outer.options)
                 else:
                     self._json(404, {"detail": "Not Found"})
 

@@ -2,6 +2,7 @@
 
 import ast
 import base64
+import dataclasses
 import sys
 from pathlib import Path
 
@@ -383,3 +384,151 @@ def test_open_a_listed_jobs_folder(host, clip, tmp_path):
     finally:
         shared.cmd_opts.hide_ui_dir_config = False
     assert "No job" in a1111.open_job_folder("nope")
+
+
+# ---- a resumed job is the same job; one writer per job
+
+class _AlwaysOn:
+    def __init__(self, title, lo, hi):
+        self._title, self.args_from, self.args_to = title, lo, hi
+
+    def title(self):
+        return self._title
+
+
+class _Runner:
+    def __init__(self, scripts):
+        self.alwayson_scripts = scripts
+
+
+@dataclasses.dataclass
+class CNUnit:
+    """As sd-webui-controlnet's units reach script_args (a dataclass, or a pydantic model in some versions)."""
+
+    enabled: bool = True
+    module: str = "canny"
+    model: str = "control_v11p_sd15_canny"
+    weight: float = 1.0
+    guidance_start: float = 0.0
+    guidance_end: float = 1.0
+    image: object = None
+
+
+def _setup(processing, units=(), ad_model="face_yolov8n.pt", **kw):
+    """An img2img p whose script_args hold ControlNet units and ADetailer's args, as the WebUI hands them over."""
+    n = len(units)
+    runner = _Runner([_AlwaysOn("ControlNet", 1, 1 + n), _AlwaysOn("ADetailer", 1 + n, 3 + n)])
+    return _p(processing, scripts=runner, script_args=(0, *units, True, {"ad_model": ad_model}), **kw)
+
+
+def _interrupted(a1111, processing, shared, p, clip, frames=2, total=5):
+    processing.hooks.append(lambda p2, n: setattr(shared.state, "interrupted", n == frames))
+    part = a1111.run_script(p, _args(input=str(clip), max_frames=total))
+    assert part.vid2vid["status"] == "interrupted" and part.vid2vid["frames_done"] == frames, part.info
+    processing.hooks.clear()
+    processing.calls.clear()
+    shared.state.reset()
+    return Path(part.vid2vid["job_dir"])
+
+
+def test_controlnet_removed_starts_a_new_job_and_says_why(host, clip, tmp_path):
+    """The issue's case: interrupted with a ControlNet unit, run again without it."""
+    a1111, processing, shared = host
+    shared.opts.vid2vid_output_dir = str(tmp_path / "out")
+    part = _interrupted(a1111, processing, shared, _setup(processing, [CNUnit()]), clip, total=8)
+    res = a1111.run_script(_setup(processing, [CNUnit(enabled=False)]), _args(input=str(clip), max_frames=8))
+    assert res.vid2vid["status"] == "done" and Path(res.vid2vid["job_dir"]) != part
+    line = f"not resuming {part.name}: ControlNet unit 0 differs (was control_v11p_sd15_canny, now none)"
+    assert line in res.info.splitlines()
+    assert line in (Path(res.vid2vid["job_dir"]) / "job.log").read_text()
+    assert len(processing.calls) == 8 and Job.open(part).frames_done("pass1") == 2
+    processing.calls.clear()
+    shared.state.reset()
+    again = a1111.run_script(_setup(processing, [CNUnit()]), _args(input=str(clip), max_frames=8))
+    assert Path(again.vid2vid["job_dir"]) == part and len(processing.calls) == 6  # same units: resumed
+    assert Job.open(part).manifest["host"]["controlnet"][0]["model"] == "control_v11p_sd15_canny"
+
+
+def _own_image(v):
+    img = np.full((64, 96, 3), 40, np.uint8)
+    img[10, 10] = v
+    return img
+
+
+@pytest.mark.parametrize("change,fragment", [
+    ("nothing", None),
+    ("checkpoint", "checkpoint differs (was v1-5-pruned-emaonly.safetensors [6ce0161689], now "
+                   "dreamshaper_8.safetensors [879db523c3])"),
+    ("vae", "VAE differs (was the checkpoint's own, now vae-ft-mse-840000.safetensors ["),
+    ("unit_image", "ControlNet unit 0 differs (image.image: was data "),
+    ("unit_weight", "ControlNet unit 0 differs (weight: was 1.0, now 0.6)"),
+    ("adetailer", "script ADetailer differs ([1].ad_model: was face_yolov8n.pt, now hand_yolov8n.pt)"),
+    ("styles", "img2img styles differs (was [], now [\"noir\"])"),
+    ("clip_skip", "option CLIP_stop_at_last_layers differs (was 1, now 2)"),
+])
+def test_every_part_of_the_hosts_setup_decides_the_job(host, clip, tmp_path, change, fragment):
+    a1111, processing, shared = host
+    import modules.sd_vae as sd_vae
+
+    shared.opts.vid2vid_output_dir = str(tmp_path / "out")
+    shared.opts.CLIP_stop_at_last_layers = 1
+
+    def p(unit_image=41, weight=1.0, ad_model="face_yolov8n.pt", styles=()):
+        # fresh objects every time, as every click of Generate makes
+        unit = CNUnit(weight=weight, image={"image": _own_image(unit_image), "mask": np.zeros((64, 96, 3), np.uint8)})
+        return _setup(processing, [unit, CNUnit(enabled=False)], ad_model=ad_model, styles=list(styles))
+
+    part = _interrupted(a1111, processing, shared, p(), clip)
+    kw = {}
+    if change == "checkpoint":
+        shared.sd_model.sd_checkpoint_info = type(shared.sd_model.sd_checkpoint_info)(
+            "dreamshaper_8.safetensors", "879db523c30d3b9017143d56705015e15a2cb5628762c11d086fed9538abd7fd")
+    elif change == "vae":
+        sd_vae.loaded_vae_file = "/models/VAE/vae-ft-mse-840000.safetensors"
+    elif change == "unit_image":
+        kw["unit_image"] = 42  # one pixel differs
+    elif change == "unit_weight":
+        kw["weight"] = 0.6
+    elif change == "adetailer":
+        kw["ad_model"] = "hand_yolov8n.pt"
+    elif change == "styles":
+        kw["styles"] = ["noir"]
+    elif change == "clip_skip":
+        shared.opts.CLIP_stop_at_last_layers = 2
+    res = a1111.run_script(p(**kw), _args(input=str(clip), max_frames=5))
+    assert res.vid2vid["status"] == "done", res.info
+    if fragment is None:
+        assert Path(res.vid2vid["job_dir"]) == part and len(processing.calls) == 3 and "not resuming" not in res.info
+    else:
+        assert Path(res.vid2vid["job_dir"]) != part and len(processing.calls) == 5
+        assert f"not resuming {part.name}: {fragment}" in res.info
+
+
+def test_resuming_a_listed_job_needs_its_setup(host, clip, tmp_path):
+    a1111, processing, shared = host
+    shared.opts.vid2vid_output_dir = str(tmp_path / "out")
+    part = _interrupted(a1111, processing, shared, _setup(processing, [CNUnit()]), clip)
+    res = a1111.run_script(_setup(processing, []), _args(input=str(clip), resume_job=part.name))
+    assert res.info == (f"vid2vid error: Job {part.name} was made with another setup: ControlNet unit 0 differs "
+                        f"(was control_v11p_sd15_canny, now none); restore that setup to resume it, or start a new job")
+    assert not processing.calls
+    res = a1111.run_script(_setup(processing, [CNUnit()]), _args(input=str(clip), resume_job=part.name))
+    assert res.vid2vid["status"] == "done" and Path(res.vid2vid["job_dir"]) == part
+
+
+def test_second_tab_on_a_running_job_gets_one_line(host, clip, tmp_path):
+    import os
+
+    from lib_vid2vid.joblock import JobLock
+
+    a1111, processing, shared = host
+    shared.opts.vid2vid_output_dir = str(tmp_path / "out")
+    part = _interrupted(a1111, processing, shared, _p(processing), clip)
+    with JobLock.acquire(part):  # the first tab's run
+        for extra in ({}, {"resume_job": part.name}):
+            res = a1111.run_script(_p(processing), _args(input=str(clip), max_frames=5, **extra))
+            assert res.info.startswith(f"vid2vid error: Job {part.name} is running (PID {os.getpid()} on ")
+            assert "\n" not in res.info and res.vid2vid["status"] == "error" and not processing.calls
+        res = a1111.run_script(_p(processing), _args(input=str(clip), max_frames=5, new_job=True))
+        assert res.vid2vid["status"] == "done" and Path(res.vid2vid["job_dir"]) != part
+    assert Job.open(part).frames_done("pass1") == 2

@@ -300,3 +300,34 @@ def test_submit_upload_of_a_fifo_is_refused_not_read(tmp_path):
         th.join(10)
         pytest.fail("submit_job blocked reading a FIFO")
     assert isinstance(box.get("error"), VideoError) and "named pipe" in str(box["error"])
+
+
+def test_cli_resumes_a_job_only_on_the_same_checkpoint(clip, tmp_path, capsys):
+    from lib_vid2vid.__main__ import main
+    from lib_vid2vid.workspace import Job
+
+    out = tmp_path / "out"
+    with FakeWebUI() as ui:
+        argv = [str(clip), "--api-url", ui.url, "--prompt", "ink", "--width", "96", "--height", "64",
+                "--max-frames", "6", "--output-dir", str(out), "--seed", "3", "--quiet"]
+        sd15 = {"sd_model_checkpoint": "v1-5-pruned-emaonly.safetensors [6ce0161689]",
+                "sd_checkpoint_hash": "6ce0161689b3853acaa03779ec93eafe75a02f4ced659bee03f50797806fa2fa",
+                "sd_vae": "Automatic", "CLIP_stop_at_last_layers": 1, "live_previews_enable": True}
+        ui.options = dict(sd15)
+        ui.fail[3] = (500, {"detail": "boom"})
+        assert main(argv) == 1
+        (first,) = out.iterdir()
+        capsys.readouterr()
+        ui.options = {**sd15, "sd_model_checkpoint": "dreamshaper_8.safetensors [879db523c3]",
+                      "sd_checkpoint_hash": "879db523c30d3b9017143d56705015e15a2cb5628762c11d086fed9538abd7fd"}
+        assert main(argv) == 0
+        err = capsys.readouterr().err
+        assert (f"not resuming {first.name}: checkpoint differs (was v1-5-pruned-emaonly.safetensors [6ce0161689], "
+                f"now dreamshaper_8.safetensors [879db523c3])\n") in err
+        assert len(ui.payloads) == 4 + 6
+        ui.options = {**sd15, "live_previews_enable": False}  # an option that changes no pixel
+        assert main(argv) == 0
+        assert len(ui.payloads) == 10 + 3 and "not resuming" not in capsys.readouterr().err
+    host = Job.open(first).manifest["host"]
+    assert host["checkpoint"] == {"name": sd15["sd_model_checkpoint"], "hash": "6ce0161689"}
+    assert host["options"] == {"CLIP_stop_at_last_layers": 1} and Job.open(first).status == "done"

@@ -146,6 +146,116 @@ class ControlNetBridge:
         return fed
 
 
+# ------------------------------------------------------------------ host identity
+
+REQUEST_FIELDS = ("styles", "restore_faces", "tiling", "eta", "s_churn", "s_tmin", "s_tmax", "s_noise",
+                  "s_min_uncond", "image_cfg_scale", "initial_noise_multiplier", "seed_resize_from_w",
+                  "seed_resize_from_h", "refiner_checkpoint", "refiner_switch_at", "override_settings")
+"""img2img parameters on ``p`` that change pixels and that vid2vid's settings do not already carry (prompt,
+negative prompt, sampler, scheduler, steps, CFG, denoise, seed, size and batch size are settings; each
+frame's init image, mask and seed are vid2vid's)."""
+_UNIT_NOISE = ("is_ui", "low_vram", "save_detected_map")
+"""ControlNet unit fields that do not change pixels."""
+
+
+def host_identity(p: Any) -> dict[str, Any]:
+    """What this WebUI uses to make a frame from ``p`` beyond vid2vid's own settings: checkpoint, VAE,
+    ControlNet units, the other always-on scripts' args, pixel-changing options and img2img parameters, as
+    plain data that is equal across runs for an unchanged setup (lib_vid2vid/identity.py)."""
+    from .. import identity
+
+    _, shared = _host()
+    controlnet, scripts = _alwayson_identity(p)
+    opts = getattr(shared, "opts", None)
+    options = {}
+    for name in identity.PIXEL_OPTIONS:
+        try:
+            options[name] = identity.stable(getattr(opts, name))
+        except AttributeError:  # not an option of this host
+            continue
+    request = {}
+    for name in REQUEST_FIELDS:
+        if hasattr(p, name):
+            value = getattr(p, name)
+            if name == "override_settings":  # vid2vid's own options do not change pixels
+                value = {k: v for k, v in (value or {}).items() if not str(k).startswith(OPT_PREFIX)}
+            request[name] = identity.stable(value)
+    return {"renderer": "a1111", "checkpoint": _checkpoint_identity(shared), "vae": _vae_identity(),
+            "controlnet": controlnet, "scripts": scripts, "options": options, "request": request}
+
+
+def _checkpoint_identity(shared: Any) -> dict[str, Any]:
+    """Name and short hash (first 10 hex digits of the SHA-256, which the WebUI computes when it loads the
+    checkpoint) of the loaded checkpoint."""
+    opts = getattr(shared, "opts", None)
+    model = getattr(shared, "sd_model", None)
+    info = getattr(model, "sd_checkpoint_info", None)
+    name = getattr(info, "name", None) or getattr(info, "title", None) or getattr(opts, "sd_model_checkpoint", None)
+    digest = (getattr(info, "shorthash", None) or getattr(info, "sha256", None)
+              or getattr(opts, "sd_checkpoint_hash", None) or getattr(model, "sd_model_hash", None))
+    return {"name": str(name) if name else None, "hash": str(digest)[:10] if digest else None}
+
+
+def _vae_identity() -> dict[str, Any] | None:
+    """Name and hash of the VAE file the WebUI loaded over the checkpoint's own (None: the host has no
+    modules.sd_vae)."""
+    try:
+        from modules import sd_vae  # noqa: PLC0415 - host import
+
+        name = sd_vae.get_loaded_vae_name()
+        digest = sd_vae.get_loaded_vae_hash() if name else None
+    except Exception:  # noqa: BLE001 - an older or different host
+        return None
+    return {"name": name or "the checkpoint's own", "hash": digest}
+
+
+def _alwayson_identity(p: Any) -> tuple[list[Any], dict[str, Any]]:
+    """(ControlNet units, {title: args} of the other always-on scripts) from ``p.script_args``."""
+    from .. import identity
+
+    runner = getattr(p, "scripts", None)
+    args = list(getattr(p, "script_args", None) or [])
+    units: list[Any] = []
+    scripts: dict[str, Any] = {}
+    for sc in getattr(runner, "alwayson_scripts", None) or []:
+        try:
+            title = str(sc.title())
+        except Exception:  # noqa: BLE001 - a script whose title() fails is still a script
+            title = type(sc).__name__
+        lo, hi = getattr(sc, "args_from", None), getattr(sc, "args_to", None)
+        own = args[lo:hi] if isinstance(lo, int) and isinstance(hi, int) else []
+        if title.lower() == "controlnet":
+            units += [_readable(_unit_identity, u) for u in own]
+            continue
+        name, k = title, 2
+        while name in scripts:
+            name, k = f"{title} #{k}", k + 1
+        scripts[name] = _readable(identity.stable, own)
+    return units, scripts
+
+
+def _readable(describe: Any, value: Any) -> Any:
+    """``describe(value)``, or a fixed marker when an extension's object cannot be read (never a traceback)."""
+    try:
+        return describe(value)
+    except Exception as exc:  # noqa: BLE001 - extensions' objects are not ours to trust
+        return f"<unreadable {type(value).__qualname__}: {type(exc).__name__}>"
+
+
+def _unit_identity(unit: Any) -> Any:
+    """A ControlNet unit as plain data (its own image as a hash); None when it is off."""
+    from .. import identity
+
+    enabled = unit.get("enabled", True) if isinstance(unit, dict) else getattr(unit, "enabled", True)
+    if not enabled:
+        return None
+    data = identity.stable(unit)
+    if isinstance(data, dict):
+        for key in _UNIT_NOISE:
+            data.pop(key, None)
+    return data
+
+
 def _copy_unit(unit: Any) -> Any:
     if isinstance(unit, dict):
         return dict(unit)
@@ -210,6 +320,10 @@ class A1111Renderer:
             p2.sampler_noise_scheduler_override = override
         self.controlnet.apply(p2, req.control_image)
         return p2
+
+    def host_identity(self) -> dict[str, Any]:
+        """Part of the job's identity: see :func:`host_identity`."""
+        return host_identity(self.p)
 
     def depth_estimator(self, kind: str):
         """The host's own MiDaS (A1111: ldm's loader reading models/midas, fetched by the WebUI on first use).
@@ -359,11 +473,12 @@ def _run_video(p: Any, settings: params.Settings) -> Any:
         if pr.last_frame is not None:
             state.assign_current_image(Image.fromarray(pr.last_frame))
 
-    result = run_job(settings, renderer, resume=settings.job.resume_job or None,
-                     should_stop=lambda: stop_requested(state), progress=progress)
+    result = run_job(settings, renderer, resume=settings.job.resume_job or None, new=settings.job.new_job,
+                     should_stop=lambda: stop_requested(state), progress=progress,
+                     notify=lambda line: print(f"vid2vid: {line}"))
     previews = _preview_images(result.job_dir, f"pass{passes}", plan.total)
     lines = [f"vid2vid: {result.status}, {result.frames_done}/{result.total} frames",
-             f"job: {result.job_dir}"]
+             f"job: {result.job_dir}", *result.notices]
     if result.video_path:
         lines.append(f"video: {result.video_path}")
     if result.message:

@@ -301,6 +301,20 @@ class WebUIApiRenderer:
                           timeout=min(self.timeout, CHECK_TIMEOUT),
                           not_found=f"{self.url} has no API: start the WebUI with --api")
 
+    def host_identity(self) -> dict[str, Any]:
+        """Part of the job's identity (lib_vid2vid/identity.py): the WebUI's checkpoint, VAE and
+        pixel-changing options from ``/sdapi/v1/options``, and the overrides this client sends."""
+        from .. import identity
+
+        opts = self.check()
+        opts = opts if isinstance(opts, dict) else {}
+        digest = opts.get("sd_checkpoint_hash")
+        return {"renderer": "webui-api",
+                "checkpoint": {"name": opts.get("sd_model_checkpoint"), "hash": str(digest)[:10] if digest else None},
+                "vae": {"name": opts.get("sd_vae"), "hash": None},
+                "options": {k: opts[k] for k in identity.PIXEL_OPTIONS if k in opts},
+                "request": {"override_settings": self.override_settings}}
+
     def payload(self, req: RenderRequest) -> dict[str, Any]:
         p: dict[str, Any] = {
             "init_images": [encode_image(req.init)],

@@ -83,3 +83,21 @@ class _CmdOpts:
 
 
 cmd_opts = _CmdOpts()
+
+
+class _CheckpointInfo:
+    def __init__(self, name, sha256):
+        self.name = name
+        self.sha256 = sha256
+        self.shorthash = sha256[:10]
+
+
+class _Model:
+    """shared.sd_model: only what vid2vid reads (which checkpoint is loaded)."""
+
+    def __init__(self, info):
+        self.sd_checkpoint_info = info
+
+
+sd_model = _Model(_CheckpointInfo("v1-5-pruned-emaonly.safetensors",
+                                  "6ce0161689b3853acaa03779ec93eafe75a02f4ced659bee03f50797806fa2fa"))
