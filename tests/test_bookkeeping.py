@@ -349,3 +349,24 @@ def test_ctrl_c_twice_records_an_interrupted_job_that_resumes(clip, tmp_path):
     res = run_job(s, ProxyRenderer())
     assert res.job_dir == job_dir and res.status == "done"
     assert _frames(job_dir) == _frames(full.job_dir)
+
+
+def test_a_run_that_ends_leaves_one_compacted_line_per_stage_and_more_frames_append_after_it(tmp_path):
+    job = _job(tmp_path)
+    for i in range(5):
+        job.write_frame("pass1", i, _frame(i), {"seed": i})
+    job.write_frame("finished", 0, _frame(9))  # a post stage: frames without records
+    job.set_status("interrupted")
+    lines = [json.loads(ln) for ln in (job.root / JOURNAL).read_bytes().splitlines()]
+    assert lines == [{"stage": "pass1", "done": 5, "records": [{"seed": i} for i in range(5)]},
+                     {"stage": "finished", "done": 1}]
+    job.close()
+    again = Job.open(job.root)
+    again.truncate_stage("pass1", 4)
+    again.write_frame("pass1", 4, _frame(40), {"seed": 40}, overwrite=True)
+    again.write_frame("pass1", 5, _frame(5), {"seed": 5})
+    again.close()
+    m = Job.open(job.root).manifest
+    assert m["stages"]["pass1"]["done"] == 6 and m["stages"]["finished"]["done"] == 1
+    assert m["frames"]["pass1"] == [{"seed": i} for i in range(4)] + [{"seed": 40}, {"seed": 5}]
+    assert "finished" not in m["frames"]
