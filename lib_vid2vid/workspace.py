@@ -451,9 +451,7 @@ class Job:
             self._write_manifest()
 
     def _write_manifest(self) -> None:
-        head = {k: v for k, v in self.manifest.items() if k != "frames"}
-        if head.get("format", 1) < 2:  # not migrated yet: the per-frame records still live here
-            head = self.manifest
+        head = {k: v for k, v in self.manifest.items() if k != "frames"}  # (saved after a migration only)
         atomic_write_bytes(self.root / MANIFEST, json.dumps(head, indent=1).encode("utf-8"), durable=True)
 
     # ---- journal ----
