@@ -216,6 +216,8 @@ class _MemoryJob:
             n += 1
         return n
 
+    def save(self) -> None: ...
+
     def close(self) -> None: ...
 
 

@@ -18,8 +18,9 @@ The job folder then holds (``<stem>`` = the source file's name)::
     <stem>-vid2vid.<ext>           the final video (png: a folder of frames with fps.txt and audio.m4a)
     <stem>-vid2vid-compare.mp4     source | result [| masks], labelled, the result's rate, with audio
     <stem>-vid2vid-contact.png     up to 12 evenly spaced result frames in a grid of 4 columns, numbered
-    manifest.json, job.log         every setting, the plan, per-stage state, ``outputs``
-    <stem>-vid2vid.zip             with zip_result: the videos, contact sheet, manifest and log. The frame
+    manifest.json, job.log         every setting, the plan, per-stage totals, ``outputs``
+    journal.jsonl                  the per-frame records (seed, denoise, steps ... of each frame)
+    <stem>-vid2vid.zip             with zip_result: the videos, contact sheet, manifest, journal and log. The frame
                                    folders are left out: they are large, only needed to resume or re-export,
                                    and stay in the job folder when keep_frames is on.
 
@@ -460,15 +461,15 @@ def delete_frames(job: Job) -> None:
 
 
 def write_zip(job: Job, outputs: list[Path]) -> Path:
-    """``<stem>-vid2vid.zip``: the result files (a PNG-sequence folder with its files), manifest.json and
-    job.log, stored under their names in the job folder. Written to a temporary name, then renamed."""
+    """``<stem>-vid2vid.zip``: the result files (a PNG-sequence folder with its files), manifest.json,
+    journal.jsonl (the per-frame records) and job.log, stored under their names in the job folder. Written to a temporary name, then renamed."""
     job.save()
     target = zip_path(job)
     tmp = target.with_name(f".{target.name}.tmp")
     files: list[Path] = []
     for p in outputs:
         files.extend(sorted(f for f in p.rglob("*") if f.is_file()) if p.is_dir() else [p])
-    files += [job.root / "manifest.json", job.root / "job.log"]
+    files += [job.root / "manifest.json", job.root / "journal.jsonl", job.root / "job.log"]
     with zipfile.ZipFile(tmp, "w") as zf:
         for f in files:
             if f.is_file():

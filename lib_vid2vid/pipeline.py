@@ -308,6 +308,7 @@ class Run:
     def execute(self) -> JobResult:
         job = self.job
         job.set_status("running")
+        job.remove_temp_files()  # what a killed run left (its lock is gone: no other run writes here)
         try:
             for stage in self.stages:
                 stage.begin(self)  # a bad schedule or missing weights fail here, before any frame
@@ -318,6 +319,9 @@ class Run:
             video_path = self.finalize(self) if self.finalize else None
         except Interrupted:
             return self._stopped()
+        except KeyboardInterrupt:  # Ctrl-C twice: stopped at once, still resumable
+            self._stopped("Stopped at once")
+            raise
         except Vid2VidError as exc:
             job.log(str(exc), warning=True)
             job.set_status("failed", error=str(exc))
@@ -329,14 +333,15 @@ class Run:
             for stage in self.stages:
                 stage.end(self)
         done = job.frames_done(self.stage_name(self.passes - 1))
+        job.remove_temp_files()
         job.set_status("done", video=str(video_path) if video_path else None)
         job.log(f"done: {done} frames, video {video_path}")
         return JobResult(job.root, "done", done, self.plan.total, video_path)
 
-    def _stopped(self) -> JobResult:
+    def _stopped(self, how: str = "Interrupted") -> JobResult:
         last = self.stage_name(self.passes - 1)
         done = self.job.frames_done(last)
-        msg = (f"Interrupted after frame {done} of {self.plan.total}: run the same job again to resume "
+        msg = (f"{how} after frame {done} of {self.plan.total}: run the same job again to resume "
                f"({self.job.root})")
         self.job.log(msg)
         self.job.set_status("interrupted")

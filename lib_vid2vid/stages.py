@@ -570,6 +570,7 @@ class ColourStage(Stage):
                 refs = self.run.job.manifest["colour_refs"].setdefault(Run.stage_name(ctx.loop), [])
                 if ctx.index not in refs:
                     refs.append(ctx.index)
+                    self.run.job.save()  # before the frame's journal line: a resume must find this cut
 
 
 def any_mask(settings: Settings) -> bool:

@@ -168,7 +168,8 @@ def test_zip_holds_results_not_frames_and_keep_frames_off_deletes_frames(clip, t
     assert z.name == "clip-vid2vid.zip"
     with zipfile.ZipFile(z) as zf:
         assert sorted(zf.namelist()) == sorted(["clip-vid2vid.mp4", "clip-vid2vid-compare.mp4",
-                                                "clip-vid2vid-contact.png", "manifest.json", "job.log"])
+                                                "clip-vid2vid-contact.png", "manifest.json", "journal.jsonl",
+                                                "job.log"])
         assert zf.read("clip-vid2vid.mp4") == res.video_path.read_bytes()
     # (the pipeline's final frame count may re-create an empty frames/pass1 folder: no frame files remain)
     assert not list(res.job_dir.glob("frames/**/*.png")) and m["frames_deleted"] is True

@@ -45,7 +45,7 @@ def test_frames_are_zero_padded_pngs_written_atomically(tmp_path):
     assert p.name == "000000.png"
     assert np.array_equal(job.read_frame("pass1", 0), _frame(7))
     assert [f.name for f in p.parent.iterdir()] == ["000000.png"]  # no temporary left behind
-    m = json.loads((job.root / "manifest.json").read_text())
+    m = Job.open(job.root).manifest  # as a later run reads it back
     assert m["stages"]["pass1"]["done"] == 1 and m["frames"]["pass1"][0] == {"seed": 3}
 
 
