@@ -57,10 +57,7 @@ def is_video(path: str | Path) -> bool:
     try:
         with av.open(str(path), mode="r", metadata_errors="ignore") as c:
             fmt = c.format.name or ""
-            if not c.streams.video or any(tag in fmt for tag in _IMAGE_FORMATS):
-                return False
-            stream = c.streams.video[0]
-            return not (stream.frames == 1 or (fmt == "gif" and stream.frames and stream.frames < 2))
+            return bool(c.streams.video) and not any(tag in fmt for tag in _IMAGE_FORMATS)
     except Exception:  # noqa: BLE001 - anything FFmpeg cannot open is not a video
         return False
 

@@ -118,6 +118,23 @@ def test_interrupt_in_the_second_video_then_rerun_resumes(tmp_path, monkeypatch,
     assert "skipped" in capsys.readouterr().out
 
 
+def test_a_renderer_stopped_by_its_host_ends_the_batch(tmp_path):
+    """The host's own Interrupt (the renderer raises Interrupted) stops the batch like Ctrl-C does."""
+    from lib_vid2vid.errors import Interrupted
+
+    class HostInterrupt(_Counting):
+        def render(self, request):
+            if len(self.sizes) == 10:
+                raise Interrupted("interrupted in the WebUI")
+            return super().render(request)
+
+    folder = _folder(tmp_path)
+    s = params.Settings().replace(prompt="ink", seed=7, width=96, report=False, output_dir=str(tmp_path / "out"))
+    result = batch.run_batch(s, HostInterrupt(), batch.find_videos([folder]))
+    assert [i.state for i in result.items] == ["done", "interrupted", "pending"]
+    assert result.status == "interrupted" and result.items[1].frames == 2
+
+
 def test_videos_by_container_glob_recursive_and_output_folder(tmp_path):
     folder = _folder(tmp_path)
     sub = folder / "more"
