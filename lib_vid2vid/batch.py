@@ -166,7 +166,9 @@ class BatchProgress:
 
     @property
     def text(self) -> str:
-        return f"video {self.number}/{self.count} ({Path(self.video).name}), {self.frame.text}"
+        """e.g. "video 3/12 (dance.mp4), pass1: frame 40/250"."""
+        f = self.frame
+        return f"video {self.number}/{self.count} ({Path(self.video).name}), {f.stage}: frame {f.done}/{f.total}"
 
 
 @dataclass

@@ -532,3 +532,63 @@ def test_second_tab_on_a_running_job_gets_one_line(host, clip, tmp_path):
         res = a1111.run_script(_p(processing), _args(input=str(clip), max_frames=5, new_job=True))
         assert res.vid2vid["status"] == "done" and Path(res.vid2vid["job_dir"]) != part
     assert Job.open(part).frames_done("pass1") == 2
+
+
+def _batch_rows(res):
+    return [(Path(v["video"]).name, v["state"]) for v in res.vid2vid["videos"]]
+
+
+def test_a_folder_batch_through_the_script_interrupt_and_generate_again(host, tmp_path):
+    """A folder on the server: each video its own job at its own size (the img2img tab's 96x96 gives the
+    long side), the corrupt one fails alone; Interrupt in the second video, Generate again resumes it."""
+    from tests.test_batch import _folder
+
+    a1111, processing, shared = host
+    folder = _folder(tmp_path)
+    args = _args(input=str(folder), init_mode="previous_output")
+    shared.opts.vid2vid_output_dir = str(tmp_path / "ref")
+    ref = a1111.run_script(_p(processing, width=96, height=96), args)
+    names = ["a_portrait.mp4", "b_landscape.video", "c_corrupt.mp4"]
+    assert _batch_rows(ref) == list(zip(names, ["done", "done", "failed"])) and ref.vid2vid["status"] == "failed"
+    sizes = [Job.open(v["job_dir"]).manifest["plan"] for v in ref.vid2vid["videos"]]
+    assert [(s["width"], s["height"]) for s in sizes] == [(64, 96), (96, 64), (96, 96)]
+    assert "3. c_corrupt.mp4: failed" in ref.info and "frame 3" in ref.info
+    assert len(ref.images) == 2  # a preview of each finished video
+
+    shared.state.reset()
+    processing.calls.clear()
+    shared.opts.vid2vid_output_dir = str(tmp_path / "out")
+    processing.hooks.append(lambda p, n: setattr(shared.state, "interrupted", n == 8 + 4))
+    part = a1111.run_script(_p(processing, width=96, height=96), args)
+    assert _batch_rows(part) == list(zip(names, ["done", "interrupted", "pending"]))
+    assert part.vid2vid["videos"][1]["frames_done"] == 4 and "Generate again" in part.info
+    assert shared.state.textinfo == "vid2vid video 2/3 (b_landscape.video), pass1: frame 4/10"
+    assert shared.state.job_count == 10
+
+    processing.hooks.clear()
+    processing.calls.clear()
+    shared.state.reset()
+    again = a1111.run_script(_p(processing, width=96, height=96), args)
+    assert _batch_rows(again) == list(zip(names, ["skipped", "done", "failed"]))
+    assert [v["job_dir"] for v in again.vid2vid["videos"][:2]] == [v["job_dir"] for v in part.vid2vid["videos"][:2]]
+    assert [c.width for c in processing.calls] == [96] * (10 - 4) + [96] * 3  # b's missing frames, then c
+    assert [c.height for c in processing.calls] == [64] * (10 - 4) + [96] * 3
+    frames = [sorted((Path(r.vid2vid["videos"][1]["job_dir"]) / "frames" / "pass1").glob("*.png")) for r in (ref, again)]
+    assert [f.read_bytes() for f in frames[0]] == [f.read_bytes() for f in frames[1]]
+
+
+def test_a_list_of_paths_and_base64_videos_from_the_api(host, clip, tmp_path):
+    from tests.clips import make_clip
+
+    a1111, processing, shared = host
+    shared.opts.vid2vid_output_dir = str(tmp_path / "out")
+    other = make_clip(tmp_path / "tall.mp4", n_frames=3, size=(64, 96), audio=False)
+    data = "data:video/mp4;base64," + base64.b64encode(Path(clip).read_bytes()).decode()
+    args = _args(max_frames=3)
+    args[params.api_arg_names().index("input")] = [data, str(other), str(tmp_path / "missing.mp4")]
+    res = a1111.run_script(_p(processing), args)
+    rows = res.vid2vid["videos"]
+    assert [v["state"] for v in rows] == ["done", "done", "failed"] and res.vid2vid["status"] == "failed"
+    assert Path(rows[0]["video"]).parent == tmp_path / "out" / "uploads"
+    assert all(Path(v["output"]).is_file() for v in rows[:2]) and "not found" in rows[2]["error"]
+    assert Path(res.vid2vid["batch"]).name == "batch.json"

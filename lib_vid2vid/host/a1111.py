@@ -415,6 +415,81 @@ def materialise_input(value: str, output_dir: str | Path) -> str:
     return str(path)
 
 
+def split_batch_input(args: tuple | list) -> tuple[list, list[str] | None]:
+    """(script args, the batch's sources or None). The video argument is a batch when it is a list (API:
+    paths or base64 videos), several lines (one path per line), a folder on the server or a glob pattern; the
+    args then carry "" in its place."""
+    from .. import batch
+
+    args = list(args)
+    at = params.api_arg_names().index("input")
+    value = args[at] if len(args) > at else None
+    if isinstance(value, (list, tuple)):
+        sources = [str(v) for v in value]
+    elif isinstance(value, str) and len(value) < 4096:
+        sources = [line.strip() for line in value.splitlines() if line.strip()]
+        if not batch.is_batch(sources):
+            return args, None
+    else:
+        return args, None
+    args[at] = ""
+    return args, sources
+
+
+def _is_data(text: str) -> bool:
+    return text.startswith("data:") or len(text) >= 4096
+
+
+def _run_batch(p: Any, settings: params.Settings, sources: list[str]) -> Any:
+    """Each video its own job (lib_vid2vid/batch.py); the result lists every video with its state."""
+    from .. import batch
+    from ..report import format_report
+
+    _, shared = _host()
+    state = shared.state
+    out_dir = settings.job.output_dir
+    paths = [materialise_input(src, out_dir) if _is_data(src) else src for src in sources]
+    videos = batch.find_videos(paths, exclude=[out_dir])
+    if not videos:
+        raise Vid2VidError("No videos found: give video paths on the server (one per line), a folder that holds "
+                           "videos, or upload videos")
+    renderer = A1111Renderer(p, controlnet=ControlNetBridge.find())
+    passes = settings.temporal.loopback_passes
+    current = {"number": 0}
+
+    def progress(bp: batch.BatchProgress) -> None:
+        if bp.number != current["number"]:  # a new video: the WebUI's bar counts this video's frames
+            current["number"] = bp.number
+            state.job_count = bp.frame.total * passes
+            state.job_no = 0
+        state.textinfo = f"vid2vid {bp.text}"
+        if bp.frame.last_frame is not None:
+            state.assign_current_image(Image.fromarray(bp.frame.last_frame))
+
+    result = batch.run_batch(settings, renderer, videos, new=settings.job.new_job,
+                             should_stop=lambda: stop_requested(state), progress=progress,
+                             notify=lambda line: print(f"vid2vid: {line}"))
+    counts = ", ".join(f"{n} {k}" for k, n in result.counts().items())
+    lines = [f"vid2vid batch: {result.status}, {len(result.items)} videos ({counts})"]
+    for n, item in enumerate(result.items, 1):
+        frames = f"{item.frames}/{item.total}" if item.total is not None else "-"
+        lines.append(f"{n}. {item.name}: {item.state}, {frames} frames"
+                     + (f", {item.output}" if item.output else "")
+                     + (f": {item.error}" if item.error else "")
+                     + (f"; report: {format_report(item.report)}" if item.report else ""))
+    if result.status == "interrupted":
+        lines.append("Interrupted: press Generate again to resume the batch (finished videos are skipped)")
+    lines.append(f"batch: {result.path}")
+    previews = []
+    for item in result.items:
+        if item.job_dir and item.total:
+            previews += _preview_images(Path(item.job_dir), f"pass{passes}", item.total)[1:2]
+    videos_info = [{"video": i.video, "state": i.state, "job_dir": i.job_dir, "output": i.output,
+                    "frames_done": i.frames, "total": i.total, "error": i.error} for i in result.items]
+    return _processed(p, previews, "\n".join(lines), {"status": result.status, "batch": str(result.path),
+                                                       "videos": videos_info})
+
+
 def _preview_images(job_dir: Path, stage: str, total: int) -> list[Image.Image]:
     frames = job_dir / "frames" / stage
     picks = sorted({0, total // 2, total - 1})
@@ -431,7 +506,10 @@ def run_script(p: Any, args: tuple | list) -> Any:
     processing, shared = _host()
     state = shared.state
     try:
+        args, sources = split_batch_input(args)
         settings = settings_from_script(p, args)
+        if sources is not None:
+            return _run_batch(p, settings, sources)
         settings = settings.replace(input=materialise_input(settings.video.input, settings.job.output_dir))
         if settings.preview.preview_mode != "video":
             return _run_preview(p, settings)
