@@ -96,8 +96,9 @@ class VideoSettings:
     """Tab "Video": what is read from the source and at what size."""
 
     TAB = "Video"
-    input: str = setting("", "Path of the source video on this machine (the CLI's first argument).",
-                         widget="video", cli=False)
+    input: str = setting("", "Path of the source video on this machine (the CLI's first argument). Several "
+                             "paths (one per line), a folder or a glob pattern run a batch: each video its own "
+                             "job, its own size with the same long side.", widget="video", cli=False)
     fps: float = setting(0.0, "Frames per second to process; 0 keeps the source rate. Fewer frames render "
                               "faster; the output keeps the source duration.", unit="fps", min=0, max=120)
     start: float = setting(0.0, "Start of the processed range.", unit="s", min=0)
