@@ -592,3 +592,65 @@ def test_a_list_of_paths_and_base64_videos_from_the_api(host, clip, tmp_path):
     assert Path(rows[0]["video"]).parent == tmp_path / "out" / "uploads"
     assert all(Path(v["output"]).is_file() for v in rows[:2]) and "not found" in rows[2]["error"]
     assert Path(res.vid2vid["batch"]).name == "batch.json"
+
+
+# ---- what the host does on every frame, said in the result
+
+class _Restorer:
+    """As A1111's CodeFormer/GFPGAN restorers: ``net`` stays None when the model cannot load."""
+
+    def __init__(self, name, net):
+        self._name, self.net = name, net
+
+    def name(self):
+        return self._name
+
+
+@pytest.mark.parametrize("restorers,restore,said", [
+    ([_Restorer("CodeFormer", None)], True, "could not load the CodeFormer model"),
+    ([_Restorer("GFPGAN", object())], True, "no face restorer 'CodeFormer'"),
+    ([_Restorer("CodeFormer", object())], True, None),
+    ([_Restorer("CodeFormer", None)], False, None),
+])
+def test_restore_faces_that_does_nothing_is_said_once(host, clip, tmp_path, capsys, restorers, restore, said):
+    a1111, processing, shared = host
+    shared.opts.vid2vid_output_dir = str(tmp_path / "out")
+    shared.face_restorers = restorers
+    shared.opts.face_restoration_model = "CodeFormer"
+    res = a1111.run_script(_p(processing, restore_faces=restore), _args(input=str(clip), max_frames=3))
+    assert res.vid2vid["status"] == "done"
+    log = (Path(res.vid2vid["job_dir"]) / "job.log").read_text()
+    if said is None:
+        assert res.vid2vid["notices"] == [] and "Restore faces" not in log + res.info
+        return
+    assert len(res.vid2vid["notices"]) == 1 and said in res.vid2vid["notices"][0]
+    assert res.info.count(said) == 1 and log.count(said) == 1  # once, not once per frame
+    assert capsys.readouterr().out.count(said) == 1  # the console too
+    assert Job.open(res.vid2vid["job_dir"]).manifest["warnings"] == res.vid2vid["notices"]
+
+
+def test_adetailer_entries_reach_the_api_reply(host, clip, tmp_path, monkeypatch):
+    """ADetailer runs inside process_images on every frame and writes its entries into the infotext."""
+    a1111, processing, shared = host
+    shared.opts.vid2vid_output_dir = str(tmp_path / "out")
+    plain = processing.process_images
+
+    def with_adetailer(p):
+        processed = plain(p)
+        extra = ', ADetailer model: face_yolov8n.pt, ADetailer prompt: "smile, closed mouth", ADetailer version: 24.1'
+        processed.infotexts = [text + extra for text in processed.infotexts]
+        return processed
+
+    monkeypatch.setattr(processing, "process_images", with_adetailer)
+    p = _setup(processing)
+    res = a1111.run_script(p, _args(input=str(clip), max_frames=2))
+    frame = res.vid2vid["frame_params"]
+    assert frame["ADetailer model"] == "face_yolov8n.pt" and frame["ADetailer prompt"] == "smile, closed mouth"
+    assert frame["Steps"] == "8"
+    assert p.extra_generation_params["vid2vid_frame_params"] == frame  # the API reply's info JSON holds these
+    assert ("other scripts on every frame: ADetailer model: face_yolov8n.pt, ADetailer prompt: smile, closed "
+            "mouth, ADetailer version: 24.1") in res.info
+    png = Job.open(res.vid2vid["job_dir"]).frame_path("pass1", 1)
+    from lib_vid2vid.workspace import read_png_text
+
+    assert a1111.frame_params(read_png_text(png)["parameters"]) == frame  # as in each frame's PNG
