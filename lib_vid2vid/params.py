@@ -106,7 +106,8 @@ class VideoSettings:
     max_frames: int = setting(0, "Stop after this many frames (0 = all): a quick preview of a long video.",
                               min=0)
     width: int = setting(0, "Output width; 0 derives it from the source (long side 512, multiple of 8). In the "
-                            "WebUI the img2img tab's size is used.", unit="px", min=0, max=MAX_SIDE, step=8, ui=False)
+                            "WebUI the img2img tab's size is used. In a batch of videos the larger of width and "
+                            "height is every video's long side.", unit="px", min=0, max=MAX_SIDE, step=8, ui=False)
     height: int = setting(0, "Output height; 0 derives it from the source aspect ratio.", unit="px", min=0,
                           max=MAX_SIDE, step=8, ui=False)
     resize_mode: str = setting("just_resize", "How the source is fitted to the output size, as in img2img: "
