@@ -203,6 +203,9 @@ def run_batch(settings: Settings, renderer: Renderer, videos: Sequence[str | Pat
     items = [BatchItem(video=str(v)) for v in videos]
     if not items:
         raise Vid2VidError("No videos found: give video files, a folder that holds videos, or a glob pattern")
+    from .postprocess import validate_settings
+
+    validate_settings(settings)  # a bad upscaler or export setting would fail every video: say it once
     path = out_dir / BATCH_FILE
     started = _now()
     host = host_identity(renderer)

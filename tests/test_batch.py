@@ -176,6 +176,13 @@ def test_no_videos_is_one_line(tmp_path):
     assert r.returncode == 1 and "No videos found" in r.stderr and "Traceback" not in r.stderr
 
 
+def test_a_setting_that_fails_every_video_fails_the_batch_once(tmp_path):
+    folder = _folder(tmp_path)
+    r = cli(folder, *FLAGS, "--upscaler", "NoSuchUpscaler", "--output-dir", tmp_path / "out")
+    assert r.returncode == 1 and r.stderr.count("NoSuchUpscaler") == 1 and "Traceback" not in r.stderr
+    assert not (tmp_path / "out").exists()  # no job folder, no batch.json
+
+
 def test_one_video_only_flags_are_refused_for_a_batch(tmp_path):
     folder = _folder(tmp_path)
     r = cli(folder, "--resume", "x", "--output-dir", tmp_path / "out")
