@@ -159,7 +159,7 @@ def main(argv: list[str] | None = None) -> int:
             ap.error("give the input video (or --resume JOB)")
         debug = args.debug_frame is not None or args.debug_time is not None or args.sweep is not None
         if many:
-            given = [flag for flag, on in (("--resume", args.resume), ("--submit", args.submit),
+            given = [flag for flag, on in (("--resume", args.resume),
                                            ("--debug-frame/--debug-time/--sweep", debug)) if on]
             if given:
                 ap.error(f"{given[0]} takes one video, not a batch: give a single video file")
@@ -195,6 +195,8 @@ def _batch(args: argparse.Namespace, settings: params.Settings) -> int:
     if not videos:
         raise Vid2VidError(f"No videos found in {' '.join(args.inputs)}: give video files or a folder that holds "
                            f"videos (--recursive for sub-folders, --glob to pick names)")
+    if args.submit:
+        return _submit_batch(args, settings, videos)
     renderer = _make_renderer(args)
     stop = _StopFlag()
     if threading.current_thread() is threading.main_thread():
@@ -227,6 +229,23 @@ def _batch(args: argparse.Namespace, settings: params.Settings) -> int:
         print("stopped: run the same command again to resume the batch", file=sys.stderr)
         return EXIT_INTERRUPTED
     return 0 if result.status == "done" else EXIT_ERROR
+
+
+def _submit_batch(args: argparse.Namespace, settings: params.Settings, videos: list) -> int:
+    """The whole batch in one request to the WebUI's vid2vid Script; its summary table printed."""
+    from . import batch
+    from .host.webui_api import DEFAULT_URL, WebUIApiRenderer
+
+    client = WebUIApiRenderer(args.api_url or DEFAULT_URL, timeout=args.timeout)
+    client.check()
+    if args.new:
+        settings = settings.replace(new_job=True)
+    result = client.submit_batch(settings, videos, upload=args.upload)
+    print(batch.summary_table(batch.items_from_reply(result.get("videos") or [])))
+    if result.get("batch"):
+        print(f"batch: {result['batch']} (on the WebUI's machine)")
+    status = result.get("status")
+    return 0 if status == "done" else EXIT_INTERRUPTED if status == "interrupted" else EXIT_ERROR
 
 
 def _submit(args: argparse.Namespace, settings: params.Settings) -> int:

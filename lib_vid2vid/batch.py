@@ -24,7 +24,7 @@ import glob
 import json
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -317,6 +317,13 @@ def read_batch(path: str | Path) -> dict[str, Any]:
 
 
 # ---------------------------------------------------------------- the summary table
+
+def items_from_reply(videos: Sequence[dict[str, Any]]) -> list[BatchItem]:
+    """BatchItems from the Script's reply (``vid2vid_videos``: frames as ``frames_done``)."""
+    names = {f.name for f in fields(BatchItem)}
+    return [BatchItem(**{k: v for k, v in {**d, "frames": d.get("frames_done", 0)}.items() if k in names})
+            for d in videos]
+
 
 def summary_table(items: Sequence[BatchItem]) -> str:
     """The summary as aligned text: video, frames, seconds, state, job folder, report figures (or the error)."""

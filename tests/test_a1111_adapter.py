@@ -654,3 +654,40 @@ def test_adetailer_entries_reach_the_api_reply(host, clip, tmp_path, monkeypatch
     from lib_vid2vid.workspace import read_png_text
 
     assert a1111.frame_params(read_png_text(png)["parameters"]) == frame  # as in each frame's PNG
+
+
+@pytest.mark.parametrize("upload", [False, True], ids=["paths", "upload"])
+def test_cli_submits_a_batch_to_the_script(host, tmp_path, capsys, upload):
+    """python -m lib_vid2vid FOLDER --submit: one request whose video argument lists the videos; the Script (here
+    behind a fake WebUI's HTTP API) runs each as its own job; the CLI prints the table from the reply."""
+    import json
+
+    from lib_vid2vid import __main__ as cli_main
+    from tests.fake_webui import FakeWebUI, json_reply
+    from tests.test_batch import _folder
+
+    a1111, processing, shared = host
+    shared.opts.vid2vid_output_dir = str(tmp_path / "server")
+    folder = _folder(tmp_path)
+    with FakeWebUI() as web:
+        def run_script(h):
+            body = web.payloads[0]
+            p = _p(processing, prompt=body["prompt"], seed=body["seed"], width=body["width"], height=body["height"],
+                   denoising_strength=body["denoising_strength"], steps=body["steps"])
+            a1111.run_script(p, body["script_args"])
+            json_reply({"images": [], "info": json.dumps({"extra_generation_params": p.extra_generation_params})})(h)
+
+        web.reply[0] = run_script
+        argv = [str(folder), "--submit", "--api-url", web.url, "--prompt", "ink", "--seed", "7", "--width", "96",
+                "--output-dir", str(tmp_path / "local"), *(["--upload"] if upload else [])]
+        assert cli_main.main(argv) == cli_main.EXIT_ERROR  # the corrupt video failed
+    sent = web.payloads[0]["script_args"][params.api_arg_names().index("input")]
+    assert len(sent) == 3 and (sent[0] == str(folder / "a_portrait.mp4")) != upload
+    assert (web.payloads[0]["width"], web.payloads[0]["height"]) == (96, 96)  # the long side
+    lines = capsys.readouterr().out.splitlines()
+    table = lines[[k for k, line in enumerate(lines) if line.startswith("video ")][0]:]  # after the server's lines
+    assert [row.split()[3] for row in table[1:4]] == ["done", "done", "failed"]
+    assert table[1].split()[1] == "8/8" and "frame 3" in table[3]
+    rows = json.loads((tmp_path / "server" / "batch.json").read_text())["videos"]
+    assert [(r["width"], r["height"]) for r in rows] == [(64, 96), (96, 64), (96, 96)]
+    assert not (tmp_path / "local").exists()  # the jobs live on the server

@@ -471,9 +471,10 @@ def materialise_input(value: str, output_dir: str | Path) -> str:
         raise Vid2VidError("No video given: upload one in the Video tab or give its path on the server")
     if len(text) < 4096 and Path(text).expanduser().exists():
         return str(Path(text).expanduser())
-    if text.startswith("data:"):
+    is_data_url = text.startswith("data:")  # base64 whatever its length (a tiny clip is shorter than 4096)
+    if is_data_url:
         text = text.split(",", 1)[-1]
-    if len(text) < 4096:
+    if len(text) < 4096 and not is_data_url:
         raise Vid2VidError(f"Video not found: {value!r}: give an existing path on the server or base64 video data")
     try:
         data = base64.b64decode(text, validate=True)
@@ -561,7 +562,8 @@ def _run_batch(p: Any, settings: params.Settings, sources: list[str]) -> Any:
         if item.job_dir and item.total:
             previews += _preview_images(Path(item.job_dir), f"pass{passes}", item.total)[1:2]
     videos_info = [{"video": i.video, "state": i.state, "job_dir": i.job_dir, "output": i.output,
-                    "frames_done": i.frames, "total": i.total, "error": i.error} for i in result.items]
+                    "frames_done": i.frames, "total": i.total, "seconds": i.seconds, "width": i.width,
+                    "height": i.height, "error": i.error, "report": i.report} for i in result.items]
     frame = frame_params(renderer.last_infotext)
     return _processed(p, previews, "\n".join(lines), {"status": result.status, "batch": str(result.path),
                                                        "videos": videos_info, "frame_params": frame})
