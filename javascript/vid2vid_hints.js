@@ -2,7 +2,7 @@
 // Hover hints for the vid2vid Script's controls (element ids are script_vid2vid_<setting>).
 (function () {
   const hints = {
-  "input": "Path of the source video on this machine (the CLI's first argument).",
+  "input": "Path of the source video on this machine (the CLI's first argument). Several paths (one per line), a folder or a glob pattern run a batch: each video its own job, its own size with the same long side.",
   "fps": "Frames per second to process; 0 keeps the source rate. Fewer frames render faster; the output keeps the source duration. [fps, 0..120]",
   "start": "Start of the processed range. [s]",
   "end": "End of the processed range; 0 means the end of the video. [s]",

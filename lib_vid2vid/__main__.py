@@ -1,5 +1,9 @@
 """Headless CLI: ``python -m lib_vid2vid INPUT --prompt "..." [options]``.
 
+Several videos, a folder or a glob pattern run a batch (lib_vid2vid/batch.py): each video its own job, a
+summary table at the end and in ``<output-dir>/batch.json``; the same command again skips finished videos
+and resumes the others.
+
 By default every frame is rendered by a running WebUI over its HTTP API (start it with ``--api``).
 ``--renderer proxy`` renders with the built-in proxy stylisation instead (no model, no WebUI): for trying
 settings and the pipeline. Re-running the same command resumes an unfinished job.
@@ -45,7 +49,9 @@ def build_parser() -> argparse.ArgumentParser:
         description="Restyle a video with Stable Diffusion img2img, frame by frame, with little flicker. "
                     "Re-running the same command resumes an unfinished job.",
     )
-    ap.add_argument("input", nargs="?", help="the source video")
+    ap.add_argument("inputs", nargs="*", metavar="INPUT",
+                    help="the source video; several videos, a folder or a glob pattern run a batch (each video "
+                         "its own job, its own size with the same long side)")
     ap.add_argument("--version", action="version", version=f"lib_vid2vid {__version__}")
     run = ap.add_argument_group("Run")
     run.add_argument("--strategy", choices=tuple(params.STRATEGIES), default=None,
@@ -66,6 +72,11 @@ def build_parser() -> argparse.ArgumentParser:
                                                         "(also when that one is running: otherwise an error)")
     run.add_argument("--list-jobs", action="store_true", help="list the jobs in the output folder and exit")
     run.add_argument("--quiet", action="store_true", help="no progress bar")
+    many = ap.add_argument_group("Batch (several videos, a folder or a glob pattern)")
+    many.add_argument("--recursive", action="store_true", help="look for videos in sub-folders too")
+    many.add_argument("--glob", default="*", metavar="PATTERN",
+                      help="only files of a folder whose name matches, e.g. '*.mp4' (default: every file that "
+                           "is a video by its content)")
     dbg = ap.add_argument_group("Single-frame debug (renders one frame into <output-dir>/debug, no job)")
     pick = dbg.add_mutually_exclusive_group()
     pick.add_argument("--debug-frame", type=int, metavar="N", default=None,
@@ -115,6 +126,8 @@ class _StopFlag:
         return self.event.is_set()
 
     def install(self) -> None:
+        self.previous = signal.getsignal(signal.SIGINT)
+
         def handler(signum, frame):
             if self.event.is_set():
                 raise KeyboardInterrupt
@@ -123,22 +136,34 @@ class _StopFlag:
 
         signal.signal(signal.SIGINT, handler)
 
+    def uninstall(self) -> None:
+        previous = getattr(self, "previous", None)
+        if previous is not None:
+            signal.signal(signal.SIGINT, previous)
+
 
 def main(argv: list[str] | None = None) -> int:
     ap = build_parser()
-    args = ap.parse_args(argv)
+    args = ap.parse_intermixed_args(argv)  # videos may come after the flags, or between them
     try:
         base = params.Settings()
         if args.strategy:
             base = base.replace(**params.STRATEGIES[args.strategy])
-        if args.input:
-            base = base.replace(input=args.input)
+        many = _is_batch(args)
+        if args.inputs and not many:
+            base = base.replace(input=args.inputs[0])
         settings = params.settings_from_cli(args, base=base)
         if args.list_jobs:
             return _list_jobs(settings.job.output_dir)
-        if not args.input and not args.resume:
+        if not args.inputs and not args.resume:
             ap.error("give the input video (or --resume JOB)")
         debug = args.debug_frame is not None or args.debug_time is not None or args.sweep is not None
+        if many:
+            given = [flag for flag, on in (("--resume", args.resume),
+                                           ("--debug-frame/--debug-time/--sweep", debug)) if on]
+            if given:
+                ap.error(f"{given[0]} takes one video, not a batch: give a single video file")
+            return _batch(args, settings)
         if debug and args.resume:
             ap.error("--debug-frame/--debug-time/--sweep render from the input video's settings, not with --resume")
         if args.submit:
@@ -153,6 +178,74 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("stopped: run the same command again to resume", file=sys.stderr)
         return EXIT_INTERRUPTED
+
+
+def _is_batch(args: argparse.Namespace) -> bool:
+    from .batch import is_batch
+
+    return is_batch(args.inputs) or (len(args.inputs) == 1 and args.recursive)
+
+
+def _batch(args: argparse.Namespace, settings: params.Settings) -> int:
+    """Each video its own job; the summary table printed and written to <output-dir>/batch.json."""
+    from . import batch
+
+    videos = batch.find_videos(args.inputs, recursive=args.recursive, pattern=args.glob,
+                               exclude=[settings.job.output_dir])
+    if not videos:
+        raise Vid2VidError(f"No videos found in {' '.join(args.inputs)}: give video files or a folder that holds "
+                           f"videos (--recursive for sub-folders, --glob to pick names)")
+    if args.submit:
+        return _submit_batch(args, settings, videos)
+    renderer = _make_renderer(args)
+    stop = _StopFlag()
+    if threading.current_thread() is threading.main_thread():
+        stop.install()
+    bar = None
+
+    def progress(p: batch.BatchProgress) -> None:
+        nonlocal bar
+        if args.quiet:
+            return
+        from tqdm import tqdm
+
+        desc = f"video {p.number}/{p.count} {p.frame.stage}"
+        if bar is None or bar.desc != desc:
+            if bar is not None:
+                bar.close()
+            bar = tqdm(total=p.frame.total, initial=p.frame.done - 1, desc=desc, unit="frame", dynamic_ncols=True)
+        bar.update(p.frame.done - bar.n)
+
+    try:
+        result = batch.run_batch(settings, renderer, videos, new=args.new, should_stop=stop, progress=progress,
+                                 notify=lambda line: print(line, file=sys.stderr))
+    finally:
+        if bar is not None:
+            bar.close()
+        stop.uninstall()
+    print(batch.summary_table(result.items))
+    print(f"batch: {result.path}")
+    if result.status == "interrupted":
+        print("stopped: run the same command again to resume the batch", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    return 0 if result.status == "done" else EXIT_ERROR
+
+
+def _submit_batch(args: argparse.Namespace, settings: params.Settings, videos: list) -> int:
+    """The whole batch in one request to the WebUI's vid2vid Script; its summary table printed."""
+    from . import batch
+    from .host.webui_api import DEFAULT_URL, WebUIApiRenderer
+
+    client = WebUIApiRenderer(args.api_url or DEFAULT_URL, timeout=args.timeout)
+    client.check()
+    if args.new:
+        settings = settings.replace(new_job=True)
+    result = client.submit_batch(settings, videos, upload=args.upload)
+    print(batch.summary_table(batch.items_from_reply(result.get("videos") or [])))
+    if result.get("batch"):
+        print(f"batch: {result['batch']} (on the WebUI's machine)")
+    status = result.get("status")
+    return 0 if status == "done" else EXIT_INTERRUPTED if status == "interrupted" else EXIT_ERROR
 
 
 def _submit(args: argparse.Namespace, settings: params.Settings) -> int:

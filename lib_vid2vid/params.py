@@ -96,8 +96,9 @@ class VideoSettings:
     """Tab "Video": what is read from the source and at what size."""
 
     TAB = "Video"
-    input: str = setting("", "Path of the source video on this machine (the CLI's first argument).",
-                         widget="video", cli=False)
+    input: str = setting("", "Path of the source video on this machine (the CLI's first argument). Several "
+                             "paths (one per line), a folder or a glob pattern run a batch: each video its own "
+                             "job, its own size with the same long side.", widget="video", cli=False)
     fps: float = setting(0.0, "Frames per second to process; 0 keeps the source rate. Fewer frames render "
                               "faster; the output keeps the source duration.", unit="fps", min=0, max=120)
     start: float = setting(0.0, "Start of the processed range.", unit="s", min=0)
@@ -105,7 +106,8 @@ class VideoSettings:
     max_frames: int = setting(0, "Stop after this many frames (0 = all): a quick preview of a long video.",
                               min=0)
     width: int = setting(0, "Output width; 0 derives it from the source (long side 512, multiple of 8). In the "
-                            "WebUI the img2img tab's size is used.", unit="px", min=0, max=MAX_SIDE, step=8, ui=False)
+                            "WebUI the img2img tab's size is used. In a batch of videos the larger of width and "
+                            "height is every video's long side.", unit="px", min=0, max=MAX_SIDE, step=8, ui=False)
     height: int = setting(0, "Output height; 0 derives it from the source aspect ratio.", unit="px", min=0,
                           max=MAX_SIDE, step=8, ui=False)
     resize_mode: str = setting("just_resize", "How the source is fitted to the output size, as in img2img: "

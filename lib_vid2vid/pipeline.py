@@ -247,7 +247,8 @@ class JobResult:
     report: dict[str, Any] | None = None
     """Warp error, flicker and fidelity of the finished video (report.json), when measured."""
     notices: list[str] = field(default_factory=list)
-    """One-line notes about how the job was chosen (e.g. "not resuming <job>: checkpoint differs ...")."""
+    """One-line notes about how the job was chosen (e.g. "not resuming <job>: checkpoint differs ...") and
+    about the host (an option that is on but does nothing: the renderer's ``take_notices``)."""
 
 
 class Run:
@@ -276,6 +277,8 @@ class Run:
         self.passes = settings.temporal.loopback_passes
         self.before = max([s.before for s in stages] + [1])
         self.after = max([s.after for s in stages] + [0])
+        self.notices: list[str] = []
+        """The renderer's notes about the host in this run (logged once each as job warnings)."""
         self.base_request: dict[str, Any] = {}
         """Fields every request starts from (stages may add to it in ``begin``, e.g. a sigma schedule)."""
 
@@ -492,9 +495,18 @@ class Run:
             stage.prepare(ctx, req)
         req.extra["infotext"] = {"vid2vid": self._summary(ctx)}
         images = self.renderer.render(req)
+        self._host_notices()
         if not images:
             raise Vid2VidError(f"The renderer returned no image for frame {ctx.index}")
         return req, images, getattr(self.renderer, "last_infotext", "") or infotext(req)
+
+    def _host_notices(self) -> None:
+        """The renderer's new one-line notes about the host (``take_notices``), each logged once."""
+        take = getattr(self.renderer, "take_notices", None)
+        for note in (take() if callable(take) else None) or []:
+            if note not in self.notices:
+                self.notices.append(note)
+                self.job.log(note, warning=True)
 
     def _finish(self, ctx: FrameContext, req: RenderRequest, images: list[np.ndarray],
                 text: str) -> tuple[np.ndarray, dict[str, Any]]:
@@ -720,7 +732,7 @@ def run_job(settings: Settings, renderer: Renderer, *, resume: str | Path | None
     status = "failed"
     try:
         result = run.execute()
-        result.notices = list(notes)
+        result.notices = list(notes) + run.notices
         status = result.status
         if status == "done" and run.meter is not None:
             from .report import format_report

@@ -55,7 +55,11 @@ class RenderRequest:
 class Renderer(Protocol):
     """Optionally also ``host_identity() -> dict``: what the host uses to make a frame beyond the request
     (checkpoint, VAE, ControlNet units ...; lib_vid2vid/identity.py). It is part of a job's identity: a job is
-    resumed only by a host with an equal one."""
+    resumed only by a host with an equal one.
+
+    Optionally also ``take_notices() -> list[str]``: one-line notes about the host found since the last call
+    (e.g. an option that is on but does nothing); the loop writes each into the job log once and the job's
+    result carries them."""
 
     def render(self, request: RenderRequest) -> list[np.ndarray]:
         """Return batch_size * n_iter RGB uint8 HWC images of the request's size."""

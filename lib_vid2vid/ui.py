@@ -38,7 +38,7 @@ def component_for(gr: Any, spec: Spec, value: Any, elem_id: str,
         return gr.Number(precision=0 if spec.type is int else None, **common)
     if spec.name in choices_from_host:
         return gr.Dropdown(choices=choices_from_host[spec.name], allow_custom_value=True, **common)
-    lines = 3 if spec.widget in ("textarea", "expr") else 1
+    lines = 3 if spec.widget in ("textarea", "expr") else 2 if spec.widget == "video" else 1  # video: a batch
     return gr.Textbox(lines=lines, placeholder=_placeholder(spec.help), **common)
 
 
@@ -67,12 +67,16 @@ def build(gr: Any, *, elem_id: Callable[[str], str], defaults: dict[str, Any] | 
                 if tab == "Video":
                     upload = _ui_only(gr.Video(label="Upload a video (or give a path on the server below)",
                                       elem_id=elem_id("upload")))
+                    uploads = _ui_only(gr.File(label="Or several videos: a batch, each video its own job",
+                                               file_count="multiple", file_types=["video"],
+                                               elem_id=elem_id("uploads")))
                 for spec in specs:
                     value = defaults.get(spec.name, base.get(spec.name))
                     comps[spec.name] = component_for(gr, spec, value, elem_id(spec.name),
                                                      host.get("choices", {}))
                 if tab == "Video":
                     upload.change(fn=lambda path: path or "", inputs=[upload], outputs=[comps["input"]])
+                    uploads.change(fn=batch_paths, inputs=[uploads], outputs=[comps["input"]])
                     if "suggest_prompt" in host:
                         with gr.Row():
                             suggest = _ui_only(gr.Button("Suggest prompt tags from the video", elem_id=elem_id("suggest")))
@@ -86,6 +90,12 @@ def build(gr: Any, *, elem_id: Callable[[str], str], defaults: dict[str, Any] | 
                 if tab == "Jobs" and "list_jobs" in host:
                     _job_picker(gr, comps, host, elem_id)
     return [comps[name] for name in params.api_arg_names()]
+
+
+def batch_paths(files: Any) -> str:
+    """The video argument for several uploaded files: their paths on the server, one per line (gradio 3.41
+    hands file objects with ``.name``, gradio 4 paths)."""
+    return "\n".join(str(getattr(f, "name", f)) for f in files or [])
 
 
 def _ui_only(component: Any) -> Any:

@@ -532,3 +532,162 @@ def test_second_tab_on_a_running_job_gets_one_line(host, clip, tmp_path):
         res = a1111.run_script(_p(processing), _args(input=str(clip), max_frames=5, new_job=True))
         assert res.vid2vid["status"] == "done" and Path(res.vid2vid["job_dir"]) != part
     assert Job.open(part).frames_done("pass1") == 2
+
+
+def _batch_rows(res):
+    return [(Path(v["video"]).name, v["state"]) for v in res.vid2vid["videos"]]
+
+
+def test_a_folder_batch_through_the_script_interrupt_and_generate_again(host, tmp_path):
+    """A folder on the server: each video its own job at its own size (the img2img tab's 96x96 gives the
+    long side), the corrupt one fails alone; Interrupt in the second video, Generate again resumes it."""
+    from tests.test_batch import _folder
+
+    a1111, processing, shared = host
+    folder = _folder(tmp_path)
+    args = _args(input=str(folder), init_mode="previous_output")
+    shared.opts.vid2vid_output_dir = str(tmp_path / "ref")
+    ref = a1111.run_script(_p(processing, width=96, height=96), args)
+    names = ["a_portrait.mp4", "b_landscape.video", "c_corrupt.mp4"]
+    assert _batch_rows(ref) == list(zip(names, ["done", "done", "failed"])) and ref.vid2vid["status"] == "failed"
+    sizes = [Job.open(v["job_dir"]).manifest["plan"] for v in ref.vid2vid["videos"]]
+    assert [(s["width"], s["height"]) for s in sizes] == [(64, 96), (96, 64), (96, 96)]
+    assert "3. c_corrupt.mp4: failed" in ref.info and "frame 3" in ref.info
+    assert len(ref.images) == 2  # a preview of each finished video
+
+    shared.state.reset()
+    processing.calls.clear()
+    shared.opts.vid2vid_output_dir = str(tmp_path / "out")
+    processing.hooks.append(lambda p, n: setattr(shared.state, "interrupted", n == 8 + 4))
+    part = a1111.run_script(_p(processing, width=96, height=96), args)
+    assert _batch_rows(part) == list(zip(names, ["done", "interrupted", "pending"]))
+    assert part.vid2vid["videos"][1]["frames_done"] == 4 and "Generate again" in part.info
+    assert shared.state.textinfo == "vid2vid video 2/3 (b_landscape.video), pass1: frame 4/10"
+    assert shared.state.job_count == 10
+
+    processing.hooks.clear()
+    processing.calls.clear()
+    shared.state.reset()
+    again = a1111.run_script(_p(processing, width=96, height=96), args)
+    assert _batch_rows(again) == list(zip(names, ["skipped", "done", "failed"]))
+    assert [v["job_dir"] for v in again.vid2vid["videos"][:2]] == [v["job_dir"] for v in part.vid2vid["videos"][:2]]
+    assert [c.width for c in processing.calls] == [96] * (10 - 4) + [96] * 3  # b's missing frames, then c
+    assert [c.height for c in processing.calls] == [64] * (10 - 4) + [96] * 3
+    frames = [sorted((Path(r.vid2vid["videos"][1]["job_dir"]) / "frames" / "pass1").glob("*.png")) for r in (ref, again)]
+    assert [f.read_bytes() for f in frames[0]] == [f.read_bytes() for f in frames[1]]
+
+
+def test_a_list_of_paths_and_base64_videos_from_the_api(host, clip, tmp_path):
+    from tests.clips import make_clip
+
+    a1111, processing, shared = host
+    shared.opts.vid2vid_output_dir = str(tmp_path / "out")
+    other = make_clip(tmp_path / "tall.mp4", n_frames=3, size=(64, 96), audio=False)
+    data = "data:video/mp4;base64," + base64.b64encode(Path(clip).read_bytes()).decode()
+    args = _args(max_frames=3)
+    args[params.api_arg_names().index("input")] = [data, str(other), str(tmp_path / "missing.mp4")]
+    res = a1111.run_script(_p(processing), args)
+    rows = res.vid2vid["videos"]
+    assert [v["state"] for v in rows] == ["done", "done", "failed"] and res.vid2vid["status"] == "failed"
+    assert Path(rows[0]["video"]).parent == tmp_path / "out" / "uploads"
+    assert all(Path(v["output"]).is_file() for v in rows[:2]) and "not found" in rows[2]["error"]
+    assert Path(res.vid2vid["batch"]).name == "batch.json"
+
+
+# ---- what the host does on every frame, said in the result
+
+class _Restorer:
+    """As A1111's CodeFormer/GFPGAN restorers: ``net`` stays None when the model cannot load."""
+
+    def __init__(self, name, net):
+        self._name, self.net = name, net
+
+    def name(self):
+        return self._name
+
+
+@pytest.mark.parametrize("restorers,restore,said", [
+    ([_Restorer("CodeFormer", None)], True, "could not load the CodeFormer model"),
+    ([_Restorer("GFPGAN", object())], True, "no face restorer 'CodeFormer'"),
+    ([_Restorer("CodeFormer", object())], True, None),
+    ([_Restorer("CodeFormer", None)], False, None),
+])
+def test_restore_faces_that_does_nothing_is_said_once(host, clip, tmp_path, capsys, restorers, restore, said):
+    a1111, processing, shared = host
+    shared.opts.vid2vid_output_dir = str(tmp_path / "out")
+    shared.face_restorers = restorers
+    shared.opts.face_restoration_model = "CodeFormer"
+    res = a1111.run_script(_p(processing, restore_faces=restore), _args(input=str(clip), max_frames=3))
+    assert res.vid2vid["status"] == "done"
+    log = (Path(res.vid2vid["job_dir"]) / "job.log").read_text()
+    if said is None:
+        assert res.vid2vid["notices"] == [] and "Restore faces" not in log + res.info
+        return
+    assert len(res.vid2vid["notices"]) == 1 and said in res.vid2vid["notices"][0]
+    assert res.info.count(said) == 1 and log.count(said) == 1  # once, not once per frame
+    assert capsys.readouterr().out.count(said) == 1  # the console too
+    assert Job.open(res.vid2vid["job_dir"]).manifest["warnings"] == res.vid2vid["notices"]
+
+
+def test_adetailer_entries_reach_the_api_reply(host, clip, tmp_path, monkeypatch):
+    """ADetailer runs inside process_images on every frame and writes its entries into the infotext."""
+    a1111, processing, shared = host
+    shared.opts.vid2vid_output_dir = str(tmp_path / "out")
+    plain = processing.process_images
+
+    def with_adetailer(p):
+        processed = plain(p)
+        extra = ', ADetailer model: face_yolov8n.pt, ADetailer prompt: "smile, closed mouth", ADetailer version: 24.1'
+        processed.infotexts = [text + extra for text in processed.infotexts]
+        return processed
+
+    monkeypatch.setattr(processing, "process_images", with_adetailer)
+    p = _setup(processing)
+    res = a1111.run_script(p, _args(input=str(clip), max_frames=2))
+    frame = res.vid2vid["frame_params"]
+    assert frame["ADetailer model"] == "face_yolov8n.pt" and frame["ADetailer prompt"] == "smile, closed mouth"
+    assert frame["Steps"] == "8"
+    assert p.extra_generation_params["vid2vid_frame_params"] == frame  # the API reply's info JSON holds these
+    assert ("other scripts on every frame: ADetailer model: face_yolov8n.pt, ADetailer prompt: smile, closed "
+            "mouth, ADetailer version: 24.1") in res.info
+    png = Job.open(res.vid2vid["job_dir"]).frame_path("pass1", 1)
+    from lib_vid2vid.workspace import read_png_text
+
+    assert a1111.frame_params(read_png_text(png)["parameters"]) == frame  # as in each frame's PNG
+
+
+@pytest.mark.parametrize("upload", [False, True], ids=["paths", "upload"])
+def test_cli_submits_a_batch_to_the_script(host, tmp_path, capsys, upload):
+    """python -m lib_vid2vid FOLDER --submit: one request whose video argument lists the videos; the Script (here
+    behind a fake WebUI's HTTP API) runs each as its own job; the CLI prints the table from the reply."""
+    import json
+
+    from lib_vid2vid import __main__ as cli_main
+    from tests.fake_webui import FakeWebUI, json_reply
+    from tests.test_batch import _folder
+
+    a1111, processing, shared = host
+    shared.opts.vid2vid_output_dir = str(tmp_path / "server")
+    folder = _folder(tmp_path)
+    with FakeWebUI() as web:
+        def run_script(h):
+            body = web.payloads[0]
+            p = _p(processing, prompt=body["prompt"], seed=body["seed"], width=body["width"], height=body["height"],
+                   denoising_strength=body["denoising_strength"], steps=body["steps"])
+            a1111.run_script(p, body["script_args"])
+            json_reply({"images": [], "info": json.dumps({"extra_generation_params": p.extra_generation_params})})(h)
+
+        web.reply[0] = run_script
+        argv = [str(folder), "--submit", "--api-url", web.url, "--prompt", "ink", "--seed", "7", "--width", "96",
+                "--output-dir", str(tmp_path / "local"), *(["--upload"] if upload else [])]
+        assert cli_main.main(argv) == cli_main.EXIT_ERROR  # the corrupt video failed
+    sent = web.payloads[0]["script_args"][params.api_arg_names().index("input")]
+    assert len(sent) == 3 and (sent[0] == str(folder / "a_portrait.mp4")) != upload
+    assert (web.payloads[0]["width"], web.payloads[0]["height"]) == (96, 96)  # the long side
+    lines = capsys.readouterr().out.splitlines()
+    table = lines[[k for k, line in enumerate(lines) if line.startswith("video ")][0]:]  # after the server's lines
+    assert [row.split()[3] for row in table[1:4]] == ["done", "done", "failed"]
+    assert table[1].split()[1] == "8/8" and "frame 3" in table[3]
+    rows = json.loads((tmp_path / "server" / "batch.json").read_text())["videos"]
+    assert [(r["width"], r["height"]) for r in rows] == [(64, 96), (96, 64), (96, 96)]
+    assert not (tmp_path / "local").exists()  # the jobs live on the server

@@ -361,3 +361,18 @@ def test_schedules_and_prompt_sources_fail_over_the_whole_plan_before_a_job_fold
     assert err.value.field == field and words in str(err.value), str(err.value)
     out = tmp_path / "out"
     assert not out.exists() or not any(out.iterdir()), list(out.iterdir())
+
+
+def test_renderer_notices_are_logged_once_and_returned(clip, tmp_path):
+    """A renderer's notes about the host (take_notices) reach the job log and the result once each, however
+    often the renderer repeats them."""
+
+    class Noting(ProxyRenderer):
+        def take_notices(self):
+            return ["the host ignores option X"]
+
+    s = Settings().replace(input=str(clip), max_frames=3, output_dir=str(tmp_path / "out"))
+    res = run_job(s, Noting())
+    assert res.notices == ["the host ignores option X"]
+    assert (res.job_dir / "job.log").read_text().count("the host ignores option X") == 1
+    assert Job.open(res.job_dir).manifest["warnings"] == ["the host ignores option X"]

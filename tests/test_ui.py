@@ -83,13 +83,30 @@ def test_upload_fills_the_path_argument():
     assert kw["fn"]("/tmp/x.mp4") == "/tmp/x.mp4" and kw["fn"](None) == ""
 
 
+def test_several_uploads_fill_the_path_argument_one_per_line():
+    gr = FakeGradio()
+    comps = ui.build(gr, elem_id=lambda x: x)
+    uploads = next(c for c in gr.created if c.kind == "File")
+    assert uploads.kw["file_count"] == "multiple" and uploads.do_not_save_to_config
+    (event, kw), = uploads.events
+    assert kw["outputs"] == [comps[params.api_arg_names().index("input")]]
+
+    class TempFile:  # gradio 3.41 hands file objects, gradio 4 paths
+        def __init__(self, name):
+            self.name = name
+
+    assert kw["fn"]([TempFile("/tmp/a.mp4"), TempFile("/tmp/b.mov")]) == "/tmp/a.mp4\n/tmp/b.mov"
+    assert kw["fn"](["/tmp/a.mp4", "/tmp/b.mov"]) == "/tmp/a.mp4\n/tmp/b.mov" and kw["fn"](None) == ""
+    assert comps[params.api_arg_names().index("input")].kw["lines"] > 1  # room for several paths
+
+
 def test_host_widgets_are_not_script_args():
     gr = FakeGradio()
     host = {"list_jobs": lambda: ["job-a"], "sigmas_text": lambda v: "s", "suggest_prompt": lambda p: "tags"}
     comps = ui.build(gr, elem_id=lambda x: x, host=host)
     assert len(comps) == len(params.api_arg_names())
     extra = {c.kw.get("elem_id") for c in gr.created} - {c.kw.get("elem_id") for c in comps}
-    assert {"upload", "sigmas_used", "job_list", "suggest", "tags"} <= extra
+    assert {"upload", "uploads", "sigmas_used", "job_list", "suggest", "tags"} <= extra
 
 
 def test_hints_file_is_generated_from_the_settings():

@@ -21,6 +21,7 @@ import copy
 import dataclasses
 import hashlib
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -266,6 +267,61 @@ def _copy_unit(unit: Any) -> Any:
     return copy.copy(unit)
 
 
+def face_restoration_notice(p: Any) -> str | None:
+    """One line when "Restore faces" is on but does nothing, else None. The WebUI then still writes "Face
+    restoration: <model>" into every infotext: when no restorer has the chosen name, or when the restorer
+    could not load its model (A1111's CommonFaceRestoration logs "Unable to load face-restoration model",
+    keeps ``net`` None and returns the image unchanged). Ask after a frame: models load on first use."""
+    _, shared = _host()
+    opts = getattr(shared, "opts", None)
+    overrides = getattr(p, "override_settings", None) or {}
+    on = getattr(p, "restore_faces", None)
+    if on is None:
+        on = overrides.get("face_restoration", getattr(opts, "face_restoration", False))
+    if not on:
+        return None
+    name = overrides.get("face_restoration_model", getattr(opts, "face_restoration_model", None))
+    found = [r for r in getattr(shared, "face_restorers", None) or [] if name is None or _call(r, "name") == name]
+    if not found:
+        return (f'"Restore faces" is on but the WebUI has no face restorer {name!r}: frames are not restored '
+                f'(their infotext says they are); pick one in Settings > Face restoration, or turn it off')
+    if hasattr(found[0], "net") and found[0].net is None:
+        return (f'"Restore faces" is on but the WebUI could not load the {name} model (its console says "Unable '
+                f'to load face-restoration model"): frames are not restored (their infotext says they are); fix '
+                f'the model or turn Restore faces off')
+    return None
+
+
+def _call(obj: Any, name: str) -> Any:
+    try:
+        return getattr(obj, name)()
+    except Exception:  # noqa: BLE001 - an extension's restorer
+        return None
+
+
+_PARAM = re.compile(r'\s*(\w[\w \-/]+):\s*("(?:\\.|[^\\"])+"|[^,]*)(?:,|$)')
+"""One "name: value" entry of an infotext's last line (a value with commas is a JSON string), as the WebUI
+writes and reads them."""
+
+
+def frame_params(infotext: str) -> dict[str, str]:
+    """The "name: value" entries of a frame's infotext (its last line, as in the frame's PNG), e.g. Steps,
+    Sampler, and those of other scripts such as ADetailer's; quoted values unquoted."""
+    lines = (infotext or "").strip().splitlines()
+    if not lines or ":" not in lines[-1]:
+        return {}
+    out = {}
+    for key, value in _PARAM.findall(lines[-1]):
+        value = value.strip()
+        if len(value) > 1 and value[0] == '"' and value[-1] == '"':
+            try:
+                value = json.loads(value)
+            except ValueError:
+                pass
+        out[key.strip()] = value
+    return out
+
+
 def stop_requested(state: Any) -> bool:
     """Interrupt, or the first click under "Don't Interrupt in the middle" (``interrupt_after_current``, on by
     default), which only sets ``stopping_generation``: both mean "stop after the current frame"."""
@@ -282,6 +338,23 @@ class A1111Renderer:
         self.controlnet = controlnet or ControlNetBridge(None)
         self.last_infotext = ""
         self.skipped_frames: list[int] = []
+        self._notices: list[str] = []
+        self._host_checked = False
+
+    def take_notices(self) -> list[str]:
+        """Notes about the host found since the last call (see :func:`face_restoration_notice`)."""
+        out, self._notices = self._notices, []
+        return out
+
+    def _check_host(self) -> None:
+        """After the first frame: options that are on but do nothing, said once."""
+        if self._host_checked:
+            return
+        self._host_checked = True
+        note = face_restoration_notice(self.p)
+        if note:
+            print(f"vid2vid: {note}")
+            self._notices.append(note)
 
     def _frame_p(self, req: RenderRequest) -> Any:
         p2 = copy.copy(self.p)
@@ -366,6 +439,7 @@ class A1111Renderer:
                                f"expected {want}")
         infotexts = getattr(processed, "infotexts", None) or [getattr(processed, "info", "")]
         self.last_infotext = infotexts[0] if infotexts else ""
+        self._check_host()
         return images
 
 
@@ -397,9 +471,10 @@ def materialise_input(value: str, output_dir: str | Path) -> str:
         raise Vid2VidError("No video given: upload one in the Video tab or give its path on the server")
     if len(text) < 4096 and Path(text).expanduser().exists():
         return str(Path(text).expanduser())
-    if text.startswith("data:"):
+    is_data_url = text.startswith("data:")  # base64 whatever its length (a tiny clip is shorter than 4096)
+    if is_data_url:
         text = text.split(",", 1)[-1]
-    if len(text) < 4096:
+    if len(text) < 4096 and not is_data_url:
         raise Vid2VidError(f"Video not found: {value!r}: give an existing path on the server or base64 video data")
     try:
         data = base64.b64decode(text, validate=True)
@@ -413,6 +488,85 @@ def materialise_input(value: str, output_dir: str | Path) -> str:
         tmp.write_bytes(data)
         tmp.replace(path)
     return str(path)
+
+
+def split_batch_input(args: tuple | list) -> tuple[list, list[str] | None]:
+    """(script args, the batch's sources or None). The video argument is a batch when it is a list (API:
+    paths or base64 videos), several lines (one path per line), a folder on the server or a glob pattern; the
+    args then carry "" in its place."""
+    from .. import batch
+
+    args = list(args)
+    at = params.api_arg_names().index("input")
+    value = args[at] if len(args) > at else None
+    if isinstance(value, (list, tuple)):
+        sources = [str(v) for v in value]
+    elif isinstance(value, str) and len(value) < 4096:
+        sources = [line.strip() for line in value.splitlines() if line.strip()]
+        if not batch.is_batch(sources):
+            return args, None
+    else:
+        return args, None
+    args[at] = ""
+    return args, sources
+
+
+def _is_data(text: str) -> bool:
+    return text.startswith("data:") or len(text) >= 4096
+
+
+def _run_batch(p: Any, settings: params.Settings, sources: list[str]) -> Any:
+    """Each video its own job (lib_vid2vid/batch.py); the result lists every video with its state."""
+    from .. import batch
+    from ..report import format_report
+
+    _, shared = _host()
+    state = shared.state
+    out_dir = settings.job.output_dir
+    paths = [materialise_input(src, out_dir) if _is_data(src) else src for src in sources]
+    videos = batch.find_videos(paths, exclude=[out_dir])
+    if not videos:
+        raise Vid2VidError("No videos found: give video paths on the server (one per line), a folder that holds "
+                           "videos, or upload videos")
+    renderer = A1111Renderer(p, controlnet=ControlNetBridge.find())
+    passes = settings.temporal.loopback_passes
+    current = {"number": 0}
+
+    def progress(bp: batch.BatchProgress) -> None:
+        if bp.number != current["number"]:  # a new video: the WebUI's bar counts this video's frames
+            current["number"] = bp.number
+            state.job_count = bp.frame.total * passes
+            state.job_no = 0
+        state.textinfo = f"vid2vid {bp.text}"
+        if bp.frame.last_frame is not None:
+            state.assign_current_image(Image.fromarray(bp.frame.last_frame))
+
+    result = batch.run_batch(settings, renderer, videos, new=settings.job.new_job,
+                             should_stop=lambda: stop_requested(state), progress=progress,
+                             notify=lambda line: print(f"vid2vid: {line}"))
+    counts = ", ".join(f"{n} {k}" for k, n in result.counts().items())
+    lines = [f"vid2vid batch: {result.status}, {len(result.items)} videos ({counts})"]
+    for n, item in enumerate(result.items, 1):
+        frames = f"{item.frames}/{item.total}" if item.total is not None else "-"
+        lines.append(f"{n}. {item.name}: {item.state}, {frames} frames"
+                     + (f", {item.output}" if item.output else "")
+                     + (f": {item.error}" if item.error else "")
+                     + (f"; report: {format_report(item.report)}" if item.report else ""))
+    for note in dict.fromkeys(n for item in result.items for n in item.notices):
+        lines.append(note)
+    if result.status == "interrupted":
+        lines.append("Interrupted: press Generate again to resume the batch (finished videos are skipped)")
+    lines.append(f"batch: {result.path}")
+    previews = []
+    for item in result.items:
+        if item.job_dir and item.total:
+            previews += _preview_images(Path(item.job_dir), f"pass{passes}", item.total)[1:2]
+    videos_info = [{"video": i.video, "state": i.state, "job_dir": i.job_dir, "output": i.output,
+                    "frames_done": i.frames, "total": i.total, "seconds": i.seconds, "width": i.width,
+                    "height": i.height, "error": i.error, "report": i.report} for i in result.items]
+    frame = frame_params(renderer.last_infotext)
+    return _processed(p, previews, "\n".join(lines), {"status": result.status, "batch": str(result.path),
+                                                       "videos": videos_info, "frame_params": frame})
 
 
 def _preview_images(job_dir: Path, stage: str, total: int) -> list[Image.Image]:
@@ -431,7 +585,10 @@ def run_script(p: Any, args: tuple | list) -> Any:
     processing, shared = _host()
     state = shared.state
     try:
+        args, sources = split_batch_input(args)
         settings = settings_from_script(p, args)
+        if sources is not None:
+            return _run_batch(p, settings, sources)
         settings = settings.replace(input=materialise_input(settings.video.input, settings.job.output_dir))
         if settings.preview.preview_mode != "video":
             return _run_preview(p, settings)
@@ -489,10 +646,26 @@ def _run_video(p: Any, settings: params.Settings) -> Any:
         from ..report import format_report
 
         lines.append(f"report: {format_report(result.report)}")
+    frame = frame_params(renderer.last_infotext)
+    scripts = _scripts_params(p, frame)
+    if scripts:
+        lines.append("other scripts on every frame: " + ", ".join(f"{k}: {v}" for k, v in scripts.items()))
     info = "\n".join(lines)
     return _processed(p, previews, info, {"status": result.status, "job_dir": str(result.job_dir),
                                           "video": str(result.video_path) if result.video_path else None,
-                                          "frames_done": result.frames_done, "total": result.total})
+                                          "frames_done": result.frames_done, "total": result.total,
+                                          "notices": list(result.notices), "frame_params": frame})
+
+
+def _scripts_params(p: Any, frame: dict[str, str]) -> dict[str, str]:
+    """The entries of ``frame`` (a frame's infotext parameters) written by the other always-on scripts:
+    names starting with a script's title (ADetailer's "ADetailer model", "ADetailer confidence" ...)."""
+    titles = []
+    for sc in getattr(getattr(p, "scripts", None), "alwayson_scripts", None) or []:
+        title = _call(sc, "title")
+        if title and str(title).lower() != SCRIPT_TITLE:
+            titles.append(str(title))
+    return {k: v for k, v in frame.items() if any(k.startswith(t) for t in titles)}
 
 
 def _run_preview(p: Any, settings: params.Settings) -> Any:

@@ -399,6 +399,31 @@ class WebUIApiRenderer:
             video_arg = str(Path(s.video.input).resolve())
         args = params.api_args(s.replace(input=str(Path(s.video.input).resolve())))
         args[params.api_arg_names().index("input")] = video_arg
+        return self._submit(s, args, width, height)
+
+    def submit_batch(self, settings, videos, *, upload: bool = False) -> dict[str, Any]:
+        """Run a batch on the server in one request: the video argument is the list of the videos' paths (or,
+        with ``upload``, of their bytes in base64; a path that is not a regular file goes as a path, and the
+        server fails that video with its line). The Script runs each video as its own job
+        (lib_vid2vid/batch.py); returns its ``vid2vid_*`` fields (status, batch, videos, info)."""
+        from pathlib import Path
+
+        from .. import batch, params
+
+        sources = []
+        for v in videos:
+            p = Path(v)
+            if upload and p.is_file():  # as a data URL: the Script then never takes it for a path
+                sources.append("data:application/octet-stream;base64," + base64.b64encode(p.read_bytes()).decode())
+            else:
+                sources.append(str(p.resolve()))
+        args = params.api_args(settings.replace(input=""))
+        args[params.api_arg_names().index("input")] = sources
+        side = batch.long_side(settings)  # the Script takes the larger side as every video's long side
+        return self._submit(settings, args, side, side)
+
+    def _submit(self, s, args: list[Any], width: int, height: int) -> dict[str, Any]:
+        """POST the vid2vid Script's run with ``args``; its ``vid2vid_*`` result fields."""
         sm = s.sampling
         body: dict[str, Any] = {
             "init_images": [], "prompt": sm.prompt, "negative_prompt": sm.negative_prompt, "steps": sm.steps,
