@@ -233,6 +233,44 @@ class _Prefetch:
         self._thread.join(timeout=5)
 
 
+class _Lanes:
+    """Ordered worker threads for the work after a render, so it runs beside the next render and on both cores:
+
+    ``finish``   batch mean and the stages' corrections (only when no stage reads the previous output)
+    ``write``    PNG and journal line, then the streaming export
+    ``measure``  the streaming job report
+
+    Each lane runs its frames in frame order on one thread; :meth:`submit` first waits for the lane's previous
+    frame (so at most one frame waits per lane, and a failure there is raised here). One thread submits to a
+    lane: the main thread to ``finish`` (deferred) or to ``write``/``measure``, the ``finish`` thread to those.
+    """
+
+    NAMES = ("finish", "write", "measure")
+
+    def __init__(self) -> None:
+        self._pools = {n: ThreadPoolExecutor(1, thread_name_prefix=f"vid2vid-{n}") for n in self.NAMES}
+        self._pending: dict[str, Future | None] = dict.fromkeys(self.NAMES)
+
+    def submit(self, lane: str, fn: Callable[..., Any], *args: Any) -> None:
+        self.wait(lane)
+        self._pending[lane] = self._pools[lane].submit(fn, *args)
+
+    def wait(self, lane: str) -> None:
+        """Wait until the lane's queued frame is done (re-raises its error)."""
+        pending, self._pending[lane] = self._pending[lane], None
+        if pending is not None:
+            pending.result()
+
+    def drain(self) -> None:
+        """Wait for every queued frame, upstream lanes first (``finish`` feeds the others)."""
+        for lane in self.NAMES:
+            self.wait(lane)
+
+    def shutdown(self) -> None:
+        for lane in self.NAMES:
+            self._pools[lane].shutdown(wait=True)
+
+
 # ---------------------------------------------------------------- the run
 
 @dataclass
@@ -266,9 +304,9 @@ class Run:
         self.progress = progress or (lambda p: None)
         self.finalize = finalize
         self.sink = sink
+        """Called on the write lane with (index, frame) after each frame of the last pass is on disk."""
         self.meter: Any = None
-        """A StreamingReport fed (index, source, output) on the writer thread for the last pass."""
-        """Called on the writer thread with (index, frame) after each frame of the last pass is on disk."""
+        """A StreamingReport fed (index, source, output) on the measure lane for the last pass, in frame order."""
         self.seed = int(job.manifest["resolved_seed"])
         self.variation_seed = int(job.manifest.setdefault(  # jobs made before it was stored resolve it now
             "resolved_variation_seed", resolve_seed(settings.sampling.variation_seed)))
@@ -394,11 +432,10 @@ class Run:
             return ctx
 
         # When no stage reads the previous output, a frame's correction (colour coherence, loopback blend ...)
-        # and its write run on the writer thread while the host renders the next frame.
+        # runs on the finish lane while the host renders the next frame; writes and the report always do.
         deferred = not any(st.reads_previous_output() for st in self.stages)
         analyser = ThreadPoolExecutor(1, thread_name_prefix="vid2vid-analyse")
-        writer = ThreadPoolExecutor(1, thread_name_prefix="vid2vid-write")
-        pending_write: Future | None = None
+        lanes = _Lanes()
         render_times: list[float] = []
         try:
             first_ctx = context(start)
@@ -429,46 +466,47 @@ class Run:
                     out, record = self._render_frame(ctx)
                 render_times.append(time.perf_counter() - t0)
 
-                if pending_write is not None:
-                    pending_write.result()
                 if deferred:
-                    pending_write = writer.submit(self._finish_and_write, loop, ctx, req, images, text)
+                    lanes.submit("finish", self._finish_and_hand_off, lanes, loop, ctx, req, images, text)
                 else:
-                    pending_write = writer.submit(self._write, loop, i, out, record, ctx.video)
+                    self._hand_off(lanes, loop, i, out, record, ctx.video)
                     prev_output = out
 
                 if stop_error is not None:
-                    pending_write.result()
+                    lanes.drain()
                     raise stop_error
                 done = i + 1
                 mean = sum(render_times[-20:]) / len(render_times[-20:])
                 remaining = (total - done) + total * (self.passes - loop - 1)
                 self.progress(Progress(stage_name, done, total, mean * remaining, out))
                 if done < total and self.should_stop():
-                    pending_write.result()
+                    lanes.drain()
                     return True
-            if pending_write is not None:
-                pending_write.result()
+            lanes.drain()
         finally:
             feed.close()
             analyser.shutdown(wait=True, cancel_futures=True)
-            writer.shutdown(wait=True)
+            lanes.shutdown()
         return False
 
-    def _write(self, loop: int, index: int, out: np.ndarray, record: dict[str, Any], src: np.ndarray) -> None:
+    def _hand_off(self, lanes: _Lanes, loop: int, index: int, out: np.ndarray, record: dict[str, Any],
+                  src: np.ndarray) -> None:
+        """Frame ``index`` is final: queue its write (then export) and, in the last pass, its measurement."""
+        lanes.submit("write", self._write, loop, index, out, record)
+        if loop == self.passes - 1 and self.meter is not None:
+            lanes.submit("measure", self.meter.push, index, src, out)
+
+    def _write(self, loop: int, index: int, out: np.ndarray, record: dict[str, Any]) -> None:
         text = record.pop("_infotext", None)
         self.job.write_frame(self.stage_name(loop), index, out, record,
                              text={"parameters": text} if text else None)
-        if loop == self.passes - 1:
-            if self.sink is not None:
-                self.sink(index, out)
-            if self.meter is not None:
-                self.meter.push(index, src, out)
+        if loop == self.passes - 1 and self.sink is not None:
+            self.sink(index, out)
 
-    def _finish_and_write(self, loop: int, ctx: FrameContext, req: RenderRequest, images: list[np.ndarray],
-                          text: str) -> None:
+    def _finish_and_hand_off(self, lanes: _Lanes, loop: int, ctx: FrameContext, req: RenderRequest,
+                             images: list[np.ndarray], text: str) -> None:
         out, record = self._finish(ctx, req, images, text)
-        self._write(loop, ctx.index, out, record, ctx.video)
+        self._hand_off(lanes, loop, ctx.index, out, record, ctx.video)
 
     def _render_frame(self, ctx: FrameContext) -> tuple[np.ndarray, dict[str, Any]]:
         """Prepare, render and correct frame ``ctx.index``: (output RGB uint8, manifest record)."""
