@@ -15,7 +15,9 @@ each in its own child process:
   they would in the WebUI. Right before the job the same child times a **plain loop** calling the same
   renderer the same number of times: ``ratio = job wall / plain loop wall`` is what the job adds, measured
   side by side (the machine's load hits both).
-* **ceiling**: the same job with a renderer that costs nothing (returns the init at once): frames per second.
+* **ceiling**: the same job with a renderer that costs nothing (returns the init at once): frames per second,
+  and the CPU time it used (all threads, user + system) per frame, which other work on the machine changes
+  far less than the wall time. On 2 free cores the ceiling is at best 2000 / (CPU ms per frame).
 
 Wall time is the whole ``run_job`` (open, frames, final export with audio, the job report). Prints the machine,
 the load average at start and end, and one table per size.
@@ -71,6 +73,14 @@ def calibrate(seconds: float = 0.3) -> float:
     return best
 
 
+def cpu_seconds() -> float:
+    """User + system CPU time of this process so far (all threads), seconds."""
+    import resource
+
+    u = resource.getrusage(resource.RUSAGE_SELF)
+    return u.ru_utime + u.ru_stime
+
+
 def _settings(src: Path, out: Path, frames: int, size: tuple[int, int], config: str):
     from lib_vid2vid.params import STRATEGIES, Settings
 
@@ -91,11 +101,12 @@ def child(args: argparse.Namespace) -> None:
     src = Path(args.source)
     res: dict = {"config": args.config, "size": args.size}
     with tempfile.TemporaryDirectory() as tmp:
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), cpu_seconds()
         r = run_job(_settings(src, Path(tmp) / "ceiling", args.ceiling_frames, size, args.config), SleepRenderer(0))
-        wall = time.perf_counter() - t0
+        wall, cpu = time.perf_counter() - t0, cpu_seconds() - c0
         assert r.status == "done", r
         res["ceiling_fps"] = r.frames_done / wall
+        res["cpu_ms_per_frame"] = 1000 * cpu / r.frames_done
         ips = calibrate()
         res["iters_per_s"] = ips
         req = RenderRequest(init=np.zeros((size[1], size[0], 3), np.uint8), seed=1, denoise=0.5, steps=20, cfg=7.0,
@@ -181,7 +192,7 @@ def main() -> None:
         for config in configs(args.configs):
             r = run_child(args, config, size)
             row = [config + (" (= " + ", ".join(same) + ")" if config == "default" and same else ""),
-                   f"{r['ceiling_fps']:.1f}"]
+                   f"{r['ceiling_fps']:.1f}", f"{r['cpu_ms_per_frame']:.0f}"]
             for lat in args.latencies:
                 m = r[str(lat)]
                 row.append(f"{m['job'] / m['plain']:.2f}")
@@ -189,7 +200,7 @@ def main() -> None:
             print(f"  {size} {config}: " + json.dumps(r), flush=True)
         print(f"\n{size}: ratio = job wall / plain loop of the same renderer calls, side by side; "
               f"ceiling = frames/s with a renderer that costs nothing")
-        print(format_table(["configuration", "ceiling fps"] + [f"ratio @ {v:g} s" for v in args.latencies], rows))
+        print(format_table(["configuration", "ceiling fps", "CPU ms/frame"] + [f"ratio @ {v:g} s" for v in args.latencies], rows))
         print(flush=True)
     print(f"load average at end: {load_average()}")
 
