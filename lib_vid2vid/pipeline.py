@@ -8,7 +8,8 @@ frame i::
     render(i)        the Renderer (the host's GPU)
     batch blend      the returned images averaged in float
     correct(i)       stages correct the result in float32 0..1 (FDC, masks, colour coherence ...)
-    write(i)         PNG written atomically and the manifest updated on a writer thread
+    write(i)         PNG written atomically and a journal line appended on the write lane; the job report on the
+                     measure lane (both beside the next render)
 
 Memory stays constant: a bounded window of decoded frames (``Stage.before``/``Stage.after`` neighbours plus a
 small prefetch queue), the previous output, and one frame in flight on the writer.
@@ -152,7 +153,9 @@ class Stage:
 
     ``before``/``after``: how many neighbouring frames the stage reads (the window the loop keeps).
     ``analyse`` runs on a worker thread ahead of time and may read only the context's frames and
-    neighbours, never ``prev_output``. ``prepare`` and ``correct`` run in frame order on the main thread.
+    neighbours, never ``prev_output``. ``prepare`` runs in frame order on the main thread; ``correct`` and
+    ``done`` in frame order too, on the main thread or, when no stage reads the previous output, on the
+    finish lane beside the next frame's render.
     """
 
     name = "stage"
