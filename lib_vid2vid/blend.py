@@ -399,12 +399,22 @@ def colour_coherence(
     if s == 0:
         return _finish(x, as_float)
     lab = rgb_to_lab(x)
-    flat = lab.reshape(-1, 3).astype(np.float64)
-    mu = flat.mean(axis=0)
-    sd = flat.std(axis=0)
+    mu, sd = _mean_std(lab.reshape(-1, 3).astype(np.float64))
     mu_r = np.asarray(reference.mean, dtype=np.float64)
     sd_r = np.asarray(reference.std, dtype=np.float64)
     scale = np.where(sd < _FLAT_STD, 1.0, sd_r / np.maximum(sd, _FLAT_STD))
     matched = (lab - mu.astype(np.float32)) * scale.astype(np.float32) + mu_r.astype(np.float32)
-    out = lab * np.float32(1.0 - s) + matched * np.float32(s)
+    # at full strength the blend is ``matched`` itself (lab * 0 + matched * 1: the same numbers)
+    out = matched if s == 1.0 else lab * np.float32(1.0 - s) + matched * np.float32(s)
     return _finish(lab_to_rgb(out), as_float)
+
+
+def _mean_std(flat: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-column mean and population standard deviation of a float64 (N, C) array: the numbers
+    ``flat.mean(axis=0)`` and ``flat.std(axis=0)`` give, bit for bit (the same sums in the same order), with
+    the mean summed once instead of twice and the deviations squared in place."""
+    n = flat.shape[0]
+    mean = flat.sum(axis=0) / n
+    dev = flat - mean
+    np.multiply(dev, dev, out=dev)
+    return mean, np.sqrt(dev.sum(axis=0) / n)

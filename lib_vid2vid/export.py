@@ -48,8 +48,8 @@ from .postprocess import PostContext, StageInfo, run_post_stages, source_frames,
 from .workspace import Job, atomic_write_bytes, encode_png, read_png
 
 if TYPE_CHECKING:
+    from .loop import JobPlan, Run
     from .params import Settings
-    from .pipeline import JobPlan, Run
 
 COMPARE_MAX_HEIGHT, COMPARE_MAX_WIDTH = 720, 1280
 """Comparison video: panels are scaled down so each is at most 720 px high and all together at most 1280 px wide

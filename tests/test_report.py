@@ -129,3 +129,11 @@ def test_streaming_report_equals_the_report_from_disk_even_after_resume(clip, tm
     for key in ("warp_error", "flicker", "fidelity", "ssim_luma"):
         assert done.report[key] == pytest.approx(from_disk[key], rel=1e-5), key
     assert (done.job_dir / "report.json").is_file()
+
+
+def test_a_jobs_report_is_measured_at_most_256_pixels_wide_and_says_so(clip, tmp_path):
+    """The streaming report downscales (it costs CPU beside the render); the size it measured is reported."""
+    res = run_job(_settings(clip, tmp_path, max_frames=3, width=320, height=192), SleepRenderer(0.0))
+    assert res.report["size"] == [256, 154] and res.report["frames"] == 3
+    assert "at 256x154" in format_report(res.report)
+    assert report(res.job_dir, write=False)["size"] == [256, 154]  # measured again: the same size

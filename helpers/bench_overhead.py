@@ -1,0 +1,209 @@
+"""What a job costs beside a fast sampler: overhead at 0.05, 0.1 and 1 s per frame, and the ceiling.
+
+    python helpers/bench_overhead.py                       # the full table (~15-25 minutes on 2 cores)
+    python helpers/bench_overhead.py --sizes 1024x576 --latencies 0.1 --frames 120 --configs default
+
+For each size (default 512x512 and 1024x576) and each configuration (the default settings and every strategy
+of :data:`lib_vid2vid.params.STRATEGIES`; "recommended" is listed once with the default when they are equal),
+each in its own child process:
+
+* **overhead at L s/frame**: a job of ``--frames`` frames (``--slow-frames`` at L >= 0.5 s) from box.mp4
+  (read at 40 fps, resized to the size) whose renderer stands in for the host's sampler: per call it spends
+  ``(1 - g) * L`` sleeping (the GPU, the CPU free) and ``g * L`` in pure-Python work that holds the GIL
+  (the host's sampling loop; ``--gil-share`` g, default 0.2). The Python work is a fixed count of
+  iterations, calibrated in the child before the runs, so threads that take the GIL make it last longer, as
+  they would in the WebUI. Right before the job the same child times a **plain loop** calling the same
+  renderer the same number of times: ``ratio = job wall / plain loop wall`` is what the job adds, measured
+  side by side (the machine's load hits both).
+* **ceiling**: the same job with a renderer that costs nothing (returns the init at once): frames per second,
+  and the CPU time it used (all threads, user + system) per frame, which other work on the machine changes
+  far less than the wall time. On 2 free cores the ceiling is at best 2000 / (CPU ms per frame).
+
+Wall time is the whole ``run_job`` (open, frames, final export with audio, the job report). Prints the machine,
+the load average at start and end, and one table per size.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "helpers"))
+MEDIA = ROOT.parent / "shared" / "media"
+
+
+class GilRenderer:
+    """Sleeps ``(1 - gil_share) * seconds`` and runs ``gil_share * seconds`` worth of pure-Python work per
+    call (``iters_per_s`` calibrated iterations, holding the GIL); returns copies of the init."""
+
+    def __init__(self, seconds: float, gil_share: float, iters_per_s: float):
+        self.sleep_s = seconds * (1.0 - gil_share)
+        self.iters = int(seconds * gil_share * iters_per_s)
+
+    def render(self, request):
+        time.sleep(self.sleep_s)
+        python_work(self.iters)
+        return [request.init.copy() for _ in range(request.batch_size * request.n_iter)]
+
+
+def python_work(n: int) -> int:
+    """``n`` iterations of plain Python arithmetic (holds the GIL, releases it only at the switch interval)."""
+    x = 0
+    for i in range(n):
+        x = (x + i * 7) & 0xFFFF
+    return x
+
+
+def calibrate(seconds: float = 0.3) -> float:
+    """Iterations of :func:`python_work` per second in this process (best of 3)."""
+    best = 0.0
+    for _ in range(3):
+        n = 200_000
+        t0 = time.perf_counter()
+        python_work(n)
+        best = max(best, n / (time.perf_counter() - t0))
+    return best
+
+
+def cpu_seconds() -> float:
+    """User + system CPU time of this process so far (all threads), seconds."""
+    import resource
+
+    u = resource.getrusage(resource.RUSAGE_SELF)
+    return u.ru_utime + u.ru_stime
+
+
+def _settings(src: Path, out: Path, frames: int, size: tuple[int, int], config: str):
+    from lib_vid2vid.params import STRATEGIES, Settings
+
+    preset = {} if config == "default" else STRATEGIES[config]
+    return Settings().replace(input=str(src), output_dir=str(out), width=size[0], height=size[1], fps=40.0,
+                              max_frames=frames, seed=1, denoise=0.5, **preset)
+
+
+def child(args: argparse.Namespace) -> None:
+    """One configuration at one size: the ceiling, then per latency the plain loop and the job. JSON out."""
+    import numpy as np
+
+    from lib_vid2vid.pipeline import run_job
+    from lib_vid2vid.proxy import SleepRenderer
+    from lib_vid2vid.renderer import RenderRequest
+
+    size = tuple(int(v) for v in args.size.split("x"))
+    src = Path(args.source)
+    res: dict = {"config": args.config, "size": args.size}
+    with tempfile.TemporaryDirectory() as tmp:
+        t0, c0 = time.perf_counter(), cpu_seconds()
+        r = run_job(_settings(src, Path(tmp) / "ceiling", args.ceiling_frames, size, args.config), SleepRenderer(0))
+        wall, cpu = time.perf_counter() - t0, cpu_seconds() - c0
+        assert r.status == "done", r
+        res["ceiling_fps"] = r.frames_done / wall
+        res["cpu_ms_per_frame"] = 1000 * cpu / r.frames_done
+        ips = calibrate()
+        res["iters_per_s"] = ips
+        req = RenderRequest(init=np.zeros((size[1], size[0], 3), np.uint8), seed=1, denoise=0.5, steps=20, cfg=7.0,
+                            prompt="")
+        for lat in args.latencies:
+            n = args.slow_frames if lat >= 0.5 else args.frames
+            rend = GilRenderer(lat, args.gil_share, ips)
+            t0 = time.perf_counter()
+            for _ in range(n):
+                rend.render(req)
+            plain = time.perf_counter() - t0
+            s = _settings(src, Path(tmp) / f"l{lat}", n, size, args.config)
+            passes = s.temporal.loopback_passes
+            rend = GilRenderer(lat, args.gil_share, ips)
+            t0 = time.perf_counter()
+            r = run_job(s, rend)
+            job = time.perf_counter() - t0
+            assert r.status == "done", r
+            # a job of P passes calls the renderer P times per frame: compare it with P plain loops
+            res[str(lat)] = {"frames": n, "calls": n * passes, "plain": plain * passes, "job": job,
+                             "ideal": n * passes * lat}
+    print(json.dumps(res))
+
+
+def run_child(args: argparse.Namespace, config: str, size: str) -> dict:
+    cmd = [sys.executable, __file__, "--child", "--source", args.source, "--config", config, "--size", size,
+           "--frames", str(args.frames), "--slow-frames", str(args.slow_frames),
+           "--ceiling-frames", str(args.ceiling_frames), "--gil-share", str(args.gil_share),
+           "--latencies", *[str(v) for v in args.latencies]]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "helpers")])}
+    out = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    if out.returncode:
+        sys.exit(f"error: {config} at {size} failed:\n{out.stderr[-3000:]}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def configs(names: list[str] | None) -> list[str]:
+    """The default, then every strategy whose settings differ from the default's."""
+    from lib_vid2vid.params import STRATEGIES, Settings
+
+    default = Settings().to_dict()
+    out = ["default"] + [k for k, v in STRATEGIES.items() if any(default.get(f) != x for f, x in v.items())]
+    return [c for c in out if names is None or c in names]
+
+
+def same_as_default() -> list[str]:
+    from lib_vid2vid.params import STRATEGIES, Settings
+
+    default = Settings().to_dict()
+    return [k for k, v in STRATEGIES.items() if all(default.get(f) == x for f, x in v.items())]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--sizes", nargs="+", default=["512x512", "1024x576"])
+    ap.add_argument("--latencies", nargs="+", type=float, default=[0.05, 0.1, 1.0],
+                    help="simulated sampling seconds per frame")
+    ap.add_argument("--frames", type=int, default=60, help="frames per job at latencies below 0.5 s")
+    ap.add_argument("--slow-frames", type=int, default=20, help="frames per job at latencies of 0.5 s or more")
+    ap.add_argument("--ceiling-frames", type=int, default=60, help="frames of the zero-cost-renderer job")
+    ap.add_argument("--gil-share", type=float, default=0.2, help="part of each call spent in pure Python")
+    ap.add_argument("--configs", nargs="+", default=None, help="default and/or strategy names (default: all)")
+    ap.add_argument("--source", default=str(MEDIA / "box.mp4"))
+    ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--config", help=argparse.SUPPRESS)
+    ap.add_argument("--size", help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.child:
+        child(args)
+        return
+    if not Path(args.source).is_file():
+        sys.exit(f"error: benchmark clip {args.source} not found: give --source VIDEO")
+    from _bench_common import format_table, header, load_average
+
+    header("vid2vid overhead beside a fast sampler, and the ceiling")
+    same = same_as_default()
+    print(f"source: {Path(args.source).name} at 40 fps; {args.frames} frames per job below 0.5 s/frame, "
+          f"{args.slow_frames} at 0.5 s or more, {args.ceiling_frames} for the ceiling; renderer: "
+          f"{args.gil_share:.0%} of each call pure Python holding the GIL, the rest asleep"
+          + (f"; default = {', '.join(same)}" if same else ""))
+    for size in args.sizes:
+        rows = []
+        for config in configs(args.configs):
+            r = run_child(args, config, size)
+            row = [config + (" (= " + ", ".join(same) + ")" if config == "default" and same else ""),
+                   f"{r['ceiling_fps']:.1f}", f"{r['cpu_ms_per_frame']:.0f}"]
+            for lat in args.latencies:
+                m = r[str(lat)]
+                row.append(f"{m['job'] / m['plain']:.2f}")
+            rows.append(row)
+            print(f"  {size} {config}: " + json.dumps(r), flush=True)
+        print(f"\n{size}: ratio = job wall / plain loop of the same renderer calls, side by side; "
+              f"ceiling = frames/s with a renderer that costs nothing")
+        print(format_table(["configuration", "ceiling fps", "CPU ms/frame"] + [f"ratio @ {v:g} s" for v in args.latencies], rows))
+        print(flush=True)
+    print(f"load average at end: {load_average()}")
+
+
+if __name__ == "__main__":
+    main()

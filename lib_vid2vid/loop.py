@@ -1,0 +1,620 @@
+"""The frame loop.
+
+For each pass (``loopback_passes``; pass 1 reads the video, pass p > 1 reads pass p-1's frames) and each
+frame i::
+
+    analyse(i + 1)   source-only CPU work (motion, flow ...) on a worker thread, while the host renders i
+    prepare(i)       stages set the init image, mask, seed, denoise ... of the RenderRequest
+    render(i)        the Renderer (the host's GPU)
+    batch blend      the returned images averaged in float
+    correct(i)       stages correct the result in float32 0..1 (FDC, masks, colour coherence ...)
+    write(i)         PNG written atomically and a journal line appended on the write lane; the job report on the
+                     measure lane (both beside the next render)
+
+Memory stays constant: a bounded window of decoded frames (``Stage.before``/``Stage.after`` neighbours plus a
+small prefetch queue), the previous output, and one frame in flight on the writer.
+
+Resume: stages keep state across frames only through what is on disk, so a job restarted at frame k
+re-reads frame k-1's output and the source window and produces the same bytes an uninterrupted run does.
+"""
+
+from __future__ import annotations
+
+import queue
+import random
+import threading
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from . import blend, video
+from .errors import Interrupted, Vid2VidError
+from .imaging import to_uint8
+from .params import Settings
+from .renderer import Renderer, RenderRequest
+from .workspace import Job
+
+ProgressFn = Callable[["Progress"], None]
+StopFn = Callable[[], bool]
+
+
+@dataclass
+class Progress:
+    stage: str
+    done: int
+    total: int
+    eta_s: float | None = None
+    last_frame: np.ndarray | None = None
+    """The frame just finished (RGB uint8), for live previews."""
+
+    @property
+    def text(self) -> str:
+        eta = "" if self.eta_s is None else f", ETA {_fmt_seconds(self.eta_s)}"
+        return f"{self.stage}: frame {self.done}/{self.total}{eta}"
+
+
+def _fmt_seconds(s: float) -> str:
+    s = int(round(s))
+    return f"{s // 3600}:{s // 60 % 60:02d}:{s % 60:02d}" if s >= 3600 else f"{s // 60}:{s % 60:02d}"
+
+
+# ---------------------------------------------------------------- planning
+
+@dataclass(frozen=True)
+class JobPlan:
+    """What will be processed: output size in pixels, frame rate, source range in seconds, frame count."""
+
+    width: int
+    height: int
+    fps: Fraction
+    start: float
+    end: float
+    total: int
+
+    @property
+    def duration(self) -> float:
+        return self.total / float(self.fps)
+
+
+def output_size(src_w: int, src_h: int, width: int, height: int, long_side: int = 512) -> tuple[int, int]:
+    """Output (width, height) in pixels, multiples of 8.
+
+    Both 0: the long side becomes ``long_side`` and the other follows the aspect ratio. One 0: it follows the
+    aspect ratio of the other. Rounded to the nearest multiple of 8, at least 64.
+    """
+    def r8(x: float) -> int:
+        return max(64, int(round(x / 8)) * 8)
+
+    if width and height:
+        return width, height
+    if width:
+        return width, r8(width * src_h / src_w)
+    if height:
+        return r8(height * src_w / src_h), height
+    scale = long_side / max(src_w, src_h)
+    return r8(src_w * scale), r8(src_h * scale)
+
+
+def make_plan(settings: Settings, info: video.VideoInfo) -> JobPlan:
+    v = settings.video
+    fps = Fraction(v.fps).limit_denominator(1001) if v.fps else Fraction(info.fps)
+    end = min(v.end, info.duration) if v.end else info.duration
+    if v.start >= end:
+        raise Vid2VidError(f"start ({v.start:g} s) is at or past the end of the video ({end:.3f} s): "
+                           f"choose a start inside the video")
+    total = video.output_frame_count(info, fps if v.fps else None, v.start, end)
+    if v.max_frames:
+        total = min(total, v.max_frames)
+    if total <= 0:
+        raise Vid2VidError("The chosen range holds no frames: widen start/end or raise fps")
+    w, h = output_size(info.width, info.height, v.width, v.height)
+    return JobPlan(width=w, height=h, fps=fps, start=v.start, end=min(end, v.start + total / float(fps)),
+                   total=total)
+
+
+# ---------------------------------------------------------------- frames and stages
+
+@dataclass
+class FrameContext:
+    """Everything a stage may look at for frame ``index`` of pass ``loop`` (0-based)."""
+
+    index: int
+    loop: int
+    total: int
+    fps: Fraction
+    frame: np.ndarray
+    """This pass's input, RGB uint8 HWC: the source frame in pass 0, the previous pass's output later."""
+    video: np.ndarray
+    """The source video frame, RGB uint8 HWC at output size."""
+    neighbours: dict[int, tuple[np.ndarray, np.ndarray]]
+    """offset -> (input frame, video frame) for the window the stages asked for (offset 0 included)."""
+    prev_output: np.ndarray | None = None
+    """This pass's finished output of frame index-1 (RGB uint8), None at index 0."""
+    analysis: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def time(self) -> float:
+        return self.index / float(self.fps)
+
+    @property
+    def prev_video(self) -> np.ndarray | None:
+        n = self.neighbours.get(-1)
+        return None if n is None else n[1]
+
+
+class Stage:
+    """A pluggable step of the frame loop. Override what you need; every hook is optional.
+
+    ``before``/``after``: how many neighbouring frames the stage reads (the window the loop keeps).
+    ``analyse`` runs on a worker thread ahead of time and may read only the context's frames and
+    neighbours, never ``prev_output``. ``prepare`` runs in frame order on the main thread; ``correct`` and
+    ``done`` in frame order too, on the main thread or, when no stage reads the previous output, on the
+    finish lane beside the next frame's render.
+    """
+
+    name = "stage"
+    before = 0
+    after = 0
+
+    def begin(self, run: Run) -> None: ...
+
+    def analyse(self, ctx: FrameContext) -> None: ...
+
+    def prepare(self, ctx: FrameContext, request: RenderRequest) -> None: ...
+
+    def correct(self, ctx: FrameContext, image: np.ndarray) -> np.ndarray:
+        """``image`` and the result: float32 RGB HWC in 0..1."""
+        return image
+
+    def done(self, ctx: FrameContext, out: np.ndarray) -> None:
+        """Called with the finished frame (RGB uint8, exactly what is written to disk)."""
+
+    def reads_previous_output(self) -> bool:
+        """True if prepare/correct use ``ctx.prev_output``. When no stage does, corrections run on the writer
+        thread, overlapping the next frame's render (``correct`` and ``done`` must then not touch state that
+        ``prepare`` reads)."""
+        return False
+
+    def end(self, run: Run) -> None: ...
+
+
+# ---------------------------------------------------------------- prefetch
+
+class _Prefetch:
+    """Run an iterator on a background thread into a bounded queue (exceptions are re-raised in order)."""
+
+    _DONE = object()
+
+    def __init__(self, it: Iterator, depth: int = 4):
+        self._q: queue.Queue = queue.Queue(maxsize=depth)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._fill, args=(it,), daemon=True, name="vid2vid-decode")
+        self._thread.start()
+
+    def _fill(self, it: Iterator) -> None:
+        try:
+            for item in it:
+                while not self._stop.is_set():
+                    try:
+                        self._q.put(("item", item), timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if self._stop.is_set():
+                    return
+            self._q.put(("done", None))
+        except BaseException as exc:  # noqa: BLE001 - handed to the consumer
+            self._q.put(("error", exc))
+        finally:
+            close = getattr(it, "close", None)
+            if close:
+                close()
+
+    def __iter__(self):
+        while True:
+            kind, item = self._q.get()
+            if kind == "item":
+                yield item
+            elif kind == "error":
+                raise item
+            else:
+                return
+
+    def close(self) -> None:
+        self._stop.set()
+        while True:
+            try:
+                self._q.get_nowait()
+            except queue.Empty:
+                break
+        self._thread.join(timeout=5)
+
+
+class _Lanes:
+    """Ordered worker threads for the work after a render, so it runs beside the next render and on both cores:
+
+    ``finish``   batch mean and the stages' corrections (only when no stage reads the previous output)
+    ``write``    PNG and journal line, then the streaming export
+    ``measure``  the streaming job report
+
+    Each lane runs its frames in frame order on one thread; :meth:`submit` first waits for the lane's previous
+    frame (so at most one frame waits per lane, and a failure there is raised here). One thread submits to a
+    lane: the main thread to ``finish`` (deferred) or to ``write``/``measure``, the ``finish`` thread to those.
+    """
+
+    NAMES = ("finish", "write", "measure")
+
+    def __init__(self) -> None:
+        self._pools = {n: ThreadPoolExecutor(1, thread_name_prefix=f"vid2vid-{n}") for n in self.NAMES}
+        self._pending: dict[str, Future | None] = dict.fromkeys(self.NAMES)
+
+    def submit(self, lane: str, fn: Callable[..., Any], *args: Any) -> None:
+        self.wait(lane)
+        self._pending[lane] = self._pools[lane].submit(fn, *args)
+
+    def wait(self, lane: str) -> None:
+        """Wait until the lane's queued frame is done (re-raises its error)."""
+        pending, self._pending[lane] = self._pending[lane], None
+        if pending is not None:
+            pending.result()
+
+    def drain(self) -> None:
+        """Wait for every queued frame, upstream lanes first (``finish`` feeds the others)."""
+        for lane in self.NAMES:
+            self.wait(lane)
+
+    def shutdown(self) -> None:
+        for lane in self.NAMES:
+            self._pools[lane].shutdown(wait=True)
+
+
+# ---------------------------------------------------------------- the run
+
+@dataclass
+class JobResult:
+    job_dir: Path
+    status: str
+    """"done", "interrupted" or "failed"."""
+    frames_done: int
+    total: int
+    video_path: Path | None = None
+    message: str = ""
+    report: dict[str, Any] | None = None
+    """Warp error, flicker and fidelity of the finished video (report.json), when measured."""
+    notices: list[str] = field(default_factory=list)
+    """One-line notes about how the job was chosen (e.g. "not resuming <job>: checkpoint differs ...") and
+    about the host (an option that is on but does nothing: the renderer's ``take_notices``)."""
+
+
+class Run:
+    """One execution of a job (new or resumed)."""
+
+    def __init__(self, job: Job, settings: Settings, plan: JobPlan, renderer: Renderer,
+                 stages: list[Stage], *, should_stop: StopFn | None = None, progress: ProgressFn | None = None,
+                 finalize: Callable[[Run], Path | None] | None = None,
+                 sink: Callable[[int, np.ndarray], None] | None = None):
+        self.job = job
+        self.settings = settings
+        self.plan = plan
+        self.renderer = renderer
+        self.stages = stages
+        self.should_stop = should_stop or (lambda: False)
+        self.progress = progress or (lambda p: None)
+        self.finalize = finalize
+        self.sink = sink
+        """Called on the write lane with (index, frame) after each frame of the last pass is on disk."""
+        self.meter: Any = None
+        """A StreamingReport fed (index, source, output) on the measure lane for the last pass, in frame order."""
+        self.seed = int(job.manifest["resolved_seed"])
+        self.variation_seed = int(job.manifest.setdefault(  # jobs made before it was stored resolve it now
+            "resolved_variation_seed", resolve_seed(settings.sampling.variation_seed)))
+        self.input_path = job.manifest["source_file"]["path"]
+        self.passes = settings.temporal.loopback_passes
+        self.before = max([s.before for s in stages] + [1])
+        self.after = max([s.after for s in stages] + [0])
+        self.notices: list[str] = []
+        """The renderer's notes about the host in this run (logged once each as job warnings)."""
+        self.base_request: dict[str, Any] = {}
+        """Fields every request starts from (stages may add to it in ``begin``, e.g. a sigma schedule)."""
+
+    # ---- sources ----
+
+    @staticmethod
+    def stage_name(loop: int) -> str:
+        return f"pass{loop + 1}"
+
+    def _video_frames(self, first: int) -> Iterator[tuple[int, np.ndarray]]:
+        p = self.plan
+        v = self.settings.video
+        fps = p.fps if v.fps else None
+        for idx, rgb in video.iter_frames(self.input_path, fps=fps, start=p.start, end=p.end,
+                                          size=(p.width, p.height), resize_mode=v.resize_mode,
+                                          first_index=first):
+            if idx >= p.total:
+                return
+            yield idx, rgb
+
+    def _bundles(self, loop: int, first: int) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
+        """(index, pass input, video frame) from ``first`` on."""
+        prev_stage = self.stage_name(loop - 1) if loop else None
+        for idx, rgb in self._video_frames(first):
+            frame = rgb if prev_stage is None else self.job.read_frame(prev_stage, idx)
+            yield idx, frame, rgb
+
+    # ---- loop ----
+
+    def execute(self) -> JobResult:
+        job = self.job
+        job.set_status("running")
+        job.remove_temp_files()  # what a killed run left (its lock is gone: no other run writes here)
+        try:
+            for stage in self.stages:
+                stage.begin(self)  # a bad schedule or missing weights fail here, before any frame
+            for loop in range(self.passes):
+                stopped = self._run_pass(loop)
+                if stopped:
+                    return self._stopped()
+            video_path = self.finalize(self) if self.finalize else None
+        except Interrupted:
+            return self._stopped()
+        except KeyboardInterrupt:  # Ctrl-C twice: stopped at once, still resumable
+            self._stopped("Stopped at once")
+            raise
+        except Vid2VidError as exc:
+            job.log(str(exc), warning=True)
+            job.set_status("failed", error=str(exc))
+            raise
+        except BaseException as exc:
+            job.set_status("failed", error=f"{type(exc).__name__}: {exc}")
+            raise
+        finally:
+            for stage in self.stages:
+                stage.end(self)
+        done = job.frames_done(self.stage_name(self.passes - 1))
+        job.remove_temp_files()
+        job.set_status("done", video=str(video_path) if video_path else None)
+        job.log(f"done: {done} frames, video {video_path}")
+        return JobResult(job.root, "done", done, self.plan.total, video_path)
+
+    def _stopped(self, how: str = "Interrupted") -> JobResult:
+        last = self.stage_name(self.passes - 1)
+        done = self.job.frames_done(last)
+        msg = (f"{how} after frame {done} of {self.plan.total}: run the same job again to resume "
+               f"({self.job.root})")
+        self.job.log(msg)
+        self.job.set_status("interrupted")
+        return JobResult(self.job.root, "interrupted", done, self.plan.total, None, msg)
+
+    def _run_pass(self, loop: int) -> bool:
+        """Render pass ``loop``; True if the user stopped it."""
+        stage_name = self.stage_name(loop)
+        job = self.job
+        total = self.plan.total
+        job.set_stage_total(stage_name, total)
+        start = job.frames_done(stage_name)
+        job.truncate_stage(stage_name, start)
+        if start >= total:
+            return False
+        if start:
+            job.log(f"{stage_name}: resuming at frame {start}")
+        prev_output = job.read_frame(stage_name, start - 1) if start else None
+        first = max(0, start - self.before)
+
+        feed = _Prefetch(self._bundles(loop, first), depth=4 + self.after)
+        window: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        feed_it = iter(feed)
+        exhausted = False
+
+        def fill(upto: int) -> None:
+            nonlocal exhausted
+            while not exhausted and (not window or max(window) < upto):
+                try:
+                    idx, frame, vid = next(feed_it)
+                except StopIteration:
+                    exhausted = True
+                    return
+                window[idx] = (frame, vid)
+
+        def context(i: int) -> FrameContext | None:
+            fill(i + self.after)
+            if i not in window:
+                return None
+            for k in [k for k in window if k < i - self.before]:
+                del window[k]
+            neigh = {k - i: window[k] for k in range(i - self.before, i + self.after + 1) if k in window}
+            frame, vid = window[i]
+            return FrameContext(index=i, loop=loop, total=total, fps=self.plan.fps, frame=frame, video=vid,
+                                neighbours=neigh)
+
+        def analyse(ctx: FrameContext) -> FrameContext:
+            for stage in self.stages:
+                stage.analyse(ctx)
+            return ctx
+
+        # When no stage reads the previous output, a frame's correction (colour coherence, loopback blend ...)
+        # runs on the finish lane while the host renders the next frame; writes and the report always do.
+        deferred = not any(st.reads_previous_output() for st in self.stages)
+        analyser = ThreadPoolExecutor(1, thread_name_prefix="vid2vid-analyse")
+        lanes = _Lanes()
+        render_times: list[float] = []
+        try:
+            first_ctx = context(start)
+            if first_ctx is None:
+                raise Vid2VidError(f"The video ended before frame {start}: it may have changed since the job "
+                                   f"started; start a new job")
+            nxt: Future = analyser.submit(analyse, first_ctx)
+            del first_ctx  # its neighbours must not outlive the window
+            for i in range(start, total):
+                ctx = nxt.result()
+                ctx.prev_output = prev_output
+                following, stop_error = None, None
+                if i + 1 < total:
+                    try:
+                        following = context(i + 1)
+                    except Vid2VidError as exc:  # e.g. corrupt from frame i+1 on: finish frame i first
+                        stop_error = exc
+                    if following is None and stop_error is None:
+                        stop_error = Vid2VidError(f"The video has only {i + 1} frames in the chosen range, "
+                                                  f"not {total}: check start/end")
+                nxt = analyser.submit(analyse, following) if following is not None else None
+
+                t0 = time.perf_counter()
+                if deferred:
+                    req, images, text = self._sample(ctx)
+                    out = fit_size(images[0], self.plan.width, self.plan.height)  # preview only
+                else:
+                    out, record = self._render_frame(ctx)
+                render_times.append(time.perf_counter() - t0)
+
+                if deferred:
+                    lanes.submit("finish", self._finish_and_hand_off, lanes, loop, ctx, req, images, text)
+                else:
+                    self._hand_off(lanes, loop, i, out, record, ctx.video)
+                    prev_output = out
+
+                if stop_error is not None:
+                    lanes.drain()
+                    raise stop_error
+                done = i + 1
+                mean = sum(render_times[-20:]) / len(render_times[-20:])
+                remaining = (total - done) + total * (self.passes - loop - 1)
+                self.progress(Progress(stage_name, done, total, mean * remaining, out))
+                if done < total and self.should_stop():
+                    lanes.drain()
+                    return True
+            lanes.drain()
+        finally:
+            feed.close()
+            analyser.shutdown(wait=True, cancel_futures=True)
+            lanes.shutdown()
+        return False
+
+    def _hand_off(self, lanes: _Lanes, loop: int, index: int, out: np.ndarray, record: dict[str, Any],
+                  src: np.ndarray) -> None:
+        """Frame ``index`` is final: queue its write (then export) and, in the last pass, its measurement."""
+        lanes.submit("write", self._write, loop, index, out, record)
+        if loop == self.passes - 1 and self.meter is not None:
+            lanes.submit("measure", self.meter.push, index, src, out)
+
+    def _write(self, loop: int, index: int, out: np.ndarray, record: dict[str, Any]) -> None:
+        text = record.pop("_infotext", None)
+        self.job.write_frame(self.stage_name(loop), index, out, record,
+                             text={"parameters": text} if text else None)
+        if loop == self.passes - 1 and self.sink is not None:
+            self.sink(index, out)
+
+    def _finish_and_hand_off(self, lanes: _Lanes, loop: int, ctx: FrameContext, req: RenderRequest,
+                             images: list[np.ndarray], text: str) -> None:
+        out, record = self._finish(ctx, req, images, text)
+        self._hand_off(lanes, loop, ctx.index, out, record, ctx.video)
+
+    def _render_frame(self, ctx: FrameContext) -> tuple[np.ndarray, dict[str, Any]]:
+        """Prepare, render and correct frame ``ctx.index``: (output RGB uint8, manifest record)."""
+        return self._finish(ctx, *self._sample(ctx))
+
+    def _sample(self, ctx: FrameContext) -> tuple[RenderRequest, list[np.ndarray], str]:
+        """The request for the frame and what the renderer returned for it, with its infotext."""
+        s = self.settings.sampling
+        from .seeds import frame_seed
+
+        seed, subseed, subseed_strength = frame_seed(s.seed_mode, self.seed, ctx.index, ctx.loop,
+                                                     self.variation_seed, s.variation_strength)
+        req = RenderRequest(init=ctx.frame, seed=seed, subseed=subseed, subseed_strength=subseed_strength,
+                            denoise=s.denoise, steps=s.steps, cfg=s.cfg_scale, prompt=s.prompt,
+                            negative_prompt=s.negative_prompt, batch_size=s.batch_size,
+                            control_image=ctx.video, frame_index=ctx.index,
+                            extra={"sampler": s.sampler, "scheduler": s.scheduler})
+        for name, value in self.base_request.items():
+            setattr(req, name, value)
+        for stage in self.stages:
+            stage.prepare(ctx, req)
+        req.extra["infotext"] = {"vid2vid": self._summary(ctx)}
+        images = self.renderer.render(req)
+        self._host_notices()
+        if not images:
+            raise Vid2VidError(f"The renderer returned no image for frame {ctx.index}")
+        return req, images, getattr(self.renderer, "last_infotext", "") or infotext(req)
+
+    def _host_notices(self) -> None:
+        """The renderer's new one-line notes about the host (``take_notices``), each logged once."""
+        take = getattr(self.renderer, "take_notices", None)
+        for note in (take() if callable(take) else None) or []:
+            if note not in self.notices:
+                self.notices.append(note)
+                self.job.log(note, warning=True)
+
+    def _finish(self, ctx: FrameContext, req: RenderRequest, images: list[np.ndarray],
+                text: str) -> tuple[np.ndarray, dict[str, Any]]:
+        """Batch mean, the stages' corrections, rounding once: (output RGB uint8, manifest record)."""
+        s = self.settings.sampling
+        correcting = [st for st in self.stages if type(st).correct is not Stage.correct]
+        if len(images) == 1 and not correcting:
+            out = fit_size(images[0], self.plan.width, self.plan.height)  # no float round trip needed
+        else:
+            image = batch_mean(images, self.plan.width, self.plan.height)
+            for stage in correcting:
+                image = stage.correct(ctx, image)
+            out = to_uint8(image)
+        for stage in self.stages:
+            stage.done(ctx, out)
+        record = {"seed": req.seed, "subseed": req.subseed, "subseed_strength": req.subseed_strength,
+                  "denoise": round(req.denoise, 6), "steps": req.steps, "cfg": req.cfg}
+        if req.prompt != s.prompt:
+            record["prompt"] = req.prompt
+        record["_infotext"] = text
+        return out, record
+
+    def _summary(self, ctx: FrameContext) -> str:
+        """The vid2vid part of a frame's infotext: where it comes from and the settings that made it."""
+        t, c, s = self.settings.temporal, self.settings.correction, self.settings.sampling
+        parts = [f"frame {ctx.index + 1}/{ctx.total}", f"pass {ctx.loop + 1}/{self.passes}",
+                 f"init {t.init_mode}", f"seed mode {s.seed_mode}"]
+        if c.fdc_mode != "none":
+            parts.append(f"fdc {c.fdc_mode}")
+        if c.motion_mask:
+            parts.append(f"motion mask {c.motion_low_cut}/{c.motion_high_ext}")
+        sig = self.job.manifest.get("sigmas")
+        if sig:
+            parts.append(f"sigmas {s.sigma_schedule} {sig.get('text', '')}")
+        return "; ".join(parts)
+
+
+def fit_size(img: np.ndarray, width: int, height: int) -> np.ndarray:
+    """An RGB uint8 HWC image at (width, height): hosts may round sizes; resize back if they did."""
+    if img.shape[:2] == (height, width) and img.dtype == np.uint8:
+        return img
+    import cv2
+
+    return cv2.resize(np.asarray(img, np.uint8), (width, height), interpolation=cv2.INTER_AREA)
+
+
+def infotext(req: RenderRequest) -> str:
+    """A WebUI-style parameters text for renderers that do not return one."""
+    fields = {"Steps": req.steps, "CFG scale": req.cfg, "Seed": req.seed, "Size": f"{req.width}x{req.height}",
+              "Denoising strength": req.denoise, "Sampler": req.extra.get("sampler", "")}
+    if req.subseed_strength:
+        fields.update({"Variation seed": req.subseed, "Variation seed strength": req.subseed_strength})
+    fields.update(req.extra.get("infotext", {}))
+    text = req.prompt + (f"\nNegative prompt: {req.negative_prompt}" if req.negative_prompt else "")
+    return text + "\n" + ", ".join(f"{k}: {v}" for k, v in fields.items() if v != "")
+
+
+def batch_mean(images: list[np.ndarray], width: int, height: int) -> np.ndarray:
+    """Mean of RGB uint8 HWC images as float32 0..1 (:func:`blend.batch_blend`), each resized to
+    (width, height) first if the host changed it."""
+    return blend.batch_blend([fit_size(img, width, height) for img in images])
+
+
+# ---------------------------------------------------------------- job entry point
+
+def resolve_seed(seed: int) -> int:
+    """A seed as stored in the manifest: ``seeds.resolve_seed`` with a fresh random source for -1."""
+    from . import seeds
+
+    return seeds.resolve_seed(seed, random.SystemRandom())

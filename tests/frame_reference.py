@@ -1,0 +1,106 @@
+"""Reference hashes of every strategy's frames, so speed work can prove it changed no pixel.
+
+Each case (the default settings and every entry of :data:`lib_vid2vid.params.STRATEGIES`) runs a whole job
+with the :class:`~lib_vid2vid.proxy.ProxyRenderer` on one small clip from :mod:`tests.clips`, and the SHA-256
+of the decoded pixels (RGB uint8 HWC bytes, plus the shape) of every PNG the job keeps under ``frames/``
+(each pass, masks) is recorded. Pixels, not file bytes: a cheaper lossless PNG encoding may change the
+files but must not change a frame.
+
+The clip is coded losslessly (x264 ``crf 0``), so its decoded pixels do not depend on the encoder's build;
+their hashes are stored too, so a failure can tell "the decoder changed" from "the frames changed".
+
+Regenerate (only on purpose, from code whose frames are known good)::
+
+    python -m tests.frame_reference        # writes tests/data/frame_hashes.json
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sys
+import tempfile
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+
+DATA = Path(__file__).resolve().parent / "data" / "frame_hashes.json"
+SIZE = (128, 72)
+N_FRAMES = 12
+BASE = {"width": SIZE[0], "height": SIZE[1], "seed": 1234, "denoise": 0.5, "report": False}
+
+
+def cases() -> dict[str, dict]:
+    """Case name -> settings on top of :data:`BASE`: "default" (nothing more) and every strategy."""
+    from lib_vid2vid.params import STRATEGIES
+
+    return {"default": {}, **{name: dict(values) for name, values in STRATEGIES.items()}}
+
+
+def make_reference_clip(folder: Path) -> Path:
+    from tests.clips import make_clip
+
+    return make_clip(Path(folder) / "ref.mp4", n_frames=N_FRAMES, size=SIZE, fps=Fraction(24), audio=False,
+                     options={"crf": "0"})
+
+
+def pixel_hash(rgb: np.ndarray) -> str:
+    """SHA-256 of an image's shape and bytes (C order)."""
+    h = hashlib.sha256(repr((rgb.shape, str(rgb.dtype))).encode())
+    h.update(np.ascontiguousarray(rgb).tobytes())
+    return h.hexdigest()
+
+
+def source_hashes(clip: Path) -> list[str]:
+    from lib_vid2vid import video
+
+    return [pixel_hash(rgb) for _, rgb in video.iter_frames(clip, size=SIZE)]
+
+
+def frame_hashes(job_dir: Path) -> dict[str, str]:
+    """"stage/file.png" -> pixel hash for every PNG under the job's frames/ folder."""
+    import cv2
+
+    out = {}
+    for p in sorted((Path(job_dir) / "frames").rglob("*.png")):
+        img = cv2.imread(str(p), cv2.IMREAD_UNCHANGED)
+        if img is None:
+            raise AssertionError(f"cannot read {p}")
+        if img.ndim == 3:
+            img = cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+        out[p.relative_to(Path(job_dir) / "frames").as_posix()] = pixel_hash(img)
+    return out
+
+
+def run_case(clip: Path, out_dir: Path, values: dict) -> dict[str, str]:
+    """Run one case with the proxy renderer; its frame hashes."""
+    from lib_vid2vid.params import Settings
+    from lib_vid2vid.pipeline import run_job
+    from lib_vid2vid.proxy import ProxyRenderer
+
+    s = Settings().replace(input=str(clip), output_dir=str(out_dir), **{**BASE, **values})
+    res = run_job(s, ProxyRenderer())
+    if res.status != "done":
+        raise AssertionError(f"job ended {res.status}: {res.message}")
+    return frame_hashes(res.job_dir)
+
+
+def generate() -> dict:
+    with tempfile.TemporaryDirectory() as tmp:
+        clip = make_reference_clip(Path(tmp))
+        ref = {"source": source_hashes(clip), "cases": {}}
+        for name, values in cases().items():
+            ref["cases"][name] = run_case(clip, Path(tmp) / name, values)
+    return ref
+
+
+def main() -> None:
+    ref = generate()
+    DATA.write_text(json.dumps(ref, indent=1, sort_keys=True) + "\n")
+    n = sum(len(v) for v in ref["cases"].values())
+    print(f"wrote {DATA}: {len(ref['cases'])} cases, {n} frames", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
