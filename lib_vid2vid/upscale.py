@@ -19,9 +19,9 @@ its tiles disagree. Debian installs Mesa's driver (``mesa-vulkan-drivers``) as a
 sees (``get_gpu_count``); their names and types are read from the Vulkan loader itself
 (:func:`vulkan_devices`), in the order ncnn numbers them, and :func:`choose_gpu` decides.
 The wheel's native library needs ``libvulkan.so.1`` and ``libomp.so.5`` present even for the CPU path
-(Debian/Ubuntu: ``apt install --no-install-recommends libvulkan1 libomp5``). Large frames are processed in square tiles of
-``tile`` input pixels (ncnn pads each tile with a margin of context and stitches the cores, so seams do
-not show); ``tile=0`` picks :data:`DEFAULT_TILE`.
+(Debian/Ubuntu: ``apt install --no-install-recommends libvulkan1 libomp5``). Large frames are processed in
+square tiles of ``tile`` input pixels (ncnn pads each tile with a margin of context and stitches the cores,
+so seams do not show); ``tile=0`` picks :data:`DEFAULT_TILE`.
 
 The model files are the ones shipped inside the wheel, found through its package metadata
 (``importlib.metadata``), or the same file names (``realesr-animevideov3-x2.param`` / ``.bin``,
