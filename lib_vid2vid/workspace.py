@@ -151,6 +151,12 @@ def remove_temp_files(root: Path) -> int:
     return removed
 
 
+_PNG_FILTER_PARAMS = ([cv2.IMWRITE_PNG_FILTER, cv2.IMWRITE_PNG_FILTER_SUB]
+                      if hasattr(cv2, "IMWRITE_PNG_FILTER") else [])
+"""The sub filter where OpenCV can choose it (4.11 and later); older OpenCV (the WebUI's, <4.11) keeps its
+default filters: the pixels are the same either way, only the file size and encode time differ."""
+
+
 def encode_png(rgb: np.ndarray, compression: int = 1, text: dict[str, str] | None = None) -> bytes:
     """PNG bytes of an RGB uint8 HWC image (compression 1: fast, still lossless and deterministic).
 
@@ -163,7 +169,7 @@ def encode_png(rgb: np.ndarray, compression: int = 1, text: dict[str, str] | Non
     tab and other tools look for generation parameters.
     """
     ok, buf = cv2.imencode(".png", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR),
-                           [cv2.IMWRITE_PNG_COMPRESSION, compression, cv2.IMWRITE_PNG_FILTER, cv2.IMWRITE_PNG_FILTER_SUB,
+                           [cv2.IMWRITE_PNG_COMPRESSION, compression, *_PNG_FILTER_PARAMS,
                             cv2.IMWRITE_PNG_STRATEGY, cv2.IMWRITE_PNG_STRATEGY_RLE])
     if not ok:
         raise Vid2VidError("PNG encoding failed")

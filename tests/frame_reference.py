@@ -9,9 +9,14 @@ files but must not change a frame.
 The clip is coded losslessly (x264 ``crf 0``), so its decoded pixels do not depend on the encoder's build;
 their hashes are stored too, so a failure can tell "the decoder changed" from "the frames changed".
 
-Regenerate (only on purpose, from code whose frames are known good)::
+Float arithmetic differs a little between library versions (numpy's summation, OpenCV's colour conversions and
+resizing), so the references are kept per library stack (:func:`stack_key`): CI's two legs (the newest allowed
+versions, and the WebUI's pinned ones) each have theirs, both made from the code before the speed work. On a
+stack without references the test skips and says so.
 
-    python -m tests.frame_reference        # writes tests/data/frame_hashes.json
+Add or regenerate the current stack's references (only on purpose, from code whose frames are known good)::
+
+    python -m tests.frame_reference        # updates tests/data/frame_hashes.json
 """
 
 from __future__ import annotations
@@ -29,6 +34,21 @@ DATA = Path(__file__).resolve().parent / "data" / "frame_hashes.json"
 SIZE = (128, 72)
 N_FRAMES = 12
 BASE = {"width": SIZE[0], "height": SIZE[1], "seed": 1234, "denoise": 0.5, "report": False}
+
+
+def stack_key() -> str:
+    """The library versions that decide the frames' float arithmetic, e.g. "numpy 2.4 / opencv 5.0"."""
+    import cv2
+
+    def major_minor(v: str) -> str:
+        return ".".join(v.split(".")[:2])
+
+    return f"numpy {major_minor(np.__version__)} / opencv {major_minor(cv2.__version__)}"
+
+
+def load() -> dict:
+    """The stored references of every stack: {stack key: {"source": [...], "cases": {...}}}."""
+    return json.loads(DATA.read_text())["stacks"] if DATA.is_file() else {}
 
 
 def cases() -> dict[str, dict]:
@@ -97,9 +117,11 @@ def generate() -> dict:
 
 def main() -> None:
     ref = generate()
-    DATA.write_text(json.dumps(ref, indent=1, sort_keys=True) + "\n")
+    stacks = load()
+    stacks[stack_key()] = ref
+    DATA.write_text(json.dumps({"stacks": stacks}, indent=1, sort_keys=True) + "\n")
     n = sum(len(v) for v in ref["cases"].values())
-    print(f"wrote {DATA}: {len(ref['cases'])} cases, {n} frames", file=sys.stderr)
+    print(f"wrote {DATA} for {stack_key()}: {len(ref['cases'])} cases, {n} frames", file=sys.stderr)
 
 
 if __name__ == "__main__":
