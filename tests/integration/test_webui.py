@@ -42,7 +42,8 @@ def webui(tmp_path_factory, webui_checkpoint, webui_extensions, webui_args):
     python = os.environ.get("A1111_PYTHON") or str(webui_dir / "venv" / "bin" / "python")
     tmp = tmp_path_factory.mktemp("webui")
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1",
-           "TRANSFORMERS_OFFLINE": "1", "GRADIO_ANALYTICS_ENABLED": "False", "DO_NOT_TRACK": "1"}
+           "TRANSFORMERS_OFFLINE": "1", "GRADIO_ANALYTICS_ENABLED": "False", "DO_NOT_TRACK": "1",
+           "PYTHONUNBUFFERED": "1"}
     env.pop("PYTHONPATH", None)
     ckpt = webui_checkpoint or tmp / "model" / "tiny.safetensors"
     if webui_checkpoint is None:
@@ -73,11 +74,15 @@ def webui(tmp_path_factory, webui_checkpoint, webui_extensions, webui_args):
         while time.time() < deadline:
             if proc.poll() is not None:
                 raise RuntimeError(f"WebUI exited: {(tmp / 'webui.log').read_text()[-3000:]}")
-            try:
-                if requests.get(url + "/sdapi/v1/options", timeout=5).status_code == 200:
-                    break
-            except requests.RequestException:
-                pass
+            # No request before the WebUI prints its startup time: one that comes before it adds its middleware
+            # kills it ("Cannot add middleware after an application has started"), and its API answers while it
+            # still computes the scripts' default args (an img2img request then gets script_args cut short).
+            if "Startup time:" in (tmp / "webui.log").read_text(errors="replace"):
+                try:
+                    if requests.get(url + "/sdapi/v1/options", timeout=5).status_code == 200:
+                        break
+                except requests.RequestException:
+                    pass
             time.sleep(1)
         else:
             raise RuntimeError(f"WebUI did not start: {(tmp / 'webui.log').read_text()[-3000:]}")
