@@ -8,7 +8,9 @@ when VID2VID_TEST_MODEL_CACHE names a folder, there once for later runs.
 
 What it checks: a unit without an image of its own gets each frame's own source frame as its control image (the
 frames follow the source: frame k matches a run whose unit holds source frame k, and not one holding another
-frame), and a unit with its own image keeps it for every frame.
+frame), and a unit with its own image keeps it for every frame. The init images are blends of neighbouring source
+frames (temporal_blend), because the extension itself falls back to the img2img init image for a unit without an
+image: with init = source frame it would pass without vid2vid feeding the units.
 """
 
 from __future__ import annotations
@@ -104,7 +106,8 @@ def _run(webui, clip, name: str, unit_image: np.ndarray | None) -> list[np.ndarr
     """A vid2vid job with one ControlNet unit (no preprocessor); its frames as RGB uint8 HWC arrays."""
     from PIL import Image
 
-    body = base._request(clip, webui["tmp"] / name, steps=2, size=(64, 64), max_frames=N_FRAMES, colour_coherence=False)
+    body = base._request(clip, webui["tmp"] / name, steps=2, size=(64, 64), max_frames=N_FRAMES, colour_coherence=False,
+                         init_mode="temporal_blend", temporal_weights="1,2,1")
     unit = {"enabled": True, "module": "none", "model": "control_sd15_random", "weight": 1.0,
             "resize_mode": "Just Resize", "processor_res": 64, "pixel_perfect": False, "control_mode": "Balanced",
             "guidance_start": 0.0, "guidance_end": 1.0}
@@ -132,14 +135,13 @@ def test_each_frame_is_controlled_by_its_own_source_frame(webui, clip):
     per_frame = _run(webui, clip, "per_frame", None)
     held_first = _run(webui, clip, "held_first", source[first])  # a unit with its own image: source frame 0
     held_last = _run(webui, clip, "held_last", source[last])
-    for k in range(N_FRAMES):  # the control image changes the result measurably
-        assert _dist(held_first[k], held_last[k]) > 2.0, k
-    # frame k of the per-frame run looks like the run whose unit held source frame k, not like the other one
-    assert _dist(per_frame[first], held_first[first]) < 0.25 * _dist(per_frame[first], held_last[first])
-    assert _dist(per_frame[last], held_last[last]) < 0.25 * _dist(per_frame[last], held_first[last])
+    gaps = [_dist(held_first[k], held_last[k]) for k in range(N_FRAMES)]
+    assert min(gaps) > 5.0, gaps  # the control image changes the result measurably (seen: 19.6 levels)
+    # frame k of the per-frame run is the run whose unit held source frame k (up to the two decoders' rounding;
+    # seen: 0.4 and 0.0 levels), and far from the one holding the other end frame
+    near = (_dist(per_frame[first], held_first[first]), _dist(per_frame[last], held_last[last]))
+    far = (_dist(per_frame[first], held_last[first]), _dist(per_frame[last], held_first[last]))
+    assert max(near) < 0.1 * min(gaps) and min(far) > 0.5 * min(gaps), (near, far, gaps)
     # the middle frame got neither end frame: its own
     mid = N_FRAMES // 2
-    gap = _dist(held_first[mid], held_last[mid])
-    assert _dist(per_frame[mid], held_first[mid]) > 0.2 * gap and _dist(per_frame[mid], held_last[mid]) > 0.2 * gap
-    # a unit with its own image kept it: its last frame was not controlled by the last source frame
-    assert _dist(held_first[last], per_frame[last]) > 4 * _dist(held_last[last], per_frame[last])
+    assert min(_dist(per_frame[mid], held_first[mid]), _dist(per_frame[mid], held_last[mid])) > 0.2 * gaps[mid]
