@@ -111,15 +111,15 @@ def _wait_until_up(proc: subprocess.Popen, url: str, log: Path, seconds: float) 
     while time.time() < deadline:
         if proc.poll() is not None:
             raise RuntimeError(f"WebUI exited: {log.read_text()[-3000:]}")
-        try:
-            # The API answers while the WebUI still computes the scripts' default args (its Api() does that
-            # after adding the routes): an img2img request then gets script_args cut short. It has finished
-            # once it prints its startup time.
-            if (requests.get(url + "/sdapi/v1/options", timeout=5).status_code == 200
-                    and "Startup time:" in log.read_text(errors="replace")):
-                return
-        except requests.RequestException:
-            pass
+        # No request before the WebUI prints its startup time: one that comes before it adds its middleware
+        # kills it ("Cannot add middleware after an application has started"), and its API answers while it
+        # still computes the scripts' default args (an img2img request then gets script_args cut short).
+        if "Startup time:" in log.read_text(errors="replace"):
+            try:
+                if requests.get(url + "/sdapi/v1/options", timeout=5).status_code == 200:
+                    return
+            except requests.RequestException:
+                pass
         time.sleep(1)
     raise RuntimeError(f"WebUI did not start: {log.read_text()[-3000:]}")
 
