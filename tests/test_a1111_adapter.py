@@ -95,6 +95,47 @@ def test_interrupt_stops_after_current_frame_and_resume_matches(host, clip, tmp_
     assert [f.read_bytes() for f in a] == [f.read_bytes() for f in b]
 
 
+def test_frames_do_not_depend_on_global_random_state(host, clip, tmp_path, monkeypatch):
+    """The real WebUI draws from torch's global generator while encoding the init image, before it seeds for
+    sampling: a host whose output depends on the global torch, numpy and ``random`` state (one per channel) still
+    gives the same frames in a full run and in an interrupted run resumed after other random draws."""
+    import random
+
+    import torch
+    from PIL import Image
+
+    a1111, processing, shared = host
+    host_process_images = processing.process_images
+
+    def process_images(p):
+        out = host_process_images(p)
+        drawn = (int(torch.randint(0, 40, (1,))), int(np.random.randint(0, 40)), random.randint(0, 39))
+        out.images = [Image.fromarray((np.asarray(im) + np.array(drawn, np.uint8)).astype(np.uint8))
+                      for im in out.images]
+        return out
+
+    monkeypatch.setattr(processing, "process_images", process_images)
+    args = _args(input=str(clip), max_frames=6, init_mode="previous_output")
+    shared.opts.vid2vid_output_dir = str(tmp_path / "full")
+    full = a1111.run_script(_p(processing), args)
+
+    shared.state.reset()
+    shared.opts.vid2vid_output_dir = str(tmp_path / "resumed")
+    processing.calls.clear()
+    processing.hooks.append(lambda p, n: setattr(shared.state, "interrupted", n == 3))
+    part = a1111.run_script(_p(processing), args)
+    assert part.vid2vid["status"] == "interrupted", part.info
+    processing.hooks.clear()
+    shared.state.reset()
+    torch.rand(5), np.random.rand(3), random.random()  # whatever else ran in the process in between
+    resumed = a1111.run_script(_p(processing), args)
+    assert resumed.vid2vid["job_dir"] == part.vid2vid["job_dir"] and resumed.vid2vid["status"] == "done"
+    a = sorted((Path(full.vid2vid["job_dir"]) / "frames" / "pass1").glob("*.png"))
+    b = sorted((Path(resumed.vid2vid["job_dir"]) / "frames" / "pass1").glob("*.png"))
+    assert len(a) == len(b) == 6
+    assert [f.read_bytes() for f in a] == [f.read_bytes() for f in b]
+
+
 def test_resume_a_listed_job_by_name(host, clip, tmp_path):
     a1111, processing, shared = host
     shared.opts.vid2vid_output_dir = str(tmp_path / "out")

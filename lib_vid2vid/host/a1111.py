@@ -21,6 +21,7 @@ import copy
 import dataclasses
 import hashlib
 import json
+import random
 import re
 from pathlib import Path
 from typing import Any
@@ -330,6 +331,22 @@ def stop_requested(state: Any) -> bool:
 
 # ------------------------------------------------------------------ renderer
 
+def seed_global_generators(seed: int) -> None:
+    """Seed torch (CPU and every accelerator), numpy and Python's ``random`` global generators from the frame's
+    seed, so a frame's pixels do not depend on what ran in the process before it.
+
+    The WebUI draws from torch's global generator while encoding the init image (before it seeds its own noise
+    for sampling), so without this the first frame after a resume, or after any other request, can differ from
+    the same frame in an uninterrupted run. numpy's seed must fit in 32 bits: ``seed mod 2**32``.
+    """
+    import torch  # noqa: PLC0415 - the host always has torch
+
+    seed = int(seed)
+    torch.manual_seed(seed)  # also seeds CUDA (and other accelerators) when present
+    np.random.seed(seed % 2**32)
+    random.seed(seed)
+
+
 class A1111Renderer:
     """Renders frames through the WebUI's own ``process_images`` on copies of the img2img tab's ``p``."""
 
@@ -420,6 +437,7 @@ class A1111Renderer:
         if stop_requested(state):
             raise Interrupted("interrupted in the WebUI")
         p2 = self._frame_p(request)
+        seed_global_generators(request.seed)
         try:
             processed = processing.process_images(p2)
         finally:

@@ -157,6 +157,9 @@ def build_state_dict(config: dict, seed: int) -> dict:
         for _, p in model.named_parameters():
             if p.dim() > 1 and torch.count_nonzero(p) == 0:  # ldm's zero_module layers
                 p.normal_(0.0, 0.02)
+        # With its default bias of 0 the text model's last LayerNorm gives outputs whose mean can round to exactly
+        # 0 for the empty prompt, and the WebUI's emphasis step divides by that mean: NaN. A trained CLIP has a bias.
+        model.cond_stage_model.transformer.text_model.final_layer_norm.bias.normal_(0.0, 0.02)
     return {k: v.contiguous() for k, v in model.state_dict().items()}
 
 

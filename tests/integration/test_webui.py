@@ -1,91 +1,27 @@
-"""vid2vid inside a real AUTOMATIC1111 WebUI, on the CPU, with a tiny random-weight SD1 checkpoint.
+"""vid2vid inside a real WebUI (AUTOMATIC1111 and/or Forge) on the CPU, with a random-weight checkpoint.
 
-Runs only when A1111_DIR points to a WebUI checkout whose environment is ready (``--skip-prepare-environment``
-works); A1111_PYTHON names its Python (default: $A1111_DIR/venv/bin/python). The test makes its own checkpoint
-(tests/integration/make_tiny_sd.py), links this repository into the WebUI's extensions/ folder for the
-duration, starts the WebUI on a free loopback port, and removes the link afterwards.
+Each test runs once per host whose checkout is configured (A1111_DIR, FORGE_DIR; see conftest.py for the
+``webui`` fixture, the checkpoints it builds and the other variables), and is skipped for a host that is not.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import signal
-import socket
-import subprocess
 import threading
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 import requests
+from PIL import Image
 
 from lib_vid2vid import params, video
 from lib_vid2vid.workspace import read_png_text
 
 ROOT = Path(__file__).resolve().parents[2]
-A1111 = os.environ.get("A1111_DIR")
-pytestmark = [pytest.mark.integration, pytest.mark.skipif(not A1111, reason="set A1111_DIR to a WebUI checkout")]
-
-
-def _free_port() -> int:
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
-@pytest.fixture(scope="module")
-def webui(tmp_path_factory):
-    webui_dir = Path(A1111)
-    python = os.environ.get("A1111_PYTHON") or str(webui_dir / "venv" / "bin" / "python")
-    tmp = tmp_path_factory.mktemp("webui")
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1",
-           "TRANSFORMERS_OFFLINE": "1", "GRADIO_ANALYTICS_ENABLED": "False", "DO_NOT_TRACK": "1"}
-    env.pop("PYTHONPATH", None)
-    subprocess.run([python, str(Path(__file__).parent / "make_tiny_sd.py"), "--webui-dir", str(webui_dir),
-                    "--out-dir", str(tmp / "model")], check=True, env=env, cwd=str(webui_dir), timeout=300)
-    link = webui_dir / "extensions" / "sd-webui-vid2vid-under-test"
-    link.parent.mkdir(exist_ok=True)
-    if link.is_symlink():
-        link.unlink()
-    link.symlink_to(ROOT, target_is_directory=True)
-    # what the WebUI does for an extension on a normal start: run its install.py (through the WebUI's launch module)
-    subprocess.run([python, "-c", "import runpy, sys; sys.argv = ['install.py']; "
-                    f"runpy.run_path({str(link / 'install.py')!r})"], check=True, env=env, cwd=str(webui_dir),
-                   timeout=600)
-    port = _free_port()
-    log = open(tmp / "webui.log", "w")
-    proc = subprocess.Popen(
-        [python, "launch.py", "--skip-prepare-environment", "--use-cpu", "all", "--no-half", "--api",
-         "--port", str(port), "--skip-torch-cuda-test", "--no-download-sd-model", "--disable-safe-unpickle",
-         "--ckpt", str(tmp / "model" / "tiny.safetensors"), "--ui-settings-file", str(tmp / "config.json"),
-         "--ui-config-file", str(tmp / "ui-config.json")],
-        cwd=str(webui_dir), env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.time() + 240
-        while time.time() < deadline:
-            if proc.poll() is not None:
-                raise RuntimeError(f"WebUI exited: {(tmp / 'webui.log').read_text()[-3000:]}")
-            try:
-                if requests.get(url + "/sdapi/v1/options", timeout=5).status_code == 200:
-                    break
-            except requests.RequestException:
-                pass
-            time.sleep(1)
-        else:
-            raise RuntimeError(f"WebUI did not start: {(tmp / 'webui.log').read_text()[-3000:]}")
-        yield {"url": url, "tmp": tmp, "log": tmp / "webui.log"}
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-        log.close()
-        link.unlink(missing_ok=True)
+pytestmark = [pytest.mark.integration]
 
 
 @pytest.fixture(scope="module")
@@ -154,34 +90,88 @@ def test_job_over_the_api_gives_a_video_with_audio(webui, source):
     assert "vid2vid: \"frame 4/12; pass 1/1" in text and "sigmas karras 2 steps: 1.00" in text
 
 
+def _job_dir(info):
+    return Path(info.split("job: ", 1)[1].splitlines()[0])
+
+
+def _frames(job_dir, stage="pass1"):
+    return [np.asarray(Image.open(p).convert("RGB")) for p in sorted((job_dir / "frames" / stage).glob("*.png"))]
+
+
 def test_interrupt_then_resume_matches_an_uninterrupted_run(webui, source):
-    body = _request(source, webui["tmp"] / "out_interrupt", steps=20, size=(128, 128), max_frames=16)
-    # The host's very first render at a new size differs slightly from later identical ones (torch CPU
-    # kernels warming up; seen without vid2vid too), so warm it up before comparing runs byte for byte.
-    _post(webui, {**body, "script_name": None, "script_args": [], "init_images": [_png_b64(128, 128)]})
+    host = webui["host"]
+    n, size = host.interrupt_frames, host.interrupt_size
+    body = _request(source, webui["tmp"] / "out_interrupt", steps=host.interrupt_steps, size=(size, size),
+                    max_frames=n)
     result = {}
     t = threading.Thread(target=lambda: result.setdefault("reply", _post(webui, body)))
     t.start()
     deadline = time.time() + 300
     while time.time() < deadline:
         prog = requests.get(webui["url"] + "/sdapi/v1/progress?skip_current_image=true", timeout=30).json()
-        if prog.get("state", {}).get("job_count") == 16 and prog["state"].get("job_no", 0) >= 4:
+        if prog.get("state", {}).get("job_count") == n and prog["state"].get("job_no", 0) >= host.interrupt_after:
             break  # process_images counts one job per frame
         time.sleep(0.05)
     requests.post(webui["url"] + "/sdapi/v1/interrupt", timeout=30)
     t.join(timeout=600)
     info = _info(result["reply"])
     assert "vid2vid: interrupted" in info and "resume" in info, info
-    job_dir = Path(info.split("job: ", 1)[1].splitlines()[0])
+    job_dir = _job_dir(info)
     done_before = len(list((job_dir / "frames" / "pass1").glob("*.png")))
-    assert 3 <= done_before < 16
+    assert host.interrupt_after - 1 <= done_before < n
+    # another request in between (another seed, another size) moves the host's global random state, which the
+    # WebUI draws from while it encodes an init image
+    _post(webui, {**body, "script_name": None, "script_args": [], "init_images": [_png_b64(64, 64)], "seed": 7,
+                  "width": 64, "height": 64})
     resumed = _info(_post(webui, body))
-    assert "vid2vid: done, 16/16" in resumed and str(job_dir) in resumed
+    assert f"vid2vid: done, {n}/{n}" in resumed and str(job_dir) in resumed
     fresh = _info(_post(webui, {**body, "override_settings": {"vid2vid_output_dir": str(webui["tmp"] / "fresh")}}))
-    fresh_dir = Path(fresh.split("job: ", 1)[1].splitlines()[0])
+    fresh_dir = _job_dir(fresh)
     a = [p.read_bytes() for p in sorted((job_dir / "frames" / "pass1").glob("*.png"))]
     b = [p.read_bytes() for p in sorted((fresh_dir / "frames" / "pass1").glob("*.png"))]
-    assert len(a) == len(b) == 16 and a == b
+    assert len(a) == len(b) == n and a == b
+
+
+def test_sigma_override_is_what_the_sampler_runs(webui, source):
+    """The override reaches the host's sampler: the same job at other sigmas renders other pixels, at the same
+    sigmas the same pixels, and with the host's own schedule neither."""
+    def frames(tag, **settings):
+        body = _request(source, webui["tmp"] / f"out_sigmas_{tag}", steps=4, max_frames=1, colour_coherence=False,
+                        **settings)
+        info = _info(_post(webui, body))
+        assert "vid2vid: done, 1/1" in info, info
+        return _frames(_job_dir(info))
+
+    low = frames("low", sigma_schedule="karras", sigma_max=0.5)
+    low_again = frames("low_again", sigma_schedule="karras", sigma_max=0.5)
+    high = frames("high", sigma_schedule="karras", sigma_max=3.0)
+    host_own = frames("host", sigma_schedule="host")
+    assert len(low) == len(low_again) == len(high) == len(host_own) == 1
+    assert np.array_equal(low[0], low_again[0])  # deterministic, so any difference comes from the sigmas
+    assert not np.array_equal(low[0], high[0]) and not np.array_equal(low[0], host_own[0])
+    assert not np.array_equal(high[0], host_own[0])
+
+
+def test_flow_warp_with_fdc_and_motion_mask(webui, source):
+    """flow_warp init, FDC mean_std and the motion mask (delta) together: where the source did not move the
+    output keeps the previous output's pixels; where it moved, the render changes them."""
+    body = _request(source, webui["tmp"] / "out_flow", steps=2, max_frames=6, init_mode="flow_warp",
+                    init_strength=0.5, fdc_mode="mean_std", motion_mask=True, mask_usage="delta",
+                    colour_coherence=False)
+    info = _info(_post(webui, body))
+    assert "vid2vid: done, 6/6 frames" in info, info
+    job_dir = _job_dir(info)
+    out = _frames(job_dir)
+    masks = [np.asarray(Image.open(p).convert("L")) for p in sorted((job_dir / "frames" / "masks").glob("*.png"))]
+    assert len(out) == len(masks) == 6
+    text = read_png_text(job_dir / "frames" / "pass1" / "000003.png")["parameters"]
+    assert "init flow_warp" in text and "fdc mean_std" in text and "motion mask" in text, text
+    for i in range(1, 6):
+        still, moved = masks[i] == 0, masks[i] == 255
+        assert still.mean() > 0.5 and moved.any()  # the square and the index strip move, the background does not
+        change = np.abs(out[i].astype(int) - out[i - 1].astype(int)).max(axis=2)
+        assert change[still].max() <= 1, f"frame {i}: a pixel the source kept changed by {change[still].max()}"
+        assert change[moved].max() > 8, f"frame {i}: nothing changed where the source moved"
 
 
 def test_bad_video_argument_is_reported(webui, tmp_path):
@@ -193,7 +183,6 @@ def test_cli_submits_a_whole_job(webui, source, tmp_path):
     import subprocess
     import sys
 
-    out = webui["tmp"] / "out_cli"
     r = subprocess.run([sys.executable, "-m", "lib_vid2vid", str(source), "--submit", "--upload", "--api-url",
                         webui["url"], "--prompt", "ink", "--steps", "2", "--max-frames", "5", "--seed", "3",
                         "--width", "64", "--height", "64"],
@@ -201,7 +190,11 @@ def test_cli_submits_a_whole_job(webui, source, tmp_path):
                        env={**os.environ, "PYTHONPATH": str(ROOT)})
     assert r.returncode == 0, r.stderr
     assert "vid2vid: done, 5/5 frames" in r.stdout
-    assert out  # the job lives in the WebUI's vid2vid output folder
+    # the job lives in the WebUI's vid2vid output folder (the fixture's settings put it under tmp) with its video
+    job_dir = _job_dir(r.stdout)
+    assert job_dir.parent == webui["output_dir"] and job_dir.is_dir()
+    path = Path(r.stdout.split("video: ", 1)[1].splitlines()[0])
+    assert path.parent == job_dir and video.probe(path).frame_count == 5
 
 
 def test_cli_per_frame_mode_against_the_webui(webui, source, tmp_path):
