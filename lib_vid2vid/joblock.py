@@ -19,6 +19,7 @@ import json
 import os
 import socket
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -64,6 +65,17 @@ def read_holder(job_dir: str | Path) -> dict[str, Any] | None:
     return data if isinstance(data, dict) else None
 
 
+def _busy_holder(job_dir: Path, wait_s: float = 1.0) -> dict[str, Any] | None:
+    """The holder of a lock that is taken. A holder writes its description just after it locks (and a released
+    lock file is empty), so an empty file means "locked a moment ago": read again for up to ``wait_s`` seconds."""
+    deadline = time.monotonic() + wait_s
+    while True:
+        holder = read_holder(job_dir)
+        if holder is not None or time.monotonic() >= deadline:
+            return holder
+        time.sleep(0.02)
+
+
 class JobLock:
     """The lock on one job folder; :meth:`release` (or the end of the process) frees it."""
 
@@ -95,7 +107,7 @@ class JobLock:
                     return cls(path, None, f"cannot lock {path} on this file system ({exc.strerror}): make sure "
                                            f"no other run writes into this job at the same time")
                 if exc.errno in _BUSY:
-                    raise JobRunning(job_dir, read_holder(job_dir)) from None
+                    raise JobRunning(job_dir, _busy_holder(job_dir)) from None
                 raise Vid2VidError(f"Cannot lock {path} ({exc.strerror or exc})") from None
             _held.add(key)
         lock = cls(path, fd)

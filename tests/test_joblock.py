@@ -245,3 +245,26 @@ def test_a_file_system_without_locks_runs_unprotected_and_says_so(clip, tmp_path
     assert res.status == "done"
     warnings = Job.open(res.job_dir).manifest["warnings"]
     assert any(w.startswith("cannot lock ") and "no other run writes into this job" in w for w in warnings)
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="flock is POSIX")
+def test_a_lock_taken_a_moment_ago_still_names_its_holder(tmp_path):
+    # the holder locks first and writes its description just after: a second run that looks in between must wait
+    # for the description instead of saying "holder not known yet"
+    script = ("import fcntl, json, os, sys, time\n"
+              "fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT, 0o644)\n"
+              "fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)\n"
+              "print('locked', flush=True)\n"
+              "time.sleep(0.3)\n"
+              "os.write(fd, json.dumps({'pid': os.getpid(), 'host': 'h', 'started': 's'}).encode())\n"
+              "time.sleep(5)\n")
+    holder = subprocess.Popen([sys.executable, "-c", script, str(tmp_path / "job.lock")], stdout=subprocess.PIPE,
+                              text=True)
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        with pytest.raises(JobRunning) as err:
+            JobLock.acquire(tmp_path)
+        assert f"(PID {holder.pid} on h" in str(err.value)
+    finally:
+        holder.kill()
+        holder.wait()
