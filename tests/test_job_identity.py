@@ -11,6 +11,7 @@ from lib_vid2vid.params import Settings
 from lib_vid2vid.pipeline import run_job
 from lib_vid2vid.proxy import ProxyRenderer
 from lib_vid2vid.workspace import MANIFEST, Job, render_key
+from tests.doubles import StopAfter
 
 
 class HostRenderer(ProxyRenderer):
@@ -23,17 +24,6 @@ class HostRenderer(ProxyRenderer):
     def host_identity(self):
         return {"renderer": "test", "controlnet": [{"model": self.model,
                                                     "image": np.full((4, 4, 3), self.image_value, np.uint8)}]}
-
-
-class StopAfter:
-    def __init__(self, n):
-        self.n, self.seen = n, 0
-
-    def progress(self, p):
-        self.seen = p.done
-
-    def __call__(self):
-        return self.seen >= self.n
 
 
 def _settings(clip, tmp_path):

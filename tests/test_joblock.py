@@ -14,23 +14,13 @@ from lib_vid2vid.joblock import LOCK_NAME, JobLock, JobRunning
 from lib_vid2vid.pipeline import run_job
 from lib_vid2vid.proxy import ProxyRenderer
 from lib_vid2vid.workspace import Job
+from tests.doubles import StopAfter
 from tests.lock_worker import settings as worker_settings
 
 ROOT = Path(__file__).resolve().parents[1]
 ENV = {**os.environ, "PYTHONPATH": str(ROOT)}
 
 pytestmark = pytest.mark.skipif(os.name == "nt", reason="kill -9 and flock are POSIX")
-
-
-class StopAfter:
-    def __init__(self, n):
-        self.n, self.seen = n, 0
-
-    def progress(self, p):
-        self.seen = p.done
-
-    def __call__(self):
-        return self.seen >= self.n
 
 
 def _unfinished(clip, out, frames=2):

@@ -13,6 +13,7 @@ from lib_vid2vid.params import Settings
 from lib_vid2vid.pipeline import Stage, output_size, run_job
 from lib_vid2vid.proxy import ProxyRenderer
 from lib_vid2vid.workspace import Job
+from tests.doubles import StopAfter
 
 
 def _settings(clip, tmp_path, **kw):
@@ -25,20 +26,6 @@ def _settings(clip, tmp_path, **kw):
 def _frames(job_dir, stage):
     d = job_dir / "frames" / stage
     return {p.name: p.read_bytes() for p in sorted(d.glob("*.png"))}
-
-
-class StopAfter:
-    """should_stop that turns true once n frames have finished."""
-
-    def __init__(self, n):
-        self.n = n
-        self.seen = 0
-
-    def progress(self, p):
-        self.seen = p.done
-
-    def __call__(self):
-        return self.seen >= self.n
 
 
 def test_job_produces_video_with_audio_and_right_duration(clip, tmp_path):

@@ -12,6 +12,7 @@ from lib_vid2vid.pipeline import run_job
 from lib_vid2vid.proxy import ProxyRenderer, SleepRenderer
 from lib_vid2vid.report import REPORT_NAME, format_report, report
 from lib_vid2vid.workspace import Job
+from tests.doubles import StopAfter
 
 
 def _settings(clip, tmp_path, **kw):
@@ -20,17 +21,6 @@ def _settings(clip, tmp_path, **kw):
                 colour_coherence=False)
     base.update(kw)
     return Settings().replace(**base)
-
-
-class StopAfter:
-    def __init__(self, n):
-        self.n, self.seen = n, 0
-
-    def progress(self, p):
-        self.seen = p.done
-
-    def __call__(self):
-        return self.seen >= self.n
 
 
 def test_identity_render_pairs_each_output_with_its_own_source_frame(clip, tmp_path):

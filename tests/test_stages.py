@@ -13,6 +13,7 @@ from lib_vid2vid.pipeline import run_job
 from lib_vid2vid.proxy import ProxyRenderer
 from lib_vid2vid.schedule import ScheduleError
 from lib_vid2vid.workspace import Job
+from tests.doubles import StopAfter
 
 
 def _settings(clip, tmp_path, **kw):
@@ -49,20 +50,6 @@ class Spy(ProxyRenderer):
         out = super().render(request)
         self.requests[-1]["images"] = [o.copy() for o in out]
         return out
-
-
-class StopAfter:
-    """should_stop that turns true once n frames of ``stage`` have finished."""
-
-    def __init__(self, n, stage="pass1"):
-        self.n, self.stage, self.seen = n, stage, 0
-
-    def progress(self, p):
-        if p.stage == self.stage:
-            self.seen = p.done
-
-    def __call__(self):
-        return self.seen >= self.n
 
 
 # ------------------------------------------------------------------------------------------------ masks
@@ -231,7 +218,7 @@ def test_model_depth_is_cached_once_per_frame_and_resumes_exactly(clip, tmp_path
     masks = [cv2.imread(str(p), cv2.IMREAD_UNCHANGED) for p in sorted((full.job_dir / "frames/masks").glob("*.png"))]
     assert any((m == 0).any() for m in masks[1:]), "the dark background is far: it may not change"
     s = _settings(clip, tmp_path / "b", **kw)
-    stop = StopAfter(9)
+    stop = StopAfter(9, "pass1")
     part = run_job(s, DepthRenderer(), should_stop=stop, progress=stop.progress)
     assert part.status == "interrupted"
     r2 = DepthRenderer()
