@@ -276,3 +276,21 @@ def texture(h, w, dx=0.0, dy=0.0, seed=0):
         img += wave[..., None] * rng.uniform(0.3, 1.0, 3)
     img /= 6.0
     return np.clip(np.rint(127.5 + 100 * img), 0, 255).astype(np.uint8)
+
+
+def make_two_shot_clip(path: Path) -> Path:
+    """Two shots, a red one then a blue one from frame 6, 12 frames of 64x64 at 12 fps (H.264 crf 10), a dark bar
+    growing by one pixel a frame: colour coherence records a scene cut at frame 6."""
+    with av.open(str(path), "w") as c:
+        s = c.add_stream("libx264", rate=Fraction(12))
+        s.width, s.height, s.pix_fmt = 64, 64, "yuv420p"
+        s.options = {"crf": "10"}
+        for i in range(12):
+            img = np.zeros((64, 64, 3), np.uint8)
+            img[..., 0 if i < 6 else 2] = 200
+            img[:, : 8 + i] = 40
+            for pkt in s.encode(av.VideoFrame.from_ndarray(img, format="rgb24")):
+                c.mux(pkt)
+        for pkt in s.encode():
+            c.mux(pkt)
+    return path

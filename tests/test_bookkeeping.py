@@ -19,6 +19,7 @@ from lib_vid2vid.params import Settings
 from lib_vid2vid.pipeline import run_job
 from lib_vid2vid.proxy import ProxyRenderer
 from lib_vid2vid.workspace import JOURNAL, MANIFEST, Job, find_unfinished, list_jobs
+from tests.clips import make_two_shot_clip
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -266,32 +267,11 @@ def _crash_script(settings: dict, kill_at: int) -> str:
     """)
 
 
-def _cuts_clip(path):
-    """Two shots (red, then blue from frame 6), 12 frames at 12 fps: colour coherence records a cut."""
-    from fractions import Fraction
-
-    import av
-
-    with av.open(str(path), "w") as c:
-        s = c.add_stream("libx264", rate=Fraction(12))
-        s.width, s.height, s.pix_fmt = 64, 64, "yuv420p"
-        s.options = {"crf": "10"}
-        for i in range(12):
-            img = np.zeros((64, 64, 3), np.uint8)
-            img[..., 0 if i < 6 else 2] = 200
-            img[:, : 8 + i] = 40
-            for pkt in s.encode(av.VideoFrame.from_ndarray(img, format="rgb24")):
-                c.mux(pkt)
-        for pkt in s.encode():
-            c.mux(pkt)
-    return path
-
-
 @pytest.mark.skipif(not hasattr(signal, "SIGKILL"), reason="needs kill -9")
 def test_kill_9_then_resume_is_byte_exact_and_leaves_no_temporary_files(tmp_path):
     """A run killed at frame 9 (after the scene cut at 6 that colour coherence records) resumes to the same
     bytes as an uninterrupted run, and the half-written videos of the killed run are gone."""
-    src = _cuts_clip(tmp_path / "cuts.mp4")
+    src = make_two_shot_clip(tmp_path / "cuts.mp4")
     base = dict(input=str(src), width=64, height=64, seed=1, denoise=0.3, colour_coherence=True)
     full = run_job(Settings().replace(**base, output_dir=str(tmp_path / "a")), ProxyRenderer())
     settings = {**base, "output_dir": str(tmp_path / "b")}

@@ -13,6 +13,7 @@ from lib_vid2vid.pipeline import run_job
 from lib_vid2vid.proxy import ProxyRenderer
 from lib_vid2vid.schedule import ScheduleError
 from lib_vid2vid.workspace import Job
+from tests.clips import make_two_shot_clip
 from tests.doubles import StopAfter
 
 
@@ -479,23 +480,7 @@ def test_strategies_are_complete_and_distinct():
 def test_colour_coherence_restarts_at_each_scene_cut(tmp_path):
     """Two shots: the second is matched to its own first frame, not to the first shot's colours; a job
     resumed inside the second shot finds the same reference again."""
-    from fractions import Fraction
-
-    import av
-
-    path = tmp_path / "cuts.mp4"
-    with av.open(str(path), "w") as c:
-        s = c.add_stream("libx264", rate=Fraction(12))
-        s.width, s.height, s.pix_fmt = 64, 64, "yuv420p"
-        s.options = {"crf": "10"}
-        for i in range(12):
-            img = np.zeros((64, 64, 3), np.uint8)
-            img[..., 0 if i < 6 else 2] = 200  # a red shot, then a blue shot
-            img[:, : 8 + i] = 40
-            for pkt in s.encode(av.VideoFrame.from_ndarray(img, format="rgb24")):
-                c.mux(pkt)
-        for pkt in s.encode():
-            c.mux(pkt)
+    path = make_two_shot_clip(tmp_path / "cuts.mp4")
     base = dict(input=str(path), output_dir=str(tmp_path / "a"), width=64, height=64, seed=1, denoise=0.3,
                 colour_coherence=True)
     full = run_job(Settings().replace(**base), ProxyRenderer())
