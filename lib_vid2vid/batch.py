@@ -28,7 +28,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from . import video
+from . import video_probe
 from .errors import Vid2VidError
 from .params import Settings
 from .pipeline import Progress, StopFn, host_identity, make_plan, output_size, run_job
@@ -121,7 +121,7 @@ def long_side(settings: Settings) -> int:
     return max(settings.video.width, settings.video.height) or DEFAULT_LONG_SIDE
 
 
-def video_settings(settings: Settings, path: str | Path, info: video.VideoInfo) -> Settings:
+def video_settings(settings: Settings, path: str | Path, info: video_probe.VideoInfo) -> Settings:
     """The settings of one video of a batch: its path, and its own size (its aspect ratio, the batch's long
     side; :func:`pipeline.output_size`). fps stays as set (0: the video's own)."""
     w, h = output_size(info.width, info.height, 0, 0, long_side(settings))
@@ -238,7 +238,7 @@ def run_batch(settings: Settings, renderer: Renderer, videos: Sequence[str | Pat
 def _run_one(item: BatchItem, settings: Settings, renderer: Renderer, host: dict[str, Any], *, new: bool,
              should_stop: StopFn, notify: Callable[[str], None] | None,
              progress: Callable[[Progress], None] | None) -> None:
-    info = video.probe(item.video)
+    info = video_probe.probe(item.video)
     vs = video_settings(settings, item.video, info)
     plan = make_plan(vs, info)
     item.width, item.height, item.total = plan.width, plan.height, plan.total

@@ -631,12 +631,12 @@ def _processed(p: Any, images: list, info: str, result: dict[str, Any]) -> Any:
 
 
 def _run_video(p: Any, settings: params.Settings) -> Any:
-    from .. import video
+    from .. import video_probe
     from ..pipeline import make_plan, run_job
 
     processing, shared = _host()
     state = shared.state
-    info = video.probe(settings.video.input)
+    info = video_probe.probe(settings.video.input)
     plan = make_plan(settings, info)
     renderer = A1111Renderer(p, controlnet=ControlNetBridge.find())
     passes = settings.temporal.loopback_passes
@@ -804,15 +804,15 @@ def suggest_prompt(video_path: str, samples: int = 4, top: int = 20) -> str:
     """Interrogate a few frames across the video with the host's DeepBooru (tags) or CLIP; most frequent first."""
     from collections import Counter
 
-    from .. import video
+    from .. import video_decode, video_probe
 
     if not video_path:
         return "Give a video first."
     try:
-        info = video.probe(video_path)
+        info = video_probe.probe(video_path)
         n = info.frame_count
         wanted = sorted({int(n * (k + 0.5) / samples) for k in range(samples)})
-        frames = [rgb for i, rgb in video.iter_frames(video_path) if i in wanted]
+        frames = [rgb for i, rgb in video_decode.iter_frames(video_path) if i in wanted]
     except Vid2VidError as exc:
         return str(exc)
     tags: Counter[str] = Counter()
