@@ -423,7 +423,7 @@ class A1111Renderer:
             from modules import sd_models  # noqa: PLC0415
         except ImportError:
             return None
-        from ..depth import DepthEstimator
+        from ..depth_estimator import DepthEstimator
 
         enable = getattr(sd_models, "enable_midas_autodownload", None)
         if enable:
