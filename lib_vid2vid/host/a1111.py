@@ -687,24 +687,24 @@ def _scripts_params(p: Any, frame: dict[str, str]) -> dict[str, str]:
 
 
 def _run_preview(p: Any, settings: params.Settings) -> Any:
-    from .. import debug
+    from .. import debug_fdc, debug_render, debug_sweep
 
     processing, _ = _host()
     renderer = A1111Renderer(p, controlnet=ControlNetBridge.find())
     frame = settings.preview.preview_frame
     if settings.preview.preview_mode == "frame":
-        res = debug.render_single_frame(settings, renderer, frame=frame)
+        res = debug_render.render_single_frame(settings, renderer, frame=frame)
         images = [Image.fromarray(res.output)]
         info = f"vid2vid single frame {frame}: sigmas {json.dumps(getattr(res, 'sigmas_text', ''))}"
         return _processed(p, images, info, {"status": "preview", "frame": frame})
     elif settings.preview.preview_mode == "fdc_debug":
-        panel, res = debug.fdc_debug(settings, renderer, frame=frame)
+        panel, res = debug_fdc.fdc_debug(settings, renderer, frame=frame)
         info = f"vid2vid FDC debugger, frame {frame}: {res.note}"
         return _processed(p, [Image.fromarray(panel), Image.fromarray(res.output)], info,
                           {"status": "preview", "frame": frame})
     else:
-        grid, plot, _cells = debug.run_sweep(settings, renderer, debug.parse_sweep(settings.preview.preview_sweep),
-                                             frame=frame)
+        grid, plot, _cells = debug_sweep.run_sweep(settings, renderer,
+                                                   debug_sweep.parse_sweep(settings.preview.preview_sweep), frame=frame)
         images = [Image.fromarray(grid), Image.fromarray(plot)]
         info = f"vid2vid sweep on frame {frame}: {settings.preview.preview_sweep}"
         return _processed(p, images, info, {"status": "preview", "frame": frame})
