@@ -4,7 +4,8 @@ resizing, streaming encode with the source audio carried over in sync.
 The code lives in one module per concern; this module re-exports their public names so that
 ``from lib_vid2vid import video; video.probe(...)`` keeps working:
 
-* :mod:`.video_probe`     what a file holds (:class:`VideoInfo`, :func:`probe`), opening it safely
+* :mod:`.video_probe`     what a file holds (:class:`VideoInfo`, :func:`probe`), opening it safely, and
+                          what counts as a video (:func:`is_video`: allow-listed containers and codecs)
 * :mod:`.video_resample`  the resampling rule: which output frames a range gives, and when each is shown
 * :mod:`.video_resize`    resize modes (the WebUI's stretch / crop / fill)
 * :mod:`.video_decode`    :func:`iter_frames`, the streaming decoder
@@ -30,7 +31,7 @@ from __future__ import annotations
 
 from .video_audio import audio_duration, decode_audio, has_audio
 from .video_decode import iter_frames
-from .video_probe import PROBE_SCAN_LIMIT, AudioInfo, VideoInfo, probe
+from .video_probe import PROBE_SCAN_LIMIT, AudioInfo, VideoInfo, is_video, probe
 from .video_resample import output_frame_count, output_times, plan_output
 from .video_resize import RESIZE_MODES, resize_frame
 from .video_writer import FORMATS, VideoWriter, encode_frames
@@ -46,6 +47,7 @@ __all__ = [
     "decode_audio",
     "encode_frames",
     "has_audio",
+    "is_video",
     "iter_frames",
     "output_frame_count",
     "output_times",

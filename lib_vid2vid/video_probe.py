@@ -6,6 +6,31 @@ every other time in this package is measured from it (so ``start=0`` is source f
 
 :func:`open_input` is the one way this package opens a media file for reading: a missing path, a folder, a
 pipe or a device, or a file FFmpeg cannot open is a one-line :class:`~lib_vid2vid.errors.VideoError`.
+
+What counts as a video (:func:`video_format_problem`)
+----------------------------------------------------
+FFmpeg opens far more than videos: a ``.txt`` file through its ``tty`` demuxer (an ANSI-art "video" of the
+text), a photo through ``image2`` / ``png_pipe``, a playlist through ``hls`` (which would fetch other files or
+URLs while opening). :func:`open_input` lets FFmpeg run only the demuxers of :data:`_OPENABLE`, so playlists
+never run; and :func:`probe` accepts a file only when FFmpeg's demuxer is one of :data:`VIDEO_DEMUXERS` and its
+first video stream's codec (FFmpeg's canonical name, whatever decoder runs it) is one of :data:`VIDEO_CODECS`;
+anything else is a one-line VideoError saying what FFmpeg took the file for, what is accepted and what to do.
+Decisions:
+
+* accepted containers: MP4/MOV (and 3GP, MJ2), Matroska/WebM, AVI, MPEG-TS (ts, m2ts, mts), MPEG-PS (mpg,
+  vob), FLV, Ogg (ogv), GIF (animated; a one-frame GIF is a one-frame video), ASF (wmv), MXF, NUT, YUV4MPEG
+  (y4m), DV and IVF. All of them carry timestamps, so the frame rate and the audio sync are the file's own.
+* refused: still images and image sequences (image2, ``*_pipe``, APNG, WebP): a photo is not a video;
+  text and art formats (tty, bintext, xbin, idf, adf); raw elementary streams without a container (h264,
+  hevc, mpegvideo, m4v, obu, rawvideo ...): they have no timestamps, so FFmpeg would guess 25 fps; wrap them
+  first (``ffmpeg -framerate 30 -i in.h264 -c copy out.mp4``); playlists and network protocols (hls, dash,
+  concat).
+* codecs: the video codecs cameras, phones, editors and screen recorders write (H.264, HEVC, AV1, VP8/9,
+  MPEG-1/2/4, ProRes, DNxHD, DV, Motion JPEG, Theora, WMV/VC-1, FFV1, HuffYUV, Ut Video, QuickTime
+  Animation, raw video in AVI/MOV/y4m ...). Of the image codecs only those that cameras and editors put in
+  movie files count (Motion JPEG, JPEG 2000, PNG, TIFF), and only inside one of the containers above
+  (Motion JPEG in AVI, PNG in MOV), never as a file of their own; others (Targa, SGI, JPEG-LS ...) are refused
+  with "re-encode it".
 """
 
 from __future__ import annotations
@@ -23,6 +48,37 @@ from .errors import CorruptVideoError, VideoError
 #: Packets demuxed (not decoded) by :func:`probe` to measure frame count, duration and pts regularity.
 #: Past this many packets the container's frame count is trusted when it agrees with its duration.
 PROBE_SCAN_LIMIT = 5000
+#: FFmpeg demuxers (``container.format.name`` lists several, comma-separated) whose files are videos.
+VIDEO_DEMUXERS = frozenset({
+    "mov", "mp4", "m4a", "3gp", "3g2", "mj2", "matroska", "webm", "avi", "mpegts", "mpeg", "flv", "ogg", "gif",
+    "asf", "mxf", "nut", "yuv4mpegpipe", "dv", "ivf",
+})
+#: FFmpeg canonical codec names (``avcodec_get_name``) of the video codecs accepted in those containers.
+VIDEO_CODECS = frozenset({
+    "h264", "hevc", "vvc", "av1", "vp8", "vp9", "mpeg1video", "mpeg2video", "mpeg4", "h261", "h263", "h263p",
+    "msmpeg4v1", "msmpeg4v2", "msmpeg4v3", "wmv1", "wmv2", "wmv3", "vc1", "flv1", "vp6", "vp6f", "vp6a",
+    "theora", "vp3", "prores", "dnxhd", "dvvideo", "cfhd", "hap", "dirac", "v210", "rawvideo", "ffv1", "huffyuv",
+    "ffvhuff", "utvideo", "magicyuv", "qtrle", "cinepak", "svq1", "svq3", "rpza", "smc", "msrle", "msvideo1",
+    "tscc2", "gif", "mjpeg", "mjpegb", "jpeg2000", "png", "tiff",
+})
+ACCEPTED_CONTAINERS = ("mp4/mov, mkv/webm, avi, mpeg-ts (ts, m2ts), mpeg-ps (mpg), flv, ogg/ogv, gif, asf/wmv, "
+                       "mxf, nut, y4m, dv or ivf")
+"""The accepted containers in the words of the error messages."""
+_IMAGE_DEMUXERS = ("image2", "_pipe", "apng", "webp")
+_TEXT_DEMUXERS = ("tty", "bintext", "xbin", "idf", "adf")
+_RAW_DEMUXERS = ("h264", "hevc", "vvc", "mpegvideo", "m4v", "obu", "rawvideo", "cavsvideo", "vc1", "dirac",
+                 "h261", "h263", "ingenient", "avs2", "avs3")
+
+_OPENABLE = frozenset(
+    VIDEO_DEMUXERS | set(_TEXT_DEMUXERS) | set(_RAW_DEMUXERS) | {"image2", "apng", "mp3", "wav", "flac", "aac", "aiff"}
+    | {name for name in av.formats_available if name.endswith("_pipe")}
+)
+"""Demuxers FFmpeg may run on a file at all (``format_whitelist``): the video containers, plus those whose
+files are refused with a precise reason (text, images, raw streams, audio). Any other demuxer never runs, so
+a playlist or a concat list (hls, dash, concat ...) cannot make FFmpeg open further files or URLs: such a file
+is simply unreadable."""
+_OPEN_OPTIONS = {"format_whitelist": ",".join(sorted(_OPENABLE))}
+
 #: A stream is variable-frame-rate when its pts spacing varies by more than this fraction of the median
 #: spacing (and by more than one time-base tick, so millisecond rounding in mkv is not called VFR).
 _VFR_TOLERANCE = 0.05
@@ -99,7 +155,7 @@ def open_input(path) -> av.container.InputContainer:
     if kind:  # FFmpeg would wait on a pipe with no writer, or read a device forever
         raise VideoError(f"{p} is {kind}, not a regular file: give a video file (copy the stream to a file first)")
     try:
-        return av.open(str(p), mode="r", metadata_errors="ignore")
+        return av.open(str(p), mode="r", metadata_errors="ignore", container_options=_OPEN_OPTIONS)
     except (av.FFmpegError, OSError, UnicodeDecodeError, ValueError) as e:
         raise VideoError(
             f"{display_name(p)} is not a video or cannot be read ({ffmpeg_reason(e)}): use a video file such as mp4, mkv, webm or mov"
@@ -149,6 +205,59 @@ def _packet_time(pkt) -> int | None:
     return pkt.pts if pkt.pts is not None else pkt.dts
 
 
+def _canonical_codec(stream) -> str:
+    """FFmpeg's name of the stream's codec, not of the decoder that runs it (``av1``, never ``libdav1d``)."""
+    cc = stream.codec_context
+    codec = getattr(cc, "codec", None) if cc is not None else None
+    return (getattr(codec, "canonical_name", None) or (cc.name if cc is not None else None) or "unknown").lower()
+
+
+def video_format_problem(c) -> str | None:
+    """None when the open container ``c`` is a video this package reads (see the module docstring), else
+    what FFmpeg took it for, e.g. ``"FFmpeg reads it as a text file, tty demuxer"``. Looks at the demuxer
+    and the first video stream's codec; call it on a container that has a video stream."""
+    demuxer = (c.format.name or "") if c.format is not None else ""
+    names = [n.strip() for n in demuxer.split(",") if n.strip()]
+    if not any(n in VIDEO_DEMUXERS for n in names):
+        if any(tag in demuxer for tag in _IMAGE_DEMUXERS):
+            return f"FFmpeg reads it as an image, {demuxer} demuxer"
+        if any(n in _TEXT_DEMUXERS for n in names):
+            return f"FFmpeg reads it as a text file, {demuxer} demuxer"
+        if any(n in _RAW_DEMUXERS for n in names):
+            return f"FFmpeg reads it as a raw {demuxer} stream without a container, so without timestamps"
+        return f"FFmpeg reads it with its {demuxer or 'unknown'} demuxer, which is not a video container"
+    codec = _canonical_codec(c.streams.video[0])
+    if codec not in VIDEO_CODECS:
+        return f"its picture track is {codec}, not a video codec"
+    return None
+
+
+def _format_error(p: Path, problem: str) -> VideoError:
+    """``<file> is not a video (<what FFmpeg took it for>): <what to do>; accepted: <containers and codecs>``."""
+    name = display_name(p)
+    if "without a container" in problem:
+        todo = f"put it in a container first, e.g. ffmpeg -framerate 30 -i {name} -c copy out.mp4"
+    elif "not a video codec" in problem:
+        todo = "re-encode it to a video codec, e.g. H.264 in mp4"
+    else:
+        todo = "give a video file"
+    return VideoError(f"{name} is not a video ({problem}): {todo}; accepted are {ACCEPTED_CONTAINERS} files with "
+                      f"a video codec (H.264, HEVC, VP9, AV1, ProRes ...)")
+
+
+def is_video(path) -> bool:
+    """True when ``path`` is a video :func:`probe` accepts by container and codec (frames are not checked).
+    Never raises: anything that cannot be opened is not a video."""
+    p = Path(path)
+    if _special_kind(p) or not p.is_file():
+        return False
+    try:
+        with av.open(str(p), mode="r", metadata_errors="ignore", container_options=_OPEN_OPTIONS) as c:
+            return bool(c.streams.video) and video_format_problem(c) is None
+    except Exception:  # noqa: BLE001 - anything FFmpeg cannot open is not a video
+        return False
+
+
 def has_video(path) -> bool:
     """True when ``path`` has at least one video stream."""
     with open_input(path) as c:
@@ -163,11 +272,15 @@ def probe(path) -> VideoInfo:
     (else the whole file is demuxed). When the file holds fewer packets than its header promises (a
     truncated file), the promised count is reported so that :func:`~lib_vid2vid.video_decode.iter_frames` stops with a
     CorruptVideoError naming the first missing frame. The first frame is decoded to read the rotation and
-    to check that the stream can be decoded at all.
+    to check that the stream can be decoded at all. A file that is not a video by container and codec (a
+    text file, a photo, a raw stream; see the module docstring) is a one-line VideoError.
     """
     p = Path(path)
     with open_input(p) as c:
         vs = first_video_stream(c, p)
+        problem = video_format_problem(c)
+        if problem is not None:
+            raise _format_error(p, problem)
         tb = vs.time_base or Fraction(1, 90000)
         codec = vs.codec_context.name if vs.codec_context else "unknown"
         audio = tuple(
