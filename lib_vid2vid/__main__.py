@@ -303,16 +303,16 @@ def _debug(args: argparse.Namespace, settings: params.Settings, renderer) -> int
     """Single-frame debug render or sweep into <output_dir>/debug; prints the files and the sigmas used."""
     from pathlib import Path
 
-    from . import debug
+    from . import debug_render, debug_sweep
 
-    out_dir = Path(settings.job.output_dir) / debug.DEBUG_DIR
+    out_dir = Path(settings.job.output_dir) / debug_render.DEBUG_DIR
     frame = args.debug_frame
     if args.sweep is not None:
         if frame is None and args.debug_time is None:
             frame = 0
-        grid, plot, cells = debug.run_sweep(settings, renderer, args.sweep, frame=frame, time_s=args.debug_time)
+        grid, plot, cells = debug_sweep.run_sweep(settings, renderer, args.sweep, frame=frame, time_s=args.debug_time)
         first = cells[0].result
-        grid_path, plot_path = debug.save_sweep(grid, plot, first.frame, out_dir)
+        grid_path, plot_path = debug_sweep.save_sweep(grid, plot, first.frame, out_dir)
         print(f"sweep of frame {first.frame} ({first.time_s:.3f} s), {len(cells)} cells, seed "
               f"{first.settings.sampling.seed}")
         for cell in cells:
@@ -323,7 +323,8 @@ def _debug(args: argparse.Namespace, settings: params.Settings, renderer) -> int
         print(f"grid: {grid_path}")
         print(f"sigmas plot: {plot_path}")
         return 0
-    result = debug.render_single_frame(settings, renderer, frame=frame, time_s=args.debug_time, out_dir=out_dir)
+    result = debug_render.render_single_frame(settings, renderer, frame=frame, time_s=args.debug_time,
+                                             out_dir=out_dir)
     print(f"frame {result.frame} ({result.time_s:.3f} s), seed {result.seed}: {result.note}")
     print(f"sigmas used: {result.sigmas_text}")
     if result.warning:

@@ -41,7 +41,7 @@ from typing import Any
 
 import numpy as np
 
-from . import video
+from . import video_decode
 from .errors import Vid2VidError
 from .metrics import VideoMetrics
 from .params import Settings
@@ -97,7 +97,7 @@ def report(
     fps = Fraction(str(plan["fps"])) if settings.video.fps else None  # as Run._video_frames decodes
     meter = VideoMetrics(fidelity=fidelity, max_side=max_side)
     measured = 0
-    frames = video.iter_frames(source, fps=fps, start=float(plan["start"]), end=float(plan["end"]),
+    frames = video_decode.iter_frames(source, fps=fps, start=float(plan["start"]), end=float(plan["end"]),
                                size=(width, height), resize_mode=settings.video.resize_mode)
     try:
         for index, src in frames:
@@ -158,7 +158,7 @@ class StreamingReport:
         plan = _plan(self.job)
         stage = last_stage(settings)
         fps = Fraction(str(plan["fps"])) if settings.video.fps else None
-        frames = video.iter_frames(self.job.manifest["source_file"]["path"], fps=fps, start=float(plan["start"]),
+        frames = video_decode.iter_frames(self.job.manifest["source_file"]["path"], fps=fps, start=float(plan["start"]),
                                    end=float(plan["end"]), size=(int(plan["width"]), int(plan["height"])),
                                    resize_mode=settings.video.resize_mode)
         try:
