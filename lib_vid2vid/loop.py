@@ -382,6 +382,10 @@ class Run:
         job.log(f"done: {done} frames, video {video_path}")
         return JobResult(job.root, "done", done, self.plan.total, video_path)
 
+    def read_output(self, loop: int, index: int) -> np.ndarray:
+        """Finished output frame ``index`` of pass ``loop`` (RGB uint8), from the disk."""
+        return self.job.read_frame(self.stage_name(loop), index)
+
     def _stopped(self, how: str = "Interrupted") -> JobResult:
         last = self.stage_name(self.passes - 1)
         done = self.job.frames_done(last)

@@ -1,0 +1,366 @@
+"""The keyframe strategy's run: render the keyframes, then carry them to every other frame.
+
+:class:`KeyframeRun` is a :class:`~lib_vid2vid.loop.Run` whose one pass has two phases (``keyframe_mode`` on):
+
+1. **keys**: the keyframes of the plan (:func:`lib_vid2vid.keyframes.choose_keyframes`, chosen once and stored in
+   the manifest as ``keyframes``) are rendered in order through the renderer with every stage, as any frame
+   would be (schedules, sigma override, masks, ControlNet image, seeds: a keyframe is frame ``index`` of the
+   video), without a previous output (keyframes are independent renders). They are stored as the stage
+   ``keys`` in keyframe order (``frames/keys/000000.png`` is the first keyframe; each journal record names its
+   ``frame``). With ``keyframe_folder`` set, the keyframes are read from ``<folder>/<frame:06d>.png`` instead
+   (restyled outside, e.g. from ``--export-keyframes``) and nothing is rendered.
+2. **pass1**: every frame in order: a keyframe is its render; any other frame is propagated from its two
+   neighbouring keyframes of the same scene group (:func:`lib_vid2vid.keyframes.propagate_segment`); pixels no
+   keyframe sees come from the source (``keyframe_fill = source``) or from a light render of that frame, an
+   inpaint of just those pixels (``render``, when they are at least ``keyframe_fill_min`` of the frame). With
+   ``keyframe_mask_only`` the combined mask decides where a frame may differ from the source:
+   ``out = S + M * (X - S)``, so unmasked pixels are the source's, exactly.
+
+Both phases resume after their last finished frame; a propagated frame is a pure function of the source frames
+and the keyframes on disk, so a resumed job writes the same bytes. The manifest's ``keyframes`` entry holds the
+plan, and the counts of fill renders and unseen pixels.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from . import keyframes as kf
+from .errors import Vid2VidError
+from .imaging import to_uint8_255
+from .loop import FrameContext, Progress, Run, Stage
+from .params import Settings
+from .renderer import RenderRequest
+
+KEYS_STAGE = "keys"
+
+
+def plan_from_settings(settings: Settings, frames, total: int, weights=None) -> kf.KeyframePlan:
+    """Choose the keyframes of ``frames`` (RGB uint8 at output size) with the job's settings."""
+    t = settings.temporal
+    return kf.choose_keyframes(
+        frames, total, mode=t.keyframe_mode, interval=t.keyframe_interval, min_gap=t.keyframe_min_gap,
+        max_gap=t.keyframe_max_gap, threshold=t.keyframe_threshold, colour_weight=t.keyframe_colour_weight,
+        motion_weight=t.keyframe_motion_weight, cut_threshold=settings.export.scene_cut_threshold,
+        add=kf.parse_frame_list(t.keyframe_add, "keyframe_add"),
+        remove=kf.parse_frame_list(t.keyframe_remove, "keyframe_remove"), weights=weights)
+
+
+def keyframe_path(folder: str | Path, index: int) -> Path:
+    """Where a keyframe of source frame ``index`` is exported and read back: ``<folder>/<index:06d>.png``."""
+    return Path(folder) / f"{index:06d}.png"
+
+
+class _FillMaskStage(Stage):
+    """Hands the unseen pixels of a propagated frame to the host as its inpaint mask (light render)."""
+
+    name = "keyframe_fill"
+
+    def prepare(self, ctx: FrameContext, request: RenderRequest) -> None:
+        m = ctx.analysis.get("fill_mask")
+        if m is not None:
+            request.mask = m
+
+
+class KeyframeRun(Run):
+    """A Run of the keyframe strategy (module docstring). Loopback passes are not supported (one pass)."""
+
+    def __init__(self, *args: Any, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.kplan: kf.KeyframePlan | None = None
+        t = self.settings.temporal
+        self.fill = t.keyframe_fill
+        self.fill_min = t.keyframe_fill_min
+        self.mask_only = t.keyframe_mask_only
+        self.folder = t.keyframe_folder.strip()
+        self.ps = kf.PropagationSettings()
+        self._mask_stages = [st for st in self.stages if st.name in ("depth", "masks")]
+
+    # ---- the plan ----
+
+    def keyframe_plan(self) -> kf.KeyframePlan:
+        """The job's keyframe plan: from the manifest, or chosen now (and stored) on the first run."""
+        if self.kplan is not None:
+            return self.kplan
+        stored = self.job.manifest.get("keyframes")
+        if stored and stored.get("plan"):
+            self.kplan = kf.KeyframePlan.from_dict(stored["plan"])
+            return self.kplan
+        frames = (rgb for _, rgb in self._video_frames(0))
+        self.kplan = plan_from_settings(self.settings, frames, self.plan.total, weights=self._choice_weights())
+        self.job.manifest["keyframes"] = {"plan": self.kplan.to_dict(), "fill_renders": [], "unseen": {}}
+        self.job.log(self.kplan.describe())
+        self.job.save()
+        return self.kplan
+
+    def _choice_weights(self):
+        """Where a change counts for the adaptive choice: the user / colour-key mask, when there is one."""
+        masks = [st for st in self.stages if st.name == "masks"]
+        if not masks:
+            return None
+        st = masks[0]
+
+        def weights(index: int, rgb: np.ndarray) -> np.ndarray | None:
+            from . import masks as m
+
+            c = self.settings.correction
+            key = m.colour_key_mask(rgb, st.key, c.colour_key_range) if st.key is not None else None
+            user = st.user.get(index, st.size) if st.user is not None else None
+            if key is None and user is None:
+                return None
+            return m.combine_masks(None, None, user, key, how=c.mask_combine, colour_key_op=c.colour_key_op)
+
+        return weights
+
+    def read_output(self, loop: int, index: int) -> np.ndarray:
+        """A finished output frame: a keyframe's render from the keys stage (pass1 may not have it yet)."""
+        slot = self.keyframe_plan().slot(index)
+        if slot is not None and self.job.frames_done(KEYS_STAGE) > slot:
+            return self.job.read_frame(KEYS_STAGE, slot)
+        return super().read_output(loop, index)
+
+    # ---- the pass ----
+
+    def _run_pass(self, loop: int) -> bool:
+        if loop:
+            raise Vid2VidError("The keyframe strategy renders one pass: set loopback_passes to 1")
+        plan = self.keyframe_plan()
+        if self._render_keys(plan):
+            return True
+        return self._propagate(plan)
+
+    def _context(self, index: int, frame: np.ndarray, video_frame: np.ndarray,
+                 window: dict[int, np.ndarray]) -> FrameContext:
+        neigh = {k - index: (window[k], window[k]) for k in range(index - self.before, index + self.after + 1)
+                 if k in window and k != index}
+        neigh[0] = (frame, video_frame)
+        return FrameContext(index=index, loop=0, total=self.plan.total, fps=self.plan.fps, frame=frame,
+                            video=video_frame, neighbours=neigh)
+
+    def _render_keys(self, plan: kf.KeyframePlan) -> bool:
+        """Phase 1: render (or read) the keyframes not yet done; True if stopped."""
+        job = self.job
+        n = len(plan.frames)
+        job.set_stage_total(KEYS_STAGE, n)
+        start = job.frames_done(KEYS_STAGE)
+        job.truncate_stage(KEYS_STAGE, start)
+        if start >= n:
+            return False
+        if start:
+            job.log(f"keyframes: resuming at keyframe {start} of {n}")
+        first = max(0, plan.frames[start] - self.before)
+        window: dict[int, np.ndarray] = {}
+        frames = self._video_frames(first)
+        try:
+            for slot in range(start, n):
+                index = plan.frames[slot]
+                upto = min(index + self.after, self.plan.total - 1)
+                while not window or max(window) < upto:
+                    try:
+                        i, rgb = next(frames)
+                    except StopIteration:
+                        break
+                    window[i] = rgb
+                if index not in window:
+                    raise Vid2VidError(f"The video ended before frame {index}: start a new job")
+                for k in [k for k in window if k < index - self.before]:
+                    del window[k]
+                ctx = self._context(index, window[index], window[index], window)
+                if self.folder:
+                    out = self._outside_keyframe(index)
+                    record: dict[str, Any] = {"frame": index, "from": str(keyframe_path(self.folder, index))}
+                else:
+                    for stage in self.stages:
+                        stage.analyse(ctx)
+                    out, record = self._render_frame(ctx)
+                    record["frame"] = index
+                text = record.pop("_infotext", None)
+                job.write_frame(KEYS_STAGE, slot, out, record, text={"parameters": text} if text else None)
+                self.progress(Progress("keyframes", slot + 1, n, None, out))
+                if slot + 1 < n and self.should_stop():
+                    return True
+        finally:
+            close = getattr(frames, "close", None)
+            if close:
+                close()
+        return False
+
+    def _outside_keyframe(self, index: int) -> np.ndarray:
+        from .loop import fit_size
+        from .workspace import read_png
+
+        path = keyframe_path(self.folder, index)
+        if not path.is_file():
+            raise Vid2VidError(f"keyframe {index}: {path} is missing: put a restyled PNG of every exported keyframe "
+                               f"in keyframe_folder (same names), or clear keyframe_folder to render them")
+        try:
+            img = read_png(path)
+        except Exception as exc:  # noqa: BLE001 - any unreadable file is the user's to replace
+            raise Vid2VidError(f"keyframe {index}: {path} cannot be read as an image ({exc}): save it as PNG") from None
+        if img.ndim == 2:
+            img = np.repeat(img[..., None], 3, axis=2)
+        return fit_size(np.ascontiguousarray(img[..., :3]), self.plan.width, self.plan.height)
+
+    def _propagate(self, plan: kf.KeyframePlan) -> bool:
+        """Phase 2: every frame of pass1 from the keyframes; True if stopped."""
+        job = self.job
+        stage = self.stage_name(0)
+        total = self.plan.total
+        job.set_stage_total(stage, total)
+        start = job.frames_done(stage)
+        job.truncate_stage(stage, start)
+        if start >= total:
+            return False
+        if start:
+            job.log(f"{stage}: resuming at frame {start}")
+        segments = [s for s in plan.segments() if s.last >= start]
+        frames = self._video_frames(max(0, segments[0].a - self.before))
+        buffer: dict[int, np.ndarray] = {}
+        keys: dict[int, np.ndarray] = {}
+        info = job.manifest.setdefault("keyframes", {})
+        info.setdefault("fill_renders", [])
+        info.setdefault("unseen", {})
+
+        def source(upto: int) -> None:
+            while not buffer or max(buffer) < upto:
+                try:
+                    i, rgb = next(frames)
+                except StopIteration:
+                    raise Vid2VidError(f"The video ended before frame {upto}: start a new job") from None
+                buffer[i] = rgb
+
+        def key(index: int) -> np.ndarray:
+            if index not in keys:
+                keys[index] = job.read_frame(KEYS_STAGE, plan.slot(index))
+            return keys[index]
+
+        try:
+            for seg in segments:
+                end = seg.b if seg.b is not None else seg.last
+                source(end + self.after)
+                for k in [k for k in buffer if k < seg.a - self.before]:
+                    del buffer[k]
+                for k in [k for k in keys if k < seg.a]:
+                    del keys[k]
+                made: Iterator = iter(())
+                if seg.last > seg.a:
+                    made = kf.propagate_segment([buffer[k] for k in range(seg.a, end + 1)], key(seg.a),
+                                                key(seg.b) if seg.b is not None else None, self.ps)
+                for t in range(seg.a, seg.last + 1):
+                    if t == seg.a:
+                        frame, record = key(t), {"keyframe": t}
+                    else:
+                        j, f255, unseen = next(made)
+                        assert j == t - seg.a
+                        if t < start:
+                            continue
+                        frame, record = self._fill(t, f255, unseen, buffer, seg)
+                    if t < start:
+                        continue
+                    frame = self._finish_propagated(t, frame, buffer)
+                    job.write_frame(stage, t, frame, record)
+                    if self.sink is not None:
+                        self.sink(t, frame)
+                    if self.meter is not None:
+                        self.meter.push(t, buffer[t], frame)
+                    self.progress(Progress(stage, t + 1, total, None, frame))
+                    if t + 1 < total and self.should_stop():
+                        job.save()
+                        return True
+        finally:
+            close = getattr(frames, "close", None)
+            if close:
+                close()
+        job.save()
+        return False
+
+    def _fill(self, t: int, f255: np.ndarray, unseen: np.ndarray, buffer: dict[int, np.ndarray],
+              seg: kf.Segment) -> tuple[np.ndarray, dict[str, Any]]:
+        """A propagated frame with its unseen pixels filled (source, or a light render): (RGB uint8, record)."""
+        src = buffer[t]
+        count = int(unseen.sum())
+        record: dict[str, Any] = {"from": [seg.a] + ([seg.b] if seg.b is not None else []), "unseen": count}
+        filled = kf.fill_unseen(f255, unseen, src)
+        info = self.job.manifest["keyframes"]
+        if count:
+            info["unseen"][str(t)] = count
+        if self.fill != "render" or count < self.fill_min * unseen.size:
+            return filled, record
+        hole = cv2.dilate(unseen.astype(np.uint8), np.ones((5, 5), np.uint8)).astype(np.float32)
+        ctx = self._context(t, filled, src, buffer)
+        for stage in self.stages:
+            stage.analyse(ctx)
+        ctx.analysis["fill_mask"] = hole
+        saved = self.stages
+        self.stages = [*saved, _FillMaskStage()]
+        try:
+            rendered, rec = self._render_frame(ctx)
+        finally:
+            self.stages = saved
+        rec.pop("_infotext", None)
+        m = hole[..., None]
+        out = to_uint8_255(filled.astype(np.float32) + m * (rendered.astype(np.float32) - filled.astype(np.float32)))
+        if t not in info["fill_renders"]:
+            info["fill_renders"].append(t)
+        record.update(fill="render", seed=rec.get("seed"))
+        return out, record
+
+    def _finish_propagated(self, t: int, frame: np.ndarray, buffer: dict[int, np.ndarray]) -> np.ndarray:
+        """Masks of frame ``t`` (saved as frames/masks), and mask-only: ``out = S + M * (X - S)``."""
+        if not self._mask_stages:
+            return frame
+        ctx = self._context(t, buffer[t], buffer[t], buffer)
+        for st in self._mask_stages:
+            st.analyse(ctx)
+        mask = ctx.analysis.get("mask")
+        if self.mask_only and mask is not None:
+            src = buffer[t].astype(np.float32)
+            frame = to_uint8_255(src + mask[..., None] * (frame.astype(np.float32) - src))
+        for st in self._mask_stages:
+            st.done(ctx, frame)
+        return frame
+
+
+def export_keyframes(settings: Settings, folder: str | Path) -> tuple[kf.KeyframePlan, list[Path]]:
+    """Choose the keyframes of ``settings``' video and write their *source* frames as ``<folder>/<frame:06d>.png``
+    (RGB, output size), for restyling outside; read back with ``keyframe_folder``. Returns the plan and the files."""
+    from . import video
+    from .loop import make_plan
+    from .workspace import atomic_write_bytes, encode_png
+
+    info = video.probe(settings.video.input)
+    plan = make_plan(settings, info)
+    kplan = choose_for_settings(settings)
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    wanted = set(kplan.frames)
+    paths = []
+    v = settings.video
+    for i, rgb in video.iter_frames(settings.video.input, fps=plan.fps if v.fps else None, start=plan.start,
+                                    end=plan.end, size=(plan.width, plan.height), resize_mode=v.resize_mode):
+        if i >= plan.total:
+            break
+        if i in wanted:
+            path = keyframe_path(folder, i)
+            atomic_write_bytes(path, encode_png(rgb))
+            paths.append(path)
+    return kplan, paths
+
+
+def choose_for_settings(settings: Settings) -> kf.KeyframePlan:
+    """The keyframe plan a job with these settings would use (the CLI's --dry-run shows it)."""
+    from . import video
+    from .loop import make_plan
+
+    info = video.probe(settings.video.input)
+    plan = make_plan(settings, info)
+    v = settings.video
+    frames = (rgb for _, rgb in video.iter_frames(settings.video.input, fps=plan.fps if v.fps else None,
+                                                  start=plan.start, end=plan.end, size=(plan.width, plan.height),
+                                                  resize_mode=v.resize_mode))
+    return plan_from_settings(settings, frames, plan.total)
