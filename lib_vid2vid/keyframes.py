@@ -56,6 +56,7 @@ import numpy as np
 from . import flow
 from .errors import SettingsError, Vid2VidError
 from .imaging import to_uint8_255
+from .params import parse_frame_list
 
 __all__ = ["KEYFRAME_MODES", "KeyframePlan", "Segment", "choose_keyframes", "parse_frame_list",
            "propagate_segment"]
@@ -63,17 +64,6 @@ __all__ = ["KEYFRAME_MODES", "KeyframePlan", "Segment", "choose_keyframes", "par
 KEYFRAME_MODES = ("off", "interval", "adaptive")
 CHOICE_SIDE = 256
 """Long side (pixels) at which the adaptive choice measures motion and colour."""
-
-
-def parse_frame_list(text: str, field_name: str) -> list[int]:
-    """``"12, 30 45"`` -> [12, 30, 45] (0-based frame numbers; commas or spaces)."""
-    out = []
-    for part in text.replace(",", " ").split():
-        if not part.isdigit():
-            raise SettingsError(field_name, f"{part!r} is not a frame number: give 0-based frame numbers "
-                                            f"separated by commas, e.g. 12, 30")
-        out.append(int(part))
-    return sorted(set(out))
 
 
 # ---------------------------------------------------------------- the plan

@@ -463,8 +463,6 @@ class Settings:
                                                     f"({t.keyframe_max_gap})")
         if t.keyframe_mask_only and not (c.colour_key or c.user_mask_kind != "none"):
             raise SettingsError("keyframe_mask_only", "needs a user mask or a colour-key mask")
-        from .keyframes import parse_frame_list
-
         parse_frame_list(t.keyframe_add, "keyframe_add")
         parse_frame_list(t.keyframe_remove, "keyframe_remove")
 
@@ -574,6 +572,17 @@ def parse_weights(text: str) -> list[float]:
     if any(w < 0 or not math.isfinite(w) for w in weights) or sum(weights) <= 0:
         raise SettingsError("temporal_weights", f"{text!r}: weights must be >= 0 with a positive sum")
     return weights
+
+
+def parse_frame_list(text: str, field_name: str) -> list[int]:
+    """``"12, 30 45"`` -> [12, 30, 45]: 0-based frame numbers separated by commas or spaces, sorted, unique."""
+    out = []
+    for part in text.replace(",", " ").split():
+        if not part.isdigit():
+            raise SettingsError(field_name, f"{part!r} is not a frame number: give 0-based frame numbers "
+                                            f"separated by commas, e.g. 12, 30")
+        out.append(int(part))
+    return sorted(set(out))
 
 
 def parse_colour(text: str, field: str = "colour_key_target") -> tuple[int, int, int]:
