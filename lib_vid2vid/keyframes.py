@@ -277,6 +277,21 @@ class _Grid:
         return out
 
 
+def _seen(fw: np.ndarray, bw: np.ndarray, grid: _Grid) -> np.ndarray:
+    """``1 - flow.occlusion_mask(fw, bw)`` (default alpha 0.01, beta 0.5, out-of-frame targets occluded) as float32,
+    with the grid built once: 1 where the pixel of ``fw``'s frame is found again in the other frame."""
+    bw_w = grid.warp(bw, fw)
+    s0, s1 = fw[..., 0] + bw_w[..., 0], fw[..., 1] + bw_w[..., 1]
+    diff = s0 * s0 + s1 * s1
+    norms = (fw[..., 0] ** 2 + fw[..., 1] ** 2) + (bw_w[..., 0] ** 2 + bw_w[..., 1] ** 2)
+    ok = diff <= np.float32(0.01) * norms + np.float32(0.5)
+    h, w = fw.shape[:2]
+    xs = grid.gx + fw[..., 0]
+    ys = grid.gy + fw[..., 1]
+    ok &= (xs >= -0.5) & (xs <= w - 0.5) & (ys >= -0.5) & (ys <= h - 0.5)
+    return ok.astype(np.float32)
+
+
 def _compose_chain(steps: list[np.ndarray], valid: list[np.ndarray], grid: _Grid
                    ) -> tuple[list[np.ndarray], list[np.ndarray]]:
     """Composed flows and validity along a chain of one-step flows.
@@ -325,13 +340,15 @@ def blend_two(a: np.ndarray | None, va: np.ndarray | None, ta: float, b: np.ndar
 
 
 def propagate_segment(sources: Sequence[np.ndarray], key_a: np.ndarray, key_b: np.ndarray | None,
-                      ps: PropagationSettings | None = None) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
+                      ps: PropagationSettings | None = None, flows: dict[int, np.ndarray] | None = None
+                      ) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
     """Frames 1 .. len(sources)-1 of a segment (or 1 .. len-2 when ``key_b`` is given: the last source is the
     next keyframe's), carried from the keyframe renders.
 
     ``sources``: RGB uint8 HWC source frames from keyframe a on (and up to keyframe b when ``key_b`` is given);
     ``key_a``, ``key_b``: their rendered frames (RGB uint8). Yields ``(offset from a, frame as float32 HWC 0..255,
-    unseen mask bool HW)``; the caller fills the unseen pixels and rounds."""
+    unseen mask bool HW)``; the caller fills the unseen pixels and rounds. ``flows``, when given, receives the
+    flow of each frame to the one before it, by offset (``flows[j]``: frame a+j -> a+j-1), as they are computed."""
     ps = ps or PropagationSettings()
     n = len(sources) - 1
     if n < 1:
@@ -343,7 +360,9 @@ def propagate_segment(sources: Sequence[np.ndarray], key_a: np.ndarray, key_b: n
         f_back, f_fwd = _pair_flows(sources[k], sources[k + 1], ps.flow_quality)
         back.append(f_back)
         fwd.append(f_fwd)
-    occ_back = [1.0 - flow.occlusion_mask(back[k], fwd[k]) for k in range(n)]  # frame k+1 seen in k
+        if flows is not None:
+            flows[k + 1] = f_back
+    occ_back = [_seen(back[k], fwd[k], grid) for k in range(n)]  # frame k+1 seen in k
     fa, va = _compose_chain(back, occ_back, grid)  # index j-1 -> frame j
     ka = key_a.astype(np.float32)
     if key_b is None:
@@ -352,7 +371,7 @@ def propagate_segment(sources: Sequence[np.ndarray], key_a: np.ndarray, key_b: n
             out, unseen = blend_two(a, va[j - 1], 1.0, None, None, 0.0, ps)
             yield j, out, unseen
         return
-    occ_fwd = [1.0 - flow.occlusion_mask(fwd[k], back[k]) for k in range(n)]  # frame k seen in k+1
+    occ_fwd = [_seen(fwd[k], back[k], grid) for k in range(n)]  # frame k seen in k+1
     # chain from b backwards: chain frame 0 = b = n, chain frame m = n - m, step m-1: flow (n-m) -> (n-m+1)
     fb, vb = _compose_chain([fwd[n - m] for m in range(1, n + 1)], [occ_fwd[n - m] for m in range(1, n + 1)], grid)
     kb = key_b.astype(np.float32)

@@ -239,6 +239,8 @@ class KeyframeRun(Run):
                 keys[index] = job.read_frame(KEYS_STAGE, plan.slot(index))
             return keys[index]
 
+        prev_out = job.read_frame(stage, start - 1) if start else None
+        prev_flows: dict[int, np.ndarray] = {}
         try:
             for seg in segments:
                 end = seg.b if seg.b is not None else seg.last
@@ -248,9 +250,10 @@ class KeyframeRun(Run):
                 for k in [k for k in keys if k < seg.a]:
                     del keys[k]
                 made: Iterator = iter(())
+                seg_flows: dict[int, np.ndarray] = {}
                 if seg.last > seg.a:
                     made = kf.propagate_segment([buffer[k] for k in range(seg.a, end + 1)], key(seg.a),
-                                                key(seg.b) if seg.b is not None else None, self.ps)
+                                                key(seg.b) if seg.b is not None else None, self.ps, seg_flows)
                 for t in range(seg.a, seg.last + 1):
                     if t == seg.a:
                         frame, record = key(t), {"keyframe": t}
@@ -263,7 +266,11 @@ class KeyframeRun(Run):
                     if t < start:
                         continue
                     frame = self._finish_propagated(t, frame, buffer)
+                    back = seg_flows.get(t - seg.a) if t > seg.a else prev_flows.get(t)
+                    prev_out = self._frame_stats(t, frame, buffer, prev_out, record, plan, back)
                     job.write_frame(stage, t, frame, record)
+                    if t == plan.group_of(t)[1]:
+                        self._check_group(plan.group_of(t))
                     if self.sink is not None:
                         self.sink(t, frame)
                     if self.meter is not None:
@@ -272,12 +279,81 @@ class KeyframeRun(Run):
                     if t + 1 < total and self.should_stop():
                         job.save()
                         return True
+                prev_flows = {seg.a + j: f for j, f in seg_flows.items()}
         finally:
             close = getattr(frames, "close", None)
             if close:
                 close()
         job.save()
         return False
+
+    def _frame_stats(self, t: int, frame: np.ndarray, buffer: dict[int, np.ndarray], prev_out: np.ndarray | None,
+                     record: dict[str, Any], plan: kf.KeyframePlan, back: np.ndarray | None) -> np.ndarray:
+        """Problem-detection statistics of frame ``t`` into its record, on luma Y (BT.601, 0..1), with ``f`` the
+        source's flow t -> t-1 (``back``, or computed)::
+
+            change        = mean |Y(out_t) - warp(Y(out_t-1), f)|     what the output does beyond the motion
+            source_change = mean |Y(src_t) - warp(Y(src_t-1), f)|     the same of the source
+            offset        = mean Y(out_t) - mean Y(src_t)
+
+        (change and source_change are 0 at a group's first frame.) Returns the frame (the next previous output)."""
+        from . import flow
+
+        def luma(img: np.ndarray) -> np.ndarray:
+            return cv2.cvtColor(img, cv2.COLOR_RGB2GRAY).astype(np.float32) * np.float32(1 / 255)
+
+        y_out, y_src = luma(frame), luma(buffer[t])
+        record["offset"] = round(float(y_out.mean() - y_src.mean()), 6)
+        if plan.group_of(t)[0] == t or prev_out is None:
+            record["change"] = record["source_change"] = 0.0
+            return frame
+        if back is None:
+            back = flow.compute_flow(buffer[t], buffer[t - 1], quality=self.ps.flow_quality)
+        record["change"] = round(float(np.abs(y_out - flow.warp(luma(prev_out), back)).mean()), 6)
+        record["source_change"] = round(float(np.abs(y_src - flow.warp(luma(buffer[t - 1]), back)).mean()), 6)
+        return frame
+
+    def _check_group(self, group: tuple[int, int]) -> None:
+        """Compare a finished scene group's frame-to-frame change and colour with its source's (records of pass1):
+
+            change ratio = (sum change + 0.005 n) / (sum source_change + 0.005 n)     n = frames of the group
+            colour drift = max offset - min offset over the group                     (luma 0..1)
+            unseen share = unseen pixels / all pixels of the group
+
+        A group is flagged when the change ratio is above ``keyframe_problem_ratio`` or the colour drift above 0.05
+        (manifest ``keyframes.groups``, a job-log warning and a result note: add keyframes to that group with
+        ``keyframe_add``, or pick another seed)."""
+        limit = self.settings.temporal.keyframe_problem_ratio
+        first, last = group
+        records = self.job.manifest["frames"].get(self.stage_name(0), [])[first:last + 1]
+        if len(records) < last - first + 1:
+            return
+        n = len(records)
+        change = sum(r.get("change", 0.0) for r in records)
+        source = sum(r.get("source_change", 0.0) for r in records)
+        offsets = [r.get("offset", 0.0) for r in records]
+        ratio = (change + 0.005 * n) / (source + 0.005 * n)  # 0.005: about 1.3 levels, the noise floor
+        drift = max(offsets) - min(offsets)
+        plan = self.keyframe_plan()
+        size = self.plan.width * self.plan.height
+        unseen = sum(int(r.get("unseen", 0)) for r in records) / (size * n)
+        why = []
+        if limit > 0 and ratio > limit:
+            why.append(f"changes {ratio:.1f}x as much as the source")
+        if limit > 0 and drift > 0.05:
+            why.append(f"colour drifts by {drift:.3f}")
+        entry = {"first": first, "last": last, "keyframes": [f for f in plan.frames if first <= f <= last],
+                 "change_ratio": round(ratio, 4), "colour_drift": round(drift, 4), "unseen_share": round(unseen, 4),
+                 "flagged": bool(why), "why": "; ".join(why)}
+        groups = self.job.manifest["keyframes"].setdefault("groups", [])
+        groups[:] = [g for g in groups if g.get("first") != first] + [entry]
+        groups.sort(key=lambda g: g["first"])
+        if why:
+            note = (f"keyframes: scene frames {first}-{last} {entry['why']}: add keyframes there (keyframe_add) or "
+                    f"try another seed")
+            self.job.log(note, warning=True)
+            if note not in self.notices:
+                self.notices.append(note)
 
     def _fill(self, t: int, f255: np.ndarray, unseen: np.ndarray, buffer: dict[int, np.ndarray],
               seg: kf.Segment) -> tuple[np.ndarray, dict[str, Any]]:

@@ -275,6 +275,11 @@ class TemporalSettings:
                                        "pixels is unseen (smaller holes take the source).", min=0, max=1)
     keyframe_mask_only: bool = setting(False, "Keyframes: only the masked region (user or colour-key mask) "
                                        "changes; every other pixel of every frame is the source's, exactly.")
+    keyframe_problem_ratio: float = setting(2.5, "Keyframes: flag a scene group whose output changes from frame "
+                                            "to frame this many times more than its source does (pops, smears), "
+                                            "or whose colour drifts from the source's by more than 0.05 over the "
+                                            "group (manifest, job log, result notes). 0 = no check.", min=0,
+                                            max=100)
     keyframe_folder: str = setting("", "Keyframes restyled outside (e.g. exported with the CLI's "
                                    "--export-keyframes): a folder of <frame:06d>.png, one per keyframe; they are "
                                    "propagated instead of rendering keyframes.", widget="path")

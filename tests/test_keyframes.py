@@ -324,3 +324,25 @@ def test_cli_dry_run_lists_keyframes(tmp_path):
     assert "5 keyframes of 16 frames (2 scene groups)" in out.stdout
     assert "frames 10-15: 10 (cut), 14 (interval)" in out.stdout
     assert not (tmp_path / "o").exists(), "a dry run makes no job"
+
+
+class _Unsteady(ProxyRenderer):
+    """Every other keyframe comes back inverted: a scene whose keyframes do not agree."""
+
+    def render(self, request):
+        out = super().render(request)
+        return [255 - o for o in out] if self.calls % 2 == 0 else out
+
+
+def test_problem_detection_flags_only_the_group_that_pops(tmp_path):
+    clip = _pan_clip(tmp_path / "pan.mp4")
+    steady = run_job(_settings(clip, tmp_path / "a"), ProxyRenderer())
+    groups = Job.open(steady.job_dir).manifest["keyframes"]["groups"]
+    assert [(g["first"], g["last"], g["flagged"]) for g in groups] == [(0, 9, False), (10, 15, False)]
+    assert all(0.5 < g["change_ratio"] < 2.5 for g in groups)
+    # keyframes 0, 4, 8 | 10, 14: calls 2 (frame 4) and 4 (frame 10) come back inverted
+    bad = run_job(_settings(clip, tmp_path / "b"), _Unsteady())
+    groups = Job.open(bad.job_dir).manifest["keyframes"]["groups"]
+    assert groups[0]["flagged"] and groups[0]["change_ratio"] > 2.5 and "as much as the source" in groups[0]["why"]
+    assert any("scene frames 0-9" in note for note in bad.notices)
+    assert "scene frames 0-9" in (bad.job_dir / "job.log").read_text()
