@@ -40,8 +40,8 @@ def main(argv: list[str] | None = None) -> int:
 
     import cv2
 
+    from lib_vid2vid import flow, video
     from lib_vid2vid import keyframes as kf
-    from lib_vid2vid import video
 
     w, h = (int(x) for x in args.size.lower().split("x"))
     header("Propagation benchmark (lib_vid2vid.keyframes.propagate_segment)")
@@ -52,24 +52,30 @@ def main(argv: list[str] | None = None) -> int:
     for clip in [c.strip() for c in args.clips.split(",") if c.strip()]:
         frames = [f for i, f in video.iter_frames(MEDIA / clip, fps=Fraction(12), size=(w, h)) if i < args.frames]
         frames = frames[: args.frames]
-        totals, flows = [], []
+        totals, flows, one_flow = [], [], []
         for _ in range(args.repeat):
             for a in range(0, len(frames) - args.interval, args.interval):
                 seg = frames[a:a + args.interval + 1]
                 ka, kb = 255 - seg[0], 255 - seg[-1]
                 n = len(seg) - 2
                 t0 = time.perf_counter()
-                for j, f255, unseen in kf.propagate_segment(seg, ka, kb, ps):
-                    kf.fill_unseen(f255, unseen, seg[j])
+                for j, made, unseen in kf.propagate_segment(seg, ka, kb, ps):
+                    kf.fill_unseen(made, unseen, seg[j])
                 totals.append((time.perf_counter() - t0) * 1000 / n)
                 t0 = time.perf_counter()
                 for k in range(len(seg) - 1):
                     kf._pair_flows(seg[k], seg[k + 1], args.quality)
                 flows.append((time.perf_counter() - t0) * 1000 / n)
-        total, fl = statistics.median(totals), statistics.median(flows)
-        rows.append([clip, f"{total:.1f}", f"{fl:.1f}", f"{total - fl:.1f}", f"{1000 / total:.0f}"])
+                t0 = time.perf_counter()
+                flow.compute_flow(seg[1], seg[0], quality=args.quality)
+                one_flow.append((time.perf_counter() - t0) * 1000)
+        total, fl, one = statistics.median(totals), statistics.median(flows), statistics.median(one_flow)
+        rows.append([clip, f"{total:.1f}", f"{fl:.1f}", f"{total - fl:.1f}", f"{one:.1f}", f"{total / one:.2f}"])
     print()
-    print(format_table(["clip", "ms / propagated frame", "of which flows", "the rest", "frames/s"], rows))
+    print(format_table(["clip", "ms / propagated frame", "of which flows", "the rest", "one DIS flow (ms)",
+                        "frame / one flow"], rows))
+    print("frame / one flow: the propagated frame's time in units of one DIS flow of the same size, timed beside it "
+          "(the ratio the machine's load moves least; times the flow's ms on free cores gives the free-core cost)")
     print(f"load average at end: {load_average()}")
     return 0
 

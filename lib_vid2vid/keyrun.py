@@ -258,11 +258,11 @@ class KeyframeRun(Run):
                     if t == seg.a:
                         frame, record = key(t), {"keyframe": t}
                     else:
-                        j, f255, unseen = next(made)
+                        j, made_frame, unseen = next(made)
                         assert j == t - seg.a
                         if t < start:
                             continue
-                        frame, record = self._fill(t, f255, unseen, buffer, seg)
+                        frame, record = self._fill(t, made_frame, unseen, buffer, seg)
                     if t < start:
                         continue
                     frame = self._finish_propagated(t, frame, buffer)
@@ -355,13 +355,13 @@ class KeyframeRun(Run):
             if note not in self.notices:
                 self.notices.append(note)
 
-    def _fill(self, t: int, f255: np.ndarray, unseen: np.ndarray, buffer: dict[int, np.ndarray],
+    def _fill(self, t: int, made_frame: np.ndarray, unseen: np.ndarray, buffer: dict[int, np.ndarray],
               seg: kf.Segment) -> tuple[np.ndarray, dict[str, Any]]:
         """A propagated frame with its unseen pixels filled (source, or a light render): (RGB uint8, record)."""
         src = buffer[t]
         count = int(unseen.sum())
         record: dict[str, Any] = {"from": [seg.a] + ([seg.b] if seg.b is not None else []), "unseen": count}
-        filled = kf.fill_unseen(f255, unseen, src)
+        filled = kf.fill_unseen(made_frame, unseen, src)
         info = self.job.manifest["keyframes"]
         if count:
             info["unseen"][str(t)] = count
