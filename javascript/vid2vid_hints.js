@@ -71,6 +71,7 @@
   "keyframe_fill": "Pixels no keyframe sees (revealed, entering the frame): from the source frame, or from a light render of that frame (an inpaint of just those pixels; counted in the manifest).",
   "keyframe_fill_min": "Render fill: only for frames where at least this share of the pixels is unseen (smaller holes take the source). [0..1]",
   "keyframe_mask_only": "Keyframes: only the masked region (user or colour-key mask) changes; every other pixel of every frame is the source's, exactly.",
+  "keyframe_grid": "Keyframes: tile this many keyframes per side (2: 2x2, 3: 3x3) into one image and render it once, so they share one style; then split. The tiled image is grid x the frame size: the host's size limit applies (and its memory). 1 = off. [1..3]",
   "keyframe_problem_ratio": "Keyframes: flag a scene group whose output changes from frame to frame this many times more than its source does (pops, smears), or whose colour drifts from the source's by more than 0.05 over the group (manifest, job log, result notes). 0 = no check. [0..100]",
   "keyframe_folder": "Keyframes restyled outside (e.g. exported with the CLI's --export-keyframes): a folder of <frame:06d>.png, one per keyframe; they are propagated instead of rendering keyframes.",
   "output_format": "Video container of the result.",

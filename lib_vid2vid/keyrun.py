@@ -8,7 +8,8 @@
    video), without a previous output (keyframes are independent renders). They are stored as the stage
    ``keys`` in keyframe order (``frames/keys/000000.png`` is the first keyframe; each journal record names its
    ``frame``). With ``keyframe_folder`` set, the keyframes are read from ``<folder>/<frame:06d>.png`` instead
-   (restyled outside, e.g. from ``--export-keyframes``) and nothing is rendered.
+   (restyled outside, e.g. from ``--export-keyframes``) and nothing is rendered. With ``keyframe_grid`` g > 1,
+   g x g keyframes are tiled into one image and rendered once (one style), then split and corrected one by one.
 2. **pass1**: every frame in order: a keyframe is its render; any other frame is propagated from its two
    neighbouring keyframes of the same scene group (:func:`lib_vid2vid.keyframes.propagate_segment`); pixels no
    keyframe sees come from the source (``keyframe_fill = source``) or from a light render of that frame, an
@@ -23,6 +24,7 @@ plan, and the counts of fill renders and unseen pixels.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -78,6 +80,7 @@ class KeyframeRun(Run):
         self.fill_min = t.keyframe_fill_min
         self.mask_only = t.keyframe_mask_only
         self.folder = t.keyframe_folder.strip()
+        self.grid = t.keyframe_grid
         self.ps = kf.PropagationSettings()
         self._mask_stages = [st for st in self.stages if st.name in ("depth", "masks")]
 
@@ -153,42 +156,92 @@ class KeyframeRun(Run):
             return False
         if start:
             job.log(f"keyframes: resuming at keyframe {start} of {n}")
-        first = max(0, plan.frames[start] - self.before)
+        size = self.grid * self.grid
+        batch0 = start - start % size  # a grid is rendered whole; a resumed one again, writing what is missing
+        first = max(0, plan.frames[batch0] - self.before)
         window: dict[int, np.ndarray] = {}
         frames = self._video_frames(first)
         try:
-            for slot in range(start, n):
-                index = plan.frames[slot]
-                upto = min(index + self.after, self.plan.total - 1)
-                while not window or max(window) < upto:
-                    try:
-                        i, rgb = next(frames)
-                    except StopIteration:
-                        break
-                    window[i] = rgb
-                if index not in window:
-                    raise Vid2VidError(f"The video ended before frame {index}: start a new job")
-                for k in [k for k in window if k < index - self.before]:
-                    del window[k]
-                ctx = self._context(index, window[index], window[index], window)
+            for b in range(batch0, n, size):
+                ctxs = []
+                for slot in range(b, min(b + size, n)):
+                    index = plan.frames[slot]
+                    upto = min(index + self.after, self.plan.total - 1)
+                    while not window or max(window) < upto:
+                        try:
+                            i, rgb = next(frames)
+                        except StopIteration:
+                            break
+                        window[i] = rgb
+                    if index not in window:
+                        raise Vid2VidError(f"The video ended before frame {index}: start a new job")
+                    for k in [k for k in window if k < index - self.before]:
+                        del window[k]
+                    ctx = self._context(index, window[index], window[index], window)
+                    if not self.folder:
+                        for stage in self.stages:
+                            stage.analyse(ctx)
+                    ctxs.append(ctx)
                 if self.folder:
-                    out = self._outside_keyframe(index)
-                    record: dict[str, Any] = {"frame": index, "from": str(keyframe_path(self.folder, index))}
+                    made = [(self._outside_keyframe(c.index), {"from": str(keyframe_path(self.folder, c.index))})
+                            for c in ctxs]
+                elif size == 1:
+                    made = [self._render_frame(ctxs[0])]
                 else:
-                    for stage in self.stages:
-                        stage.analyse(ctx)
-                    out, record = self._render_frame(ctx)
-                    record["frame"] = index
-                text = record.pop("_infotext", None)
-                job.write_frame(KEYS_STAGE, slot, out, record, text={"parameters": text} if text else None)
-                self.progress(Progress("keyframes", slot + 1, n, None, out))
-                if slot + 1 < n and self.should_stop():
+                    made = self._render_grid(ctxs)
+                for slot, ctx, (out, record) in zip(range(b, b + size), ctxs, made):
+                    if slot < start:
+                        continue
+                    record["frame"] = ctx.index
+                    text = record.pop("_infotext", None)
+                    job.write_frame(KEYS_STAGE, slot, out, record, text={"parameters": text} if text else None)
+                    self.progress(Progress("keyframes", slot + 1, n, None, out))
+                if b + size < n and self.should_stop():
                     return True
         finally:
             close = getattr(frames, "close", None)
             if close:
                 close()
         return False
+
+    def _render_grid(self, ctxs: list[FrameContext]) -> list[tuple[np.ndarray, dict[str, Any]]]:
+        """Up to grid x grid keyframes in one render: each keyframe's request (all stages prepared) tiled row by
+        row into one image of grid x (width, height) pixels (empty cells repeat the last keyframe), rendered with
+        the first keyframe's seed, prompt and settings, split again; each tile then corrected as its own frame."""
+        from .loop import fit_size, infotext
+        from .params import MAX_SIDE
+
+        g = self.grid
+        w, h = self.plan.width, self.plan.height
+        if g * w > MAX_SIDE or g * h > MAX_SIDE:
+            raise Vid2VidError(f"keyframe_grid {g}: {g} x {w}x{h} frames make a {g * w}x{g * h} image, above the "
+                               f"{MAX_SIDE} pixels a side the hosts sample in one piece (and your host may allow "
+                               f"less); use a smaller grid or frame size")
+        reqs = [self._request(c) for c in ctxs]
+        cells = reqs + [reqs[-1]] * (g * g - len(reqs))
+
+        def tile(images: list[np.ndarray]) -> np.ndarray:
+            return np.concatenate([np.concatenate(images[r * g:(r + 1) * g], axis=1) for r in range(g)], axis=0)
+
+        masks = None
+        if any(r.mask is not None for r in cells):
+            masks = tile([r.mask if r.mask is not None else np.ones((h, w), np.float32) for r in cells])
+        control = tile([r.control_image for r in cells]) if all(r.control_image is not None for r in cells) else None
+        big = dataclasses.replace(reqs[0], init=tile([r.init for r in cells]), mask=masks, control_image=control)
+        images = self.renderer.render(big)
+        self._host_notices()
+        if not images:
+            raise Vid2VidError(f"The renderer returned no image for the keyframe grid from frame {ctxs[0].index}")
+        text = getattr(self.renderer, "last_infotext", "") or infotext(big)
+        images = [fit_size(img, g * w, g * h) for img in images]
+        out = []
+        for k, (ctx, req) in enumerate(zip(ctxs, reqs)):
+            r, c = divmod(k, g)
+            tiles = [np.ascontiguousarray(img[r * h:(r + 1) * h, c * w:(c + 1) * w]) for img in images]
+            frame, record = self._finish(ctx, req, tiles, text)
+            record["grid"] = [ctxs[0].index, k]
+            out.append((frame, record))
+        return out
 
     def _outside_keyframe(self, index: int) -> np.ndarray:
         from .loop import fit_size

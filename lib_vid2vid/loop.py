@@ -524,6 +524,15 @@ class Run:
 
     def _sample(self, ctx: FrameContext) -> tuple[RenderRequest, list[np.ndarray], str]:
         """The request for the frame and what the renderer returned for it, with its infotext."""
+        req = self._request(ctx)
+        images = self.renderer.render(req)
+        self._host_notices()
+        if not images:
+            raise Vid2VidError(f"The renderer returned no image for frame {ctx.index}")
+        return req, images, getattr(self.renderer, "last_infotext", "") or infotext(req)
+
+    def _request(self, ctx: FrameContext) -> RenderRequest:
+        """The frame's render request: seeds, the settings, ``base_request``, then every stage's ``prepare``."""
         s = self.settings.sampling
         from .seeds import frame_seed
 
@@ -539,11 +548,7 @@ class Run:
         for stage in self.stages:
             stage.prepare(ctx, req)
         req.extra["infotext"] = {"vid2vid": self._summary(ctx)}
-        images = self.renderer.render(req)
-        self._host_notices()
-        if not images:
-            raise Vid2VidError(f"The renderer returned no image for frame {ctx.index}")
-        return req, images, getattr(self.renderer, "last_infotext", "") or infotext(req)
+        return req
 
     def _host_notices(self) -> None:
         """The renderer's new one-line notes about the host (``take_notices``), each logged once."""

@@ -275,6 +275,10 @@ class TemporalSettings:
                                        "pixels is unseen (smaller holes take the source).", min=0, max=1)
     keyframe_mask_only: bool = setting(False, "Keyframes: only the masked region (user or colour-key mask) "
                                        "changes; every other pixel of every frame is the source's, exactly.")
+    keyframe_grid: int = setting(1, "Keyframes: tile this many keyframes per side (2: 2x2, 3: 3x3) into one "
+                                 "image and render it once, so they share one style; then split. The tiled image is "
+                                 "grid x the frame size: the host's size limit applies (and its memory). 1 = off.",
+                                 min=1, max=3)
     keyframe_problem_ratio: float = setting(2.5, "Keyframes: flag a scene group whose output changes from frame "
                                             "to frame this many times more than its source does (pops, smears), "
                                             "or whose colour drifts from the source's by more than 0.05 over the "
