@@ -10,6 +10,8 @@
    ``frame``). With ``keyframe_folder`` set, the keyframes are read from ``<folder>/<frame:06d>.png`` instead
    (restyled outside, e.g. from ``--export-keyframes``) and nothing is rendered. With ``keyframe_grid`` g > 1,
    g x g keyframes are tiled into one image and rendered once (one style), then split and corrected one by one.
+   With ``keyframe_candidates`` N > 1, N candidates of each keyframe are rendered first (stage ``candidates``, side
+   by side in ``<job>/candidates/``); the job stops until ``keyframe_picks`` names the ones to take.
 2. **pass1**: every frame in order: a keyframe is its render; any other frame is propagated from its two
    neighbouring keyframes of the same scene group (:func:`lib_vid2vid.keyframes.propagate_segment`); pixels no
    keyframe sees come from the source (``keyframe_fill = source``) or from a light render of that frame, an
@@ -81,6 +83,8 @@ class KeyframeRun(Run):
         self.mask_only = t.keyframe_mask_only
         self.folder = t.keyframe_folder.strip()
         self.grid = t.keyframe_grid
+        self.candidates = t.keyframe_candidates
+        self.stop_message: str | None = None
         self.ps = kf.PropagationSettings()
         self._mask_stages = [st for st in self.stages if st.name in ("depth", "masks")]
 
@@ -154,6 +158,8 @@ class KeyframeRun(Run):
         job.truncate_stage(KEYS_STAGE, start)
         if start >= n:
             return False
+        if self.candidates > 1:
+            return self._render_candidates(plan, start)
         if start:
             job.log(f"keyframes: resuming at keyframe {start} of {n}")
         size = self.grid * self.grid
@@ -202,6 +208,98 @@ class KeyframeRun(Run):
             close = getattr(frames, "close", None)
             if close:
                 close()
+        return False
+
+    def _stopped(self, how: str = "Interrupted") -> Any:
+        result = super()._stopped(how)
+        if self.stop_message:
+            result.message = self.stop_message
+        return result
+
+    def _render_candidates(self, plan: kf.KeyframePlan, start: int) -> bool:
+        """Phase 1 with ``keyframe_candidates`` N > 1: render N candidates of each keyframe (stage ``candidates``,
+        keyframe slot * N + candidate; candidate c with seed + c * 100003), save each keyframe's side by side as
+        ``<job>/candidates/<frame:06d>.png``; then, once ``keyframe_picks`` is given, take each keyframe's pick into
+        ``keys`` (recorded in the manifest's ``keyframes.picks``; a keyframe already taken keeps it). True if
+        stopped, also when the picks are still to be made."""
+        from .params import parse_picks
+        from .workspace import atomic_write_bytes, encode_png
+
+        job = self.job
+        n, count = len(plan.frames), self.candidates
+        stage = "candidates"
+        job.set_stage_total(stage, n * count)
+        done = job.frames_done(stage)
+        job.truncate_stage(stage, done)
+        sheets = job.root / "candidates"
+        if done < n * count:
+            first_slot = done // count
+            window: dict[int, np.ndarray] = {}
+            frames = self._video_frames(max(0, plan.frames[first_slot] - self.before))
+            try:
+                for slot in range(first_slot, n):
+                    index = plan.frames[slot]
+                    upto = min(index + self.after, self.plan.total - 1)
+                    while not window or max(window) < upto:
+                        try:
+                            i, rgb = next(frames)
+                        except StopIteration:
+                            break
+                        window[i] = rgb
+                    for k in [k for k in window if k < index - self.before]:
+                        del window[k]
+                    outs = []
+                    for c in range(count):
+                        if slot * count + c < done:
+                            outs.append(job.read_frame(stage, slot * count + c))
+                            continue
+                        ctx = self._context(index, window[index], window[index], window)
+                        for st in self.stages:
+                            st.analyse(ctx)
+                        req = self._request(ctx)
+                        req.seed = (req.seed + c * 100003) % 2**32
+                        images = self.renderer.render(req)
+                        self._host_notices()
+                        if not images:
+                            raise Vid2VidError(f"The renderer returned no image for keyframe {index}")
+                        from .loop import infotext
+
+                        text = getattr(self.renderer, "last_infotext", "") or infotext(req)
+                        out, record = self._finish(ctx, req, images, text)
+                        record.update(frame=index, candidate=c)
+                        text = record.pop("_infotext", None)
+                        job.write_frame(stage, slot * count + c, out, record,
+                                        text={"parameters": text} if text else None)
+                        outs.append(out)
+                        self.progress(Progress("candidates", slot * count + c + 1, n * count, None, out))
+                    sheets.mkdir(exist_ok=True)
+                    atomic_write_bytes(keyframe_path(sheets, index), encode_png(np.concatenate(outs, axis=1)))
+                    if slot + 1 < n and self.should_stop():
+                        return True
+            finally:
+                close = getattr(frames, "close", None)
+                if close:
+                    close()
+        picks_text = self.settings.job.keyframe_picks.strip()
+        if not picks_text:
+            self.stop_message = (f"{count} candidates of each of the {n} keyframes are in {sheets} (side by side, "
+                                 f"the first is 0): pick them with keyframe_picks, e.g. '{plan.frames[0]}:1' "
+                                 f"(others take 0), and run the same job again")
+            job.log(self.stop_message)
+            return True
+        picks = parse_picks(picks_text, count)
+        unknown = sorted(set(picks) - set(plan.frames))
+        if unknown:
+            raise Vid2VidError(f"keyframe_picks: frame {unknown[0]} is not a keyframe (they are "
+                               f"{', '.join(map(str, plan.frames))})")
+        recorded = job.manifest.setdefault("keyframes", {}).setdefault("picks", {})
+        for slot in range(start, n):
+            index = plan.frames[slot]
+            c = picks.get(index, 0)
+            recorded[str(index)] = c
+            record = dict(job.manifest["frames"][stage][slot * count + c])
+            job.write_frame(KEYS_STAGE, slot, job.read_frame(stage, slot * count + c), record)
+        job.save()
         return False
 
     def _render_grid(self, ctxs: list[FrameContext]) -> list[tuple[np.ndarray, dict[str, Any]]]:

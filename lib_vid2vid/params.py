@@ -275,6 +275,10 @@ class TemporalSettings:
                                        "pixels is unseen (smaller holes take the source).", min=0, max=1)
     keyframe_mask_only: bool = setting(False, "Keyframes: only the masked region (user or colour-key mask) "
                                        "changes; every other pixel of every frame is the source's, exactly.")
+    keyframe_candidates: int = setting(1, "Keyframes: render this many candidates of each keyframe (seeds seed, "
+                                       "seed + 100003, ...), saved side by side in <job>/candidates/; the job then "
+                                       "waits for keyframe_picks (Jobs tab, API, CLI --keyframe-picks) before it "
+                                       "propagates. 1 = no choice. Not with colour coherence.", min=1, max=8)
     keyframe_grid: int = setting(1, "Keyframes: tile this many keyframes per side (2: 2x2, 3: 3x3) into one "
                                  "image and render it once, so they share one style; then split. The tiled image is "
                                  "grid x the frame size: the host's size limit applies (and its memory). 1 = off.",
@@ -380,6 +384,10 @@ class JobSettings:
     new_job: bool = setting(False, "Start a new job even if an unfinished one has the same video and settings, "
                             "e.g. while that one is rendering in another tab (which is an error otherwise). "
                             "CLI: --new.", cli=False)
+    keyframe_picks: str = setting("", "Keyframe candidates: which candidate each keyframe takes, as 'frame:index' "
+                                  "pairs (0-based), e.g. '12:2, 30:1'; keyframes not named take candidate 0. Given "
+                                  "with the same video and settings, it continues the job that rendered the "
+                                  "candidates; a keyframe already taken keeps its pick.")
 
 
 GROUPS: tuple[tuple[str, type], ...] = (
@@ -470,8 +478,14 @@ class Settings:
         if t.keyframe_mode == "adaptive" and t.keyframe_min_gap > t.keyframe_max_gap:
             raise SettingsError("keyframe_min_gap", f"{t.keyframe_min_gap} is above keyframe_max_gap "
                                                     f"({t.keyframe_max_gap})")
+        if t.keyframe_candidates > 1 and t.colour_coherence:
+            raise SettingsError("keyframe_candidates", "candidates are rendered before one is picked, and colour "
+                                                       "coherence needs the picked one: turn colour_coherence off")
+        if t.keyframe_candidates > 1 and t.keyframe_grid > 1:
+            raise SettingsError("keyframe_candidates", "use either candidates or a keyframe grid, not both")
         if t.keyframe_mask_only and not (c.colour_key or c.user_mask_kind != "none"):
             raise SettingsError("keyframe_mask_only", "needs a user mask or a colour-key mask")
+        parse_picks(self.job.keyframe_picks, t.keyframe_candidates)
         parse_frame_list(t.keyframe_add, "keyframe_add")
         parse_frame_list(t.keyframe_remove, "keyframe_remove")
 
@@ -592,6 +606,20 @@ def parse_frame_list(text: str, field_name: str) -> list[int]:
                                             f"separated by commas, e.g. 12, 30")
         out.append(int(part))
     return sorted(set(out))
+
+
+def parse_picks(text: str, candidates: int) -> dict[int, int]:
+    """``"12:2, 30:1"`` -> {12: 2, 30: 1}: keyframe frame number -> candidate index (0-based, below ``candidates``)."""
+    out = {}
+    for part in text.replace(",", " ").split():
+        frame, sep, pick = part.partition(":")
+        if not (sep and frame.isdigit() and pick.isdigit()):
+            raise SettingsError("keyframe_picks", f"{part!r}: give frame:candidate pairs, e.g. 12:2, 30:1")
+        if int(pick) >= candidates:
+            raise SettingsError("keyframe_picks", f"{part!r}: candidate {pick} does not exist (keyframe_candidates "
+                                                  f"is {candidates}; the first is 0)")
+        out[int(frame)] = int(pick)
+    return out
 
 
 def parse_colour(text: str, field: str = "colour_key_target") -> tuple[int, int, int]:

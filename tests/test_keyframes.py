@@ -387,3 +387,32 @@ def test_keyframe_grid_renders_tiles_once_and_resumes_byte_exact(tmp_path):
         assert _frames(resumed.job_dir, stage) == _frames(full.job_dir, stage), stage
     with pytest.raises(Exception, match="above the 4096"):
         run_job(_settings(clip, tmp_path / "c", keyframe_grid=3, width=1400, height=64), ProxyRenderer())
+
+
+def test_candidates_wait_for_picks_and_a_pick_survives_resume(tmp_path):
+    clip = _pan_clip(tmp_path / "pan.mp4", cut=None, n=9)  # keyframes 0, 4, 8
+    s = _settings(clip, tmp_path / "out", keyframe_candidates=2, colour_coherence=False)
+    r = ProxyRenderer()
+    first = run_job(s, r)
+    assert first.status == "interrupted" and r.calls == 6 and "keyframe_picks" in first.message
+    job = Job.open(first.job_dir)
+    cands = [job.read_frame("candidates", k) for k in range(6)]
+    assert not np.array_equal(cands[2], cands[3]), "the two candidates of a keyframe differ (other seeds)"
+    sheet = (first.job_dir / "candidates" / "000004.png")
+    from lib_vid2vid.workspace import read_png
+
+    assert np.array_equal(read_png(sheet), np.concatenate([cands[2], cands[3]], axis=1))
+    # pick candidate 1 of keyframe 4, stop during propagation, then resume with another pick: the first one stays
+    stop = StopAfter(3, stage="pass1")
+    r = ProxyRenderer()
+    part = run_job(s.replace(keyframe_picks="4:1"), r, should_stop=stop, progress=stop.progress)
+    assert part.job_dir == first.job_dir and part.status == "interrupted" and r.calls == 0
+    done = run_job(s.replace(keyframe_picks="4:0, 8:1"), ProxyRenderer())
+    assert done.job_dir == first.job_dir and done.status == "done"
+    job = Job.open(done.job_dir)
+    assert job.manifest["keyframes"]["picks"] == {"0": 0, "4": 1, "8": 0}
+    assert np.array_equal(job.read_frame("pass1", 4), cands[3]) and np.array_equal(job.read_frame("pass1", 8), cands[4])
+    with pytest.raises(SettingsError, match="does not exist"):
+        s.replace(keyframe_picks="4:2")
+    with pytest.raises(SettingsError, match="colour_coherence"):
+        _settings(clip, tmp_path, keyframe_candidates=2)
