@@ -267,28 +267,37 @@ class _Grid:
     """Pixel grid of one frame size, reused for every remap of a segment."""
 
     def __init__(self, h: int, w: int):
-        self.gx, self.gy = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
+        gx, gy = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
+        self.xy = np.ascontiguousarray(np.dstack([gx, gy]))
+        self.h, self.w = h, w
+
+    def map(self, f: np.ndarray) -> np.ndarray:
+        """The sampling positions ``(x + dx, y + dy)`` of a flow, float32 (H, W, 2), for :meth:`remap`."""
+        return self.xy + f
+
+    @staticmethod
+    def remap(img: np.ndarray, m: np.ndarray, border: int = cv2.BORDER_REPLICATE) -> np.ndarray:
+        """``out(x, y) = img(m(x, y))``, bilinear (OpenCV, 1/32 px steps): flow.warp with the map made once."""
+        return cv2.remap(img, m, None, cv2.INTER_LINEAR, borderMode=border, borderValue=0)
 
     def warp(self, img: np.ndarray, f: np.ndarray, border: int = cv2.BORDER_REPLICATE) -> np.ndarray:
-        """flow.warp with the grid built once: ``out(x, y) = img(x + dx, y + dy)``, bilinear."""
-        out = cv2.remap(img, self.gx + f[..., 0], self.gy + f[..., 1], cv2.INTER_LINEAR, borderMode=border,
-                        borderValue=0)
-        return out
+        return self.remap(img, self.map(f), border)
+
+
+_SUM2 = np.ones((1, 2), np.float32)
 
 
 def _seen(fw: np.ndarray, bw: np.ndarray, grid: _Grid) -> np.ndarray:
     """``1 - flow.occlusion_mask(fw, bw)`` (default alpha 0.01, beta 0.5, out-of-frame targets occluded) as float32,
     with the grid built once: 1 where the pixel of ``fw``'s frame is found again in the other frame."""
-    bw_w = grid.warp(bw, fw)
-    s0, s1 = fw[..., 0] + bw_w[..., 0], fw[..., 1] + bw_w[..., 1]
-    diff = s0 * s0 + s1 * s1
-    norms = (fw[..., 0] ** 2 + fw[..., 1] ** 2) + (bw_w[..., 0] ** 2 + bw_w[..., 1] ** 2)
+    m = grid.map(fw)
+    bw_w = grid.remap(bw, m)
+    s = fw + bw_w
+    diff = cv2.transform(s * s, _SUM2)
+    norms = cv2.transform(fw * fw + bw_w * bw_w, _SUM2)
     ok = diff <= np.float32(0.01) * norms + np.float32(0.5)
-    h, w = fw.shape[:2]
-    xs = grid.gx + fw[..., 0]
-    ys = grid.gy + fw[..., 1]
-    ok &= (xs >= -0.5) & (xs <= w - 0.5) & (ys >= -0.5) & (ys <= h - 0.5)
-    return ok.astype(np.float32)
+    inside = cv2.inRange(m, (-0.5, -0.5), (grid.w - 0.5, grid.h - 0.5)) > 0
+    return (ok & inside).astype(np.float32)
 
 
 def _compose_chain(steps: list[np.ndarray], valid: list[np.ndarray], grid: _Grid
@@ -304,8 +313,9 @@ def _compose_chain(steps: list[np.ndarray], valid: list[np.ndarray], grid: _Grid
             flows.append(s)
             vals.append(v)
         else:
-            flows.append(s + grid.warp(flows[-1], s))
-            vals.append(v * grid.warp(vals[-1], s, cv2.BORDER_CONSTANT))
+            m = grid.map(s)
+            flows.append(s + grid.remap(flows[-1], m))
+            vals.append(v * grid.remap(vals[-1], m, cv2.BORDER_CONSTANT))
     return flows, vals
 
 
