@@ -591,3 +591,34 @@ def choose_for_settings(settings: Settings) -> kf.KeyframePlan:
                                                   start=plan.start, end=plan.end, size=(plan.width, plan.height),
                                                   resize_mode=v.resize_mode))
     return plan_from_settings(settings, frames, plan.total)
+
+
+def keyframe_strip(settings: Settings, height: int = 72, max_keys: int = 48) -> tuple[kf.KeyframePlan, np.ndarray]:
+    """The keyframe plan of ``settings``' video and a strip of its keyframes' source frames for a UI to show
+    before rendering: RGB uint8, thumbnails ``height`` pixels high side by side (at most ``max_keys``, the first
+    ones), each labelled with its frame number and reason ("c" marks a scene cut)."""
+    from . import video
+    from .loop import make_plan
+
+    info = video.probe(settings.video.input)
+    plan = make_plan(settings, info)
+    v = settings.video
+    kplan_frames: list[np.ndarray] = []
+    stream = video.iter_frames(settings.video.input, fps=plan.fps if v.fps else None, start=plan.start, end=plan.end,
+                               size=(plan.width, plan.height), resize_mode=v.resize_mode)
+    thumbs: dict[int, np.ndarray] = {}
+    width = max(1, round(plan.width * height / plan.height))
+
+    def thumbnails(stream):
+        for i, rgb in stream:
+            thumbs[i] = cv2.resize(rgb, (width, height), interpolation=cv2.INTER_AREA)
+            yield rgb
+
+    kplan = plan_from_settings(settings, thumbnails(stream), plan.total)
+    for i in kplan.frames[:max_keys]:
+        t = thumbs[i].copy()
+        label = f"{i}{'c' if kplan.reasons.get(i) == 'cut' else ''}"
+        cv2.putText(t, label, (3, height - 5), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (0, 0, 0), 3, cv2.LINE_AA)
+        cv2.putText(t, label, (3, height - 5), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (255, 255, 255), 1, cv2.LINE_AA)
+        kplan_frames.append(t)
+    return kplan, np.concatenate(kplan_frames, axis=1)

@@ -416,3 +416,16 @@ def test_candidates_wait_for_picks_and_a_pick_survives_resume(tmp_path):
         s.replace(keyframe_picks="4:2")
     with pytest.raises(SettingsError, match="colour_coherence"):
         _settings(clip, tmp_path, keyframe_candidates=2)
+
+
+def test_keyframe_strip_shows_the_keyframes_before_rendering(tmp_path):
+    from lib_vid2vid.keyrun import keyframe_strip
+
+    clip = _pan_clip(tmp_path / "pan.mp4")
+    plan, strip = keyframe_strip(_settings(clip, tmp_path / "o"), height=32)
+    assert plan.frames == [0, 4, 8, 10, 14]
+    assert strip.shape == (32, 5 * 48, 3) and strip.dtype == np.uint8
+    src = {i: f for i, f in video.iter_frames(clip, size=(96, 64))}
+    thumb = cv2.resize(src[10], (48, 32), interpolation=cv2.INTER_AREA)
+    assert np.abs(strip[:16, 3 * 48:4 * 48].astype(int) - thumb[:16].astype(int)).mean() < 1  # above the label
+    assert not (tmp_path / "o").exists()
