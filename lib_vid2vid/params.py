@@ -251,12 +251,13 @@ class TemporalSettings:
                                  "keyframe_interval-th frame of each scene; adaptive: a new keyframe where the "
                                  "picture has changed enough since the last one. Scene cuts are always keyframes.",
                                  choices=KEYFRAME_MODES, widget="radio")
-    keyframe_interval: int = setting(4, "Interval mode: a keyframe every this many frames of a scene.", min=1,
-                                     max=100)
+    keyframe_interval: int = setting(4, "Interval mode: a keyframe every this many frames of a scene (the frames "
+                                     "between two keyframes are held in memory while they are made: about 28 MB "
+                                     "each at 1024x576).", min=1, max=32)
     keyframe_min_gap: int = setting(4, "Adaptive mode: at least this many frames between keyframes (scene cuts "
-                                    "excepted).", min=1, max=100)
+                                    "excepted).", min=1, max=32)
     keyframe_max_gap: int = setting(8, "Adaptive mode: at most this many frames between keyframes.", min=1,
-                                    max=300)
+                                    max=32)
     keyframe_threshold: float = setting(1.0, "Adaptive mode: a new keyframe when colour_weight * C + "
                                         "motion_weight * M reaches this (C: colour difference to the last keyframe "
                                         "after following the motion, 0..1; M: share of the frame the last keyframe "
