@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -392,6 +393,8 @@ class KeyframeRun(Run):
 
         prev_out = job.read_frame(stage, start - 1) if start else None
         prev_flows: dict[int, np.ndarray] = {}
+        measure = ThreadPoolExecutor(1, thread_name_prefix="vid2vid-measure")
+        measuring: Future | None = None
         try:
             for seg in segments:
                 end = seg.b if seg.b is not None else seg.last
@@ -424,14 +427,17 @@ class KeyframeRun(Run):
                         self._check_group(plan.group_of(t))
                     if self.sink is not None:
                         self.sink(t, frame)
-                    if self.meter is not None:
-                        self.meter.push(t, buffer[t], frame)
+                    if self.meter is not None:  # the job report, beside the next frames (it keeps its own state)
+                        if measuring is not None:
+                            measuring.result()
+                        measuring = measure.submit(self.meter.push, t, buffer[t], frame)
                     self.progress(Progress(stage, t + 1, total, None, frame))
                     if t + 1 < total and self.should_stop():
                         job.save()
                         return True
                 prev_flows = {seg.a + j: f for j, f in seg_flows.items()}
         finally:
+            measure.shutdown(wait=True)
             close = getattr(frames, "close", None)
             if close:
                 close()
