@@ -346,6 +346,11 @@ def test_problem_detection_flags_only_the_group_that_pops(tmp_path):
     assert groups[0]["flagged"] and groups[0]["change_ratio"] > 2.5 and "as much as the source" in groups[0]["why"]
     assert any("scene frames 0-9" in note for note in bad.notices)
     assert "scene frames 0-9" in (bad.job_dir / "job.log").read_text()
+    from lib_vid2vid.report import format_report, report
+
+    rep = report(bad.job_dir, write=False)
+    assert rep["keyframes"] == 5 and [g["first"] for g in rep["flagged_groups"]] == [0, 10]  # 10: inverted, 14 not
+    assert "5 keyframes, flagged scenes 0-9, 10-15" in format_report(rep)
 
 
 class _Recording(ProxyRenderer):
