@@ -166,7 +166,9 @@ def main(argv: list[str] | None = None) -> int:
         debug = args.debug_frame is not None or args.debug_time is not None or args.sweep is not None
         if many:
             given = [flag for flag, on in (("--resume", args.resume),
-                                           ("--debug-frame/--debug-time/--sweep", debug)) if on]
+                                           ("--debug-frame/--debug-time/--sweep", debug),
+                                           ("--dry-run/--export-keyframes", args.dry_run or args.export_keyframes))
+                     if on]
             if given:
                 ap.error(f"{given[0]} takes one video, not a batch: give a single video file")
             return _batch(args, settings)

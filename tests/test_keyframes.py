@@ -434,3 +434,12 @@ def test_keyframe_strip_shows_the_keyframes_before_rendering(tmp_path):
     thumb = cv2.resize(src[10], (48, 32), interpolation=cv2.INTER_AREA)
     assert np.abs(strip[:16, 3 * 48:4 * 48].astype(int) - thumb[:16].astype(int)).mean() < 1  # above the label
     assert not (tmp_path / "o").exists()
+
+
+def test_cli_dry_run_of_a_batch_is_refused_not_run(tmp_path):
+    a, b = _pan_clip(tmp_path / "a.mp4", n=4, cut=None), _pan_clip(tmp_path / "b.mp4", n=4, cut=None)
+    out = subprocess.run([sys.executable, "-m", "lib_vid2vid", str(a), str(b), "--strategy", "keyframes",
+                          "--dry-run", "--renderer", "proxy", "--output-dir", str(tmp_path / "o")],
+                         capture_output=True, text=True, timeout=120, cwd=Path(__file__).resolve().parents[1])
+    assert out.returncode == 2 and "--dry-run/--export-keyframes takes one video" in out.stderr
+    assert not (tmp_path / "o").exists()
