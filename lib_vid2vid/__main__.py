@@ -56,9 +56,10 @@ def build_parser() -> argparse.ArgumentParser:
     run = ap.add_argument_group("Run")
     run.add_argument("--strategy", choices=tuple(params.STRATEGIES), default=None,
                      help="start from a named preset (recommended is the default); flags given after it win")
-    run.add_argument("--renderer", choices=("api", "proxy"), default="api",
-                     help="api: a running WebUI renders each frame (default); proxy: built-in model-free "
-                          "stylisation, for trying the pipeline")
+    run.add_argument("--renderer", choices=("api", "proxy", "diffusers"), default="api",
+                     help="api: a running WebUI renders each frame (default); diffusers: a local SD 1.x/2.x or "
+                          "SDXL model through the diffusers library, no WebUI (--model); proxy: built-in "
+                          "model-free stylisation, for trying the pipeline")
     run.add_argument("--api-url", default=None, help="WebUI address (default http://127.0.0.1:7860)")
     run.add_argument("--submit", action="store_true",
                      help="send the whole job to the WebUI in one request (its vid2vid Script runs it there and "
@@ -72,6 +73,7 @@ def build_parser() -> argparse.ArgumentParser:
                                                         "(also when that one is running: otherwise an error)")
     run.add_argument("--list-jobs", action="store_true", help="list the jobs in the output folder and exit")
     run.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_diffusers_arguments(ap)
     many = ap.add_argument_group("Batch (several videos, a folder or a glob pattern)")
     many.add_argument("--recursive", action="store_true", help="look for videos in sub-folders too")
     many.add_argument("--glob", default="*", metavar="PATTERN",
@@ -91,7 +93,33 @@ def build_parser() -> argparse.ArgumentParser:
     return ap
 
 
+def add_diffusers_arguments(ap: argparse.ArgumentParser, *, loras: bool = True) -> None:
+    """The flags of the diffusers renderer (``--renderer diffusers``; also used by lib_vid2vid.img2vid)."""
+    grp = ap.add_argument_group("diffusers renderer (local model files only, nothing is downloaded)")
+    grp.add_argument("--model", metavar="PATH", default=None,
+                     help="a diffusers model folder (model_index.json, unet/, vae/ ...) or a single-file "
+                          ".safetensors checkpoint")
+    grp.add_argument("--model-config", metavar="FOLDER", default=None,
+                     help="for a single-file checkpoint: a diffusers folder of the same model type holding its "
+                          "configuration (model_index.json, */config.json, tokenizer/; weights not needed); "
+                          "default: the local Hugging Face cache")
+    if loras:
+        grp.add_argument("--lora", metavar="PATH[:WEIGHT]", action="append", default=[],
+                         help="a LoRA .safetensors file, optionally with its weight (default 1); repeat for more")
+    grp.add_argument("--device", default="auto",
+                     help="auto (CUDA when there is one, else the CPU), cpu, cuda or cuda:N; float16 on CUDA, "
+                          "float32 on the CPU")
+
+
 def _make_renderer(args: argparse.Namespace):
+    if args.renderer == "diffusers":
+        if not args.model:
+            raise Vid2VidError("--renderer diffusers needs --model PATH (a diffusers folder or a .safetensors "
+                               "checkpoint)")
+        from .host.diffusers import DiffusersRenderer, parse_lora
+
+        return DiffusersRenderer(args.model, config=args.model_config, device=args.device,
+                                 loras=[parse_lora(x) for x in args.lora])
     if args.renderer == "proxy":
         from .proxy import ProxyRenderer
 
@@ -157,6 +185,8 @@ def main(argv: list[str] | None = None) -> int:
             return _list_jobs(settings.job.output_dir)
         if not args.inputs and not args.resume:
             ap.error("give the input video (or --resume JOB)")
+        if args.renderer == "diffusers" and not args.model and not args.submit:
+            ap.error("--renderer diffusers needs --model PATH (a diffusers folder or a .safetensors checkpoint)")
         debug = args.debug_frame is not None or args.debug_time is not None or args.sweep is not None
         if many:
             given = [flag for flag, on in (("--resume", args.resume),
