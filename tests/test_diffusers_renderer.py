@@ -291,3 +291,16 @@ def test_cli_runs_the_diffusers_renderer(clip, tmp_path, models):
     r = subprocess.run(bad, capture_output=True, text=True, env=env, timeout=300)
     assert r.returncode == 1 and "Traceback" not in r.stderr and len(r.stderr.strip().splitlines()) == 1
     assert json.dumps("Stable Video Diffusion")[1:-1] in r.stderr
+
+
+def test_single_file_checkpoint_renders_like_its_folder(tmp_path, models, sd):
+    ckpt = tiny.save_single_file(models["sd"], tmp_path / "tiny-sd.safetensors")
+    config = tmp_path / "config-only"
+    shutil.copytree(models["sd"], config, ignore=shutil.ignore_patterns("*.safetensors"))  # no weights needed
+    single = DiffusersRenderer(ckpt, config=config)
+    assert single.source.single_file and single.source.kind == "sd"
+    req = _request()
+    assert np.array_equal(single.render(req)[0], sd.render(req)[0])
+    assert single.host_identity()["checkpoint"]["name"] == "tiny-sd.safetensors"
+    with pytest.raises(RendererError, match="is for SDXL, but tiny-sd.safetensors is Stable Diffusion"):
+        inspect_model(ckpt, models["sdxl"])

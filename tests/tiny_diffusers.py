@@ -155,3 +155,106 @@ def make_svd(folder: Path, *, seed: int = 0, sample_size: int = 8) -> Path:
                                         feature_extractor=extractor)
     pipe.save_pretrained(folder, safe_serialization=True)
     return folder
+
+
+# ------------------------------------------------------------------ single file (original Stability layout)
+
+def _unet_to_ldm(sd: dict, levels: int, layers: int) -> dict:
+    """diffusers UNet2DConditionModel keys -> the original ``model.diffusion_model.*`` layout (openaimodel)."""
+    out = {}
+
+    def put(new: str, old: str) -> None:
+        for k, v in sd.items():
+            if k == old or k.startswith(old + "."):
+                out["model.diffusion_model." + new + k[len(old):]] = v
+
+    res = {"norm1": "in_layers.0", "conv1": "in_layers.2", "time_emb_proj": "emb_layers.1", "norm2": "out_layers.0",
+           "conv2": "out_layers.3", "conv_shortcut": "skip_connection"}
+
+    def resnet(new: str, old: str) -> None:
+        for a, b in res.items():
+            put(f"{new}.{b}", f"{old}.{a}")
+
+    put("time_embed.0", "time_embedding.linear_1")
+    put("time_embed.2", "time_embedding.linear_2")
+    put("input_blocks.0.0", "conv_in")
+    put("out.0", "conv_norm_out")
+    put("out.2", "conv_out")
+    for i in range(levels):
+        for j in range(layers):
+            n = i * (layers + 1) + j + 1
+            resnet(f"input_blocks.{n}.0", f"down_blocks.{i}.resnets.{j}")
+            put(f"input_blocks.{n}.1", f"down_blocks.{i}.attentions.{j}")
+        if i < levels - 1:
+            put(f"input_blocks.{(i + 1) * (layers + 1)}.0.op", f"down_blocks.{i}.downsamplers.0.conv")
+    resnet("middle_block.0", "mid_block.resnets.0")
+    put("middle_block.1", "mid_block.attentions.0")
+    resnet("middle_block.2", "mid_block.resnets.1")
+    for i in range(levels):
+        has_attn = any(k.startswith(f"up_blocks.{i}.attentions.") for k in sd)
+        for j in range(layers + 1):
+            n = i * (layers + 1) + j
+            resnet(f"output_blocks.{n}.0", f"up_blocks.{i}.resnets.{j}")
+            put(f"output_blocks.{n}.1", f"up_blocks.{i}.attentions.{j}")
+        if i < levels - 1:
+            put(f"output_blocks.{i * (layers + 1) + layers}.{2 if has_attn else 1}.conv",
+                f"up_blocks.{i}.upsamplers.0.conv")
+    return out
+
+
+def _vae_to_ldm(sd: dict, levels: int, layers: int) -> dict:
+    """diffusers AutoencoderKL keys -> the original ``first_stage_model.*`` layout."""
+    out = {}
+    res = {"norm1": "norm1", "conv1": "conv1", "norm2": "norm2", "conv2": "conv2", "conv_shortcut": "nin_shortcut"}
+    attn = {"group_norm": "norm", "to_q": "q", "to_k": "k", "to_v": "v", "to_out.0": "proj_out"}
+
+    def put(new: str, old: str, *, conv1x1: bool = False) -> None:
+        for k, v in sd.items():
+            if k == old or k.startswith(old + "."):
+                if conv1x1 and v.ndim == 2:
+                    v = v[:, :, None, None]
+                out["first_stage_model." + new + k[len(old):]] = v
+
+    for part in ("encoder", "decoder"):
+        for name in ("conv_in", "conv_out"):
+            put(f"{part}.{name}", f"{part}.{name}")
+        put(f"{part}.norm_out", f"{part}.conv_norm_out")
+        for m in (0, 1):
+            for a, b in res.items():
+                put(f"{part}.mid.block_{m + 1}.{b}", f"{part}.mid_block.resnets.{m}.{a}")
+        for a, b in attn.items():
+            put(f"{part}.mid.attn_1.{b}", f"{part}.mid_block.attentions.0.{a}", conv1x1=True)
+    for i in range(levels):
+        for j in range(layers):
+            for a, b in res.items():
+                put(f"encoder.down.{i}.block.{j}.{b}", f"encoder.down_blocks.{i}.resnets.{j}.{a}")
+        put(f"encoder.down.{i}.downsample.conv", f"encoder.down_blocks.{i}.downsamplers.0.conv")
+        for j in range(layers + 1):
+            for a, b in res.items():
+                put(f"decoder.up.{levels - 1 - i}.block.{j}.{b}", f"decoder.up_blocks.{i}.resnets.{j}.{a}")
+        put(f"decoder.up.{levels - 1 - i}.upsample.conv", f"decoder.up_blocks.{i}.upsamplers.0.conv")
+    put("quant_conv", "quant_conv")
+    put("post_quant_conv", "post_quant_conv")
+    return out
+
+
+def save_single_file(folder: Path, path: Path) -> Path:
+    """The tiny SD model of ``folder`` (from :func:`make_sd`) as one ``.safetensors`` file in the original
+    Stability layout (``model.diffusion_model.*``, ``first_stage_model.*``, ``cond_stage_model.transformer.*``),
+    as single-file checkpoints are shared."""
+    from safetensors.torch import load_file, save_file
+
+    folder = Path(folder)
+    unet_cfg = json.loads((folder / "unet" / "config.json").read_text())
+    vae_cfg = json.loads((folder / "vae" / "config.json").read_text())
+    unet = load_file(str(folder / "unet" / "diffusion_pytorch_model.safetensors"))
+    vae = load_file(str(folder / "vae" / "diffusion_pytorch_model.safetensors"))
+    text = load_file(str(folder / "text_encoder" / "model.safetensors"))
+    state = _unet_to_ldm(unet, len(unet_cfg["block_out_channels"]), unet_cfg["layers_per_block"])
+    state.update(_vae_to_ldm(vae, len(vae_cfg["block_out_channels"]), vae_cfg["layers_per_block"]))
+    # transformers 5 saves CLIPTextModel without its "text_model." level; the original layout has it
+    state.update({"cond_stage_model.transformer." + (k if k.startswith("text_model.") else "text_model." + k): v
+                  for k, v in text.items()})
+    assert len(state) == len(unet) + len(vae) + len(text), "every tensor must have its place in the file"
+    save_file({k: v.contiguous() for k, v in state.items()}, str(path))
+    return Path(path)
