@@ -30,12 +30,19 @@ from tests.doubles import StopAfter  # noqa: E402
 ROOT = Path(__file__).resolve().parents[1]
 
 
+class _Models:
+    """``models["sd"]``: the session's tiny model of that kind, built on first use (conftest.tiny_models)."""
+
+    def __init__(self, get):
+        self.get = get
+
+    def __getitem__(self, kind):
+        return self.get(kind)
+
+
 @pytest.fixture(scope="session")
-def models(tmp_path_factory):
-    """Tiny SD, SD-inpainting, SDXL and SVD folders, built once per session."""
-    root = tmp_path_factory.mktemp("tiny-models")
-    return {"sd": tiny.make_sd(root / "sd"), "sd_inpaint": tiny.make_sd(root / "sd-inpaint", inpainting=True),
-            "sdxl": tiny.make_sdxl(root / "sdxl"), "svd": tiny.make_svd(root / "svd")}
+def models(tiny_models):
+    return _Models(tiny_models)
 
 
 @pytest.fixture(scope="session")
@@ -304,3 +311,24 @@ def test_single_file_checkpoint_renders_like_its_folder(tmp_path, models, sd):
     assert single.host_identity()["checkpoint"]["name"] == "tiny-sd.safetensors"
     with pytest.raises(RendererError, match="is for SDXL, but tiny-sd.safetensors is Stable Diffusion"):
         inspect_model(ckpt, models["sdxl"])
+
+
+def test_sdxl_temporal_preset(clip, tmp_path, models, capsys):
+    from lib_vid2vid.__main__ import main
+
+    out = tmp_path / "out"
+    code = main([str(clip), "--preset", "sdxl_temporal", "--model", str(models["sdxl"]), "--prompt", "ink",
+                 "--max-frames", "2", "--steps", "2", "--colour-key-target", "#ffffff", "--init-strength", "0.3",
+                 "--output-format", "png", "--png-digits", "16", "--output-dir", str(out), "--quiet", "--no-report",
+                 "--no-comparison-video"])
+    assert code == 0, capsys.readouterr().err
+    job_dir = next(out.iterdir())
+    s = Job.open(job_dir).manifest["settings"]
+    assert (s["init_mode"], s["init_strength"], s["colour_key"], s["colour_key_fill"]) == ("temporal_merge", 0.3,
+                                                                                         True, "noise")
+    assert Job.open(job_dir).manifest["host"]["renderer"] == "diffusers"
+    pngs = sorted(p.name for p in (job_dir / "clip-vid2vid").glob("*.png"))
+    assert pngs == ["0000000000000001.png", "0000000000000002.png"]
+    from PIL import Image
+
+    assert Image.open(job_dir / "clip-vid2vid" / pngs[0]).size == (1024, 680)  # long side 1024, aspect kept

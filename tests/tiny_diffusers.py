@@ -143,13 +143,13 @@ def make_svd(folder: Path, *, seed: int = 0, sample_size: int = 8) -> Path:
                                        layers_per_block=1, sample_size=64)
     torch.manual_seed(seed + 2)
     encoder = CLIPVisionModelWithProjection(CLIPVisionConfig(hidden_size=32, projection_dim=32, num_hidden_layers=2,
-                                                             num_attention_heads=4, image_size=32,
-                                                             intermediate_size=37, patch_size=4))
+                                                             num_attention_heads=4, image_size=224,
+                                                             intermediate_size=37, patch_size=32))
     scheduler = EulerDiscreteScheduler(beta_schedule="scaled_linear", beta_start=0.00085, beta_end=0.012,
                                        interpolation_type="linear", prediction_type="v_prediction", sigma_max=700.0,
                                        sigma_min=0.002, steps_offset=1, timestep_spacing="leading",
                                        timestep_type="continuous", use_karras_sigmas=True)
-    extractor = CLIPImageProcessor(crop_size={"height": 32, "width": 32}, size={"shortest_edge": 32},
+    extractor = CLIPImageProcessor(crop_size={"height": 224, "width": 224}, size={"shortest_edge": 224},
                                    do_center_crop=True)
     pipe = StableVideoDiffusionPipeline(vae=vae, image_encoder=encoder, unet=unet, scheduler=scheduler,
                                         feature_extractor=extractor)
