@@ -43,7 +43,7 @@ from .errors import Vid2VidError
 STAGE = "svd"
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
 PIXEL_SETTINGS = ("frames", "steps", "seed", "motion_bucket_id", "fps_id", "cond_aug", "decode_chunk_size",
-                  "min_guidance", "max_guidance", "width", "height", "resize", "colour_coherence")
+                  "min_guidance", "max_guidance", "width", "height", "resize", "colour_coherence", "watermark")
 """Settings that change the frames (a job's identity); crf, keep_frames, output_fps and the folder do not."""
 
 EXIT_ERROR = 1
@@ -173,6 +173,11 @@ def run_image(image: Path, generator, s: params.Img2VidSettings, *, new: bool = 
     from .blend import colour_coherence, lab_stats
 
     rgb = fit_image(read_image(image), s)
+    if s.watermark:
+        from . import watermark
+
+        watermark.check_size(rgb.shape[1], rgb.shape[0])
+        watermark.embed(rgb, s.watermark)  # fails now, before a job folder exists, if the package is missing
     native = generator.native_frames
     total = s.frames or native
     plan = clip_plan(total, native)
@@ -199,6 +204,8 @@ def run_image(image: Path, generator, s: params.Img2VidSettings, *, new: bool = 
             if k and s.colour_coherence:
                 own, ref = lab_stats(frames[0]), lab_stats(cond)
                 frames = [colour_coherence(f, ref, own=own) for f in frames]
+            if s.watermark:
+                frames = [watermark.embed(f, s.watermark) for f in frames]
             for j in range(keep):
                 index = first + j
                 if index >= done:

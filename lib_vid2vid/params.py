@@ -602,6 +602,9 @@ class Img2VidSettings:
     colour_coherence: bool = setting(True, "Across each join of a chain: move the new clip's colours (LAB mean "
                                      "and std) by what makes its first frame match the frame it was "
                                      "conditioned on.")
+    watermark: str = setting("", "Invisible watermark: this text embedded in every frame (invisible-watermark's "
+                             "dwtDct, as Stability's scripts; frames of at least 256 x 256 px; kept by the PNG "
+                             "frames, not by the mp4); empty = off. python -m lib_vid2vid.watermark reads it.")
     crf: int = setting(18, "Quality of the mp4 (lower is better, larger files).", min=0, max=51)
     keep_frames: bool = setting(True, "Keep the PNG frames in the job folder after the video is written (they "
                                 "are needed until then, to resume).")
