@@ -123,6 +123,19 @@ def test_every_strategy_runs_unchanged(clip, tmp_path, sd):
         assert res.status == "done" and res.frames_done == 3, name
 
 
+def test_post_stages_and_debug_frame_run_unchanged(clip, tmp_path, sd):
+    from lib_vid2vid.debug import render_single_frame
+
+    s = _settings(clip, tmp_path / "out", max_frames=3, upscaler="Lanczos", upscale_factor=2.0,
+                  interpolation_ratio="2", interpolator="linear", deflicker=0.5)
+    res = run_job(s, sd)
+    assert res.status == "done"
+    info = video.probe(res.video_path)
+    assert (info.width, info.height, info.frame_count) == (192, 128, 6)  # upscaled x2, rate x2
+    one = render_single_frame(_settings(clip, tmp_path / "dbg"), sd, frame=1, out_dir=tmp_path / "dbg")
+    assert one.frame == 1 and all(Path(p).is_file() for p in one.paths.values())
+
+
 def test_sdxl_job(clip, tmp_path, models):
     res = run_job(_settings(clip, tmp_path / "out", max_frames=3), DiffusersRenderer(models["sdxl"]))
     assert res.frames_done == 3 and all(a.shape == (64, 96, 3) for a in _pixels(res.job_dir).values())
