@@ -237,9 +237,9 @@ def _long_side(settings: params.Settings, side: int, single: str | None) -> para
     """``side`` px on the long side: a batch's width (its long side), or the one video's longer dimension."""
     if single is None:
         return settings.replace(width=side)
-    from . import video
+    from .video_probe import probe
 
-    info = video.probe(single)
+    info = probe(single)
     return settings.replace(**({"width": side} if info.width >= info.height else {"height": side}))
 
 

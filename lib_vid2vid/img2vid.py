@@ -169,8 +169,8 @@ def _open_job(image: Path, s: params.Img2VidSettings, generator, total: int, *, 
 def run_image(image: Path, generator, s: params.Img2VidSettings, *, new: bool = False, should_stop=None,
               progress=None) -> ImageResult:
     """Make (or resume) the video of one image; see the module docstring."""
-    from . import video
     from .blend import colour_coherence, lab_stats
+    from .video_writer import encode_frames
 
     rgb = fit_image(read_image(image), s)
     if s.watermark:
@@ -219,7 +219,7 @@ def run_image(image: Path, generator, s: params.Img2VidSettings, *, new: bool = 
                 return ImageResult(image, "interrupted", job.root, None, done)
         fps = s.output_fps or (s.fps_id + 1)
         out = job.root / f"{job.root.name.split('-', 2)[-1].rsplit('-', 1)[0]}-svd.mp4"
-        video.encode_frames((job.read_frame(STAGE, i) for i in range(total)), out, fps, crf=s.crf)
+        encode_frames((job.read_frame(STAGE, i) for i in range(total)), out, fps, crf=s.crf)
         if not s.keep_frames:
             shutil.rmtree(job.root / "frames", ignore_errors=True)
         job.set_status("done", video=str(out), fps=fps)
