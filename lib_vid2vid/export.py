@@ -92,6 +92,7 @@ def _writer_kwargs(job: Job, settings: Settings, plan: JobPlan, fmt: str | None 
     src = job.manifest["source_file"]["path"]
     has_audio = bool(job.manifest.get("source", {}).get("audio"))
     return dict(fmt=fmt or settings.export.output_format, crf=settings.export.crf,
+                png_digits=settings.export.png_digits,
                 audio_from=src if (settings.export.keep_audio and has_audio) else None,
                 audio_start=plan.start, audio_end=plan.end)
 

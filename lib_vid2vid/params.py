@@ -302,6 +302,9 @@ class ExportSettings:
     output_format: str = setting("mp4", "Video container of the result.", choices=OUTPUT_FORMATS,
                                  widget="radio")
     crf: int = setting(18, "Quality (lower is better, larger files); mp4 and webm.", min=0, max=51)
+    png_digits: int = setting(6, "output_format png: digits of the zero-padded frame numbers in the file names "
+                              "(000001.png; 16 names frames as the SDXL temporal script did).", min=6, max=20,
+                              ui=False)
     keep_audio: bool = setting(True, "Carry the source audio of the processed range into the result.")
 
     # post stages, in the order they run after the passes (lib_vid2vid/postprocess.py)
@@ -668,6 +671,82 @@ def schedule_ranges() -> dict[str, tuple[float, float]]:
     return out
 
 
+# ---- image to video (python -m lib_vid2vid.img2vid): its own settings, not part of a vid2vid job
+
+SVD_RESIZE = ("crop_and_resize", "just_resize", "none")
+
+
+@dataclass
+class Img2VidSettings:
+    """Stable Video Diffusion image to video (lib_vid2vid/img2vid.py); each image is its own job."""
+
+    TAB = "Image to video"
+    frames: int = setting(0, "Frames of each video; 0 = the model's own clip (svd 14, svd_xt 25). More are made "
+                          "as a chain of clips, each conditioned on the last frame of the one before.", min=0,
+                          max=10000)
+    steps: int = setting(25, "Sampling steps per clip.", min=1, max=150)
+    seed: int = setting(-1, "Seed; -1 picks one at random once per job (stored in the manifest). Clip k of a "
+                        "chain uses seed + k.", min=-1)
+    motion_bucket_id: int = setting(127, "Amount of motion SVD is asked for (higher moves more).", min=0, max=255)
+    fps_id: int = setting(6, "Frame-rate conditioning of SVD (the rate it was trained to imitate, minus 1).",
+                          min=0, max=60)
+    output_fps: float = setting(0.0, "Frame rate of the written video; 0 = fps_id + 1, as Stability's scripts.",
+                                unit="fps", min=0, max=120)
+    cond_aug: float = setting(0.02, "Conditioning augmentation: noise added to the conditioning image (more "
+                              "departs further from it).", min=0, max=1)
+    decode_chunk_size: int = setting(0, "Frames the VAE decodes at a time (1-4 for low VRAM); 0 = all at once.",
+                                     min=0, max=1000)
+    min_guidance: float = setting(1.0, "Guidance scale of the first frame (it rises linearly over the clip).",
+                                  min=0, max=30)
+    max_guidance: float = setting(3.0, "Guidance scale of the last frame.", min=0, max=30)
+    width: int = setting(1024, "Width SVD renders at (svd / svd_xt: 1024).", unit="px", min=64, max=MAX_SIDE,
+                         step=64)
+    height: int = setting(576, "Height SVD renders at (svd / svd_xt: 576).", unit="px", min=64, max=MAX_SIDE,
+                          step=64)
+    resize: str = setting("crop_and_resize", "Fit the image to width x height: crop the overflow, stretch, or "
+                          "none (keep its own size, each side rounded down to a multiple of 64).",
+                          choices=SVD_RESIZE)
+    colour_coherence: bool = setting(True, "Across each join of a chain: move the new clip's colours (LAB mean "
+                                     "and std) by what makes its first frame match the frame it was "
+                                     "conditioned on.")
+    watermark: str = setting("", "Invisible watermark: this text embedded in every frame (invisible-watermark's "
+                             "dwtDct, as Stability's scripts; frames of at least 256 x 256 px; kept by the PNG "
+                             "frames, not by the mp4); empty = off. python -m lib_vid2vid.watermark reads it.")
+    crf: int = setting(18, "Quality of the mp4 (lower is better, larger files).", min=0, max=51)
+    keep_frames: bool = setting(True, "Keep the PNG frames in the job folder after the video is written (they "
+                                "are needed until then, to resume).")
+    output_dir: str = setting("outputs/img2vid", "Folder that holds one sub-folder per image's job.",
+                              widget="path")
+
+    def validate(self) -> None:
+        for spec in IMG2VID_SPECS:
+            check_range(spec, getattr(self, spec.name))
+        for side in ("width", "height"):
+            if getattr(self, side) % 64:
+                raise SettingsError(side, f"{getattr(self, side)} px: use a multiple of 64 (SVD's UNet halves the "
+                                          f"latent three times)")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {s.name: getattr(self, s.name) for s in IMG2VID_SPECS}
+
+
+def _specs_of(cls: type, group: str) -> list[Spec]:
+    hints = typing.get_type_hints(cls)
+    return [Spec(name=f.name, group=group, type=hints[f.name], default=f.default, tab=cls.TAB,
+                 **{**f.metadata["spec"], "ui": False}) for f in dataclasses.fields(cls)]
+
+
+IMG2VID_SPECS: list[Spec] = _specs_of(Img2VidSettings, "img2vid")
+
+
+def img2vid_settings_from_cli(ns: argparse.Namespace) -> Img2VidSettings:
+    """Img2VidSettings from parsed flags (``add_cli_arguments(..., specs=IMG2VID_SPECS)``), validated."""
+    given = {s.name: coerce(s, getattr(ns, s.name)) for s in IMG2VID_SPECS if getattr(ns, s.name, None) is not None}
+    out = Img2VidSettings(**given)
+    out.validate()
+    return out
+
+
 # ---- strategies: named presets the benchmark and the UI's "strategy" menu iterate over ----
 
 _PLAIN: dict[str, Any] = {
@@ -746,11 +825,13 @@ def api_args(settings: Settings) -> list[Any]:
     return [settings.get(name) for name in api_arg_names()]
 
 
-def add_cli_arguments(parser: argparse.ArgumentParser, *, skip: Iterable[str] = ()) -> None:
-    """Add one flag per setting, grouped by tab, with its help, unit and range."""
+def add_cli_arguments(parser: argparse.ArgumentParser, *, skip: Iterable[str] = (),
+                      specs: Sequence[Spec] | None = None) -> None:
+    """Add one flag per setting (of ``specs``; default every vid2vid setting), grouped by tab, with its help,
+    unit and range."""
     skip = set(skip)
     groups: dict[str, argparse._ArgumentGroup] = {}
-    for spec in SPECS:
+    for spec in SPECS if specs is None else specs:
         if not spec.cli or spec.name in skip:
             continue
         grp = groups.get(spec.tab) or groups.setdefault(spec.tab, parser.add_argument_group(spec.tab))

@@ -170,7 +170,9 @@ class SigmaStage(Stage):
         run.base_request["sigmas"] = sigmas.override_function(cfg)
         self.named = {"schedule": s.sigma_schedule, "sigma_min": s.sigma_min, "sigma_max": s.sigma_max,
                       "rho": s.rho}
-        warning = sigmas.override_warning(s.sampler, s.sigma_schedule)
+        # a renderer that samples in its own way (diffusers) says itself which samplers take the override
+        warn = getattr(run.renderer, "override_warning", None) or sigmas.override_warning
+        warning = warn(s.sampler, s.sigma_schedule)
         if warning:
             run.job.log(warning, warning=True)
         supported = getattr(run.renderer, "sigma_schedules", None)

@@ -45,7 +45,7 @@ class VideoWriter:
     Formats: ``mp4`` (H.264 libx264, yuv420p, ``crf``, +faststart, AAC audio), ``webm`` (VP9 libvpx-vp9,
     constant-quality ``crf`` 0..63, Opus audio), ``gif`` (an adaptive 256-colour palette per frame, no audio;
     GIF stores delays in 1/100 s so its rate is approximate), ``png`` (a folder ``path`` of ``000001.png``...,
-    plus ``fps.txt`` holding the rate "num/den" and ``audio.m4a`` when there is audio).
+    ``png_digits`` digits, plus ``fps.txt`` holding the rate "num/den" and ``audio.m4a`` when there is audio).
 
     The frame size is taken from the first frame. mp4/webm need even sizes (yuv420p): an odd last row or
     column is cropped. The frame rate is exact (30000/1001 stays 30000/1001). Output goes to a hidden
@@ -62,7 +62,7 @@ class VideoWriter:
     """
 
     def __init__(self, path, fps, *, fmt: str = "mp4", crf: int = 18, audio_from=None, audio_start: float = 0.0,
-                 audio_end: float | None = None, options: dict[str, str] | None = None):
+                 audio_end: float | None = None, options: dict[str, str] | None = None, png_digits: int = 6):
         if fmt not in FORMATS:
             raise VideoError(f"Unknown output format {fmt!r}: use one of {', '.join(FORMATS)}")
         self.path = Path(path)
@@ -78,6 +78,8 @@ class VideoWriter:
         if self.audio_end is not None and self.audio_end <= self.audio_start:
             raise VideoError(f"Audio range {self.audio_start}..{self.audio_end}s is empty: give audio_end > audio_start")
         self.frames = 0
+        self.png_digits = int(png_digits)
+        """fmt png: digits of the zero-padded frame numbers (000001.png ...)."""
         self.size: tuple[int, int] | None = None  # (width, height) as written
         self._closed = False
         self._container = None
@@ -195,7 +197,7 @@ class VideoWriter:
             elif (h, w) != (H, W):
                 raise VideoError(f"Frame {self.frames} is {w}x{h} but the video is {W}x{H}: all frames must have one size")
             if self.fmt == "png":
-                target = self._tmp / f"{self.frames + 1:06d}.png"
+                target = self._tmp / f"{self.frames + 1:0{self.png_digits}d}.png"
                 ok, buf = cv2.imencode(".png", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
                 if not ok:
                     raise OSError("PNG encoding failed")
@@ -294,7 +296,7 @@ def _looks_like_our_png_folder(folder: Path) -> bool:
     for f in folder.iterdir():
         if f.name in ("fps.txt", "audio.m4a"):
             continue
-        if not (f.suffix == ".png" and f.stem.isdigit() and len(f.stem) == 6):
+        if not (f.suffix == ".png" and f.stem.isdigit() and len(f.stem) >= 6):
             return False
     return True
 
