@@ -443,3 +443,19 @@ def test_cli_dry_run_of_a_batch_is_refused_not_run(tmp_path):
                          capture_output=True, text=True, timeout=120, cwd=Path(__file__).resolve().parents[1])
     assert out.returncode == 2 and "--dry-run/--export-keyframes takes one video" in out.stderr
     assert not (tmp_path / "o").exists()
+
+
+def test_adaptive_choice_counts_change_only_inside_the_mask():
+    still = texture(H, W, seed=1)
+    frames = []
+    for i in range(16):
+        f = still.copy()
+        f[:, W // 2:] = texture(H, W // 2, dx=6.0 * i, seed=8)  # the right half pans fast, the left holds still
+        frames.append(f)
+    kw = dict(mode="adaptive", min_gap=2, max_gap=12, threshold=1.0, colour_weight=10, motion_weight=5)
+    everywhere = kf.choose_keyframes(iter(frames), 16, **kw)
+    left = np.zeros((H, W), np.float32)
+    left[:, : W // 2 - 8] = 1.0
+    masked = kf.choose_keyframes(iter(frames), 16, weights=lambda i, rgb: left, **kw)
+    assert len(everywhere.frames) >= 4, everywhere.frames
+    assert masked.frames == [0, 12], "outside the mask nothing that moves may ask for a keyframe"
