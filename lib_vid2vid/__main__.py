@@ -90,6 +90,12 @@ def build_parser() -> argparse.ArgumentParser:
                                                         "(also when that one is running: otherwise an error)")
     run.add_argument("--list-jobs", action="store_true", help="list the jobs in the output folder and exit")
     run.add_argument("--quiet", action="store_true", help="no progress bar")
+    run.add_argument("--dry-run", action="store_true",
+                     help="render nothing: print the frames the job would make and, with keyframes on, which "
+                          "frames are keyframes (and why)")
+    run.add_argument("--export-keyframes", metavar="DIR", default=None,
+                     help="render nothing: write the source frames the keyframe strategy would render to "
+                          "DIR/<frame:06d>.png; restyle them, then run with --keyframe-folder DIR")
     add_diffusers_arguments(ap)
     many = ap.add_argument_group("Batch (several videos, a folder or a glob pattern)")
     many.add_argument("--recursive", action="store_true", help="look for videos in sub-folders too")
@@ -213,12 +219,16 @@ def main(argv: list[str] | None = None) -> int:
         debug = args.debug_frame is not None or args.debug_time is not None or args.sweep is not None
         if many:
             given = [flag for flag, on in (("--resume", args.resume),
-                                           ("--debug-frame/--debug-time/--sweep", debug)) if on]
+                                           ("--debug-frame/--debug-time/--sweep", debug),
+                                           ("--dry-run/--export-keyframes", args.dry_run or args.export_keyframes))
+                     if on]
             if given:
                 ap.error(f"{given[0]} takes one video, not a batch: give a single video file")
             return _batch(args, settings)
         if debug and args.resume:
             ap.error("--debug-frame/--debug-time/--sweep render from the input video's settings, not with --resume")
+        if args.dry_run or args.export_keyframes:
+            return _dry_run(args, settings)
         if args.submit:
             return _submit(args, settings)
         renderer = _make_renderer(args)
@@ -247,6 +257,38 @@ def _is_batch(args: argparse.Namespace) -> bool:
     from .batch import is_batch
 
     return is_batch(args.inputs) or (len(args.inputs) == 1 and args.recursive)
+
+
+def _dry_run(args: argparse.Namespace, settings: params.Settings) -> int:
+    """Print what a job would render (no renderer, no job folder); --export-keyframes also writes the keyframes'
+    source frames."""
+    from . import video
+    from .loop import make_plan
+
+    if args.resume:
+        raise Vid2VidError("--dry-run and --export-keyframes take the input video's settings, not --resume")
+    plan = make_plan(settings, video.probe(settings.video.input))
+    print(f"{plan.total} frames at {plan.width}x{plan.height}, {float(plan.fps):g} fps")
+    if settings.temporal.keyframe_mode == "off":
+        if args.export_keyframes:
+            raise Vid2VidError("--export-keyframes needs keyframes: add --keyframe-mode interval (or adaptive), "
+                               "or --strategy keyframes")
+        print(f"keyframes off: every frame is rendered ({plan.total * settings.temporal.loopback_passes} renders)")
+        return 0
+    from . import keyrun
+
+    if args.export_keyframes:
+        kplan, paths = keyrun.export_keyframes(settings, args.export_keyframes)
+    else:
+        kplan, paths = keyrun.choose_for_settings(settings), []
+    print(kplan.describe())
+    print(f"renders: {len(kplan.frames)} keyframes of {plan.total} frames "
+          f"({len(kplan.frames) / plan.total:.0%}), plus a light render of each frame with unseen regions when "
+          f"keyframe_fill is render")
+    if paths:
+        print(f"exported {len(paths)} keyframes to {args.export_keyframes}: restyle them (same names, same size), "
+              f"then run with --keyframe-folder {args.export_keyframes}")
+    return 0
 
 
 def _batch(args: argparse.Namespace, settings: params.Settings) -> int:

@@ -382,6 +382,10 @@ class Run:
         job.log(f"done: {done} frames, video {video_path}")
         return JobResult(job.root, "done", done, self.plan.total, video_path)
 
+    def read_output(self, loop: int, index: int) -> np.ndarray:
+        """Finished output frame ``index`` of pass ``loop`` (RGB uint8), from the disk."""
+        return self.job.read_frame(self.stage_name(loop), index)
+
     def _stopped(self, how: str = "Interrupted") -> JobResult:
         last = self.stage_name(self.passes - 1)
         done = self.job.frames_done(last)
@@ -520,6 +524,15 @@ class Run:
 
     def _sample(self, ctx: FrameContext) -> tuple[RenderRequest, list[np.ndarray], str]:
         """The request for the frame and what the renderer returned for it, with its infotext."""
+        req = self._request(ctx)
+        images = self.renderer.render(req)
+        self._host_notices()
+        if not images:
+            raise Vid2VidError(f"The renderer returned no image for frame {ctx.index}")
+        return req, images, getattr(self.renderer, "last_infotext", "") or infotext(req)
+
+    def _request(self, ctx: FrameContext) -> RenderRequest:
+        """The frame's render request: seeds, the settings, ``base_request``, then every stage's ``prepare``."""
         s = self.settings.sampling
         from .seeds import frame_seed
 
@@ -535,11 +548,7 @@ class Run:
         for stage in self.stages:
             stage.prepare(ctx, req)
         req.extra["infotext"] = {"vid2vid": self._summary(ctx)}
-        images = self.renderer.render(req)
-        self._host_notices()
-        if not images:
-            raise Vid2VidError(f"The renderer returned no image for frame {ctx.index}")
-        return req, images, getattr(self.renderer, "last_infotext", "") or infotext(req)
+        return req
 
     def _host_notices(self) -> None:
         """The renderer's new one-line notes about the host (``take_notices``), each logged once."""

@@ -181,8 +181,13 @@ def run_job(settings: Settings, renderer: Renderer, *, resume: str | Path | None
                                 f"{plan.fps.denominator}", "start": plan.start, "end": plan.end, "total": plan.total}
         if stages is None:
             stages = build_stages(settings, job)
-        run = Run(job, settings, plan, renderer, stages, should_stop=should_stop, progress=progress,
-                  finalize=finalize_job)
+        run_class = Run
+        if settings.temporal.keyframe_mode != "off":
+            from .keyrun import KeyframeRun
+
+            run_class = KeyframeRun
+        run = run_class(job, settings, plan, renderer, stages, should_stop=should_stop, progress=progress,
+                        finalize=finalize_job)
         attach_export(run)
         if settings.job.report:
             from .report import StreamingReport

@@ -560,7 +560,7 @@ class ColourStage(Stage):
             assert self.run is not None
             stage = Run.stage_name(ctx.loop)
             refs = [c for c in self.run.job.manifest["colour_refs"].get(stage, []) if c < ctx.index]
-            self.reference = blend.lab_stats(self.run.job.read_frame(stage, max(refs, default=0)))
+            self.reference = blend.lab_stats(self.run.read_output(ctx.loop, max(refs, default=0)))
             self.loop = ctx.loop
         return blend.colour_coherence(image, self.reference, 1.0, as_float=True)
 
