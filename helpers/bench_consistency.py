@@ -54,6 +54,13 @@ BETA the forward-backward thresholds of :func:`lib_vid2vid.flow.occlusion_mask`)
     E_J  = mean of E_t over the pairs with at least one measured pixel        (warp error under judge J)
     floor_J = E_J with O = S                                                 (the clip's floor under judge J)
 
+and, with BT.601 luma Y (0..1), the motion-compensated flicker: what the output changes from frame to frame
+beyond what the source changes, both after following the motion (0 for O = S, and for an output whose
+texture moves with the content; a texture stuck to the screen or new detail each frame raises it)::
+
+    D_t(X) = Y(X_t) - warp(Y(X_{t-1}), w_t)
+    MCF_t  = sum_p M_t(p) * |D_t(O)(p) - D_t(S)(p)| / sum_p M_t(p)          MCF_J = mean of MCF_t
+
 The default, ``dis:medium:0.01:0.5``, is the job report's own meter (so the figures stay comparable with
 earlier ones; the benchmark checks that its number equals the report's); ``farneback`` (OpenCV's
 polynomial-expansion flow, an algorithm the strategies never use) is an independent judge. The first judge
@@ -84,6 +91,8 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _bench_common import MEDIA, fmt_seconds, format_table, header  # noqa: E402
@@ -97,6 +106,8 @@ DEFAULT_JUDGE = "dis:medium:0.01:0.5"
 """The job report's warp-error meter (lib_vid2vid.metrics.WarpErrorMeter's defaults)."""
 RIVALS = ("fixed_seed", "fdc_vid2vid", "recommended")
 """What a keyframe strategy must beat on every clip (issue 14)."""
+_LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)
+"""BT.601 luma weights (RGB), as lib_vid2vid.metrics.luminance."""
 
 
 @dataclass(frozen=True)
@@ -112,10 +123,51 @@ class Judge:
     def name(self) -> str:
         return f"{self.method}:{self.quality}:{self.alpha:g}:{self.beta:g}"
 
-    def meter(self):
-        from lib_vid2vid.metrics import WarpErrorMeter
+    def meter(self) -> JudgeMeter:
+        return JudgeMeter(self)
 
-        return WarpErrorMeter(method=self.method, quality=self.quality, alpha=self.alpha, beta=self.beta)
+
+class JudgeMeter:
+    """Warp error and motion-compensated flicker of one video under one judge (formulas in the module
+    docstring), fed ``update(src, out)`` in frame order (RGB uint8 HWC, equal sizes). Both come from the same
+    two flows per pair; the warp error is :class:`lib_vid2vid.metrics.WarpErrorMeter`'s formula."""
+
+    def __init__(self, judge: Judge) -> None:
+        self.judge = judge
+        self._prev: tuple[np.ndarray, np.ndarray] | None = None
+        self._we: list[float] = []
+        self._mcf: list[float] = []
+
+    def update(self, src: np.ndarray, out: np.ndarray) -> None:
+        from lib_vid2vid.flow import compute_flow, occlusion_mask, warp
+
+        s = src.astype(np.float32) * np.float32(1 / 255)
+        o = out.astype(np.float32) * np.float32(1 / 255)
+        prev, self._prev = self._prev, (s, o)
+        if prev is None:
+            return
+        ps, po = prev
+        kw = {"method": self.judge.method, "quality": self.judge.quality}
+        w = compute_flow(s, ps, **kw)
+        valid = 1.0 - occlusion_mask(w, compute_flow(ps, s, **kw), alpha=self.judge.alpha, beta=self.judge.beta)
+        n = float(valid.sum())
+        if n <= 0:
+            return
+        wo = warp(po, w, border="replicate")
+        self._we.append(float((((o - wo) ** 2).mean(axis=2) * valid).sum() / n))
+        d_out = o @ _LUMA - wo @ _LUMA
+        d_src = s @ _LUMA - warp(ps, w, border="replicate") @ _LUMA
+        self._mcf.append(float((np.abs(d_out - d_src) * valid).sum() / n))
+
+    @property
+    def value(self) -> float | None:
+        """The warp error E_J (0..1 pixel units, squared), None before a pair counted."""
+        return sum(self._we) / len(self._we) if self._we else None
+
+    @property
+    def mc_flicker(self) -> float | None:
+        """The motion-compensated flicker MCF_J (0..1 luma), None before a pair counted."""
+        return sum(self._mcf) / len(self._mcf) if self._mcf else None
 
 
 def parse_judge(text: str) -> Judge:
@@ -144,13 +196,16 @@ def parse_judge(text: str) -> Judge:
     return Judge(**kw)
 
 
-def judge_warp_errors(pairs, judges: list[Judge]) -> dict[str, float | None]:
+def judge_warp_errors(pairs, judges: list[Judge], *, mc_flicker: dict | None = None) -> dict[str, float | None]:
     """Warp error of a video under each judge (see the docstring), from ``(source, output)`` RGB uint8 HWC
-    frame pairs of equal size, in frame order. Returns {judge name: mean E_t, or None if no pair counted}."""
+    frame pairs of equal size, in frame order. Returns {judge name: mean E_t, or None if no pair counted};
+    ``mc_flicker``, if given, receives {judge name: MCF_J} the same way."""
     meters = {j.name: j.meter() for j in judges}
     for src, out in pairs:
         for m in meters.values():
             m.update(src, out)
+    if mc_flicker is not None:
+        mc_flicker.update({name: m.mc_flicker for name, m in meters.items()})
     return {name: m.value for name, m in meters.items()}
 
 
@@ -196,7 +251,8 @@ def run_one(clip: str, method: str, preset: dict, common: dict, tmp_root: str,
         row["rendered"] = renderer.calls
         job, stage = Job.open(res.job_dir), last_stage(settings)
         pairs = ((src, job.read_frame(stage, i)) for i, src in enumerate(source_frames(clip, common)))
-        row["judged"] = judge_warp_errors(pairs, list(judges))
+        row["mc_flicker"] = {}
+        row["judged"] = judge_warp_errors(pairs, list(judges), mc_flicker=row["mc_flicker"])
     except Vid2VidError as exc:
         row["error"] = str(exc)
     finally:
@@ -236,6 +292,24 @@ def print_floor_table(rows: list[dict], methods: list[str], clips: list[str], fl
             cells.append(f"{we / fl:.2f}x / {r['fidelity']:.3f} / {r['rendered']}")
         table.append(cells)
     print(format_table(["clip", "floor x1e-3", *methods], table, align="lr" + "r" * len(methods)))
+
+
+def print_mc_flicker_table(rows: list[dict], methods: list[str], clips: list[str], names: list[str]) -> None:
+    """One row per judge and clip (then the judge's mean over clips): each strategy's MCF_J x 1e-3."""
+    table = []
+    for name in names:
+        means: dict[str, list[float]] = {m: [] for m in methods}
+        for c in clips:
+            cells = [name, c]
+            for m in methods:
+                r = next(r for r in rows if r["method"] == m and r["clip"] == c)
+                v = None if "error" in r else r["mc_flicker"].get(name)
+                cells.append(_f(v, 1e3))
+                if v is not None:
+                    means[m].append(v)
+            table.append(cells)
+        table.append([name, "**mean**", *(f"**{_f(_mean(means[m]), 1e3)}**" for m in methods)])
+    print(format_table(["judge", "clip", *methods], table, align="ll" + "r" * len(methods)))
 
 
 def keyframe_verdict(rows: list[dict], methods: list[str], clips: list[str], floors: dict[str, dict],
@@ -539,6 +613,11 @@ def main(argv: list[str] | None = None) -> int:
         for line in keyframe_verdict(rows, methods, clips, floors, name):
             print("  " + line)
         print()
+    print("Motion-compensated flicker x1e-3 (output change beyond the source's, after following the motion; "
+          "0 = the source's own; see the docstring), per judge, per clip and the mean over clips:")
+    print()
+    print_mc_flicker_table(rows, methods, clips, names)
+    print()
     base = summ["baseline"]
     if summ["threshold"] is not None:
         print(f"equal fidelity: mean edge SSIM within {args.tolerance:g} of {base}'s "

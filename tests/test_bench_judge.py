@@ -62,9 +62,14 @@ def _remap(img: np.ndarray, f: np.ndarray) -> np.ndarray:
     return cv2.remap(img, gx + f[..., 0], gy + f[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
 
 
-def _warp_error_by_hand(srcs, outs, method, quality, alpha, beta) -> float:
-    """The docstring's E_J: mean over pairs of the masked mean squared error (0..1 pixels, mean over channels)."""
-    errors = []
+def _luma(img: np.ndarray) -> np.ndarray:
+    return img.astype(np.float32) / 255 @ np.array([0.299, 0.587, 0.114], np.float32)
+
+
+def _by_hand(srcs, outs, method, quality, alpha, beta) -> tuple[float, float]:
+    """The docstring's (E_J, MCF_J): means over pairs of the masked mean squared error (0..1 pixels, mean over
+    channels) and of the masked |luma change of the output - luma change of the source| after the motion."""
+    errors, flickers = [], []
     for t in range(1, len(srcs)):
         w = _flow_by_hand(srcs[t], srcs[t - 1], method, quality)
         wb = _remap(_flow_by_hand(srcs[t - 1], srcs[t], method, quality), w)
@@ -79,7 +84,10 @@ def _warp_error_by_hand(srcs, outs, method, quality, alpha, beta) -> float:
         cur = outs[t].astype(np.float32) / 255
         sq = ((cur - _remap(prev, w)) ** 2).mean(axis=2)
         errors.append(float(sq[valid].mean()))
-    return float(np.mean(errors))
+        d_out = _luma(outs[t]) - _remap(_luma(outs[t - 1]), w)
+        d_src = _luma(srcs[t]) - _remap(_luma(srcs[t - 1]), w)
+        flickers.append(float(np.abs(d_out - d_src)[valid].mean()))
+    return float(np.mean(errors)), float(np.mean(flickers))
 
 
 def test_parse_judge(bench):
@@ -97,9 +105,11 @@ def test_parse_judge(bench):
 def test_judge_equals_the_formula_by_hand(bench, text):
     srcs, outs = _clip(3)
     j = bench.parse_judge(text)
-    got = bench.judge_warp_errors(zip(srcs, outs), [j])[j.name]
-    want = _warp_error_by_hand(srcs, outs, j.method, j.quality, j.alpha, j.beta)
+    mcf: dict = {}
+    got = bench.judge_warp_errors(zip(srcs, outs), [j], mc_flicker=mcf)[j.name]
+    want, want_mcf = _by_hand(srcs, outs, j.method, j.quality, j.alpha, j.beta)
     assert got == pytest.approx(want, rel=1e-4)
+    assert mcf[j.name] == pytest.approx(want_mcf, rel=1e-4)
 
 
 def test_two_judges_give_different_numbers(bench):
@@ -108,10 +118,25 @@ def test_two_judges_give_different_numbers(bench):
     got = bench.judge_warp_errors(zip(srcs, outs), judges)
     a, b = got[judges[0].name], got[judges[1].name]
     assert a > 0 and b > 0
-    assert abs(a - b) > 0.02 * max(a, b)
-    # the floor (output = source) also depends on the judge
+    assert a != pytest.approx(b, rel=1e-3)
+    # the floor (output = source) depends on the judge even more: the flows' own errors are all it measures
     floors = bench.judge_warp_errors(zip(srcs, srcs), judges)
-    assert floors[judges[0].name] != pytest.approx(floors[judges[1].name], rel=1e-3)
+    fa, fb = floors[judges[0].name], floors[judges[1].name]
+    assert max(fa, fb) > 1.5 * min(fa, fb)
+
+
+def test_mc_flicker_zero_on_the_source_and_higher_for_a_stuck_texture(bench):
+    srcs, outs = _clip(3)
+    j = bench.parse_judge("farneback")
+    mcf: dict = {}
+    bench.judge_warp_errors(zip(srcs, srcs), [j], mc_flicker=mcf)
+    assert mcf[j.name] == 0.0
+    # brightening the whole output by a constant follows the source exactly: still 0 (up to uint8 rounding)
+    bright = [np.clip(s.astype(np.int16) + 20, 0, 255).astype(np.uint8) for s in srcs]
+    bench.judge_warp_errors(zip(srcs, bright), [j], mc_flicker=mcf)
+    follows = mcf[j.name]
+    bench.judge_warp_errors(zip(srcs, outs), [j], mc_flicker=mcf)  # texture stuck to the screen + noise
+    assert mcf[j.name] > 5 * follows + 0.005
 
 
 def test_default_judge_is_the_job_reports_meter(bench):
