@@ -2,6 +2,7 @@
 
     python helpers/bench_consistency.py -o consistency.png        # all clips, ~3-4 minutes on 2 cores
     python helpers/bench_consistency.py --clips cup.mp4 --frames 24 --workers 2
+    python helpers/bench_consistency.py --judge-flow dis:medium,farneback,dis:fast:0.05:1   # three judges side by side
 
 What runs. Each clip of ``../shared/media`` (cup.mp4, box.mp4, Megamind.avi, bikes.mp4,
 carphone_pristine.mp4; ``--clips`` picks some) is decoded from its start at ``--fps`` (12) for
