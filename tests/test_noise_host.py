@@ -10,10 +10,30 @@ import numpy as np
 import pytest
 
 from lib_vid2vid import params
-from tests.test_a1111_adapter import _args, _p, host  # noqa: F401 - the fixture
+from tests.test_a1111_adapter import FAKE, _args, _p
 
 ROOT = Path(__file__).resolve().parents[1]
 torch = pytest.importorskip("torch")
+
+
+@pytest.fixture
+def fake_host(monkeypatch):
+    """(a1111 adapter, fake modules.processing, fake modules.shared), as tests/test_a1111_adapter.py's ``host``."""
+    for name in [m for m in sys.modules if m == "modules" or m.startswith("modules.")]:
+        monkeypatch.delitem(sys.modules, name)
+    monkeypatch.syspath_prepend(str(FAKE))
+    import modules.processing as processing
+    import modules.shared as shared
+
+    shared.state.reset()
+    processing.calls.clear()
+    processing.hooks.clear()
+    processing.sampled_noise.clear()
+    from lib_vid2vid.host import a1111
+
+    yield a1111, processing, shared
+    for name in [m for m in sys.modules if m == "modules" or m.startswith("modules.")]:
+        sys.modules.pop(name, None)
 
 
 def _companion():
@@ -56,8 +76,8 @@ def _run(a1111, processing, shared, tmp_path, clip, runner, batch_size=1, **valu
     return processed, seen
 
 
-def test_the_sampler_gets_exactly_our_noise(host, clip, tmp_path):
-    a1111, processing, shared = host
+def test_the_sampler_gets_exactly_our_noise(fake_host, clip, tmp_path):
+    a1111, processing, shared = fake_host
     companion = _companion()
     assert companion.title() == "vid2vid noise" and companion.ui(True) == []
     processed, seen = _run(a1111, processing, shared, tmp_path, clip, Runner(companion), max_frames=5,
@@ -73,8 +93,8 @@ def test_the_sampler_gets_exactly_our_noise(host, clip, tmp_path):
     assert 0 < np.mean(a != b) < 0.9
 
 
-def test_strength_mixes_with_the_hosts_noise_and_its_multiplier(host, clip, tmp_path):
-    a1111, processing, shared = host
+def test_strength_mixes_with_the_hosts_noise_and_its_multiplier(fake_host, clip, tmp_path):
+    a1111, processing, shared = fake_host
     s = 0.36
     _, seen = _run(a1111, processing, shared, tmp_path, clip, Runner(_companion()), max_frames=2,
                    noise_mode="warped", noise_strength=s)
@@ -84,23 +104,23 @@ def test_strength_mixes_with_the_hosts_noise_and_its_multiplier(host, clip, tmp_
     assert np.allclose(processing.sampled_noise[0].numpy(), want, atol=1e-6)
 
 
-def test_seed_mode_leaves_the_hosts_noise_alone(host, clip, tmp_path):
-    a1111, processing, shared = host
+def test_seed_mode_leaves_the_hosts_noise_alone(fake_host, clip, tmp_path):
+    a1111, processing, shared = fake_host
     _, seen = _run(a1111, processing, shared, tmp_path, clip, Runner(_companion()), max_frames=2)
     assert all(req.noise is None for req in seen)
     host_noise = torch.randn((1, 4, 8, 12), generator=torch.Generator().manual_seed(77))
     assert torch.equal(processing.sampled_noise[0], host_noise)
 
 
-def test_without_the_companion_script_the_job_stops_with_one_line(host, clip, tmp_path):
-    a1111, processing, shared = host
+def test_without_the_companion_script_the_job_stops_with_one_line(fake_host, clip, tmp_path):
+    a1111, processing, shared = fake_host
     processed, _ = _run(a1111, processing, shared, tmp_path, clip, Runner(), max_frames=2, noise_mode="warped")
     assert "vid2vid error" in processed.info and "did not get vid2vid's warped noise" in processed.info
     assert "vid2vid noise" in processed.info and "noise_mode" in processed.info
 
 
-def test_a_shape_mismatch_is_reported(host, clip, tmp_path, monkeypatch):
-    a1111, processing, shared = host
+def test_a_shape_mismatch_is_reported(fake_host, clip, tmp_path, monkeypatch):
+    a1111, processing, shared = fake_host
     monkeypatch.setattr(a1111, "host_latent_channels", lambda: 16)  # e.g. a Flux model: 16 latent channels
     processed, _ = _run(a1111, processing, shared, tmp_path, clip, Runner(_companion()), max_frames=1,
                         noise_mode="warped")
@@ -108,8 +128,8 @@ def test_a_shape_mismatch_is_reported(host, clip, tmp_path, monkeypatch):
     assert "(1, 16, 8, 12)" in processed.info
 
 
-def test_companion_is_not_part_of_the_job_identity(host):
-    a1111, processing, _ = host
+def test_companion_is_not_part_of_the_job_identity(fake_host):
+    a1111, processing, _ = fake_host
     p = _p(processing, scripts=Runner(_companion()), script_args=[])
     for sc in p.scripts.alwayson_scripts:
         sc.args_from = sc.args_to = 0
@@ -121,8 +141,8 @@ def test_settings_reach_the_api_order():
     assert "noise_mode" in names and "noise_strength" in names
 
 
-def test_each_batch_iteration_gets_its_own_slice(host):
-    a1111, processing, _ = host
+def test_each_batch_iteration_gets_its_own_slice(fake_host):
+    a1111, processing, _ = fake_host
     ours = np.arange(4 * 4 * 2 * 3, dtype=np.float32).reshape(4, 4, 2, 3)
     p = _p(processing)
     p.vid2vid_noise = a1111.FrameNoise(ours, 1.0)
