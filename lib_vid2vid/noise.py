@@ -22,30 +22,41 @@ latent pixel integrates (gradually, unlike a nearest-neighbour warp of Z itself,
 a time), and no interpolation ever blends two values (a bilinear warp of Z would: variance < 1, neighbours
 correlated, the blur the sampler turns into mush).
 
-One step t-1 -> t, with ``F`` the flow t-1 -> t and ``B`` the flow t -> t-1 of the source frames computed at the
-fine grid's size (DIS, :func:`fine_flows`; in fine cells)::
+One step t-1 -> t, with ``F`` the flow t-1 -> t and ``B`` the flow t -> t-1 of the source frames (DIS at the
+frames' size, area-averaged to the fine grid, in fine cells: :func:`fine_flows`)::
 
+    F[c]   = 0 where |F[c]| < STILL            (1 cell = 2 image px: DIS's noise on a still picture)
     p      = c + r[c] + F[c]                   where the particle of fine cell c of frame t-1 lands
     drop   c if O[c] = 1                       O = flow.occlusion_mask(F, B): its content is not in frame t
                                                (covered, or gone out of the frame)
     t(c)   = floor(p + 0.5)                    the cell it lands in; dropped if outside the grid
     winner per cell: smallest |p - t|^2 (ties: lowest source index)   collisions (contraction, occlusion)
+    second chance: a loser takes the neighbouring cell on its side (along its larger residual) if no particle
+                   landed there (smallest distance wins again)
     V'[t] = V[c], r'[t] = p - t                for winners
     V'[e] ~ N(0, 1) fresh, r'[e] = 0           every cell no particle reached (disocclusion, expansion, border)
 
 Every cell of frame t holds either one surviving value (each value survives in at most one cell) or a fresh
 one, chosen from the positions only, never from the values: so V' is again i.i.d. N(0, 1), and Z with it. The
-sub-cell positions ``r`` accumulate slow motion (0.3 cells per frame moves a particle one cell every ~3
-frames) instead of rounding it away every frame.
+sub-cell positions ``r`` accumulate slow motion (1.25 cells per frame moves a particle 5 cells in 4 frames)
+instead of rounding it away every frame.
+
+What it cannot do: move a white field by a fraction of a latent pixel without renewing part of it. A shift of
+``v`` latent pixels (0 < v < 1) swaps a fraction ``v`` of each latent pixel's fine cells for its neighbour's,
+so ``Z_t`` equals the shifted ``Z_{t-1}`` interpolated plus a fresh part of variance ``2 v (1 - v)``; whole
+latent pixels move exactly. A fixed seed instead keeps the (smooth, after decoding) texture in place, which
+for slow motion is the smaller error: warped noise pays off where the picture moves about a latent pixel
+(8 image px) per frame or more, e.g. camera pans (helpers/bench_consistency.py, README "Consistency").
 
 Determinism: fresh values of frame f, pass p come from ``numpy.random.default_rng(SeedSequence([seed, p, f,
 TAG]))``; frame 0 is all fresh. Everything else is integer indexing and float32 additions in a fixed order, so
 frame f's noise is a pure function of (seed, pass, source frames 0..f) and can be recomputed from the source
 alone (``noise_stage.py`` checkpoints the state so a resume recomputes at most a few frames).
 
-Cost (512x512, 2-core machine, ``python helpers/bench_noise.py``): the transport step and the integral about
-2-3 ms; the two DIS flows at the fine grid's size (256x256, preset "medium") about 3-6 ms more, on the analysis
-thread beside the host's render.
+Cost per frame (``python helpers/bench_noise.py``, 512x512, fine grid 256x256): the step (transport with
+``numpy.minimum.at`` over one int64 key per cell, occlusion check, gathers of whole rows) plus the integral is
+O(cells x D); the two DIS flows dominate (O(pixels)) and run on the analysis thread beside the host's render.
+Figures: README, "Warped noise".
 
 :func:`mix` combines the warped field with the host's own (seeded) noise, ``sqrt(s) * warped + sqrt(1 - s) *
 fresh``: variance 1 for independent fields, ``s = 1`` is the warped field exactly, ``s = 0`` today's noise.
@@ -84,6 +95,8 @@ SUBCELLS = 4
 OCCLUSION_ALPHA = 0.01
 OCCLUSION_BETA = 0.5
 """Forward-backward check of :func:`flow.occlusion_mask` in fine cells (squared lengths)."""
+FLOW_SCALE = 1.0
+"""Image scale the noise's DIS flows are computed at (1 = the frame's own size; 0.5 = the fine grid's)."""
 STILL = 1.0
 """Flow vectors shorter than this (fine cells; 1 = 2 image pixels per frame) count as no motion: on a still
 picture DIS reports ~0.1-0.5 px of noise, which would otherwise random-walk the particles (consistency
@@ -137,21 +150,25 @@ def _take_rows(a: np.ndarray, index: np.ndarray) -> np.ndarray:
 
 
 def fine_flows(prev_src: np.ndarray, cur_src: np.ndarray, grid: tuple[int, int],
-               quality: str = "medium") -> tuple[np.ndarray, np.ndarray]:
+               quality: str = "medium", scale: float | None = None) -> tuple[np.ndarray, np.ndarray]:
     """``(flow prev -> cur, flow cur -> prev)`` of two RGB uint8 HWC source frames on the fine noise grid
-    ``grid`` = (rows, cols): DIS (``quality`` one of :data:`flow.QUALITIES`) at the frames' own size, then
-    area-averaged to the grid and scaled to fine cells; float32 (rows, cols, 2), (x, y).
-
-    Full resolution, not the frames shrunk to the grid: DIS on the small frames is noisier, and noisy flow
-    random-walks the noise of a still picture (consistency benchmark, cup.mp4: warp error 0.81e-3 vs 0.39e-3).
-    """
+    ``grid`` = (rows, cols): DIS (``quality`` one of :data:`flow.QUALITIES`) on the frames area-shrunk to
+    ``scale`` (default :data:`FLOW_SCALE`) times their size, then area-averaged to the grid and scaled to fine
+    cells; float32 (rows, cols, 2), (x, y)."""
     rows, cols = grid
     h, w = prev_src.shape[:2]
+    scale = FLOW_SCALE if scale is None else float(scale)
+    fh, fw_ = max(8, round(h * scale)), max(8, round(w * scale))
+    if (fh, fw_) != (h, w):
+        prev_src = cv2.resize(prev_src, (fw_, fh), interpolation=cv2.INTER_AREA)
+        cur_src = cv2.resize(cur_src, (fw_, fh), interpolation=cv2.INTER_AREA)
     out = []
     for a, b in ((prev_src, cur_src), (cur_src, prev_src)):
-        f = cv2.resize(flow.compute_flow(a, b, quality=quality), (cols, rows), interpolation=cv2.INTER_AREA)
-        f[..., 0] *= np.float32(cols / w)
-        f[..., 1] *= np.float32(rows / h)
+        f = flow.compute_flow(a, b, quality=quality)
+        if (fh, fw_) != (rows, cols):
+            f = cv2.resize(f, (cols, rows), interpolation=cv2.INTER_AREA)
+        f[..., 0] *= np.float32(cols / fw_)
+        f[..., 1] *= np.float32(rows / fh)
         out.append(np.ascontiguousarray(f))
     return out[0], out[1]
 
