@@ -82,6 +82,7 @@ __all__ = [
     "NoiseState",
     "WarpedNoise",
     "fine_flows",
+    "to_grid",
     "latent_shape",
     "mix",
     "request_noise",
@@ -153,24 +154,28 @@ def fine_flows(prev_src: np.ndarray, cur_src: np.ndarray, grid: tuple[int, int],
                quality: str = "medium", scale: float | None = None) -> tuple[np.ndarray, np.ndarray]:
     """``(flow prev -> cur, flow cur -> prev)`` of two RGB uint8 HWC source frames on the fine noise grid
     ``grid`` = (rows, cols): DIS (``quality`` one of :data:`flow.QUALITIES`) on the frames area-shrunk to
-    ``scale`` (default :data:`FLOW_SCALE`) times their size, then area-averaged to the grid and scaled to fine
-    cells; float32 (rows, cols, 2), (x, y)."""
-    rows, cols = grid
+    ``scale`` (default :data:`FLOW_SCALE`) times their size, then :func:`to_grid`; float32 (rows, cols, 2) in
+    fine cells, (x, y)."""
     h, w = prev_src.shape[:2]
     scale = FLOW_SCALE if scale is None else float(scale)
     fh, fw_ = max(8, round(h * scale)), max(8, round(w * scale))
     if (fh, fw_) != (h, w):
         prev_src = cv2.resize(prev_src, (fw_, fh), interpolation=cv2.INTER_AREA)
         cur_src = cv2.resize(cur_src, (fw_, fh), interpolation=cv2.INTER_AREA)
-    out = []
-    for a, b in ((prev_src, cur_src), (cur_src, prev_src)):
-        f = flow.compute_flow(a, b, quality=quality)
-        if (fh, fw_) != (rows, cols):
-            f = cv2.resize(f, (cols, rows), interpolation=cv2.INTER_AREA)
-        f[..., 0] *= np.float32(cols / fw_)
-        f[..., 1] *= np.float32(rows / fh)
-        out.append(np.ascontiguousarray(f))
-    return out[0], out[1]
+    return (to_grid(flow.compute_flow(prev_src, cur_src, quality=quality), grid),
+            to_grid(flow.compute_flow(cur_src, prev_src, quality=quality), grid))
+
+
+def to_grid(flow_px: np.ndarray, grid: tuple[int, int]) -> np.ndarray:
+    """A flow in pixels of its own grid (H, W, 2) -> the fine grid (rows, cols, 2) in fine cells: area average,
+    vectors scaled by the size ratio along each axis."""
+    rows, cols = grid
+    h, w = flow_px.shape[:2]
+    f = flow_px if (h, w) == (rows, cols) else cv2.resize(flow_px, (cols, rows), interpolation=cv2.INTER_AREA)
+    f = np.array(f, np.float32)
+    f[..., 0] *= np.float32(cols / w)
+    f[..., 1] *= np.float32(rows / h)
+    return f
 
 
 class WarpedNoise:
@@ -219,28 +224,30 @@ class WarpedNoise:
         """The state of frame ``state.frame + 1`` (formulas in the module docstring).
 
         ``flow_fw``: flow t-1 -> t, ``flow_bw``: t -> t-1, float32 (rows, cols, 2) in fine cells. ``occluded``
-        (rows, cols), 1 = the t-1 content is not in frame t; default ``flow.occlusion_mask(flow_fw, flow_bw)``,
-        or nothing occluded without ``flow_bw``.
+        (rows, cols), 1 = the t-1 content is not in frame t; default: the forward-backward check of the two flows
+        (:meth:`_occluded`), or nothing occluded without ``flow_bw``.
         """
         rows, cols = self.grid
         if flow_fw.shape != (rows, cols, 2):
             raise Vid2VidError(f"warped noise: the flow is {flow_fw.shape[1]}x{flow_fw.shape[0]}, the noise "
                                f"grid {cols}x{rows}")
-        if occluded is None and flow_bw is not None:
-            occluded = flow.occlusion_mask(flow_fw, flow_bw, alpha=OCCLUSION_ALPHA, beta=OCCLUSION_BETA)
         n = rows * cols
-        pos = self._grid + state.offsets
-        fw = flow_fw.reshape(-1, 2)
+        fw = np.ascontiguousarray(flow_fw, np.float32).reshape(-1, 2)
+        fw2 = np.einsum("ij,ij->i", fw, fw)
+        if occluded is None and flow_bw is not None:
+            occluded = self._occluded(fw, fw2, flow_bw)
         if STILL > 0:
-            fw = np.where((np.einsum("ij,ij->i", fw, fw) < STILL * STILL)[:, None], np.float32(0), fw)
+            fw = np.where((fw2 < STILL * STILL)[:, None], np.float32(0), fw)
+        pos = self._grid + state.offsets
         pos += fw
         target = np.floor(pos + np.float32(0.5))
         resid = pos - target
         cell = target.astype(np.int32)
         tx, ty = cell[:, 0], cell[:, 1]
-        lost = (tx < 0) | (tx >= cols) | (ty < 0) | (ty >= rows)
+        outside = cell.view(np.uint32)  # negative coordinates wrap to huge ones: one comparison per axis
+        lost = (outside[:, 0] >= cols) | (outside[:, 1] >= rows)
         if occluded is not None:
-            lost |= occluded.reshape(-1) >= 0.5
+            lost |= np.asarray(occluded).reshape(-1) >= 0.5
         tgt = ty.astype(np.int64) * cols + tx
         tgt[lost] = n  # a dump cell past the grid
         # winner per target cell: smallest squared distance to the cell centre (quantised to 10 bits), then the
@@ -286,6 +293,18 @@ class WarpedNoise:
             values[empty] = self._fresh(state.frame + 1, len(empty))
             offsets[empty] = 0.0
         return NoiseState(state.frame + 1, values, offsets)
+
+    def _occluded(self, fw: np.ndarray, fw2: np.ndarray, flow_bw: np.ndarray) -> np.ndarray:
+        """Forward-backward check, as :func:`flow.occlusion_mask` without its out-of-frame part (a particle that
+        leaves the grid is dropped anyway): ``|F + B(c + F)|^2 > alpha (|F|^2 + |B(c + F)|^2) + beta``, bool (n,)."""
+        rows, cols = self.grid
+        where = (self._grid + fw).reshape(rows, cols, 2)
+        bw = cv2.remap(np.ascontiguousarray(flow_bw, np.float32), where, None, cv2.INTER_LINEAR,
+                       borderMode=cv2.BORDER_REPLICATE).reshape(-1, 2)
+        both = fw + bw
+        diff = np.einsum("ij,ij->i", both, both)
+        norms = fw2 + np.einsum("ij,ij->i", bw, bw)
+        return diff > np.float32(OCCLUSION_ALPHA) * norms + np.float32(OCCLUSION_BETA)
 
     def advance(self, state: NoiseState, prev_src: np.ndarray, cur_src: np.ndarray,
                 quality: str = "medium") -> NoiseState:

@@ -24,6 +24,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+from . import noise
 from .errors import Vid2VidError
 from .loop import FrameContext, Run, Stage
 from .noise import NoiseState, WarpedNoise
@@ -82,13 +83,22 @@ class NoiseStage(Stage):
         if ctx.index == 0:
             state = field.first(0)
         elif state is not None and state.frame == ctx.index - 1 and ctx.prev_video is not None:
-            state = field.advance(state, ctx.prev_video, ctx.video, FLOW_QUALITY)
+            state = field.step(state, *self._flows(field, ctx))
         else:
             state = self._rebuild(field, ctx)
         self.state = state
         if ctx.index and ctx.index % CHECKPOINT_EVERY == 0:
             self._checkpoint(ctx.loop, state)
         ctx.analysis["noise"] = field.latent(state)
+
+    @staticmethod
+    def _flows(field: WarpedNoise, ctx: FrameContext):
+        """The pair of fine-grid flows of frames i-1 -> i: the init stage's full-size DIS pair when it computed
+        one (flow_warp with occlusion: the same computation, so the same bytes), else computed here."""
+        fw, bw = ctx.analysis.get("flow_prev_to_cur"), ctx.analysis.get("flow_cur_to_prev")
+        if fw is not None and bw is not None and FLOW_QUALITY == "medium" and noise.FLOW_SCALE == 1.0:
+            return noise.to_grid(fw, field.grid), noise.to_grid(bw, field.grid)
+        return noise.fine_flows(ctx.prev_video, ctx.video, field.grid, FLOW_QUALITY)
 
     def prepare(self, ctx: FrameContext, req: RenderRequest) -> None:
         req.noise = ctx.analysis["noise"]

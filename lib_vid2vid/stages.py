@@ -230,6 +230,7 @@ class InitStage(Stage):
             if self.occlusion:
                 cur_to_prev, prev_to_cur = flow.bidirectional_flow(ctx.prev_video, ctx.video)
                 ctx.analysis["occlusion"] = flow.occlusion_mask(cur_to_prev, prev_to_cur)
+                ctx.analysis["flow_prev_to_cur"] = prev_to_cur  # warped noise reuses the pair
             else:
                 cur_to_prev = flow.flow_current_to_previous(ctx.prev_video, ctx.video)
             ctx.analysis["flow_cur_to_prev"] = cur_to_prev
