@@ -3,24 +3,27 @@
 A small spy extension (written to the test's tmp folder and linked into the WebUI's extensions/ beside vid2vid)
 wraps ``KDiffusionSampler.sample_img2img`` and saves the ``noise`` argument of every call, i.e. the tensor the
 sampler adds to the init latent, after every always-on script's ``process_before_every_sampling`` ran. The test
-recomputes each frame's warped noise outside the WebUI (the same job settings through the proxy renderer: the
-noise depends only on the job seed, the pass and the source frames) and compares the two, bit for bit.
+recomputes each frame's warped noise outside the WebUI but with its Python (the same job settings through the
+proxy renderer: the noise depends only on the job seed, the pass, the source frames and the OpenCV build that
+computes their flow) and compares the two, bit for bit.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import subprocess
+from pathlib import Path
 
 import numpy as np
 import pytest
 import requests
 
 from lib_vid2vid import params
-from lib_vid2vid.pipeline import run_job
-from lib_vid2vid.proxy import ProxyRenderer
+from tests.integration.conftest import _env
 
 pytestmark = [pytest.mark.integration]
+ROOT = Path(__file__).resolve().parents[2]
 
 SPY = '''"""Test spy: saves the noise every img2img k-diffusion sampling receives (vid2vid's integration test)."""
 import os
@@ -84,6 +87,13 @@ def _post(webui, s, size, steps):
     return json.loads(r.json()["info"])["extra_generation_params"]["vid2vid_info"]
 
 
+EXPECTED = """
+import sys
+sys.path.insert(0, sys.argv[1])
+import numpy as np
+from lib_vid2vid import params
+from tests.integration.conftest import _env
+
 class Recorder(ProxyRenderer):
     def __init__(self):
         super().__init__()
@@ -93,11 +103,23 @@ class Recorder(ProxyRenderer):
         self.noises.append(request.noise)
         return super().render(request)
 
+src, out, size, strength = sys.argv[2], sys.argv[3], int(sys.argv[4]), float(sys.argv[5])
+s = params.Settings().replace(input=src, output_dir=out, width=size, height=size, seed=42, denoise=0.5, steps=2,
+                              max_frames=4, noise_mode="warped", noise_strength=strength)
+rec = Recorder()
+run_job(s, rec)
+for k, z in enumerate(rec.noises):
+    np.save(f"{out}/{k:04d}.npy", z)
+"""
 
-def _expected(src, tmp, size, **kw):
-    rec = Recorder()
-    run_job(_settings(src, tmp, size, **kw), rec)
-    return rec.noises
+
+def _expected(webui, src, out, size, strength):
+    """Each frame's warped noise as vid2vid computes it with the WebUI's own Python and libraries (the flows, so
+    the noise after frame 0, depend on the OpenCV build), through the proxy renderer outside the WebUI."""
+    out.mkdir(parents=True, exist_ok=True)
+    subprocess.run([webui["host"].python(), "-c", EXPECTED, str(ROOT), str(src), str(out), str(size), str(strength)],
+                   check=True, env=_env(), cwd=str(out), timeout=600)
+    return [np.load(f) for f in sorted(out.glob("*.npy"))]
 
 
 @pytest.mark.parametrize("strength", [1.0, 0.5])
@@ -111,7 +133,7 @@ def test_sampler_receives_exactly_our_noise(webui, source, spy_dir, strength, tm
     info = _post(webui, s, size, steps)
     assert "vid2vid: done, 4/4 frames" in info, info
     got = [np.load(f) for f in sorted(dumps.glob("*.npy"))]
-    want = _expected(source, tmp_path / "proxy", size, noise_strength=strength)
+    want = _expected(webui, source, tmp_path / "proxy", size, strength)
     assert len(got) == len(want) == 4
     for k, (g, w) in enumerate(zip(got, want)):
         assert g.shape == w.shape == (1, 4, size // 8, size // 8)
