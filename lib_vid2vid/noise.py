@@ -25,12 +25,13 @@ correlated, the blur the sampler turns into mush).
 One step t-1 -> t, with ``F`` the flow t-1 -> t and ``B`` the flow t -> t-1 of the source frames (DIS at the
 frames' size, area-averaged to the fine grid, in fine cells: :func:`fine_flows`)::
 
-    F[c]   = 0 where |F[c]| < STILL            (1 cell = 2 image px: DIS's noise on a still picture)
+    F[c]   = 0 where |F[c]| < STILL            (2 cells = 4 image px = half a latent pixel per frame): "still"
     p      = c + r[c] + F[c]                   where the particle of fine cell c of frame t-1 lands
-    drop   c if O[c] = 1                       O = flow.occlusion_mask(F, B): its content is not in frame t
-                                               (covered, or gone out of the frame)
+    drop   c if O[c] = 1 and c moves           O: forward-backward check of F and B (flow.occlusion_mask): its
+                                               content is not in frame t (a still particle is never dropped here)
     t(c)   = floor(p + 0.5)                    the cell it lands in; dropped if outside the grid
-    winner per cell: smallest |p - t|^2 (ties: lowest source index)   collisions (contraction, occlusion)
+    winner per cell: a moving particle before a still one, then the smallest |p - t|^2, then the lowest
+                     source index              collisions (contraction; something moving over still content)
     second chance: a loser takes the neighbouring cell on its side (along its larger residual) if no particle
                    landed there (smallest distance wins again)
     V'[t] = V[c], r'[t] = p - t                for winners
@@ -38,8 +39,8 @@ frames' size, area-averaged to the fine grid, in fine cells: :func:`fine_flows`)
 
 Every cell of frame t holds either one surviving value (each value survives in at most one cell) or a fresh
 one, chosen from the positions only, never from the values: so V' is again i.i.d. N(0, 1), and Z with it. The
-sub-cell positions ``r`` accumulate slow motion (1.25 cells per frame moves a particle 5 cells in 4 frames)
-instead of rounding it away every frame.
+sub-cell positions ``r`` accumulate fractional motion (2.25 cells per frame moves a particle 9 cells in 4
+frames) instead of rounding it away every frame.
 
 What it cannot do: move a white field by a fraction of a latent pixel without renewing part of it. A shift of
 ``v`` latent pixels (0 < v < 1) swaps a fraction ``v`` of each latent pixel's fine cells for its neighbour's,
@@ -98,10 +99,14 @@ OCCLUSION_BETA = 0.5
 """Forward-backward check of :func:`flow.occlusion_mask` in fine cells (squared lengths)."""
 FLOW_SCALE = 1.0
 """Image scale the noise's DIS flows are computed at (1 = the frame's own size; 0.5 = the fine grid's)."""
-STILL = 1.0
-"""Flow vectors shorter than this (fine cells; 1 = 2 image pixels per frame) count as no motion: on a still
-picture DIS reports ~0.1-0.5 px of noise, which would otherwise random-walk the particles (consistency
-benchmark, cup.mp4: warp error 0.81e-3 without, 0.39e-3 with, fixed seed 0.40e-3)."""
+STILL = 2.0
+"""Flow vectors shorter than this (fine cells; 2 = 4 image pixels = half a latent pixel per frame) count as no
+motion. Below half a latent pixel, moving a white field renews more of it (2 v (1 - v), module docstring) than
+leaving it in place costs, and DIS's noise on a still picture (0.1-0.5 px) would random-walk it. Consistency
+benchmark (cup, bikes, carphone, Megamind; 24 frames) warp error x1e-3 for 1 / 2 / 3 / 4 cells:
+cup 0.375 / 0.314 / 0.310 / 0.332, bikes 0.964 / 0.907 / 0.903 / 0.914, carphone 0.936 / 0.717 / 0.696 / 0.721,
+Megamind 0.795 / 0.756 / 0.742 / 0.748. The price: a pan slower than 4 px per frame keeps its noise in place,
+as a fixed seed does."""
 TAG = 0x6E6F6973
 """Mixed into the seed sequence so warped noise never equals another numpy draw of the job seed ("nois")."""
 
@@ -224,8 +229,8 @@ class WarpedNoise:
         """The state of frame ``state.frame + 1`` (formulas in the module docstring).
 
         ``flow_fw``: flow t-1 -> t, ``flow_bw``: t -> t-1, float32 (rows, cols, 2) in fine cells. ``occluded``
-        (rows, cols), 1 = the t-1 content is not in frame t; default: the forward-backward check of the two flows
-        (:meth:`_occluded`), or nothing occluded without ``flow_bw``.
+        (rows, cols), 1 = the t-1 content is not in frame t, taken as given; default: the forward-backward check
+        of the two flows (:meth:`_occluded`) for the particles that move, or nothing occluded without ``flow_bw``.
         """
         rows, cols = self.grid
         if flow_fw.shape != (rows, cols, 2):
@@ -234,10 +239,11 @@ class WarpedNoise:
         n = rows * cols
         fw = np.ascontiguousarray(flow_fw, np.float32).reshape(-1, 2)
         fw2 = np.einsum("ij,ij->i", fw, fw)
+        still = fw2 < np.float32(STILL * STILL)
         if occluded is None and flow_bw is not None:
-            occluded = self._occluded(fw, fw2, flow_bw)
+            occluded = self._occluded(fw, fw2, flow_bw) & ~still
         if STILL > 0:
-            fw = np.where((fw2 < STILL * STILL)[:, None], np.float32(0), fw)
+            fw = np.where(still[:, None], np.float32(0), fw)
         pos = self._grid + state.offsets
         pos += fw
         target = np.floor(pos + np.float32(0.5))
@@ -250,14 +256,16 @@ class WarpedNoise:
             lost |= np.asarray(occluded).reshape(-1) >= 0.5
         tgt = ty.astype(np.int64) * cols + tx
         tgt[lost] = n  # a dump cell past the grid
-        # winner per target cell: smallest squared distance to the cell centre (quantised to 10 bits), then the
-        # lowest source index; one int64 key (distance << 40 | source) so one unbuffered minimum decides
+        # winner per target cell: a moving particle before a still one (what moves onto still content covers
+        # it), then the smallest squared distance to the cell centre (quantised to 10 bits), then the lowest
+        # source index; one int64 key (still << 50 | distance << 40 | source) so one unbuffered minimum decides
         r2 = resid * resid
         d2 = r2[:, 0] + r2[:, 1]
         d2 *= np.float32(2048)
         key = np.minimum(d2.astype(np.int64), 1023)
         key <<= 40
         key |= self._index
+        key |= still.astype(np.int64) << 50
         best = np.full(n + 1, _NONE, np.int64)
         np.minimum.at(best, tgt, key)
         best = best[:n]

@@ -92,13 +92,14 @@ def test_slow_motion_accumulates_instead_of_rounding_away():
     field = WarpedNoise(9, 128, 128)
     rows, cols = field.grid
     slow = np.zeros((rows, cols, 2), np.float32)
-    slow[..., 1] = 0.25 + noise.STILL  # above the still threshold, a quarter cell over a whole cell
+    slow[..., 1] = 0.25 + noise.STILL  # above the still threshold: a whole number of cells and a quarter
     state = first = field.first()
     for _ in range(4):
         state = field.step(state, slow)
     v0 = first.values.reshape(rows, cols, -1)
     v = state.values.reshape(rows, cols, -1)
-    assert np.array_equal(v[5:], v0[:-5])  # 4 x 1.25 = 5 cells down, exactly
+    shift = 1 + 4 * int(noise.STILL)  # 4 x (STILL + 0.25) cells down, exactly
+    assert np.array_equal(v[shift:], v0[:-shift])
 
 
 def test_still_picture_keeps_its_noise():
