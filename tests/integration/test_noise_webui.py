@@ -92,7 +92,8 @@ import sys
 sys.path.insert(0, sys.argv[1])
 import numpy as np
 from lib_vid2vid import params
-from tests.integration.conftest import _env
+from lib_vid2vid.pipeline import run_job
+from lib_vid2vid.proxy import ProxyRenderer
 
 class Recorder(ProxyRenderer):
     def __init__(self):
