@@ -73,7 +73,7 @@ def source(tmp_path_factory):
 
 def _settings(src, out_dir, size, **kw):
     return params.Settings().replace(input=str(src), output_dir=str(out_dir), width=size, height=size, seed=42,
-                                     denoise=0.5, steps=2, max_frames=4, noise_mode="warped", **kw)
+                                     denoise=0.5, steps=2, max_frames=4, fps=6, noise_mode="warped", **kw)
 
 
 def _post(webui, s, size, steps):
@@ -106,7 +106,7 @@ class Recorder(ProxyRenderer):
 
 src, out, size, strength = sys.argv[2], sys.argv[3], int(sys.argv[4]), float(sys.argv[5])
 s = params.Settings().replace(input=src, output_dir=out, width=size, height=size, seed=42, denoise=0.5, steps=2,
-                              max_frames=4, noise_mode="warped", noise_strength=strength)
+                              max_frames=4, fps=6, noise_mode="warped", noise_strength=strength)
 rec = Recorder()
 run_job(s, rec)
 for k, z in enumerate(rec.noises):
@@ -143,4 +143,4 @@ def test_sampler_receives_exactly_our_noise(webui, source, spy_dir, strength, tm
         else:  # mixed with the WebUI's own seed noise: correlated with ours by sqrt(s), still unit variance
             c = float(np.mean(g * w))
             assert abs(c - math.sqrt(strength)) < 0.25 and abs(float(g.var()) - 1) < 0.4, (k, c, g.var())
-    assert not np.array_equal(got[0], got[1]), "the noise moves with the clip's square"
+    assert not np.array_equal(got[0], got[1]), "the noise moves with the clip's square (14 px per frame at 6 fps)"
