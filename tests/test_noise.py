@@ -277,3 +277,15 @@ def test_warped_noise_moves_detail_with_a_pan(pan_clip, tmp_path):
         res = run_job(_settings(pan_clip, tmp_path / name, max_frames=24, **kw), ProxyRenderer())
         errs[name] = report(res.job_dir, max_side=None, write=False)["warp_error"]
     assert errs["warped"] < errs["fixed"] < errs["increment"], errs
+
+
+def test_single_frame_preview_has_the_jobs_noise(pan_clip, tmp_path):
+    """The one-frame preview (debug_render) rebuilds the noise chain from the source: same frame as the job."""
+    from lib_vid2vid.debug import render_single_frame
+
+    s = _settings(pan_clip, tmp_path / "job", max_frames=8)
+    res = run_job(s, ProxyRenderer())
+    frame = render_single_frame(s, ProxyRenderer(), frame=6)
+    assert frame.exact
+    want = cv2.cvtColor(cv2.imread(str(res.job_dir / "frames" / "pass1" / "000006.png")), cv2.COLOR_BGR2RGB)
+    assert np.array_equal(frame.output, want)
