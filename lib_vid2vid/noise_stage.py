@@ -131,8 +131,15 @@ class NoiseStage(Stage):
         return None
 
     def _rebuild(self, field: WarpedNoise, ctx: FrameContext) -> NoiseState:
-        """The state of frame ``ctx.index`` from a checkpoint and the source frames after it."""
-        state = self._load(ctx.loop, ctx.index, field) or field.first(0)
+        """The state of frame ``ctx.index`` from the latest state at or before it (this run's own, or a checkpoint,
+        or frame 0) and the source frames after it; checkpoints on the way. Frames analysed out of order (the
+        keyframe strategy renders every k-th frame first) come here and cost one step per frame in between."""
+        state = self._load(ctx.loop, ctx.index, field)
+        own = self.state
+        if own is not None and own.frame <= ctx.index and (state is None or own.frame > state.frame):
+            state = own
+        if state is None:
+            state = field.first(0)
         if state.frame == ctx.index:
             return state
         prev = None
@@ -141,6 +148,8 @@ class NoiseStage(Stage):
             for idx, rgb in frames:
                 if idx > state.frame:
                     state = field.advance(state, prev, rgb, FLOW_QUALITY)
+                    if idx % CHECKPOINT_EVERY == 0 and idx < ctx.index:
+                        self._checkpoint(ctx.loop, state)
                 prev = rgb
                 if idx >= ctx.index:
                     break
