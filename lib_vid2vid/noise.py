@@ -46,9 +46,9 @@ What it cannot do: move a white field by a fraction of a latent pixel without re
 ``v`` latent pixels (0 < v < 1) swaps a fraction ``v`` of each latent pixel's fine cells for its neighbour's,
 so ``Z_t`` equals the shifted ``Z_{t-1}`` interpolated plus a fresh part of variance ``2 v (1 - v)``; whole
 latent pixels move exactly. A fixed seed instead keeps the (smooth, after decoding) texture in place, which
-for slow motion is the smaller error: hence :data:`STILL`, below which the noise stays in place, and warped
-noise pays off where the picture moves half a latent pixel (4 image px) per frame or more, e.g. camera pans
-(helpers/bench_consistency.py, README "Consistency").
+for slow motion is the smaller error: hence :data:`STILL`, below which the noise stays in place. The noise also
+follows DIS wherever DIS's flow is unconstrained (flat areas); judged by an independent flow that shows as texture
+moving the wrong way (helpers/bench_consistency.py ``--judge-flow``; README "Consistency").
 
 Determinism: fresh values of frame f, pass p come from ``numpy.random.default_rng(SeedSequence([seed, p, f,
 TAG]))``; frame 0 is all fresh. Everything else is integer indexing and float32 additions in a fixed order, so
