@@ -8,8 +8,9 @@ What runs. Each clip of ``../shared/media`` (cup.mp4, box.mp4, Megamind.avi, bik
 carphone_pristine.mp4; ``--clips`` picks some) is decoded from its start at ``--fps`` (12) for
 ``--frames`` (48) frames, i.e. 4 seconds, resized to ``--width`` (384) pixels wide with the height from
 the aspect ratio (multiple of 8). Each strategy of :data:`lib_vid2vid.params.STRATEGIES` -- read when the
-benchmark runs, so a new preset joins the table without editing this file -- is applied on top of the
-default settings and run as a full job through :func:`lib_vid2vid.pipeline.run_job` in a temporary job
+benchmark runs, so a new preset joins the table without editing this file -- and, as ``<name>+warped``, the
+strategies named by ``--warped`` (default fixed_seed and per_frame) with ``noise_mode=warped`` (the noise
+carried along the source's flow, lib_vid2vid/noise.py), is applied on top of the default settings and run as a full job through :func:`lib_vid2vid.pipeline.run_job` in a temporary job
 folder (deleted afterwards). Every job gets the same size, rate, frame count, seed (1) and denoising
 strength (``--denoise``, 0.45); a preset that sets one of these has that value overridden (a note is
 printed), so the methods differ only in how they build, correct and blend frames.
@@ -24,7 +25,8 @@ deterministic and fast on a CPU. For an init image ``x`` (float 0..1), denoising
 
 An incrementing seed gives new detail every frame (flicker); a fixed seed gives the same detail pattern
 at the same screen position while the content moves (texture sticking) -- the two failure modes of
-per-frame img2img. A batch averages images drawn with seeds s, s+1, ...; an inpaint mask keeps the init
+per-frame img2img. With warped noise ``n(s)`` is replaced by the job's warped latent field upsampled the same
+way, so the detail moves with the content. A batch averages images drawn with seeds s, s+1, ...; an inpaint mask keeps the init
 outside it. No diffusion model runs, so the numbers compare the temporal machinery, not a checkpoint.
 
 Metrics. :func:`lib_vid2vid.report.report` -- the same report every finished job gets -- pairs each
@@ -518,6 +520,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--tolerance", type=float, default=0.02,
                     help="equal fidelity: mean edge SSIM within this of the baseline's (default 0.02)")
     ap.add_argument("--methods", default="", help="comma-separated strategy names (default: every strategy)")
+    ap.add_argument("--warped", default="fixed_seed,per_frame",
+                    help="strategies also run with noise_mode=warped (strength 1), as '<name>+warped' "
+                         "(default: fixed_seed,per_frame; '' for none)")
     ap.add_argument("--workers", type=int, default=1, help="jobs run in parallel processes (default 1)")
     ap.add_argument("--judge-flow", default=DEFAULT_JUDGE,
                     help="comma-separated judges of the warp error and the floor, each METHOD[:QUALITY[:ALPHA:BETA]] "
@@ -530,6 +535,11 @@ def main(argv: list[str] | None = None) -> int:
     from lib_vid2vid.params import STRATEGIES, Settings
 
     strategies = dict(STRATEGIES)
+    for name in [w.strip() for w in args.warped.split(",") if w.strip()]:
+        if name not in STRATEGIES:
+            print(f"error: --warped names unknown strategy {name}; known: {', '.join(STRATEGIES)}", file=sys.stderr)
+            return 2
+        strategies[f"{name}+warped"] = {**STRATEGIES[name], "noise_mode": "warped", "noise_strength": 1.0}
     methods = [m for m in strategies if not args.methods or m in args.methods.split(",")]
     unknown = [m for m in args.methods.split(",") if m and m not in strategies] if args.methods else []
     if unknown:

@@ -15,6 +15,8 @@
   "sigma_min": "Smallest sigma of the override schedule. [0.001..1000]",
   "sigma_max": "Largest sigma of the override schedule: about 1 repaints style and keeps the picture, about 14.6 is the model's full range. [0.01..1000]",
   "rho": "Karras / polyexponential curvature. [0.1..20]",
+  "noise_mode": "Sampling noise of each frame: the seed's (seed mode), or the previous frame's noise carried along the source's optical flow, fresh where the flow cannot reach (warped: texture moves with the picture instead of sticking to the screen).",
+  "noise_strength": "warped: share of the warped noise; the rest is the seed's noise, mixed as sqrt(s) * warped + sqrt(1 - s) * seed noise (variance stays 1). [0..1]",
   "fdc_mode": "Frame delta correction: fit each output's change from the previous output to the source's change.",
   "motion_mask": "Let only the pixels that moved in the source change.",
   "motion_low_cut": "Motion mask: source changes below this (0..255) may not change the output. [0..255]",

@@ -584,6 +584,8 @@ class Run:
         t, c, s = self.settings.temporal, self.settings.correction, self.settings.sampling
         parts = [f"frame {ctx.index + 1}/{ctx.total}", f"pass {ctx.loop + 1}/{self.passes}",
                  f"init {t.init_mode}", f"seed mode {s.seed_mode}"]
+        if s.noise_mode != "seed":
+            parts.append(f"noise {s.noise_mode} {s.noise_strength:g}")
         if c.fdc_mode != "none":
             parts.append(f"fdc {c.fdc_mode}")
         if c.motion_mask:

@@ -78,6 +78,7 @@ def setting(default: Any, help: str, *, unit: str = "", min: float | None = None
 RESIZE_MODES = ("just_resize", "crop_and_resize", "resize_and_fill")
 SIGMA_SCHEDULES = ("host", "karras", "exponential", "polyexponential", "vp", "linear")
 SEED_MODES = ("fixed", "increment", "fixed_variation")
+NOISE_MODES = ("seed", "warped")
 INIT_MODES = ("source", "temporal_blend", "temporal_blend_masked", "flow_warp", "previous_output",
               "temporal_merge")
 FDC_MODES = ("none", "clip", "mean", "std", "mean_std")
@@ -151,6 +152,13 @@ class SamplingSettings:
                                "keeps the picture, about 14.6 is the model's full range.", min=0.01, max=1000,
                                widget="number")
     rho: float = setting(7.0, "Karras / polyexponential curvature.", min=0.1, max=20)
+    noise_mode: str = setting("seed", "Sampling noise of each frame: the seed's (seed mode), or the previous "
+                              "frame's noise carried along the source's optical flow, fresh where the flow "
+                              "cannot reach (warped: texture moves with the picture instead of sticking to the "
+                              "screen).", choices=NOISE_MODES, widget="radio")
+    noise_strength: float = setting(1.0, "warped: share of the warped noise; the rest is the seed's noise, "
+                                    "mixed as sqrt(s) * warped + sqrt(1 - s) * seed noise (variance stays 1).",
+                                    min=0, max=1, step=0.05)
 
 
 @dataclass

@@ -40,10 +40,10 @@ class RenderRequest:
     """RGB uint8 HWC frame for ControlNet units (normally the source frame)."""
     frame_index: int = 0
     noise: np.ndarray | None = None
-    """Optional latent-space starting noise for the frame, float32 (C, H/8, W/8) per image (or
-    (batch_size * n_iter, C, H/8, W/8)), N(0, 1), e.g. noise warped along the optical flow so that it moves with
-    the picture; None = the renderer draws it from the seed. No stage sets it yet, and no renderer takes it yet
-    (the diffusers renderer says so once): it is where such a helper plugs in."""
+    """Warped latent noise (``noise_mode = warped``): float32 (batch_size * n_iter, C, H/8, W/8), i.i.d. N(0, 1);
+    image k of the request samples with ``noise.mix(noise[k], own_seed_noise_k, noise_strength)``
+    (:func:`lib_vid2vid.noise.request_noise`). None: the host's own seeded noise."""
+    noise_strength: float = 1.0
     extra: dict = field(default_factory=dict)
     """Host-specific pass-through (sampler name, scheduler, ...)."""
 
@@ -61,6 +61,9 @@ class Renderer(Protocol):
     """Optionally also ``host_identity() -> dict``: what the host uses to make a frame beyond the request
     (checkpoint, VAE, ControlNet units ...; lib_vid2vid/identity.py). It is part of a job's identity: a job is
     resumed only by a host with an equal one.
+
+    Optionally also ``latent_channels`` (int, or a method returning it): the channels of the latent the host
+    samples, for warped noise (4 when absent: SD 1.x/2.x/XL; SD3 and Flux have 16).
 
     Optionally also ``take_notices() -> list[str]``: one-line notes about the host found since the last call
     (e.g. an option that is on but does nothing); the loop writes each into the job log once and the job's

@@ -8,6 +8,7 @@ Order of the stages in a frame (see :mod:`lib_vid2vid.loop` for the hooks)::
     SigmaStage      begin: the sigma override (same for every frame), warnings for samplers that ignore it
     InitStage       prepare: the init image (source | temporal blend [masked] | flow warp with occlusion |
                     previous output | temporal merge)
+    NoiseStage      analyse/prepare: the frame's warped latent noise (noise_mode warped; noise_stage.py)
     DepthStage      analyse: depth mask (lib_vid2vid.depth, imported lazily; only with depth_mask)
     MaskStage       analyse: motion, colour-key and user masks, combined with the depth mask
                     (masks.combine_masks); prepare: colour-key fill of the init, inpaint mask;
@@ -43,6 +44,7 @@ from . import blend, fdc, flow, masks
 from .errors import Vid2VidError
 from .imaging import to_uint8_255
 from .loop import FrameContext, Run, Stage
+from .noise_stage import NoiseStage
 from .params import SCHEDULES, Settings, parse_colour, parse_weights, schedule_ranges
 from .renderer import RenderRequest
 from .seeds import LOOP_SEED_STRIDE, SEED_MODULUS
@@ -228,6 +230,7 @@ class InitStage(Stage):
             if self.occlusion:
                 cur_to_prev, prev_to_cur = flow.bidirectional_flow(ctx.prev_video, ctx.video)
                 ctx.analysis["occlusion"] = flow.occlusion_mask(cur_to_prev, prev_to_cur)
+                ctx.analysis["flow_prev_to_cur"] = prev_to_cur  # warped noise reuses the pair
             else:
                 cur_to_prev = flow.flow_current_to_previous(ctx.prev_video, ctx.video)
             ctx.analysis["flow_cur_to_prev"] = cur_to_prev
@@ -578,6 +581,8 @@ class ColourStage(Stage):
 def build_stages(settings: Settings, job: Job | None = None) -> list[Stage]:
     c, t = settings.correction, settings.temporal
     stages: list[Stage] = [ScheduleStage(settings), SigmaStage(settings), InitStage(settings)]
+    if settings.sampling.noise_mode == "warped":
+        stages.append(NoiseStage(settings))
     if c.depth_mask:
         stages.append(DepthStage(settings))
     if masks.any_mask(settings):

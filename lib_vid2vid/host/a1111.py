@@ -34,6 +34,8 @@ from ..errors import Interrupted, Vid2VidError
 from ..renderer import RenderRequest
 
 SCRIPT_TITLE = "vid2vid"
+NOISE_SCRIPT_TITLE = "vid2vid noise"
+"""The always-on companion script (scripts/vid2vid_noise.py) that hands warped noise to the sampler."""
 OPT_PREFIX = "vid2vid_"
 
 
@@ -226,6 +228,8 @@ def _alwayson_identity(p: Any) -> tuple[list[Any], dict[str, Any]]:
             title = type(sc).__name__
         lo, hi = getattr(sc, "args_from", None), getattr(sc, "args_to", None)
         own = args[lo:hi] if isinstance(lo, int) and isinstance(hi, int) else []
+        if title == NOISE_SCRIPT_TITLE:
+            continue  # ours, no args: acts only on vid2vid's own frames
         if title.lower() == "controlnet":
             units += [_readable(_unit_identity, u) for u in own]
             continue
@@ -329,6 +333,65 @@ def stop_requested(state: Any) -> bool:
     return bool(getattr(state, "interrupted", False) or getattr(state, "stopping_generation", False))
 
 
+# ------------------------------------------------------------------ warped noise
+
+class FrameNoise:
+    """vid2vid's noise for one frame, on that frame's ``p`` (``p.vid2vid_noise``), until the companion script
+    copies it into the sampler's noise. ``noise``: float32 (batch_size * n_iter, C, h, w); ``applied``: the
+    batch iterations that received it; ``error``: why one did not."""
+
+    def __init__(self, noise: np.ndarray, strength: float):
+        self.noise, self.strength = noise, float(strength)
+        self.applied: list[int] = []
+        self.error = ""
+
+
+def apply_frame_noise(p: Any, noise: Any) -> None:
+    """The companion script's ``process_before_every_sampling``: overwrite the host's noise tensor in place with
+    vid2vid's (``noise.request_noise``: ``sqrt(s) * ours * m + sqrt(1 - s) * host``, m the img2img noise
+    multiplier the host already applied). Does nothing for a ``p`` that is not one of vid2vid's frames.
+
+    Route (A1111 1.10 and Forge, modules/processing.py ``StableDiffusionProcessingImg2Img.sample``): ``x =
+    self.rng.next()`` (times the noise multiplier), then ``scripts.process_before_every_sampling(p, x=init_latent,
+    noise=x, ...)``, then ``sampler.sample_img2img(p, init_latent, x, ...)``, which adds ``x * sigma`` to the init
+    latent: the tensor we overwrite is the one the sampler uses."""
+    job = getattr(p, "vid2vid_noise", None)
+    if not isinstance(job, FrameNoise) or noise is None:
+        return
+    import math
+
+    import torch  # noqa: PLC0415 - the host always has torch
+
+    it = int(getattr(p, "iteration", 0) or 0)
+    bs = int(noise.shape[0])
+    ours = job.noise[it * bs:(it + 1) * bs]
+    if tuple(ours.shape) != tuple(noise.shape):
+        job.error = (f"the sampler's noise is {tuple(noise.shape)} but vid2vid's warped noise is "
+                     f"{tuple(ours.shape)} (batch, channels, height/8, width/8)")
+        raise Vid2VidError(f"vid2vid warped noise: {job.error}")
+    mult = float(getattr(p, "initial_noise_multiplier", None) or 1.0)
+    t = torch.from_numpy(np.ascontiguousarray(ours)).to(device=noise.device, dtype=noise.dtype)
+    with torch.no_grad():
+        if job.strength >= 1.0:
+            noise.copy_(t if mult == 1.0 else t * mult)
+        else:
+            noise.mul_(math.sqrt(1.0 - job.strength)).add_(t, alpha=math.sqrt(job.strength) * mult)
+    job.applied.append(it)
+
+
+def host_latent_channels() -> int:
+    """Channels of the loaded model's latent (A1111: ``sd_model.latent_channels``; Forge: its VAE's); 4 if unknown."""
+    try:
+        _, shared = _host()
+        model = shared.sd_model
+        value = getattr(model, "latent_channels", None)
+        if value is None:
+            value = model.forge_objects.vae.latent_channels
+        return int(value)
+    except Exception:  # noqa: BLE001 - no model loaded yet, or another host
+        return 4
+
+
 # ------------------------------------------------------------------ renderer
 
 def seed_global_generators(seed: int) -> None:
@@ -408,8 +471,15 @@ class A1111Renderer:
                 return torch.tensor(schedule(steps), dtype=torch.float32)
 
             p2.sampler_noise_scheduler_override = override
+        if req.noise is not None:
+            p2.vid2vid_noise = FrameNoise(req.noise, req.noise_strength)
         self.controlnet.apply(p2, req.control_image)
         return p2
+
+    @property
+    def latent_channels(self) -> int:
+        """Latent channels of the host's model, for warped noise."""
+        return host_latent_channels()
 
     def host_identity(self) -> dict[str, Any]:
         """Part of the job's identity: see :func:`host_identity`."""
@@ -451,6 +521,12 @@ class A1111Renderer:
             state.skipped = False
             self.skipped_frames.append(request.frame_index)
             return [request.init.copy() for _ in range(want)]
+        noise = getattr(p2, "vid2vid_noise", None)
+        if noise is not None and len(noise.applied) < request.n_iter and processed.images:
+            raise Vid2VidError(f"frame {request.frame_index}: the sampler did not get vid2vid's warped noise ("
+                               + (noise.error or f"the always-on script '{NOISE_SCRIPT_TITLE}' did not run: check "
+                                  f"that scripts/vid2vid_noise.py is loaded and the console for its error")
+                               + "); or set noise_mode to seed")
         images = [np.asarray(im.convert("RGB")) for im in processed.images[:want]]
         if len(images) < want:
             raise Vid2VidError(f"The WebUI returned {len(images)} images for frame {request.frame_index}, "

@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from ..errors import RendererError
+from ..errors import RendererError, SettingsError
 from ..renderer import RenderRequest
 
 DEFAULT_URL = "http://127.0.0.1:7860"
@@ -359,6 +359,9 @@ class WebUIApiRenderer:
         return p
 
     def render(self, request: RenderRequest) -> list[np.ndarray]:
+        if request.noise is not None:
+            raise SettingsError("noise_mode", "warped noise cannot be sent per frame over the img2img API: run the "
+                                              "job inside the WebUI (--submit), or set noise_mode to seed")
         want = request.batch_size * request.n_iter
         path = "/sdapi/v1/img2img"
         body = self._call("POST", path, self.payload(request), timeout=self.timeout,

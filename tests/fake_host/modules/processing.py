@@ -2,6 +2,9 @@
 
 The image is the init darkened by denoising_strength, plus seed % 7 on every pixel, so tests can see which
 seed, init and denoise reached the host. ``hooks`` run inside process_images (to press Interrupt/Skip).
+When ``p.scripts`` has ``process_before_every_sampling`` (an always-on scripts runner), each batch iteration
+draws its noise as A1111 1.10 does in ``StableDiffusionProcessingImg2Img.sample`` (seeded, times the noise
+multiplier), calls the hook with ``noise=`` and records the tensor it would sample with in ``sampled_noise``.
 """
 
 import numpy as np
@@ -11,6 +14,7 @@ from modules import shared
 
 calls = []
 hooks = []
+sampled_noise = []
 
 
 class Processed:
@@ -55,6 +59,19 @@ def process_images(p):
         hook(p, len(calls) - 1)
     if shared.state.stopping_generation or shared.state.interrupted:
         return Processed(p, [], p.seed, "")  # the host's loop breaks before sampling
+    runner = getattr(p, "scripts", None)
+    if runner is not None and hasattr(runner, "process_before_every_sampling"):
+        import torch
+
+        for n in range(p.n_iter):
+            p.iteration = n
+            gen = torch.Generator().manual_seed(p.seed + n * p.batch_size)
+            x = torch.randn((p.batch_size, 4, p.height // 8, p.width // 8), generator=gen)
+            multiplier = getattr(p, "initial_noise_multiplier", None) or 1.0
+            if multiplier != 1.0:
+                x *= multiplier
+            runner.process_before_every_sampling(p, x=None, noise=x, c=None, uc=None)
+            sampled_noise.append(x.clone())
     init = np.asarray(p.init_images[0].convert("RGB")).astype(np.float32)
     images = []
     for k in range(p.batch_size * p.n_iter):
