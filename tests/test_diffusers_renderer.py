@@ -345,3 +345,55 @@ def test_sdxl_temporal_preset(clip, tmp_path, models, capsys):
     from PIL import Image
 
     assert Image.open(job_dir / "clip-vid2vid" / pngs[0]).size == (1024, 680)  # long side 1024, aspect kept
+
+
+def _latent_noise(seed, batch=1, h=64, w=96):
+    return np.random.default_rng(seed).standard_normal((batch, 4, h // 8, w // 8)).astype(np.float32)
+
+
+def test_warped_noise_replaces_the_seed_noise(sd, monkeypatch):
+    """noise_mode warped: the noise added to the init latent is the request's (mixed with the seed's own by the
+    strength): strength 1 gives exactly the field, 0 the seed's noise bit for bit. (The seed still draws the
+    VAE's latent sample, so only the noise is compared, and pixels for one seed.)"""
+    field = _latent_noise(1)
+    scheduler = sd.scheduler_for("Euler")
+    seen = []
+    original = type(scheduler).add_noise
+
+    def spy(self, samples, noise, timesteps):
+        seen.append(noise.detach().cpu().numpy().copy())
+        return original(self, samples, noise, timesteps)
+
+    monkeypatch.setattr(type(scheduler), "add_noise", spy)
+    a = sd.render(_request(seed=5, noise=field))[0]
+    assert np.array_equal(seen[-1], field)
+    own = sd.render(_request(seed=5))[0]
+    seed_noise = seen[-1]
+    assert not np.array_equal(seed_noise, field) and not np.array_equal(a, own)
+    assert np.array_equal(sd.render(_request(seed=5, noise=field))[0], a)  # deterministic
+    assert not np.array_equal(sd.render(_request(seed=5, noise=_latent_noise(2)))[0], a)
+    assert np.array_equal(sd.render(_request(seed=5, noise=field, noise_strength=0.0))[0], own)
+    assert np.array_equal(seen[-1], seed_noise)
+    sd.render(_request(seed=5, noise=field, noise_strength=0.25))
+    want = (np.float32(0.5) * field + np.float32(np.sqrt(0.75)) * seed_noise).astype(np.float32)
+    assert np.allclose(seen[-1], want, atol=1e-6)
+    assert "add_noise" not in vars(scheduler)  # the scheduler is itself again after the call
+
+
+def test_warped_noise_per_image_of_a_batch_and_shape_check(sd, monkeypatch):
+    field = _latent_noise(3, batch=4)
+    scheduler = sd.scheduler_for("Euler")
+    seen = []
+    original = type(scheduler).add_noise
+
+    def spy(self, samples, noise, timesteps):
+        seen.append(noise.detach().cpu().numpy().copy())
+        return original(self, samples, noise, timesteps)
+
+    monkeypatch.setattr(type(scheduler), "add_noise", spy)
+    out = sd.render(_request(batch_size=2, n_iter=2, noise=field))
+    # image k of batch j samples with field[j * 2 + k]
+    assert len(out) == 4 and len(seen) == 2
+    assert np.array_equal(seen[0], field[0:2]) and np.array_equal(seen[1], field[2:4])
+    with pytest.raises(RendererError, match="noise_mode seed"):
+        sd.render(_request(noise=_latent_noise(4, h=32, w=32)))

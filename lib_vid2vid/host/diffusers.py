@@ -29,12 +29,17 @@ Per frame (units: pixels RGB uint8 HWC in and out; the mask float32 HW 0..1, 1 =
 fp16 on CUDA, float32 on the CPU. The model is loaded once, when the renderer is made, and kept for the job.
 LoRA files are loaded by path with a weight each (needs ``peft``).
 
-``request.noise`` (latent-space noise for frame-to-frame coherent noise, e.g. flow-warped) is not taken yet:
-the renderer says so once per job and draws its noise from the seed. It is where such a helper plugs in.
+``request.noise`` (``noise_mode = warped``: latent noise carried along the source's flow, :mod:`lib_vid2vid.noise`)
+replaces the noise the pipeline adds to the init latent. Every diffusers img2img / inpaint pipeline draws that
+noise once and hands it to ``scheduler.add_noise(latents, noise, t)`` (the inpaint pipeline again at each step for
+the kept area, with the same tensor); for the call the scheduler's ``add_noise`` takes, for image ``k`` of batch
+``j``, ``noise.mix(request.noise[j * batch_size + k], own_k, noise_strength)`` in place of the pipeline's own
+``own_k`` (drawn from the image's seeded generator, so strength 0 is the seed's noise, bit for bit).
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import inspect
 import json
@@ -488,8 +493,6 @@ class DiffusersRenderer:
         req = request
         if req.subseed_strength > 0:
             self._say("the diffusers renderer has no variation seeds: each frame uses its seed alone")
-        if getattr(req, "noise", None) is not None:
-            self._say("the diffusers renderer does not take a per-frame noise yet: it draws the noise from the seed")
         scheduler = self.scheduler_for(req.extra.get("sampler"), req.extra.get("scheduler"))
         mask = req.mask
         if mask is None and self.source.inpainting:  # a 9-channel UNet always wants a mask: repaint everything
@@ -511,7 +514,7 @@ class DiffusersRenderer:
             torch.manual_seed(first)  # nothing should draw from it; if anything does, it is the frame's seed
             gens = [torch.Generator("cpu").manual_seed(first + k) for k in range(int(req.batch_size))]
             try:
-                with torch.inference_mode():
+                with torch.inference_mode(), _noise_for(scheduler, req, j):
                     images = pipe(generator=gens, **call).images
             except (ValueError, RuntimeError) as exc:
                 raise RendererError(f"diffusers could not render frame {req.frame_index}: {_one_line(exc)}") from None
@@ -526,6 +529,35 @@ class DiffusersRenderer:
                     img = m * img + (1.0 - m) * (req.init.astype(np.float32) / 255.0)
                 outs.append(to_uint8(img))
         return outs
+
+
+@contextlib.contextmanager
+def _noise_for(scheduler: Any, req: RenderRequest, batch: int):
+    """While a pipeline call of batch ``batch`` runs, ``scheduler.add_noise`` uses the request's warped noise
+    (mixed with the pipeline's own by ``noise_strength``; see the module's docstring). Nothing when the request
+    has none."""
+    if getattr(req, "noise", None) is None:
+        yield
+        return
+    from .. import noise as noise_mod  # noqa: PLC0415
+
+    size = int(req.batch_size)
+    warped = np.asarray(req.noise[batch * size:(batch + 1) * size], dtype=np.float32)
+    original = scheduler.add_noise
+
+    def add_noise(samples, own, timesteps):
+        if tuple(own.shape) != warped.shape:
+            raise RendererError(f"the warped noise has the shape {warped.shape} but this model's latent noise is "
+                                f"{tuple(own.shape)}: use noise_mode seed with this model")
+        fresh = own.detach().float().cpu().numpy()
+        mixed = noise_mod.mix(warped, fresh, float(getattr(req, "noise_strength", 1.0)))
+        return original(samples, own.new_tensor(mixed), timesteps)
+
+    scheduler.add_noise = add_noise  # an instance attribute: shadows the method for this call only
+    try:
+        yield
+    finally:
+        del scheduler.add_noise
 
 
 # ------------------------------------------------------------------ image to video
