@@ -416,12 +416,105 @@ def colour_coherence_uint8(img: np.ndarray, reference: LabStats, strength: float
     s = _check_unit("colour coherence strength", strength)
     if s == 0:
         return to_uint8(_finish(to_float255(img), True))
-    x = _srgb_encode255(_matched_linear(img, reference, s))
-    # _finish(x, as_float=True), then to_uint8's ``* 255.0``: the same operations, in place
+    lin = _matched_linear(img, reference, s)
+    if _bounded(reference):
+        out = _encode_uint8(lin)
+        if out is not None:
+            return out
+    return _encode_uint8_plain(lin)
+
+
+def _encode_uint8_plain(lin: np.ndarray) -> np.ndarray:
+    """colour_coherence_uint8's last step, element by element, in place on ``lin``: lab_to_rgb's linear RGB
+    (before its clip) -> sRGB 0..255 -> _finish(as_float=True) -> to_uint8, the same operations."""
+    x = _srgb_encode255(lin)
     np.clip(x, 0.0, 255.0, out=x)
     x /= np.float32(255.0)
     x *= 255.0
     return to_uint8_255(x)
+
+
+def _bounded(reference: LabStats) -> bool:
+    """True if the reference's numbers are finite and moderate, so that the linear RGB of any frame matched to
+    it is finite (a frame's LAB is bounded by the clip in the sRGB decode; NaN in a frame shows up in its
+    mean, which :func:`_encode_uint8` checks too)."""
+    v = np.asarray([*reference.mean, *reference.std], dtype=np.float64)
+    return bool(np.isfinite(v).all() and np.abs(v).max() <= 1e4)
+
+
+_STEP_SHIFT = 14  # the encode table has one entry per 2**14 consecutive float32 bit patterns
+
+
+def _encode_uint8(lin: np.ndarray) -> np.ndarray | None:
+    """:func:`_encode_uint8_plain` by table lookup (None if this machine's arithmetic gave no table, or
+    ``lin`` is not finite): the result is a step function of the float32 value, so it is the table entry of
+    the value's bucket, plus one from the bucket's threshold on. See :func:`_encode_table`."""
+    table = _encode_table()
+    if table is None or lin.dtype != np.float32 or not lin.flags.c_contiguous:
+        return None
+    base, threshold = table
+    bits = lin.view(np.uint32)
+    idx = bits >> _STEP_SHIFT
+    out = np.take(base, idx)
+    if (out == _NOT_FINITE).any():
+        return None
+    out += bits >= np.take(threshold, idx)
+    return out.astype(np.uint8)
+
+
+_NOT_FINITE = 256
+_CHECK_WINDOW = 2048
+"""The table is checked on this many float32 values either side of each threshold: a monotone step function
+can only be off near its steps, where the sRGB curve's rounding error (a few units in the last place) decides
+the uint8; 2048 values is hundreds of times that error."""
+
+
+@functools.cache
+def _encode_table() -> tuple[np.ndarray, np.ndarray] | None:
+    """Tables over the float32 bit patterns ``b``, bucket ``b >> 14``: (base value uint16, threshold uint32).
+
+    ``_encode_uint8_plain`` is, on 0..1, a step function of the value: clip, the sRGB curve and the roundings
+    are monotone, so it rises by one at 255 thresholds. Each bucket of 2**14 consecutive float32 values in
+    0..1 holds at most one threshold (they are far apart), found by bisection on the bit patterns with the
+    very function; values below 0 give 0, above 1 give 255; NaN patterns are marked not finite. Built once per
+    process with this machine's numpy (about 20 ms), then checked: every value within :data:`_CHECK_WINDOW`
+    of a threshold gives the table's answer (helpers/check_srgb_steps.py checks every value of 0..1). None
+    if a bucket does not have this shape or a check fails: then the plain path runs.
+    """
+
+    def f(bits: np.ndarray) -> np.ndarray:
+        return _encode_uint8_plain(np.ascontiguousarray(bits, dtype=np.uint32).view(np.float32).copy())
+
+    size = 1 << (32 - _STEP_SHIFT)
+    one = int(np.float32(1.0).view(np.uint32))
+    inf = int(np.float32(np.inf).view(np.uint32))
+    n = (one >> _STEP_SHIFT) + 1  # buckets starting in 0..1
+    starts = np.arange(n, dtype=np.uint32) << _STEP_SHIFT
+    ends = np.minimum(starts + ((1 << _STEP_SHIFT) - 1), one)
+    lo_v, hi_v = f(starts).astype(np.int64), f(ends).astype(np.int64)
+    if lo_v[0] != 0 or hi_v[-1] != 255 or np.any(hi_v - lo_v > 1) or np.any(hi_v < lo_v) \
+            or np.any(lo_v[1:] < hi_v[:-1]):
+        return None
+    base = np.full(size, 255, np.uint16)
+    base[:n] = lo_v
+    base[size // 2:] = 0  # negative values (and -0.0) clip to 0
+    base[(inf >> _STEP_SHIFT):size // 2] = _NOT_FINITE  # the bucket of +inf holds NaNs: no lookup there
+    base[((inf | 0x80000000) >> _STEP_SHIFT):] = _NOT_FINITE
+    threshold = np.full(size, 0xFFFFFFFF, np.uint32)
+    steps = np.flatnonzero(hi_v > lo_v)
+    lo, hi = starts[steps].astype(np.int64), ends[steps].astype(np.int64)
+    while np.any(hi - lo > 1):  # invariant: f(lo) = base, f(hi) = base + 1
+        mid = (lo + hi) // 2
+        up = f(mid) > lo_v[steps]
+        hi = np.where(up, mid, hi)
+        lo = np.where(up, lo, mid)
+    threshold[steps] = hi
+    window = np.arange(-_CHECK_WINDOW, _CHECK_WINDOW + 1)
+    bits = np.clip(hi[:, None] + window, 0, one).astype(np.uint32).ravel()
+    idx = bits >> _STEP_SHIFT
+    if not np.array_equal(f(bits), base[idx] + (bits >= threshold[idx])):
+        return None
+    return base, threshold
 
 
 # --- the fast path: the same float32 operations as rgb_to_lab / lab_to_rgb, element for element ---------

@@ -123,3 +123,32 @@ def test_colour_stage_writes_what_correct_then_rounding_gives(tmp_path):
     assert same_bits(stage.correct_uint8(ctx, image), to_uint8(stage.correct(ctx, image)))
     ctx.analysis["colour_ref"] = True  # a shot's first frame is the reference itself: rounded as it is
     assert same_bits(stage.correct_uint8(ctx, image), to_uint8(image))
+
+
+def test_encode_table_equals_the_plain_last_step():
+    # the last step (linear RGB -> the uint8 the loop writes) by table: a dense sample of every float32 in 0..1,
+    # every value near each of the 255 thresholds, and the values outside 0..1
+    table = blend._encode_table()
+    assert table is not None, "no sRGB encode table on this machine: the plain path runs (slower, same bytes)"
+    base, threshold = table
+    one = int(np.float32(1.0).view(np.uint32))
+    steps = threshold[threshold != 0xFFFFFFFF].astype(np.int64)
+    assert len(steps) == 255
+    near = (steps[:, None] + np.arange(-5000, 5001)).ravel()
+    bits = np.concatenate([np.arange(0, one + 1, 997), np.clip(near, 0, one)]).astype(np.uint32)
+    lin = bits.view(np.float32)
+    outside = np.array([-0.0, -1e-30, -0.5, -3.0e38, 1.0000001, 2.0, 3.0e38, 1e-45], np.float32)
+    for values in (lin, outside, RNG.normal(0.5, 0.6, 100_000).astype(np.float32)):
+        assert same_bits(blend._encode_uint8(values), blend._encode_uint8_plain(values.copy()))
+    for odd in (np.nan, np.inf, -np.inf):  # their buckets hold NaN patterns: the plain path decides
+        assert blend._encode_uint8(np.array([0.5, odd], np.float32)) is None
+
+
+def test_colour_coherence_of_a_frame_with_nan_takes_the_plain_path():
+    img = blend.batch_blend([smooth_image(12, 12)])
+    img[2, 3, 1] = np.nan
+    stats = blend.lab_stats(smooth_image(12, 12))
+    with np.errstate(invalid="ignore"):  # NaN -> uint8: whatever the platform's cast gives, the same both ways
+        want = to_uint8(ref.colour_coherence(img, stats, 1.0, as_float=True))
+        got = blend.colour_coherence_uint8(img, stats, 1.0)
+    assert same_bits(got, want)
