@@ -317,11 +317,36 @@ def temporal_merge(
     src = to_float255(source)
     if s == 0:
         return _finish(src, as_float)
-    ys = rgb_to_ycrcb(src)
-    yp = rgb_to_ycrcb(to_float255(previous))
+    # the numbers of rgb_to_ycrcb, the blend and ycrcb_to_rgb, computed on planes (one contiguous array per
+    # channel, so no per-pixel loop over 3 channels) and interleaved once at the end
     k = np.array([a * s, s, s], dtype=np.float32)
-    out = ys * (np.float32(1.0) - k) + yp * k
-    return _finish(ycrcb_to_rgb(out), as_float)
+    keep = np.float32(1.0) - k
+    ys, yp = _ycrcb_planes(src), _ycrcb_planes(to_float255(previous))
+    for c in range(3):
+        ys[c] *= keep[c]
+        yp[c] *= k[c]
+        ys[c] += yp[c]
+    y, cr, cb = ys
+    r = np.float32(1.402) * cr
+    r += y
+    b = np.float32(1.772) * cb
+    b += y
+    g = y - np.float32(0.299) * r
+    g -= np.float32(0.114) * b
+    g /= np.float32(0.587)
+    return _finish(_interleave(np.stack([r, g, b])), as_float)
+
+
+def _ycrcb_planes(x255: np.ndarray) -> np.ndarray:
+    """:func:`rgb_to_ycrcb` as planes (3, ...): Y, Cr, Cb, the same float32 numbers."""
+    y = _luma255(x255)
+    out = np.empty((3, *y.shape), np.float32)
+    out[0] = y
+    np.subtract(x255[..., 0], y, out=out[1])
+    out[1] /= np.float32(1.402)
+    np.subtract(x255[..., 2], y, out=out[2])
+    out[2] /= np.float32(1.772)
+    return out
 
 
 # -------------------------------------------------------------------------------------- colour coherence

@@ -1,4 +1,4 @@
-"""The fast colour coherence computes the very numbers of the plain formulas (tests/colour_reference.py, the code
+"""The fast colour coherence computes the very numbers of the plain formulas (tests/blend_reference.py, the code
 before the speed work), bit for bit: the frames must not change (tests/test_frames_unchanged.py checks whole
 jobs on a small clip; these check each claim the fast path rests on, on many more values)."""
 
@@ -9,7 +9,7 @@ import pytest
 
 from lib_vid2vid import blend
 from lib_vid2vid.imaging import to_uint8
-from tests import colour_reference as ref
+from tests import blend_reference as ref
 
 RNG = np.random.default_rng(13)
 
@@ -152,3 +152,14 @@ def test_colour_coherence_of_a_frame_with_nan_takes_the_plain_path():
         want = to_uint8(ref.colour_coherence(img, stats, 1.0, as_float=True))
         got = blend.colour_coherence_uint8(img, stats, 1.0)
     assert same_bits(got, want)
+
+
+@pytest.mark.parametrize("strength,share", [(0.5, 0.5), (1.0, 0.5), (0.3, 0.9), (0.0, 0.5), (1.0, 0.0)])
+def test_temporal_merge_equals_the_plain_formulas(strength, share):
+    for u8 in frames():
+        prev = 255 - u8[::-1] if u8.shape[0] > 1 else 255 - u8
+        for src, pr in ((u8, prev), (blend.batch_blend([u8]), blend.batch_blend([prev]))):
+            for as_float in (False, True):
+                want = ref.temporal_merge(src, pr, strength, luma_share=share, as_float=as_float)
+                got = blend.temporal_merge(src, pr, strength, luma_share=share, as_float=as_float)
+                assert same_bits(got, want), (u8.shape, strength, share, as_float)

@@ -1,6 +1,7 @@
-"""Colour coherence as the plain formulas compute it: the code of lib_vid2vid/blend.py before the speed work
-(main at fc94abb), kept verbatim as the reference that tests/test_colour_exact.py compares the fast path with,
-bit for bit. Do not "improve" it: it is the definition of the bytes."""
+"""Colour coherence and temporal merge as the plain formulas compute them: the code of lib_vid2vid/blend.py
+before the speed work (main at fc94abb), kept verbatim (less the argument checks) as the reference that
+tests/test_colour_exact.py compares the fast paths with, bit for bit. Do not "improve" it: it is the
+definition of the bytes."""
 
 from __future__ import annotations
 
@@ -97,3 +98,66 @@ def _mean_std(flat: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 def colour_coherence_uint8(img: np.ndarray, reference: LabStats, strength: float = 1.0) -> np.ndarray:
     """What the frame loop wrote when colour coherence was the last correction."""
     return to_uint8(colour_coherence(img, reference, strength, as_float=True))
+
+
+# --- temporal merge (main at fc94abb) ---------------------------------------------------------------------
+
+_LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)
+
+
+def _luma255(x255: np.ndarray) -> np.ndarray:
+    return x255 @ _LUMA
+
+
+def rgb_to_ycrcb(x255: np.ndarray) -> np.ndarray:
+    """float RGB (0..255) HWC -> float32 Y, Cr, Cb (BT.601 full range; Cr/Cb centred on 0, not 128)."""
+    x = np.asarray(x255, dtype=np.float32)
+    y = _luma255(x)
+    cr = (x[..., 0] - y) / np.float32(1.402)
+    cb = (x[..., 2] - y) / np.float32(1.772)
+    return np.stack([y, cr, cb], axis=-1)
+
+
+def ycrcb_to_rgb(ycc: np.ndarray) -> np.ndarray:
+    """Exact inverse of :func:`rgb_to_ycrcb` -> float32 RGB on the 0..255 scale (not clipped)."""
+    y, cr, cb = ycc[..., 0], ycc[..., 1], ycc[..., 2]
+    r = y + np.float32(1.402) * cr
+    b = y + np.float32(1.772) * cb
+    g = (y - np.float32(0.299) * r - np.float32(0.114) * b) / np.float32(0.587)
+    return np.stack([r, g, b], axis=-1).astype(np.float32)
+
+
+def temporal_merge(
+    source: np.ndarray,
+    previous: np.ndarray,
+    strength: float,
+    *,
+    luma_share: float = 0.5,
+    as_float: bool = False,
+) -> np.ndarray:
+    """Pull the current source frame toward the previous generated frame, mostly in colour.
+
+    ``source`` = current source frame, ``previous`` = previous generated (output) frame, both RGB uint8 or
+    float 0..1 HWC. Working in YCrCb (BT.601, see :func:`rgb_to_ycrcb`) with ``s = strength`` in 0..1 and
+    ``a = luma_share`` in 0..1 (default 0.5)::
+
+        Y_out     = (1 - a*s) * Y_src  + a*s * Y_prev        (luminance: structure stays with the source)
+        CrCb_out  = (1 - s)   * CrCb_src + s * CrCb_prev     (chroma: biased fully toward the previous output)
+
+    So ``s = 0`` returns the source unchanged; ``s = 1`` (default ``a``) gives luminance halfway between
+    source and previous output, and exactly the previous output's chroma. The result is converted back to
+    RGB and clipped to 0..255 once. (The whole map is linear in RGB, so nothing is lost in the round trip.)
+    """
+    s = float(strength)
+    a = float(luma_share)
+
+    src = to_float255(source)
+    if s == 0:
+        return _finish(src, as_float)
+    ys = rgb_to_ycrcb(src)
+    yp = rgb_to_ycrcb(to_float255(previous))
+    k = np.array([a * s, s, s], dtype=np.float32)
+    out = ys * (np.float32(1.0) - k) + yp * k
+    return _finish(ycrcb_to_rgb(out), as_float)
+
+
