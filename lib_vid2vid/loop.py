@@ -7,7 +7,8 @@ frame i::
     prepare(i)       stages set the init image, mask, seed, denoise ... of the RenderRequest
     render(i)        the Renderer (the host's GPU)
     batch blend      the returned images averaged in float
-    correct(i)       stages correct the result in float32 0..1 (FDC, masks, colour coherence ...)
+    correct(i)       stages correct the result in float32 0..1 (FDC, masks, colour coherence ...); the last
+                     correcting stage's ``correct_uint8`` rounds to the RGB uint8 frame
     write(i)         PNG written atomically and a journal line appended on the write lane; the job report on the
                      measure lane (both beside the next render)
 
