@@ -539,6 +539,8 @@ def _encode_table() -> tuple[np.ndarray, np.ndarray] | None:
     idx = bits >> _STEP_SHIFT
     if not np.array_equal(f(bits), base[idx] + (bits >= threshold[idx])):
         return None
+    base.setflags(write=False)
+    threshold.setflags(write=False)
     return base, threshold
 
 
