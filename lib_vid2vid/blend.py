@@ -411,7 +411,8 @@ _FLAT_STD = 1e-3  # a channel with std below this (LAB units) is flat: only its 
 
 
 def colour_coherence(
-    img: np.ndarray, reference: LabStats, strength: float = 1.0, *, as_float: bool = False
+    img: np.ndarray, reference: LabStats, strength: float = 1.0, *, as_float: bool = False,
+    own: LabStats | None = None,
 ) -> np.ndarray:
     """Match a frame's LAB colour statistics to a reference (the first frame or the last keyframe).
 
@@ -421,7 +422,9 @@ def colour_coherence(
         out_c     = (1 - strength) * lab_c + strength * matched_c
 
     then back to sRGB, clipped, rounded once. ``strength`` in 0..1; 0 returns the frame unchanged (no LAB
-    round trip). ``reference`` comes from :func:`lab_stats`.
+    round trip). ``reference`` comes from :func:`lab_stats`. ``own``, when given, stands for the frame's own
+    ``mu_c, sd_c``: one fixed transform applied to several frames (image to video moves a whole clip by what
+    matches its first frame to the frame before the join).
 
     The result is what :func:`rgb_to_lab`, the statistics above and :func:`lab_to_rgb` give, float32 for
     float32 (tests/test_colour_exact.py checks it against the plain formulas); see :func:`_matched_linear`
@@ -430,7 +433,7 @@ def colour_coherence(
     s = _check_unit("colour coherence strength", strength)
     if s == 0:
         return _finish(to_float255(img), as_float)
-    x255 = _srgb_encode255(_matched_linear(img, reference, s))
+    x255 = _srgb_encode255(_matched_linear(img, reference, s, own))
     return _finish(x255, as_float)
 
 
@@ -633,10 +636,14 @@ def _lab_planes(img: np.ndarray) -> np.ndarray:
     return lab
 
 
-def _matched_linear(img: np.ndarray, reference: LabStats, strength: float) -> np.ndarray:
+def _matched_linear(img: np.ndarray, reference: LabStats, strength: float,
+                    own: LabStats | None = None) -> np.ndarray:
     """The frame matched to the reference, as lab_to_rgb's linear RGB before its clip (float32 HWC)."""
     lab = _lab_planes(img)
-    mu, sd = _mean_std(lab)
+    if own is None:
+        mu, sd = _mean_std(lab)
+    else:
+        mu, sd = np.asarray(own.mean, dtype=np.float64), np.asarray(own.std, dtype=np.float64)
     mu_r = np.asarray(reference.mean, dtype=np.float64)
     sd_r = np.asarray(reference.std, dtype=np.float64)
     scale = np.where(sd < _FLAT_STD, 1.0, sd_r / np.maximum(sd, _FLAT_STD))

@@ -57,7 +57,8 @@ _FLAT_STD = 1e-3  # a channel with std below this (LAB units) is flat: only its 
 
 
 def colour_coherence(
-    img: np.ndarray, reference: LabStats, strength: float = 1.0, *, as_float: bool = False
+    img: np.ndarray, reference: LabStats, strength: float = 1.0, *, as_float: bool = False,
+    own: LabStats | None = None,
 ) -> np.ndarray:
     """Match a frame's LAB colour statistics to a reference (the first frame or the last keyframe).
 
@@ -74,7 +75,10 @@ def colour_coherence(
     if s == 0:
         return _finish(x, as_float)
     lab = rgb_to_lab(x)
-    mu, sd = _mean_std(lab.reshape(-1, 3).astype(np.float64))
+    if own is None:  # ``own``: added on main since (img2vid), the plain formula as there
+        mu, sd = _mean_std(lab.reshape(-1, 3).astype(np.float64))
+    else:
+        mu, sd = np.asarray(own.mean, dtype=np.float64), np.asarray(own.std, dtype=np.float64)
     mu_r = np.asarray(reference.mean, dtype=np.float64)
     sd_r = np.asarray(reference.std, dtype=np.float64)
     scale = np.where(sd < _FLAT_STD, 1.0, sd_r / np.maximum(sd, _FLAT_STD))

@@ -106,6 +106,9 @@ def test_colour_coherence_equals_the_plain_formulas(strength):
                 want = ref.colour_coherence(img, stats, strength)
                 assert same_bits(blend.colour_coherence(img, stats, strength), want)
                 assert same_bits(blend.colour_coherence_uint8(img, stats, strength), to_uint8(want_f))
+                own = refs[0]  # a fixed transform (image to video): these statistics instead of the frame's
+                assert same_bits(blend.colour_coherence(img, stats, strength, own=own),
+                                 ref.colour_coherence(img, stats, strength, own=own))
 
 
 def test_colour_stage_writes_what_correct_then_rounding_gives(tmp_path):
