@@ -21,6 +21,12 @@ each in its own child process:
 
 Wall time is the whole ``run_job`` (open, frames, final export with audio, the job report). Prints the machine,
 the load average at start and end, and one table per size.
+
+Before/after in one run: ``--code DIR [DIR ...]`` measures the ``lib_vid2vid`` of each checkout (e.g. main and a
+branch), each configuration of each size with every checkout in turn, so the machine's load hits them alike;
+``--latencies`` with no value measures the ceiling only::
+
+    python helpers/bench_overhead.py --code ../main . --latencies --ceiling-frames 60
 """
 
 from __future__ import annotations
@@ -91,15 +97,17 @@ def _settings(src: Path, out: Path, frames: int, size: tuple[int, int], config: 
 
 def child(args: argparse.Namespace) -> None:
     """One configuration at one size: the ceiling, then per latency the plain loop and the job. JSON out."""
+    sys.path.insert(0, args.child_code)  # the checkout under test, before this one
     import numpy as np
 
+    import lib_vid2vid
     from lib_vid2vid.pipeline import run_job
     from lib_vid2vid.proxy import SleepRenderer
     from lib_vid2vid.renderer import RenderRequest
 
     size = tuple(int(v) for v in args.size.split("x"))
     src = Path(args.source)
-    res: dict = {"config": args.config, "size": args.size}
+    res: dict = {"config": args.config, "size": args.size, "code": str(Path(lib_vid2vid.__file__).parents[1])}
     with tempfile.TemporaryDirectory() as tmp:
         t0, c0 = time.perf_counter(), cpu_seconds()
         r = run_job(_settings(src, Path(tmp) / "ceiling", args.ceiling_frames, size, args.config), SleepRenderer(0))
@@ -131,16 +139,23 @@ def child(args: argparse.Namespace) -> None:
     print(json.dumps(res))
 
 
-def run_child(args: argparse.Namespace, config: str, size: str) -> dict:
-    cmd = [sys.executable, __file__, "--child", "--source", args.source, "--config", config, "--size", size,
+def run_child(args: argparse.Namespace, config: str, size: str, code: Path = ROOT) -> dict:
+    """One child process measuring ``config`` at ``size`` with the lib_vid2vid of checkout ``code``."""
+    cmd = [sys.executable, __file__, "--child", str(code), "--source", args.source, "--config", config, "--size", size,
            "--frames", str(args.frames), "--slow-frames", str(args.slow_frames),
            "--ceiling-frames", str(args.ceiling_frames), "--gil-share", str(args.gil_share),
            "--latencies", *[str(v) for v in args.latencies]]
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "helpers")])}
-    out = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(code), str(ROOT / "helpers")])}
+    out = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=str(code))
     if out.returncode:
-        sys.exit(f"error: {config} at {size} failed:\n{out.stderr[-3000:]}")
+        sys.exit(f"error: {config} at {size} ({code}) failed:\n{out.stderr[-3000:]}")
     return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def _short(code: Path, codes: list[Path]) -> str:
+    """A checkout's name in the table: its folder name, or the path if two share a name."""
+    names = [c.name for c in codes]
+    return code.name if names.count(code.name) == 1 else str(code)
 
 
 def configs(names: list[str] | None) -> list[str]:
@@ -162,19 +177,21 @@ def same_as_default() -> list[str]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sizes", nargs="+", default=["512x512", "1024x576"])
-    ap.add_argument("--latencies", nargs="+", type=float, default=[0.05, 0.1, 1.0],
-                    help="simulated sampling seconds per frame")
+    ap.add_argument("--latencies", nargs="*", type=float, default=[0.05, 0.1, 1.0],
+                    help="simulated sampling seconds per frame (none: the ceiling only)")
     ap.add_argument("--frames", type=int, default=60, help="frames per job at latencies below 0.5 s")
     ap.add_argument("--slow-frames", type=int, default=20, help="frames per job at latencies of 0.5 s or more")
     ap.add_argument("--ceiling-frames", type=int, default=60, help="frames of the zero-cost-renderer job")
     ap.add_argument("--gil-share", type=float, default=0.2, help="part of each call spent in pure Python")
     ap.add_argument("--configs", nargs="+", default=None, help="default and/or strategy names (default: all)")
     ap.add_argument("--source", default=str(MEDIA / "box.mp4"))
-    ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--code", nargs="+", type=Path, default=None,
+                    help="checkouts whose lib_vid2vid to measure side by side (default: this one)")
+    ap.add_argument("--child", dest="child_code", default=None, help=argparse.SUPPRESS)
     ap.add_argument("--config", help=argparse.SUPPRESS)
     ap.add_argument("--size", help=argparse.SUPPRESS)
     args = ap.parse_args()
-    if args.child:
+    if args.child_code:
         child(args)
         return
     if not Path(args.source).is_file():
@@ -187,20 +204,27 @@ def main() -> None:
           f"{args.slow_frames} at 0.5 s or more, {args.ceiling_frames} for the ceiling; renderer: "
           f"{args.gil_share:.0%} of each call pure Python holding the GIL, the rest asleep"
           + (f"; default = {', '.join(same)}" if same else ""))
+    codes = [c.resolve() for c in args.code] if args.code else [ROOT]
+    for code in codes:
+        if not (code / "lib_vid2vid" / "__init__.py").is_file():
+            sys.exit(f"error: {code} has no lib_vid2vid: give checkouts of this project to --code")
     for size in args.sizes:
         rows = []
         for config in configs(args.configs):
-            r = run_child(args, config, size)
-            row = [config + (" (= " + ", ".join(same) + ")" if config == "default" and same else ""),
-                   f"{r['ceiling_fps']:.1f}", f"{r['cpu_ms_per_frame']:.0f}"]
-            for lat in args.latencies:
-                m = r[str(lat)]
-                row.append(f"{m['job'] / m['plain']:.2f}")
-            rows.append(row)
-            print(f"  {size} {config}: " + json.dumps(r), flush=True)
+            for code in codes:
+                r = run_child(args, config, size, code)
+                name = config + (" (= " + ", ".join(same) + ")" if config == "default" and same else "")
+                row = ([name, _short(code, codes)] if len(codes) > 1 else [name]) + [
+                    f"{r['ceiling_fps']:.1f}", f"{r['cpu_ms_per_frame']:.0f}"]
+                for lat in args.latencies:
+                    m = r[str(lat)]
+                    row.append(f"{m['job'] / m['plain']:.2f}")
+                rows.append(row)
+                print(f"  {size} {config} {code}: " + json.dumps(r), flush=True)
         print(f"\n{size}: ratio = job wall / plain loop of the same renderer calls, side by side; "
               f"ceiling = frames/s with a renderer that costs nothing")
-        print(format_table(["configuration", "ceiling fps", "CPU ms/frame"] + [f"ratio @ {v:g} s" for v in args.latencies], rows))
+        head = ["configuration"] + (["code"] if len(codes) > 1 else []) + ["ceiling fps", "CPU ms/frame"]
+        print(format_table(head + [f"ratio @ {v:g} s" for v in args.latencies], rows))
         print(flush=True)
     print(f"load average at end: {load_average()}")
 

@@ -19,14 +19,16 @@ per-frame schedules can produce them from user text; shape mismatches raise ``Va
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import cv2
 import numpy as np
 
 from .errors import SettingsError
-from .imaging import to_uint8_255
+from .imaging import to_uint8, to_uint8_255
 
 __all__ = [
     "to_float255",
@@ -45,6 +47,7 @@ __all__ = [
     "LabStats",
     "lab_stats",
     "colour_coherence",
+    "colour_coherence_uint8",
 ]
 
 _LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)
@@ -314,11 +317,36 @@ def temporal_merge(
     src = to_float255(source)
     if s == 0:
         return _finish(src, as_float)
-    ys = rgb_to_ycrcb(src)
-    yp = rgb_to_ycrcb(to_float255(previous))
+    # the numbers of rgb_to_ycrcb, the blend and ycrcb_to_rgb, computed on planes (one contiguous array per
+    # channel, so no per-pixel loop over 3 channels) and interleaved once at the end
     k = np.array([a * s, s, s], dtype=np.float32)
-    out = ys * (np.float32(1.0) - k) + yp * k
-    return _finish(ycrcb_to_rgb(out), as_float)
+    keep = np.float32(1.0) - k
+    ys, yp = _ycrcb_planes(src), _ycrcb_planes(to_float255(previous))
+    for c in range(3):
+        ys[c] *= keep[c]
+        yp[c] *= k[c]
+        ys[c] += yp[c]
+    y, cr, cb = ys
+    r = np.float32(1.402) * cr
+    r += y
+    b = np.float32(1.772) * cb
+    b += y
+    g = y - np.float32(0.299) * r
+    g -= np.float32(0.114) * b
+    g /= np.float32(0.587)
+    return _finish(_interleave(np.stack([r, g, b])), as_float)
+
+
+def _ycrcb_planes(x255: np.ndarray) -> np.ndarray:
+    """:func:`rgb_to_ycrcb` as planes (3, ...): Y, Cr, Cb, the same float32 numbers."""
+    y = _luma255(x255)
+    out = np.empty((3, *y.shape), np.float32)
+    out[0] = y
+    np.subtract(x255[..., 0], y, out=out[1])
+    out[1] /= np.float32(1.402)
+    np.subtract(x255[..., 2], y, out=out[2])
+    out[2] /= np.float32(1.772)
+    return out
 
 
 # -------------------------------------------------------------------------------------- colour coherence
@@ -371,10 +399,11 @@ class LabStats:
 
 
 def lab_stats(img: np.ndarray) -> LabStats:
-    """LAB statistics of an RGB uint8 / float 0..1 HWC image (keep these for the reference frame)."""
-    lab = rgb_to_lab(to_float255(img)).reshape(-1, 3).astype(np.float64)
-    m = lab.mean(axis=0)
-    s = lab.std(axis=0)
+    """LAB statistics of an RGB uint8 / float 0..1 HWC image (keep these for the reference frame).
+
+    The numbers of ``rgb_to_lab(to_float255(img))`` taken as float64 (N, 3) rows, ``mean(axis=0)`` and
+    ``std(axis=0)``, bit for bit (see :func:`_lab_planes` and :func:`_mean_std`)."""
+    m, s = _mean_std(_lab_planes(img))
     return LabStats(tuple(float(v) for v in m), tuple(float(v) for v in s))
 
 
@@ -396,31 +425,292 @@ def colour_coherence(
     round trip). ``reference`` comes from :func:`lab_stats`. ``own``, when given, stands for the frame's own
     ``mu_c, sd_c``: one fixed transform applied to several frames (image to video moves a whole clip by what
     matches its first frame to the frame before the join).
+
+    The result is what :func:`rgb_to_lab`, the statistics above and :func:`lab_to_rgb` give, float32 for
+    float32 (tests/test_colour_exact.py checks it against the plain formulas); see :func:`_matched_linear`
+    for how it is computed faster.
     """
     s = _check_unit("colour coherence strength", strength)
-    x = to_float255(img)
     if s == 0:
-        return _finish(x, as_float)
-    lab = rgb_to_lab(x)
+        return _finish(to_float255(img), as_float)
+    x255 = _srgb_encode255(_matched_linear(img, reference, s, own))
+    return _finish(x255, as_float)
+
+
+def colour_coherence_uint8(img: np.ndarray, reference: LabStats, strength: float = 1.0) -> np.ndarray:
+    """``imaging.to_uint8(colour_coherence(img, reference, strength, as_float=True))`` (what the frame loop
+    writes when colour coherence is the last correction): the same RGB uint8 bytes, with the float round trip
+    done in place on one buffer."""
+    s = _check_unit("colour coherence strength", strength)
+    if s == 0:
+        return to_uint8(_finish(to_float255(img), True))
+    lin = _matched_linear(img, reference, s)
+    if _bounded(reference):
+        out = _encode_uint8(lin)
+        if out is not None:
+            return out
+    return _encode_uint8_plain(lin)
+
+
+def _encode_uint8_plain(lin: np.ndarray) -> np.ndarray:
+    """colour_coherence_uint8's last step, element by element, in place on ``lin``: lab_to_rgb's linear RGB
+    (before its clip) -> sRGB 0..255 -> _finish(as_float=True) -> to_uint8, the same operations."""
+    x = _srgb_encode255(lin)
+    np.clip(x, 0.0, 255.0, out=x)
+    x /= np.float32(255.0)
+    x *= 255.0
+    return to_uint8_255(x)
+
+
+def _bounded(reference: LabStats) -> bool:
+    """True if the reference's numbers are finite and moderate, so that the linear RGB of any frame matched to
+    it is finite (a frame's LAB is bounded by the clip in the sRGB decode; NaN in a frame shows up in its
+    mean, which :func:`_encode_uint8` checks too)."""
+    v = np.asarray([*reference.mean, *reference.std], dtype=np.float64)
+    return bool(np.isfinite(v).all() and np.abs(v).max() <= 1e4)
+
+
+_STEP_SHIFT = 14  # the encode table has one entry per 2**14 consecutive float32 bit patterns
+
+
+def _encode_uint8(lin: np.ndarray) -> np.ndarray | None:
+    """:func:`_encode_uint8_plain` by table lookup (None if this machine's arithmetic gave no table, or
+    ``lin`` is not finite): the result is a step function of the float32 value, so it is the table entry of
+    the value's bucket, plus one from the bucket's threshold on. See :func:`_encode_table`."""
+    table = _encode_table()
+    if table is None or lin.dtype != np.float32 or not lin.flags.c_contiguous:
+        return None
+    base, threshold = table
+    bits = lin.view(np.uint32)
+    idx = bits >> _STEP_SHIFT
+    out = np.take(base, idx)
+    if (out == _NOT_FINITE).any():
+        return None
+    out += bits >= np.take(threshold, idx)
+    return out.astype(np.uint8)
+
+
+_NOT_FINITE = 256
+_CHECK_WINDOW = 2048
+"""The table is checked on this many float32 values either side of each threshold: a monotone step function
+can only be off near its steps, where the sRGB curve's rounding error (a few units in the last place) decides
+the uint8; 2048 values is hundreds of times that error."""
+
+
+@functools.cache
+def _encode_table() -> tuple[np.ndarray, np.ndarray] | None:
+    """Tables over the float32 bit patterns ``b``, bucket ``b >> 14``: (base value uint16, threshold uint32).
+
+    ``_encode_uint8_plain`` is, on 0..1, a step function of the value: clip, the sRGB curve and the roundings
+    are monotone, so it rises by one at 255 thresholds. Each bucket of 2**14 consecutive float32 values in
+    0..1 holds at most one threshold (they are far apart), found by bisection on the bit patterns with the
+    very function; values below 0 give 0, above 1 give 255; NaN patterns are marked not finite. Built once per
+    process with this machine's numpy (about 20 ms), then checked: every value within :data:`_CHECK_WINDOW`
+    of a threshold gives the table's answer (helpers/check_srgb_steps.py checks every value of 0..1). None
+    if a bucket does not have this shape or a check fails: then the plain path runs.
+    """
+
+    def f(bits: np.ndarray) -> np.ndarray:
+        return _encode_uint8_plain(np.ascontiguousarray(bits, dtype=np.uint32).view(np.float32).copy())
+
+    size = 1 << (32 - _STEP_SHIFT)
+    one = int(np.float32(1.0).view(np.uint32))
+    inf = int(np.float32(np.inf).view(np.uint32))
+    n = (one >> _STEP_SHIFT) + 1  # buckets starting in 0..1
+    starts = np.arange(n, dtype=np.uint32) << _STEP_SHIFT
+    ends = np.minimum(starts + ((1 << _STEP_SHIFT) - 1), one)
+    lo_v, hi_v = f(starts).astype(np.int64), f(ends).astype(np.int64)
+    if lo_v[0] != 0 or hi_v[-1] != 255 or np.any(hi_v - lo_v > 1) or np.any(hi_v < lo_v) \
+            or np.any(lo_v[1:] < hi_v[:-1]):
+        return None
+    base = np.full(size, 255, np.uint16)
+    base[:n] = lo_v
+    base[size // 2:] = 0  # negative values (and -0.0) clip to 0
+    base[(inf >> _STEP_SHIFT):size // 2] = _NOT_FINITE  # the bucket of +inf holds NaNs: no lookup there
+    base[((inf | 0x80000000) >> _STEP_SHIFT):] = _NOT_FINITE
+    threshold = np.full(size, 0xFFFFFFFF, np.uint32)
+    steps = np.flatnonzero(hi_v > lo_v)
+    lo, hi = starts[steps].astype(np.int64), ends[steps].astype(np.int64)
+    while np.any(hi - lo > 1):  # invariant: f(lo) = base, f(hi) = base + 1
+        mid = (lo + hi) // 2
+        up = f(mid) > lo_v[steps]
+        hi = np.where(up, mid, hi)
+        lo = np.where(up, lo, mid)
+    threshold[steps] = hi
+    window = np.arange(-_CHECK_WINDOW, _CHECK_WINDOW + 1)
+    bits = np.clip(hi[:, None] + window, 0, one).astype(np.uint32).ravel()
+    idx = bits >> _STEP_SHIFT
+    if not np.array_equal(f(bits), base[idx] + (bits >= threshold[idx])):
+        return None
+    base.setflags(write=False)
+    threshold.setflags(write=False)
+    return base, threshold
+
+
+# --- the fast path: the same float32 operations as rgb_to_lab / lab_to_rgb, element for element ---------
+#
+# * LAB is kept as three planes (3, H, W) instead of HWC, so the per-channel arithmetic runs over long
+#   contiguous rows; only the two matrix products take the pixels as HWC, called exactly as the plain
+#   formulas call them (the same BLAS call per image row).
+# * ``np.where(m, A, B)`` computes both branches over the whole image; here the common branch is computed over
+#   all elements and the other only where it applies (ufunc ``where=``), which gives the same numbers: + - * /
+#   are correctly rounded IEEE operations, and cbrt / ** run on the same values over the whole array as before.
+# * The sRGB decode of a frame whose values are one of 256 (a uint8 frame, or the batch mean of one uint8
+#   image) is a 256-entry table made with the very same expression (:func:`_decode_tables`).
+
+
+_RGB2XYZ_W32 = (_RGB2XYZ / _WHITE[:, None]).T.astype(np.float32)  # rgb_to_lab: xyz = lin @ this
+_XYZ2RGB_T32 = _XYZ2RGB.T.astype(np.float32)  # lab_to_rgb: lin = (xyz * white) @ this
+_WHITE32 = _WHITE.astype(np.float32)
+
+
+def _srgb_decode(x255: np.ndarray) -> np.ndarray:
+    """rgb_to_lab's first step: float RGB 0..255 -> linear RGB 0..1 (float32, same shape, a new array)."""
+    c = np.clip(np.asarray(x255, dtype=np.float32) / np.float32(255.0), 0.0, 1.0)
+    lin = ((c + np.float32(0.055)) / np.float32(1.055)) ** 2.4
+    low = c <= 0.04045
+    np.divide(c, np.float32(12.92), out=lin, where=low)
+    return lin
+
+
+@functools.cache
+def _decode_tables() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(float32 values of a uint8 level in a batch mean of one image, 0..1; linear RGB of uint8 level v;
+    linear RGB of that batch-mean value): every value the sRGB decode can meet in a frame loop without other
+    corrections, computed by the same functions as the frame would be."""
+    levels = np.arange(256, dtype=np.uint8).reshape(1, 256, 1)
+    as_mean = batch_blend([levels]).reshape(256)
+    lin_u8 = _srgb_decode(to_float255(levels)).reshape(256)
+    lin_mean = _srgb_decode(to_float255(as_mean)).reshape(256)
+    for a in (as_mean, lin_u8, lin_mean):
+        a.setflags(write=False)
+    return as_mean, lin_u8, lin_mean
+
+
+def _lookup(levels: np.ndarray, table: np.ndarray) -> np.ndarray:
+    """``table[levels]`` for uint8 levels (OpenCV's LUT for HWC images with up to 4 channels)."""
+    if levels.ndim == 3 and levels.shape[2] <= 4:
+        return cv2.LUT(levels, table)
+    return np.take(table, levels)
+
+
+def _linear_rgb(img: np.ndarray) -> np.ndarray:
+    """``_srgb_decode(to_float255(img))`` for an RGB uint8 or float 0..1 image: from a table when every value
+    is one the table holds (checked bit for bit), else computed."""
+    a = np.asarray(img)
+    as_mean, lin_u8, lin_mean = _decode_tables()
+    if a.dtype == np.uint8:
+        return _lookup(a, lin_u8)
+    if a.dtype == np.float32 and a.ndim == 3 and a.shape[2] == 3 and a.flags.c_contiguous and a.size:
+        levels = cv2.convertScaleAbs(a, alpha=255.0)  # the nearest level; checked next
+        if np.array_equal(_lookup(levels, as_mean).view(np.uint32), a.view(np.uint32)):
+            return _lookup(levels, lin_mean)
+    return _srgb_decode(to_float255(a))
+
+
+def _planes(x: np.ndarray) -> np.ndarray:
+    """(..., 3) -> (3, ...) contiguous (a copy)."""
+    return np.ascontiguousarray(np.moveaxis(x, -1, 0))
+
+
+def _interleave(p: np.ndarray) -> np.ndarray:
+    """(3, ...) -> (..., 3) contiguous (a copy)."""
+    if p.ndim == 3:
+        return cv2.merge([p[0], p[1], p[2]]).reshape(*p.shape[1:], 3)
+    return np.ascontiguousarray(np.moveaxis(p, 0, -1))
+
+
+def _lab_planes(img: np.ndarray) -> np.ndarray:
+    """``rgb_to_lab(to_float255(img))`` as float32 planes (3, ...): L, a, b, bit for bit."""
+    xyz = _linear_rgb(img) @ _RGB2XYZ_W32
+    f = np.cbrt(xyz)
+    dark = ~(xyz > _D**3)
+    if dark.any():
+        np.divide(xyz, np.float32(3 * _D * _D), out=f, where=dark)
+        np.add(f, np.float32(4.0 / 29.0), out=f, where=dark)
+    fx, fy, fz = _planes(f)
+    lab = np.empty((3, *fy.shape), np.float32)
+    lab[0] = 116.0 * fy - 16.0
+    lab[1] = 500.0 * (fx - fy)
+    lab[2] = 200.0 * (fy - fz)
+    return lab
+
+
+def _matched_linear(img: np.ndarray, reference: LabStats, strength: float,
+                    own: LabStats | None = None) -> np.ndarray:
+    """The frame matched to the reference, as lab_to_rgb's linear RGB before its clip (float32 HWC)."""
+    lab = _lab_planes(img)
     if own is None:
-        mu, sd = _mean_std(lab.reshape(-1, 3).astype(np.float64))
+        mu, sd = _mean_std(lab)
     else:
         mu, sd = np.asarray(own.mean, dtype=np.float64), np.asarray(own.std, dtype=np.float64)
     mu_r = np.asarray(reference.mean, dtype=np.float64)
     sd_r = np.asarray(reference.std, dtype=np.float64)
     scale = np.where(sd < _FLAT_STD, 1.0, sd_r / np.maximum(sd, _FLAT_STD))
-    matched = (lab - mu.astype(np.float32)) * scale.astype(np.float32) + mu_r.astype(np.float32)
-    # at full strength the blend is ``matched`` itself (lab * 0 + matched * 1: the same numbers)
-    out = matched if s == 1.0 else lab * np.float32(1.0 - s) + matched * np.float32(s)
-    return _finish(lab_to_rgb(out), as_float)
+    per_plane = (slice(None),) + (None,) * (lab.ndim - 1)
+    out = (lab - mu.astype(np.float32)[per_plane]) * scale.astype(np.float32)[per_plane]
+    out += mu_r.astype(np.float32)[per_plane]
+    if strength != 1.0:  # at full strength the blend is ``matched`` itself (lab * 0 + matched * 1)
+        out = lab * np.float32(1.0 - strength) + out * np.float32(strength)
+    # lab_to_rgb up to its matrix product, plane by plane
+    f = np.empty_like(out)
+    np.add(out[0], np.float32(16.0), out=f[1])
+    f[1] /= np.float32(116.0)
+    np.add(f[1], out[1] / np.float32(500.0), out=f[0])
+    np.subtract(f[1], out[2] / np.float32(200.0), out=f[2])
+    xyz = f**3
+    dark = ~(f > _D)
+    if dark.any():
+        np.subtract(f, np.float32(4.0 / 29.0), out=f, where=dark)
+        np.multiply(np.float32(3 * _D * _D), f, out=xyz, where=dark)
+    xyz *= _WHITE32[per_plane]
+    return _interleave(xyz) @ _XYZ2RGB_T32
 
 
-def _mean_std(flat: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per-column mean and population standard deviation of a float64 (N, C) array: the numbers
-    ``flat.mean(axis=0)`` and ``flat.std(axis=0)`` give, bit for bit (the same sums in the same order), with
-    the mean summed once instead of twice and the deviations squared in place."""
-    n = flat.shape[0]
-    mean = flat.sum(axis=0) / n
-    dev = flat - mean
-    np.multiply(dev, dev, out=dev)
-    return mean, np.sqrt(dev.sum(axis=0) / n)
+def _srgb_encode255(lin: np.ndarray) -> np.ndarray:
+    """lab_to_rgb's last step, in place on ``lin``: linear RGB -> sRGB 0..255 (float32, clipped)."""
+    np.clip(lin, 0.0, 1.0, out=lin)
+    c = lin ** (1 / 2.4)
+    c *= np.float32(1.055)
+    c -= np.float32(0.055)
+    low = lin <= 0.0031308
+    np.multiply(lin, np.float32(12.92), out=c, where=low)
+    np.clip(c, 0.0, 1.0, out=c)
+    c *= np.float32(255.0)
+    return c
+
+
+def _mean_std(planes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-plane mean and population standard deviation (float64) of float32 planes (C, ...), as numpy's
+    ``flat.mean(axis=0)`` and ``flat.std(axis=0)`` give them for the float64 (N, C) array of the same values,
+    bit for bit: numpy reduces axis 0 of a C-contiguous (N, C) array row by row, so each column is summed
+    strictly in order, ``((x0 + x1) + x2) + ...``, and so is it here (:func:`_sum_in_order`)::
+
+        mean = sum(x) / N,   std = sqrt(sum((x - mean)**2) / N)      (float64)
+    """
+    n = planes[0].size
+    mean = np.array([_sum_in_order(p.reshape(-1)) for p in planes]) / n
+    var = np.array([_sum_in_order(p.reshape(-1), m) for p, m in zip(planes, mean)]) / n
+    return mean, np.sqrt(var)
+
+
+_SUM_CHUNK = 1 << 16
+
+
+def _sum_in_order(x: np.ndarray, minus: np.float64 | None = None) -> np.float64:
+    """``x0 + x1 + ... `` in float64, strictly left to right (of ``(x_i - minus)**2`` with ``minus``): a running
+    sum (``np.cumsum``, sequential by definition) over cache-sized chunks, each chunk's first term added to the
+    sum so far."""
+    total = None
+    buf = np.empty(min(_SUM_CHUNK, x.size), np.float64)
+    for i in range(0, x.size, _SUM_CHUNK):
+        d = buf[: min(_SUM_CHUNK, x.size - i)]
+        d[:] = x[i : i + d.size]
+        if minus is not None:
+            d -= minus
+            d *= d
+        if total is not None:
+            d[0] = total + d[0]
+        np.cumsum(d, out=d)
+        total = d[-1]
+    return np.float64(0.0) if total is None else total

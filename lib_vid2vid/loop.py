@@ -7,7 +7,8 @@ frame i::
     prepare(i)       stages set the init image, mask, seed, denoise ... of the RenderRequest
     render(i)        the Renderer (the host's GPU)
     batch blend      the returned images averaged in float
-    correct(i)       stages correct the result in float32 0..1 (FDC, masks, colour coherence ...)
+    correct(i)       stages correct the result in float32 0..1 (FDC, masks, colour coherence ...); the last
+                     correcting stage's ``correct_uint8`` rounds to the RGB uint8 frame
     write(i)         PNG written atomically and a journal line appended on the write lane; the job report on the
                      measure lane (both beside the next render)
 
@@ -171,6 +172,11 @@ class Stage:
     def correct(self, ctx: FrameContext, image: np.ndarray) -> np.ndarray:
         """``image`` and the result: float32 RGB HWC in 0..1."""
         return image
+
+    def correct_uint8(self, ctx: FrameContext, image: np.ndarray) -> np.ndarray:
+        """``correct``, then the frame's one rounding to RGB uint8 (:func:`imaging.to_uint8`): the loop calls
+        this for the last correcting stage. A stage may compute the same bytes in one go (colour coherence)."""
+        return to_uint8(self.correct(ctx, image))
 
     def done(self, ctx: FrameContext, out: np.ndarray) -> None:
         """Called with the finished frame (RGB uint8, exactly what is written to disk)."""
@@ -567,9 +573,9 @@ class Run:
             out = fit_size(images[0], self.plan.width, self.plan.height)  # no float round trip needed
         else:
             image = batch_mean(images, self.plan.width, self.plan.height)
-            for stage in correcting:
+            for stage in correcting[:-1]:
                 image = stage.correct(ctx, image)
-            out = to_uint8(image)
+            out = correcting[-1].correct_uint8(ctx, image) if correcting else to_uint8(image)
         for stage in self.stages:
             stage.done(ctx, out)
         record = {"seed": req.seed, "subseed": req.subseed, "subseed_strength": req.subseed_strength,

@@ -42,7 +42,7 @@ import numpy as np
 
 from . import blend, fdc, flow, masks
 from .errors import Vid2VidError
-from .imaging import to_uint8_255
+from .imaging import to_uint8, to_uint8_255
 from .loop import FrameContext, Run, Stage
 from .noise_stage import NoiseStage
 from .params import SCHEDULES, Settings, parse_colour, parse_weights, schedule_ranges
@@ -559,13 +559,21 @@ class ColourStage(Stage):
     def correct(self, ctx: FrameContext, image: np.ndarray) -> np.ndarray:
         if ctx.analysis.get("colour_ref", ctx.index == 0):
             return image  # this frame starts a shot: it is the reference
+        return blend.colour_coherence(image, self._reference(ctx), 1.0, as_float=True)
+
+    def correct_uint8(self, ctx: FrameContext, image: np.ndarray) -> np.ndarray:
+        if ctx.analysis.get("colour_ref", ctx.index == 0):
+            return to_uint8(image)
+        return blend.colour_coherence_uint8(image, self._reference(ctx), 1.0)  # = to_uint8(correct(...))
+
+    def _reference(self, ctx: FrameContext) -> blend.LabStats:
         if self.reference is None or self.loop != ctx.loop:
             assert self.run is not None
             stage = Run.stage_name(ctx.loop)
             refs = [c for c in self.run.job.manifest["colour_refs"].get(stage, []) if c < ctx.index]
             self.reference = blend.lab_stats(self.run.read_output(ctx.loop, max(refs, default=0)))
             self.loop = ctx.loop
-        return blend.colour_coherence(image, self.reference, 1.0, as_float=True)
+        return self.reference
 
     def done(self, ctx: FrameContext, out: np.ndarray) -> None:
         if ctx.analysis.get("colour_ref", ctx.index == 0):

@@ -14,6 +14,12 @@ resizing), so the references are kept per library stack (:func:`stack_key`): CI'
 versions, and the WebUI's pinned ones) each have theirs, both made from the code before the speed work. On a
 stack without references the test skips and says so.
 
+The key also says whether numpy runs its AVX-512 (SVML) kernels: numpy's float32 ``**`` and ``cbrt`` (colour
+coherence's LAB conversions) give other last bits with them than without, so the default's frames differ
+between a CPU with AVX-512 and one without. To check the other kind on one machine, switch them off with
+``NPY_DISABLE_CPU_FEATURES="AVX512F AVX512CD AVX512_SKX AVX512_CLX AVX512_CNL AVX512_ICL"`` (numpy 1.26) or
+``NPY_DISABLE_CPU_FEATURES="X86_V4 AVX512_ICL"`` (numpy 2.4).
+
 Add or regenerate the current stack's references (only on purpose, from code whose frames are known good)::
 
     python -m tests.frame_reference                  # updates tests/data/frame_hashes.json
@@ -38,13 +44,24 @@ BASE = {"width": SIZE[0], "height": SIZE[1], "seed": 1234, "denoise": 0.5, "repo
 
 
 def stack_key() -> str:
-    """The library versions that decide the frames' float arithmetic, e.g. "numpy 2.4 / opencv 5.0"."""
+    """The library versions (and numpy's SIMD kernels) that decide the frames' float arithmetic, e.g.
+    "numpy 2.4 / opencv 5.0", or "numpy 2.4 / opencv 5.1 / AVX512_SKX" where numpy runs its AVX-512 kernels."""
     import cv2
 
     def major_minor(v: str) -> str:
         return ".".join(v.split(".")[:2])
 
-    return f"numpy {major_minor(np.__version__)} / opencv {major_minor(cv2.__version__)}"
+    key = f"numpy {major_minor(np.__version__)} / opencv {major_minor(cv2.__version__)}"
+    return key + (" / AVX512_SKX" if numpy_avx512() else "")
+
+
+def numpy_avx512() -> bool:
+    """True if numpy dispatches to its AVX-512 (Skylake-X and later) kernels on this CPU in this process."""
+    try:
+        from numpy._core._multiarray_umath import __cpu_features__
+    except ImportError:  # numpy 1.x
+        from numpy.core._multiarray_umath import __cpu_features__
+    return bool(__cpu_features__.get("AVX512_SKX"))
 
 
 def load() -> dict:
