@@ -325,10 +325,35 @@ def test_only_host_and_scripts_import_webui_modules():
 
 def test_sigma_preview_text(host):
     a1111, _, _ = host
-    assert a1111.sigmas_text({"sigma_schedule": "host"}).startswith("host schedule")
     text = a1111.sigmas_text({"sigma_schedule": "karras", "sigma_min": 0.03, "sigma_max": 1.0, "rho": 7,
                               "steps": 20, "denoise": 0.5, "sampler": "DDIM"})
     assert "steps" in text and "DDIM" in text  # the tail, and a warning for a sampler that ignores it
+
+
+def test_sigma_preview_shows_the_hosts_own_schedule(host):
+    """With the host schedule the preview shows the tail the WebUI will run, asked from its own sampler."""
+    a1111, _, _ = host
+    import modules.sd_samplers as sd_samplers
+
+    values = {"sigma_schedule": "host", "steps": 10, "denoise": 0.3, "sampler": "Euler", "scheduler": "Exponential"}
+    text = a1111.sigmas_text(values)
+    full = sigmas.exponential(10, sd_samplers.SIGMA_MIN, sd_samplers.SIGMA_MAX)
+    assert text.splitlines()[0] == sigmas.describe(sigmas.img2img_tail(full, 10, 0.3))
+    assert text.startswith("4 steps:") and "Exponential" in text and sd_samplers.asked[-1] == ("Euler", "Exponential", 10)
+    # a sampler without sigmas: said in one line, no traceback
+    assert "did not give its sigmas" in a1111.sigmas_text({**values, "sampler": "DDIM"})
+
+
+def test_sigma_preview_handles_cleared_boxes(host):
+    """A cleared number box (None) or junk counts as its default: no TypeError, a schedule is still shown."""
+    a1111, _, _ = host
+    cleared = a1111.sigmas_text({"sigma_schedule": "karras", "sigma_min": None, "sigma_max": None, "rho": "",
+                                 "steps": None, "denoise": None, "sampler": "Euler"})
+    default = a1111.sigmas_text({"sigma_schedule": "karras", "sigma_min": 0.0292, "sigma_max": 1.0, "rho": 7.0,
+                                 "steps": 20, "denoise": 0.45, "sampler": "Euler"})
+    assert cleared == default and cleared.startswith("10 steps")
+    assert a1111.sigmas_text({"sigma_schedule": "karras", "sigma_min": 5, "sigma_max": 1, "rho": 7,
+                              "steps": 20, "denoise": 0.5}).startswith("invalid: ")
 
 
 def test_depth_mask_uses_the_hosts_midas(host, clip, tmp_path):
@@ -410,14 +435,40 @@ def test_webui_upscalers_are_offered_by_name(host, clip, tmp_path):
         postprocess.unregister_upscaler_provider(a1111.webui_upscalers)
 
 
-def test_open_a_listed_jobs_folder(host, clip, tmp_path):
+def _opener(folder, code, message=""):
+    """A stand-in ``xdg-open`` on PATH that records its argument and exits with ``code``."""
+    folder.mkdir(exist_ok=True)
+    script = folder / "xdg-open"
+    script.write_text(f'#!/bin/sh\necho "$1" >> "{folder}/opened"\necho "{message}" >&2\nexit {code}\n')
+    script.chmod(0o755)
+    return folder / "opened"
+
+
+def test_open_a_listed_jobs_folder(host, clip, tmp_path, monkeypatch):
+    """Open folder says what happened: opened on the server's desktop, or why not, with download links."""
     a1111, processing, shared = host
-    import modules.util as util
+    import os
+    from types import SimpleNamespace
 
     shared.opts.vid2vid_output_dir = str(tmp_path / "out")
     res = a1111.run_script(_p(processing), _args(input=str(clip), max_frames=2))
     name = Path(res.vid2vid["job_dir"]).name
-    assert a1111.open_job_folder(name).startswith("opened") and util.opened[-1] == res.vid2vid["job_dir"]
+    monkeypatch.setenv("DISPLAY", ":0")
+    good = _opener(tmp_path / "good", 0)
+    monkeypatch.setenv("PATH", f"{tmp_path / 'good'}{os.pathsep}{os.environ['PATH']}")
+    assert a1111.open_job_folder(name).startswith("Asked the server's desktop to open")
+    assert good.read_text().strip() == res.vid2vid["job_dir"]
+    _opener(tmp_path / "bad", 3, "xdg-open: no method available for opening")
+    monkeypatch.setenv("PATH", f"{tmp_path / 'bad'}{os.pathsep}{os.environ['PATH']}")
+    text = a1111.open_job_folder(name)
+    assert text.startswith("Cannot open") and "xdg-open failed (xdg-open: no method available" in text
+    assert 'data-kind="video"' in text and "download=" in text  # the download offered instead
+    remote = SimpleNamespace(client=SimpleNamespace(host="203.0.113.7"))
+    assert "this browser is on another machine" in a1111.open_job_folder(name, remote)
+    monkeypatch.delenv("DISPLAY")
+    monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
+    if sys.platform.startswith("linux"):
+        assert "no desktop" in a1111.open_job_folder(name)
     assert "report: warp error" in res.info
     shared.cmd_opts.hide_ui_dir_config = True
     try:
