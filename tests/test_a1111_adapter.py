@@ -783,3 +783,155 @@ def test_cli_submits_a_batch_to_the_script(host, tmp_path, capsys, upload):
     rows = json.loads((tmp_path / "server" / "batch.json").read_text())["videos"]
     assert [(r["width"], r["height"]) for r in rows] == [(64, 96), (96, 64), (96, 96)]
     assert not (tmp_path / "local").exists()  # the jobs live on the server
+
+
+# ---- the result area, progress, jobs (issue 17)
+
+def _served(monkeypatch):
+    """A stand-in for the WebUI's ui_tempdir.register_tmp_file: records the files it is asked to serve."""
+    import types
+
+    served = []
+    fake = types.ModuleType("modules.ui_tempdir")
+    fake.register_tmp_file = lambda demo, name: served.append(name)
+    monkeypatch.setitem(sys.modules, "modules.ui_tempdir", fake)
+    return served
+
+
+def test_result_area_plays_the_video_and_links_every_file(host, clip, tmp_path, monkeypatch):
+    """The result carries the job's files; the result area shows the video in a player whose URL is the
+    WebUI's file route for a file it was told to serve, and links the comparison video, zip and report."""
+    import html as _html
+    import re
+    import urllib.parse
+
+    from lib_vid2vid import ui_result
+
+    a1111, processing, shared = host
+    served = _served(monkeypatch)
+    shared.opts.vid2vid_output_dir = str(tmp_path / "out")
+    res = a1111.run_script(_p(processing), _args(input=str(clip), max_frames=4, zip_result=True))
+    files = res.vid2vid["files"]
+    assert {"video", "comparison", "zip", "report", "log"} <= set(files)
+    page = a1111.result_area(ui_result.extract(res.js()))
+    src = _html.unescape(re.search(r'<video[^>]*id="vid2vid_player"[^>]*src="([^"]+)"', page).group(1))
+    assert src.startswith("file=") and urllib.parse.unquote(src[len("file="):]) == files["video"]
+    assert files["video"] in served
+    for kind in ("zip", "report", "comparison"):
+        assert f'data-kind="{kind}"' in page
+    assert "Warp error" in page and "Reading:" in page  # the report with its scale
+
+
+def test_result_area_shows_an_error_box_in_the_uis_words(host, clip, tmp_path):
+    from lib_vid2vid import ui_result
+
+    a1111, processing, shared = host
+    shared.opts.vid2vid_output_dir = str(tmp_path / "out")
+    res = a1111.run_script(_p(processing), _args(input="/nowhere/clip.mp4"))
+    assert "Upload the video in the Video tab" in res.info and "base64" not in res.info
+    page = a1111.result_area(ui_result.extract(res.js()))
+    assert 'class="vid2vid-error" role="alert"' in page and "Upload the video in the Video tab" in page
+    # the API keeps its own words
+    api = a1111.run_script(_p(processing, is_api=True), _args(input="/nowhere/clip.mp4"))
+    assert "base64 video data" in api.info
+    # a setting named by its label and tab in the UI
+    args = _args(input=str(clip))
+    args[params.api_arg_names().index("temporal_weights")] = "1,2"
+    bad = a1111.run_script(_p(processing), args)
+    assert "Neighbour weights (Temporal tab):" in bad.info
+
+
+def test_stills_are_of_the_final_video_after_post_stages(host, clip, tmp_path):
+    """The gallery shows frames of the exported video: after a 2x upscale they have the upscaled size."""
+    a1111, processing, shared = host
+    shared.opts.vid2vid_output_dir = str(tmp_path / "out")
+    res = a1111.run_script(_p(processing), _args(input=str(clip), max_frames=4, upscaler="Lanczos",
+                                                 upscale_factor=2, comparison_video=False))
+    assert res.vid2vid["status"] == "done", res.info
+    assert len(res.images) == 3 and {im.size for im in res.images} == {(192, 128)}
+
+
+def test_webui_progress_counts_the_done_frames_of_a_resumed_job(host):
+    """Resumed at 125/250: the bar shows 50% after frame 126 (not 1%) and ends at 100%, and the WebUI's ETA
+    (elapsed / share - elapsed) equals the loop's estimate for the frames left."""
+    from lib_vid2vid.loop import Progress
+
+    a1111, _, shared = host
+    state = shared.state
+    now = [1000.0]
+    bar = a1111.WebUIProgress(state, passes=1, clock=lambda: now[0])
+    bar.update(Progress("pass1", 126, 250, eta_s=124 * 2.0))
+    assert (state.job_no, state.job_count) == (126, 250)
+    share = state.job_no / state.job_count
+    elapsed = now[0] - state.time_start
+    assert elapsed / share - elapsed == pytest.approx(248.0)
+    bar.update(Progress("pass1", 250, 250, eta_s=0.0))
+    assert state.job_no == state.job_count == 250
+    two = a1111.WebUIProgress(state, passes=2, clock=lambda: now[0])
+    two.update(Progress("pass2", 10, 250, eta_s=100.0))
+    assert (state.job_no, state.job_count) == (260, 500)
+    two.update(Progress("upscaled", 3, 500))  # post stages leave the bar alone
+    assert state.job_no == 260
+
+
+def test_a_resumed_job_in_the_webui_ends_at_full_progress(host, clip, tmp_path):
+    a1111, processing, shared = host
+    shared.opts.vid2vid_output_dir = str(tmp_path / "out")
+    processing.hooks.append(lambda p, n: setattr(shared.state, "interrupted", n == 3))
+    a1111.run_script(_p(processing), _args(input=str(clip), max_frames=6))
+    processing.hooks.clear()
+    shared.state.reset()
+    res = a1111.run_script(_p(processing), _args(input=str(clip), max_frames=6))
+    assert res.vid2vid["status"] == "done"
+    assert shared.state.job_no == shared.state.job_count == 6
+
+
+def test_finished_job_is_cleared_from_resume_job(host, clip, tmp_path):
+    a1111, processing, shared = host
+    shared.opts.vid2vid_output_dir = str(tmp_path / "out")
+    res = a1111.run_script(_p(processing), _args(input=str(clip), max_frames=2))
+    name = Path(res.vid2vid["job_dir"]).name
+    assert a1111.clear_finished_resume(res.vid2vid, name) == ""
+    assert a1111.clear_finished_resume(res.vid2vid, "another-job") == "another-job"
+    assert a1111.clear_finished_resume({**res.vid2vid, "status": "interrupted"}, name) == name
+
+
+def test_jobs_tab_states_and_delete(host, clip, tmp_path):
+    """Each job with its state (done, interrupted, failed with its error, running), and delete."""
+    from lib_vid2vid.joblock import JobLock
+    from lib_vid2vid.workspace import Job
+
+    a1111, processing, shared = host
+    shared.opts.vid2vid_output_dir = str(tmp_path / "out")
+    done = Path(a1111.run_script(_p(processing), _args(input=str(clip), max_frames=2)).vid2vid["job_dir"])
+    processing.calls.clear()
+    processing.hooks.append(lambda p, n: setattr(shared.state, "interrupted", n == 1))
+    part = Path(a1111.run_script(_p(processing), _args(input=str(clip), max_frames=4)).vid2vid["job_dir"])
+    processing.hooks.clear()
+    shared.state.reset()
+    failed = Job.open(part)
+    states = dict((n, label) for label, n in a1111.list_jobs_with_state())
+    assert states[done.name].startswith(f"{done.name}: done")
+    assert states[part.name].startswith(f"{part.name}: interrupted") and "pass1 1/4" in states[part.name]
+    failed.set_status("failed", error="Cannot decode frame 2")
+    failed.close()
+    assert dict((n, label) for label, n in a1111.list_jobs_with_state())[part.name].endswith(
+        "failed: Cannot decode frame 2 (pass1 1/4)")
+    lock = JobLock.acquire(part)
+    try:
+        assert "running" in dict((n, label) for label, n in a1111.list_jobs_with_state())[part.name]
+        assert "is running" in a1111.delete_job(part.name) and part.is_dir()
+    finally:
+        lock.release()
+    assert a1111.delete_job(part.name) == f"Deleted {part.name}." and not part.exists()
+    assert [n for _l, n in a1111.list_jobs_with_state()] == [done.name]
+    assert "<strong>done</strong>" in a1111.job_folder(done.name)
+
+
+def test_the_webuis_own_resize_mode_applies(host, clip, tmp_path):
+    a1111, processing, shared = host
+    shared.opts.vid2vid_output_dir = str(tmp_path / "out")
+    s = a1111.settings_from_script(_p(processing, resize_mode=1), _args(input=str(clip)))
+    assert s.video.resize_mode == "crop_and_resize"
+    s = a1111.settings_from_script(_p(processing, resize_mode=1), _args(input=str(clip), resize_mode="resize_and_fill"))
+    assert s.video.resize_mode == "resize_and_fill"  # an API caller that set ours keeps it

@@ -900,7 +900,7 @@ def file_url(path: str) -> str | None:
     try:
         from modules import shared, ui_tempdir  # noqa: PLC0415 - host import
 
-        ui_tempdir.register_tmp_file(shared.demo, absolute)
+        ui_tempdir.register_tmp_file(getattr(shared, "demo", None), absolute)
     except Exception:  # noqa: BLE001 - no demo (API only): files under the WebUI's folder still load
         pass
     return "file=" + urllib.parse.quote(absolute.replace(os.sep, "/") if os.sep != "/" else absolute)
