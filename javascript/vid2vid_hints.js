@@ -8,6 +8,7 @@
   "end": "End of the processed range; 0 means the end of the video. [s]",
   "max_frames": "Stop after this many frames (0 = all): a quick preview of a long video.",
   "resize_mode": "How the source is fitted to the output size, as in img2img: stretch, crop the overflow, or fill the borders.",
+  "controlnet_inputs": "ControlNet units that take their own control video or folder of images (a pose, depth or edge video made elsewhere), one per line as 'UNIT: path', units counted from 0 as in the img2img tab; frame i of the job gets frame i of it. Other units: an empty unit gets each source frame, a unit with its own image keeps it.",
   "seed_mode": "Seed per frame: the same for all frames (least flicker), +1 per frame, or fixed with a variation seed.",
   "variation_seed": "Variation seed for fixed_variation; -1 picks one at random once per job (stored in the manifest). (only when seed_mode == fixed_variation)",
   "variation_strength": "Strength of the variation seed. [0..1] (only when seed_mode == fixed_variation)",

@@ -170,6 +170,13 @@ class VideoSettings:
                                "stretch, crop the overflow, or fill the borders.", choices=RESIZE_MODES,
                                widget="radio",
         choice_labels=("Stretch to the size", "Crop to the size", "Fit and fill the borders"), label="Resize mode (CLI and API; the WebUI uses its own)")
+    controlnet_inputs: str = setting("", "ControlNet units that take their own control video or folder of images "
+                                     "(a pose, depth or edge video made elsewhere), one per line as 'UNIT: path', "
+                                     "units counted from 0 as in the img2img tab; frame i of the job gets frame i "
+                                     "of it. Other units: an empty unit gets each source frame, a unit with its "
+                                     "own image keeps it.", widget="textarea", cli=False,
+                                     label="ControlNet: a unit's own control video or folder",
+                                     section="ControlNet", advanced=True)
 
 
 @dataclass

@@ -935,3 +935,91 @@ def test_the_webuis_own_resize_mode_applies(host, clip, tmp_path):
     assert s.video.resize_mode == "crop_and_resize"
     s = a1111.settings_from_script(_p(processing, resize_mode=1), _args(input=str(clip), resize_mode="resize_and_fill"))
     assert s.video.resize_mode == "resize_and_fill"  # an API caller that set ours keeps it
+
+
+def test_controlnet_merge_mode_unit_gets_a_list(host):
+    """A unit in sd-webui-controlnet's "Merge" input mode takes a list of images (its unfold asserts
+    ``isinstance(unit.image, list)``): an empty one gets [the frame], one with its own images keeps them."""
+    import enum
+
+    a1111, _, _ = host
+
+    class InputMode(enum.Enum):
+        SIMPLE = "simple"
+        MERGE = "merge"
+
+    empty = FakeUnit(True, image=None)
+    empty.input_mode = InputMode.MERGE
+    empty_list = FakeUnit(True, image=[])
+    empty_list.input_mode = InputMode.MERGE
+    own = FakeUnit(True, image=[{"image": np.zeros((4, 4, 3), np.uint8)}])
+    own.input_mode = InputMode.MERGE
+    for u in (empty, empty_list, own):
+        u.copy = (lambda u=u: _copy_with_mode(u))
+    ext = FakeExternalCode([empty, empty_list, own])
+    frame = np.full((4, 4, 3), 9, np.uint8)
+    assert a1111.ControlNetBridge(ext).apply(object(), frame) == 2
+    sent = ext.updated[-1]
+    for unit in sent[:2]:
+        assert isinstance(unit.image, list) and unit.image[0]["image"] is frame
+    assert sent[2].image is own.image
+
+
+def _copy_with_mode(unit):
+    out = FakeUnit(unit.enabled, unit.image)
+    out.input_mode = unit.input_mode
+    return out
+
+
+def test_a_units_own_control_video_and_folder(host, clip, tmp_path, monkeypatch):
+    """controlnet_inputs: unit 1 takes frame i of its own control video (decoded like the source), unit 2
+    the i-th image of a folder; unit 0 (empty) the source frame."""
+    from fractions import Fraction
+
+    from PIL import Image
+
+    from lib_vid2vid import control_inputs, video
+    from tests.clips import make_clip
+
+    a1111, processing, shared = host
+    control = make_clip(tmp_path / "pose.mp4", n_frames=24, size=(96, 64), fps=Fraction(24))
+    folder = tmp_path / "depth"
+    folder.mkdir()
+    for i in range(2):
+        Image.fromarray(np.full((32, 48, 3), 50 + 100 * i, np.uint8)).save(folder / f"{i:04d}.png")
+    text = f"1: {control}\n2: {folder}"
+    assert control_inputs.parse(text) == {1: str(control), 2: str(folder)}
+    with pytest.raises(Exception, match="UNIT: path"):
+        control_inputs.parse("pose.mp4")
+    with pytest.raises(Exception, match="does not exist"):
+        control_inputs.check("0: /nowhere/pose.mp4")
+    frames = control_inputs.ControlFrames(control_inputs.check(text), size=(96, 64))
+    want = [rgb for _i, rgb in video.iter_frames(control, size=(96, 64))]
+    for i in (0, 1, 2, 1, 3):  # forward, and back again (a second loopback pass)
+        got = frames.frames(i)
+        assert np.array_equal(got[1], want[i])
+        assert got[2].shape == (64, 96, 3) and int(got[2][0, 0, 0]) == (50 if i == 0 else 150)  # the last holds
+
+    units = [FakeUnit(True), FakeUnit(True), FakeUnit(True)]
+    ext = FakeExternalCode(units)
+    bridge = a1111.ControlNetBridge(ext)
+    shared.opts.vid2vid_output_dir = str(tmp_path / "out")
+    from lib_vid2vid.host import a1111 as mod
+
+    seen = []
+    original = mod.A1111Renderer._frame_p
+
+    def spy(self, req):
+        p2 = original(self, req)
+        seen.append([u.image["image"] for u in ext.updated[-1]])
+        return p2
+
+    monkeypatch.setattr(mod.ControlNetBridge, "find", classmethod(lambda cls: bridge))
+    monkeypatch.setattr(mod.A1111Renderer, "_frame_p", spy)
+    res = a1111.run_script(_p(processing), _args(input=str(clip), max_frames=3, controlnet_inputs=text))
+    assert res.vid2vid["status"] == "done", res.info
+    src = [rgb for _i, rgb in video.iter_frames(clip, size=(96, 64))]
+    ctl = [rgb for _i, rgb in video.iter_frames(control, size=(96, 64))]
+    for i, images in enumerate(seen):
+        assert np.array_equal(images[0], src[i]) and np.array_equal(images[1], ctl[i])
+        assert int(images[2][0, 0, 0]) == (50 if i == 0 else 150)

@@ -324,3 +324,40 @@ def test_cli_strategy_flag(tmp_path):
     ns = build_parser().parse_args(["x.mp4", "--strategy", "loopback_temporal_blend", "--loopback-passes", "3"])
     s = params.settings_from_cli(ns, base=params.Settings().replace(**params.STRATEGIES[ns.strategy]))
     assert s.temporal.init_mode == "temporal_blend" and s.temporal.loopback_passes == 3
+
+
+def _real_gradio_ui(gr, host=None):
+    """ui.build inside a real gradio Blocks (gradio 3.41 in A1111, 4 in Forge): the components by setting name,
+    and {output component: event function} of every event."""
+    with gr.Blocks() as demo:
+        steps = gr.Slider(minimum=1, maximum=150, value=20, elem_id="img2img_steps")
+        denoise = gr.Slider(minimum=0, maximum=1, value=0.45, elem_id="img2img_denoising_strength")
+        comps = ui.build(gr, elem_id=lambda x: f"script_img2img_vid2vid_{x}",
+                         host={"steps": steps, "denoise": denoise, **(host or {})})
+    fns = list(demo.fns.values()) if isinstance(demo.fns, dict) else list(demo.fns)
+    return demo, dict(zip(params.api_arg_names(), comps)), fns, steps
+
+
+def test_the_ui_builds_in_real_gradio_and_requests_reach_the_preview():
+    """In the gradio the WebUI brings: the form builds, hidden sub-options are hidden in the page config, and
+    gradio hands the browser session to the sigma preview (its last-input-wins ticket)."""
+    import pytest
+
+    gr = pytest.importorskip("gradio")
+    from gradio import helpers
+
+    seen = []
+    demo, comps, fns, steps = _real_gradio_ui(gr, {"sigmas_text": lambda v: seen.append(v) or f"steps {v['steps']}"})
+    config = demo.get_config_file()
+    by_id = {c["id"]: c for c in config["components"]}
+    assert by_id[comps["motion_low_cut"]._id]["props"]["visible"] is False
+    assert by_id[comps["motion_mask"]._id]["props"].get("visible", True) is not False
+    preview = next(f for f in fns if f.inputs and f.inputs[0] is comps["sigma_schedule"] and len(f.outputs) == 1
+                   and any(c is steps for c in f.inputs))
+    request = gr.Request(session_hash="abc")
+    args, *_ = helpers.special_args(preview.fn, ["karras", 0.03, 1.0, 7.0, 10, 0.3], request)
+    assert args[0] is request and preview.fn(*args) == "steps 10"
+    assert seen[-1] == {"sigma_schedule": "karras", "sigma_min": 0.03, "sigma_max": 1.0, "rho": 7.0, "steps": 10,
+                        "denoise": 0.3}
+    toggle = next(f for f in fns if f.inputs == [comps["motion_mask"]])
+    assert [u["visible"] for u in toggle.fn(True)] == [True, True, True]

@@ -116,10 +116,12 @@ class ControlNetBridge:
                 continue
             img = (per_unit or {}).get(i)
             if img is None:
-                if getattr(unit, "image", None) is not None:
+                if _has_own_image(getattr(unit, "image", None)):
                     continue  # the user gave this unit its own image
                 img = frame
-            unit.image = {"image": img, "mask": np.zeros(img.shape[:2] + (3,), np.uint8)}
+            entry = {"image": img, "mask": np.zeros(img.shape[:2] + (3,), np.uint8)}
+            # a unit in "Merge" input mode takes a list of images (the extension asserts it is a list)
+            unit.image = [entry] if _merge_mode(unit) else entry
             fed += 1
         if fed:
             self.ext.update_cn_script_in_processing(p, units)
@@ -139,7 +141,7 @@ class ControlNetBridge:
                 continue
             img = (per_unit or {}).get(i)
             if img is None:
-                if get("image") is not None:
+                if _has_own_image(get("image")):
                     continue
                 img = frame
             # Forge reads image_fg[:, :, 3]; None fails on near-black frames
@@ -149,6 +151,17 @@ class ControlNetBridge:
         if fed:
             p.script_args = tuple(args) if isinstance(p.script_args, tuple) else args
         return fed
+
+
+def _has_own_image(image: Any) -> bool:
+    """Whether a unit carries an image of its own (an empty Merge list does not)."""
+    return image is not None and not (isinstance(image, (list, tuple)) and not image)
+
+
+def _merge_mode(unit: Any) -> bool:
+    """sd-webui-controlnet's InputMode.MERGE (value "merge"), on a unit object or dict."""
+    mode = unit.get("input_mode") if isinstance(unit, dict) else getattr(unit, "input_mode", None)
+    return str(getattr(mode, "value", mode) or "").lower() == "merge"
 
 
 # ------------------------------------------------------------------ host identity
@@ -353,9 +366,11 @@ def seed_global_generators(seed: int) -> None:
 class A1111Renderer:
     """Renders frames through the WebUI's own ``process_images`` on copies of the img2img tab's ``p``."""
 
-    def __init__(self, p: Any, *, controlnet: ControlNetBridge | None = None):
+    def __init__(self, p: Any, *, controlnet: ControlNetBridge | None = None, control_frames: Any = None):
         self.p = p
         self.controlnet = controlnet or ControlNetBridge(None)
+        self.control_frames = control_frames
+        """A ControlFrames (lib_vid2vid/control_inputs.py): units with their own control video or folder."""
         self.last_infotext = ""
         self.skipped_frames: list[int] = []
         self._notices: list[str] = []
@@ -411,7 +426,8 @@ class A1111Renderer:
                 return torch.tensor(schedule(steps), dtype=torch.float32)
 
             p2.sampler_noise_scheduler_override = override
-        self.controlnet.apply(p2, req.control_image)
+        per_unit = self.control_frames.frames(req.frame_index) if self.control_frames is not None else None
+        self.controlnet.apply(p2, req.control_image, per_unit)
         return p2
 
     def host_identity(self) -> dict[str, Any]:
@@ -572,6 +588,9 @@ def _run_batch(p: Any, settings: params.Settings, sources: list[str]) -> Any:
     if not videos:
         raise Vid2VidError("No videos found: give video paths on the server (one per line), a folder that holds "
                            "videos, or upload videos")
+    if settings.video.controlnet_inputs.strip():
+        raise Vid2VidError("A ControlNet unit's own control video follows one video, not a batch: clear "
+                           "\"ControlNet: a unit's own control video\" (Video tab), or run the videos one by one")
     renderer = A1111Renderer(p, controlnet=ControlNetBridge.find())
     passes = settings.temporal.loopback_passes
     current = {"number": 0}
@@ -726,6 +745,19 @@ def _processed(p: Any, images: list, info: str, result: dict[str, Any]) -> Any:
     return processed
 
 
+def control_frames(settings: params.Settings, plan: Any) -> Any:
+    """The units' own control videos/folders (the ``controlnet_inputs`` setting) in step with the job's
+    frames, or None."""
+    from .. import control_inputs
+
+    units = control_inputs.check(settings.video.controlnet_inputs)
+    if not units:
+        return None
+    return control_inputs.ControlFrames(units, size=(plan.width, plan.height),
+                                        fps=plan.fps if settings.video.fps else None, start=plan.start,
+                                        end=plan.end, resize_mode=settings.video.resize_mode)
+
+
 class WebUIProgress:
     """Keeps the WebUI's progress bar on the frames of this job, the ones done before a resume included.
 
@@ -759,7 +791,7 @@ def _run_video(p: Any, settings: params.Settings) -> Any:
     state = shared.state
     info = video.probe(settings.video.input)
     plan = make_plan(settings, info)
-    renderer = A1111Renderer(p, controlnet=ControlNetBridge.find())
+    renderer = A1111Renderer(p, controlnet=ControlNetBridge.find(), control_frames=control_frames(settings, plan))
     passes = settings.temporal.loopback_passes
     state.job_count = plan.total * passes
     state.job_no = 0
@@ -815,10 +847,14 @@ def _scripts_params(p: Any, frame: dict[str, str]) -> dict[str, str]:
 
 
 def _run_preview(p: Any, settings: params.Settings) -> Any:
-    from .. import debug
+    from .. import debug, video
+    from ..pipeline import make_plan
 
     processing, _ = _host()
-    renderer = A1111Renderer(p, controlnet=ControlNetBridge.find())
+    frames = None
+    if settings.video.controlnet_inputs.strip():
+        frames = control_frames(settings, make_plan(settings, video.probe(settings.video.input)))
+    renderer = A1111Renderer(p, controlnet=ControlNetBridge.find(), control_frames=frames)
     frame = settings.preview.preview_frame
     if settings.preview.preview_mode == "frame":
         res = debug.render_single_frame(settings, renderer, frame=frame)
