@@ -219,6 +219,8 @@ def test_screenshots_of_every_tab(browser, webui):
     if not shots:
         pytest.skip("set VID2VID_SCREENSHOTS to a folder to save screenshots of every tab")
     driver = browser
+    driver.get(webui["url"])  # the form as a new visitor sees it
+    _wait(driver, lambda d: d.execute_script("return !!document.querySelector('#tab_img2img')"), 180)
     _pick_vid2vid(driver)
     folder = Path(shots)
     folder.mkdir(parents=True, exist_ok=True)
