@@ -626,6 +626,8 @@ def coerce(spec: Spec, raw: Any) -> Any:
                 return ""
             if not isinstance(raw, str):
                 raise ValueError
+            if spec.choice_labels and raw in spec.choice_labels:  # a UI label stands for its id
+                return spec.choices[spec.choice_labels.index(raw)]
             return raw
     except (TypeError, ValueError):
         pass

@@ -36,10 +36,11 @@ def component_for(gr: Any, spec: Spec, value: Any, elem_id: str,
     if spec.type is bool:
         return gr.Checkbox(**common)
     if spec.choices:
-        choices = list(zip(spec.choice_labels, spec.choices)) if spec.choice_labels else list(spec.choices)
-        if spec.widget == "radio":
+        if spec.widget == "radio":  # (label, value) pairs: gradio 3.41 and 4
+            choices = list(zip(spec.choice_labels, spec.choices)) if spec.choice_labels else list(spec.choices)
             return gr.Radio(choices=choices, **common)
-        return gr.Dropdown(choices=choices, **common)
+        return gr.Dropdown(choices=dropdown_choices(gr, list(zip(spec.choice_labels or spec.choices, spec.choices))),
+                           **{**common, "value": ui_value(gr, spec, value)})
     if spec.type in (int, float):
         if spec.min is not None and spec.max is not None and spec.widget != "number":
             step = spec.step or (1 if spec.type is int else (0.01 if spec.max <= 1 else 0.05))
@@ -49,6 +50,42 @@ def component_for(gr: Any, spec: Spec, value: Any, elem_id: str,
         return gr.Dropdown(choices=choices_from_host[spec.name], allow_custom_value=True, **common)
     lines = 3 if spec.widget in ("textarea", "expr") else 2 if spec.widget == "video" else 1  # video: a batch
     return gr.Textbox(lines=lines, placeholder=_placeholder(spec.help), **common)
+
+
+def pairs_supported(gr: Any) -> bool:
+    """Whether gr.Dropdown shows (label, value) pairs: gradio 4 does; gradio 3.41's Dropdown shows the pair's
+    text (its Radio handles pairs), so there a dropdown lists the labels and the value is the label."""
+    return _gradio_major(gr) != 3
+
+
+def dropdown_choices(gr: Any, pairs: list[tuple[str, Any]]) -> list:
+    return list(pairs) if pairs_supported(gr) else [label for label, _value in pairs]
+
+
+def from_label(value: Any, pairs: list[tuple[str, Any]]) -> Any:
+    """A dropdown's value back to its id when it is one of the labels (gradio 3.41), else unchanged."""
+    for label, v in pairs:
+        if value == label:
+            return v
+    return value
+
+
+def ui_value(gr: Any, spec: Spec, value: Any) -> Any:
+    """What a setting's component holds for ``value`` (an id): the id, or its label in a gradio 3.41 dropdown."""
+    if (spec.choices and spec.choice_labels and spec.widget != "radio" and not pairs_supported(gr)
+            and value in spec.choices):
+        return spec.choice_labels[spec.choices.index(value)]
+    return value
+
+
+def _ids(values: dict[str, Any]) -> dict[str, Any]:
+    """Form values with choice labels turned back into their ids (settings only; others unchanged)."""
+    out = dict(values)
+    for name, value in values.items():
+        spec = params.SPEC_BY_NAME.get(name)
+        if spec is not None and spec.choice_labels and value in spec.choice_labels:
+            out[name] = spec.choices[spec.choice_labels.index(value)]
+    return out
 
 
 def _placeholder(text: str, limit: int = 80) -> str:
@@ -166,29 +203,73 @@ def visibility(changed: str, values: dict[str, Any], hidden: set[str] = frozense
 
 
 def _wire_visibility(gr: Any, comps: dict[str, Any]) -> None:
-    """When a setting that others depend on changes, show exactly the dependents whose conditions hold."""
+    """When a setting that others depend on changes, show exactly the dependents whose conditions hold.
+
+    In a real gradio this runs in the browser (a JavaScript event, :func:`visibility_js`, the same rules as
+    :func:`visibility`): instant, no request to the server, so gradio 4.40's client logs no "Too many arguments
+    provided for the endpoint" for it. A stand-in gradio without a version gets the Python function."""
     hidden = {n for n, c in comps.items() if getattr(c, "vid2vid_host_own", False)}
+    major = _gradio_major(gr)
     for name, deps in params.dependents().items():
         if name not in comps:
             continue
         needed = list(dict.fromkeys(cond for d in deps for cond, _op, _v in d.show_if))
         needed = [n for n in needed if n in comps]
+        outputs = [comps[d.name] for d in deps]
+        inputs = [comps[n] for n in needed]
+        if major:
+            js = visibility_js(needed, [(d.name, d.show_if if d.name not in hidden else None) for d in deps])
+            comps[name].change(fn=None, inputs=inputs, outputs=outputs, **{("js" if major >= 4 else "_js"): js})
+            continue
 
         def update(*current, _needed=tuple(needed), _name=name):
             shown = visibility(_name, _coerce_values(dict(zip(_needed, current))), hidden)
             return [gr.update(visible=v) for v in shown.values()]
 
-        comps[name].change(fn=update, inputs=[comps[n] for n in needed],
-                           outputs=[comps[d.name] for d in deps])
+        comps[name].change(fn=update, inputs=inputs, outputs=outputs)
+
+
+def _gradio_major(gr: Any) -> int:
+    """gradio's major version (3 in A1111 1.10, 4 in Forge); 0 for a stand-in without one."""
+    try:
+        return int(str(gr.__version__).split(".")[0])
+    except (AttributeError, ValueError):
+        return 0
+
+
+def visibility_js(inputs: list[str], deps: list[tuple[str, tuple | None]]) -> str:
+    """A JavaScript function for a gradio event: gets the values of ``inputs`` (setting names, in order) and
+    returns one ``{"__type__": "update", "visible": ...}`` per dependent, by the rules of
+    :func:`params.applies` (a cleared box counts as its default, text compared trimmed). A dependent with
+    conditions None (a setting the host's own tab supplies) stays hidden."""
+    import json
+
+    defaults = {n: params.SPEC_BY_NAME[n].default for n in inputs}
+    labels = {n: dict(zip(params.SPEC_BY_NAME[n].choice_labels, params.SPEC_BY_NAME[n].choices))
+              for n in inputs if params.SPEC_BY_NAME[n].choice_labels}  # a gradio 3.41 dropdown holds the label
+    rules = [[name, None if conds is None else [[c, op, list(w) if isinstance(w, tuple) else w]
+                                                 for c, op, w in conds]] for name, conds in deps]
+    return ("(...vals) => { const names = " + json.dumps(inputs) + "; const defaults = " + json.dumps(defaults)
+            + "; const labels = " + json.dumps(labels) + "; const rules = " + json.dumps(rules)
+            + "; const v = {}; names.forEach((n, i) => { let x = vals[i];"
+            " if (x === null || x === undefined || x === '') x = defaults[n];"
+            " if (labels[n] && x in labels[n]) x = labels[n][x]; if (typeof x === 'string') x = x.trim();"
+            " v[n] = x; });"
+            " const holds = ([n, op, want]) => { const have = v[n];"
+            " if (op === 'in') return want.includes(have); if (op === 'not in') return !want.includes(have);"
+            " if (op === '==') return have === want; if (op === '!=') return have !== want;"
+            " if (op === '>') return Number(have) > want; return true; };"
+            " return rules.map(([name, conds]) => ({__type__: 'update', visible: conds !== null && conds.every(holds)})); }")
 
 
 def _coerce_values(raw: dict[str, Any]) -> dict[str, Any]:
-    """Form values as the settings' types (a cleared number box counts as its default)."""
+    """Form values as the settings' types (a cleared box counts as its default, a label as its id)."""
     out = {}
-    for name, value in raw.items():
+    for name, value in _ids(raw).items():
         spec = params.SPEC_BY_NAME[name]
         try:
-            out[name] = params.coerce(spec, value) if value is not None else spec.default
+            empty = value is None or (isinstance(value, str) and not value.strip())
+            out[name] = spec.default if empty else params.coerce(spec, value)
         except params.SettingsError:
             out[name] = spec.default
     return out
@@ -198,11 +279,11 @@ def _coerce_values(raw: dict[str, Any]) -> dict[str, Any]:
 
 def _strategy_picker(gr: Any, elem_id) -> dict[str, Any]:
     """The preset menu, first in the panel: each preset with its one line; a box says what applying changed."""
-    choices = [(f"{name}: {params.STRATEGY_NOTES.get(name, '')}", name) for name in params.STRATEGIES]
+    pairs = [(f"{name}: {params.STRATEGY_NOTES.get(name, '')}", name) for name in params.STRATEGIES]
     picker = _ui_only(gr.Dropdown(label="Start from a strategy preset (sets the fields it names in every tab)",
-                                  choices=choices, elem_id=elem_id("strategy")))
+                                  choices=dropdown_choices(gr, pairs), elem_id=elem_id("strategy")))
     changed = _ui_only(gr.Markdown("", elem_id=elem_id("strategy_changes")))
-    return {"picker": picker, "changed": changed}
+    return {"picker": picker, "changed": changed, "pairs": pairs}
 
 
 def preset_changes(name: str, current: dict[str, Any]) -> tuple[dict[str, Any], str]:
@@ -236,10 +317,10 @@ def _wire_presets(gr: Any, report: dict[str, Any], comps: dict[str, Any]) -> Non
     keys = [k for k in dict.fromkeys(k for v in params.STRATEGIES.values() for k in v) if k in comps]
 
     def apply(name, *current):
-        new, text = preset_changes(name, dict(zip(keys, current)))
+        new, text = preset_changes(from_label(name, report["pairs"]), dict(zip(keys, current)))
         if not new:
             return [gr.update() for _ in keys] + [gr.update()]
-        return [gr.update(value=new[k]) for k in keys] + [text]
+        return [gr.update(value=ui_value(gr, params.SPEC_BY_NAME[k], new[k])) for k in keys] + [text]
 
     report["picker"].change(fn=apply, inputs=[report["picker"]] + [comps[k] for k in keys],
                             outputs=[comps[k] for k in keys] + [report["changed"]])
@@ -282,7 +363,7 @@ def _sigma_preview(gr: Any, comps: dict[str, Any], host: dict[str, Any], values:
     """The img2img tail the host will run, filled when the page loads and after every change of a setting
     or of the img2img tab's steps, denoise, sampler and schedule type."""
     extra = [(key, host[key]) for key in _HOST_SIGMA_INPUTS if host.get(key) is not None]
-    first = {n: values[n] for n in _SIGMA_INPUTS}
+    first = {n: values[n] for n in _SIGMA_INPUTS}  # ids
     first.update({key: getattr(comp, "value", None) for key, comp in extra})
     box = _ui_only(gr.Textbox(label="Sigmas the WebUI will run (the img2img part of the schedule)",
                               value=_safe_text(host["sigmas_text"], first), interactive=False, lines=2,
@@ -294,7 +375,7 @@ def _sigma_preview(gr: Any, comps: dict[str, Any], host: dict[str, Any], values:
     def update(request, *current):
         session = _session(request)
         ticket = latest.take(session)
-        text = _safe_text(host["sigmas_text"], dict(zip(names, current)))
+        text = _safe_text(host["sigmas_text"], _ids(dict(zip(names, current))))
         return text if latest.is_newest(session, ticket) else gr.update()
 
     update.__annotations__ = {"request": gr.Request}  # gradio passes the request to a parameter typed so
@@ -315,7 +396,8 @@ def _safe_text(fn: Callable[[dict], str], values: dict[str, Any]) -> str:
 def _job_picker(gr: Any, comps: dict[str, Any], host: dict[str, Any], elem_id) -> None:
     """Every job in the output folder with its state; pick one to resume it, open or delete it."""
     with gr.Row():
-        jobs = _ui_only(gr.Dropdown(label="Jobs (state, progress)", choices=host["list_jobs"](),
+        listing = {"pairs": _pairs(host["list_jobs"]())}
+        jobs = _ui_only(gr.Dropdown(label="Jobs (state, progress)", choices=dropdown_choices(gr, listing["pairs"]),
                                     elem_id=elem_id("job_list")))
         refresh = _ui_only(gr.Button("Refresh", elem_id=elem_id("job_refresh")))
     info = _ui_only(gr.HTML("", elem_id=elem_id("job_info")))
@@ -324,7 +406,7 @@ def _job_picker(gr: Any, comps: dict[str, Any], host: dict[str, Any], elem_id) -
             opener = _ui_only(gr.Button("Open folder", elem_id=elem_id("job_open")))
 
             def open_folder(request, name):  # the request tells where the browser is
-                return host["open_folder"](name, request)
+                return host["open_folder"](from_label(name, listing["pairs"]) or "", request)
 
             open_folder.__annotations__ = {"request": gr.Request}
             opener.click(fn=open_folder, inputs=[jobs], outputs=[info])
@@ -334,17 +416,27 @@ def _job_picker(gr: Any, comps: dict[str, Any], host: dict[str, Any], elem_id) -
             delete = _ui_only(gr.Button("Delete job", elem_id=elem_id("job_delete")))
 
             def remove(name, sure):
+                name = from_label(name, listing["pairs"]) or ""
                 text = host["delete_job"](name) if sure else "Tick \"Yes, delete\" first: deleting cannot be undone."
-                return text, gr.update(choices=host["list_jobs"](), value=None), False
+                return text, relist(), False
 
             delete.click(fn=remove, inputs=[jobs, confirm], outputs=[info, jobs, confirm])
 
+    def relist():
+        listing["pairs"] = _pairs(host["list_jobs"]())
+        return gr.update(choices=dropdown_choices(gr, listing["pairs"]), value=None)
+
     def pick(name):
-        name = name or ""
+        name = from_label(name, listing["pairs"]) or ""
         return name, host.get("job_folder", lambda n: n)(name)
 
     jobs.change(fn=pick, inputs=[jobs], outputs=[comps["resume_job"], info])
-    refresh.click(fn=lambda: gr.update(choices=host["list_jobs"]()), inputs=[], outputs=[jobs])
+    refresh.click(fn=relist, inputs=[], outputs=[jobs])
+
+
+def _pairs(items: list) -> list[tuple[str, str]]:
+    """Job list entries as (label, name) pairs (a plain name is its own label)."""
+    return [tuple(item) if isinstance(item, (list, tuple)) else (str(item), str(item)) for item in items]
 
 
 def hints() -> dict[str, str]:

@@ -359,5 +359,58 @@ def test_the_ui_builds_in_real_gradio_and_requests_reach_the_preview():
     assert args[0] is request and preview.fn(*args) == "steps 10"
     assert seen[-1] == {"sigma_schedule": "karras", "sigma_min": 0.03, "sigma_max": 1.0, "rho": 7.0, "steps": 10,
                         "denoise": 0.3}
-    toggle = next(f for f in fns if f.inputs == [comps["motion_mask"]])
-    assert [u["visible"] for u in toggle.fn(True)] == [True, True, True]
+    toggle = next(f for f in fns if len(f.inputs) == 1 and f.inputs[0] is comps["motion_mask"])
+    dep = next(d for d in config["dependencies"] if d["inputs"] == [comps["motion_mask"]._id] and d.get("js"))
+    assert toggle.fn is None and dep["backend_fn"] is False
+    assert dep["js"] == ui.visibility_js(["motion_mask"], [
+        (n, params.SPEC_BY_NAME[n].show_if) for n in ("motion_low_cut", "motion_high_ext", "motion_soft")])
+    # a dropdown shows words in both gradios: pairs in gradio 4, the labels themselves in gradio 3.41 (whose
+    # Dropdown would show a pair's text); the Script maps a label back to its id
+    choices = by_id[comps["sigma_schedule"]._id]["props"]["choices"]
+    assert "Karras" in [c[0] if isinstance(c, (list, tuple)) else c for c in choices]
+    assert params.coerce(params.SPEC_BY_NAME["sigma_schedule"], "Karras") == "karras"
+
+
+def _cases(needed):
+    """Value combinations for the inputs of a visibility rule: ids, labels, cleared boxes, text with spaces."""
+    import itertools
+
+    options = []
+    for name in needed:
+        spec = params.SPEC_BY_NAME[name]
+        if spec.type is bool:
+            values = [True, False]
+        elif spec.choices:
+            values = list(spec.choices) + list(spec.choice_labels)
+        elif spec.type in (int, float):
+            values = [0, 1, 2, None]
+        else:
+            values = ["1", " 1 ", "2", "", None]
+        options.append(values)
+    return [dict(zip(needed, combo)) for combo in itertools.product(*options)]
+
+
+def test_visibility_in_the_browser_follows_the_same_rules_as_python():
+    """The JavaScript that shows and hides sub-options in the page agrees with params.applies on every rule,
+    for ids, labels (gradio 3.41 dropdowns), cleared boxes and padded text (run in node)."""
+    import json
+    import shutil
+
+    import pytest
+
+    node = shutil.which("node") or shutil.which("nodejs")
+    if not node:
+        pytest.skip("node is not installed (apt-get install nodejs) to run the UI's JavaScript")
+    script, expected = [], []
+    for name, deps in params.dependents().items():
+        needed = list(dict.fromkeys(c for d in deps for c, _op, _v in d.show_if))
+        js = ui.visibility_js(needed, [(d.name, d.show_if) for d in deps])
+        for case in _cases(needed):
+            script.append(f"out.push(({js})(...{json.dumps([case[n] for n in needed])}).map(u => u.visible));")
+            expected.append(list(ui.visibility(name, ui._coerce_values(case)).values()))
+    code = "const out = [];\n" + "\n".join(script) + "\nconsole.log(JSON.stringify(out));"
+    result = subprocess.run([node, "-"], input=code, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    got = json.loads(result.stdout)
+    assert len(got) == len(expected) > 100
+    assert got == expected
