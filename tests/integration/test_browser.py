@@ -101,12 +101,24 @@ def _click_tab(driver, container_css, title):
 
 
 def _choose(driver, css, label):
-    """Pick the option whose text starts with ``label`` in the gradio dropdown at ``css`` (3.41 and 4)."""
+    """Pick the option whose text starts with ``label`` in the gradio dropdown at ``css`` (3.41 and 4): type
+    it to filter the list, then click the option (scrolled into view: long lists scroll)."""
+    from selenium.webdriver.common.keys import Keys
+
     box = _el(driver, f"{css} input")
     driver.execute_script("arguments[0].scrollIntoView({block: 'center'})", box)
     box.click()
-    option = _wait(driver, lambda d: next((li for li in d.find_elements("css selector", f"{css} ul.options li")
-                                           if li.text.strip().startswith(label)), None), 20, f"option {label!r}")
+    box.send_keys(Keys.CONTROL, "a")
+    box.send_keys(label)
+
+    def find(d):
+        for li in d.find_elements("css selector", f"{css} ul.options li"):
+            if (li.get_attribute("textContent") or "").replace("✓", "").strip().startswith(label):
+                return li
+        return None
+
+    option = _wait(driver, find, 20, f"option {label!r} in {css}")
+    driver.execute_script("arguments[0].scrollIntoView({block: 'nearest'})", option)
     option.click()
 
 
@@ -131,8 +143,16 @@ def _value(driver, css):
 
 def _pick_vid2vid(driver):
     _click_tab(driver, "#tabs", "img2img")
+    if _shown(driver, ID + "tabs"):
+        return
     _choose(driver, "#img2img_script_container #script_list", "vid2vid")
-    _wait(driver, lambda d: _shown(d, ID + "tabs"), 30, "the vid2vid tabs")
+    try:
+        _wait(driver, lambda d: _shown(d, ID + "tabs"), 30, "the vid2vid tabs")
+    except AssertionError:
+        shots = os.environ.get("VID2VID_SCREENSHOTS")
+        if shots:
+            driver.save_screenshot(str(Path(shots) / "debug-pick-vid2vid.png"))
+        raise
 
 
 def test_sub_option_follows_its_switch_and_preset_says_what_changed(browser, webui):
