@@ -365,8 +365,10 @@ def _sigma_preview(gr: Any, comps: dict[str, Any], host: dict[str, Any], values:
     extra = [(key, host[key]) for key in _HOST_SIGMA_INPUTS if host.get(key) is not None]
     first = {n: values[n] for n in _SIGMA_INPUTS}  # ids
     first.update({key: getattr(comp, "value", None) for key, comp in extra})
+    # a function as the value: gradio fills the box on every page load (the model is loaded by then, so the
+    # WebUI's own schedule can be shown), with no inputs and no request before the user acts
     box = _ui_only(gr.Textbox(label="Sigmas the WebUI will run (the img2img part of the schedule)",
-                              value=_safe_text(host["sigmas_text"], first), interactive=False, lines=2,
+                              value=lambda: _safe_text(host["sigmas_text"], first), interactive=False, lines=2,
                               elem_id=elem_id("sigmas_used")))
     names = list(_SIGMA_INPUTS) + [key for key, _ in extra]
     inputs = [comps[n] for n in _SIGMA_INPUTS] + [comp for _, comp in extra]

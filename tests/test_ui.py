@@ -237,7 +237,7 @@ def test_sigma_preview_is_filled_on_load_and_the_last_input_wins():
     comps = dict(zip(params.api_arg_names(), ui.build(gr, elem_id=lambda x: x, host={
         "sigmas_text": text, "steps": steps, "denoise": denoise})))
     box = next(c for c in gr.created if c.kw.get("elem_id") == "sigmas_used")
-    assert box.kw["value"] == "host 10 0.3"  # on first load, with the img2img tab's values
+    assert box.kw["value"]() == "host 10 0.3"  # on every page load, with the img2img tab's values
     kw = _event(steps)
     assert kw["inputs"][:4] == [comps[n] for n in ("sigma_schedule", "sigma_min", "sigma_max", "rho")]
 
@@ -290,7 +290,7 @@ def test_sigma_preview_never_raises():
 
     ui.build(gr, elem_id=lambda x: x, host={"sigmas_text": broken, "steps": steps})
     box = next(c for c in gr.created if c.kw.get("elem_id") == "sigmas_used")
-    assert box.kw["value"].startswith("cannot compute the schedule")
+    assert box.kw["value"]().startswith("cannot compute the schedule")
 
 
 def test_jobs_tab_lists_states_and_deletes_with_confirmation():
