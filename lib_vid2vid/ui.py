@@ -96,13 +96,13 @@ def _placeholder(text: str, limit: int = 80) -> str:
 
 
 def sections(specs: list[Spec]) -> list[tuple[str, bool, list[Spec]]]:
-    """``(section title, folded, specs)`` in the order sections first appear; settings without a section come
-    first under the title "". A section is folded when all its settings are advanced."""
+    """``(section title, folded, specs)``: settings without a section first (title ""), then the sections in
+    the order they first appear, folded ones (all their settings advanced) last."""
     order: dict[str, list[Spec]] = {"": []}
     for spec in specs:
         order.setdefault(spec.section, []).append(spec)
-    return [(title, bool(group) and all(s.advanced for s in group), group)
-            for title, group in order.items() if group]
+    out = [(title, bool(group) and all(s.advanced for s in group), group) for title, group in order.items() if group]
+    return [o for o in out if not o[1]] + [o for o in out if o[1]]
 
 
 HOST_OWN = {"resize_mode"}
@@ -138,7 +138,7 @@ def build(gr: Any, *, elem_id: Callable[[str], str], defaults: dict[str, Any] | 
                                                file_count="multiple", file_types=["video"],
                                                elem_id=elem_id("uploads")))
                 for title, folded, group in sections(specs):
-                    if title:
+                    if title and (folded or len(group) > 1):  # one setting needs no box of its own
                         with gr.Accordion(title, open=not folded, elem_id=elem_id("sec_" + _slug(title))):
                             _controls(gr, group, values, hidden, comps, elem_id, host)
                             if title == "Sigma schedule" and "sigmas_text" in host:
