@@ -176,7 +176,7 @@ class VideoSettings:
                                      "of it. Other units: an empty unit gets each source frame, a unit with its "
                                      "own image keeps it.", widget="textarea", cli=False,
                                      label="ControlNet: a unit's own control video or folder",
-                                     section="ControlNet", advanced=True)
+                                     section="ControlNet: a unit's own control video", advanced=True)
 
 
 @dataclass

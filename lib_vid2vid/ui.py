@@ -138,6 +138,8 @@ def build(gr: Any, *, elem_id: Callable[[str], str], defaults: dict[str, Any] | 
                                                file_count="multiple", file_types=["video"],
                                                elem_id=elem_id("uploads")))
                 for title, folded, group in sections(specs):
+                    if title.startswith("ControlNet"):
+                        _ui_only(gr.Markdown(CONTROLNET_NOTE, elem_id=elem_id("controlnet_note")))
                     if title and (folded or len(group) > 1):  # one setting needs no box of its own
                         with gr.Accordion(title, open=not folded, elem_id=elem_id("sec_" + _slug(title))):
                             _controls(gr, group, values, hidden, comps, elem_id, host)
@@ -154,7 +156,6 @@ def build(gr: Any, *, elem_id: Callable[[str], str], defaults: dict[str, Any] | 
                         tags = _ui_only(gr.Textbox(label="Frequent tags (copy into the prompt)", interactive=False,
                                           elem_id=elem_id("tags")))
                         suggest.click(fn=host["suggest_prompt"], inputs=[comps["input"]], outputs=[tags])
-                    _ui_only(gr.Markdown(CONTROLNET_NOTE, elem_id=elem_id("controlnet_note")))
                 if tab == "Jobs" and "list_jobs" in host:
                     _job_picker(gr, comps, host, elem_id)
     _wire_presets(gr, report, comps)
@@ -172,14 +173,36 @@ def _slug(text: str) -> str:
     return "".join(ch if ch.isalnum() else "_" for ch in text.lower()).strip("_")
 
 
+def _is_number_box(spec: Spec) -> bool:
+    return spec.type in (int, float) and not spec.choices and (
+        spec.min is None or spec.max is None or spec.widget == "number")
+
+
 def _controls(gr: Any, specs: list[Spec], values: dict[str, Any], hidden: set[str], comps: dict[str, Any],
               elem_id, host: dict[str, Any]) -> None:
+    """The components of ``specs`` in order; neighbouring number boxes share a row."""
+    runs: list[list[Spec]] = []
     for spec in specs:
-        visible = spec.name not in hidden and params.applies(spec, values)
-        comps[spec.name] = component_for(gr, spec, values[spec.name], elem_id(spec.name),
-                                         host.get("choices", {}), visible=visible)
-        if spec.name in hidden:
-            comps[spec.name].vid2vid_host_own = True
+        if runs and _is_number_box(spec) and _is_number_box(runs[-1][-1]):
+            runs[-1].append(spec)
+        else:
+            runs.append([spec])
+    for run in runs:
+        if len(run) > 1:
+            with gr.Row():
+                for spec in run:
+                    _control(gr, spec, values, hidden, comps, elem_id, host)
+        else:
+            _control(gr, run[0], values, hidden, comps, elem_id, host)
+
+
+def _control(gr: Any, spec: Spec, values: dict[str, Any], hidden: set[str], comps: dict[str, Any], elem_id,
+             host: dict[str, Any]) -> None:
+    visible = spec.name not in hidden and params.applies(spec, values)
+    comps[spec.name] = component_for(gr, spec, values[spec.name], elem_id(spec.name), host.get("choices", {}),
+                                     visible=visible)
+    if spec.name in hidden:
+        comps[spec.name].vid2vid_host_own = True
 
 
 def batch_paths(files: Any) -> str:
