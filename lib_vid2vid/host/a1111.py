@@ -1097,14 +1097,10 @@ def _open_folder(path: str) -> str | None:
 def job_state(job: Any) -> str:
     """A job's state for people: running (another run holds its lock), done, interrupted, failed: <error>,
     stopped (a run ended without recording why, e.g. the WebUI was killed), not started."""
-    from ..joblock import JobLock, JobRunning
+    from ..joblock import is_locked
 
-    try:
-        JobLock.acquire(job.root).release()
-    except JobRunning:
+    if is_locked(job.root):
         return "running"
-    except Vid2VidError:
-        pass
     status = job.status
     if status == "failed":
         error = str(job.manifest.get("error") or "").strip()
