@@ -29,6 +29,7 @@ is in ``size``, and every line that quotes the report says it (``format_report``
     fidelity_kind   "edge" or "luma"
     ssim_edge       edge SSIM
     ssim_luma       luminance SSIM
+    worst_frames    [[frame index, warp error], ...] of the least steady frames, largest first
 """
 
 from __future__ import annotations
@@ -251,6 +252,11 @@ def report_reading(rep: dict[str, Any], *, html: bool = False) -> str:
                "benchmark, proxy renderer)")
     if not rep.get("complete", True):
         verdict += f"; job unfinished: {rep.get('frames', 0)} of {rep.get('total')} frames"
+    worst = rep.get("worst_frames") or []
+    if worst and warp:
+        lines.append(("Least steady frames", "the frames that change most against the motion (worth a look)",
+                      ", ".join(f"{int(i)}" for i, _e in worst),
+                      ", ".join(f"{e / warp:.1f}x the mean" for _i, e in worst)))
     if not html:
         return verdict + "\n" + "\n".join(f"{n}: {v} - {s} ({m})" for n, m, v, s in lines)
     e = _html.escape

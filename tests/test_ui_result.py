@@ -81,3 +81,5 @@ def test_report_reading_gives_the_scale_and_a_verdict():
     assert bad.startswith("Reading: flickers like plain per-frame img2img, the layout is mostly lost")
     assert "2.1x above it" in bad
     assert "<table" in report_reading(rep, html=True)
+    worst = report_reading({**rep, "worst_frames": [[17, 0.0045], [3, 0.0018]]})
+    assert "Least steady frames: 17, 3 - 5.0x the mean, 2.0x the mean" in worst
