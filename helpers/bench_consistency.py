@@ -34,7 +34,11 @@ last-pass frame with its source frame and runs :class:`lib_vid2vid.metrics.Video
 - flicker: mean absolute change of output luma (0..1, shown x 1e-3) where the source holds still (lower = steadier);
 - fidelity: SSIM of the Sobel edge magnitude of source and output luma (higher = the layout survives; 1 = same
   edges), which also drops for blur and ghosting;
-- frames rendered: renderer calls (loopback renders every frame once per pass).
+- frames rendered: renderer calls (loopback renders every frame once per pass; keyframes: the keyframes plus
+  the light renders of unseen regions, if any);
+- the floor: the warp error of the clip's source frames themselves, decoded as the jobs decode them (what flow
+  errors, lighting changes and occlusions alone produce); each strategy's warp error is also shown as a
+  multiple of its clip's floor.
 
 "Equal fidelity": a method's mean fidelity over the clips is within ``--tolerance`` (0.02 SSIM) of the
 ``per_frame`` baseline's, on either side. It is two-sided on purpose: a method that stays closer to the
@@ -97,6 +101,41 @@ def run_one(clip: str, method: str, preset: dict, common: dict, tmp_root: str) -
         shutil.rmtree(out_dir, ignore_errors=True)
     row["seconds"] = time.perf_counter() - t0
     return row
+
+
+def floor_one(clip: str, common: dict) -> dict:
+    """The floor of a clip: the warp error (and flicker) of its source frames themselves, decoded as a job
+    decodes them, measured like a job's report. What flow errors, lighting and occlusions alone give."""
+    from lib_vid2vid import video
+    from lib_vid2vid.loop import make_plan
+    from lib_vid2vid.metrics import VideoMetrics
+    from lib_vid2vid.params import Settings
+
+    settings = Settings().replace(**common, input=str(MEDIA / clip))
+    plan = make_plan(settings, video.probe(settings.video.input))
+    meter = VideoMetrics(max_side=None)
+    for i, rgb in video.iter_frames(settings.video.input, fps=plan.fps, start=plan.start, end=plan.end,
+                                    size=(plan.width, plan.height)):
+        if i >= plan.total:
+            break
+        meter.update(rgb, rgb)
+    return {"clip": clip, "warp_error": meter.warp_error.value, "flicker": meter.flicker.value}
+
+
+def print_floor_table(rows: list[dict], methods: list[str], clips: list[str], floors: dict[str, dict]) -> None:
+    """Per clip: the floor, then each strategy's warp error as a multiple of it, its fidelity and renders."""
+    table = []
+    for c in clips:
+        fl = floors[c]["warp_error"]
+        cells = [c, _f(fl, 1e3)]
+        for m in methods:
+            r = next(r for r in rows if r["method"] == m and r["clip"] == c)
+            if "error" in r or not fl:
+                cells.append("error" if "error" in r else "n/a")
+                continue
+            cells.append(f"{r['warp_error'] / fl:.2f}x / {r['fidelity']:.3f} / {r['rendered']}")
+        table.append(cells)
+    print(format_table(["clip", "floor x1e-3", *methods], table, align="lr" + "r" * len(methods)))
 
 
 def _mean(values: list[float | None]) -> float | None:
@@ -325,11 +364,17 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"  {t[0]:<22} {t[1]:<26} {rows[-1]['seconds']:5.1f} s"  # progress on stderr
                       + (f"  ERROR: {rows[-1]['error']}" if "error" in rows[-1] else ""), file=sys.stderr, flush=True)
 
+    floors = {c: floor_one(c, common) for c in clips}
     summ = summarise(rows, methods, args.tolerance)
     sizes = {r["clip"]: r.get("size") for r in rows if r.get("size")}
     print("measured sizes: " + ", ".join(f"{c} {s[0]}x{s[1]}" for c, s in sizes.items()))
     print()
     print_table(rows, methods, clips, summ)
+    print()
+    print("Floor: the warp error of each clip's source frames themselves (what flow errors, lighting and occlusions "
+          "alone give). Each cell: warp error as a multiple of the floor / fidelity (edge SSIM) / frames rendered.")
+    print()
+    print_floor_table(rows, methods, clips, floors)
     print()
     base = summ["baseline"]
     if summ["threshold"] is not None:
@@ -353,7 +398,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"plot: {args.output}")
     if args.json:
         args.json.write_text(json.dumps({"args": {k: str(v) for k, v in vars(args).items()}, "rows": rows,
-                                         "summary": summ}, indent=1))
+                                         "floors": floors, "summary": summ}, indent=1))
         print(f"json: {args.json}")
     print(f"total time: {fmt_seconds(time.perf_counter() - t_start)}")
     return 1 if errors else 0

@@ -90,9 +90,9 @@ class ControlFrames:
         return last
 
     def _open(self, unit: int) -> Iterator:
-        from . import video
+        from .video_decode import iter_frames
 
-        return video.iter_frames(self.units[unit], fps=self.fps, start=self.start, end=self.end or None,
+        return iter_frames(self.units[unit], fps=self.fps, start=self.start, end=self.end or None,
                                  size=self.size, resize_mode=self.resize_mode)
 
 
