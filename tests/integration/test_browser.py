@@ -94,15 +94,28 @@ def _shown(driver, elem_id) -> bool:
 
 
 def _click_tab(driver, container_css, title):
+    """Open the tab named ``title`` (as the page shows it, case aside: Forge capitalises tab names) in the
+    gradio Tabs at ``container_css``, and wait until it is the selected one."""
     def find(d):
-        for b in d.find_elements("css selector", f"{container_css} .tab-nav button, {container_css} [role=tab]"):
-            if (b.get_attribute("textContent") or "").strip() == title:
+        for b in d.find_elements("css selector", f"{container_css} .tab-nav button"):
+            if (b.get_attribute("textContent") or "").strip().lower() == title.lower() and b.is_displayed():
                 return b
         return None
 
+    def selected(d):
+        b = find(d)
+        return b is not None and ("selected" in (b.get_attribute("class") or "")
+                                  or b.get_attribute("aria-selected") == "true")
+
     button = _wait(driver, find, 30, f"the tab {title!r} in {container_css}")
+    if selected(driver):
+        return
     driver.execute_script("arguments[0].scrollIntoView({block: 'center'})", button)
-    driver.execute_script("arguments[0].click()", button)
+    try:
+        button.click()
+    except Exception:  # noqa: BLE001 - covered by another element: click it from the page
+        driver.execute_script("arguments[0].click()", button)
+    _wait(driver, selected, 20, f"the tab {title!r} to open")
 
 
 def _choose(driver, css, label):
