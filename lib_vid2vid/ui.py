@@ -404,8 +404,12 @@ def _sigma_preview(gr: Any, comps: dict[str, Any], host: dict[str, Any], values:
         return text if latest.is_newest(session, ticket) else gr.update()
 
     update.__annotations__ = {"request": gr.Request}  # gradio passes the request to a parameter typed so
+    user_only = {id(comp) for key, comp in extra if key in ("sampler", "scheduler")}
     for comp in inputs:
-        comp.change(fn=update, inputs=inputs, outputs=[box])
+        # the WebUI sets its sampler and schedule dropdowns itself while the page loads (Forge): listening to
+        # their changes would send a request before the user does anything; their user edits are "input"
+        listen = comp.input if id(comp) in user_only else comp.change
+        listen(fn=update, inputs=inputs, outputs=[box])
 
 
 def _safe_text(fn: Callable[[dict], str], values: dict[str, Any]) -> str:

@@ -23,6 +23,9 @@ class FakeComponent:
     def click(self, **kw):
         self.events.append(("click", kw))
 
+    def input(self, **kw):
+        self.events.append(("input", kw))
+
 
 class FakeGradio:
     """Records the components ui.build creates (a stand-in for gradio 3.41 / 4)."""
@@ -245,6 +248,10 @@ def test_sigma_preview_is_filled_on_load_and_the_last_input_wins():
         session_hash = "s1"
 
     assert kw["fn"](Req(), "karras", 0.03, 1.0, 7.0, 10, 0.3) == "karras 10 0.3"
+    sampler = FakeComponent("Dropdown", value="Euler")
+    ui.build(FakeGradio(), elem_id=lambda x: x, host={"sigmas_text": text, "sampler": sampler})
+    # the WebUI sets its sampler while the page loads: only the user's choice ("input") asks for a preview
+    assert [e for e, _kw in sampler.events] == ["input"]
     assert kw["fn"](Req(), "karras", None, 1.0, 7.0, None, 0.3) == "karras None 0.3"  # empty boxes reach the host
 
 
