@@ -45,7 +45,9 @@ def render() -> str:
             flag = f"`{s.flag}`" if s.cli else "-"
             pos = str(api[s.name]) if s.name in api else "-"
             default = f"`{s.default!r}`"
-            lines.append(f"| `{s.name}` | {flag} | {pos} | {default} | {rng} | {s.help.replace('|', '/')} |")
+            when = params.condition_text(s)
+            text = s.help + (f" *Acts {when}.*" if when else "")
+            lines.append(f"| `{s.name}` | {flag} | {pos} | {default} | {rng} | {text.replace('|', '/')} |")
         lines.append("")
     lines += ["## Image to video (`python -m lib_vid2vid.img2vid`)", "",
               "Its own settings (`lib_vid2vid.params.Img2VidSettings`), not part of a vid2vid job.", "",
@@ -59,7 +61,7 @@ def render() -> str:
     lines += ["## Strategies", "", "Named presets (`lib_vid2vid.params.STRATEGIES`); the consistency benchmark "
               "runs each one.", ""]
     for name, values in params.STRATEGIES.items():
-        lines.append(f"- `{name}`: " + ", ".join(f"{k}={v!r}" for k, v in values.items()))
+        lines.append(f"- `{name}`: {params.STRATEGY_NOTES[name]}. Sets " + ", ".join(f"{k}={v!r}" for k, v in values.items()))
     lines.append("")
     return "\n".join(lines)
 

@@ -76,6 +76,28 @@ def _busy_holder(job_dir: Path, wait_s: float = 1.0) -> dict[str, Any] | None:
         time.sleep(0.02)
 
 
+def is_locked(job_dir: str | Path) -> bool:
+    """Whether a run holds ``job_dir``'s lock now (this process or another). Writes nothing: a job folder
+    without a lock file is not locked, and the lock is only tried and let go."""
+    path = Path(job_dir) / LOCK_NAME
+    with _held_guard:
+        if os.path.realpath(path) in _held:
+            return True
+        try:
+            fd = os.open(path, os.O_RDWR | getattr(os, "O_BINARY", 0))
+        except OSError:
+            return False  # no lock file: never locked (or not readable: nothing to say)
+        try:
+            try:
+                _lock(fd)
+            except OSError as exc:
+                return exc.errno in _BUSY
+            _unlock(fd)
+            return False
+        finally:
+            os.close(fd)
+
+
 class JobLock:
     """The lock on one job folder; :meth:`release` (or the end of the process) frees it."""
 

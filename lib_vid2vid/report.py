@@ -29,6 +29,7 @@ is in ``size``, and every line that quotes the report says it (``format_report``
     fidelity_kind   "edge" or "luma"
     ssim_edge       edge SSIM
     ssim_luma       luminance SSIM
+    worst_frames    [[frame index, warp error], ...] of the least steady frames, largest first
     keyframes, fill_renders, flagged_groups    (keyframe jobs only: see keyframe_summary)
 """
 
@@ -217,3 +218,65 @@ def format_report(rep: dict[str, Any]) -> str:
         if flagged:
             text += ", flagged scenes " + ", ".join(f"{g['first']}-{g['last']}" for g in flagged)
     return text
+
+
+BENCHMARK_SCALE = {
+    "warp_error": {"per_frame": 3.9e-3, "fixed_seed": 0.94e-3, "best": 0.80e-3},
+    "flicker": {"per_frame": 32e-3, "fixed_seed": 3.3e-3, "best": 0.47e-3},
+    "fidelity": {"per_frame": 0.684},
+}
+"""Figures of README "Consistency" (helpers/bench_consistency.py: five clips, the proxy renderer): plain
+per-frame img2img (a new seed each frame), a fixed seed, and the steadiest strategy. A scale to read a
+job's figures against, not a promise for a real checkpoint."""
+
+
+def _steadiness(value: float | None, scale: dict[str, float]) -> str:
+    if value is None:
+        return "not measured"
+    times = scale["per_frame"] / value if value > 0 else float("inf")
+    if value <= scale["fixed_seed"]:
+        word = "steady"
+    elif value < scale["per_frame"]:
+        word = "some flicker"
+    else:
+        word = "flickers like plain per-frame img2img"
+    return f"{word} ({times:.1f}x below per-frame img2img)" if times >= 1 else f"{word} ({1 / times:.1f}x above it)"
+
+
+def report_reading(rep: dict[str, Any], *, html: bool = False) -> str:
+    """The report for a person: each figure with what it means and its scale, and a one-line reading.
+
+    Steadiness: warp error and flicker against plain per-frame img2img (BENCHMARK_SCALE: "N x below
+    per-frame" = per-frame's figure / this job's); "steady" at or below a fixed seed's figure. Fidelity: edge
+    SSIM to the source, 1 = the source's layout exactly; per-frame img2img kept 0.68 at denoise 0.45.
+    """
+    import html as _html
+
+    warp, flick, fid = rep.get("warp_error"), rep.get("flicker"), rep.get("fidelity")
+    lines = [
+        ("Warp error", "how much each frame differs from the previous one moved along the motion",
+         "n/a" if warp is None else f"{warp:.2g}", _steadiness(warp, BENCHMARK_SCALE["warp_error"])),
+        ("Flicker", "brightness change where the source holds still",
+         "n/a" if flick is None else f"{flick:.2g}", _steadiness(flick, BENCHMARK_SCALE["flicker"])),
+        ("Fidelity", "edge similarity to the source (1 = same layout)",
+         "n/a" if fid is None else f"{fid:.3f}",
+         "n/a" if fid is None else ("keeps the source's layout" if fid >= 0.6 else
+                                    "restyles the layout strongly" if fid >= 0.4 else "the layout is mostly lost")),
+    ]
+    size = rep.get("size") or [0, 0]
+    verdict = ("Reading: " + (lines[0][3].split(" (")[0] if warp is not None else "steadiness not measured")
+               + (", " + lines[2][3] if fid is not None else "")
+               + f" (measured over {rep.get('frames', 0)} frames at {size[0]}x{size[1]}; scale: the README's "
+               "benchmark, proxy renderer)")
+    if not rep.get("complete", True):
+        verdict += f"; job unfinished: {rep.get('frames', 0)} of {rep.get('total')} frames"
+    worst = rep.get("worst_frames") or []
+    if worst and warp:
+        lines.append(("Least steady frames", "the frames that change most against the motion (worth a look)",
+                      ", ".join(f"{int(i)}" for i, _e in worst),
+                      ", ".join(f"{e / warp:.1f}x the mean" for _i, e in worst)))
+    if not html:
+        return verdict + "\n" + "\n".join(f"{n}: {v} - {s} ({m})" for n, m, v, s in lines)
+    e = _html.escape
+    rows = "".join(f"<tr><td>{e(n)}</td><td>{e(v)}</td><td>{e(s)}</td><td>{e(m)}</td></tr>" for n, m, v, s in lines)
+    return f"<div>{e(verdict)}</div><table class='vid2vid-report-table'>{rows}</table>"

@@ -2,7 +2,12 @@
 
 ``build(gr, ...)`` returns the components whose values become the Script's args, in
 :func:`params.api_arg_names` order (so the UI and the API agree by construction). Everything else it creates
-(video upload, sigma preview, job list, prompt help) is UI-only and never part of the args.
+(preset picker, video upload, sigma preview, job list, prompt help) is UI-only and never part of the args.
+
+Layout, all from the settings' specs: a strategy preset first (each with one line of what it does and costs);
+then one tab per ``Spec.tab``, each setting under its ``Spec.section`` (an accordion; ``Spec.advanced``
+sections start folded); a setting with ``Spec.show_if`` conditions is shown only while they hold
+(:func:`params.applies`), re-checked whenever a setting it depends on changes.
 
 Works with gradio 3.41 (A1111 1.10) and gradio 4 (Forge): only constructor arguments both accept are used.
 Help texts become hover hints through ``javascript/vid2vid_hints.js`` (generated from the same specs by
@@ -11,6 +16,7 @@ Help texts become hover hints through ``javascript/vid2vid_hints.js`` (generated
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -19,18 +25,22 @@ from .params import Spec
 
 
 def component_for(gr: Any, spec: Spec, value: Any, elem_id: str,
-                  choices_from_host: dict[str, list[str]] | None = None) -> Any:
+                  choices_from_host: dict[str, list[str]] | None = None, *, visible: bool = True) -> Any:
     """One gradio component for a setting: slider for bounded numbers, number box for unbounded ones,
-    checkbox, radio/dropdown for choices, textbox for text."""
+    checkbox, radio/dropdown for choices (labelled in words, the ids as values), textbox for text."""
     choices_from_host = choices_from_host or {}
     label = spec.label()
     common = dict(label=label, value=value, elem_id=elem_id)
+    if not visible:
+        common["visible"] = False
     if spec.type is bool:
         return gr.Checkbox(**common)
     if spec.choices:
-        if spec.widget == "radio":
-            return gr.Radio(choices=list(spec.choices), **common)
-        return gr.Dropdown(choices=list(spec.choices), **common)
+        if spec.widget == "radio":  # (label, value) pairs: gradio 3.41 and 4
+            choices = list(zip(spec.choice_labels, spec.choices)) if spec.choice_labels else list(spec.choices)
+            return gr.Radio(choices=choices, **common)
+        return gr.Dropdown(choices=dropdown_choices(gr, list(zip(spec.choice_labels or spec.choices, spec.choices))),
+                           **{**common, "value": ui_value(gr, spec, value)})
     if spec.type in (int, float):
         if spec.min is not None and spec.max is not None and spec.widget != "number":
             step = spec.step or (1 if spec.type is int else (0.01 if spec.max <= 1 else 0.05))
@@ -42,6 +52,42 @@ def component_for(gr: Any, spec: Spec, value: Any, elem_id: str,
     return gr.Textbox(lines=lines, placeholder=_placeholder(spec.help), **common)
 
 
+def pairs_supported(gr: Any) -> bool:
+    """Whether gr.Dropdown shows (label, value) pairs: gradio 4 does; gradio 3.41's Dropdown shows the pair's
+    text (its Radio handles pairs), so there a dropdown lists the labels and the value is the label."""
+    return _gradio_major(gr) != 3
+
+
+def dropdown_choices(gr: Any, pairs: list[tuple[str, Any]]) -> list:
+    return list(pairs) if pairs_supported(gr) else [label for label, _value in pairs]
+
+
+def from_label(value: Any, pairs: list[tuple[str, Any]]) -> Any:
+    """A dropdown's value back to its id when it is one of the labels (gradio 3.41), else unchanged."""
+    for label, v in pairs:
+        if value == label:
+            return v
+    return value
+
+
+def ui_value(gr: Any, spec: Spec, value: Any) -> Any:
+    """What a setting's component holds for ``value`` (an id): the id, or its label in a gradio 3.41 dropdown."""
+    if (spec.choices and spec.choice_labels and spec.widget != "radio" and not pairs_supported(gr)
+            and value in spec.choices):
+        return spec.choice_labels[spec.choices.index(value)]
+    return value
+
+
+def _ids(values: dict[str, Any]) -> dict[str, Any]:
+    """Form values with choice labels turned back into their ids (settings only; others unchanged)."""
+    out = dict(values)
+    for name, value in values.items():
+        spec = params.SPEC_BY_NAME.get(name)
+        if spec is not None and spec.choice_labels and value in spec.choice_labels:
+            out[name] = spec.choices[spec.choice_labels.index(value)]
+    return out
+
+
 def _placeholder(text: str, limit: int = 80) -> str:
     """The help text cut at a word boundary."""
     if len(text) <= limit:
@@ -49,18 +95,39 @@ def _placeholder(text: str, limit: int = 80) -> str:
     return text[: text.rfind(" ", 0, limit)].rstrip(",;:") + " ..."
 
 
+def sections(specs: list[Spec]) -> list[tuple[str, bool, list[Spec]]]:
+    """``(section title, folded, specs)``: settings without a section first (title ""), then the sections in
+    the order they first appear, folded ones (all their settings advanced) last."""
+    order: dict[str, list[Spec]] = {"": []}
+    for spec in specs:
+        order.setdefault(spec.section, []).append(spec)
+    out = [(title, bool(group) and all(s.advanced for s in group), group) for title, group in order.items() if group]
+    return [o for o in out if not o[1]] + [o for o in out if o[1]]
+
+
+HOST_OWN = {"resize_mode"}
+"""Settings the WebUI's img2img tab already has (its own "Resize mode"): hidden in the WebUI, where the
+host's value applies; the API and CLI keep them."""
+
+
 def build(gr: Any, *, elem_id: Callable[[str], str], defaults: dict[str, Any] | None = None,
           host: dict[str, Any] | None = None) -> list[Any]:
-    """Create the tabs; return the arg components in API order.
+    """Create the preset picker and the tabs; return the arg components in API order.
 
-    ``host`` holds callbacks and components from the host adapter: ``list_jobs() -> list[str]``,
-    ``sigmas_text(values: dict) -> str``, ``suggest_prompt(video_path) -> str``, and optionally the img2img
-    tab's ``steps`` and ``denoise`` components (for the sigma preview).
+    ``host`` holds callbacks and components from the host adapter (all optional): ``list_jobs() -> list``
+    (job names, or ``(label, name)`` pairs), ``job_folder(name) -> str``, ``open_folder(name) -> str``,
+    ``delete_job(name) -> str``, ``sigmas_text(values: dict) -> str``, ``suggest_prompt(video_path) -> str``,
+    ``choices`` ({setting: host choices}), ``own_settings`` (settings the host's own tab supplies, hidden
+    here), and the img2img tab's ``steps``, ``denoise``, ``sampler`` and ``scheduler`` components (for the
+    sigma preview).
     """
     defaults = dict(defaults or {})
     host = host or {}
     base = params.Settings()
+    values = {s.name: defaults.get(s.name, base.get(s.name)) for s in params.ui_specs()}
+    hidden = set(host.get("own_settings", ()))
     comps: dict[str, Any] = {}
+    report = _strategy_picker(gr, elem_id)
     with gr.Tabs(elem_id=elem_id("tabs")):
         for tab, specs in params.iter_tabs():
             with gr.Tab(tab, elem_id=elem_id("tab_" + tab.lower().replace(" ", "_").replace("&", "and"))):
@@ -70,10 +137,16 @@ def build(gr: Any, *, elem_id: Callable[[str], str], defaults: dict[str, Any] | 
                     uploads = _ui_only(gr.File(label="Or several videos: a batch, each video its own job",
                                                file_count="multiple", file_types=["video"],
                                                elem_id=elem_id("uploads")))
-                for spec in specs:
-                    value = defaults.get(spec.name, base.get(spec.name))
-                    comps[spec.name] = component_for(gr, spec, value, elem_id(spec.name),
-                                                     host.get("choices", {}))
+                for title, folded, group in sections(specs):
+                    if title.startswith("ControlNet"):
+                        _ui_only(gr.Markdown(CONTROLNET_NOTE, elem_id=elem_id("controlnet_note")))
+                    if title and (folded or len(group) > 1):  # one setting needs no box of its own
+                        with gr.Accordion(title, open=not folded, elem_id=elem_id("sec_" + _slug(title))):
+                            _controls(gr, group, values, hidden, comps, elem_id, host)
+                            if title == "Sigma schedule" and "sigmas_text" in host:
+                                _sigma_preview(gr, comps, host, values, elem_id)
+                    else:
+                        _controls(gr, group, values, hidden, comps, elem_id, host)
                 if tab == "Video":
                     upload.change(fn=lambda path: path or "", inputs=[upload], outputs=[comps["input"]])
                     uploads.change(fn=batch_paths, inputs=[uploads], outputs=[comps["input"]])
@@ -83,13 +156,53 @@ def build(gr: Any, *, elem_id: Callable[[str], str], defaults: dict[str, Any] | 
                         tags = _ui_only(gr.Textbox(label="Frequent tags (copy into the prompt)", interactive=False,
                                           elem_id=elem_id("tags")))
                         suggest.click(fn=host["suggest_prompt"], inputs=[comps["input"]], outputs=[tags])
-                if tab == "Temporal":
-                    _strategy_picker(gr, comps, elem_id)
-                if tab == "Sampling" and "sigmas_text" in host:
-                    _sigma_preview(gr, comps, host, elem_id)
                 if tab == "Jobs" and "list_jobs" in host:
                     _job_picker(gr, comps, host, elem_id)
+    _wire_presets(gr, report, comps)
+    _wire_visibility(gr, comps)
     return [comps[name] for name in params.api_arg_names()]
+
+
+CONTROLNET_NOTE = (
+    "**ControlNet**: every enabled unit of the img2img tab applies to each frame. A unit with an empty image "
+    "gets the current source frame (e.g. a canny or depth unit follows the video); a unit with its own image "
+    "keeps that image for every frame.")
+
+
+def _slug(text: str) -> str:
+    return "".join(ch if ch.isalnum() else "_" for ch in text.lower()).strip("_")
+
+
+def _is_number_box(spec: Spec) -> bool:
+    return spec.type in (int, float) and not spec.choices and (
+        spec.min is None or spec.max is None or spec.widget == "number")
+
+
+def _controls(gr: Any, specs: list[Spec], values: dict[str, Any], hidden: set[str], comps: dict[str, Any],
+              elem_id, host: dict[str, Any]) -> None:
+    """The components of ``specs`` in order; neighbouring number boxes share a row."""
+    runs: list[list[Spec]] = []
+    for spec in specs:
+        if runs and _is_number_box(spec) and _is_number_box(runs[-1][-1]):
+            runs[-1].append(spec)
+        else:
+            runs.append([spec])
+    for run in runs:
+        if len(run) > 1:
+            with gr.Row():
+                for spec in run:
+                    _control(gr, spec, values, hidden, comps, elem_id, host)
+        else:
+            _control(gr, run[0], values, hidden, comps, elem_id, host)
+
+
+def _control(gr: Any, spec: Spec, values: dict[str, Any], hidden: set[str], comps: dict[str, Any], elem_id,
+             host: dict[str, Any]) -> None:
+    visible = spec.name not in hidden and params.applies(spec, values)
+    comps[spec.name] = component_for(gr, spec, values[spec.name], elem_id(spec.name), host.get("choices", {}),
+                                     visible=visible)
+    if spec.name in hidden:
+        comps[spec.name].vid2vid_host_own = True
 
 
 def batch_paths(files: Any) -> str:
@@ -104,61 +217,259 @@ def _ui_only(component: Any) -> Any:
     return component
 
 
-def _strategy_picker(gr: Any, comps: dict[str, Any], elem_id) -> None:
-    """A preset menu: picking one sets every control the presets decide (params.STRATEGIES)."""
+# ------------------------------------------------------------------ show a setting only while it applies
+
+def visibility(changed: str, values: dict[str, Any], hidden: set[str] = frozenset()) -> dict[str, bool]:
+    """{dependent setting: shown?} for the settings whose conditions read ``changed``, under ``values``."""
+    return {spec.name: spec.name not in hidden and params.applies(spec, values)
+            for spec in params.dependents().get(changed, [])}
+
+
+def _wire_visibility(gr: Any, comps: dict[str, Any]) -> None:
+    """When a setting that others depend on changes, show exactly the dependents whose conditions hold.
+
+    In a real gradio this runs in the browser (a JavaScript event, :func:`visibility_js`, the same rules as
+    :func:`visibility`): instant, no request to the server, so gradio 4.40's client logs no "Too many arguments
+    provided for the endpoint" for it. A stand-in gradio without a version gets the Python function."""
+    hidden = {n for n, c in comps.items() if getattr(c, "vid2vid_host_own", False)}
+    major = _gradio_major(gr)
+    for name, deps in params.dependents().items():
+        if name not in comps:
+            continue
+        needed = list(dict.fromkeys(cond for d in deps for cond, _op, _v in d.show_if))
+        needed = [n for n in needed if n in comps]
+        outputs = [comps[d.name] for d in deps]
+        inputs = [comps[n] for n in needed]
+        if major:
+            js = visibility_js(needed, [(d.name, d.show_if if d.name not in hidden else None) for d in deps])
+            comps[name].change(fn=None, inputs=inputs, outputs=outputs, **{("js" if major >= 4 else "_js"): js})
+            continue
+
+        def update(*current, _needed=tuple(needed), _name=name):
+            shown = visibility(_name, _coerce_values(dict(zip(_needed, current))), hidden)
+            return [gr.update(visible=v) for v in shown.values()]
+
+        comps[name].change(fn=update, inputs=inputs, outputs=outputs)
+
+
+def _gradio_major(gr: Any) -> int:
+    """gradio's major version (3 in A1111 1.10, 4 in Forge); 0 for a stand-in without one."""
+    try:
+        return int(str(gr.__version__).split(".")[0])
+    except (AttributeError, ValueError):
+        return 0
+
+
+def visibility_js(inputs: list[str], deps: list[tuple[str, tuple | None]]) -> str:
+    """A JavaScript function for a gradio event: gets the values of ``inputs`` (setting names, in order) and
+    returns one ``{"__type__": "update", "visible": ...}`` per dependent, by the rules of
+    :func:`params.applies` (a cleared box counts as its default, text compared trimmed). A dependent with
+    conditions None (a setting the host's own tab supplies) stays hidden."""
+    import json
+
+    defaults = {n: params.SPEC_BY_NAME[n].default for n in inputs}
+    labels = {n: dict(zip(params.SPEC_BY_NAME[n].choice_labels, params.SPEC_BY_NAME[n].choices))
+              for n in inputs if params.SPEC_BY_NAME[n].choice_labels}  # a gradio 3.41 dropdown holds the label
+    rules = [[name, None if conds is None else [[c, op, list(w) if isinstance(w, tuple) else w]
+                                                 for c, op, w in conds]] for name, conds in deps]
+    return ("(...vals) => { const names = " + json.dumps(inputs) + "; const defaults = " + json.dumps(defaults)
+            + "; const labels = " + json.dumps(labels) + "; const rules = " + json.dumps(rules)
+            + "; const v = {}; names.forEach((n, i) => { let x = vals[i];"
+            " if (x === null || x === undefined || x === '') x = defaults[n];"
+            " if (labels[n] && x in labels[n]) x = labels[n][x]; if (typeof x === 'string') x = x.trim();"
+            " v[n] = x; });"
+            " const holds = ([n, op, want]) => { const have = v[n];"
+            " if (op === 'in') return want.includes(have); if (op === 'not in') return !want.includes(have);"
+            " if (op === '==') return have === want; if (op === '!=') return have !== want;"
+            " if (op === '>') return Number(have) > want; return true; };"
+            " return rules.map(([name, conds]) => ({__type__: 'update', visible: conds !== null && conds.every(holds)})); }")
+
+
+def _coerce_values(raw: dict[str, Any]) -> dict[str, Any]:
+    """Form values as the settings' types (a cleared box counts as its default, a label as its id)."""
+    out = {}
+    for name, value in _ids(raw).items():
+        spec = params.SPEC_BY_NAME[name]
+        try:
+            empty = value is None or (isinstance(value, str) and not value.strip())
+            out[name] = spec.default if empty else params.coerce(spec, value)
+        except params.SettingsError:
+            out[name] = spec.default
+    return out
+
+
+# ------------------------------------------------------------------ strategy presets
+
+def _strategy_picker(gr: Any, elem_id) -> dict[str, Any]:
+    """The preset menu, first in the panel: each preset with its one line; a box says what applying changed."""
+    pairs = [(f"{name}: {params.STRATEGY_NOTES.get(name, '')}", name) for name in params.STRATEGIES]
+    picker = _ui_only(gr.Dropdown(label="Start from a strategy preset (sets the fields it names in every tab)",
+                                  choices=dropdown_choices(gr, pairs), elem_id=elem_id("strategy")))
+    changed = _ui_only(gr.Markdown("", elem_id=elem_id("strategy_changes")))
+    return {"picker": picker, "changed": changed, "pairs": pairs}
+
+
+def preset_changes(name: str, current: dict[str, Any]) -> tuple[dict[str, Any], str]:
+    """({setting: new value} of every setting the preset decides, a text naming the fields it changed)."""
+    preset = params.STRATEGIES.get(name or "")
+    if preset is None:
+        return {}, ""
+    base = params.Settings()
+    new = {k: preset.get(k, base.get(k)) for k in dict.fromkeys(k for v in params.STRATEGIES.values() for k in v)}
+    lines = []
+    for key, value in new.items():
+        spec = params.SPEC_BY_NAME[key]
+        old = _coerce_values({key: current.get(key)})[key] if key in current else None
+        if key in current and old != value:
+            lines.append(f"- {spec.label()} ({spec.tab}): {_words(spec, old)} → {_words(spec, value)}")
+    head = f"**{name}**: {params.STRATEGY_NOTES.get(name, '')}"
+    if not lines:
+        return new, head + "\n\nEvery field it sets already had its value."
+    return new, head + f"\n\nChanged {len(lines)} field{'s' if len(lines) != 1 else ''}:\n" + "\n".join(lines)
+
+
+def _words(spec: Spec, value: Any) -> str:
+    if spec.type is bool:
+        return "on" if value else "off"
+    if spec.choices and spec.choice_labels and value in spec.choices:
+        return spec.choice_labels[spec.choices.index(value)]
+    return str(value)
+
+
+def _wire_presets(gr: Any, report: dict[str, Any], comps: dict[str, Any]) -> None:
     keys = [k for k in dict.fromkeys(k for v in params.STRATEGIES.values() for k in v) if k in comps]
-    picker = _ui_only(gr.Dropdown(label="Apply a strategy preset", choices=list(params.STRATEGIES),
-                                  elem_id=elem_id("strategy")))
 
-    def apply(name):
-        preset = params.STRATEGIES.get(name or "", {})
-        base = params.Settings()
-        return [gr.update(value=preset.get(k, base.get(k))) if name else gr.update() for k in keys]
+    def apply(name, *current):
+        new, text = preset_changes(from_label(name, report["pairs"]), dict(zip(keys, current)))
+        if not new:
+            return [gr.update() for _ in keys] + [gr.update()]
+        return [gr.update(value=ui_value(gr, params.SPEC_BY_NAME[k], new[k])) for k in keys] + [text]
 
-    picker.change(fn=apply, inputs=[picker], outputs=[comps[k] for k in keys])
+    report["picker"].change(fn=apply, inputs=[report["picker"]] + [comps[k] for k in keys],
+                            outputs=[comps[k] for k in keys] + [report["changed"]])
 
+
+# ------------------------------------------------------------------ sigma preview
 
 _SIGMA_INPUTS = ("sigma_schedule", "sigma_min", "sigma_max", "rho")
+_HOST_SIGMA_INPUTS = ("steps", "denoise", "sampler", "scheduler")
 
 
-def _sigma_preview(gr: Any, comps: dict[str, Any], host: dict[str, Any], elem_id) -> None:
-    box = _ui_only(gr.Textbox(label="Sigmas the host will really use (img2img tail)", interactive=False,
-                     elem_id=elem_id("sigmas_used")))
-    extra = [c for c in (host.get("steps"), host.get("denoise"), host.get("sampler")) if c is not None]
-    inputs = [comps[n] for n in _SIGMA_INPUTS] + extra
+class LatestOnly:
+    """Last input wins: each call takes a ticket per session; a result whose ticket is no longer the newest of
+    its session is dropped (the newer call shows its own), so a slow early call cannot overwrite a later one."""
 
-    def update(*values):
-        named = dict(zip(_SIGMA_INPUTS, values[: len(_SIGMA_INPUTS)]))
-        rest = list(values[len(_SIGMA_INPUTS):])
-        for key, comp in (("steps", host.get("steps")), ("denoise", host.get("denoise")),
-                          ("sampler", host.get("sampler"))):
-            if comp is not None:
-                named[key] = rest.pop(0)
-        return host["sigmas_text"](named)
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._newest: dict[str, int] = {}
+        self._count = 0
 
+    def take(self, session: str) -> int:
+        with self._lock:
+            self._count += 1
+            self._newest[session] = self._count
+            if len(self._newest) > 1000:  # forget old sessions
+                for key in list(self._newest)[:500]:
+                    del self._newest[key]
+            return self._count
+
+    def is_newest(self, session: str, ticket: int) -> bool:
+        with self._lock:
+            return self._newest.get(session) == ticket
+
+
+def _session(request: Any) -> str:
+    return str(getattr(request, "session_hash", None) or "")
+
+
+def _sigma_preview(gr: Any, comps: dict[str, Any], host: dict[str, Any], values: dict[str, Any], elem_id) -> None:
+    """The img2img tail the host will run, filled when the page loads and after every change of a setting
+    or of the img2img tab's steps, denoise, sampler and schedule type."""
+    extra = [(key, host[key]) for key in _HOST_SIGMA_INPUTS if host.get(key) is not None]
+    first = {n: values[n] for n in _SIGMA_INPUTS}  # ids
+    first.update({key: getattr(comp, "value", None) for key, comp in extra})
+    # a function as the value: gradio fills the box on every page load (the model is loaded by then, so the
+    # WebUI's own schedule can be shown), with no inputs and no request before the user acts
+    box = _ui_only(gr.Textbox(label="Sigmas the WebUI will run (the img2img part of the schedule)",
+                              value=lambda: _safe_text(host["sigmas_text"], first), interactive=False, lines=2,
+                              elem_id=elem_id("sigmas_used")))
+    names = list(_SIGMA_INPUTS) + [key for key, _ in extra]
+    inputs = [comps[n] for n in _SIGMA_INPUTS] + [comp for _, comp in extra]
+    latest = LatestOnly()
+
+    def update(request, *current):
+        session = _session(request)
+        ticket = latest.take(session)
+        text = _safe_text(host["sigmas_text"], _ids(dict(zip(names, current))))
+        return text if latest.is_newest(session, ticket) else gr.update()
+
+    update.__annotations__ = {"request": gr.Request}  # gradio passes the request to a parameter typed so
+    user_only = {id(comp) for key, comp in extra if key in ("sampler", "scheduler")}
     for comp in inputs:
-        comp.change(fn=update, inputs=inputs, outputs=[box])
+        # the WebUI sets its sampler and schedule dropdowns itself while the page loads (Forge): listening to
+        # their changes would send a request before the user does anything; their user edits are "input"
+        listen = comp.input if id(comp) in user_only else comp.change
+        listen(fn=update, inputs=inputs, outputs=[box])
 
+
+def _safe_text(fn: Callable[[dict], str], values: dict[str, Any]) -> str:
+    """``fn(values)``; an exception becomes one line in the box (never a traceback in the console)."""
+    try:
+        return fn(values)
+    except Exception as exc:  # noqa: BLE001 - a preview must never break the page
+        return f"cannot compute the schedule: {exc}"
+
+
+# ------------------------------------------------------------------ jobs
 
 def _job_picker(gr: Any, comps: dict[str, Any], host: dict[str, Any], elem_id) -> None:
+    """Every job in the output folder with its state; pick one to resume it, open or delete it."""
     with gr.Row():
-        jobs = _ui_only(gr.Dropdown(label="Unfinished jobs", choices=host["list_jobs"](), elem_id=elem_id("job_list")))
+        listing = {"pairs": _pairs(host["list_jobs"]())}
+        jobs = _ui_only(gr.Dropdown(label="Jobs (state, progress)", choices=dropdown_choices(gr, listing["pairs"]),
+                                    elem_id=elem_id("job_list")))
         refresh = _ui_only(gr.Button("Refresh", elem_id=elem_id("job_refresh")))
-    info = _ui_only(gr.Textbox(label="Job folder", interactive=False, elem_id=elem_id("job_info")))
+    info = _ui_only(gr.HTML("", elem_id=elem_id("job_info")))
+    with gr.Row():
+        if "open_folder" in host:
+            opener = _ui_only(gr.Button("Open folder", elem_id=elem_id("job_open")))
+
+            def open_folder(request, name):  # the request tells where the browser is
+                return host["open_folder"](from_label(name, listing["pairs"]) or "", request)
+
+            open_folder.__annotations__ = {"request": gr.Request}
+            opener.click(fn=open_folder, inputs=[jobs], outputs=[info])
+        if "delete_job" in host:
+            confirm = _ui_only(gr.Checkbox(label="Yes, delete this job's folder", value=False,
+                                           elem_id=elem_id("job_delete_confirm")))
+            delete = _ui_only(gr.Button("Delete job", elem_id=elem_id("job_delete")))
+
+            def remove(name, sure):
+                name = from_label(name, listing["pairs"]) or ""
+                text = host["delete_job"](name) if sure else "Tick \"Yes, delete\" first: deleting cannot be undone."
+                return text, relist(), False
+
+            delete.click(fn=remove, inputs=[jobs, confirm], outputs=[info, jobs, confirm])
+
+    def relist():
+        listing["pairs"] = _pairs(host["list_jobs"]())
+        return gr.update(choices=dropdown_choices(gr, listing["pairs"]), value=None)
 
     def pick(name):
-        name = name or ""
+        name = from_label(name, listing["pairs"]) or ""
         return name, host.get("job_folder", lambda n: n)(name)
 
     jobs.change(fn=pick, inputs=[jobs], outputs=[comps["resume_job"], info])
-    if "open_folder" in host:
-        opener = _ui_only(gr.Button("Open folder", elem_id=elem_id("job_open")))
-        opener.click(fn=host["open_folder"], inputs=[jobs], outputs=[info])
-    refresh.click(fn=lambda: gr.update(choices=host["list_jobs"]()), inputs=[], outputs=[jobs])
+    refresh.click(fn=relist, inputs=[], outputs=[jobs])
+
+
+def _pairs(items: list) -> list[tuple[str, str]]:
+    """Job list entries as (label, name) pairs (a plain name is its own label)."""
+    return [tuple(item) if isinstance(item, (list, tuple)) else (str(item), str(item)) for item in items]
 
 
 def hints() -> dict[str, str]:
-    """Setting name -> hover hint (help text with unit and range), for javascript/vid2vid_hints.js."""
+    """Setting name -> hover hint (help text with unit, range and when it applies), for javascript/vid2vid_hints.js."""
     out = {}
     for spec in params.ui_specs():
         extra = []
@@ -166,5 +477,6 @@ def hints() -> dict[str, str]:
             extra.append(spec.unit)
         if spec.min is not None and spec.max is not None:
             extra.append(f"{spec.min:g}..{spec.max:g}")
-        out[spec.name] = spec.help + (f" [{', '.join(extra)}]" if extra else "")
+        when = params.condition_text(spec)
+        out[spec.name] = spec.help + (f" [{', '.join(extra)}]" if extra else "") + (f" ({when})" if when else "")
     return out

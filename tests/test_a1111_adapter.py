@@ -344,10 +344,35 @@ def test_only_host_and_scripts_import_webui_modules():
 
 def test_sigma_preview_text(host):
     a1111, _, _ = host
-    assert a1111.sigmas_text({"sigma_schedule": "host"}).startswith("host schedule")
     text = a1111.sigmas_text({"sigma_schedule": "karras", "sigma_min": 0.03, "sigma_max": 1.0, "rho": 7,
                               "steps": 20, "denoise": 0.5, "sampler": "DDIM"})
     assert "steps" in text and "DDIM" in text  # the tail, and a warning for a sampler that ignores it
+
+
+def test_sigma_preview_shows_the_hosts_own_schedule(host):
+    """With the host schedule the preview shows the tail the WebUI will run, asked from its own sampler."""
+    a1111, _, _ = host
+    import modules.sd_samplers as sd_samplers
+
+    values = {"sigma_schedule": "host", "steps": 10, "denoise": 0.3, "sampler": "Euler", "scheduler": "Exponential"}
+    text = a1111.sigmas_text(values)
+    full = sigmas.exponential(10, sd_samplers.SIGMA_MIN, sd_samplers.SIGMA_MAX)
+    assert text.splitlines()[0] == sigmas.describe(sigmas.img2img_tail(full, 10, 0.3))
+    assert text.startswith("4 steps:") and "Exponential" in text and sd_samplers.asked[-1] == ("Euler", "Exponential", 10)
+    # a sampler without sigmas: said in one line, no traceback
+    assert "did not give its sigmas" in a1111.sigmas_text({**values, "sampler": "DDIM"})
+
+
+def test_sigma_preview_handles_cleared_boxes(host):
+    """A cleared number box (None) or junk counts as its default: no TypeError, a schedule is still shown."""
+    a1111, _, _ = host
+    cleared = a1111.sigmas_text({"sigma_schedule": "karras", "sigma_min": None, "sigma_max": None, "rho": "",
+                                 "steps": None, "denoise": None, "sampler": "Euler"})
+    default = a1111.sigmas_text({"sigma_schedule": "karras", "sigma_min": 0.0292, "sigma_max": 1.0, "rho": 7.0,
+                                 "steps": 20, "denoise": 0.45, "sampler": "Euler"})
+    assert cleared == default and cleared.startswith("10 steps")
+    assert a1111.sigmas_text({"sigma_schedule": "karras", "sigma_min": 5, "sigma_max": 1, "rho": 7,
+                              "steps": 20, "denoise": 0.5}).startswith("invalid: ")
 
 
 def test_depth_mask_uses_the_hosts_midas(host, clip, tmp_path):
@@ -429,14 +454,40 @@ def test_webui_upscalers_are_offered_by_name(host, clip, tmp_path):
         postprocess.unregister_upscaler_provider(a1111.webui_upscalers)
 
 
-def test_open_a_listed_jobs_folder(host, clip, tmp_path):
+def _opener(folder, code, message=""):
+    """A stand-in ``xdg-open`` on PATH that records its argument and exits with ``code``."""
+    folder.mkdir(exist_ok=True)
+    script = folder / "xdg-open"
+    script.write_text(f'#!/bin/sh\necho "$1" >> "{folder}/opened"\necho "{message}" >&2\nexit {code}\n')
+    script.chmod(0o755)
+    return folder / "opened"
+
+
+def test_open_a_listed_jobs_folder(host, clip, tmp_path, monkeypatch):
+    """Open folder says what happened: opened on the server's desktop, or why not, with download links."""
     a1111, processing, shared = host
-    import modules.util as util
+    import os
+    from types import SimpleNamespace
 
     shared.opts.vid2vid_output_dir = str(tmp_path / "out")
     res = a1111.run_script(_p(processing), _args(input=str(clip), max_frames=2))
     name = Path(res.vid2vid["job_dir"]).name
-    assert a1111.open_job_folder(name).startswith("opened") and util.opened[-1] == res.vid2vid["job_dir"]
+    monkeypatch.setenv("DISPLAY", ":0")
+    good = _opener(tmp_path / "good", 0)
+    monkeypatch.setenv("PATH", f"{tmp_path / 'good'}{os.pathsep}{os.environ['PATH']}")
+    assert a1111.open_job_folder(name).startswith("Asked the server's desktop to open")
+    assert good.read_text().strip() == res.vid2vid["job_dir"]
+    _opener(tmp_path / "bad", 3, "xdg-open: no method available for opening")
+    monkeypatch.setenv("PATH", f"{tmp_path / 'bad'}{os.pathsep}{os.environ['PATH']}")
+    text = a1111.open_job_folder(name)
+    assert text.startswith("Cannot open") and "xdg-open failed (xdg-open: no method available" in text
+    assert 'data-kind="video"' in text and "download=" in text  # the download offered instead
+    remote = SimpleNamespace(client=SimpleNamespace(host="203.0.113.7"))
+    assert "this browser is on another machine" in a1111.open_job_folder(name, remote)
+    monkeypatch.delenv("DISPLAY")
+    monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
+    if sys.platform.startswith("linux"):
+        assert "no desktop" in a1111.open_job_folder(name)
     assert "report: warp error" in res.info
     shared.cmd_opts.hide_ui_dir_config = True
     try:
@@ -751,3 +802,243 @@ def test_cli_submits_a_batch_to_the_script(host, tmp_path, capsys, upload):
     rows = json.loads((tmp_path / "server" / "batch.json").read_text())["videos"]
     assert [(r["width"], r["height"]) for r in rows] == [(64, 96), (96, 64), (96, 96)]
     assert not (tmp_path / "local").exists()  # the jobs live on the server
+
+
+# ---- the result area, progress, jobs (issue 17)
+
+def _served(monkeypatch):
+    """A stand-in for the WebUI's ui_tempdir.register_tmp_file: records the files it is asked to serve."""
+    import types
+
+    served = []
+    fake = types.ModuleType("modules.ui_tempdir")
+    fake.register_tmp_file = lambda demo, name: served.append(name)
+    monkeypatch.setitem(sys.modules, "modules.ui_tempdir", fake)
+    return served
+
+
+def test_result_area_plays_the_video_and_links_every_file(host, clip, tmp_path, monkeypatch):
+    """The result carries the job's files; the result area shows the video in a player whose URL is the
+    WebUI's file route for a file it was told to serve, and links the comparison video, zip and report."""
+    import html as _html
+    import re
+    import urllib.parse
+
+    from lib_vid2vid import ui_result
+
+    a1111, processing, shared = host
+    served = _served(monkeypatch)
+    shared.opts.vid2vid_output_dir = str(tmp_path / "out")
+    res = a1111.run_script(_p(processing), _args(input=str(clip), max_frames=4, zip_result=True))
+    files = res.vid2vid["files"]
+    assert {"video", "comparison", "zip", "report", "log"} <= set(files)
+    page = a1111.result_area(ui_result.extract(res.js()))
+    src = _html.unescape(re.search(r'<video[^>]*id="vid2vid_player"[^>]*src="([^"]+)"', page).group(1))
+    assert src.startswith("file=") and urllib.parse.unquote(src[len("file="):]) == files["video"]
+    assert files["video"] in served
+    for kind in ("zip", "report", "comparison"):
+        assert f'data-kind="{kind}"' in page
+    assert "Warp error" in page and "Reading:" in page  # the report with its scale
+
+
+def test_result_area_shows_an_error_box_in_the_uis_words(host, clip, tmp_path):
+    from lib_vid2vid import ui_result
+
+    a1111, processing, shared = host
+    shared.opts.vid2vid_output_dir = str(tmp_path / "out")
+    res = a1111.run_script(_p(processing), _args(input="/nowhere/clip.mp4"))
+    assert "Upload the video in the Video tab" in res.info and "base64" not in res.info
+    page = a1111.result_area(ui_result.extract(res.js()))
+    assert 'class="vid2vid-error" role="alert"' in page and "Upload the video in the Video tab" in page
+    # the API keeps its own words
+    api = a1111.run_script(_p(processing, is_api=True), _args(input="/nowhere/clip.mp4"))
+    assert "base64 video data" in api.info
+    # a setting named by its label and tab in the UI
+    args = _args(input=str(clip))
+    args[params.api_arg_names().index("temporal_weights")] = "1,2"
+    bad = a1111.run_script(_p(processing), args)
+    assert "Neighbour weights (Temporal tab):" in bad.info
+
+
+def test_stills_are_of_the_final_video_after_post_stages(host, clip, tmp_path):
+    """The gallery shows frames of the exported video: after a 2x upscale they have the upscaled size."""
+    a1111, processing, shared = host
+    shared.opts.vid2vid_output_dir = str(tmp_path / "out")
+    res = a1111.run_script(_p(processing), _args(input=str(clip), max_frames=4, upscaler="Lanczos",
+                                                 upscale_factor=2, comparison_video=False))
+    assert res.vid2vid["status"] == "done", res.info
+    assert len(res.images) == 3 and {im.size for im in res.images} == {(192, 128)}
+
+
+def test_webui_progress_counts_the_done_frames_of_a_resumed_job(host):
+    """Resumed at 125/250: the bar shows 50% after frame 126 (not 1%) and ends at 100%, and the WebUI's ETA
+    (elapsed / share - elapsed) equals the loop's estimate for the frames left."""
+    from lib_vid2vid.loop import Progress
+
+    a1111, _, shared = host
+    state = shared.state
+    now = [1000.0]
+    bar = a1111.WebUIProgress(state, passes=1, clock=lambda: now[0])
+    bar.update(Progress("pass1", 126, 250, eta_s=124 * 2.0))
+    assert (state.job_no, state.job_count) == (126, 250)
+    share = state.job_no / state.job_count
+    elapsed = now[0] - state.time_start
+    assert elapsed / share - elapsed == pytest.approx(248.0)
+    bar.update(Progress("pass1", 250, 250, eta_s=0.0))
+    assert state.job_no == state.job_count == 250
+    two = a1111.WebUIProgress(state, passes=2, clock=lambda: now[0])
+    two.update(Progress("pass2", 10, 250, eta_s=100.0))
+    assert (state.job_no, state.job_count) == (260, 500)
+    two.update(Progress("upscaled", 3, 500))  # post stages leave the bar alone
+    assert state.job_no == 260
+
+
+def test_a_resumed_job_in_the_webui_ends_at_full_progress(host, clip, tmp_path):
+    a1111, processing, shared = host
+    shared.opts.vid2vid_output_dir = str(tmp_path / "out")
+    processing.hooks.append(lambda p, n: setattr(shared.state, "interrupted", n == 3))
+    a1111.run_script(_p(processing), _args(input=str(clip), max_frames=6))
+    processing.hooks.clear()
+    shared.state.reset()
+    res = a1111.run_script(_p(processing), _args(input=str(clip), max_frames=6))
+    assert res.vid2vid["status"] == "done"
+    assert shared.state.job_no == shared.state.job_count == 6
+
+
+def test_finished_job_is_cleared_from_resume_job(host, clip, tmp_path):
+    a1111, processing, shared = host
+    shared.opts.vid2vid_output_dir = str(tmp_path / "out")
+    res = a1111.run_script(_p(processing), _args(input=str(clip), max_frames=2))
+    name = Path(res.vid2vid["job_dir"]).name
+    assert a1111.clear_finished_resume(res.vid2vid, name) == ""
+    assert a1111.clear_finished_resume(res.vid2vid, "another-job") == "another-job"
+    assert a1111.clear_finished_resume({**res.vid2vid, "status": "interrupted"}, name) == name
+
+
+def test_jobs_tab_states_and_delete(host, clip, tmp_path):
+    """Each job with its state (done, interrupted, failed with its error, running), and delete."""
+    from lib_vid2vid.joblock import JobLock
+    from lib_vid2vid.workspace import Job
+
+    a1111, processing, shared = host
+    shared.opts.vid2vid_output_dir = str(tmp_path / "out")
+    done = Path(a1111.run_script(_p(processing), _args(input=str(clip), max_frames=2)).vid2vid["job_dir"])
+    processing.calls.clear()
+    processing.hooks.append(lambda p, n: setattr(shared.state, "interrupted", n == 1))
+    part = Path(a1111.run_script(_p(processing), _args(input=str(clip), max_frames=4)).vid2vid["job_dir"])
+    processing.hooks.clear()
+    shared.state.reset()
+    failed = Job.open(part)
+    states = dict((n, label) for label, n in a1111.list_jobs_with_state())
+    assert states[done.name].startswith(f"{done.name}: done")
+    assert states[part.name].startswith(f"{part.name}: interrupted") and "pass1 1/4" in states[part.name]
+    failed.set_status("failed", error="Cannot decode frame 2")
+    failed.close()
+    assert dict((n, label) for label, n in a1111.list_jobs_with_state())[part.name].endswith(
+        "failed: Cannot decode frame 2 (pass1 1/4)")
+    lock = JobLock.acquire(part)
+    try:
+        assert "running" in dict((n, label) for label, n in a1111.list_jobs_with_state())[part.name]
+        assert "is running" in a1111.delete_job(part.name) and part.is_dir()
+    finally:
+        lock.release()
+    assert a1111.delete_job(part.name) == f"Deleted {part.name}." and not part.exists()
+    assert [n for _l, n in a1111.list_jobs_with_state()] == [done.name]
+    assert "<strong>done</strong>" in a1111.job_folder(done.name)
+
+
+def test_the_webuis_own_resize_mode_applies(host, clip, tmp_path):
+    a1111, processing, shared = host
+    shared.opts.vid2vid_output_dir = str(tmp_path / "out")
+    s = a1111.settings_from_script(_p(processing, resize_mode=1), _args(input=str(clip)))
+    assert s.video.resize_mode == "crop_and_resize"
+    s = a1111.settings_from_script(_p(processing, resize_mode=1), _args(input=str(clip), resize_mode="resize_and_fill"))
+    assert s.video.resize_mode == "resize_and_fill"  # an API caller that set ours keeps it
+
+
+def test_controlnet_merge_mode_unit_gets_a_list(host):
+    """A unit in sd-webui-controlnet's "Merge" input mode takes a list of images (its unfold asserts
+    ``isinstance(unit.image, list)``): an empty one gets [the frame], one with its own images keeps them."""
+    import enum
+
+    a1111, _, _ = host
+
+    class InputMode(enum.Enum):
+        SIMPLE = "simple"
+        MERGE = "merge"
+
+    empty = FakeUnit(True, image=None)
+    empty.input_mode = InputMode.MERGE
+    empty_list = FakeUnit(True, image=[])
+    empty_list.input_mode = InputMode.MERGE
+    own = FakeUnit(True, image=[{"image": np.zeros((4, 4, 3), np.uint8)}])
+    own.input_mode = InputMode.MERGE
+    for u in (empty, empty_list, own):
+        u.copy = (lambda u=u: _copy_with_mode(u))
+    ext = FakeExternalCode([empty, empty_list, own])
+    frame = np.full((4, 4, 3), 9, np.uint8)
+    assert a1111.ControlNetBridge(ext).apply(object(), frame) == 2
+    sent = ext.updated[-1]
+    for unit in sent[:2]:
+        assert isinstance(unit.image, list) and unit.image[0]["image"] is frame
+    assert sent[2].image is own.image
+
+
+def _copy_with_mode(unit):
+    out = FakeUnit(unit.enabled, unit.image)
+    out.input_mode = unit.input_mode
+    return out
+
+
+def test_a_units_own_control_video_and_folder(host, clip, tmp_path, monkeypatch):
+    """controlnet_inputs: unit 1 takes frame i of its own control video (decoded like the source), unit 2
+    the i-th image of a folder; unit 0 (empty) the source frame."""
+    from fractions import Fraction
+
+    from PIL import Image
+
+    from lib_vid2vid import control_inputs, video
+    from tests.clips import make_clip
+
+    a1111, processing, shared = host
+    control = make_clip(tmp_path / "pose.mp4", n_frames=24, size=(96, 64), fps=Fraction(24))
+    folder = tmp_path / "depth"
+    folder.mkdir()
+    for i in range(2):
+        Image.fromarray(np.full((32, 48, 3), 50 + 100 * i, np.uint8)).save(folder / f"{i:04d}.png")
+    text = f"1: {control}\n2: {folder}"
+    assert control_inputs.parse(text) == {1: str(control), 2: str(folder)}
+    with pytest.raises(Exception, match="UNIT: path"):
+        control_inputs.parse("pose.mp4")
+    with pytest.raises(Exception, match="does not exist"):
+        control_inputs.check("0: /nowhere/pose.mp4")
+    frames = control_inputs.ControlFrames(control_inputs.check(text), size=(96, 64))
+    want = [rgb for _i, rgb in video.iter_frames(control, size=(96, 64))]
+    for i in (0, 1, 2, 1, 3):  # forward, and back again (a second loopback pass)
+        got = frames.frames(i)
+        assert np.array_equal(got[1], want[i])
+        assert got[2].shape == (64, 96, 3) and int(got[2][0, 0, 0]) == (50 if i == 0 else 150)  # the last holds
+
+    units = [FakeUnit(True), FakeUnit(True), FakeUnit(True)]
+    ext = FakeExternalCode(units)
+    bridge = a1111.ControlNetBridge(ext)
+    shared.opts.vid2vid_output_dir = str(tmp_path / "out")
+    from lib_vid2vid.host import a1111 as mod
+
+    seen = []
+    original = mod.A1111Renderer._frame_p
+
+    def spy(self, req):
+        p2 = original(self, req)
+        seen.append([u.image["image"] for u in ext.updated[-1]])
+        return p2
+
+    monkeypatch.setattr(mod.ControlNetBridge, "find", classmethod(lambda cls: bridge))
+    monkeypatch.setattr(mod.A1111Renderer, "_frame_p", spy)
+    res = a1111.run_script(_p(processing), _args(input=str(clip), max_frames=3, controlnet_inputs=text))
+    assert res.vid2vid["status"] == "done", res.info
+    src = [rgb for _i, rgb in video.iter_frames(clip, size=(96, 64))]
+    ctl = [rgb for _i, rgb in video.iter_frames(control, size=(96, 64))]
+    for i, images in enumerate(seen):
+        assert np.array_equal(images[0], src[i]) and np.array_equal(images[1], ctl[i])
+        assert int(images[2][0, 0, 0]) == (50 if i == 0 else 150)

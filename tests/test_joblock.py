@@ -258,3 +258,33 @@ def test_a_lock_taken_a_moment_ago_still_names_its_holder(tmp_path):
     finally:
         holder.kill()
         holder.wait()
+
+
+def test_is_locked_tells_without_writing(tmp_path):
+    """The Jobs tab asks whether a job is running: held by this process or another, free, or never locked;
+    asking writes nothing into the job folder."""
+    import textwrap
+
+    from lib_vid2vid.joblock import JobLock, is_locked
+
+    job = tmp_path / "job"
+    job.mkdir()
+    assert not is_locked(job) and not (job / "job.lock").exists()  # never locked: no file made
+    lock = JobLock.acquire(job)
+    assert is_locked(job)
+    lock.release()
+    before = (job / "job.lock").read_bytes()
+    assert not is_locked(job) and (job / "job.lock").read_bytes() == before
+    holder = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""
+        import sys, time
+        from lib_vid2vid.joblock import JobLock
+        lock = JobLock.acquire({str(job)!r})
+        print("locked", flush=True)
+        sys.stdin.readline()
+    """)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=str(Path(__file__).resolve().parents[1]))
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        assert is_locked(job)
+    finally:
+        holder.communicate("\n", timeout=30)
+    assert not is_locked(job)

@@ -262,6 +262,7 @@ def test_video_metrics_summary():
         "fidelity_kind",
         "ssim_edge",
         "ssim_luma",
+        "worst_frames",
     }
     assert summary["frames"] == 4 and summary["size"] == [W, H]
     assert summary["fidelity_kind"] == "edge" and summary["fidelity"] == summary["ssim_edge"]
@@ -295,3 +296,18 @@ def test_mismatched_frames_raise_one_line_errors():
         vm.update(texture(40, 40), texture(40, 40))
     with pytest.raises(Vid2VidError, match="fidelity kind"):
         VideoMetrics(fidelity="psnr")
+
+
+def test_worst_frames_name_the_least_steady_pairs():
+    """A video steady but for one jump: that frame is named first among the worst, with its warp error."""
+    import numpy as np
+
+    clip = panning_clip(6)
+    outs = [style(s) for s in clip]
+    outs[4] = np.ascontiguousarray(255 - outs[4])  # frame 4 breaks from frame 3 (and frame 5 from it)
+    vm = VideoMetrics()
+    for s, o in zip(clip, outs):
+        vm.update(s, o)
+    worst = vm.summary()["worst_frames"]
+    assert len(worst) == 3 and {worst[0][0], worst[1][0]} == {4, 5}
+    assert worst[0][1] >= worst[1][1] >= worst[2][1] and worst[2][1] < worst[1][1] / 10

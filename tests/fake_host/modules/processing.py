@@ -24,6 +24,14 @@ class Processed:
         self.info = info
         self.infotexts = infotexts or [info] * len(images_list)
         self.prompt = getattr(p, "prompt", "")
+        self.extra_generation_params = dict(getattr(p, "extra_generation_params", None) or {})
+
+    def js(self):
+        """The generation info JSON the WebUI puts in its hidden generation_info box (and the API's info)."""
+        import json
+
+        return json.dumps({"prompt": self.prompt, "seed": self.seed, "info": self.info,
+                           "extra_generation_params": self.extra_generation_params}, default=str)
 
 
 class StableDiffusionProcessingImg2Img:

@@ -1,0 +1,279 @@
+"""vid2vid in a real browser (headless Chromium driven by selenium) against the real WebUI of the integration
+tests (the ``webui`` fixture: A1111 and/or Forge, whichever is configured).
+
+A user's path: pick vid2vid in img2img's Script dropdown, upload a clip, Generate; the result area plays the
+video, and its source URL downloads the same bytes as the file on the server. Also: a sub-option appears and
+hides with its switch, a preset says which fields it changed, and the sigma preview after fast typing equals
+the one for the final values.
+
+Skipped (with the reason) when Chromium, chromedriver or selenium are missing: Debian's ``chromium`` and
+``chromium-driver`` (``apt-get install --no-install-recommends chromium chromium-driver``), ``pip install
+selenium``. ``VID2VID_SCREENSHOTS=<folder>`` saves a screenshot of every vid2vid tab there.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import time
+import urllib.parse
+from pathlib import Path
+
+import pytest
+import requests
+
+pytestmark = [pytest.mark.integration]
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
+CHROMEDRIVER = shutil.which("chromedriver")
+FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+         "--disable-background-networking", "--disable-component-update", "--disable-sync",
+         "--window-size=1600,2400")
+ID = "script_vid2vid_"
+"""The Script's elem_id prefix (A1111's Script.elem_id: no tab name for a Script shown in one tab only)."""
+
+
+@pytest.fixture(scope="module")
+def browser(webui):
+    if not CHROMIUM or not CHROMEDRIVER:
+        pytest.skip("no chromium/chromedriver on this machine (apt-get install --no-install-recommends chromium "
+                    "chromium-driver)")
+    webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is not installed (pip install selenium)")
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    for flag in FLAGS:
+        options.add_argument(flag)
+    profile = tempfile.mkdtemp(prefix="vid2vid-chromium-")
+    options.add_argument(f"--user-data-dir={profile}")
+    options.binary_location = CHROMIUM
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    driver.set_page_load_timeout(120)
+    try:
+        driver.get(webui["url"])
+        _wait(driver, lambda d: d.execute_script("return !!document.querySelector('#tab_img2img')"), 180)
+        yield driver
+    finally:
+        driver.quit()
+        shutil.rmtree(profile, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def clip_path(tmp_path_factory):
+    from fractions import Fraction
+
+    from tests.clips import make_clip
+
+    return make_clip(tmp_path_factory.mktemp("browser-clip") / "clip.mp4", n_frames=12, size=(96, 64),
+                     fps=Fraction(12))
+
+
+def _wait(driver, condition, seconds=60, what="condition"):
+    deadline = time.time() + seconds
+    last = None
+    while time.time() < deadline:
+        try:
+            last = condition(driver)
+            if last:
+                return last
+        except Exception as exc:  # noqa: BLE001 - the page is still rendering
+            last = exc
+        time.sleep(0.25)
+    raise AssertionError(f"timed out after {seconds} s waiting for {what} (last: {last!r})")
+
+
+def _el(driver, css):
+    return driver.find_element("css selector", css)
+
+
+def _shown(driver, elem_id) -> bool:
+    found = driver.find_elements("css selector", f"#{elem_id}")
+    return bool(found) and found[0].is_displayed()
+
+
+def _click_tab(driver, container_css, title):
+    """Open the tab named ``title`` (as the page shows it, case aside: Forge capitalises tab names) in the
+    gradio Tabs at ``container_css``, and wait until it is the selected one."""
+    def find(d):
+        for b in d.find_elements("css selector", f"{container_css} .tab-nav button"):
+            if (b.get_attribute("textContent") or "").strip().lower() == title.lower() and b.is_displayed():
+                return b
+        return None
+
+    def selected(d):
+        b = find(d)
+        return b is not None and ("selected" in (b.get_attribute("class") or "")
+                                  or b.get_attribute("aria-selected") == "true")
+
+    button = _wait(driver, find, 30, f"the tab {title!r} in {container_css}")
+    if selected(driver):
+        return
+    driver.execute_script("arguments[0].scrollIntoView({block: 'center'})", button)
+    try:
+        button.click()
+    except Exception:  # noqa: BLE001 - covered by another element: click it from the page
+        driver.execute_script("arguments[0].click()", button)
+    _wait(driver, selected, 20, f"the tab {title!r} to open")
+
+
+def _choose(driver, css, label):
+    """Pick the option whose text starts with ``label`` in the gradio dropdown at ``css`` (3.41 and 4): type
+    it to filter the list, then click the option (scrolled into view: long lists scroll)."""
+    from selenium.webdriver.common.keys import Keys
+
+    box = _wait(driver, lambda d: next((i for i in d.find_elements("css selector", f"{css} input")
+                                        if i.is_displayed()), None), 30, f"the dropdown {css}")
+    driver.execute_script("arguments[0].scrollIntoView({block: 'center'})", box)
+    box.click()
+    box.send_keys(Keys.CONTROL, "a")
+    box.send_keys(label)
+
+    def find(d):
+        for li in d.find_elements("css selector", f"{css} ul.options li"):
+            if (li.get_attribute("textContent") or "").replace("✓", "").strip().startswith(label):
+                return li
+        return None
+
+    option = _wait(driver, find, 20, f"option {label!r} in {css}")
+    driver.execute_script("arguments[0].scrollIntoView({block: 'nearest'})", option)
+    option.click()
+
+
+def _type(driver, css, text, *, pause=0.0):
+    """Replace the text of the input at ``css`` key by key (``pause`` seconds between keys)."""
+    from selenium.webdriver.common.keys import Keys
+
+    field = _el(driver, css)
+    driver.execute_script("arguments[0].scrollIntoView({block: 'center'})", field)
+    field.click()
+    field.send_keys(Keys.CONTROL, "a")
+    field.send_keys(Keys.BACKSPACE)
+    for ch in text:
+        field.send_keys(ch)
+        time.sleep(pause)
+    field.send_keys(Keys.TAB)
+
+
+def _value(driver, css):
+    return _el(driver, css).get_attribute("value")
+
+
+def _pick_vid2vid(driver):
+    try:
+        _click_tab(driver, "#tabs", "img2img")
+        if _shown(driver, ID + "tabs"):
+            return
+        _choose(driver, "#tab_img2img #script_list", "vid2vid")
+        _wait(driver, lambda d: _shown(d, ID + "tabs"), 30, "the vid2vid tabs")
+    except Exception:
+        shots = os.environ.get("VID2VID_SCREENSHOTS")
+        if shots:
+            driver.save_screenshot(str(Path(shots) / "debug-pick-vid2vid.png"))
+        raise
+
+
+def test_sub_option_follows_its_switch_and_preset_says_what_changed(browser, webui):
+    driver = browser
+    _pick_vid2vid(driver)
+    _click_tab(driver, f"#{ID}tabs", "Masks & correction")
+    assert not _shown(driver, ID + "motion_low_cut")
+    _el(driver, f"#{ID}motion_mask input[type=checkbox]").click()
+    _wait(driver, lambda d: _shown(d, ID + "motion_low_cut"), 20, "the motion mask's threshold to appear")
+    _el(driver, f"#{ID}motion_mask input[type=checkbox]").click()
+    _wait(driver, lambda d: not _shown(d, ID + "motion_low_cut"), 20, "the threshold to hide again")
+
+    _choose(driver, f"#{ID}strategy", "flow_warp")
+    report = _wait(driver, lambda d: "Changed" in _el(d, f"#{ID}strategy_changes").text
+                   and _el(d, f"#{ID}strategy_changes").text, 30, "the preset's report")
+    assert "flow_warp" in report and "Init image of each frame (Temporal)" in report
+    _click_tab(driver, f"#{ID}tabs", "Temporal")
+    _wait(driver, lambda d: _shown(d, ID + "init_strength"), 20, "flow_warp's init strength to appear")
+
+
+def test_sigma_preview_after_fast_typing_equals_the_final_values(browser, webui):
+    driver = browser
+    _pick_vid2vid(driver)
+    _click_tab(driver, f"#{ID}tabs", "Sampling")
+    box = f"#{ID}sigmas_used textarea"
+    first = _wait(driver, lambda d: _value(d, box), 30, "the preview on first load")
+    assert "step" in first or "WebUI's own schedule" in first
+    _choose(driver, f"#{ID}sigma_schedule", "Karras")
+    _wait(driver, lambda d: "karras override" in _value(d, box), 30, "the karras preview")
+    _type(driver, "#img2img_steps input[type=number]", "10")
+    _type(driver, "#img2img_denoising_strength input[type=number]", "0.3")
+    time.sleep(3)  # every change event has come back
+    fast = _value(driver, box)
+    # the same final values entered slowly, one change at a time
+    _type(driver, "#img2img_steps input[type=number]", "11", pause=0.5)
+    _wait(driver, lambda d: "11 steps" in _value(d, box), 30, "the preview for 11 steps")
+    _type(driver, "#img2img_steps input[type=number]", "10", pause=0.5)
+    slow = _wait(driver, lambda d: "10 steps, denoise 0.3" in _value(d, box) and _value(d, box), 30,
+                 "the preview for 10 steps")
+    assert fast == slow and fast.startswith("4 steps:"), (fast, slow)
+    _type(driver, "#img2img_steps input[type=number]", "")  # a cleared box: no traceback, still a schedule
+    time.sleep(2)
+    assert "steps" in _value(driver, box)
+    assert "Traceback" not in webui["log"].read_text(errors="replace").split("Startup time:")[-1]
+
+
+def test_upload_generate_play_and_download(browser, webui, clip_path):
+    driver = browser
+    host = webui["host"]
+    _pick_vid2vid(driver)
+    _click_tab(driver, f"#{ID}tabs", "Video")
+    _el(driver, f"#{ID}upload input[type=file]").send_keys(str(clip_path))
+    _wait(driver, lambda d: _value(d, f"#{ID}input textarea"), 60, "the uploaded path")
+    _type(driver, f"#{ID}max_frames input[type=number]", "3")
+    size = str(host.interrupt_size)
+    _type(driver, "#img2img_width input[type=number]", size)
+    _type(driver, "#img2img_height input[type=number]", size)
+    _type(driver, "#img2img_steps input[type=number]", str(min(4, host.interrupt_steps)))
+    generate = _el(driver, "#img2img_generate")
+    driver.execute_script("arguments[0].scrollIntoView({block: 'center'})", generate)
+    generate.click()
+    player = _wait(driver, lambda d: d.find_element("css selector", "#vid2vid_result video#vid2vid_player"),
+                   900, "the player in the result area")
+    state = _wait(driver, lambda d: d.execute_script(
+        "const v = arguments[0]; return v.readyState >= 2 && v.videoWidth > 0 ? [v.videoWidth, v.currentSrc] : null",
+        player), 60, "the video to load in the player")
+    width, src = state
+    assert width == host.interrupt_size
+    path = urllib.parse.unquote(urllib.parse.urlsplit(src).path.split("file=", 1)[1])
+    body = requests.get(src, timeout=60)
+    assert body.status_code == 200 and body.content == Path(path).read_bytes()
+    assert str(webui["output_dir"]) in path
+    links = {a.get_attribute("data-kind") for a in driver.find_elements("css selector", "#vid2vid_result a[download]")}
+    assert {"video", "report"} <= links
+    shots = os.environ.get("VID2VID_SCREENSHOTS")
+    if shots:
+        Path(shots).mkdir(parents=True, exist_ok=True)
+        driver.save_screenshot(str(Path(shots) / f"{host.name}-after-result.png"))
+
+
+def test_screenshots_of_every_tab(browser, webui):
+    """Every vid2vid tab opens and renders; one screenshot each, in VID2VID_SCREENSHOTS when set (works on
+    older versions of the UI too)."""
+    shots = os.environ.get("VID2VID_SCREENSHOTS") or str(webui["tmp"] / "screenshots")
+    driver = browser
+    driver.get(webui["url"])  # the form as a new visitor sees it
+    _wait(driver, lambda d: d.execute_script("return !!document.querySelector('#tab_img2img')"), 180)
+    _pick_vid2vid(driver)
+    folder = Path(shots)
+    folder.mkdir(parents=True, exist_ok=True)
+    tag = os.environ.get("VID2VID_SCREENSHOTS_TAG", "after")
+    titles = [(b.get_attribute("textContent") or "").strip()
+              for b in driver.find_elements("css selector", f"#{ID}tabs .tab-nav button")]
+    titles = [t for t in titles if t]
+    assert titles
+    for title in titles:
+        _click_tab(driver, f"#{ID}tabs", title)
+        time.sleep(1)
+        panel = _el(driver, "#img2img_script_container")
+        height = driver.execute_script("return arguments[0].getBoundingClientRect().height", panel)
+        driver.set_window_size(1600, max(1200, int(height) + 900))
+        name = title.lower().replace(" & ", "-").replace(" ", "-")
+        driver.execute_script("arguments[0].scrollIntoView()", panel)
+        panel.screenshot(str(folder / f"{webui['host'].name}-{tag}-{name}.png"))
+    driver.set_window_size(1600, 2400)
