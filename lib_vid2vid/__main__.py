@@ -173,6 +173,16 @@ def _make_renderer(args: argparse.Namespace):
     return renderer
 
 
+def _backend_stats(renderer) -> None:
+    """With several backends: frames and frames/s (while rendering) of each, on stderr."""
+    stats = getattr(renderer, "stats", None)
+    if not callable(stats) or len(stats()) < 2:
+        return
+    for name, frames, rate, alive in stats():
+        print(f"backend {name}: {frames} frames, {rate:.2f} frames/s{'' if alive else ' (taken out)'}",
+              file=sys.stderr)
+
+
 def _list_jobs(output_dir: str) -> int:
     from .workspace import list_jobs
 
@@ -411,6 +421,7 @@ def _run(args: argparse.Namespace, settings: params.Settings, renderer) -> int:
     finally:
         if bar is not None:
             bar.close()
+        _backend_stats(renderer)
     if result.status == "interrupted":
         print(result.message, file=sys.stderr)
         return EXIT_INTERRUPTED

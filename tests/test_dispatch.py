@@ -177,13 +177,21 @@ def test_cli_runs_a_job_on_two_backends(clip, tmp_path, capsys):
         assert len(a.payloads) + len(b.payloads) == 6
     err = capsys.readouterr().err
     assert "in parallel on 2 backends" in err
+    assert f"backend {a.url}: {len(a.payloads)} frames" in err and f"backend {b.url}: {len(b.payloads)} frames" in err
 
 
-def test_missing_engine_package_is_one_line(monkeypatch):
+def test_missing_engine_package_is_one_line(clip, tmp_path, monkeypatch, capsys):
+    from lib_vid2vid.__main__ import main
+
     monkeypatch.setitem(sys.modules, "ray", None)  # import ray raises ImportError
     with pytest.raises(Vid2VidError, match=r"pip install \.\[ray\]") as info:
         import_ray()
     assert "\n" not in str(info.value)
+    with FakeWebUI() as a:
+        rc = main([str(clip), "--backend", a.url, "--engine", "ray", "--output-dir", str(tmp_path / "out"),
+                   "--quiet"])
+    err = capsys.readouterr().err
+    assert rc == 1 and err == f"error: {info.value}\n"
 
 
 def test_engine_flags_need_backends(clip, tmp_path, capsys):
