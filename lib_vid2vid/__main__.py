@@ -176,7 +176,7 @@ def _make_renderer(args: argparse.Namespace):
 def _backend_stats(renderer) -> None:
     """With several backends: frames and frames/s (while rendering) of each, on stderr."""
     stats = getattr(renderer, "stats", None)
-    if not callable(stats) or len(stats()) < 2:
+    if not callable(stats) or len(stats()) < 2 or not any(frames for _, frames, _, _ in stats()):
         return
     for name, frames, rate, alive in stats():
         print(f"backend {name}: {frames} frames, {rate:.2f} frames/s{'' if alive else ' (taken out)'}",

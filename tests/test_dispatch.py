@@ -225,3 +225,20 @@ def test_ray_engine_two_backends_one_failing_give_the_bytes_of_one(ray_local, cl
         assert len(b.payloads) == 3 and len(a.payloads) == FRAMES - 2
     assert res.status == "done" and _frame_bytes(res.job_dir) == want
     assert d.alive == [True, False]
+
+
+def test_keyframes_render_in_parallel_with_the_bytes_of_one_backend(clip, tmp_path):
+    kw = dict(keyframe_mode="interval", keyframe_interval=2)
+    want = _one_backend_run(clip, tmp_path / "one", **kw)
+    lines: list[str] = []
+    with FakeWebUI() as a, FakeWebUI() as b:
+        b.fail[1] = (500, {"detail": "boom"})
+        d = webui_dispatcher([a.url, b.url])
+        try:
+            res = run_job(_settings(clip, tmp_path / "two", **kw), d, notify=lines.append)
+        finally:
+            d.close()
+        keys = len(Job.open(res.job_dir).manifest["keyframes"]["plan"]["frames"])
+        assert len(a.payloads) + len(b.payloads) == keys + 1  # b's failed keyframe rendered again on a
+    assert res.status == "done" and _frame_bytes(res.job_dir) == want
+    assert any(f"{keys} keyframes render in parallel on 2 backends" in line for line in lines)
