@@ -66,6 +66,12 @@ def main(argv: list[str] | None = None) -> int:
     from tests.fake_webui import FakeWebUI
 
     header(f"bench_scale: {args.frames} frames, L = {args.latency:g} s per image, engine {args.engine}")
+    if args.engine == "ray":  # started before the timed runs; its cost printed on its own
+        from lib_vid2vid.dispatch import start_ray
+
+        t0 = time.perf_counter()
+        start_ray(cpus=max(int(x) for x in args.backends.split(",")))
+        print(f"local Ray instance started in {time.perf_counter() - t0:.1f} s")
     F, L = args.frames, args.latency
     counts = [int(x) for x in args.backends.split(",")]
     with tempfile.TemporaryDirectory() as tmp:

@@ -245,19 +245,26 @@ class _WebUIActor:
         return self.renderer.host_identity()
 
 
-def ray_backends(urls: Sequence[str], *, timeout: float, address: str | None = None) -> list[_RemoteBackend]:
-    """One Ray actor per WebUI address (each holds its own API client). Starts a local Ray instance (no
-    cluster) unless ``address`` (``ray://host:10001`` or ``host:6379``) names one to join."""
+def start_ray(address: str | None = None, *, cpus: int = 1):
+    """The ``ray`` module, initialised once: a local instance (no cluster, no dashboard; its actors import
+    lib_vid2vid from where this runs), or the cluster at ``address``."""
     import os
     from pathlib import Path
 
     ray = import_ray()
     if not ray.is_initialized():
-        here = str(Path(__file__).resolve().parent.parent)  # the actors import lib_vid2vid from where we run
+        here = str(Path(__file__).resolve().parent.parent)
         paths = [here] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
         env = {"env_vars": {"PYTHONPATH": os.pathsep.join(paths)}} if address is None else None
         ray.init(address=address, include_dashboard=False, log_to_driver=False, ignore_reinit_error=True,
-                 runtime_env=env, num_cpus=None if address else max(len(urls), 1))
+                 runtime_env=env, num_cpus=None if address else max(cpus, 1))
+    return ray
+
+
+def ray_backends(urls: Sequence[str], *, timeout: float, address: str | None = None) -> list[_RemoteBackend]:
+    """One Ray actor per WebUI address (each holds its own API client). Starts a local Ray instance (no
+    cluster) unless ``address`` (``ray://host:10001`` or ``host:6379``) names one to join."""
+    ray = start_ray(address, cpus=len(urls))
     actor_cls = ray.remote(num_cpus=0)(_WebUIActor)
     return [_RemoteBackend(ray, actor_cls.remote(u, timeout), u) for u in urls]
 
