@@ -1,7 +1,7 @@
 """One job over 1, 2, 4, 8 WebUI backends (issue 18): speed-up, a backend killed mid-job, the driver's overhead.
 
-    python helpers/bench_scale.py                              # 96 frames, L = 0.5 s, 1/2/4/8 backends, threads
-    python helpers/bench_scale.py --frames 240 --engine ray    # the issue's size, backends as Ray actors
+    python helpers/bench_scale.py                  # 240 frames, L = 0.5 s, 1/2/4/8 backends, threads (~5 min)
+    python helpers/bench_scale.py --engine ray     # the same with each backend's client in a Ray actor
 
 Each backend is a fake WebUI API on loopback (tests/fake_webui.py) that sleeps ``--latency`` L seconds per image
 (a GPU's time, no CPU) and returns the init image darkened: deterministic, so every run's frames are compared
@@ -54,7 +54,7 @@ def _frames(job_dir: Path, frames: int) -> list[bytes]:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--frames", type=int, default=96)
+    ap.add_argument("--frames", type=int, default=240)
     ap.add_argument("--latency", type=float, default=0.5, help="seconds each fake backend sleeps per image")
     ap.add_argument("--backends", default="1,2,4,8", help="backend counts, comma separated")
     ap.add_argument("--kill-of", type=int, default=4, help="backends in the run where one is killed (0: skip)")
@@ -77,12 +77,15 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         tmpd = Path(tmp)
         clip = make_clip(tmpd / "clip.mp4", n_frames=F, size=(96, 64), fps=Fraction(24))
-        rows, base_wall, want = [], None, None
+        rows, base_wall, want, ready = [], None, None, []
         for n in counts:
             servers = [FakeWebUI().__enter__() for _ in range(n)]
             for s in servers:
                 s.delay = L
+            t0 = time.perf_counter()
             d = webui_dispatcher([s.url for s in servers], engine=args.engine)
+            d.check()  # through the Ray actors: they are up before the timed job
+            ready.append(f"{n}: {time.perf_counter() - t0:.1f} s")
             try:
                 res, wall = _job(clip, tmpd / f"out{n}", F, d)
             finally:
@@ -97,6 +100,7 @@ def main(argv: list[str] | None = None) -> int:
             rows.append([n, f"{wall:.1f}", f"{base_wall / wall:.2f}x", f"{base_wall / wall / n:.2f}",
                          f"{ideal:.1f}", f"{(wall - ideal) / F * 1000:.0f}",
                          "yes" if frames == want else "NO"])
+        print("backends checked and ready (not in the wall times): " + ", ".join(ready))
         print(format_table(["backends", "wall s", "speed-up", "per backend", "ideal s", "overhead ms/frame",
                             "same bytes"], rows))
 
@@ -106,6 +110,7 @@ def main(argv: list[str] | None = None) -> int:
             for s in servers:
                 s.delay = L
             d = webui_dispatcher([s.url for s in servers], engine=args.engine)
+            d.check()
             victim = servers[-1]
 
             def progress(p):

@@ -211,14 +211,29 @@ class _RemoteBackend:
     def __init__(self, ray, actor, name: str):
         self._ray, self._actor, self.name = ray, actor, name
 
+    def _get(self, ref) -> Any:
+        """The call's result; the actor's own error (a one-line RendererError) rather than Ray's wrapper with
+        its remote traceback, or one line when the actor itself died."""
+        exceptions = self._ray.exceptions
+        try:
+            return self._ray.get(ref)
+        except exceptions.RayTaskError as exc:
+            cause = getattr(exc, "cause", None)
+            if isinstance(cause, Exception):
+                raise cause from None
+            raise RendererError(f"Backend {self.name} failed in its Ray actor ({type(exc).__name__})") from None
+        except exceptions.RayActorError as exc:
+            raise RendererError(f"The Ray actor of backend {self.name} died ({type(exc).__name__}): check the Ray "
+                                f"node, then run again to resume") from None
+
     def render(self, request: RenderRequest) -> list[np.ndarray]:
-        return self._ray.get(self._actor.render.remote(request))
+        return self._get(self._actor.render.remote(request))
 
     def check(self) -> Any:
-        return self._ray.get(self._actor.check.remote())
+        return self._get(self._actor.check.remote())
 
     def host_identity(self) -> dict[str, Any]:
-        return self._ray.get(self._actor.host_identity.remote())
+        return self._get(self._actor.host_identity.remote())
 
     def close(self) -> None:
         try:

@@ -225,6 +225,8 @@ def test_ray_engine_two_backends_one_failing_give_the_bytes_of_one(ray_local, cl
         assert len(b.payloads) == 3 and len(a.payloads) == FRAMES - 2
     assert res.status == "done" and _frame_bytes(res.job_dir) == want
     assert d.alive == [True, False]
+    # the actor's own one-line error, not Ray's wrapper with the remote traceback
+    assert d.out_reasons[b.url] == "The WebUI answered HTTP 500 for /sdapi/v1/img2img: boom"
 
 
 def test_keyframes_render_in_parallel_with_the_bytes_of_one_backend(clip, tmp_path):
