@@ -78,6 +78,16 @@ def build_parser() -> argparse.ArgumentParser:
                           "SDXL model through the diffusers library, no WebUI (--model); proxy: built-in "
                           "model-free stylisation, for trying the pipeline")
     run.add_argument("--api-url", default=None, help="WebUI address (default http://127.0.0.1:7860)")
+    run.add_argument("--backend", metavar="URL", action="append", default=[],
+                     help="a WebUI API to render on; repeat for several: frames that do not read the previous "
+                          "output render in parallel, and a backend that fails is taken out (its frames go to "
+                          "the others); every backend must have the same model and settings")
+    run.add_argument("--engine", choices=("threads", "ray"), default="threads",
+                     help="with --backend: threads (in this process) or ray (one Ray actor per backend, needs "
+                          "pip install .[ray])")
+    run.add_argument("--ray-address", metavar="ADDR", default=None,
+                     help="with --engine ray: join this Ray cluster (ray://host:10001 or host:6379) instead of "
+                          "starting a local Ray instance")
     run.add_argument("--submit", action="store_true",
                      help="send the whole job to the WebUI in one request (its vid2vid Script runs it there and "
                           "keeps the job in its own output folder) instead of one request per frame")
@@ -147,11 +157,30 @@ def _make_renderer(args: argparse.Namespace):
         from .proxy import ProxyRenderer
 
         return ProxyRenderer()
+    if args.backend:
+        if args.api_url:
+            raise Vid2VidError("--api-url and --backend both given: give every WebUI as --backend URL")
+        from .dispatch import webui_dispatcher
+
+        return webui_dispatcher(args.backend, timeout=args.timeout, engine=args.engine,
+                                ray_address=args.ray_address)
+    if args.engine != "threads" or args.ray_address:
+        raise Vid2VidError("--engine ray and --ray-address need --backend URL (one per WebUI)")
     from .host.webui_api import DEFAULT_URL, WebUIApiRenderer
 
     renderer = WebUIApiRenderer(args.api_url or DEFAULT_URL, timeout=args.timeout)
     renderer.check()
     return renderer
+
+
+def _backend_stats(renderer) -> None:
+    """With several backends: frames and frames/s (while rendering) of each, on stderr."""
+    stats = getattr(renderer, "stats", None)
+    if not callable(stats) or len(stats()) < 2 or not any(frames for _, frames, _, _ in stats()):
+        return
+    for name, frames, rate, alive in stats():
+        print(f"backend {name}: {frames} frames, {rate:.2f} frames/s{'' if alive else ' (taken out)'}",
+              file=sys.stderr)
 
 
 def _list_jobs(output_dir: str) -> int:
@@ -392,6 +421,7 @@ def _run(args: argparse.Namespace, settings: params.Settings, renderer) -> int:
     finally:
         if bar is not None:
             bar.close()
+        _backend_stats(renderer)
     if result.status == "interrupted":
         print(result.message, file=sys.stderr)
         return EXIT_INTERRUPTED

@@ -26,6 +26,7 @@ plan, and the counts of fill renders and unseen pixels.
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -38,7 +39,7 @@ import numpy as np
 from . import keyframes as kf
 from .errors import Vid2VidError
 from .imaging import to_uint8_255
-from .loop import FrameContext, Progress, Run, Stage
+from .loop import FrameContext, Progress, Run, Stage, infotext
 from .params import Settings
 from .renderer import RenderRequest
 
@@ -168,6 +169,25 @@ class KeyframeRun(Run):
         first = max(0, plan.frames[batch0] - self.before)
         window: dict[int, np.ndarray] = {}
         frames = self._video_frames(first)
+        parallel = size == 1 and not self.folder and self._keys_in_parallel(n - start)
+        pending: collections.deque[tuple[int, FrameContext, RenderRequest, Future]] = collections.deque()
+
+        def write(slot: int, ctx: FrameContext, out: np.ndarray, record: dict[str, Any]) -> None:
+            record["frame"] = ctx.index
+            text = record.pop("_infotext", None)
+            job.write_frame(KEYS_STAGE, slot, out, record, text={"parameters": text} if text else None)
+            self.progress(Progress("keyframes", slot + 1, n, None, out))
+
+        def collect(keep: int) -> None:
+            """Finish and write the keyframes in flight, oldest first, until ``keep`` are left."""
+            while len(pending) > keep:
+                slot, ctx, req, future = pending.popleft()
+                images = future.result()
+                self._host_notices()
+                if not images:
+                    raise Vid2VidError(f"The renderer returned no image for keyframe {ctx.index}")
+                write(slot, ctx, *self._finish(ctx, req, images, infotext(req)))
+
         try:
             for b in range(batch0, n, size):
                 ctxs = []
@@ -189,6 +209,14 @@ class KeyframeRun(Run):
                         for stage in self.stages:
                             stage.analyse(ctx)
                     ctxs.append(ctx)
+                if parallel:  # keyframes are independent renders: any backend; written in order here
+                    req = self._request(ctxs[0])
+                    pending.append((b, ctxs[0], req, self.renderer.submit(req)))  # type: ignore[attr-defined]
+                    collect(2 * max(1, getattr(self.renderer, "parallel", 1)))
+                    if b + 1 < n and self.should_stop():
+                        collect(0)
+                        return True
+                    continue
                 if self.folder:
                     made = [(self._outside_keyframe(c.index), {"from": str(keyframe_path(self.folder, c.index))})
                             for c in ctxs]
@@ -197,19 +225,29 @@ class KeyframeRun(Run):
                 else:
                     made = self._render_grid(ctxs)
                 for slot, ctx, (out, record) in zip(range(b, b + size), ctxs, made):
-                    if slot < start:
-                        continue
-                    record["frame"] = ctx.index
-                    text = record.pop("_infotext", None)
-                    job.write_frame(KEYS_STAGE, slot, out, record, text={"parameters": text} if text else None)
-                    self.progress(Progress("keyframes", slot + 1, n, None, out))
+                    if slot >= start:
+                        write(slot, ctx, out, record)
                 if b + size < n and self.should_stop():
                     return True
+            collect(0)
         finally:
             close = getattr(frames, "close", None)
             if close:
                 close()
         return False
+
+    def _keys_in_parallel(self, count: int) -> bool:
+        """True (and said in the job log and to ``notify``) if the renderer has several backends: the keyframes
+        then render in parallel, since none reads another's output."""
+        n = int(getattr(self.renderer, "parallel", 1) or 1)
+        if n <= 1 or not callable(getattr(self.renderer, "submit", None)):
+            return False
+        line = (f"keyframes: {count} keyframes render in parallel on {n} backends (independent renders); the "
+                f"propagation to the other frames runs here, in order")
+        self.job.log(line)
+        if self.notify is not None:
+            self.notify(line)
+        return True
 
     def _stopped(self, how: str = "Interrupted") -> Any:
         result = super()._stopped(how)
@@ -263,8 +301,6 @@ class KeyframeRun(Run):
                         self._host_notices()
                         if not images:
                             raise Vid2VidError(f"The renderer returned no image for keyframe {index}")
-                        from .loop import infotext
-
                         text = getattr(self.renderer, "last_infotext", "") or infotext(req)
                         out, record = self._finish(ctx, req, images, text)
                         record.update(frame=index, candidate=c)

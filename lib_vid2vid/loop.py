@@ -21,6 +21,7 @@ re-reads frame k-1's output and the source window and produces the same bytes an
 
 from __future__ import annotations
 
+import collections
 import queue
 import random
 import threading
@@ -324,6 +325,8 @@ class Run:
         self.passes = settings.temporal.loopback_passes
         self.before = max([s.before for s in stages] + [1])
         self.after = max([s.after for s in stages] + [0])
+        self.notify: Callable[[str], None] | None = None
+        """Gets one-line notes meant for the user before the frames start (how the pass uses several backends)."""
         self.notices: list[str] = []
         """The renderer's notes about the host in this run (logged once each as job warnings)."""
         self.base_request: dict[str, Any] = {}
@@ -450,9 +453,12 @@ class Run:
         # When no stage reads the previous output, a frame's correction (colour coherence, loopback blend ...)
         # runs on the finish lane while the host renders the next frame; writes and the report always do.
         deferred = not any(st.reads_previous_output() for st in self.stages)
+        parallel = self._announce(stage_name, deferred)
         analyser = ThreadPoolExecutor(1, thread_name_prefix="vid2vid-analyse")
         lanes = _Lanes()
         render_times: list[float] = []
+        inflight: collections.deque[tuple[FrameContext, RenderRequest, Future]] = collections.deque()
+        finished_at: list[float] = [time.perf_counter()]
         try:
             first_ctx = context(start)
             if first_ctx is None:
@@ -473,6 +479,29 @@ class Run:
                         stop_error = Vid2VidError(f"The video has only {i + 1} frames in the chosen range, "
                                                   f"not {total}: check start/end")
                 nxt = analyser.submit(analyse, following) if following is not None else None
+
+                if parallel:
+                    req = self._request(ctx)
+                    inflight.append((ctx, req, self.renderer.submit(req)))  # type: ignore[attr-defined]
+                    del ctx
+                    last = following is None
+                    keep = 0 if last else 2 * max(1, getattr(self.renderer, "parallel", 1))
+                    while len(inflight) > keep:
+                        done = self._collect(lanes, loop, inflight)
+                        finished_at.append(time.perf_counter())
+                        gaps = finished_at[-21:]
+                        mean = (gaps[-1] - gaps[0]) / (len(gaps) - 1)
+                        remaining = (total - done) + total * (self.passes - loop - 1)
+                        self.progress(Progress(stage_name, done, total, mean * remaining, None))
+                    if stop_error is not None:
+                        lanes.drain()
+                        raise stop_error
+                    if not last and self.should_stop():
+                        while inflight:
+                            self._collect(lanes, loop, inflight)
+                        lanes.drain()
+                        return True
+                    continue
 
                 t0 = time.perf_counter()
                 if deferred:
@@ -504,6 +533,35 @@ class Run:
             analyser.shutdown(wait=True, cancel_futures=True)
             lanes.shutdown()
         return False
+
+    def _announce(self, stage_name: str, deferred: bool) -> bool:
+        """Say in the job log (and to ``notify``) how the pass uses several backends; True if its frames render
+        in parallel (the renderer takes ``submit`` and no stage reads the previous output)."""
+        n = int(getattr(self.renderer, "parallel", 1) or 1)
+        if n <= 1 or not callable(getattr(self.renderer, "submit", None)):
+            return False
+        if deferred:
+            line = (f"{stage_name}: frames render in parallel on {n} backends (no stage reads the previous "
+                    f"output); this machine writes them in order")
+        else:
+            readers = ", ".join(st.name for st in self.stages if st.reads_previous_output())
+            line = (f"{stage_name}: frames render one after another ({readers} reads the previous output); "
+                    f"the other {n - 1} backends stand by for a failing one")
+        self.job.log(line)
+        if self.notify is not None:
+            self.notify(line)
+        return deferred
+
+    def _collect(self, lanes: _Lanes, loop: int,
+                 inflight: collections.deque[tuple[FrameContext, RenderRequest, Future]]) -> int:
+        """Wait for the oldest frame in flight and queue its finish; returns the frames done after it."""
+        ctx, req, future = inflight.popleft()
+        images = future.result()
+        self._host_notices()
+        if not images:
+            raise Vid2VidError(f"The renderer returned no image for frame {ctx.index}")
+        lanes.submit("finish", self._finish_and_hand_off, lanes, loop, ctx, req, images, infotext(req))
+        return ctx.index + 1
 
     def _hand_off(self, lanes: _Lanes, loop: int, index: int, out: np.ndarray, record: dict[str, Any],
                   src: np.ndarray) -> None:

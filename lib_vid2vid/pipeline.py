@@ -188,6 +188,7 @@ def run_job(settings: Settings, renderer: Renderer, *, resume: str | Path | None
             run_class = KeyframeRun
         run = run_class(job, settings, plan, renderer, stages, should_stop=should_stop, progress=progress,
                         finalize=finalize_job)
+        run.notify = notify
         attach_export(run)
         if settings.job.report:
             from .report import StreamingReport

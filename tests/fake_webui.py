@@ -126,6 +126,10 @@ class FakeWebUI:
         self.api = True
         self.options: dict = {"sd_model_checkpoint": "fake"}
         """What GET /sdapi/v1/options answers."""
+        self.delay = 0.0
+        """Seconds each img2img request sleeps before its reply (a GPU's time; no CPU)."""
+        self.dead = False
+        """Set (``kill``): every request from then on, the ones being served included, is closed unanswered."""
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -151,6 +155,11 @@ class FakeWebUI:
                 outer.headers.append(dict(self.headers))
                 if self.path != "/sdapi/v1/img2img" or not outer.api:
                     self._json(404, {"detail": "Not Found"})
+                    return
+                if outer.delay:
+                    time.sleep(outer.delay)
+                if outer.dead:
+                    self.close_connection = True
                     return
                 k = len(outer.payloads)
                 outer.payloads.append(payload)
@@ -179,6 +188,14 @@ class FakeWebUI:
         self.thread.start()
         return self
 
+    def kill(self) -> None:
+        """Stop serving as a crashed WebUI would: requests in flight and new connections get no answer."""
+        self.dead = True
+        self.server.shutdown()
+        self.server.server_close()
+
     def __exit__(self, *exc):
+        if self.dead:
+            return
         self.server.shutdown()
         self.server.server_close()

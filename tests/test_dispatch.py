@@ -1,0 +1,246 @@
+"""One job over several WebUI backends (lib_vid2vid/dispatch.py, issue 18), against fake WebUIs on loopback."""
+
+from __future__ import annotations
+
+import socket
+import sys
+
+import pytest
+
+from lib_vid2vid.dispatch import Dispatcher, import_ray, webui_dispatcher
+from lib_vid2vid.errors import RendererError, Vid2VidError
+from lib_vid2vid.host.webui_api import WebUIApiRenderer
+from lib_vid2vid.params import Settings
+from lib_vid2vid.pipeline import run_job
+from lib_vid2vid.workspace import Job
+from tests.fake_webui import FakeWebUI
+
+FRAMES = 10
+
+
+def _settings(clip, out, **kw):
+    return Settings().replace(input=str(clip), output_dir=str(out), max_frames=FRAMES, width=96, height=64,
+                              prompt="ink", seed=3, report=False, **kw)
+
+
+def _frame_bytes(job_dir) -> list[bytes]:
+    job = Job.open(job_dir)
+    return [job.frame_path("pass1", i).read_bytes() for i in range(FRAMES)]
+
+
+def _one_backend_run(clip, out, **kw) -> list[bytes]:
+    with FakeWebUI() as ui:
+        res = run_job(_settings(clip, out, **kw), WebUIApiRenderer(ui.url))
+    assert res.status == "done"
+    return _frame_bytes(res.job_dir)
+
+
+def _free_port() -> int:
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+@pytest.mark.parametrize("seed_mode", ["fixed", "increment"])
+def test_two_backends_one_failing_give_the_bytes_of_one_backend(clip, tmp_path, seed_mode):
+    want = _one_backend_run(clip, tmp_path / "one", seed_mode=seed_mode)
+    lines: list[str] = []
+    with FakeWebUI() as a, FakeWebUI() as b:
+        b.fail[2] = (500, {"detail": "CUDA out of memory"})  # b fails on its third frame
+        d = webui_dispatcher([a.url, b.url])
+        try:
+            res = run_job(_settings(clip, tmp_path / "two", seed_mode=seed_mode), d, notify=lines.append)
+        finally:
+            d.close()
+        assert res.status == "done"
+        assert _frame_bytes(res.job_dir) == want
+        # every frame rendered once, b's failed one again on a: none lost, none duplicated
+        assert len(b.payloads) == 3 and len(a.payloads) == FRAMES - 2
+        if seed_mode == "increment":  # each frame's seed rendered exactly once among the answered requests
+            assert len({p["seed"] for p in a.payloads + b.payloads[:2]}) == FRAMES
+    assert d.alive == [True, False] and d.rendered == [FRAMES - 2, 2]
+    assert any("in parallel on 2 backends" in line for line in lines)
+    warnings = Job.open(res.job_dir).manifest.get("warnings", [])
+    assert any(f"backend {b.url} taken out after 2 frames" in w and "CUDA out of memory" in w for w in warnings)
+
+
+def test_a_backend_killed_mid_job_loses_no_frame(clip, tmp_path):
+    want = _one_backend_run(clip, tmp_path / "one")
+    with FakeWebUI() as a, FakeWebUI() as b:
+        a.delay = b.delay = 0.05
+        d = webui_dispatcher([a.url, b.url])
+
+        def progress(p):
+            if p.done == 3 and not b.dead:
+                b.kill()
+
+        try:
+            res = run_job(_settings(clip, tmp_path / "two"), d, progress=progress)
+        finally:
+            d.close()
+    assert res.status == "done" and _frame_bytes(res.job_dir) == want
+    assert d.alive == [True, False] and sum(d.rendered) == FRAMES
+
+
+def test_sequential_strategy_runs_in_order_and_says_so(clip, tmp_path):
+    want = _one_backend_run(clip, tmp_path / "one", init_mode="previous_output")
+    lines: list[str] = []
+    with FakeWebUI() as a, FakeWebUI() as b:
+        d = webui_dispatcher([a.url, b.url])
+        try:
+            res = run_job(_settings(clip, tmp_path / "two", init_mode="previous_output"), d, notify=lines.append)
+        finally:
+            d.close()
+    assert _frame_bytes(res.job_dir) == want
+    assert any("one after another" in line and "reads the previous output" in line for line in lines)
+
+
+def test_resume_across_backend_counts(clip, tmp_path):
+    want = _one_backend_run(clip, tmp_path / "one")
+    out = tmp_path / "out"
+    # two backends, stopped after 4 frames; resumed on one backend
+    with FakeWebUI() as a, FakeWebUI() as b:
+        d = webui_dispatcher([a.url, b.url])
+        try:
+            res = run_job(_settings(clip, out), d, should_stop=lambda: True)
+        finally:
+            d.close()
+        assert res.status == "interrupted" and 0 < res.frames_done < FRAMES
+        res = run_job(_settings(clip, out), WebUIApiRenderer(a.url))
+    assert res.status == "done" and _frame_bytes(res.job_dir) == want
+    # one backend failing at frame 4; resumed on two
+    out2 = tmp_path / "out2"
+    with FakeWebUI() as a, FakeWebUI() as b:
+        a.fail[4] = (500, {"detail": "boom"})
+        with pytest.raises(RendererError, match="boom"):
+            run_job(_settings(clip, out2), WebUIApiRenderer(a.url))
+        d = webui_dispatcher([a.url, b.url])
+        try:
+            res = run_job(_settings(clip, out2), d)
+        finally:
+            d.close()
+        assert res.status == "done" and len(list(out2.iterdir())) == 1  # the same job, resumed
+        assert len(a.payloads) + len(b.payloads) == 5 + (FRAMES - 4)
+    assert _frame_bytes(res.job_dir) == want
+
+
+def test_every_backend_failing_is_one_line_and_resumable(clip, tmp_path):
+    with FakeWebUI() as a, FakeWebUI() as b:
+        a.fail[1] = b.fail[1] = (500, {"detail": "boom"})
+        d = webui_dispatcher([a.url, b.url])
+        try:
+            with pytest.raises(RendererError, match=r"^Every backend failed .*boom.*resume$"):
+                run_job(_settings(clip, tmp_path / "out"), d)
+        finally:
+            d.close()
+    (job_dir,) = (tmp_path / "out").iterdir()
+    assert Job.open(job_dir).frames_done("pass1") >= 1
+
+
+def test_unreachable_backend_is_one_line_naming_it(clip, tmp_path, capsys):
+    from lib_vid2vid.__main__ import main
+
+    dead = f"http://127.0.0.1:{_free_port()}"
+    with FakeWebUI() as a:
+        rc = main([str(clip), "--backend", a.url, "--backend", dead, "--output-dir", str(tmp_path / "out"),
+                   "--quiet"])
+        assert not a.payloads
+    err = capsys.readouterr().err
+    assert rc == 1 and "Traceback" not in err and len(err.strip().splitlines()) == 1
+    assert f"Cannot reach the WebUI at {dead}" in err
+    assert not (tmp_path / "out").exists()
+
+
+def test_backend_with_another_model_is_named(clip, tmp_path, capsys):
+    from lib_vid2vid.__main__ import main
+
+    with FakeWebUI() as a, FakeWebUI() as b:
+        a.options = {"sd_model_checkpoint": "v1-5.safetensors [6ce0161689]"}
+        b.options = {"sd_model_checkpoint": "dreamshaper_8.safetensors [879db523c3]"}
+        rc = main([str(clip), "--backend", a.url, "--backend", b.url, "--output-dir", str(tmp_path), "--quiet"])
+        assert not b.payloads and not a.payloads
+    err = capsys.readouterr().err
+    assert rc == 1 and len(err.strip().splitlines()) == 1
+    assert f"Backend {b.url} has another setup than {a.url}" in err
+    assert "dreamshaper_8.safetensors" in err and "v1-5.safetensors" in err
+
+
+def test_cli_runs_a_job_on_two_backends(clip, tmp_path, capsys):
+    from lib_vid2vid.__main__ import main
+
+    with FakeWebUI() as a, FakeWebUI() as b:
+        argv = [str(clip), "--backend", a.url, "--backend", b.url, "--width", "96", "--height", "64",
+                "--max-frames", "6", "--output-dir", str(tmp_path), "--quiet"]
+        assert main(argv) == 0
+        assert len(a.payloads) + len(b.payloads) == 6
+    err = capsys.readouterr().err
+    assert "in parallel on 2 backends" in err
+    assert f"backend {a.url}: {len(a.payloads)} frames" in err and f"backend {b.url}: {len(b.payloads)} frames" in err
+
+
+def test_missing_engine_package_is_one_line(clip, tmp_path, monkeypatch, capsys):
+    from lib_vid2vid.__main__ import main
+
+    monkeypatch.setitem(sys.modules, "ray", None)  # import ray raises ImportError
+    with pytest.raises(Vid2VidError, match=r"pip install \.\[ray\]") as info:
+        import_ray()
+    assert "\n" not in str(info.value)
+    with FakeWebUI() as a:
+        rc = main([str(clip), "--backend", a.url, "--engine", "ray", "--output-dir", str(tmp_path / "out"),
+                   "--quiet"])
+    err = capsys.readouterr().err
+    assert rc == 1 and err == f"error: {info.value}\n"
+
+
+def test_engine_flags_need_backends(clip, tmp_path, capsys):
+    from lib_vid2vid.__main__ import main
+
+    assert main([str(clip), "--engine", "ray", "--output-dir", str(tmp_path), "--quiet"]) == 1
+    assert "need --backend URL" in capsys.readouterr().err
+
+
+def test_dispatcher_needs_a_backend():
+    with pytest.raises(Vid2VidError, match="--backend URL"):
+        Dispatcher([])
+
+
+@pytest.fixture(scope="module")
+def ray_local():
+    ray = pytest.importorskip("ray", reason="the ray extra is not installed (pip install .[ray])")
+    yield ray
+    ray.shutdown()
+
+
+def test_ray_engine_two_backends_one_failing_give_the_bytes_of_one(ray_local, clip, tmp_path):
+    want = _one_backend_run(clip, tmp_path / "one")
+    with FakeWebUI() as a, FakeWebUI() as b:
+        b.fail[2] = (500, {"detail": "boom"})
+        d = webui_dispatcher([a.url, b.url], engine="ray")
+        try:
+            res = run_job(_settings(clip, tmp_path / "two"), d)
+        finally:
+            d.close()
+        assert len(b.payloads) == 3 and len(a.payloads) == FRAMES - 2
+    assert res.status == "done" and _frame_bytes(res.job_dir) == want
+    assert d.alive == [True, False]
+    # the actor's own one-line error, not Ray's wrapper with the remote traceback
+    assert d.out_reasons[b.url] == "The WebUI answered HTTP 500 for /sdapi/v1/img2img: boom"
+
+
+def test_keyframes_render_in_parallel_with_the_bytes_of_one_backend(clip, tmp_path):
+    kw = dict(keyframe_mode="interval", keyframe_interval=2)
+    want = _one_backend_run(clip, tmp_path / "one", **kw)
+    lines: list[str] = []
+    with FakeWebUI() as a, FakeWebUI() as b:
+        b.fail[1] = (500, {"detail": "boom"})
+        d = webui_dispatcher([a.url, b.url])
+        try:
+            res = run_job(_settings(clip, tmp_path / "two", **kw), d, notify=lines.append)
+        finally:
+            d.close()
+        keys = len(Job.open(res.job_dir).manifest["keyframes"]["plan"]["frames"])
+        assert len(a.payloads) + len(b.payloads) == keys + 1  # b's failed keyframe rendered again on a
+    assert res.status == "done" and _frame_bytes(res.job_dir) == want
+    assert any(f"{keys} keyframes render in parallel on 2 backends" in line for line in lines)
