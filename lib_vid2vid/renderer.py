@@ -57,9 +57,9 @@ class Renderer(Protocol):
     (checkpoint, VAE, ControlNet units ...; lib_vid2vid/identity.py). It is part of a job's identity: a job is
     resumed only by a host with an equal one.
 
-    Optionally also ``take_notices() -> list[str]``: one-line notes about the host found since the last call
-    (e.g. an option that is on but does nothing); the loop writes each into the job log once and the job's
-    result carries them."""
+    Optionally also ``take_notices() -> list[str]``: one-line notes about the host (e.g. an option that is on
+    but does nothing), asked after every frame; a note may come again in later calls: the loop writes each
+    into the job log once per job and the job's result carries them."""
 
     def render(self, request: RenderRequest) -> list[np.ndarray]:
         """Return batch_size * n_iter RGB uint8 HWC images of the request's size."""

@@ -670,6 +670,50 @@ def test_restore_faces_that_does_nothing_is_said_once(host, clip, tmp_path, caps
     assert Job.open(res.vid2vid["job_dir"]).manifest["warnings"] == res.vid2vid["notices"]
 
 
+def test_restore_faces_that_does_nothing_is_said_in_every_job_of_a_batch(host, tmp_path, capsys):
+    """One renderer serves the whole batch and finds the note on its first frame; each job's log still says it
+    once (its frames are affected too), the reply and the console once."""
+    from tests.clips import make_clip
+
+    a1111, processing, shared = host
+    shared.opts.vid2vid_output_dir = str(tmp_path / "out")
+    shared.face_restorers = [_Restorer("CodeFormer", None)]
+    shared.opts.face_restoration_model = "CodeFormer"
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for name in ("a.mp4", "b.mp4"):
+        make_clip(folder / name, n_frames=3, size=(64, 64), audio=False)
+    res = a1111.run_script(_p(processing, restore_faces=True), _args(input=str(folder)))
+    said = "could not load the CodeFormer model"
+    rows = res.vid2vid["videos"]
+    assert [v["state"] for v in rows] == ["done", "done"]
+    for v in rows:
+        assert (Path(v["job_dir"]) / "job.log").read_text().count(said) == 1
+        assert len(v["notices"]) == 1 and said in v["notices"][0]
+    assert res.vid2vid["notices"] == rows[0]["notices"] and res.info.count(said) == 1
+    assert capsys.readouterr().out.count(said) == 1
+
+
+def test_adetailer_entries_reach_the_api_reply_of_a_batch(host, clip, tmp_path, monkeypatch):
+    a1111, processing, shared = host
+    shared.opts.vid2vid_output_dir = str(tmp_path / "out")
+    plain = processing.process_images
+
+    def with_adetailer(p):
+        processed = plain(p)
+        processed.infotexts = [text + ", ADetailer model: face_yolov8n.pt, ADetailer version: 24.1"
+                               for text in processed.infotexts]
+        return processed
+
+    monkeypatch.setattr(processing, "process_images", with_adetailer)
+    args = _args(max_frames=2)
+    args[params.api_arg_names().index("input")] = [str(clip)]
+    res = a1111.run_script(_setup(processing), args)
+    assert [v["state"] for v in res.vid2vid["videos"]] == ["done"]
+    assert res.vid2vid["frame_params"]["ADetailer model"] == "face_yolov8n.pt"
+    assert "other scripts on every frame: ADetailer model: face_yolov8n.pt, ADetailer version: 24.1" in res.info
+
+
 def test_adetailer_entries_reach_the_api_reply(host, clip, tmp_path, monkeypatch):
     """ADetailer runs inside process_images on every frame and writes its entries into the infotext."""
     a1111, processing, shared = host

@@ -359,9 +359,9 @@ class A1111Renderer:
         self._host_checked = False
 
     def take_notices(self) -> list[str]:
-        """Notes about the host found since the last call (see :func:`face_restoration_notice`)."""
-        out, self._notices = self._notices, []
-        return out
+        """Every note about the host found so far (see :func:`face_restoration_notice`). Each call returns them
+        all: the loop logs a note once per job, so each job of a batch says it, not only the first."""
+        return list(self._notices)
 
     def _check_host(self) -> None:
         """After the first frame: options that are on but do nothing, said once."""
@@ -570,8 +570,8 @@ def _run_batch(p: Any, settings: params.Settings, sources: list[str]) -> Any:
                      + (f", {item.output}" if item.output else "")
                      + (f": {item.error}" if item.error else "")
                      + (f"; report: {format_report(item.report)}" if item.report else ""))
-    for note in dict.fromkeys(n for item in result.items for n in item.notices):
-        lines.append(note)
+    notices = list(dict.fromkeys(n for item in result.items for n in item.notices))
+    lines += notices
     if result.status == "interrupted":
         lines.append("Interrupted: press Generate again to resume the batch (finished videos are skipped)")
     lines.append(f"batch: {result.path}")
@@ -581,10 +581,15 @@ def _run_batch(p: Any, settings: params.Settings, sources: list[str]) -> Any:
             previews += _preview_images(Path(item.job_dir), f"pass{passes}", item.total)[1:2]
     videos_info = [{"video": i.video, "state": i.state, "job_dir": i.job_dir, "output": i.output,
                     "frames_done": i.frames, "total": i.total, "seconds": i.seconds, "width": i.width,
-                    "height": i.height, "error": i.error, "report": i.report} for i in result.items]
+                    "height": i.height, "error": i.error, "report": i.report, "notices": i.notices}
+                   for i in result.items]
     frame = frame_params(renderer.last_infotext)
+    scripts = _scripts_params(p, frame)
+    if scripts:
+        lines.insert(-1, "other scripts on every frame: " + ", ".join(f"{k}: {v}" for k, v in scripts.items()))
     return _processed(p, previews, "\n".join(lines), {"status": result.status, "batch": str(result.path),
-                                                       "videos": videos_info, "frame_params": frame})
+                                                       "videos": videos_info, "notices": notices,
+                                                       "frame_params": frame})
 
 
 def _preview_images(job_dir: Path, stage: str, total: int) -> list[Image.Image]:
