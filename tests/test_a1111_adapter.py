@@ -545,6 +545,44 @@ def test_every_part_of_the_hosts_setup_decides_the_job(host, clip, tmp_path, cha
         assert f"not resuming {part.name}: {fragment}" in res.info
 
 
+class _ForgeCheckpoint:
+    """Forge's CheckpointInfo of a file not hashed before: its short hash is known once computed (at load)."""
+
+    def __init__(self, name):
+        self.name, self.title, self.sha256, self.shorthash = name, name, None, None
+
+    def calculate_shorthash(self):
+        self.sha256 = "ad5789806f" + "0" * 54
+        self.shorthash = self.sha256[:10]
+        self.title = f"{self.name} [{self.shorthash}]"
+        return self.shorthash
+
+
+def test_a_job_started_before_forge_loads_its_checkpoint_resumes(host, clip, tmp_path):
+    """Forge loads the chosen checkpoint on the first generation after a start: before it, no model is loaded
+    and the hash may not be known. A job started then must have the identity it has after the load."""
+    a1111, processing, shared = host
+    import modules.sd_models as sd_models
+
+    shared.opts.vid2vid_output_dir = str(tmp_path / "out")
+    info = _ForgeCheckpoint("forge-sd15.safetensors")
+    sd_models.model_data = type("ModelData", (), {"forge_loading_parameters": {"checkpoint_info": info}})()
+    shared.opts.sd_model_checkpoint = info.title
+    shared.sd_model = None
+
+    def load_on_first_use(p, n):
+        if shared.sd_model is None:
+            info.calculate_shorthash()
+            shared.sd_model = type("Model", (), {"sd_checkpoint_info": info, "sd_model_hash": info.shorthash})()
+
+    processing.hooks.append(load_on_first_use)
+    part = _interrupted(a1111, processing, shared, _p(processing), clip)
+    assert Job.open(part).manifest["host"]["checkpoint"] == {"name": "forge-sd15.safetensors", "hash": "ad5789806f"}
+    res = a1111.run_script(_p(processing), _args(input=str(clip), max_frames=5))
+    assert Path(res.vid2vid["job_dir"]) == part and "not resuming" not in res.info, res.info
+    assert res.vid2vid["status"] == "done" and len(processing.calls) == 3
+
+
 def test_resuming_a_listed_job_needs_its_setup(host, clip, tmp_path):
     a1111, processing, shared = host
     shared.opts.vid2vid_output_dir = str(tmp_path / "out")
