@@ -16,7 +16,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-MEDIA = ROOT.parent / "shared" / "media"
+MEDIA = Path(os.environ.get("VID2VID_MEDIA") or ROOT.parent / "shared" / "media")
+"""The sample clips (../shared/media beside the checkout; VID2VID_MEDIA names another folder, e.g. from a worktree)."""
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 

@@ -2,6 +2,7 @@
 
     python helpers/bench_consistency.py -o consistency.png        # all clips, ~3-4 minutes on 2 cores
     python helpers/bench_consistency.py --clips cup.mp4 --frames 24 --workers 2
+    python helpers/bench_consistency.py --judge-flow dis:medium,farneback,dis:fast:0.05:1   # three judges side by side
 
 What runs. Each clip of ``../shared/media`` (cup.mp4, box.mp4, Megamind.avi, bikes.mp4,
 carphone_pristine.mp4; ``--clips`` picks some) is decoded from its start at ``--fps`` (12) for
@@ -34,7 +35,39 @@ last-pass frame with its source frame and runs :class:`lib_vid2vid.metrics.Video
 - flicker: mean absolute change of output luma (0..1, shown x 1e-3) where the source holds still (lower = steadier);
 - fidelity: SSIM of the Sobel edge magnitude of source and output luma (higher = the layout survives; 1 = same
   edges), which also drops for blur and ghosting;
-- frames rendered: renderer calls (loopback renders every frame once per pass).
+- frames rendered: renderer calls (loopback renders every frame once per pass; keyframes: the keyframes plus
+  the light renders of unseen regions, if any);
+- the floor: the warp error of the clip's source frames themselves, decoded as the jobs decode them (what flow
+  errors, lighting changes and occlusions alone produce); each strategy's warp error is also shown as a
+  multiple of its clip's floor.
+
+The judge flow. The warp error and the floor need the source's optical flow, and the keyframe strategies
+carry their keyframes along the very flow the job report measures with (DIS medium, forward-backward check
+alpha 0.01, beta 0.5): a frame warped along flow F scores near zero when judged by F. ``--judge-flow``
+names one or more judges, comma-separated, each ``METHOD[:QUALITY[:ALPHA:BETA]]`` (METHOD ``dis`` or
+``farneback``, QUALITY ``ultrafast | fast | medium`` as in :func:`lib_vid2vid.flow.compute_flow`; ALPHA and
+BETA the forward-backward thresholds of :func:`lib_vid2vid.flow.occlusion_mask`). For a judge J with flow
+``F_J`` and thresholds ``(a_J, b_J)``, every clip is measured as (O = output frames, S = source frames, float
+0..1 RGB)::
+
+    w_t  = F_J(S_t -> S_{t-1})          M_t = 1 - occlusion_mask(w_t, F_J(S_{t-1} -> S_t), alpha=a_J, beta=b_J)
+    E_t  = sum_p M_t(p) * mean_c (O_t(p, c) - warp(O_{t-1}, w_t)(p, c))^2 / sum_p M_t(p)
+    E_J  = mean of E_t over the pairs with at least one measured pixel        (warp error under judge J)
+    floor_J = E_J with O = S                                                 (the clip's floor under judge J)
+
+and, with BT.601 luma Y (0..1), the motion-compensated flicker: what the output changes from frame to frame
+beyond what the source changes, both after following the motion (0 for O = S, and for an output whose
+texture moves with the content; a texture stuck to the screen or new detail each frame raises it)::
+
+    D_t(X) = Y(X_t) - warp(Y(X_{t-1}), w_t)
+    MCF_t  = sum_p M_t(p) * |D_t(O)(p) - D_t(S)(p)| / sum_p M_t(p)          MCF_J = mean of MCF_t
+
+The default, ``dis:medium:0.01:0.5``, is the job report's own meter (so the figures stay comparable with
+earlier ones; the benchmark checks that its number equals the report's); ``farneback`` (OpenCV's
+polynomial-expansion flow, an algorithm the strategies never use) is an independent judge. The first judge
+is the one of the means table, the equal-fidelity verdict and the plot; every judge gets its own floor
+table and a line per keyframe strategy: its largest multiple of the floor over the clips and the clips on
+which it beats fixed_seed, fdc_vid2vid and recommended.
 
 "Equal fidelity": a method's mean fidelity over the clips is within ``--tolerance`` (0.02 SSIM) of the
 ``per_frame`` baseline's, on either side. It is two-sided on purpose: a method that stays closer to the
@@ -56,7 +89,10 @@ import sys
 import tempfile
 import time
 from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
+
+import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -67,15 +103,138 @@ BASELINE = "per_frame"
 FORCED = ("input", "output_dir", "width", "height", "fps", "start", "end", "max_frames", "seed", "denoise")
 """Settings every job shares; a preset's own value for one of them is overridden."""
 METRICS = ("warp_error", "flicker", "fidelity")
+DEFAULT_JUDGE = "dis:medium:0.01:0.5"
+"""The job report's warp-error meter (lib_vid2vid.metrics.WarpErrorMeter's defaults)."""
+RIVALS = ("fixed_seed", "fdc_vid2vid", "recommended")
+"""What a keyframe strategy must beat on every clip (issue 14)."""
+_LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)
+"""BT.601 luma weights (RGB), as lib_vid2vid.metrics.luminance."""
 
 
-def run_one(clip: str, method: str, preset: dict, common: dict, tmp_root: str) -> dict:
-    """One job (clip x strategy) with the proxy renderer; returns its report plus renderer calls."""
+@dataclass(frozen=True)
+class Judge:
+    """The flow (method, quality) and forward-backward thresholds (alpha, beta) a warp error is judged by."""
+
+    method: str = "dis"
+    quality: str = "medium"
+    alpha: float = 0.01
+    beta: float = 0.5
+
+    @property
+    def name(self) -> str:
+        return f"{self.method}:{self.quality}:{self.alpha:g}:{self.beta:g}"
+
+    def meter(self) -> JudgeMeter:
+        return JudgeMeter(self)
+
+
+class JudgeMeter:
+    """Warp error and motion-compensated flicker of one video under one judge (formulas in the module
+    docstring), fed ``update(src, out)`` in frame order (RGB uint8 HWC, equal sizes). Both come from the same
+    two flows per pair; the warp error is :class:`lib_vid2vid.metrics.WarpErrorMeter`'s formula."""
+
+    def __init__(self, judge: Judge) -> None:
+        self.judge = judge
+        self._prev: tuple[np.ndarray, np.ndarray] | None = None
+        self._we: list[float] = []
+        self._mcf: list[float] = []
+
+    def update(self, src: np.ndarray, out: np.ndarray) -> None:
+        from lib_vid2vid.flow import compute_flow, occlusion_mask, warp
+
+        s = src.astype(np.float32) * np.float32(1 / 255)
+        o = out.astype(np.float32) * np.float32(1 / 255)
+        prev, self._prev = self._prev, (s, o)
+        if prev is None:
+            return
+        ps, po = prev
+        kw = {"method": self.judge.method, "quality": self.judge.quality}
+        w = compute_flow(s, ps, **kw)
+        valid = 1.0 - occlusion_mask(w, compute_flow(ps, s, **kw), alpha=self.judge.alpha, beta=self.judge.beta)
+        n = float(valid.sum())
+        if n <= 0:
+            return
+        wo = warp(po, w, border="replicate")
+        self._we.append(float((((o - wo) ** 2).mean(axis=2) * valid).sum() / n))
+        d_out = o @ _LUMA - wo @ _LUMA
+        d_src = s @ _LUMA - warp(ps, w, border="replicate") @ _LUMA
+        self._mcf.append(float((np.abs(d_out - d_src) * valid).sum() / n))
+
+    @property
+    def value(self) -> float | None:
+        """The warp error E_J (0..1 pixel units, squared), None before a pair counted."""
+        return sum(self._we) / len(self._we) if self._we else None
+
+    @property
+    def mc_flicker(self) -> float | None:
+        """The motion-compensated flicker MCF_J (0..1 luma), None before a pair counted."""
+        return sum(self._mcf) / len(self._mcf) if self._mcf else None
+
+
+def parse_judge(text: str) -> Judge:
+    """``METHOD[:QUALITY[:ALPHA:BETA]]`` -> Judge; omitted parts keep the report's (medium, 0.01, 0.5).
+    Raises ValueError with a one-line message saying what to write."""
+    from lib_vid2vid.flow import METHODS, QUALITIES
+
+    parts = [p.strip() for p in text.strip().split(":")]
+    hint = "write METHOD[:QUALITY[:ALPHA:BETA]], e.g. farneback or dis:fast:0.02:1"
+    if len(parts) not in (1, 2, 4) or not parts[0]:
+        raise ValueError(f"judge flow {text!r}: {hint}")
+    if parts[0] not in METHODS:
+        raise ValueError(f"judge flow {text!r}: method must be one of {', '.join(METHODS)}; {hint}")
+    if len(parts) >= 2 and parts[1] not in QUALITIES:
+        raise ValueError(f"judge flow {text!r}: quality must be one of {', '.join(QUALITIES)}; {hint}")
+    kw: dict = {"method": parts[0]}
+    if len(parts) >= 2:
+        kw["quality"] = parts[1]
+    if len(parts) == 4:
+        try:
+            kw["alpha"], kw["beta"] = float(parts[2]), float(parts[3])
+        except ValueError:
+            raise ValueError(f"judge flow {text!r}: ALPHA and BETA must be numbers; {hint}") from None
+        if not (kw["alpha"] >= 0 and kw["beta"] >= 0):
+            raise ValueError(f"judge flow {text!r}: ALPHA and BETA must be >= 0; {hint}")
+    return Judge(**kw)
+
+
+def judge_warp_errors(pairs, judges: list[Judge], *, mc_flicker: dict | None = None) -> dict[str, float | None]:
+    """Warp error of a video under each judge (see the docstring), from ``(source, output)`` RGB uint8 HWC
+    frame pairs of equal size, in frame order. Returns {judge name: mean E_t, or None if no pair counted};
+    ``mc_flicker``, if given, receives {judge name: MCF_J} the same way."""
+    meters = {j.name: j.meter() for j in judges}
+    for src, out in pairs:
+        for m in meters.values():
+            m.update(src, out)
+    if mc_flicker is not None:
+        mc_flicker.update({name: m.mc_flicker for name, m in meters.items()})
+    return {name: m.value for name, m in meters.items()}
+
+
+def source_frames(clip: str, common: dict):
+    """The clip's source frames (RGB uint8 HWC), decoded as a job decodes them, in order."""
+    from lib_vid2vid import video
+    from lib_vid2vid.loop import make_plan
+    from lib_vid2vid.params import Settings
+
+    settings = Settings().replace(**common, input=str(MEDIA / clip))
+    plan = make_plan(settings, video.probe(settings.video.input))
+    for i, rgb in video.iter_frames(settings.video.input, fps=plan.fps, start=plan.start, end=plan.end,
+                                    size=(plan.width, plan.height)):
+        if i >= plan.total:
+            break
+        yield rgb
+
+
+def run_one(clip: str, method: str, preset: dict, common: dict, tmp_root: str,
+            judges: tuple[Judge, ...] = (Judge(),)) -> dict:
+    """One job (clip x strategy) with the proxy renderer; returns its report, renderer calls and the warp
+    error under each judge (``judged``: {judge name: value})."""
     from lib_vid2vid.errors import Vid2VidError
     from lib_vid2vid.params import Settings
     from lib_vid2vid.pipeline import run_job
     from lib_vid2vid.proxy import ProxyRenderer
-    from lib_vid2vid.report import report
+    from lib_vid2vid.report import last_stage, report
+    from lib_vid2vid.workspace import Job
 
     out_dir = Path(tempfile.mkdtemp(prefix="job-", dir=tmp_root))
     row = {"clip": clip, "method": method}
@@ -91,12 +250,96 @@ def run_one(clip: str, method: str, preset: dict, common: dict, tmp_root: str) -
         rep = report(res.job_dir, max_side=None, write=False)
         row.update({k: rep[k] for k in (*METRICS, "ssim_luma", "frames", "size")})
         row["rendered"] = renderer.calls
+        job, stage = Job.open(res.job_dir), last_stage(settings)
+        pairs = ((src, job.read_frame(stage, i)) for i, src in enumerate(source_frames(clip, common)))
+        row["mc_flicker"] = {}
+        row["judged"] = judge_warp_errors(pairs, list(judges), mc_flicker=row["mc_flicker"])
     except Vid2VidError as exc:
         row["error"] = str(exc)
     finally:
         shutil.rmtree(out_dir, ignore_errors=True)
     row["seconds"] = time.perf_counter() - t0
     return row
+
+
+def floor_one(clip: str, common: dict, judges: tuple[Judge, ...] = (Judge(),)) -> dict:
+    """The floor of a clip: the warp error (and flicker) of its source frames themselves, decoded as a job
+    decodes them, measured like a job's report (``warp_error``) and under each judge (``judged``). What flow
+    errors, lighting and occlusions alone give."""
+    from lib_vid2vid.metrics import VideoMetrics
+
+    meter = VideoMetrics(max_side=None)
+    frames = list(source_frames(clip, common))
+    for rgb in frames:
+        meter.update(rgb, rgb)
+    judged = judge_warp_errors(((rgb, rgb) for rgb in frames), list(judges))
+    return {"clip": clip, "warp_error": meter.warp_error.value, "flicker": meter.flicker.value, "judged": judged}
+
+
+def print_floor_table(rows: list[dict], methods: list[str], clips: list[str], floors: dict[str, dict],
+                      judge: str | None = None) -> None:
+    """Per clip: the floor, then each strategy's warp error as a multiple of it, its fidelity and renders.
+    ``judge``: a judge name (the rows' and floors' ``judged`` values), or None for ``warp_error``."""
+    table = []
+    for c in clips:
+        fl = floors[c]["warp_error"] if judge is None else floors[c]["judged"][judge]
+        cells = [c, _f(fl, 1e3)]
+        for m in methods:
+            r = next(r for r in rows if r["method"] == m and r["clip"] == c)
+            if "error" in r or not fl:
+                cells.append("error" if "error" in r else "n/a")
+                continue
+            we = r["warp_error"] if judge is None else r["judged"][judge]
+            cells.append(f"{we / fl:.2f}x / {r['fidelity']:.3f} / {r['rendered']}")
+        table.append(cells)
+    print(format_table(["clip", "floor x1e-3", *methods], table, align="lr" + "r" * len(methods)))
+
+
+def print_mc_flicker_table(rows: list[dict], methods: list[str], clips: list[str], names: list[str]) -> None:
+    """One row per judge and clip (then the judge's mean over clips): each strategy's MCF_J x 1e-3."""
+    table = []
+    for name in names:
+        means: dict[str, list[float]] = {m: [] for m in methods}
+        for c in clips:
+            cells = [name, c]
+            for m in methods:
+                r = next(r for r in rows if r["method"] == m and r["clip"] == c)
+                v = None if "error" in r else r["mc_flicker"].get(name)
+                cells.append(_f(v, 1e3))
+                if v is not None:
+                    means[m].append(v)
+            table.append(cells)
+        table.append([name, "**mean**", *(f"**{_f(_mean(means[m]), 1e3)}**" for m in methods)])
+    print(format_table(["judge", "clip", *methods], table, align="ll" + "r" * len(methods)))
+
+
+def keyframe_verdict(rows: list[dict], methods: list[str], clips: list[str], floors: dict[str, dict],
+                     judge: str) -> list[str]:
+    """Lines for each keyframe strategy under ``judge``: its largest multiple of the floor over the clips,
+    and on how many clips its warp error is below each of :data:`RIVALS`' (the default-switch conditions)."""
+    lines = []
+    by = {(r["method"], r["clip"]): r for r in rows if "error" not in r}
+    for m in methods:
+        if not m.startswith("keyframes"):
+            continue
+        ratios = {c: by[(m, c)]["judged"][judge] / floors[c]["judged"][judge] for c in clips
+                  if (m, c) in by and floors[c]["judged"][judge]}
+        if not ratios:
+            continue
+        worst = max(ratios, key=ratios.get)
+        parts = [f"{m}: at most {ratios[worst]:.2f}x the floor ({worst}); "
+                 f"<= 2x on {sum(v <= 2 for v in ratios.values())}/{len(ratios)} clips, "
+                 f"<= 1.5x on {sum(v <= 1.5 for v in ratios.values())}/{len(ratios)}"]
+        for rival in RIVALS:
+            if rival not in methods:
+                continue
+            wins = [c for c in clips if (m, c) in by and (rival, c) in by
+                    and by[(m, c)]["judged"][judge] < by[(rival, c)]["judged"][judge]]
+            losses = [c for c in clips if (m, c) in by and (rival, c) in by and c not in wins]
+            parts.append(f"beats {rival} on {len(wins)}/{len(wins) + len(losses)}"
+                         + (f" (not on {', '.join(losses)})" if losses else ""))
+        lines.append("; ".join(parts))
+    return lines
 
 
 def _mean(values: list[float | None]) -> float | None:
@@ -276,6 +519,10 @@ def main(argv: list[str] | None = None) -> int:
                     help="equal fidelity: mean edge SSIM within this of the baseline's (default 0.02)")
     ap.add_argument("--methods", default="", help="comma-separated strategy names (default: every strategy)")
     ap.add_argument("--workers", type=int, default=1, help="jobs run in parallel processes (default 1)")
+    ap.add_argument("--judge-flow", default=DEFAULT_JUDGE,
+                    help="comma-separated judges of the warp error and the floor, each METHOD[:QUALITY[:ALPHA:BETA]] "
+                         f"(default {DEFAULT_JUDGE}, the job report's; e.g. {DEFAULT_JUDGE},farneback). The first "
+                         "one is used for the means table and the plot")
     ap.add_argument("-o", "--output", type=Path, help="write the scatter plot to this PNG")
     ap.add_argument("--json", type=Path, help="write every number to this JSON file")
     args = ap.parse_args(argv)
@@ -295,6 +542,17 @@ def main(argv: list[str] | None = None) -> int:
               file=sys.stderr)
         return 2
 
+    try:
+        judges = tuple(dict.fromkeys(parse_judge(t) for t in args.judge_flow.split(",") if t.strip()))
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if not judges:
+        print(f"error: --judge-flow is empty; give at least one judge, e.g. {DEFAULT_JUDGE}", file=sys.stderr)
+        return 2
+    names = [j.name for j in judges]
+    primary = names[0]
+
     t_start = time.perf_counter()
     header("Consistency benchmark (proxy img2img renderer; see the docstring)")
     common = {"width": args.width, "height": 0, "fps": args.fps, "start": 0.0, "end": 0.0,
@@ -310,26 +568,56 @@ def main(argv: list[str] | None = None) -> int:
     for m in methods:
         changed = {k: v for k, v in strategies[m].items() if k not in FORCED and defaults.get(k, object()) != v}
         print(f"  {m}: " + (", ".join(f"{k}={v}" for k, v in changed.items()) or "(the defaults)"))
+    print("judges of the warp error and the floor: " + ", ".join(names) + f" (means table and plot: {primary})")
     print(flush=True)
 
     tasks = [(c, m, strategies[m], common) for c in clips for m in methods]
     with tempfile.TemporaryDirectory(prefix="vid2vid-bench-") as tmp:
         if args.workers > 1:
             with ProcessPoolExecutor(args.workers) as pool:
-                futures = [pool.submit(run_one, *t, tmp) for t in tasks]
+                futures = [pool.submit(run_one, *t, tmp, judges) for t in tasks]
                 rows = [f.result() for f in futures]
         else:
             rows = []
             for t in tasks:
-                rows.append(run_one(*t, tmp))
+                rows.append(run_one(*t, tmp, judges))
                 print(f"  {t[0]:<22} {t[1]:<26} {rows[-1]['seconds']:5.1f} s"  # progress on stderr
                       + (f"  ERROR: {rows[-1]['error']}" if "error" in rows[-1] else ""), file=sys.stderr, flush=True)
 
+    floors = {c: floor_one(c, common, judges) for c in clips}
+    default = parse_judge(DEFAULT_JUDGE).name
+    for r in [*rows, *floors.values()]:  # the default judge must be the report's meter, number for number
+        if "error" in r or default not in r["judged"]:
+            continue
+        a, b = r["warp_error"], r["judged"][default]
+        if a is not None and b is not None and abs(a - b) > 1e-5 * max(abs(a), abs(b)):
+            print(f"warning: {r['clip']} {r.get('method', 'floor')}: judge {default} gives {b:.6g}, the job report "
+                  f"{a:.6g}: the benchmark decodes the source differently from the report")
+    if primary != default:  # the means table, the verdict and the plot use the first judge
+        for r in [*rows, *floors.values()]:
+            if "error" not in r:
+                r["report_warp_error"], r["warp_error"] = r["warp_error"], r["judged"][primary]
     summ = summarise(rows, methods, args.tolerance)
     sizes = {r["clip"]: r.get("size") for r in rows if r.get("size")}
     print("measured sizes: " + ", ".join(f"{c} {s[0]}x{s[1]}" for c, s in sizes.items()))
     print()
     print_table(rows, methods, clips, summ)
+    print()
+    print("Floor: the warp error of each clip's source frames themselves (what flow errors, lighting and occlusions "
+          "alone give). Each cell: warp error as a multiple of the floor / fidelity (edge SSIM) / frames rendered.")
+    print()
+    for name in names:
+        print(f"judge {name}:")
+        print()
+        print_floor_table(rows, methods, clips, floors, name)
+        print()
+        for line in keyframe_verdict(rows, methods, clips, floors, name):
+            print("  " + line)
+        print()
+    print("Motion-compensated flicker x1e-3 (output change beyond the source's, after following the motion; "
+          "0 = the source's own; see the docstring), per judge, per clip and the mean over clips:")
+    print()
+    print_mc_flicker_table(rows, methods, clips, names)
     print()
     base = summ["baseline"]
     if summ["threshold"] is not None:
@@ -353,7 +641,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"plot: {args.output}")
     if args.json:
         args.json.write_text(json.dumps({"args": {k: str(v) for k, v in vars(args).items()}, "rows": rows,
-                                         "summary": summ}, indent=1))
+                                         "floors": floors, "summary": summ}, indent=1))
         print(f"json: {args.json}")
     print(f"total time: {fmt_seconds(time.perf_counter() - t_start)}")
     return 1 if errors else 0

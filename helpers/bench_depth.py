@@ -3,7 +3,7 @@
 Depth is the host GPU's job inside the WebUI; this measures what it costs on a CPU (issue 5). By default
 the network has **random weights** (timm builds the backbone with ``pretrained=False``): the time per
 frame does not depend on the weights' values, only on the architecture and the input size. Each timed
-run does what :class:`lib_vid2vid.depth.DepthEstimator` does for one frame: preprocessing (resize to the
+run does what :class:`lib_vid2vid.depth_estimator.DepthEstimator` does for one frame: preprocessing (resize to the
 model's input, normalise), the network, bicubic resize of the output to the frame size, per-frame
 normalisation to 0..1.
 
@@ -29,7 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _bench_common import cpu_model  # noqa: E402
 
-from lib_vid2vid import depth  # noqa: E402
+from lib_vid2vid import depth_estimator, midas_model  # noqa: E402
 
 
 def peak_rss_mb() -> float:
@@ -39,7 +39,7 @@ def peak_rss_mb() -> float:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--kind", default="midas_v21_small", choices=list(depth.MODELS))
+    ap.add_argument("--kind", default="midas_v21_small", choices=list(midas_model.MODELS))
     ap.add_argument("--weights", help="official weight file (default: random weights)")
     ap.add_argument("--size", type=int, default=512, help="square frame side in pixels")
     ap.add_argument("--runs", type=int, default=10)
@@ -52,17 +52,18 @@ def main(argv=None) -> int:
     rss0 = peak_rss_mb()
     t = time.perf_counter()
     if args.weights:
-        est = depth.DepthEstimator.from_file(args.weights, args.kind)
+        est = depth_estimator.DepthEstimator.from_file(args.weights, args.kind)
         what = f"weights {args.weights}"
     else:
         torch.manual_seed(0)
-        est = depth.DepthEstimator(depth.build_model(args.kind), depth.MODELS[args.kind].config, args.kind)
+        net = midas_model.build_model(args.kind)
+        est = depth_estimator.DepthEstimator(net, midas_model.MODELS[args.kind].config, args.kind)
         what = "random weights"
     build_s = time.perf_counter() - t
     rng = np.random.default_rng(0)
     frame = rng.integers(0, 256, (args.size, args.size, 3), dtype=np.uint8)
     cfg = est.config
-    net_w, net_h = depth.net_input_size(args.size, args.size, cfg.net, cfg.resize)
+    net_w, net_h = depth_estimator.net_input_size(args.size, args.size, cfg.net, cfg.resize)
     est(frame)  # warm-up
     times = []
     for _ in range(args.runs):

@@ -91,10 +91,10 @@ def parse_size(text: str) -> tuple[int, int]:
 
 def source_frames(size: tuple[int, int], count: int) -> list:
     """``count`` consecutive RGB uint8 frames of box.mp4 from frame 60 (the hand moves), resized."""
-    from lib_vid2vid import video
+    from lib_vid2vid import video_decode
 
     out = []
-    for idx, rgb in video.iter_frames(SOURCE, size=size):
+    for idx, rgb in video_decode.iter_frames(SOURCE, size=size):
         if idx >= 60:
             out.append(rgb)
         if len(out) == count:
@@ -108,7 +108,7 @@ def stage_cases(size: tuple[int, int], frames: list, tmp: Path, quick: bool) -> 
     """(name, setup) pairs; setup() returns (fn, frames per call) or raises Skip."""
     import numpy as np
 
-    from lib_vid2vid import blend, fdc, flow, masks, video, workspace
+    from lib_vid2vid import blend, fdc, flow, masks, video_decode, video_writer, workspace
 
     a, b, c = frames[0], frames[1], frames[2]
     rng = np.random.default_rng(0)
@@ -120,7 +120,7 @@ def stage_cases(size: tuple[int, int], frames: list, tmp: Path, quick: bool) -> 
 
     def decode():
         def run():
-            for idx, _ in video.iter_frames(SOURCE, size=size):
+            for idx, _ in video_decode.iter_frames(SOURCE, size=size):
                 if idx + 1 >= n_decode:
                     break
         return run, n_decode
@@ -155,7 +155,7 @@ def stage_cases(size: tuple[int, int], frames: list, tmp: Path, quick: bool) -> 
 
     def encode():
         def run():
-            with video.VideoWriter(tmp / "enc.mp4", 30, fmt="mp4", crf=18) as w:
+            with video_writer.VideoWriter(tmp / "enc.mp4", 30, fmt="mp4", crf=18) as w:
                 for f in frames:
                     w.write(f)
         return run, len(frames)

@@ -47,6 +47,15 @@ def render() -> str:
             default = f"`{s.default!r}`"
             lines.append(f"| `{s.name}` | {flag} | {pos} | {default} | {rng} | {s.help.replace('|', '/')} |")
         lines.append("")
+    lines += ["## Image to video (`python -m lib_vid2vid.img2vid`)", "",
+              "Its own settings (`lib_vid2vid.params.Img2VidSettings`), not part of a vid2vid job.", "",
+              "| setting | CLI | default | range | what it does |", "|---|---|---|---|---|"]
+    for s in params.IMG2VID_SPECS:
+        rng = " / ".join(f"`{c}`" for c in s.choices) if s.choices else (
+            f"{s.min:g} .. {s.max if s.max is None else format(s.max, 'g')}" + (f" {s.unit}" if s.unit else "")
+            if s.min is not None else s.unit)
+        lines.append(f"| `{s.name}` | `{s.flag}` | `{s.default!r}` | {rng} | {s.help.replace('|', '/')} |")
+    lines.append("")
     lines += ["## Strategies", "", "Named presets (`lib_vid2vid.params.STRATEGIES`); the consistency benchmark "
               "runs each one.", ""]
     for name, values in params.STRATEGIES.items():

@@ -59,6 +59,22 @@
   "temporal_weights_schedule": "Per-frame multiplier of the neighbour weights of temporal_blend (the centre weight stays); empty = 1.",
   "prompt_schedule": "Prompts by frame range, one per line: 'FROM-TO: prompt --neg negative' (frames outside every range use the prompt).",
   "prompt_folder": "Folder of per-frame prompt files 000000.txt ... ('prompt --neg negative'); empty = none.",
+  "keyframe_mode": "Keyframes: render only some frames and carry them along the source's optical flow to the others (lib_vid2vid/keyframes.py). interval: every keyframe_interval-th frame of each scene; adaptive: a new keyframe where the picture has changed enough since the last one. Scene cuts are always keyframes.",
+  "keyframe_interval": "Interval mode: a keyframe every this many frames of a scene (the frames between two keyframes are held in memory while they are made: about 28 MB each at 1024x576). [1..32]",
+  "keyframe_min_gap": "Adaptive mode: at least this many frames between keyframes (scene cuts excepted). [1..32]",
+  "keyframe_max_gap": "Adaptive mode: at most this many frames between keyframes. [1..32]",
+  "keyframe_threshold": "Adaptive mode: a new keyframe when colour_weight * C + motion_weight * M reaches this (C: colour difference to the last keyframe after following the motion, 0..1; M: share of the frame the last keyframe cannot supply, 0..1). [0.01..100]",
+  "keyframe_colour_weight": "Adaptive mode: weight of the colour difference C. [0..1000]",
+  "keyframe_motion_weight": "Adaptive mode: weight of the motion difference M. [0..1000]",
+  "keyframe_add": "Also keyframes: frame numbers (0-based, in the processed range), e.g. '12, 30'.",
+  "keyframe_remove": "Not keyframes: frame numbers (a scene's first frame cannot be removed).",
+  "keyframe_fill": "Pixels no keyframe sees (revealed, entering the frame): from the source frame, or from a light render of that frame (an inpaint of just those pixels; counted in the manifest).",
+  "keyframe_fill_min": "Render fill: only for frames where at least this share of the pixels is unseen (smaller holes take the source). [0..1]",
+  "keyframe_mask_only": "Keyframes: only the masked region (user or colour-key mask) changes; every other pixel of every frame is the source's, exactly.",
+  "keyframe_candidates": "Keyframes: render this many candidates of each keyframe (seeds seed, seed + 100003, ...), saved side by side in <job>/candidates/; the job then waits for keyframe_picks (Jobs tab, API, CLI --keyframe-picks) before it propagates. 1 = no choice. Not with colour coherence. [1..8]",
+  "keyframe_grid": "Keyframes: tile this many keyframes per side (2: 2x2, 3: 3x3) into one image and render it once, so they share one style; then split. The tiled image is grid x the frame size: the host's size limit applies (and its memory). 1 = off. [1..3]",
+  "keyframe_problem_ratio": "Keyframes: flag a scene group whose output changes from frame to frame this many times more than its source does (pops, smears), or whose colour drifts from the source's by more than 0.05 over the group (manifest, job log, result notes). 0 = no check. [0..100]",
+  "keyframe_folder": "Keyframes restyled outside (e.g. exported with the CLI's --export-keyframes): a folder of <frame:06d>.png, one per keyframe; they are propagated instead of rendering keyframes.",
   "output_format": "Video container of the result.",
   "crf": "Quality (lower is better, larger files); mp4 and webm. [0..51]",
   "keep_audio": "Carry the source audio of the processed range into the result.",
@@ -85,7 +101,8 @@
   "keep_frames": "Keep the PNG frames of each stage (needed to resume).",
   "report": "Measure warp error, flicker and fidelity to the source while rendering (report.json in the job folder; costs CPU time beside the host, not wall time).",
   "resume_job": "Resume this unfinished job (its folder name or id) with its own settings; empty starts a new job, or resumes one with the same video and settings.",
-  "new_job": "Start a new job even if an unfinished one has the same video and settings, e.g. while that one is rendering in another tab (which is an error otherwise). CLI: --new."
+  "new_job": "Start a new job even if an unfinished one has the same video and settings, e.g. while that one is rendering in another tab (which is an error otherwise). CLI: --new.",
+  "keyframe_picks": "Keyframe candidates: which candidate each keyframe takes, as 'frame:index' pairs (0-based), e.g. '12:2, 30:1'; keyframes not named take candidate 0. Given with the same video and settings, it continues the job that rendered the candidates; a keyframe already taken keeps its pick."
 };
   function apply() {
     const app = typeof gradioApp === "function" ? gradioApp() : document;

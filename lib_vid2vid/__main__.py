@@ -43,6 +43,19 @@ def _seconds(text: str) -> float:
     return value
 
 
+PRESETS: dict[str, dict] = {
+    # The SDXL temporal script (img2img of every frame on diffusers): the source's luminance merged with the
+    # previous output (its "temporal strength" is init_strength), a colour-key mask whose keyed pixels are
+    # repainted and filled with gaussian noise first (colour_key_fill telea: its "inpaint" fill), fixed seed.
+    # Long side 1024 px unless --width/--height say otherwise; --output-format png --png-digits 16 names the frames
+    # as it did.
+    "sdxl_temporal": {"renderer": "diffusers", "long_side": 1024,
+                      "settings": {**params.STRATEGIES["temporal_merge"], "colour_key": True,
+                                   "colour_key_op": "union", "colour_key_fill": "noise"}},
+}
+"""Named CLI presets: a renderer, a default long side, and settings (flags given on the command line win)."""
+
+
 def build_parser() -> argparse.ArgumentParser:
     ap = _Parser(
         prog="python -m lib_vid2vid",
@@ -56,9 +69,14 @@ def build_parser() -> argparse.ArgumentParser:
     run = ap.add_argument_group("Run")
     run.add_argument("--strategy", choices=tuple(params.STRATEGIES), default=None,
                      help="start from a named preset (recommended is the default); flags given after it win")
-    run.add_argument("--renderer", choices=("api", "proxy"), default="api",
-                     help="api: a running WebUI renders each frame (default); proxy: built-in model-free "
-                          "stylisation, for trying the pipeline")
+    run.add_argument("--preset", choices=tuple(PRESETS), default=None,
+                     help="sdxl_temporal: the SDXL temporal script's job (the diffusers renderer, colour-key mask "
+                          "with gaussian-noise fill, temporal merge, long side 1024); flags given win")
+    run.add_argument("--renderer", choices=("api", "proxy", "diffusers"), default=None,
+                     help="api: a running WebUI renders each frame (the default without a preset); diffusers: a "
+                          "local SD 1.x/2.x or "
+                          "SDXL model through the diffusers library, no WebUI (--model); proxy: built-in "
+                          "model-free stylisation, for trying the pipeline")
     run.add_argument("--api-url", default=None, help="WebUI address (default http://127.0.0.1:7860)")
     run.add_argument("--submit", action="store_true",
                      help="send the whole job to the WebUI in one request (its vid2vid Script runs it there and "
@@ -72,6 +90,13 @@ def build_parser() -> argparse.ArgumentParser:
                                                         "(also when that one is running: otherwise an error)")
     run.add_argument("--list-jobs", action="store_true", help="list the jobs in the output folder and exit")
     run.add_argument("--quiet", action="store_true", help="no progress bar")
+    run.add_argument("--dry-run", action="store_true",
+                     help="render nothing: print the frames the job would make and, with keyframes on, which "
+                          "frames are keyframes (and why)")
+    run.add_argument("--export-keyframes", metavar="DIR", default=None,
+                     help="render nothing: write the source frames the keyframe strategy would render to "
+                          "DIR/<frame:06d>.png; restyle them, then run with --keyframe-folder DIR")
+    add_diffusers_arguments(ap)
     many = ap.add_argument_group("Batch (several videos, a folder or a glob pattern)")
     many.add_argument("--recursive", action="store_true", help="look for videos in sub-folders too")
     many.add_argument("--glob", default="*", metavar="PATTERN",
@@ -91,7 +116,33 @@ def build_parser() -> argparse.ArgumentParser:
     return ap
 
 
+def add_diffusers_arguments(ap: argparse.ArgumentParser, *, loras: bool = True) -> None:
+    """The flags of the diffusers renderer (``--renderer diffusers``; also used by lib_vid2vid.img2vid)."""
+    grp = ap.add_argument_group("diffusers renderer (local model files only, nothing is downloaded)")
+    grp.add_argument("--model", metavar="PATH", default=None,
+                     help="a diffusers model folder (model_index.json, unet/, vae/ ...) or a single-file "
+                          ".safetensors checkpoint")
+    grp.add_argument("--model-config", metavar="FOLDER", default=None,
+                     help="for a single-file checkpoint: a diffusers folder of the same model type holding its "
+                          "configuration (model_index.json, */config.json, tokenizer/; weights not needed); "
+                          "default: the local Hugging Face cache")
+    if loras:
+        grp.add_argument("--lora", metavar="PATH[:WEIGHT]", action="append", default=[],
+                         help="a LoRA .safetensors file, optionally with its weight (default 1); repeat for more")
+    grp.add_argument("--device", default="auto",
+                     help="auto (CUDA when there is one, else the CPU), cpu, cuda or cuda:N; float16 on CUDA, "
+                          "float32 on the CPU")
+
+
 def _make_renderer(args: argparse.Namespace):
+    if args.renderer == "diffusers":
+        if not args.model:
+            raise Vid2VidError("--renderer diffusers needs --model PATH (a diffusers folder or a .safetensors "
+                               "checkpoint)")
+        from .host.diffusers import DiffusersRenderer, parse_lora
+
+        return DiffusersRenderer(args.model, config=args.model_config, device=args.device,
+                                 loras=[parse_lora(x) for x in args.lora])
     if args.renderer == "proxy":
         from .proxy import ProxyRenderer
 
@@ -147,25 +198,37 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_intermixed_args(argv)  # videos may come after the flags, or between them
     try:
         base = params.Settings()
+        preset = PRESETS.get(args.preset or "", {})
+        if preset:
+            base = base.replace(**preset["settings"])
         if args.strategy:
             base = base.replace(**params.STRATEGIES[args.strategy])
+        args.renderer = args.renderer or preset.get("renderer", "api")
         many = _is_batch(args)
         if args.inputs and not many:
             base = base.replace(input=args.inputs[0])
         settings = params.settings_from_cli(args, base=base)
+        if preset.get("long_side") and not (settings.video.width or settings.video.height) and args.inputs:
+            settings = _long_side(settings, preset["long_side"], None if many else args.inputs[0])
         if args.list_jobs:
             return _list_jobs(settings.job.output_dir)
         if not args.inputs and not args.resume:
             ap.error("give the input video (or --resume JOB)")
+        if args.renderer == "diffusers" and not args.model and not args.submit:
+            ap.error("--renderer diffusers needs --model PATH (a diffusers folder or a .safetensors checkpoint)")
         debug = args.debug_frame is not None or args.debug_time is not None or args.sweep is not None
         if many:
             given = [flag for flag, on in (("--resume", args.resume),
-                                           ("--debug-frame/--debug-time/--sweep", debug)) if on]
+                                           ("--debug-frame/--debug-time/--sweep", debug),
+                                           ("--dry-run/--export-keyframes", args.dry_run or args.export_keyframes))
+                     if on]
             if given:
                 ap.error(f"{given[0]} takes one video, not a batch: give a single video file")
             return _batch(args, settings)
         if debug and args.resume:
             ap.error("--debug-frame/--debug-time/--sweep render from the input video's settings, not with --resume")
+        if args.dry_run or args.export_keyframes:
+            return _dry_run(args, settings)
         if args.submit:
             return _submit(args, settings)
         renderer = _make_renderer(args)
@@ -180,10 +243,52 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_INTERRUPTED
 
 
+def _long_side(settings: params.Settings, side: int, single: str | None) -> params.Settings:
+    """``side`` px on the long side: a batch's width (its long side), or the one video's longer dimension."""
+    if single is None:
+        return settings.replace(width=side)
+    from .video_probe import probe
+
+    info = probe(single)
+    return settings.replace(**({"width": side} if info.width >= info.height else {"height": side}))
+
+
 def _is_batch(args: argparse.Namespace) -> bool:
     from .batch import is_batch
 
     return is_batch(args.inputs) or (len(args.inputs) == 1 and args.recursive)
+
+
+def _dry_run(args: argparse.Namespace, settings: params.Settings) -> int:
+    """Print what a job would render (no renderer, no job folder); --export-keyframes also writes the keyframes'
+    source frames."""
+    from . import video
+    from .loop import make_plan
+
+    if args.resume:
+        raise Vid2VidError("--dry-run and --export-keyframes take the input video's settings, not --resume")
+    plan = make_plan(settings, video.probe(settings.video.input))
+    print(f"{plan.total} frames at {plan.width}x{plan.height}, {float(plan.fps):g} fps")
+    if settings.temporal.keyframe_mode == "off":
+        if args.export_keyframes:
+            raise Vid2VidError("--export-keyframes needs keyframes: add --keyframe-mode interval (or adaptive), "
+                               "or --strategy keyframes")
+        print(f"keyframes off: every frame is rendered ({plan.total * settings.temporal.loopback_passes} renders)")
+        return 0
+    from . import keyrun
+
+    if args.export_keyframes:
+        kplan, paths = keyrun.export_keyframes(settings, args.export_keyframes)
+    else:
+        kplan, paths = keyrun.choose_for_settings(settings), []
+    print(kplan.describe())
+    print(f"renders: {len(kplan.frames)} keyframes of {plan.total} frames "
+          f"({len(kplan.frames) / plan.total:.0%}), plus a light render of each frame with unseen regions when "
+          f"keyframe_fill is render")
+    if paths:
+        print(f"exported {len(paths)} keyframes to {args.export_keyframes}: restyle them (same names, same size), "
+              f"then run with --keyframe-folder {args.export_keyframes}")
+    return 0
 
 
 def _batch(args: argparse.Namespace, settings: params.Settings) -> int:
@@ -303,16 +408,16 @@ def _debug(args: argparse.Namespace, settings: params.Settings, renderer) -> int
     """Single-frame debug render or sweep into <output_dir>/debug; prints the files and the sigmas used."""
     from pathlib import Path
 
-    from . import debug
+    from . import debug_render, debug_sweep
 
-    out_dir = Path(settings.job.output_dir) / debug.DEBUG_DIR
+    out_dir = Path(settings.job.output_dir) / debug_render.DEBUG_DIR
     frame = args.debug_frame
     if args.sweep is not None:
         if frame is None and args.debug_time is None:
             frame = 0
-        grid, plot, cells = debug.run_sweep(settings, renderer, args.sweep, frame=frame, time_s=args.debug_time)
+        grid, plot, cells = debug_sweep.run_sweep(settings, renderer, args.sweep, frame=frame, time_s=args.debug_time)
         first = cells[0].result
-        grid_path, plot_path = debug.save_sweep(grid, plot, first.frame, out_dir)
+        grid_path, plot_path = debug_sweep.save_sweep(grid, plot, first.frame, out_dir)
         print(f"sweep of frame {first.frame} ({first.time_s:.3f} s), {len(cells)} cells, seed "
               f"{first.settings.sampling.seed}")
         for cell in cells:
@@ -323,7 +428,8 @@ def _debug(args: argparse.Namespace, settings: params.Settings, renderer) -> int
         print(f"grid: {grid_path}")
         print(f"sigmas plot: {plot_path}")
         return 0
-    result = debug.render_single_frame(settings, renderer, frame=frame, time_s=args.debug_time, out_dir=out_dir)
+    result = debug_render.render_single_frame(settings, renderer, frame=frame, time_s=args.debug_time,
+                                             out_dir=out_dir)
     print(f"frame {result.frame} ({result.time_s:.3f} s), seed {result.seed}: {result.note}")
     print(f"sigmas used: {result.sigmas_text}")
     if result.warning:

@@ -5,8 +5,10 @@ and its API. Running the same batch again skips the videos whose job is finished
 render settings, host identity) and resumes the unfinished ones.
 
 - Videos are found by container, not by extension (:func:`find_videos`): a file is a video when FFmpeg opens
-  it and it has a moving picture stream. Files with a video file name are kept even when they do not open,
-  so a damaged ``.mp4`` gets its one-line error instead of vanishing from the batch.
+  it with a video container's demuxer and its picture track has a video codec (the allow-lists of
+  :mod:`.video_probe`): a README, a photo or a raw stream in the folder is not counted. Files with a video
+  file name are kept even when they do not open, so a damaged ``.mp4`` gets its one-line error instead of
+  vanishing from the batch.
 - Failures stay local: a video that cannot be read fails with its one-line error and the batch goes on.
 - Interrupt stops after the current frame of the current video; the videos after it stay ``pending``.
 - Per-video size (:func:`video_settings`): every video keeps its own aspect ratio with the same long side,
@@ -28,7 +30,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from . import video
+from . import video_probe
 from .errors import Vid2VidError
 from .params import Settings
 from .pipeline import Progress, StopFn, host_identity, make_plan, output_size, run_job
@@ -40,8 +42,6 @@ DEFAULT_LONG_SIDE = 512
 VIDEO_SUFFIXES = frozenset({".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".wmv", ".flv", ".mpg", ".mpeg",
                             ".ts", ".mts", ".m2ts", ".3gp", ".ogv", ".gif"})
 """Only so that a damaged file with a video's name is reported instead of skipped; finding uses the container."""
-_IMAGE_FORMATS = ("image2", "_pipe", "apng", "webp")
-"""FFmpeg demuxers of still images (image2, png_pipe, jpeg_pipe ...): a photo is not a video."""
 _GLOB_CHARS = frozenset("*?[")
 
 OK_STATES = ("done", "skipped")
@@ -51,15 +51,9 @@ OK_STATES = ("done", "skipped")
 # ---------------------------------------------------------------- finding videos
 
 def is_video(path: str | Path) -> bool:
-    """True when FFmpeg opens ``path`` as a container with a video stream that is not a still image."""
-    import av
-
-    try:
-        with av.open(str(path), mode="r", metadata_errors="ignore") as c:
-            fmt = c.format.name or ""
-            return bool(c.streams.video) and not any(tag in fmt for tag in _IMAGE_FORMATS)
-    except Exception:  # noqa: BLE001 - anything FFmpeg cannot open is not a video
-        return False
+    """True when ``path`` is a video by container and codec, the test :func:`video_probe.probe` applies to
+    every source (:func:`video_probe.is_video`): a text file, a photo or a raw stream is not."""
+    return video_probe.is_video(path)
 
 
 def is_batch(sources: Sequence[str | Path]) -> bool:
@@ -121,7 +115,7 @@ def long_side(settings: Settings) -> int:
     return max(settings.video.width, settings.video.height) or DEFAULT_LONG_SIDE
 
 
-def video_settings(settings: Settings, path: str | Path, info: video.VideoInfo) -> Settings:
+def video_settings(settings: Settings, path: str | Path, info: video_probe.VideoInfo) -> Settings:
     """The settings of one video of a batch: its path, and its own size (its aspect ratio, the batch's long
     side; :func:`pipeline.output_size`). fps stays as set (0: the video's own)."""
     w, h = output_size(info.width, info.height, 0, 0, long_side(settings))
@@ -238,7 +232,7 @@ def run_batch(settings: Settings, renderer: Renderer, videos: Sequence[str | Pat
 def _run_one(item: BatchItem, settings: Settings, renderer: Renderer, host: dict[str, Any], *, new: bool,
              should_stop: StopFn, notify: Callable[[str], None] | None,
              progress: Callable[[Progress], None] | None) -> None:
-    info = video.probe(item.video)
+    info = video_probe.probe(item.video)
     vs = video_settings(settings, item.video, info)
     plan = make_plan(vs, info)
     item.width, item.height, item.total = plan.width, plan.height, plan.total

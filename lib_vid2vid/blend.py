@@ -382,7 +382,8 @@ _FLAT_STD = 1e-3  # a channel with std below this (LAB units) is flat: only its 
 
 
 def colour_coherence(
-    img: np.ndarray, reference: LabStats, strength: float = 1.0, *, as_float: bool = False
+    img: np.ndarray, reference: LabStats, strength: float = 1.0, *, as_float: bool = False,
+    own: LabStats | None = None,
 ) -> np.ndarray:
     """Match a frame's LAB colour statistics to a reference (the first frame or the last keyframe).
 
@@ -392,14 +393,19 @@ def colour_coherence(
         out_c     = (1 - strength) * lab_c + strength * matched_c
 
     then back to sRGB, clipped, rounded once. ``strength`` in 0..1; 0 returns the frame unchanged (no LAB
-    round trip). ``reference`` comes from :func:`lab_stats`.
+    round trip). ``reference`` comes from :func:`lab_stats`. ``own``, when given, stands for the frame's own
+    ``mu_c, sd_c``: one fixed transform applied to several frames (image to video moves a whole clip by what
+    matches its first frame to the frame before the join).
     """
     s = _check_unit("colour coherence strength", strength)
     x = to_float255(img)
     if s == 0:
         return _finish(x, as_float)
     lab = rgb_to_lab(x)
-    mu, sd = _mean_std(lab.reshape(-1, 3).astype(np.float64))
+    if own is None:
+        mu, sd = _mean_std(lab.reshape(-1, 3).astype(np.float64))
+    else:
+        mu, sd = np.asarray(own.mean, dtype=np.float64), np.asarray(own.std, dtype=np.float64)
     mu_r = np.asarray(reference.mean, dtype=np.float64)
     sd_r = np.asarray(reference.std, dtype=np.float64)
     scale = np.where(sd < _FLAT_STD, 1.0, sd_r / np.maximum(sd, _FLAT_STD))

@@ -42,7 +42,7 @@ from typing import TYPE_CHECKING
 import cv2
 import numpy as np
 
-from . import video
+from . import video_writer
 from .errors import Vid2VidError
 from .postprocess import PostContext, StageInfo, run_post_stages, source_frames, validate_settings
 from .workspace import Job, atomic_write_bytes, encode_png, read_png
@@ -92,6 +92,7 @@ def _writer_kwargs(job: Job, settings: Settings, plan: JobPlan, fmt: str | None 
     src = job.manifest["source_file"]["path"]
     has_audio = bool(job.manifest.get("source", {}).get("audio"))
     return dict(fmt=fmt or settings.export.output_format, crf=settings.export.crf,
+                png_digits=settings.export.png_digits,
                 audio_from=src if (settings.export.keep_audio and has_audio) else None,
                 audio_start=plan.start, audio_end=plan.end)
 
@@ -186,7 +187,7 @@ class ComparisonWriter:
         self._src_index, self._src_frame = -1, None
         self._strip: np.ndarray | None = None
         self._size: tuple[int, int] | None = None
-        self.writer = video.VideoWriter(path, info.fps, **_writer_kwargs(job, settings, plan, fmt="mp4"),
+        self.writer = video_writer.VideoWriter(path, info.fps, **_writer_kwargs(job, settings, plan, fmt="mp4"),
                                         options=COMPARE_X264)
 
     def _source(self, i: int) -> np.ndarray:
@@ -312,7 +313,7 @@ class StreamingExport:
         self.sheet_on = sheet
         self.label = label or ("vid2vid" if stage.startswith("pass") else
                                stage if stage in ("source", "masks") else f"vid2vid {stage}")
-        self._writer: video.VideoWriter | None = None
+        self._writer: video_writer.VideoWriter | None = None
         self._compare: ComparisonWriter | None = None
         self._sheet: ContactSheet | None = None
         self._next = 0
@@ -322,7 +323,7 @@ class StreamingExport:
 
     def _open(self) -> None:
         self._started = True
-        self._writer = video.VideoWriter(self.path, self.fps, **_writer_kwargs(self.job, self.settings, self.plan))
+        self._writer = video_writer.VideoWriter(self.path, self.fps, **_writer_kwargs(self.job, self.settings, self.plan))
         if self.comparison:
             masks = self.settings.export.comparison_masks and self._masks_available()
             self._compare = ComparisonWriter(comparison_path(self.job), self.job, self.settings, self.plan,
@@ -404,7 +405,7 @@ def export_stage(job: Job, settings: Settings, plan: JobPlan, stage: str, *, tot
     """Encode frames 0..total-1 of ``stage`` from disk into ``final_video_path(..., suffix)`` (video only)."""
     total = plan.total if total is None else total
     frames = (job.read_frame(stage, i) for i in range(total))
-    return video.encode_frames(frames, final_video_path(job, settings, suffix), fps or plan.fps,
+    return video_writer.encode_frames(frames, final_video_path(job, settings, suffix), fps or plan.fps,
                                **_writer_kwargs(job, settings, plan))
 
 

@@ -33,7 +33,7 @@ from typing import Any
 
 import numpy as np
 
-from . import blend, video
+from . import blend, video_decode, video_probe, video_resample
 from .errors import Interrupted, Vid2VidError
 from .imaging import to_uint8
 from .params import Settings
@@ -101,14 +101,14 @@ def output_size(src_w: int, src_h: int, width: int, height: int, long_side: int 
     return r8(src_w * scale), r8(src_h * scale)
 
 
-def make_plan(settings: Settings, info: video.VideoInfo) -> JobPlan:
+def make_plan(settings: Settings, info: video_probe.VideoInfo) -> JobPlan:
     v = settings.video
     fps = Fraction(v.fps).limit_denominator(1001) if v.fps else Fraction(info.fps)
     end = min(v.end, info.duration) if v.end else info.duration
     if v.start >= end:
         raise Vid2VidError(f"start ({v.start:g} s) is at or past the end of the video ({end:.3f} s): "
                            f"choose a start inside the video")
-    total = video.output_frame_count(info, fps if v.fps else None, v.start, end)
+    total = video_resample.output_frame_count(info, fps if v.fps else None, v.start, end)
     if v.max_frames:
         total = min(total, v.max_frames)
     if total <= 0:
@@ -333,7 +333,7 @@ class Run:
         p = self.plan
         v = self.settings.video
         fps = p.fps if v.fps else None
-        for idx, rgb in video.iter_frames(self.input_path, fps=fps, start=p.start, end=p.end,
+        for idx, rgb in video_decode.iter_frames(self.input_path, fps=fps, start=p.start, end=p.end,
                                           size=(p.width, p.height), resize_mode=v.resize_mode,
                                           first_index=first):
             if idx >= p.total:
@@ -381,6 +381,10 @@ class Run:
         job.set_status("done", video=str(video_path) if video_path else None)
         job.log(f"done: {done} frames, video {video_path}")
         return JobResult(job.root, "done", done, self.plan.total, video_path)
+
+    def read_output(self, loop: int, index: int) -> np.ndarray:
+        """Finished output frame ``index`` of pass ``loop`` (RGB uint8), from the disk."""
+        return self.job.read_frame(self.stage_name(loop), index)
 
     def _stopped(self, how: str = "Interrupted") -> JobResult:
         last = self.stage_name(self.passes - 1)
@@ -520,6 +524,15 @@ class Run:
 
     def _sample(self, ctx: FrameContext) -> tuple[RenderRequest, list[np.ndarray], str]:
         """The request for the frame and what the renderer returned for it, with its infotext."""
+        req = self._request(ctx)
+        images = self.renderer.render(req)
+        self._host_notices()
+        if not images:
+            raise Vid2VidError(f"The renderer returned no image for frame {ctx.index}")
+        return req, images, getattr(self.renderer, "last_infotext", "") or infotext(req)
+
+    def _request(self, ctx: FrameContext) -> RenderRequest:
+        """The frame's render request: seeds, the settings, ``base_request``, then every stage's ``prepare``."""
         s = self.settings.sampling
         from .seeds import frame_seed
 
@@ -535,11 +548,7 @@ class Run:
         for stage in self.stages:
             stage.prepare(ctx, req)
         req.extra["infotext"] = {"vid2vid": self._summary(ctx)}
-        images = self.renderer.render(req)
-        self._host_notices()
-        if not images:
-            raise Vid2VidError(f"The renderer returned no image for frame {ctx.index}")
-        return req, images, getattr(self.renderer, "last_infotext", "") or infotext(req)
+        return req
 
     def _host_notices(self) -> None:
         """The renderer's new one-line notes about the host (``take_notices``), each logged once."""

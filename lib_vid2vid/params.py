@@ -89,6 +89,8 @@ USER_MASK_KINDS = ("none", "folder", "image", "video", "alpha")
 DEPTH_MODELS = ("dpt_hybrid", "dpt_large", "midas_v21", "midas_v21_small")
 OUTPUT_FORMATS = ("mp4", "webm", "gif", "png")
 PREVIEW_MODES = ("video", "frame", "sweep", "fdc_debug")
+KEYFRAME_MODES = ("off", "interval", "adaptive")
+KEYFRAME_FILLS = ("source", "render")
 
 
 @dataclass
@@ -244,6 +246,52 @@ class TemporalSettings:
                                    "(frames outside every range use the prompt).", widget="textarea")
     prompt_folder: str = setting("", "Folder of per-frame prompt files 000000.txt ... ('prompt --neg "
                                  "negative'); empty = none.", widget="path")
+    keyframe_mode: str = setting("off", "Keyframes: render only some frames and carry them along the source's "
+                                 "optical flow to the others (lib_vid2vid/keyframes.py). interval: every "
+                                 "keyframe_interval-th frame of each scene; adaptive: a new keyframe where the "
+                                 "picture has changed enough since the last one. Scene cuts are always keyframes.",
+                                 choices=KEYFRAME_MODES, widget="radio")
+    keyframe_interval: int = setting(4, "Interval mode: a keyframe every this many frames of a scene (the frames "
+                                     "between two keyframes are held in memory while they are made: about 28 MB "
+                                     "each at 1024x576).", min=1, max=32)
+    keyframe_min_gap: int = setting(4, "Adaptive mode: at least this many frames between keyframes (scene cuts "
+                                    "excepted).", min=1, max=32)
+    keyframe_max_gap: int = setting(8, "Adaptive mode: at most this many frames between keyframes.", min=1,
+                                    max=32)
+    keyframe_threshold: float = setting(1.0, "Adaptive mode: a new keyframe when colour_weight * C + "
+                                        "motion_weight * M reaches this (C: colour difference to the last keyframe "
+                                        "after following the motion, 0..1; M: share of the frame the last keyframe "
+                                        "cannot supply, 0..1).", min=0.01, max=100)
+    keyframe_colour_weight: float = setting(10.0, "Adaptive mode: weight of the colour difference C.", min=0,
+                                            max=1000)
+    keyframe_motion_weight: float = setting(5.0, "Adaptive mode: weight of the motion difference M.", min=0,
+                                            max=1000)
+    keyframe_add: str = setting("", "Also keyframes: frame numbers (0-based, in the processed range), e.g. "
+                                "'12, 30'.")
+    keyframe_remove: str = setting("", "Not keyframes: frame numbers (a scene's first frame cannot be removed).")
+    keyframe_fill: str = setting("source", "Pixels no keyframe sees (revealed, entering the frame): from the "
+                                 "source frame, or from a light render of that frame (an inpaint of just those "
+                                 "pixels; counted in the manifest).", choices=KEYFRAME_FILLS, widget="radio")
+    keyframe_fill_min: float = setting(0.002, "Render fill: only for frames where at least this share of the "
+                                       "pixels is unseen (smaller holes take the source).", min=0, max=1)
+    keyframe_mask_only: bool = setting(False, "Keyframes: only the masked region (user or colour-key mask) "
+                                       "changes; every other pixel of every frame is the source's, exactly.")
+    keyframe_candidates: int = setting(1, "Keyframes: render this many candidates of each keyframe (seeds seed, "
+                                       "seed + 100003, ...), saved side by side in <job>/candidates/; the job then "
+                                       "waits for keyframe_picks (Jobs tab, API, CLI --keyframe-picks) before it "
+                                       "propagates. 1 = no choice. Not with colour coherence.", min=1, max=8)
+    keyframe_grid: int = setting(1, "Keyframes: tile this many keyframes per side (2: 2x2, 3: 3x3) into one "
+                                 "image and render it once, so they share one style; then split. The tiled image is "
+                                 "grid x the frame size: the host's size limit applies (and its memory). 1 = off.",
+                                 min=1, max=3)
+    keyframe_problem_ratio: float = setting(2.5, "Keyframes: flag a scene group whose output changes from frame "
+                                            "to frame this many times more than its source does (pops, smears), "
+                                            "or whose colour drifts from the source's by more than 0.05 over the "
+                                            "group (manifest, job log, result notes). 0 = no check.", min=0,
+                                            max=100)
+    keyframe_folder: str = setting("", "Keyframes restyled outside (e.g. exported with the CLI's "
+                                   "--export-keyframes): a folder of <frame:06d>.png, one per keyframe; they are "
+                                   "propagated instead of rendering keyframes.", widget="path")
 
 
 @dataclass
@@ -254,6 +302,9 @@ class ExportSettings:
     output_format: str = setting("mp4", "Video container of the result.", choices=OUTPUT_FORMATS,
                                  widget="radio")
     crf: int = setting(18, "Quality (lower is better, larger files); mp4 and webm.", min=0, max=51)
+    png_digits: int = setting(6, "output_format png: digits of the zero-padded frame numbers in the file names "
+                              "(000001.png; 16 names frames as the SDXL temporal script did).", min=6, max=20,
+                              ui=False)
     keep_audio: bool = setting(True, "Carry the source audio of the processed range into the result.")
 
     # post stages, in the order they run after the passes (lib_vid2vid/postprocess.py)
@@ -337,6 +388,10 @@ class JobSettings:
     new_job: bool = setting(False, "Start a new job even if an unfinished one has the same video and settings, "
                             "e.g. while that one is rendering in another tab (which is an error otherwise). "
                             "CLI: --new.", cli=False)
+    keyframe_picks: str = setting("", "Keyframe candidates: which candidate each keyframe takes, as 'frame:index' "
+                                  "pairs (0-based), e.g. '12:2, 30:1'; keyframes not named take candidate 0. Given "
+                                  "with the same video and settings, it continues the job that rendered the "
+                                  "candidates; a keyframe already taken keeps its pick.")
 
 
 GROUPS: tuple[tuple[str, type], ...] = (
@@ -407,6 +462,36 @@ class Settings:
             raise SettingsError("user_mask_path", f"a {c.user_mask_kind} user mask needs a path: give the "
                                                   f"{c.user_mask_kind}, or set user_mask_kind to none")
         self._validate_schedules()
+        self._validate_keyframes()
+
+    def _validate_keyframes(self) -> None:
+        """The keyframe strategy renders keyframes as independent frames in one pass: settings that need the
+        previous output of every frame do not apply."""
+        t, c = self.temporal, self.correction
+        if t.keyframe_mode == "off":
+            return
+        if t.loopback_passes > 1:
+            raise SettingsError("loopback_passes", "keyframes render one pass: set loopback_passes to 1, or "
+                                                   "keyframe_mode to off")
+        if t.init_mode in ("flow_warp", "previous_output", "temporal_merge"):
+            raise SettingsError("init_mode", f"{t.init_mode} needs the previous output of every frame; keyframes "
+                                             f"are rendered on their own: use source or temporal_blend")
+        if c.fdc_mode != "none":
+            raise SettingsError("fdc_mode", "frame delta correction needs the previous output of every frame; "
+                                            "with keyframes set it to none")
+        if t.keyframe_mode == "adaptive" and t.keyframe_min_gap > t.keyframe_max_gap:
+            raise SettingsError("keyframe_min_gap", f"{t.keyframe_min_gap} is above keyframe_max_gap "
+                                                    f"({t.keyframe_max_gap})")
+        if t.keyframe_candidates > 1 and t.colour_coherence:
+            raise SettingsError("keyframe_candidates", "candidates are rendered before one is picked, and colour "
+                                                       "coherence needs the picked one: turn colour_coherence off")
+        if t.keyframe_candidates > 1 and t.keyframe_grid > 1:
+            raise SettingsError("keyframe_candidates", "use either candidates or a keyframe grid, not both")
+        if t.keyframe_mask_only and not (c.colour_key or c.user_mask_kind != "none"):
+            raise SettingsError("keyframe_mask_only", "needs a user mask or a colour-key mask")
+        parse_picks(self.job.keyframe_picks, t.keyframe_candidates)
+        parse_frame_list(t.keyframe_add, "keyframe_add")
+        parse_frame_list(t.keyframe_remove, "keyframe_remove")
 
     def _validate_schedules(self) -> None:
         """Syntax of every schedule, and the range of those that are constant (the rest need the plan:
@@ -516,6 +601,31 @@ def parse_weights(text: str) -> list[float]:
     return weights
 
 
+def parse_frame_list(text: str, field_name: str) -> list[int]:
+    """``"12, 30 45"`` -> [12, 30, 45]: 0-based frame numbers separated by commas or spaces, sorted, unique."""
+    out = []
+    for part in text.replace(",", " ").split():
+        if not part.isdigit():
+            raise SettingsError(field_name, f"{part!r} is not a frame number: give 0-based frame numbers "
+                                            f"separated by commas, e.g. 12, 30")
+        out.append(int(part))
+    return sorted(set(out))
+
+
+def parse_picks(text: str, candidates: int) -> dict[int, int]:
+    """``"12:2, 30:1"`` -> {12: 2, 30: 1}: keyframe frame number -> candidate index (0-based, below ``candidates``)."""
+    out = {}
+    for part in text.replace(",", " ").split():
+        frame, sep, pick = part.partition(":")
+        if not (sep and frame.isdigit() and pick.isdigit()):
+            raise SettingsError("keyframe_picks", f"{part!r}: give frame:candidate pairs, e.g. 12:2, 30:1")
+        if int(pick) >= candidates:
+            raise SettingsError("keyframe_picks", f"{part!r}: candidate {pick} does not exist (keyframe_candidates "
+                                                  f"is {candidates}; the first is 0)")
+        out[int(frame)] = int(pick)
+    return out
+
+
 def parse_colour(text: str, field: str = "colour_key_target") -> tuple[int, int, int]:
     """``"#rrggbb"`` (hex) or ``"r,g,b"`` (decimal 0..255) -> (R, G, B) ints 0..255."""
     t = str(text).strip()
@@ -561,12 +671,89 @@ def schedule_ranges() -> dict[str, tuple[float, float]]:
     return out
 
 
+# ---- image to video (python -m lib_vid2vid.img2vid): its own settings, not part of a vid2vid job
+
+SVD_RESIZE = ("crop_and_resize", "just_resize", "none")
+
+
+@dataclass
+class Img2VidSettings:
+    """Stable Video Diffusion image to video (lib_vid2vid/img2vid.py); each image is its own job."""
+
+    TAB = "Image to video"
+    frames: int = setting(0, "Frames of each video; 0 = the model's own clip (svd 14, svd_xt 25). More are made "
+                          "as a chain of clips, each conditioned on the last frame of the one before.", min=0,
+                          max=10000)
+    steps: int = setting(25, "Sampling steps per clip.", min=1, max=150)
+    seed: int = setting(-1, "Seed; -1 picks one at random once per job (stored in the manifest). Clip k of a "
+                        "chain uses seed + k.", min=-1)
+    motion_bucket_id: int = setting(127, "Amount of motion SVD is asked for (higher moves more).", min=0, max=255)
+    fps_id: int = setting(6, "Frame-rate conditioning of SVD (the rate it was trained to imitate, minus 1).",
+                          min=0, max=60)
+    output_fps: float = setting(0.0, "Frame rate of the written video; 0 = fps_id + 1, as Stability's scripts.",
+                                unit="fps", min=0, max=120)
+    cond_aug: float = setting(0.02, "Conditioning augmentation: noise added to the conditioning image (more "
+                              "departs further from it).", min=0, max=1)
+    decode_chunk_size: int = setting(0, "Frames the VAE decodes at a time (1-4 for low VRAM); 0 = all at once.",
+                                     min=0, max=1000)
+    min_guidance: float = setting(1.0, "Guidance scale of the first frame (it rises linearly over the clip).",
+                                  min=0, max=30)
+    max_guidance: float = setting(3.0, "Guidance scale of the last frame.", min=0, max=30)
+    width: int = setting(1024, "Width SVD renders at (svd / svd_xt: 1024).", unit="px", min=64, max=MAX_SIDE,
+                         step=64)
+    height: int = setting(576, "Height SVD renders at (svd / svd_xt: 576).", unit="px", min=64, max=MAX_SIDE,
+                          step=64)
+    resize: str = setting("crop_and_resize", "Fit the image to width x height: crop the overflow, stretch, or "
+                          "none (keep its own size, each side rounded down to a multiple of 64).",
+                          choices=SVD_RESIZE)
+    colour_coherence: bool = setting(True, "Across each join of a chain: move the new clip's colours (LAB mean "
+                                     "and std) by what makes its first frame match the frame it was "
+                                     "conditioned on.")
+    watermark: str = setting("", "Invisible watermark: this text embedded in every frame (invisible-watermark's "
+                             "dwtDct, as Stability's scripts; frames of at least 256 x 256 px; kept by the PNG "
+                             "frames, not by the mp4); empty = off. python -m lib_vid2vid.watermark reads it.")
+    crf: int = setting(18, "Quality of the mp4 (lower is better, larger files).", min=0, max=51)
+    keep_frames: bool = setting(True, "Keep the PNG frames in the job folder after the video is written (they "
+                                "are needed until then, to resume).")
+    output_dir: str = setting("outputs/img2vid", "Folder that holds one sub-folder per image's job.",
+                              widget="path")
+
+    def validate(self) -> None:
+        for spec in IMG2VID_SPECS:
+            check_range(spec, getattr(self, spec.name))
+        for side in ("width", "height"):
+            if getattr(self, side) % 64:
+                raise SettingsError(side, f"{getattr(self, side)} px: use a multiple of 64 (SVD's UNet halves the "
+                                          f"latent three times)")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {s.name: getattr(self, s.name) for s in IMG2VID_SPECS}
+
+
+def _specs_of(cls: type, group: str) -> list[Spec]:
+    hints = typing.get_type_hints(cls)
+    return [Spec(name=f.name, group=group, type=hints[f.name], default=f.default, tab=cls.TAB,
+                 **{**f.metadata["spec"], "ui": False}) for f in dataclasses.fields(cls)]
+
+
+IMG2VID_SPECS: list[Spec] = _specs_of(Img2VidSettings, "img2vid")
+
+
+def img2vid_settings_from_cli(ns: argparse.Namespace) -> Img2VidSettings:
+    """Img2VidSettings from parsed flags (``add_cli_arguments(..., specs=IMG2VID_SPECS)``), validated."""
+    given = {s.name: coerce(s, getattr(ns, s.name)) for s in IMG2VID_SPECS if getattr(ns, s.name, None) is not None}
+    out = Img2VidSettings(**given)
+    out.validate()
+    return out
+
+
 # ---- strategies: named presets the benchmark and the UI's "strategy" menu iterate over ----
 
 _PLAIN: dict[str, Any] = {
     "init_mode": "source", "init_strength": 0.5, "temporal_weights": "1,2,1", "flow_occlusion": True,
     "fdc_mode": "none", "motion_mask": False, "mask_usage": "delta", "seed_mode": "fixed",
     "loopback_passes": 1, "loopback_alpha": 0.5, "colour_coherence": False, "sigma_schedule": "host",
+    "keyframe_mode": "off", "keyframe_interval": 4, "keyframe_min_gap": 4, "keyframe_max_gap": 8,
 }
 """Every setting a strategy decides, at its plain value: each preset starts from this, so applying one preset
 after another leaves nothing of the first behind."""
@@ -599,6 +786,12 @@ STRATEGIES: dict[str, dict[str, Any]] = {
     # temporal blend and colour coherence 0.747 / 0.682, flow_warp 0.1 0.696 / 0.662, this 0.655 / 0.667.
     # Flow warp with colour coherence was steadier still (0.598) but fell out of the equal-fidelity band.
     "recommended": _strategy(colour_coherence=True),
+    # keyframes: render every 4th frame of each scene (fixed seed, colour coherence per scene), carry the
+    # renders along the source's optical flow to the frames between (lib_vid2vid/keyframes.py)
+    "keyframes": _strategy(keyframe_mode="interval", keyframe_interval=4, colour_coherence=True),
+    # the same with keyframes where the picture changed enough, 4 to 8 frames apart
+    "keyframes_adaptive": _strategy(keyframe_mode="adaptive", keyframe_min_gap=4, keyframe_max_gap=8,
+                                    colour_coherence=True),
 }
 """Named combinations of settings. Adding one here adds it to the consistency benchmark's table."""
 
@@ -632,11 +825,13 @@ def api_args(settings: Settings) -> list[Any]:
     return [settings.get(name) for name in api_arg_names()]
 
 
-def add_cli_arguments(parser: argparse.ArgumentParser, *, skip: Iterable[str] = ()) -> None:
-    """Add one flag per setting, grouped by tab, with its help, unit and range."""
+def add_cli_arguments(parser: argparse.ArgumentParser, *, skip: Iterable[str] = (),
+                      specs: Sequence[Spec] | None = None) -> None:
+    """Add one flag per setting (of ``specs``; default every vid2vid setting), grouped by tab, with its help,
+    unit and range."""
     skip = set(skip)
     groups: dict[str, argparse._ArgumentGroup] = {}
-    for spec in SPECS:
+    for spec in SPECS if specs is None else specs:
         if not spec.cli or spec.name in skip:
             continue
         grp = groups.get(spec.tab) or groups.setdefault(spec.tab, parser.add_argument_group(spec.tab))

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from . import video
+from . import video_probe
 from .errors import Vid2VidError
 from .loop import (
     FrameContext,
@@ -50,7 +50,7 @@ def host_identity(renderer: Renderer) -> dict[str, Any]:
     return identity.normalise(ask() if callable(ask) else None)
 
 
-def open_or_create_job(settings: Settings, info: video.VideoInfo | None, *, resume: str | Path | None = None,
+def open_or_create_job(settings: Settings, info: video_probe.VideoInfo | None, *, resume: str | Path | None = None,
                        new: bool = False, host: dict[str, Any] | None = None) -> tuple[Job, Settings, list[str]]:
     """The job to run, locked for this run (``joblock.JobRunning`` if another run holds it): an explicit
     ``resume`` job, the newest unfinished job with the same input, render settings and host identity (unless
@@ -159,11 +159,11 @@ def run_job(settings: Settings, renderer: Renderer, *, resume: str | Path | None
     from .stages import build_stages, check_schedules
 
     host = host_identity(renderer)
-    info: video.VideoInfo | None = None
+    info: video_probe.VideoInfo | None = None
     if resume is not None:
         job, settings, notes = open_or_create_job(settings, None, resume=resume, host=host)
     else:
-        info = video.probe(settings.video.input)
+        info = video_probe.probe(settings.video.input)
         # a bad upscaler or ratio, a schedule out of range at some frame, a bad prompt folder: all fail
         # before a job folder exists
         validate_settings(settings)
@@ -175,14 +175,19 @@ def run_job(settings: Settings, renderer: Renderer, *, resume: str | Path | None
             notify(note)
     try:
         if info is None:
-            info = video.probe(settings.video.input)
+            info = video_probe.probe(settings.video.input)
         plan = make_plan(settings, info)
         job.manifest["plan"] = {"width": plan.width, "height": plan.height, "fps": f"{plan.fps.numerator}/"
                                 f"{plan.fps.denominator}", "start": plan.start, "end": plan.end, "total": plan.total}
         if stages is None:
             stages = build_stages(settings, job)
-        run = Run(job, settings, plan, renderer, stages, should_stop=should_stop, progress=progress,
-                  finalize=finalize_job)
+        run_class = Run
+        if settings.temporal.keyframe_mode != "off":
+            from .keyrun import KeyframeRun
+
+            run_class = KeyframeRun
+        run = run_class(job, settings, plan, renderer, stages, should_stop=should_stop, progress=progress,
+                        finalize=finalize_job)
         attach_export(run)
         if settings.job.report:
             from .report import StreamingReport

@@ -225,10 +225,10 @@ def validate_settings(settings: Settings) -> None:
 # ------------------------------------------------------------------------------------------ source
 def source_frames(job: Job, settings: Settings, plan: JobPlan, first: int = 0) -> Iterator[np.ndarray]:
     """The job's source frames ``first .. plan.total - 1``, RGB uint8 at plan size (as the passes read them)."""
-    from . import video
+    from . import video_decode
 
     v = settings.video
-    for idx, rgb in video.iter_frames(job.manifest["source_file"]["path"], fps=plan.fps if v.fps else None,
+    for idx, rgb in video_decode.iter_frames(job.manifest["source_file"]["path"], fps=plan.fps if v.fps else None,
                                       start=plan.start, end=plan.end, size=(plan.width, plan.height),
                                       resize_mode=v.resize_mode, first_index=first):
         if idx >= plan.total:

@@ -39,6 +39,11 @@ class RenderRequest:
     control_image: np.ndarray | None = None
     """RGB uint8 HWC frame for ControlNet units (normally the source frame)."""
     frame_index: int = 0
+    noise: np.ndarray | None = None
+    """Optional latent-space starting noise for the frame, float32 (C, H/8, W/8) per image (or
+    (batch_size * n_iter, C, H/8, W/8)), N(0, 1), e.g. noise warped along the optical flow so that it moves with
+    the picture; None = the renderer draws it from the seed. No stage sets it yet, and no renderer takes it yet
+    (the diffusers renderer says so once): it is where such a helper plugs in."""
     extra: dict = field(default_factory=dict)
     """Host-specific pass-through (sampler name, scheduler, ...)."""
 

@@ -29,6 +29,7 @@ is in ``size``, and every line that quotes the report says it (``format_report``
     fidelity_kind   "edge" or "luma"
     ssim_edge       edge SSIM
     ssim_luma       luminance SSIM
+    keyframes, fill_renders, flagged_groups    (keyframe jobs only: see keyframe_summary)
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ from typing import Any
 
 import numpy as np
 
-from . import video
+from . import video_decode
 from .errors import Vid2VidError
 from .metrics import VideoMetrics
 from .params import Settings
@@ -97,7 +98,7 @@ def report(
     fps = Fraction(str(plan["fps"])) if settings.video.fps else None  # as Run._video_frames decodes
     meter = VideoMetrics(fidelity=fidelity, max_side=max_side)
     measured = 0
-    frames = video.iter_frames(source, fps=fps, start=float(plan["start"]), end=float(plan["end"]),
+    frames = video_decode.iter_frames(source, fps=fps, start=float(plan["start"]), end=float(plan["end"]),
                                size=(width, height), resize_mode=settings.video.resize_mode)
     try:
         for index, src in frames:
@@ -120,6 +121,7 @@ def report(
         "total": total,
         "complete": done >= total,
         **meter.summary(),
+        **keyframe_summary(job.manifest),
     }
     if write:
         atomic_write_bytes(job.root / REPORT_NAME, (json.dumps(out, indent=1) + "\n").encode("utf-8"))
@@ -158,7 +160,7 @@ class StreamingReport:
         plan = _plan(self.job)
         stage = last_stage(settings)
         fps = Fraction(str(plan["fps"])) if settings.video.fps else None
-        frames = video.iter_frames(self.job.manifest["source_file"]["path"], fps=fps, start=float(plan["start"]),
+        frames = video_decode.iter_frames(self.job.manifest["source_file"]["path"], fps=fps, start=float(plan["start"]),
                                    end=float(plan["end"]), size=(int(plan["width"]), int(plan["height"])),
                                    resize_mode=settings.video.resize_mode)
         try:
@@ -180,9 +182,20 @@ class StreamingReport:
         total = int(_plan(self.job)["total"])
         out = {"format": REPORT_FORMAT, "job": self.job.manifest.get("id"), "stage": stage,
                "source": self.job.manifest["source_file"]["path"], "total": total, "complete": done >= total,
-               **self.meter.summary()}
+               **self.meter.summary(), **keyframe_summary(self.job.manifest)}
         atomic_write_bytes(self.job.root / REPORT_NAME, (json.dumps(out, indent=1) + "\n").encode("utf-8"))
         return out
+
+
+def keyframe_summary(manifest: dict[str, Any]) -> dict[str, Any]:
+    """For a keyframe job (lib_vid2vid/keyrun.py): ``keyframes`` (how many), ``fill_renders`` (light renders of
+    unseen regions) and ``flagged_groups`` (the scene groups problem detection flagged, with why); {} otherwise."""
+    info = manifest.get("keyframes") or {}
+    plan = info.get("plan")
+    if not plan:
+        return {}
+    return {"keyframes": len(plan.get("frames", [])), "fill_renders": len(info.get("fill_renders", [])),
+            "flagged_groups": [g for g in info.get("groups", []) if g.get("flagged")]}
 
 
 def format_report(rep: dict[str, Any]) -> str:
@@ -198,4 +211,9 @@ def format_report(rep: dict[str, Any]) -> str:
             f"over {rep.get('frames', 0)} frames at {size[0]}x{size[1]}")
     if not rep.get("complete", True):
         text += f" (job unfinished: {rep.get('frames', 0)} of {rep.get('total')} frames)"
+    if "keyframes" in rep:
+        text += f"; {rep['keyframes']} keyframes"
+        flagged = rep.get("flagged_groups") or []
+        if flagged:
+            text += ", flagged scenes " + ", ".join(f"{g['first']}-{g['last']}" for g in flagged)
     return text

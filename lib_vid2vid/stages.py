@@ -170,7 +170,9 @@ class SigmaStage(Stage):
         run.base_request["sigmas"] = sigmas.override_function(cfg)
         self.named = {"schedule": s.sigma_schedule, "sigma_min": s.sigma_min, "sigma_max": s.sigma_max,
                       "rho": s.rho}
-        warning = sigmas.override_warning(s.sampler, s.sigma_schedule)
+        # a renderer that samples in its own way (diffusers) says itself which samplers take the override
+        warn = getattr(run.renderer, "override_warning", None) or sigmas.override_warning
+        warning = warn(s.sampler, s.sigma_schedule)
         if warning:
             run.job.log(warning, warning=True)
         supported = getattr(run.renderer, "sigma_schedules", None)
@@ -282,10 +284,10 @@ class DepthStage(Stage):
     3. the MiDaS weight file ``depth_weights`` (a file, or a folder holding the official file name;
        empty = ``models/midas``), built with timm.
 
-    Model depth is cached per job in ``<job>/depth`` (:class:`depth.DepthCache`, 16-bit PNG + ranges) and
-    normalised with the *running* range (min/max over frames 0..i), so the mask does not jump when MiDaS
+    Model depth is cached per job in ``<job>/depth`` (:class:`depth_cache.DepthCache`, 16-bit PNG + ranges)
+    and normalised with the *running* range (min/max over frames 0..i), so the mask does not jump when MiDaS
     rescales a frame and a resumed job rebuilds exactly the same depth from the cache. The mask is
-    ``depth.depth_mask(depth, depth_low_cut)``: pixels farther than the low-cut may not change.
+    ``depth_mask.depth_mask(depth, depth_low_cut)``: pixels farther than the low-cut may not change.
     """
 
     name = "depth"
@@ -299,10 +301,10 @@ class DepthStage(Stage):
 
     def begin(self, run: Run) -> None:
         try:
-            from . import depth
+            from . import depth_cache, depth_estimator, depth_mask, depth_user, midas_model
         except ImportError as exc:
             raise Vid2VidError(f"depth_mask: the depth module cannot be loaded ({exc}); turn depth_mask off") from None
-        self.depth = depth
+        self.depth_mask = depth_mask.depth_mask
         c, v = self.settings.correction, self.settings.video
         plan = run.plan
         self.size = (plan.width, plan.height)
@@ -311,10 +313,10 @@ class DepthStage(Stage):
             from pathlib import Path
 
             if Path(src).is_dir():
-                self.source = depth.DepthSource.from_folder(src)
+                self.source = depth_user.DepthSource.from_folder(src)
             else:
-                self.source = depth.DepthSource.from_video(src, fps=plan.fps if v.fps else None, start=plan.start,
-                                                           end=plan.end)
+                self.source = depth_user.DepthSource.from_video(src, fps=plan.fps if v.fps else None,
+                                                                start=plan.start, end=plan.end)
             if self.source.count < plan.total:
                 self.source.check_count(plan.total)  # names the first frame without depth
             run.job.manifest["depth"] = {"source": src}
@@ -322,9 +324,9 @@ class DepthStage(Stage):
         host = getattr(run.renderer, "depth_estimator", None)
         self.estimator = host(c.depth_model) if callable(host) else None
         if self.estimator is None:
-            path = depth.weights_path(c.depth_model, c.depth_weights.strip() or None)
-            self.estimator = depth.DepthEstimator.from_file(path, c.depth_model)
-        self.cache = depth.DepthCache(run.job.root / "depth", normalise="running")
+            path = midas_model.weights_path(c.depth_model, c.depth_weights.strip() or None)
+            self.estimator = depth_estimator.DepthEstimator.from_file(path, c.depth_model)
+        self.cache = depth_cache.DepthCache(run.job.root / "depth", normalise="running")
         run.job.manifest["depth"] = {"model": c.depth_model, "cache": "depth", "normalise": "running"}
 
     def analyse(self, ctx: FrameContext) -> None:
@@ -333,7 +335,7 @@ class DepthStage(Stage):
         else:
             d = self.cache.get(ctx.index, ctx.video, self.estimator)
         ctx.analysis["depth"] = d
-        ctx.analysis["depth_mask"] = self.depth.depth_mask(d, self.settings.correction.depth_low_cut)
+        ctx.analysis["depth_mask"] = self.depth_mask(d, self.settings.correction.depth_low_cut)
 
     def end(self, run: Run) -> None:
         if self.source is not None:
@@ -558,7 +560,7 @@ class ColourStage(Stage):
             assert self.run is not None
             stage = Run.stage_name(ctx.loop)
             refs = [c for c in self.run.job.manifest["colour_refs"].get(stage, []) if c < ctx.index]
-            self.reference = blend.lab_stats(self.run.job.read_frame(stage, max(refs, default=0)))
+            self.reference = blend.lab_stats(self.run.read_output(ctx.loop, max(refs, default=0)))
             self.loop = ctx.loop
         return blend.colour_coherence(image, self.reference, 1.0, as_float=True)
 

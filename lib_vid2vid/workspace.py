@@ -125,7 +125,7 @@ def fsync_dir(folder: Path) -> None:
 
 
 _TEMP_NAMES = re.compile(r"\..+\.(?:[0-9a-f]{8}\.part|\d+\.tmp|zip\.tmp)")
-"""Hidden temporary names this package writes: ``.<name>.<8 hex>.part`` (video.VideoWriter, a file or a folder
+"""Hidden temporary names this package writes: ``.<name>.<8 hex>.part`` (video_writer.VideoWriter, a file or a folder
 of PNGs), ``.<name>.<pid>.tmp`` (atomic_write_bytes) and ``.<name>.zip.tmp`` (export.write_zip)."""
 
 

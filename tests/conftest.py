@@ -14,3 +14,22 @@ def clip(tmp_path):
     from tests.clips import make_clip
 
     return make_clip(tmp_path / "clip.mp4", n_frames=24, size=(96, 64), fps=Fraction(24), audio=True)
+
+
+@pytest.fixture(scope="session")
+def tiny_models(tmp_path_factory):
+    """``get(kind)``: the folder of a tiny random-weight diffusers model ("sd", "sd_inpaint", "sdxl", "svd"),
+    built on first use and kept for the session (tests/tiny_diffusers.py; needs the diffusers extra)."""
+    root = tmp_path_factory.mktemp("tiny-models")
+    built: dict = {}
+
+    def get(kind: str):
+        if kind not in built:
+            from tests import tiny_diffusers as tiny
+
+            make = {"sd": tiny.make_sd, "sd_inpaint": lambda p: tiny.make_sd(p, inpainting=True),
+                    "sdxl": tiny.make_sdxl, "svd": tiny.make_svd}[kind]
+            built[kind] = make(root / kind)
+        return built[kind]
+
+    return get

@@ -16,7 +16,8 @@ stack without references the test skips and says so.
 
 Add or regenerate the current stack's references (only on purpose, from code whose frames are known good)::
 
-    python -m tests.frame_reference        # updates tests/data/frame_hashes.json
+    python -m tests.frame_reference                  # updates tests/data/frame_hashes.json
+    python -m tests.frame_reference --add-missing    # only the cases (strategies) the stack's references lack
 """
 
 from __future__ import annotations
@@ -106,18 +107,29 @@ def run_case(clip: Path, out_dir: Path, values: dict) -> dict[str, str]:
     return frame_hashes(res.job_dir)
 
 
-def generate() -> dict:
+def generate(only: set[str] | None = None) -> dict:
+    """Reference hashes of every case (or of the cases named in ``only``)."""
     with tempfile.TemporaryDirectory() as tmp:
         clip = make_reference_clip(Path(tmp))
         ref = {"source": source_hashes(clip), "cases": {}}
         for name, values in cases().items():
-            ref["cases"][name] = run_case(clip, Path(tmp) / name, values)
+            if only is None or name in only:
+                ref["cases"][name] = run_case(clip, Path(tmp) / name, values)
     return ref
 
 
 def main() -> None:
-    ref = generate()
     stacks = load()
+    if "--add-missing" in sys.argv[1:]:  # a new strategy: add its frames, keep the known-good ones as they are
+        old = stacks.get(stack_key())
+        if old is None:
+            raise SystemExit(f"no references for {stack_key()} yet: run without --add-missing")
+        ref = generate(set(cases()) - set(old["cases"]))
+        if ref["source"] != old["source"]:
+            raise SystemExit("the reference clip decodes to other pixels than the stored references: regenerate all")
+        ref["cases"] = {**old["cases"], **ref["cases"]}
+    else:
+        ref = generate()
     stacks[stack_key()] = ref
     DATA.write_text(json.dumps({"stacks": stacks}, indent=1, sort_keys=True) + "\n")
     n = sum(len(v) for v in ref["cases"].values())

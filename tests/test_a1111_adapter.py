@@ -203,6 +203,25 @@ def test_bad_script_args_give_one_line_in_the_result(host, clip, tmp_path, args,
     assert "\n" not in res.info and not processing.calls
 
 
+def test_a_text_file_or_a_photo_is_refused_before_any_render(host, tmp_path):
+    """An uploaded README (FFmpeg's tty demuxer renders text as frames) or photo is not a video: one line."""
+    import cv2
+
+    a1111, processing, shared = host
+    shared.opts.vid2vid_output_dir = str(tmp_path / "out")
+    readme = tmp_path / "README.txt"
+    readme.write_text((Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8"),
+                      encoding="utf-8")
+    ok, png = cv2.imencode(".png", np.zeros((32, 32, 3), np.uint8))
+    photo = "data:image/png;base64," + base64.b64encode(png.tobytes()).decode()
+    for arg, what in ((str(readme), "README.txt is not a video (FFmpeg reads it as a text file"),
+                      (photo, "is not a video (FFmpeg reads it as an image")):
+        res = a1111.run_script(_p(processing), [arg])
+        assert res.images == [] and res.info.startswith("vid2vid error:") and what in res.info, res.info
+        assert "\n" not in res.info and not processing.calls
+    assert not any(p.name != "uploads" for p in (tmp_path / "out").iterdir())  # no job folder
+
+
 class FakeUnit:
     def __init__(self, enabled, image=None):
         self.enabled = enabled

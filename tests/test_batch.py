@@ -170,6 +170,27 @@ def test_each_video_keeps_its_aspect_ratio_with_the_same_long_side(src, expected
         assert (vs.video.width, vs.video.height) == expected, (width, height)
 
 
+def test_a_readme_a_photo_and_a_raw_stream_in_the_folder_are_not_videos(tmp_path):
+    """FFmpeg opens a README.txt (tty demuxer), a photo and a raw H.264 stream; only the real video counts."""
+    folder = tmp_path / "in"
+    folder.mkdir()
+    make_clip(folder / "clip.mp4", n_frames=3, size=(64, 64), audio=False)
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
+    for name in ("README", "README.txt", "README.md", "notes.nfo"):
+        (folder / name).write_text(readme, encoding="utf-8")
+    import cv2
+
+    cv2.imwrite(str(folder / "poster.jpg"), np.full((32, 32, 3), 200, np.uint8))
+    make_clip(folder / "raw.h264", n_frames=3, size=(64, 64), audio=False)
+    assert [p.name for p in batch.find_videos([folder])] == ["clip.mp4"]
+    for name in ("README", "README.txt", "README.md", "notes.nfo", "poster.jpg", "raw.h264"):
+        assert not batch.is_video(folder / name), name
+    r = cli(folder, *FLAGS, "--output-dir", tmp_path / "out")
+    assert r.returncode == 0, r.stderr
+    rows = json.loads((tmp_path / "out" / "batch.json").read_text())["videos"]
+    assert [Path(v["video"]).name for v in rows] == ["clip.mp4"] and rows[0]["state"] == "done"
+
+
 def test_no_videos_is_one_line(tmp_path):
     (tmp_path / "empty").mkdir()
     r = cli(tmp_path / "empty", "--renderer", "proxy", "--output-dir", tmp_path / "out")

@@ -30,13 +30,20 @@ def test_headless_run_with_proxy_renderer(clip, tmp_path):
     assert "done" in r.stdout and "pass1 12/12" in r.stdout
 
 
+def _readme(path: Path) -> Path:
+    """The project's README saved as ``path`` (FFmpeg's tty demuxer opens a .txt as ANSI-art frames)."""
+    path.write_text((ROOT / "README.md").read_text(encoding="utf-8"), encoding="utf-8")
+    return path
+
+
 @pytest.mark.parametrize(
     "make,fragment",
     [
         (lambda d: d / "missing.mp4", "not found"),
         (lambda d: (d / "notes.mp4").write_text("hello") and d / "notes.mp4", "not a video"),
+        (lambda d: _readme(d / "README.txt"), "is not a video (ffmpeg reads it as a text file"),
     ],
-    ids=["missing", "text-file"],
+    ids=["missing", "text-file", "readme-txt"],
 )
 def test_bad_input_is_one_line_without_traceback(tmp_path, make, fragment):
     path = make(tmp_path)

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from lib_vid2vid import debug, sigmas
+from lib_vid2vid import debug, debug_labels, sigmas
 from lib_vid2vid.errors import SettingsError
 from lib_vid2vid.params import Settings
 from lib_vid2vid.pipeline import run_job
@@ -346,5 +346,5 @@ def test_preview_dispatches_on_the_preview_settings(clip, tmp_path):
 def test_long_labels_are_shrunk_or_cut_to_their_tile():
     tile = debug.label_image("sigma_schedule=polyexponential", 40, 20)
     assert tile.shape == (20, 40, 3) and (tile < 128).any()
-    shown, _, box = debug._fit_text("sigma_schedule=polyexponential", 36)
+    shown, _, box = debug_labels._fit_text("sigma_schedule=polyexponential", 36)
     assert shown.endswith("...") and box[2] - box[0] <= 36

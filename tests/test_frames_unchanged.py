@@ -14,14 +14,20 @@ REFERENCE = ref.load().get(ref.stack_key())
 NO_REFERENCE = f"no reference frames for this library stack ({ref.stack_key()})"
 
 
-@pytest.fixture(autouse=True)
-def _needs_reference():
+def _skip_without_reference() -> None:
     if REFERENCE is None:
         pytest.skip(NO_REFERENCE + ": add them with python -m tests.frame_reference from known-good code")
 
 
+@pytest.fixture(autouse=True)
+def _needs_reference():
+    _skip_without_reference()
+
+
 @pytest.fixture(scope="module")
 def reference_clip(tmp_path_factory):
+    # module-scoped fixtures are set up before the function-scoped autouse one: skip here too
+    _skip_without_reference()
     clip = ref.make_reference_clip(tmp_path_factory.mktemp("clip"))
     if ref.source_hashes(clip) != REFERENCE["source"]:
         pytest.fail("the reference clip decodes to other pixels than when the hashes were made (PyAV/FFmpeg "

@@ -33,6 +33,7 @@ from clips import (  # noqa: E402
 )
 
 from lib_vid2vid import video as V  # noqa: E402
+from lib_vid2vid import video_decode  # noqa: E402
 from lib_vid2vid.errors import CorruptVideoError, VideoError  # noqa: E402
 
 
@@ -146,8 +147,8 @@ def test_trim_start_end(clips):
 def test_resume_first_index_matches_full_run_and_seeks(clips, monkeypatch):
     full = list(V.iter_frames(clips["c30"], fps=12, start=0.2))
     calls = []
-    real = V._frame_time
-    monkeypatch.setattr(V, "_frame_time", lambda *a: calls.append(1) or real(*a))
+    real = video_decode._frame_time
+    monkeypatch.setattr(video_decode, "_frame_time", lambda *a: calls.append(1) or real(*a))
     for first in (1, 7, 13, len(full) - 1):
         calls.clear()
         part = list(V.iter_frames(clips["c30"], fps=12, start=0.2, first_index=first))

@@ -302,6 +302,19 @@ def test_submit_upload_of_a_fifo_is_refused_not_read(tmp_path):
     assert isinstance(box.get("error"), VideoError) and "named pipe" in str(box["error"])
 
 
+def test_submit_of_a_text_file_is_refused_before_any_request(tmp_path):
+    """The API client probes first: a README is not uploaded to the server as a "video" (nothing listens on
+    port 9, so any request would fail with a RendererError instead)."""
+    from lib_vid2vid.errors import VideoError
+    from lib_vid2vid.params import Settings
+
+    readme = tmp_path / "README.txt"
+    readme.write_text("# vid2vid\n\nA text file, not a video.\n" * 40, encoding="utf-8")
+    with pytest.raises(VideoError) as e:
+        WebUIApiRenderer("http://127.0.0.1:9").submit_job(Settings().replace(input=str(readme)), upload=True)
+    assert "README.txt is not a video (FFmpeg reads it as a text file" in str(e.value)
+
+
 def test_cli_resumes_a_job_only_on_the_same_checkpoint(clip, tmp_path, capsys):
     from lib_vid2vid.__main__ import main
     from lib_vid2vid.workspace import Job

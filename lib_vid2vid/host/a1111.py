@@ -448,7 +448,7 @@ class A1111Renderer:
             from modules import sd_models  # noqa: PLC0415
         except ImportError:
             return None
-        from ..depth import DepthEstimator
+        from ..depth_estimator import DepthEstimator
 
         enable = getattr(sd_models, "enable_midas_autodownload", None)
         if enable:
@@ -661,12 +661,12 @@ def _processed(p: Any, images: list, info: str, result: dict[str, Any]) -> Any:
 
 
 def _run_video(p: Any, settings: params.Settings) -> Any:
-    from .. import video
+    from .. import video_probe
     from ..pipeline import make_plan, run_job
 
     processing, shared = _host()
     state = shared.state
-    info = video.probe(settings.video.input)
+    info = video_probe.probe(settings.video.input)
     plan = make_plan(settings, info)
     renderer = A1111Renderer(p, controlnet=ControlNetBridge.find())
     passes = settings.temporal.loopback_passes
@@ -717,24 +717,24 @@ def _scripts_params(p: Any, frame: dict[str, str]) -> dict[str, str]:
 
 
 def _run_preview(p: Any, settings: params.Settings) -> Any:
-    from .. import debug
+    from .. import debug_fdc, debug_render, debug_sweep
 
     processing, _ = _host()
     renderer = A1111Renderer(p, controlnet=ControlNetBridge.find())
     frame = settings.preview.preview_frame
     if settings.preview.preview_mode == "frame":
-        res = debug.render_single_frame(settings, renderer, frame=frame)
+        res = debug_render.render_single_frame(settings, renderer, frame=frame)
         images = [Image.fromarray(res.output)]
         info = f"vid2vid single frame {frame}: sigmas {json.dumps(getattr(res, 'sigmas_text', ''))}"
         return _processed(p, images, info, {"status": "preview", "frame": frame})
     elif settings.preview.preview_mode == "fdc_debug":
-        panel, res = debug.fdc_debug(settings, renderer, frame=frame)
+        panel, res = debug_fdc.fdc_debug(settings, renderer, frame=frame)
         info = f"vid2vid FDC debugger, frame {frame}: {res.note}"
         return _processed(p, [Image.fromarray(panel), Image.fromarray(res.output)], info,
                           {"status": "preview", "frame": frame})
     else:
-        grid, plot, _cells = debug.run_sweep(settings, renderer, debug.parse_sweep(settings.preview.preview_sweep),
-                                             frame=frame)
+        grid, plot, _cells = debug_sweep.run_sweep(settings, renderer,
+                                                   debug_sweep.parse_sweep(settings.preview.preview_sweep), frame=frame)
         images = [Image.fromarray(grid), Image.fromarray(plot)]
         info = f"vid2vid sweep on frame {frame}: {settings.preview.preview_sweep}"
         return _processed(p, images, info, {"status": "preview", "frame": frame})
@@ -834,15 +834,15 @@ def suggest_prompt(video_path: str, samples: int = 4, top: int = 20) -> str:
     """Interrogate a few frames across the video with the host's DeepBooru (tags) or CLIP; most frequent first."""
     from collections import Counter
 
-    from .. import video
+    from .. import video_decode, video_probe
 
     if not video_path:
         return "Give a video first."
     try:
-        info = video.probe(video_path)
+        info = video_probe.probe(video_path)
         n = info.frame_count
         wanted = sorted({int(n * (k + 0.5) / samples) for k in range(samples)})
-        frames = [rgb for i, rgb in video.iter_frames(video_path) if i in wanted]
+        frames = [rgb for i, rgb in video_decode.iter_frames(video_path) if i in wanted]
     except Vid2VidError as exc:
         return str(exc)
     tags: Counter[str] = Counter()

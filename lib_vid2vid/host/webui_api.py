@@ -387,11 +387,11 @@ class WebUIApiRenderer:
         """
         from pathlib import Path
 
-        from .. import params, video
+        from .. import params, video_probe
         from ..pipeline import output_size
 
         s = settings
-        info = video.probe(s.video.input)  # first: refuses what is not a video (a FIFO would block the upload)
+        info = video_probe.probe(s.video.input)  # first: refuses what is not a video (a FIFO would block the upload)
         width, height = output_size(info.width, info.height, s.video.width, s.video.height)
         if upload:
             video_arg = base64.b64encode(Path(s.video.input).read_bytes()).decode("ascii")

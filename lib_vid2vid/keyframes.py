@@ -1,0 +1,405 @@
+"""Keyframes: which frames the host renders, and how every other frame is carried from them.
+
+Choice (:func:`choose_keyframes`, on the source frames at output size, before anything is rendered)
+---------------------------------------------------------------------------------------------------
+The video is split into **scene groups** at scene cuts (luma histogram distance of consecutive source frames
+above ``cut_threshold``, as colour coherence and the post stages detect them). The first frame of every group is a
+keyframe; nothing is propagated across a cut. Inside a group:
+
+* ``interval``: frames ``g + m * K`` (``g`` the group's first frame, ``K`` the interval);
+* ``adaptive``: scanning forward, frame ``i`` becomes a keyframe when ``i - k >= max_gap`` or when
+  ``i - k >= min_gap`` and ``score(i, k) >= threshold``, where ``k`` is the *last keyframe* (not the previous
+  frame) and, on the grey source frames at most :data:`CHOICE_SIDE` pixels on the long side, with
+  ``f = flow(i -> k)`` and ``V = 1 - occlusion_mask(f, flow(k -> i))`` (1 = frame k can supply the pixel)::
+
+      M(i, k)     = 1 - sum(w * V) / sum(w)                          share of frame i that k cannot supply
+      C(i, k)     = sum(w * V * |S_i - warp(S_k, f)|) / sum(w * V)   colour residual after motion, 0..1
+      score(i, k) = colour_weight * C + motion_weight * M
+
+  ``w`` is the user / colour-key mask when there is one (only the area that changes counts), else 1.
+
+User additions and removals are frame numbers (0-based, in the processed range): an added frame is a keyframe
+(adaptive: later scores are taken against it), a removed one is not. A group's first frame cannot be removed.
+
+Propagation (:func:`propagate_segment`)
+---------------------------------------
+Every frame ``t`` between two keyframes ``a < t < b`` of a group is made from both rendered keyframes ``K_a``,
+``K_b``, each carried along the *source's* optical flow. Flows are computed between consecutive source frames
+(DIS, both directions) and composed, so each keyframe is resampled once, not once per step::
+
+      F_t = f(t -> t-1) + warp(F_{t-1}, f(t -> t-1))       F_{a+1} = f(a+1 -> a)        (t -> a)
+      B_t = f(t -> t+1) + warp(B_{t+1}, f(t -> t+1))       B_{b-1} = f(b-1 -> b)        (t -> b)
+      Va_t = (1 - O(t -> t-1)) * warp(Va_{t-1}, f(t -> t-1))        O: flow.occlusion_mask (fw-bw check, out of
+      Vb_t = (1 - O(t -> t+1)) * warp(Vb_{t+1}, f(t -> t+1))           frame), so V = 1 where the keyframe sees t
+
+      A = warp(K_a, F_t), B = warp(K_b, B_t)                 both on frame t's grid, float 0..255
+      wa = (b - t) / (b - a) * soft(Va),  wb = (t - a) / (b - a) * soft(Vb)    temporal distance x validity
+      D  = blur(mean_c |A - B|)           where the two warps disagree (misaligned structure, not fine texture)
+      s  = clip((D - ghost_low) / (ghost_high - ghost_low), 0, 1)
+      weights: (1 - s) * (wa, wb) / (wa + wb) + s * (one-hot of the larger of wa, wb)    one source per pixel
+      out = weights . (A, B)   where wa + wb > 0;   unseen (wa + wb = 0): the fill (source, or a light render)
+
+``soft(V)`` is V blurred a little, so a switch from one keyframe to the other at an occlusion edge is not a seam.
+A frame after the last keyframe of its group has only ``K_a`` (one-sided). A keyframe's own output is its render.
+Everything is a pure function of the source frames and the keyframe renders, so a resumed job writes the same
+bytes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+
+import cv2
+import numpy as np
+
+from . import flow
+from .errors import SettingsError, Vid2VidError
+from .params import parse_frame_list
+
+__all__ = ["KEYFRAME_MODES", "KeyframePlan", "Segment", "choose_keyframes", "parse_frame_list",
+           "propagate_segment"]
+
+KEYFRAME_MODES = ("off", "interval", "adaptive")
+CHOICE_SIDE = 256
+"""Long side (pixels) at which the adaptive choice measures motion and colour."""
+
+
+# ---------------------------------------------------------------- the plan
+
+
+@dataclass
+class KeyframePlan:
+    """Keyframes of a job: source frame indices (0-based, sorted), why each was chosen, the scene groups."""
+
+    total: int
+    frames: list[int]
+    reasons: dict[int, str]
+    """"start" (first frame), "cut" (first frame of a scene), "interval", "adaptive", "max_gap", "user"."""
+    groups: list[tuple[int, int]]
+    """Scene groups as (first, last) frame indices, inclusive, in order, covering 0 .. total-1."""
+    scores: dict[int, float] = field(default_factory=dict)
+    """Adaptive mode: the score each frame had against the last keyframe before it (rounded)."""
+
+    def __post_init__(self) -> None:
+        self._slot = {f: j for j, f in enumerate(self.frames)}
+
+    def slot(self, index: int) -> int | None:
+        """Position of frame ``index`` among the keyframes, None if it is not one."""
+        return self._slot.get(index)
+
+    def group_of(self, index: int) -> tuple[int, int]:
+        for g in self.groups:
+            if g[0] <= index <= g[1]:
+                return g
+        raise IndexError(index)
+
+    def segments(self) -> list[Segment]:
+        """The propagation segments in frame order: each keyframe with the frames up to the next keyframe of its
+        group (exclusive) or the end of its group."""
+        out = []
+        for first, last in self.groups:
+            keys = [f for f in self.frames if first <= f <= last]
+            for j, a in enumerate(keys):
+                b = keys[j + 1] if j + 1 < len(keys) else None
+                out.append(Segment(a, b, (b - 1) if b is not None else last))
+        return out
+
+    def to_dict(self) -> dict:
+        return {"total": self.total, "frames": list(self.frames),
+                "reasons": {str(k): v for k, v in sorted(self.reasons.items())},
+                "groups": [list(g) for g in self.groups],
+                "scores": {str(k): v for k, v in sorted(self.scores.items())}}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> KeyframePlan:
+        return cls(total=int(d["total"]), frames=[int(f) for f in d["frames"]],
+                   reasons={int(k): v for k, v in d.get("reasons", {}).items()},
+                   groups=[(int(a), int(b)) for a, b in d["groups"]],
+                   scores={int(k): float(v) for k, v in d.get("scores", {}).items()})
+
+    def describe(self) -> str:
+        """One line per group: its range and its keyframes with their reasons."""
+        lines = [f"{len(self.frames)} keyframes of {self.total} frames ({len(self.groups)} scene group"
+                 f"{'s' if len(self.groups) != 1 else ''}):"]
+        for first, last in self.groups:
+            keys = [f"{f} ({self.reasons.get(f, '?')})" for f in self.frames if first <= f <= last]
+            lines.append(f"  frames {first}-{last}: " + ", ".join(keys))
+        return "\n".join(lines)
+
+
+@dataclass(frozen=True)
+class Segment:
+    """Keyframe ``a``, the next keyframe ``b`` of the same group (None: the group ends first) and ``last``, the
+    last frame made from this segment (``b - 1``, or the group's last frame)."""
+
+    a: int
+    b: int | None
+    last: int
+
+
+def _small_grey(rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(grey uint8, RGB float32 0..1) at most CHOICE_SIDE pixels on the long side."""
+    h, w = rgb.shape[:2]
+    scale = min(1.0, CHOICE_SIDE / max(h, w))
+    small = rgb if scale >= 1.0 else cv2.resize(rgb, (max(8, round(w * scale)), max(8, round(h * scale))),
+                                                interpolation=cv2.INTER_AREA)
+    return cv2.cvtColor(small, cv2.COLOR_RGB2GRAY), small.astype(np.float32) * np.float32(1 / 255)
+
+
+def change_score(cur: tuple[np.ndarray, np.ndarray], key: tuple[np.ndarray, np.ndarray],
+                 weights: np.ndarray | None, colour_weight: float, motion_weight: float
+                 ) -> tuple[float, float, float]:
+    """(score, C, M) of a frame against the last keyframe (see the module docstring); inputs from _small_grey."""
+    f_ik = flow.compute_flow(cur[0], key[0], quality="fast")
+    f_ki = flow.compute_flow(key[0], cur[0], quality="fast")
+    valid = 1.0 - flow.occlusion_mask(f_ik, f_ki)
+    w = np.ones_like(valid) if weights is None else cv2.resize(
+        weights.astype(np.float32), valid.shape[::-1], interpolation=cv2.INTER_AREA)
+    wsum = float(w.sum())
+    if wsum <= 0:
+        return 0.0, 0.0, 0.0
+    wv = w * valid
+    m = 1.0 - float(wv.sum()) / wsum
+    warped = flow.warp(key[1], f_ik)
+    resid = np.abs(cur[1] - warped).mean(axis=2)
+    c = float((resid * wv).sum() / max(float(wv.sum()), 1e-6))
+    return colour_weight * c + motion_weight * m, c, m
+
+
+def choose_keyframes(frames: Iterable[np.ndarray], total: int, *, mode: str = "interval", interval: int = 4,
+                     min_gap: int = 2, max_gap: int = 12, threshold: float = 1.0, colour_weight: float = 25.0,
+                     motion_weight: float = 10.0, cut_threshold: float = 0.4, add: Sequence[int] = (),
+                     remove: Sequence[int] = (), weights: Callable[[int, np.ndarray], np.ndarray | None] | None = None
+                     ) -> KeyframePlan:
+    """Choose the keyframes of a video (see the module docstring). ``frames``: the source frames in order, RGB
+    uint8 HWC at output size (streamed: only the last keyframe and the previous frame are kept). ``weights(i,
+    frame)``: float32 HW 0..1, where changes count (a mask), or None for all pixels."""
+    from .postprocess import scene_cut_distance
+
+    if mode not in ("interval", "adaptive"):
+        raise SettingsError("keyframe_mode", f"{mode!r}: choose interval or adaptive")
+    bad = [f for f in (*add, *remove) if f >= total]
+    if bad:
+        raise SettingsError("keyframe_add" if bad[0] in add else "keyframe_remove",
+                            f"frame {bad[0]} is outside the processed range (0..{total - 1})")
+    both = sorted(set(add) & set(remove))
+    if both:
+        raise SettingsError("keyframe_remove", f"frame {both[0]} is both added and removed")
+    add_set, remove_set = set(add), set(remove)
+    keys: list[int] = []
+    reasons: dict[int, str] = {}
+    scores: dict[int, float] = {}
+    starts: list[int] = []
+    prev = None
+    key_small = None
+    last_key = 0
+    n = 0
+    for i, rgb in enumerate(frames):
+        if i >= total:
+            break
+        n = i + 1
+        cut = prev is not None and scene_cut_distance(prev, rgb) > cut_threshold
+        prev = rgb
+        reason = None
+        if i == 0 or cut:
+            starts.append(i)
+            if i in remove_set:
+                raise SettingsError("keyframe_remove", f"frame {i} starts a scene: it is always a keyframe (nothing "
+                                                       f"is propagated across a cut); remove another frame")
+            reason = "start" if i == 0 else "cut"
+        elif i in add_set:
+            reason = "user"
+        elif i in remove_set:
+            reason = None
+        elif mode == "interval":
+            if (i - starts[-1]) % interval == 0:
+                reason = "interval"
+        else:
+            gap = i - last_key
+            if gap >= max_gap:
+                reason = "max_gap"
+            elif gap >= min_gap:
+                small = _small_grey(rgb)
+                score, _, _ = change_score(small, key_small, weights(i, rgb) if weights else None,
+                                           colour_weight, motion_weight)
+                scores[i] = round(score, 4)
+                if score >= threshold:
+                    reason = "adaptive"
+        if reason is not None:
+            keys.append(i)
+            reasons[i] = reason
+            last_key = i
+            if mode == "adaptive":
+                key_small = _small_grey(rgb)
+    if n < total:
+        raise Vid2VidError(f"The video has only {n} frames in the chosen range, not {total}: check start/end")
+    groups = [(s, (starts[j + 1] - 1) if j + 1 < len(starts) else total - 1) for j, s in enumerate(starts)]
+    return KeyframePlan(total=total, frames=keys, reasons=reasons, groups=groups, scores=scores)
+
+
+# ---------------------------------------------------------------- propagation
+
+
+@dataclass
+class PropagationSettings:
+    flow_quality: str = "medium"
+    """DIS preset of the consecutive-frame flows."""
+    validity_blur: float = 1.5
+    """Gaussian sigma (pixels) that softens the validity masks before they weight the blend."""
+    ghost_low: float = 24.0
+    ghost_high: float = 48.0
+    """Disagreement (mean |A - B| over channels, 0..255, blurred) from which the blend turns into one source per
+    pixel, and at which it is one source entirely."""
+    ghost_blur: float = 1.0
+    unseen_below: float = 0.02
+    """A pixel is unseen when its summed validity (0..2) is below this."""
+
+
+def _pair_flows(a: np.ndarray, b: np.ndarray, quality: str) -> tuple[np.ndarray, np.ndarray]:
+    """(flow b -> a, flow a -> b) of two consecutive source frames (a before b)."""
+    ga = cv2.cvtColor(a, cv2.COLOR_RGB2GRAY)
+    gb = cv2.cvtColor(b, cv2.COLOR_RGB2GRAY)
+    return (flow.compute_flow(gb, ga, quality=quality), flow.compute_flow(ga, gb, quality=quality))
+
+
+class _Grid:
+    """Pixel grid of one frame size, reused for every remap of a segment."""
+
+    def __init__(self, h: int, w: int):
+        gx, gy = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
+        self.xy = np.ascontiguousarray(np.dstack([gx, gy]))
+        self.h, self.w = h, w
+
+    def map(self, f: np.ndarray) -> np.ndarray:
+        """The sampling positions ``(x + dx, y + dy)`` of a flow, float32 (H, W, 2), for :meth:`remap`."""
+        return self.xy + f
+
+    @staticmethod
+    def remap(img: np.ndarray, m: np.ndarray, border: int = cv2.BORDER_REPLICATE) -> np.ndarray:
+        """``out(x, y) = img(m(x, y))``, bilinear (OpenCV, 1/32 px steps): flow.warp with the map made once."""
+        return cv2.remap(img, m, None, cv2.INTER_LINEAR, borderMode=border, borderValue=0)
+
+    def warp(self, img: np.ndarray, f: np.ndarray, border: int = cv2.BORDER_REPLICATE) -> np.ndarray:
+        return self.remap(img, self.map(f), border)
+
+
+_SUM2 = np.ones((1, 2), np.float32)
+
+
+def _seen(fw: np.ndarray, bw: np.ndarray, grid: _Grid) -> np.ndarray:
+    """``1 - flow.occlusion_mask(fw, bw)`` (default alpha 0.01, beta 0.5, out-of-frame targets occluded) as float32,
+    with the grid built once: 1 where the pixel of ``fw``'s frame is found again in the other frame."""
+    m = grid.map(fw)
+    bw_w = grid.remap(bw, m)
+    s = fw + bw_w
+    diff = cv2.transform(s * s, _SUM2)
+    norms = cv2.transform(fw * fw + bw_w * bw_w, _SUM2)
+    ok = diff <= np.float32(0.01) * norms + np.float32(0.5)
+    inside = cv2.inRange(m, (-0.5, -0.5), (grid.w - 0.5, grid.h - 0.5)) > 0
+    return (ok & inside).astype(np.float32)
+
+
+def _compose_chain(steps: list[np.ndarray], valid: list[np.ndarray], grid: _Grid
+                   ) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """Composed flows and validity along a chain of one-step flows.
+
+    ``steps[k]``: flow from frame k+1 of the chain to frame k (chain frame 0 is the keyframe); ``valid[k]``: where
+    that step is reliable (1). Returns, for chain frames 1..n, the flow to frame 0 and where frame 0 sees them:
+    ``C_1 = s_0``, ``C_k = s_{k-1} + warp(C_{k-1}, s_{k-1})``; ``V_k = v_{k-1} * warp(V_{k-1}, s_{k-1})``."""
+    flows, vals = [], []
+    for k, (s, v) in enumerate(zip(steps, valid)):
+        if k == 0:
+            flows.append(s)
+            vals.append(v)
+        else:
+            m = grid.map(s)
+            flows.append(s + grid.remap(flows[-1], m))
+            vals.append(v * grid.remap(vals[-1], m, cv2.BORDER_CONSTANT))
+    return flows, vals
+
+
+_MEAN3 = np.full((1, 3), 1.0 / 3.0, np.float32)
+
+
+def blend_two(a: np.ndarray, va: np.ndarray, ta: float, b: np.ndarray | None, vb: np.ndarray | None,
+              tb: float, ps: PropagationSettings) -> tuple[np.ndarray, np.ndarray]:
+    """Blend two warped keyframes (RGB uint8 HWC) by temporal weight (``ta``, ``tb``) and validity (float32 HW
+    0..1) with the anti-ghosting rule of the module docstring. Returns (RGB uint8 HWC, unseen mask bool HW); the
+    weighted sum is rounded to the nearest level by OpenCV (``cv2.blendLinear``), one pass in C++ instead of six
+    in numpy: this runs for nearly every frame of a video."""
+    if b is None:
+        return a, va < ps.unseen_below
+    assert vb is not None
+    if ps.validity_blur > 0:
+        wa = cv2.GaussianBlur(va, (0, 0), ps.validity_blur) * va
+        wb = cv2.GaussianBlur(vb, (0, 0), ps.validity_blur) * vb
+    else:
+        wa, wb = va, vb
+    wa *= np.float32(ta)
+    wb *= np.float32(tb)
+    na = wa / np.maximum(wa + wb, np.float32(1e-6))
+    diff = cv2.transform(cv2.absdiff(a, b), _MEAN3).astype(np.float32)  # mean over channels, 0..255
+    if ps.ghost_blur > 0:
+        diff = cv2.GaussianBlur(diff, (0, 0), ps.ghost_blur)
+    s = np.clip((diff - np.float32(ps.ghost_low)) * np.float32(1.0 / max(ps.ghost_high - ps.ghost_low, 1e-6)),
+                np.float32(0), np.float32(1))
+    na += s * ((wa >= wb).astype(np.float32) - na)  # (1 - s) na + s onehot
+    # where only one keyframe sees the pixel at all, it alone (its validity weight may be small but it is the source)
+    a_only, b_only = vb < ps.unseen_below, va < ps.unseen_below
+    na[a_only] = 1.0
+    na[b_only & ~a_only] = 0.0
+    out = cv2.blendLinear(a, b, na, np.float32(1) - na)
+    return out, a_only & b_only
+
+
+def propagate_segment(sources: Sequence[np.ndarray], key_a: np.ndarray, key_b: np.ndarray | None,
+                      ps: PropagationSettings | None = None, flows: dict[int, np.ndarray] | None = None
+                      ) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
+    """Frames 1 .. len(sources)-1 of a segment (or 1 .. len-2 when ``key_b`` is given: the last source is the
+    next keyframe's), carried from the keyframe renders.
+
+    ``sources``: RGB uint8 HWC source frames from keyframe a on (and up to keyframe b when ``key_b`` is given);
+    ``key_a``, ``key_b``: their rendered frames (RGB uint8). Yields ``(offset from a, frame RGB uint8 HWC, unseen
+    mask bool HW)``; the caller fills the unseen pixels (:func:`fill_unseen`). ``flows``, when given, receives the
+    flow of each frame to the one before it, by offset (``flows[j]``: frame a+j -> a+j-1), as they are computed.
+    Keyframes are warped as uint8 (OpenCV's bilinear remap, 1/32 px steps, rounded)."""
+    ps = ps or PropagationSettings()
+    n = len(sources) - 1
+    if n < 1:
+        return
+    h, w = sources[0].shape[:2]
+    grid = _Grid(h, w)
+    back, fwd = [], []  # back[k]: flow k+1 -> k; fwd[k]: flow k -> k+1
+    for k in range(n):
+        f_back, f_fwd = _pair_flows(sources[k], sources[k + 1], ps.flow_quality)
+        back.append(f_back)
+        fwd.append(f_fwd)
+        if flows is not None:
+            flows[k + 1] = f_back
+    seen_back = [_seen(back[k], fwd[k], grid) for k in range(n)]  # frame k+1 seen in k
+    fa, va = _compose_chain(back, seen_back, grid)  # index j-1 -> frame j
+    ka = np.ascontiguousarray(key_a)
+    if key_b is None:
+        for j in range(1, n + 1):
+            out, unseen = blend_two(grid.warp(ka, fa[j - 1]), va[j - 1], 1.0, None, None, 0.0, ps)
+            yield j, out, unseen
+        return
+    seen_fwd = [_seen(fwd[k], back[k], grid) for k in range(n)]  # frame k seen in k+1
+    # chain from b backwards: chain frame 0 = b = n, chain frame m = n - m, step m-1: flow (n-m) -> (n-m+1)
+    fb, vb = _compose_chain([fwd[n - m] for m in range(1, n + 1)], [seen_fwd[n - m] for m in range(1, n + 1)],
+                            grid)
+    kb = np.ascontiguousarray(key_b)
+    for j in range(1, n):
+        a = grid.warp(ka, fa[j - 1])
+        b = grid.warp(kb, fb[n - j - 1])
+        out, unseen = blend_two(a, va[j - 1].copy(), (n - j) / n, b, vb[n - j - 1].copy(), j / n, ps)
+        yield j, out, unseen
+
+
+def fill_unseen(frame: np.ndarray, unseen: np.ndarray, source: np.ndarray) -> np.ndarray:
+    """The propagated frame (RGB uint8) with its unseen pixels taken from the source (a new array)."""
+    out = frame.copy()
+    if unseen.any():
+        out[unseen] = source[unseen]
+    return out

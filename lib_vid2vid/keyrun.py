@@ -1,0 +1,630 @@
+"""The keyframe strategy's run: render the keyframes, then carry them to every other frame.
+
+:class:`KeyframeRun` is a :class:`~lib_vid2vid.loop.Run` whose one pass has two phases (``keyframe_mode`` on):
+
+1. **keys**: the keyframes of the plan (:func:`lib_vid2vid.keyframes.choose_keyframes`, chosen once and stored in
+   the manifest as ``keyframes``) are rendered in order through the renderer with every stage, as any frame
+   would be (schedules, sigma override, masks, ControlNet image, seeds: a keyframe is frame ``index`` of the
+   video), without a previous output (keyframes are independent renders). They are stored as the stage
+   ``keys`` in keyframe order (``frames/keys/000000.png`` is the first keyframe; each journal record names its
+   ``frame``). With ``keyframe_folder`` set, the keyframes are read from ``<folder>/<frame:06d>.png`` instead
+   (restyled outside, e.g. from ``--export-keyframes``) and nothing is rendered. With ``keyframe_grid`` g > 1,
+   g x g keyframes are tiled into one image and rendered once (one style), then split and corrected one by one.
+   With ``keyframe_candidates`` N > 1, N candidates of each keyframe are rendered first (stage ``candidates``, side
+   by side in ``<job>/candidates/``); the job stops until ``keyframe_picks`` names the ones to take.
+2. **pass1**: every frame in order: a keyframe is its render; any other frame is propagated from its two
+   neighbouring keyframes of the same scene group (:func:`lib_vid2vid.keyframes.propagate_segment`); pixels no
+   keyframe sees come from the source (``keyframe_fill = source``) or from a light render of that frame, an
+   inpaint of just those pixels (``render``, when they are at least ``keyframe_fill_min`` of the frame). With
+   ``keyframe_mask_only`` the combined mask decides where a frame may differ from the source:
+   ``out = S + M * (X - S)``, so unmasked pixels are the source's, exactly.
+
+Both phases resume after their last finished frame; a propagated frame is a pure function of the source frames
+and the keyframes on disk, so a resumed job writes the same bytes. The manifest's ``keyframes`` entry holds the
+plan, and the counts of fill renders and unseen pixels.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from . import keyframes as kf
+from .errors import Vid2VidError
+from .imaging import to_uint8_255
+from .loop import FrameContext, Progress, Run, Stage
+from .params import Settings
+from .renderer import RenderRequest
+
+KEYS_STAGE = "keys"
+
+
+def plan_from_settings(settings: Settings, frames, total: int, weights=None) -> kf.KeyframePlan:
+    """Choose the keyframes of ``frames`` (RGB uint8 at output size) with the job's settings."""
+    t = settings.temporal
+    return kf.choose_keyframes(
+        frames, total, mode=t.keyframe_mode, interval=t.keyframe_interval, min_gap=t.keyframe_min_gap,
+        max_gap=t.keyframe_max_gap, threshold=t.keyframe_threshold, colour_weight=t.keyframe_colour_weight,
+        motion_weight=t.keyframe_motion_weight, cut_threshold=settings.export.scene_cut_threshold,
+        add=kf.parse_frame_list(t.keyframe_add, "keyframe_add"),
+        remove=kf.parse_frame_list(t.keyframe_remove, "keyframe_remove"), weights=weights)
+
+
+def keyframe_path(folder: str | Path, index: int) -> Path:
+    """Where a keyframe of source frame ``index`` is exported and read back: ``<folder>/<index:06d>.png``."""
+    return Path(folder) / f"{index:06d}.png"
+
+
+class _FillMaskStage(Stage):
+    """Hands the unseen pixels of a propagated frame to the host as its inpaint mask (light render)."""
+
+    name = "keyframe_fill"
+
+    def prepare(self, ctx: FrameContext, request: RenderRequest) -> None:
+        m = ctx.analysis.get("fill_mask")
+        if m is not None:
+            request.mask = m
+
+
+class KeyframeRun(Run):
+    """A Run of the keyframe strategy (module docstring). Loopback passes are not supported (one pass)."""
+
+    def __init__(self, *args: Any, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.kplan: kf.KeyframePlan | None = None
+        t = self.settings.temporal
+        self.fill = t.keyframe_fill
+        self.fill_min = t.keyframe_fill_min
+        self.mask_only = t.keyframe_mask_only
+        self.folder = t.keyframe_folder.strip()
+        self.grid = t.keyframe_grid
+        self.candidates = t.keyframe_candidates
+        self.stop_message: str | None = None
+        self.ps = kf.PropagationSettings()
+        self._mask_stages = [st for st in self.stages if st.name in ("depth", "masks")]
+
+    # ---- the plan ----
+
+    def keyframe_plan(self) -> kf.KeyframePlan:
+        """The job's keyframe plan: from the manifest, or chosen now (and stored) on the first run."""
+        if self.kplan is not None:
+            return self.kplan
+        stored = self.job.manifest.get("keyframes")
+        if stored and stored.get("plan"):
+            self.kplan = kf.KeyframePlan.from_dict(stored["plan"])
+            return self.kplan
+        frames = (rgb for _, rgb in self._video_frames(0))
+        self.kplan = plan_from_settings(self.settings, frames, self.plan.total, weights=self._choice_weights())
+        self.job.manifest["keyframes"] = {"plan": self.kplan.to_dict(), "fill_renders": [], "unseen": {}}
+        self.job.log(self.kplan.describe())
+        self.job.save()
+        return self.kplan
+
+    def _choice_weights(self):
+        """Where a change counts for the adaptive choice: the user / colour-key mask, when there is one."""
+        masks = [st for st in self.stages if st.name == "masks"]
+        if not masks:
+            return None
+        st = masks[0]
+
+        def weights(index: int, rgb: np.ndarray) -> np.ndarray | None:
+            from . import masks as m
+
+            c = self.settings.correction
+            key = m.colour_key_mask(rgb, st.key, c.colour_key_range) if st.key is not None else None
+            user = st.user.get(index, st.size) if st.user is not None else None
+            if key is None and user is None:
+                return None
+            return m.combine_masks(None, None, user, key, how=c.mask_combine, colour_key_op=c.colour_key_op)
+
+        return weights
+
+    def read_output(self, loop: int, index: int) -> np.ndarray:
+        """A finished output frame: a keyframe's render from the keys stage (pass1 may not have it yet)."""
+        slot = self.keyframe_plan().slot(index)
+        if slot is not None and self.job.frames_done(KEYS_STAGE) > slot:
+            return self.job.read_frame(KEYS_STAGE, slot)
+        return super().read_output(loop, index)
+
+    # ---- the pass ----
+
+    def _run_pass(self, loop: int) -> bool:
+        if loop:
+            raise Vid2VidError("The keyframe strategy renders one pass: set loopback_passes to 1")
+        plan = self.keyframe_plan()
+        if self._render_keys(plan):
+            return True
+        return self._propagate(plan)
+
+    def _context(self, index: int, frame: np.ndarray, video_frame: np.ndarray,
+                 window: dict[int, np.ndarray]) -> FrameContext:
+        neigh = {k - index: (window[k], window[k]) for k in range(index - self.before, index + self.after + 1)
+                 if k in window and k != index}
+        neigh[0] = (frame, video_frame)
+        return FrameContext(index=index, loop=0, total=self.plan.total, fps=self.plan.fps, frame=frame,
+                            video=video_frame, neighbours=neigh)
+
+    def _render_keys(self, plan: kf.KeyframePlan) -> bool:
+        """Phase 1: render (or read) the keyframes not yet done; True if stopped."""
+        job = self.job
+        n = len(plan.frames)
+        job.set_stage_total(KEYS_STAGE, n)
+        start = job.frames_done(KEYS_STAGE)
+        job.truncate_stage(KEYS_STAGE, start)
+        if start >= n:
+            return False
+        if self.candidates > 1:
+            return self._render_candidates(plan, start)
+        if start:
+            job.log(f"keyframes: resuming at keyframe {start} of {n}")
+        size = self.grid * self.grid
+        batch0 = start - start % size  # a grid is rendered whole; a resumed one again, writing what is missing
+        first = max(0, plan.frames[batch0] - self.before)
+        window: dict[int, np.ndarray] = {}
+        frames = self._video_frames(first)
+        try:
+            for b in range(batch0, n, size):
+                ctxs = []
+                for slot in range(b, min(b + size, n)):
+                    index = plan.frames[slot]
+                    upto = min(index + self.after, self.plan.total - 1)
+                    while not window or max(window) < upto:
+                        try:
+                            i, rgb = next(frames)
+                        except StopIteration:
+                            break
+                        window[i] = rgb
+                    if index not in window:
+                        raise Vid2VidError(f"The video ended before frame {index}: start a new job")
+                    for k in [k for k in window if k < index - self.before]:
+                        del window[k]
+                    ctx = self._context(index, window[index], window[index], window)
+                    if not self.folder:
+                        for stage in self.stages:
+                            stage.analyse(ctx)
+                    ctxs.append(ctx)
+                if self.folder:
+                    made = [(self._outside_keyframe(c.index), {"from": str(keyframe_path(self.folder, c.index))})
+                            for c in ctxs]
+                elif size == 1:
+                    made = [self._render_frame(ctxs[0])]
+                else:
+                    made = self._render_grid(ctxs)
+                for slot, ctx, (out, record) in zip(range(b, b + size), ctxs, made):
+                    if slot < start:
+                        continue
+                    record["frame"] = ctx.index
+                    text = record.pop("_infotext", None)
+                    job.write_frame(KEYS_STAGE, slot, out, record, text={"parameters": text} if text else None)
+                    self.progress(Progress("keyframes", slot + 1, n, None, out))
+                if b + size < n and self.should_stop():
+                    return True
+        finally:
+            close = getattr(frames, "close", None)
+            if close:
+                close()
+        return False
+
+    def _stopped(self, how: str = "Interrupted") -> Any:
+        result = super()._stopped(how)
+        if self.stop_message:
+            result.message = self.stop_message
+        return result
+
+    def _render_candidates(self, plan: kf.KeyframePlan, start: int) -> bool:
+        """Phase 1 with ``keyframe_candidates`` N > 1: render N candidates of each keyframe (stage ``candidates``,
+        keyframe slot * N + candidate; candidate c with seed + c * 100003), save each keyframe's side by side as
+        ``<job>/candidates/<frame:06d>.png``; then, once ``keyframe_picks`` is given, take each keyframe's pick into
+        ``keys`` (recorded in the manifest's ``keyframes.picks``; a keyframe already taken keeps it). True if
+        stopped, also when the picks are still to be made."""
+        from .params import parse_picks
+        from .workspace import atomic_write_bytes, encode_png
+
+        job = self.job
+        n, count = len(plan.frames), self.candidates
+        stage = "candidates"
+        job.set_stage_total(stage, n * count)
+        done = job.frames_done(stage)
+        job.truncate_stage(stage, done)
+        sheets = job.root / "candidates"
+        if done < n * count:
+            first_slot = done // count
+            window: dict[int, np.ndarray] = {}
+            frames = self._video_frames(max(0, plan.frames[first_slot] - self.before))
+            try:
+                for slot in range(first_slot, n):
+                    index = plan.frames[slot]
+                    upto = min(index + self.after, self.plan.total - 1)
+                    while not window or max(window) < upto:
+                        try:
+                            i, rgb = next(frames)
+                        except StopIteration:
+                            break
+                        window[i] = rgb
+                    for k in [k for k in window if k < index - self.before]:
+                        del window[k]
+                    outs = []
+                    for c in range(count):
+                        if slot * count + c < done:
+                            outs.append(job.read_frame(stage, slot * count + c))
+                            continue
+                        ctx = self._context(index, window[index], window[index], window)
+                        for st in self.stages:
+                            st.analyse(ctx)
+                        req = self._request(ctx)
+                        req.seed = (req.seed + c * 100003) % 2**32
+                        images = self.renderer.render(req)
+                        self._host_notices()
+                        if not images:
+                            raise Vid2VidError(f"The renderer returned no image for keyframe {index}")
+                        from .loop import infotext
+
+                        text = getattr(self.renderer, "last_infotext", "") or infotext(req)
+                        out, record = self._finish(ctx, req, images, text)
+                        record.update(frame=index, candidate=c)
+                        text = record.pop("_infotext", None)
+                        job.write_frame(stage, slot * count + c, out, record,
+                                        text={"parameters": text} if text else None)
+                        outs.append(out)
+                        self.progress(Progress("candidates", slot * count + c + 1, n * count, None, out))
+                    sheets.mkdir(exist_ok=True)
+                    atomic_write_bytes(keyframe_path(sheets, index), encode_png(np.concatenate(outs, axis=1)))
+                    if slot + 1 < n and self.should_stop():
+                        return True
+            finally:
+                close = getattr(frames, "close", None)
+                if close:
+                    close()
+        picks_text = self.settings.job.keyframe_picks.strip()
+        if not picks_text:
+            self.stop_message = (f"{count} candidates of each of the {n} keyframes are in {sheets} (side by side, "
+                                 f"the first is 0): pick them with keyframe_picks, e.g. '{plan.frames[0]}:1' "
+                                 f"(others take 0), and run the same job again")
+            job.log(self.stop_message)
+            return True
+        picks = parse_picks(picks_text, count)
+        unknown = sorted(set(picks) - set(plan.frames))
+        if unknown:
+            raise Vid2VidError(f"keyframe_picks: frame {unknown[0]} is not a keyframe (they are "
+                               f"{', '.join(map(str, plan.frames))})")
+        recorded = job.manifest.setdefault("keyframes", {}).setdefault("picks", {})
+        for slot in range(start, n):
+            index = plan.frames[slot]
+            c = picks.get(index, 0)
+            recorded[str(index)] = c
+            record = dict(job.manifest["frames"][stage][slot * count + c])
+            job.write_frame(KEYS_STAGE, slot, job.read_frame(stage, slot * count + c), record)
+        job.save()
+        return False
+
+    def _render_grid(self, ctxs: list[FrameContext]) -> list[tuple[np.ndarray, dict[str, Any]]]:
+        """Up to grid x grid keyframes in one render: each keyframe's request (all stages prepared) tiled row by
+        row into one image of grid x (width, height) pixels (empty cells repeat the last keyframe), rendered with
+        the first keyframe's seed, prompt and settings, split again; each tile then corrected as its own frame."""
+        from .loop import fit_size, infotext
+        from .params import MAX_SIDE
+
+        g = self.grid
+        w, h = self.plan.width, self.plan.height
+        if g * w > MAX_SIDE or g * h > MAX_SIDE:
+            raise Vid2VidError(f"keyframe_grid {g}: {g} x {w}x{h} frames make a {g * w}x{g * h} image, above the "
+                               f"{MAX_SIDE} pixels a side the hosts sample in one piece (and your host may allow "
+                               f"less); use a smaller grid or frame size")
+        reqs = [self._request(c) for c in ctxs]
+        cells = reqs + [reqs[-1]] * (g * g - len(reqs))
+
+        def tile(images: list[np.ndarray]) -> np.ndarray:
+            return np.concatenate([np.concatenate(images[r * g:(r + 1) * g], axis=1) for r in range(g)], axis=0)
+
+        masks = None
+        if any(r.mask is not None for r in cells):
+            masks = tile([r.mask if r.mask is not None else np.ones((h, w), np.float32) for r in cells])
+        control = tile([r.control_image for r in cells]) if all(r.control_image is not None for r in cells) else None
+        big = dataclasses.replace(reqs[0], init=tile([r.init for r in cells]), mask=masks, control_image=control)
+        images = self.renderer.render(big)
+        self._host_notices()
+        if not images:
+            raise Vid2VidError(f"The renderer returned no image for the keyframe grid from frame {ctxs[0].index}")
+        text = getattr(self.renderer, "last_infotext", "") or infotext(big)
+        images = [fit_size(img, g * w, g * h) for img in images]
+        out = []
+        for k, (ctx, req) in enumerate(zip(ctxs, reqs)):
+            r, c = divmod(k, g)
+            tiles = [np.ascontiguousarray(img[r * h:(r + 1) * h, c * w:(c + 1) * w]) for img in images]
+            frame, record = self._finish(ctx, req, tiles, text)
+            record["grid"] = [ctxs[0].index, k]
+            out.append((frame, record))
+        return out
+
+    def _outside_keyframe(self, index: int) -> np.ndarray:
+        from .loop import fit_size
+        from .workspace import read_png
+
+        path = keyframe_path(self.folder, index)
+        if not path.is_file():
+            raise Vid2VidError(f"keyframe {index}: {path} is missing: put a restyled PNG of every exported keyframe "
+                               f"in keyframe_folder (same names), or clear keyframe_folder to render them")
+        try:
+            img = read_png(path)
+        except Exception as exc:  # noqa: BLE001 - any unreadable file is the user's to replace
+            raise Vid2VidError(f"keyframe {index}: {path} cannot be read as an image ({exc}): save it as PNG") from None
+        if img.ndim == 2:
+            img = np.repeat(img[..., None], 3, axis=2)
+        return fit_size(np.ascontiguousarray(img[..., :3]), self.plan.width, self.plan.height)
+
+    def _propagate(self, plan: kf.KeyframePlan) -> bool:
+        """Phase 2: every frame of pass1 from the keyframes; True if stopped."""
+        job = self.job
+        stage = self.stage_name(0)
+        total = self.plan.total
+        job.set_stage_total(stage, total)
+        start = job.frames_done(stage)
+        job.truncate_stage(stage, start)
+        if start >= total:
+            return False
+        if start:
+            job.log(f"{stage}: resuming at frame {start}")
+        segments = [s for s in plan.segments() if s.last >= start]
+        frames = self._video_frames(max(0, segments[0].a - self.before))
+        buffer: dict[int, np.ndarray] = {}
+        keys: dict[int, np.ndarray] = {}
+        info = job.manifest.setdefault("keyframes", {})
+        info.setdefault("fill_renders", [])
+        info.setdefault("unseen", {})
+
+        def source(upto: int) -> None:
+            while not buffer or max(buffer) < upto:
+                try:
+                    i, rgb = next(frames)
+                except StopIteration:
+                    raise Vid2VidError(f"The video ended before frame {upto}: start a new job") from None
+                buffer[i] = rgb
+
+        def key(index: int) -> np.ndarray:
+            if index not in keys:
+                keys[index] = job.read_frame(KEYS_STAGE, plan.slot(index))
+            return keys[index]
+
+        prev_out = job.read_frame(stage, start - 1) if start else None
+        prev_flows: dict[int, np.ndarray] = {}
+        measure = ThreadPoolExecutor(1, thread_name_prefix="vid2vid-measure")
+        measuring: Future | None = None
+        try:
+            for seg in segments:
+                end = seg.b if seg.b is not None else seg.last
+                source(end + self.after)
+                for k in [k for k in buffer if k < seg.a - self.before]:
+                    del buffer[k]
+                for k in [k for k in keys if k < seg.a]:
+                    del keys[k]
+                made: Iterator = iter(())
+                seg_flows: dict[int, np.ndarray] = {}
+                if seg.last > seg.a:
+                    made = kf.propagate_segment([buffer[k] for k in range(seg.a, end + 1)], key(seg.a),
+                                                key(seg.b) if seg.b is not None else None, self.ps, seg_flows)
+                for t in range(seg.a, seg.last + 1):
+                    if t == seg.a:
+                        frame, record = key(t), {"keyframe": t}
+                    else:
+                        j, made_frame, unseen = next(made)
+                        assert j == t - seg.a
+                        if t < start:
+                            continue
+                        frame, record = self._fill(t, made_frame, unseen, buffer, seg)
+                    if t < start:
+                        continue
+                    frame = self._finish_propagated(t, frame, buffer)
+                    back = seg_flows.get(t - seg.a) if t > seg.a else prev_flows.get(t)
+                    prev_out = self._frame_stats(t, frame, buffer, prev_out, record, plan, back)
+                    job.write_frame(stage, t, frame, record)
+                    if t == plan.group_of(t)[1]:
+                        self._check_group(plan.group_of(t))
+                    if self.sink is not None:
+                        self.sink(t, frame)
+                    if self.meter is not None:  # the job report, beside the next frames (it keeps its own state)
+                        if measuring is not None:
+                            measuring.result()
+                        measuring = measure.submit(self.meter.push, t, buffer[t], frame)
+                    self.progress(Progress(stage, t + 1, total, None, frame))
+                    if t + 1 < total and self.should_stop():
+                        job.save()
+                        return True
+                prev_flows = {seg.a + j: f for j, f in seg_flows.items()}
+        finally:
+            measure.shutdown(wait=True)
+            close = getattr(frames, "close", None)
+            if close:
+                close()
+        job.save()
+        return False
+
+    def _frame_stats(self, t: int, frame: np.ndarray, buffer: dict[int, np.ndarray], prev_out: np.ndarray | None,
+                     record: dict[str, Any], plan: kf.KeyframePlan, back: np.ndarray | None) -> np.ndarray:
+        """Problem-detection statistics of frame ``t`` into its record, on luma Y (BT.601, 0..1), with ``f`` the
+        source's flow t -> t-1 (``back``, or computed)::
+
+            change        = mean |Y(out_t) - warp(Y(out_t-1), f)|     what the output does beyond the motion
+            source_change = mean |Y(src_t) - warp(Y(src_t-1), f)|     the same of the source
+            offset        = mean Y(out_t) - mean Y(src_t)
+
+        (change and source_change are 0 at a group's first frame.) Returns the frame (the next previous output)."""
+        from . import flow
+
+        def luma(img: np.ndarray) -> np.ndarray:
+            return cv2.cvtColor(img, cv2.COLOR_RGB2GRAY).astype(np.float32) * np.float32(1 / 255)
+
+        y_out, y_src = luma(frame), luma(buffer[t])
+        record["offset"] = round(float(y_out.mean() - y_src.mean()), 6)
+        if plan.group_of(t)[0] == t or prev_out is None:
+            record["change"] = record["source_change"] = 0.0
+            return frame
+        if back is None:
+            back = flow.compute_flow(buffer[t], buffer[t - 1], quality=self.ps.flow_quality)
+        record["change"] = round(float(np.abs(y_out - flow.warp(luma(prev_out), back)).mean()), 6)
+        record["source_change"] = round(float(np.abs(y_src - flow.warp(luma(buffer[t - 1]), back)).mean()), 6)
+        return frame
+
+    def _check_group(self, group: tuple[int, int]) -> None:
+        """Compare a finished scene group's frame-to-frame change and colour with its source's (records of pass1):
+
+            change ratio = (sum change + 0.005 n) / (sum source_change + 0.005 n)     n = frames of the group
+            colour drift = max offset - min offset over the group                     (luma 0..1)
+            unseen share = unseen pixels / all pixels of the group
+
+        A group is flagged when the change ratio is above ``keyframe_problem_ratio`` or the colour drift above 0.05
+        (manifest ``keyframes.groups``, a job-log warning and a result note: add keyframes to that group with
+        ``keyframe_add``, or pick another seed)."""
+        limit = self.settings.temporal.keyframe_problem_ratio
+        first, last = group
+        records = self.job.manifest["frames"].get(self.stage_name(0), [])[first:last + 1]
+        if len(records) < last - first + 1:
+            return
+        n = len(records)
+        change = sum(r.get("change", 0.0) for r in records)
+        source = sum(r.get("source_change", 0.0) for r in records)
+        offsets = [r.get("offset", 0.0) for r in records]
+        ratio = (change + 0.005 * n) / (source + 0.005 * n)  # 0.005: about 1.3 levels, the noise floor
+        drift = max(offsets) - min(offsets)
+        plan = self.keyframe_plan()
+        size = self.plan.width * self.plan.height
+        unseen = sum(int(r.get("unseen", 0)) for r in records) / (size * n)
+        why = []
+        if limit > 0 and ratio > limit:
+            why.append(f"changes {ratio:.1f}x as much as the source")
+        if limit > 0 and drift > 0.05:
+            why.append(f"colour drifts by {drift:.3f}")
+        entry = {"first": first, "last": last, "keyframes": [f for f in plan.frames if first <= f <= last],
+                 "change_ratio": round(ratio, 4), "colour_drift": round(drift, 4), "unseen_share": round(unseen, 4),
+                 "flagged": bool(why), "why": "; ".join(why)}
+        groups = self.job.manifest["keyframes"].setdefault("groups", [])
+        groups[:] = [g for g in groups if g.get("first") != first] + [entry]
+        groups.sort(key=lambda g: g["first"])
+        if why:
+            note = (f"keyframes: scene frames {first}-{last} {entry['why']}: add keyframes there (keyframe_add) or "
+                    f"try another seed")
+            self.job.log(note, warning=True)
+            if note not in self.notices:
+                self.notices.append(note)
+
+    def _fill(self, t: int, made_frame: np.ndarray, unseen: np.ndarray, buffer: dict[int, np.ndarray],
+              seg: kf.Segment) -> tuple[np.ndarray, dict[str, Any]]:
+        """A propagated frame with its unseen pixels filled (source, or a light render): (RGB uint8, record)."""
+        src = buffer[t]
+        count = int(unseen.sum())
+        record: dict[str, Any] = {"from": [seg.a] + ([seg.b] if seg.b is not None else []), "unseen": count}
+        filled = kf.fill_unseen(made_frame, unseen, src)
+        info = self.job.manifest["keyframes"]
+        if count:
+            info["unseen"][str(t)] = count
+        if self.fill != "render" or count < self.fill_min * unseen.size:
+            return filled, record
+        hole = cv2.dilate(unseen.astype(np.uint8), np.ones((5, 5), np.uint8)).astype(np.float32)
+        ctx = self._context(t, filled, src, buffer)
+        for stage in self.stages:
+            stage.analyse(ctx)
+        ctx.analysis["fill_mask"] = hole
+        saved = self.stages
+        self.stages = [*saved, _FillMaskStage()]
+        try:
+            rendered, rec = self._render_frame(ctx)
+        finally:
+            self.stages = saved
+        rec.pop("_infotext", None)
+        m = hole[..., None]
+        out = to_uint8_255(filled.astype(np.float32) + m * (rendered.astype(np.float32) - filled.astype(np.float32)))
+        if t not in info["fill_renders"]:
+            info["fill_renders"].append(t)
+        record.update(fill="render", seed=rec.get("seed"))
+        return out, record
+
+    def _finish_propagated(self, t: int, frame: np.ndarray, buffer: dict[int, np.ndarray]) -> np.ndarray:
+        """Masks of frame ``t`` (saved as frames/masks), and mask-only: ``out = S + M * (X - S)``."""
+        if not self._mask_stages:
+            return frame
+        ctx = self._context(t, buffer[t], buffer[t], buffer)
+        for st in self._mask_stages:
+            st.analyse(ctx)
+        mask = ctx.analysis.get("mask")
+        if self.mask_only and mask is not None:
+            src = buffer[t].astype(np.float32)
+            frame = to_uint8_255(src + mask[..., None] * (frame.astype(np.float32) - src))
+        for st in self._mask_stages:
+            st.done(ctx, frame)
+        return frame
+
+
+def export_keyframes(settings: Settings, folder: str | Path) -> tuple[kf.KeyframePlan, list[Path]]:
+    """Choose the keyframes of ``settings``' video and write their *source* frames as ``<folder>/<frame:06d>.png``
+    (RGB, output size), for restyling outside; read back with ``keyframe_folder``. Returns the plan and the files."""
+    from . import video
+    from .loop import make_plan
+    from .workspace import atomic_write_bytes, encode_png
+
+    info = video.probe(settings.video.input)
+    plan = make_plan(settings, info)
+    kplan = choose_for_settings(settings)
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    wanted = set(kplan.frames)
+    paths = []
+    v = settings.video
+    for i, rgb in video.iter_frames(settings.video.input, fps=plan.fps if v.fps else None, start=plan.start,
+                                    end=plan.end, size=(plan.width, plan.height), resize_mode=v.resize_mode):
+        if i >= plan.total:
+            break
+        if i in wanted:
+            path = keyframe_path(folder, i)
+            atomic_write_bytes(path, encode_png(rgb))
+            paths.append(path)
+    return kplan, paths
+
+
+def choose_for_settings(settings: Settings) -> kf.KeyframePlan:
+    """The keyframe plan a job with these settings would use (the CLI's --dry-run shows it)."""
+    from . import video
+    from .loop import make_plan
+
+    info = video.probe(settings.video.input)
+    plan = make_plan(settings, info)
+    v = settings.video
+    frames = (rgb for _, rgb in video.iter_frames(settings.video.input, fps=plan.fps if v.fps else None,
+                                                  start=plan.start, end=plan.end, size=(plan.width, plan.height),
+                                                  resize_mode=v.resize_mode))
+    return plan_from_settings(settings, frames, plan.total)
+
+
+def keyframe_strip(settings: Settings, height: int = 72, max_keys: int = 48) -> tuple[kf.KeyframePlan, np.ndarray]:
+    """The keyframe plan of ``settings``' video and a strip of its keyframes' source frames for a UI to show
+    before rendering: RGB uint8, thumbnails ``height`` pixels high side by side (at most ``max_keys``, the first
+    ones), each labelled with its frame number and reason ("c" marks a scene cut)."""
+    from . import video
+    from .loop import make_plan
+
+    info = video.probe(settings.video.input)
+    plan = make_plan(settings, info)
+    v = settings.video
+    kplan_frames: list[np.ndarray] = []
+    stream = video.iter_frames(settings.video.input, fps=plan.fps if v.fps else None, start=plan.start, end=plan.end,
+                               size=(plan.width, plan.height), resize_mode=v.resize_mode)
+    thumbs: dict[int, np.ndarray] = {}
+    width = max(1, round(plan.width * height / plan.height))
+
+    def thumbnails(stream):
+        for i, rgb in stream:
+            thumbs[i] = cv2.resize(rgb, (width, height), interpolation=cv2.INTER_AREA)
+            yield rgb
+
+    kplan = plan_from_settings(settings, thumbnails(stream), plan.total)
+    for i in kplan.frames[:max_keys]:
+        t = thumbs[i].copy()
+        label = f"{i}{'c' if kplan.reasons.get(i) == 'cut' else ''}"
+        cv2.putText(t, label, (3, height - 5), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (0, 0, 0), 3, cv2.LINE_AA)
+        cv2.putText(t, label, (3, height - 5), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (255, 255, 255), 1, cv2.LINE_AA)
+        kplan_frames.append(t)
+    return kplan, np.concatenate(kplan_frames, axis=1)

@@ -1,0 +1,418 @@
+"""Probe a video file: size, rotation, frame rate, frame count, duration, audio streams (PyAV, no subprocess).
+
+Times are seconds; ``VideoInfo.start_time`` is the first frame's timestamp on the container clock, and
+every other time in this package is measured from it (so ``start=0`` is source frame 0). Frame rates are
+:class:`fractions.Fraction` (frames per second) so 30000/1001 stays exact.
+
+:func:`open_input` is the one way this package opens a media file for reading: a missing path, a folder, a
+pipe or a device, or a file FFmpeg cannot open is a one-line :class:`~lib_vid2vid.errors.VideoError`.
+
+What counts as a video (:func:`video_format_problem`)
+----------------------------------------------------
+FFmpeg opens far more than videos: a ``.txt`` file through its ``tty`` demuxer (an ANSI-art "video" of the
+text), a photo through ``image2`` / ``png_pipe``, a playlist through ``hls`` (which would fetch other files or
+URLs while opening). :func:`open_input` lets FFmpeg run only the demuxers of :data:`_OPENABLE`, so playlists
+never run; and :func:`probe` accepts a file only when FFmpeg's demuxer is one of :data:`VIDEO_DEMUXERS` and its
+first video stream's codec (FFmpeg's canonical name, whatever decoder runs it) is one of :data:`VIDEO_CODECS`;
+anything else is a one-line VideoError saying what FFmpeg took the file for, what is accepted and what to do.
+Decisions:
+
+* accepted containers: MP4/MOV (and 3GP, MJ2), Matroska/WebM, AVI, MPEG-TS (ts, m2ts, mts), MPEG-PS (mpg,
+  vob), FLV, Ogg (ogv), GIF (animated; a one-frame GIF is a one-frame video), ASF (wmv), MXF, NUT, YUV4MPEG
+  (y4m), DV and IVF. All of them carry timestamps, so the frame rate and the audio sync are the file's own.
+* refused: still images and image sequences (image2, ``*_pipe``, APNG, WebP): a photo is not a video;
+  text and art formats (tty, bintext, xbin, idf, adf); raw elementary streams without a container (h264,
+  hevc, mpegvideo, m4v, obu, rawvideo ...): they have no timestamps, so FFmpeg would guess 25 fps; wrap them
+  first (``ffmpeg -framerate 30 -i in.h264 -c copy out.mp4``); playlists and network protocols (hls, dash,
+  concat).
+* codecs: the video codecs cameras, phones, editors and screen recorders write (H.264, HEVC, AV1, VP8/9,
+  MPEG-1/2/4, ProRes, DNxHD, DV, Motion JPEG, Theora, WMV/VC-1, FFV1, HuffYUV, Ut Video, QuickTime
+  Animation, raw video in AVI/MOV/y4m ...). Of the image codecs only those that cameras and editors put in
+  movie files count (Motion JPEG, JPEG 2000, PNG, TIFF), and only inside one of the containers above
+  (Motion JPEG in AVI, PNG in MOV), never as a file of their own; others (Targa, SGI, JPEG-LS ...) are refused
+  with "re-encode it".
+"""
+
+from __future__ import annotations
+
+import stat
+from dataclasses import asdict, dataclass
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+
+from .errors import CorruptVideoError, VideoError
+
+#: Packets demuxed (not decoded) by :func:`probe` to measure frame count, duration and pts regularity.
+#: Past this many packets the container's frame count is trusted when it agrees with its duration.
+PROBE_SCAN_LIMIT = 5000
+#: FFmpeg demuxers (``container.format.name`` lists several, comma-separated) whose files are videos.
+VIDEO_DEMUXERS = frozenset({
+    "mov", "mp4", "m4a", "3gp", "3g2", "mj2", "matroska", "webm", "avi", "mpegts", "mpeg", "flv", "ogg", "gif",
+    "asf", "mxf", "nut", "yuv4mpegpipe", "dv", "ivf",
+})
+#: FFmpeg canonical codec names (``avcodec_get_name``) of the video codecs accepted in those containers.
+VIDEO_CODECS = frozenset({
+    "h264", "hevc", "vvc", "av1", "vp8", "vp9", "mpeg1video", "mpeg2video", "mpeg4", "h261", "h263", "h263p",
+    "msmpeg4v1", "msmpeg4v2", "msmpeg4v3", "wmv1", "wmv2", "wmv3", "vc1", "flv1", "vp6", "vp6f", "vp6a",
+    "theora", "vp3", "prores", "dnxhd", "dvvideo", "cfhd", "hap", "dirac", "v210", "rawvideo", "ffv1", "huffyuv",
+    "ffvhuff", "utvideo", "magicyuv", "qtrle", "cinepak", "svq1", "svq3", "rpza", "smc", "msrle", "msvideo1",
+    "tscc2", "gif", "mjpeg", "mjpegb", "jpeg2000", "png", "tiff",
+})
+ACCEPTED_CONTAINERS = ("mp4/mov, mkv/webm, avi, mpeg-ts (ts, m2ts), mpeg-ps (mpg), flv, ogg/ogv, gif, asf/wmv, "
+                       "mxf, nut, y4m, dv or ivf")
+"""The accepted containers in the words of the error messages."""
+_IMAGE_DEMUXERS = ("image2", "_pipe", "apng", "webp")
+_TEXT_DEMUXERS = ("tty", "bintext", "xbin", "idf", "adf")
+_RAW_DEMUXERS = ("h264", "hevc", "vvc", "mpegvideo", "m4v", "obu", "rawvideo", "cavsvideo", "vc1", "dirac",
+                 "h261", "h263", "ingenient", "avs2", "avs3")
+
+_OPENABLE = frozenset(
+    VIDEO_DEMUXERS | set(_TEXT_DEMUXERS) | set(_RAW_DEMUXERS) | {"image2", "apng", "mp3", "wav", "flac", "aac", "aiff"}
+    | {name for name in av.formats_available if name.endswith("_pipe")}
+)
+"""Demuxers FFmpeg may run on a file at all (``format_whitelist``): the video containers, plus those whose
+files are refused with a precise reason (text, images, raw streams, audio). Any other demuxer never runs, so
+a playlist or a concat list (hls, dash, concat ...) cannot make FFmpeg open further files or URLs: such a file
+is simply unreadable."""
+_OPEN_OPTIONS = {"format_whitelist": ",".join(sorted(_OPENABLE))}
+
+#: A stream is variable-frame-rate when its pts spacing varies by more than this fraction of the median
+#: spacing (and by more than one time-base tick, so millisecond rounding in mkv is not called VFR).
+_VFR_TOLERANCE = 0.05
+
+
+@dataclass(frozen=True)
+class AudioInfo:
+    """One audio stream. ``start`` and ``duration`` are seconds on the container clock (None if unknown)."""
+
+    index: int
+    codec: str
+    sample_rate: int
+    channels: int
+    start: float
+    duration: float | None
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    """What :func:`probe` learns about a video file.
+
+    ``width`` x ``height`` is the display size, after ``rotation`` (clockwise degrees, 0/90/180/270) is
+    applied to the coded ``coded_width`` x ``coded_height`` picture. ``fps`` is the average frame rate;
+    ``is_vfr`` says whether the pts spacing varies. ``duration`` (seconds) runs from the first frame's
+    timestamp ``start_time`` (container clock) to the end of the last frame; for constant-rate video it is
+    ``frame_count / fps``. ``last_frame_time`` is the last frame's timestamp relative to ``start_time`` when
+    all packets were scanned, else None.
+    """
+
+    path: str
+    width: int
+    height: int
+    coded_width: int
+    coded_height: int
+    rotation: int
+    fps: Fraction
+    is_vfr: bool
+    frame_count: int
+    duration: float
+    codec: str
+    start_time: float
+    audio: tuple[AudioInfo, ...]
+    last_frame_time: float | None = None
+
+    def to_dict(self) -> dict:
+        """JSON-ready dict; ``fps`` becomes the string "num/den"."""
+        d = asdict(self)
+        d["fps"] = f"{self.fps.numerator}/{self.fps.denominator}"
+        d["audio"] = [asdict(a) for a in self.audio]
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> VideoInfo:
+        """Inverse of :meth:`to_dict` (for a manifest read back from disk)."""
+        d = dict(d)
+        d["fps"] = Fraction(d["fps"])
+        d["audio"] = tuple(AudioInfo(**a) for a in d.get("audio", ()))
+        return cls(**d)
+
+
+def display_name(path: Path) -> str:
+    """The file name for messages (the whole path when it has no name part)."""
+    return path.name or str(path)
+
+
+def open_input(path) -> av.container.InputContainer:
+    """Open ``path`` for reading or raise a one-line VideoError (missing, a folder, not a media file)."""
+    p = Path(path)
+    if not p.exists():
+        raise VideoError(f"Video not found: {p}: check the path")
+    if p.is_dir():
+        raise VideoError(f"{p} is a folder, not a video file: give the path of a video file")
+    kind = _special_kind(p)
+    if kind:  # FFmpeg would wait on a pipe with no writer, or read a device forever
+        raise VideoError(f"{p} is {kind}, not a regular file: give a video file (copy the stream to a file first)")
+    try:
+        return av.open(str(p), mode="r", metadata_errors="ignore", container_options=_OPEN_OPTIONS)
+    except (av.FFmpegError, OSError, UnicodeDecodeError, ValueError) as e:
+        raise VideoError(
+            f"{display_name(p)} is not a video or cannot be read ({ffmpeg_reason(e)}): use a video file such as mp4, mkv, webm or mov"
+        ) from None
+
+
+def _special_kind(path: Path) -> str:
+    """"" for a regular file (or one that cannot be stat'ed: opening it reports why), else what it is."""
+    try:
+        mode = path.stat().st_mode
+    except OSError:
+        return ""
+    if stat.S_ISREG(mode):
+        return ""
+    if stat.S_ISFIFO(mode):
+        return "a named pipe (FIFO)"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "a device"
+    return "a special file"
+
+
+def ffmpeg_reason(e: BaseException) -> str:
+    """The human part of an FFmpeg / OS error, one line, for a message."""
+    s = str(e).strip().splitlines()
+    s = s[0] if s else type(e).__name__
+    # PyAV appends "[Errno N] ... : 'path'"; keep the human part.
+    if s.startswith("[Errno"):
+        s = s.split("]", 1)[-1].strip()
+    if ": '" in s:
+        s = s.split(": '", 1)[0]
+    return s or type(e).__name__
+
+
+def first_video_stream(c, p: Path):
+    """The first video stream of the open container ``c`` (file ``p``), or a one-line VideoError."""
+    if not c.streams.video:
+        kinds = sorted({s.type for s in c.streams}) or ["nothing"]
+        raise VideoError(
+            f"{display_name(p)} has no video stream (it contains {', '.join(kinds)}): give a file with a picture track"
+        )
+    return c.streams.video[0]
+
+
+def _packet_time(pkt) -> int | None:
+    return pkt.pts if pkt.pts is not None else pkt.dts
+
+
+def _canonical_codec(stream) -> str:
+    """FFmpeg's name of the stream's codec, not of the decoder that runs it (``av1``, never ``libdav1d``)."""
+    cc = stream.codec_context
+    codec = getattr(cc, "codec", None) if cc is not None else None
+    return (getattr(codec, "canonical_name", None) or (cc.name if cc is not None else None) or "unknown").lower()
+
+
+def video_format_problem(c) -> str | None:
+    """None when the open container ``c`` is a video this package reads (see the module docstring), else
+    what FFmpeg took it for, e.g. ``"FFmpeg reads it as a text file, tty demuxer"``. Looks at the demuxer
+    and the first video stream's codec; call it on a container that has a video stream."""
+    demuxer = (c.format.name or "") if c.format is not None else ""
+    names = [n.strip() for n in demuxer.split(",") if n.strip()]
+    if not any(n in VIDEO_DEMUXERS for n in names):
+        if any(tag in demuxer for tag in _IMAGE_DEMUXERS):
+            return f"FFmpeg reads it as an image, {demuxer} demuxer"
+        if any(n in _TEXT_DEMUXERS for n in names):
+            return f"FFmpeg reads it as a text file, {demuxer} demuxer"
+        if any(n in _RAW_DEMUXERS for n in names):
+            return f"FFmpeg reads it as a raw {demuxer} stream without a container, so without timestamps"
+        return f"FFmpeg reads it with its {demuxer or 'unknown'} demuxer, which is not a video container"
+    codec = _canonical_codec(c.streams.video[0])
+    if codec not in VIDEO_CODECS:
+        return f"its picture track is {codec}, not a video codec"
+    return None
+
+
+def _format_error(p: Path, problem: str) -> VideoError:
+    """``<file> is not a video (<what FFmpeg took it for>): <what to do>; accepted: <containers and codecs>``."""
+    name = display_name(p)
+    if "without a container" in problem:
+        todo = f"put it in a container first, e.g. ffmpeg -framerate 30 -i {name} -c copy out.mp4"
+    elif "not a video codec" in problem:
+        todo = "re-encode it to a video codec, e.g. H.264 in mp4"
+    else:
+        todo = "give a video file"
+    return VideoError(f"{name} is not a video ({problem}): {todo}; accepted are {ACCEPTED_CONTAINERS} files with "
+                      f"a video codec (H.264, HEVC, VP9, AV1, ProRes ...)")
+
+
+def is_video(path) -> bool:
+    """True when ``path`` is a video :func:`probe` accepts by container and codec (frames are not checked).
+    Never raises: anything that cannot be opened is not a video."""
+    p = Path(path)
+    if _special_kind(p) or not p.is_file():
+        return False
+    try:
+        with av.open(str(p), mode="r", metadata_errors="ignore", container_options=_OPEN_OPTIONS) as c:
+            return bool(c.streams.video) and video_format_problem(c) is None
+    except Exception:  # noqa: BLE001 - anything FFmpeg cannot open is not a video
+        return False
+
+
+def has_video(path) -> bool:
+    """True when ``path`` has at least one video stream."""
+    with open_input(path) as c:
+        return bool(c.streams.video)
+
+
+def probe(path) -> VideoInfo:
+    """Read a video's size, rotation, frame rate, frame count, duration and audio streams.
+
+    The frame count and duration come from demuxing packets (no decoding) when the file has at most
+    :data:`PROBE_SCAN_LIMIT` of them, else from the container when its count agrees with its duration
+    (else the whole file is demuxed). When the file holds fewer packets than its header promises (a
+    truncated file), the promised count is reported so that :func:`~lib_vid2vid.video_decode.iter_frames` stops with a
+    CorruptVideoError naming the first missing frame. The first frame is decoded to read the rotation and
+    to check that the stream can be decoded at all. A file that is not a video by container and codec (a
+    text file, a photo, a raw stream; see the module docstring) is a one-line VideoError.
+    """
+    p = Path(path)
+    with open_input(p) as c:
+        vs = first_video_stream(c, p)
+        problem = video_format_problem(c)
+        if problem is not None:
+            raise _format_error(p, problem)
+        tb = vs.time_base or Fraction(1, 90000)
+        codec = vs.codec_context.name if vs.codec_context else "unknown"
+        audio = tuple(
+            AudioInfo(
+                index=a.index,
+                codec=a.codec_context.name if a.codec_context else "unknown",
+                sample_rate=int(a.codec_context.sample_rate or 0) if a.codec_context else 0,
+                channels=int(a.codec_context.channels or 0) if a.codec_context else 0,
+                start=float(a.start_time * a.time_base) if a.start_time is not None and a.time_base else 0.0,
+                duration=float(a.duration * a.time_base) if a.duration and a.time_base else None,
+            )
+            for a in c.streams.audio
+        )
+        container_frames = int(vs.frames or 0)
+        rate = vs.average_rate or vs.guessed_rate or vs.base_rate
+        stream_dur = float(vs.duration * tb) if vs.duration else (c.duration / 1e6 if c.duration else None)
+        trusted = bool(
+            container_frames > 0 and rate and stream_dur and abs(container_frames - stream_dur * rate) <= max(2, 0.01 * container_frames)
+        )
+
+        times: list[int] = []
+        last_end = None  # max(pts + duration), ticks
+        count = 0
+        complete = True
+        try:
+            for pkt in c.demux(vs):
+                if pkt.size == 0:
+                    continue
+                count += 1
+                t = _packet_time(pkt)
+                if t is not None:
+                    times.append(t)
+                    end = t + (pkt.duration or 0)
+                    last_end = end if last_end is None else max(last_end, end)
+                if count >= PROBE_SCAN_LIMIT and trusted:
+                    complete = False
+                    break
+        except av.FFmpegError:
+            pass  # a damaged tail: count what could be demuxed; iter_frames reports the frame that fails
+
+    if count == 0:
+        raise VideoError(f"{display_name(p)} has a video stream but no frames: give a video that contains pictures")
+
+    times.sort()
+    diffs = np.diff(np.asarray(times, dtype=np.int64)) if len(times) > 1 else np.zeros(0, np.int64)
+    diffs = diffs[diffs > 0]
+    is_vfr = False
+    if diffs.size:
+        med = float(np.median(diffs))
+        spread = float(diffs.max() - diffs.min())
+        is_vfr = spread > 1 and spread > _VFR_TOLERANCE * med
+    frame_count = count if complete else container_frames
+    truncated = complete and container_frames - count > max(1, 0.01 * container_frames)
+    if truncated:
+        # The header promises more frames than the file holds (a cut-off download, say). Report the promised
+        # length so iter_frames names the first missing frame instead of quietly ending early.
+        frame_count, complete = container_frames, False
+
+    if not rate:
+        if diffs.size:
+            rate = Fraction(1) / (Fraction(int(np.median(diffs))) * tb)
+        else:
+            rate = Fraction(25)
+    rate = Fraction(rate)
+    if complete and not is_vfr and len(times) > 1 and times[-1] > times[0]:
+        measured = Fraction(len(times) - 1) / ((times[-1] - times[0]) * tb)
+        if abs(measured / rate - 1) > 0.01:  # e.g. a gif whose 1/100 s delays confuse FFmpeg's average
+            rate = _nice_rate(measured)
+    start_ticks = times[0] if times else (vs.start_time or 0)
+    start_time = float(start_ticks * tb)
+    last_frame_time = float((times[-1] - start_ticks) * tb) if (times and complete) else None
+
+    if not is_vfr:
+        duration = float(Fraction(frame_count) / rate)
+    elif complete and last_end is not None and times:
+        tail = last_end - times[-1]
+        if tail <= 0:
+            tail = int(np.median(diffs)) if diffs.size else 0
+        duration = float((times[-1] + tail - start_ticks) * tb)
+    else:
+        duration = stream_dur or float(Fraction(frame_count) / rate)
+    if is_vfr and duration > 0:
+        rate = Fraction(frame_count / duration).limit_denominator(1001)
+
+    rotation, coded_w, coded_h = _first_frame_geometry(p)
+    if rotation in (90, 270):
+        width, height = coded_h, coded_w
+    else:
+        width, height = coded_w, coded_h
+    return VideoInfo(
+        path=str(p),
+        width=width,
+        height=height,
+        coded_width=coded_w,
+        coded_height=coded_h,
+        rotation=rotation,
+        fps=rate,
+        is_vfr=bool(is_vfr),
+        frame_count=int(frame_count),
+        duration=float(duration),
+        codec=codec,
+        start_time=start_time,
+        audio=audio,
+        last_frame_time=last_frame_time,
+    )
+
+
+def _nice_rate(measured: Fraction) -> Fraction:
+    """Snap a measured frame rate to n or n*1000/1001 fps when within 0.5 %, else a small fraction."""
+    for cand in (Fraction(round(measured)), Fraction(round(measured * Fraction(1001, 1000)) * 1000, 1001)):
+        if cand > 0 and abs(measured / cand - 1) <= Fraction(1, 200):
+            return cand
+    return measured.limit_denominator(1001)
+
+
+def _first_frame_geometry(p: Path) -> tuple[int, int, int]:
+    """Decode the first frame: (clockwise display rotation, coded width, coded height)."""
+    with open_input(p) as c:
+        vs = first_video_stream(c, p)
+        try:
+            frame = next(iter(c.decode(vs)), None)
+        except av.FFmpegError as e:
+            raise CorruptVideoError(
+                0, f"{display_name(p)}: cannot decode the first video frame ({ffmpeg_reason(e)}): the file is damaged or the codec is unsupported; re-encode it"
+            ) from None
+        if frame is None:
+            raise VideoError(f"{display_name(p)} has a video stream but no decodable frames: give a video that contains pictures")
+        ccw = frame.rotation  # counter-clockwise degrees of the display matrix, -180..180
+        if not ccw:
+            try:
+                ccw = -int(float(vs.metadata.get("rotate", 0)))
+            except ValueError:
+                ccw = 0
+        rotation = int(round(-ccw / 90.0)) * 90 % 360
+        return rotation, int(frame.width), int(frame.height)

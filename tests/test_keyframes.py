@@ -1,0 +1,461 @@
+"""Keyframes: the choice, propagation along the source's flow, scene groups, resume, mask-only, outside keyframes."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import cv2
+import numpy as np
+import pytest
+
+from lib_vid2vid import keyframes as kf
+from lib_vid2vid import video
+from lib_vid2vid.errors import SettingsError
+from lib_vid2vid.params import STRATEGIES, Settings
+from lib_vid2vid.pipeline import run_job
+from lib_vid2vid.proxy import ProxyRenderer
+from lib_vid2vid.workspace import Job
+from tests.clips import texture
+from tests.doubles import StopAfter
+
+H, W = 96, 128
+
+
+def _restyle(img: np.ndarray) -> np.ndarray:
+    """A 'render' unlike its source: channels swapped and inverted, so copying the source cannot pass."""
+    return np.ascontiguousarray(255 - img[..., ::-1])
+
+
+def _affine(img: np.ndarray, m: np.ndarray) -> np.ndarray:
+    return cv2.warpAffine(img, m, (img.shape[1], img.shape[0]), flags=cv2.INTER_LINEAR,
+                          borderMode=cv2.BORDER_REFLECT101)
+
+
+def _motion(kind: str, step: int) -> np.ndarray:
+    """2x3 affine of a known motion after ``step`` frames, about the frame centre."""
+    c = (W / 2, H / 2)
+    if kind == "rotation":
+        return cv2.getRotationMatrix2D(c, 1.5 * step, 1.0)
+    if kind == "zoom":
+        return cv2.getRotationMatrix2D(c, 0.0, 1.0 + 0.025 * step)
+    raise ValueError(kind)
+
+
+# ---------------------------------------------------------------- propagation
+
+
+@pytest.mark.parametrize("kind", ["translation", "rotation", "zoom"])
+def test_propagation_follows_known_motion_away_from_borders(kind):
+    base = texture(H + 40, W + 40, seed=3)
+    if kind == "translation":
+        frames = [texture(H, W, dx=2.5 * i, dy=-1.25 * i, seed=3) for i in range(4)]
+        key = _restyle(frames[0])
+        # the moved render: the render of the unmoved texture, shifted the same way
+        expected = [_restyle(f) for f in frames]
+    else:
+        src0 = base[20:20 + H, 20:20 + W]
+        frames = [_affine(src0, _motion(kind, i)) for i in range(4)]
+        key = _restyle(frames[0])
+        expected = [_affine(key, _motion(kind, i)) for i in range(4)]
+    got = {j: (out, unseen) for j, out, unseen in kf.propagate_segment(frames, key, None)}
+    assert sorted(got) == [1, 2, 3]
+    m = 12  # away from the borders (content entering the frame is unseen there)
+    for j, (out, unseen) in got.items():
+        err = np.abs(out[m:-m, m:-m] - expected[j][m:-m, m:-m].astype(np.float32)).mean()
+        copied = np.abs(out[m:-m, m:-m] - frames[j][m:-m, m:-m].astype(np.float32)).mean()
+        assert err < 4.0, f"{kind}, frame {j}: mean error {err:.2f} levels against the moved render"
+        assert copied > 20, "the propagated frame must be the render's, not the source's"
+        assert unseen[m:-m, m:-m].mean() < 0.02
+
+
+def test_two_keyframes_blend_without_ghosts_and_reproduce_both_ends():
+    frames = [texture(H, W, dx=2.0 * i, seed=4) for i in range(5)]
+    ka, kb = _restyle(frames[0]), _restyle(frames[4])
+    # a keyframe b whose picture does not match a's at all: where the two warps disagree
+    kb_other = _restyle(texture(H, W, dx=8.0, seed=11))
+    m = 12
+    for j, out, _ in kf.propagate_segment(frames, ka, kb_other):
+        a = _restyle(frames[j]).astype(np.float32)[m:-m, m:-m]
+        b = _restyle(texture(H, W, dx=2.0 * j, seed=11)).astype(np.float32)[m:-m, m:-m]  # b moved to frame j
+        o = out[m:-m, m:-m]
+        differ = np.abs(a - b).mean(axis=2) > 40
+        da, db = np.abs(o - a).mean(axis=2), np.abs(o - b).mean(axis=2)
+        assert differ.mean() > 0.2
+        assert np.median(np.minimum(da, db)[differ]) < 6.0, f"frame {j}: where the keyframes disagree, blends"
+        from_a = (da < db)[differ].mean()
+        if j != 2:  # the nearer keyframe supplies them
+            assert from_a > 0.9 if j < 2 else from_a < 0.1, f"frame {j}: {from_a:.2f} of them from keyframe a"
+    # agreeing keyframes: a plain temporal blend reproduces the moved render everywhere inside
+    for j, out, _ in kf.propagate_segment(frames, ka, kb):
+        err = np.abs(out[m:-m, m:-m] - _restyle(frames[j])[m:-m, m:-m].astype(np.float32)).mean()
+        assert err < 3.0
+
+
+def test_occlusion_marks_revealed_area_and_entering_border():
+    bg = texture(H, W, seed=7)
+    obj = texture(32, 32, seed=9)
+    obj = np.ascontiguousarray(255 - obj)
+    frames = []
+    for i in range(3):
+        f = bg.copy()
+        x = 30 + 6 * i
+        f[40:72, x:x + 32] = obj
+        frames.append(f)
+    key = _restyle(frames[0])
+    out = {j: unseen for j, _, unseen in kf.propagate_segment(frames, key, None)}
+    revealed = np.zeros((H, W), bool)
+    revealed[42:70, 31:36] = True  # behind the object at frame 0, background at frame 1 (object moved 6 px)
+    assert out[1][revealed].mean() > 0.6, "the area the object uncovers is not marked unseen"
+    far = np.zeros((H, W), bool)
+    far[:24, :] = True
+    far[:, 100:] = True
+    assert out[1][far].mean() < 0.02, "static background far from the object must be seen"
+    # a pan: columns entering at the right border are unseen
+    pan = [texture(H, W, dx=-5.0 * i, seed=2) for i in range(3)]
+    unseen = {j: u for j, _, u in kf.propagate_segment(pan, _restyle(pan[0]), None)}
+    assert unseen[2][:, -8:].mean() > 0.8
+    assert unseen[2][:, : W - 16].mean() < 0.02
+
+
+# ---------------------------------------------------------------- choice
+
+
+def _shots() -> list[np.ndarray]:
+    """30 frames: shot A (0-9) panning; a cut at 10 to shot B, still for 10-19, then a fast pan 20-29."""
+    frames = [texture(H, W, dx=2.0 * i, seed=1) for i in range(10)]
+    dark = lambda img: (img // 3).astype(np.uint8)  # noqa: E731 - another histogram: a cut
+    frames += [dark(texture(H, W, seed=5)) for _ in range(10)]
+    frames += [dark(texture(H, W, dx=9.0 * (i + 1), seed=5)) for i in range(10)]
+    return frames
+
+
+def test_interval_choice_with_a_cut_and_user_changes():
+    frames = _shots()
+    plan = kf.choose_keyframes(iter(frames), 30, mode="interval", interval=4)
+    assert plan.groups == [(0, 9), (10, 29)]
+    assert plan.frames == [0, 4, 8, 10, 14, 18, 22, 26]
+    assert plan.reasons[0] == "start" and plan.reasons[10] == "cut" and plan.reasons[4] == "interval"
+    plan = kf.choose_keyframes(iter(frames), 30, mode="interval", interval=4, add=[5, 29], remove=[4, 18])
+    assert plan.frames == [0, 5, 8, 10, 14, 22, 26, 29] and plan.reasons[5] == "user"
+    with pytest.raises(SettingsError, match="starts a scene"):
+        kf.choose_keyframes(iter(frames), 30, mode="interval", remove=[10])
+    with pytest.raises(SettingsError, match="outside the processed range"):
+        kf.choose_keyframes(iter(frames), 30, mode="interval", add=[30])
+
+
+def test_adaptive_choice_follows_change_against_the_last_keyframe():
+    frames = _shots()
+    plan = kf.choose_keyframes(iter(frames), 30, mode="adaptive", min_gap=2, max_gap=9, threshold=1.0,
+                               colour_weight=10, motion_weight=5)
+    assert plan.groups == [(0, 9), (10, 29)]
+    still = [f for f in plan.frames if 10 <= f < 20]
+    moving = [f for f in plan.frames if 20 <= f < 30]
+    assert still == [10, 19], f"the still stretch needs only the cut and the max-gap keyframe, got {still}"
+    assert len(moving) >= 3 and all(plan.reasons[f] == "adaptive" for f in moving)
+    assert all(b - a >= 2 for a, b in zip(plan.frames, plan.frames[1:]) if plan.group_of(a) == plan.group_of(b))
+    # scores are against the last keyframe: in the still stretch they stay near zero
+    assert all(plan.scores[i] < 0.2 for i in range(12, 19))
+
+
+def test_segments_never_cross_a_cut():
+    plan = kf.choose_keyframes(iter(_shots()), 30, mode="interval", interval=4)
+    segs = plan.segments()
+    covered = [t for s in segs for t in range(s.a, s.last + 1)]
+    assert covered == list(range(30))
+    for s in segs:
+        g = plan.group_of(s.a)
+        assert g[0] <= s.last <= g[1] and (s.b is None or g[0] <= s.b <= g[1])
+    assert [s for s in segs if s.a == 8][0] == kf.Segment(8, None, 9)
+
+
+# ---------------------------------------------------------------- jobs
+
+
+def _pan_clip(path: Path, n: int = 16, cut: int | None = 10, size=(96, 64)) -> Path:
+    """A textured pan (3 px a frame), losslessly coded; from ``cut`` on another, darker shot."""
+    w, h = size
+    with av.open(str(path), "w") as c:
+        s = c.add_stream("libx264", rate=Fraction(12))
+        s.width, s.height, s.pix_fmt = w, h, "yuv444p"
+        s.options = {"crf": "0", "preset": "fast"}
+        for i in range(n):
+            img = texture(h, w, dx=3.0 * i, seed=1)
+            if cut is not None and i >= cut:
+                img = (texture(h, w, dx=-2.0 * i, seed=6) // 3).astype(np.uint8)
+            for pkt in s.encode(av.VideoFrame.from_ndarray(img, format="rgb24")):
+                c.mux(pkt)
+        for pkt in s.encode():
+            c.mux(pkt)
+    return path
+
+
+def _settings(clip, out, **kw):
+    values = dict(STRATEGIES["keyframes"], input=str(clip), output_dir=str(out), width=96, height=64, seed=7,
+                  denoise=0.5, report=False, comparison_video=False)
+    values.update(kw)
+    return Settings().replace(**values)
+
+
+def _frames(job_dir: Path, stage: str) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted((job_dir / "frames" / stage).glob("*.png"))}
+
+
+def test_job_renders_only_keyframes_and_never_propagates_across_a_cut(tmp_path):
+    clip = _pan_clip(tmp_path / "pan.mp4")
+    r = ProxyRenderer()
+    res = run_job(_settings(clip, tmp_path / "out"), r)
+    assert res.status == "done" and res.frames_done == 16
+    m = Job.open(res.job_dir).manifest
+    plan = kf.KeyframePlan.from_dict(m["keyframes"]["plan"])
+    assert plan.groups == [(0, 9), (10, 15)]
+    assert plan.frames == [0, 4, 8, 10, 14]
+    assert r.calls == 5, "only the keyframes are rendered"
+    records = m["frames"]["pass1"]
+    assert records[9]["from"] == [8], "frame 9 ends its scene: only keyframe 8 may supply it"
+    assert records[5]["from"] == [4, 8] and records[11]["from"] == [10, 14]
+    job = Job.open(res.job_dir)
+    for slot, index in enumerate(plan.frames):  # a keyframe's frame is its render
+        assert np.array_equal(job.read_frame("pass1", index), job.read_frame("keys", slot))
+        assert m["frames"]["keys"][slot]["frame"] == index
+    # frame 9 is made from shot A only: its brightness is shot A's, not the darker shot B's
+    src = [f for _, f in video.iter_frames(clip, size=(96, 64))]
+    out9 = job.read_frame("pass1", 9).astype(np.float32)
+    assert abs(out9.mean() - src[9].mean()) < abs(out9.mean() - src[10].mean())
+
+
+@pytest.mark.parametrize("stop_stage,n", [("keyframes", 2), ("pass1", 6)])
+def test_interrupted_then_resumed_gives_the_same_bytes(tmp_path, stop_stage, n):
+    clip = _pan_clip(tmp_path / "pan.mp4")
+    full = run_job(_settings(clip, tmp_path / "a"), ProxyRenderer())
+    s = _settings(clip, tmp_path / "b")
+    stop = StopAfter(n, stage=stop_stage)
+    part = run_job(s, ProxyRenderer(), should_stop=stop, progress=stop.progress)
+    assert part.status == "interrupted"
+    job = Job.open(part.job_dir)
+    assert job.frames_done("keys" if stop_stage == "keyframes" else "pass1") == n
+    r = ProxyRenderer()
+    resumed = run_job(s, r)
+    assert resumed.job_dir == part.job_dir and resumed.status == "done"
+    assert r.calls == (5 - n if stop_stage == "keyframes" else 0)
+    for stage in ("keys", "pass1"):
+        assert _frames(resumed.job_dir, stage) == _frames(full.job_dir, stage), stage
+
+
+def test_mask_only_keeps_unmasked_pixels_byte_identical(tmp_path):
+    clip = _pan_clip(tmp_path / "pan.mp4", cut=None, n=10)
+    mask = np.zeros((64, 96), np.uint8)
+    mask[10:50, 20:70] = 255
+    mask_path = tmp_path / "mask.png"
+    cv2.imwrite(str(mask_path), mask)
+    s = _settings(clip, tmp_path / "out", user_mask_kind="image", user_mask_path=str(mask_path),
+                  keyframe_mask_only=True)
+    res = run_job(s, ProxyRenderer())
+    job = Job.open(res.job_dir)
+    changed = 0
+    for i, src in video.iter_frames(clip, size=(96, 64)):
+        out = job.read_frame("pass1", i)
+        outside = mask == 0
+        assert np.array_equal(out[outside], src[outside]), f"frame {i}: an unmasked pixel changed"
+        changed += int((out[~outside] != src[~outside]).any())
+    assert changed == 10, "the masked region is restyled in every frame"
+
+
+def test_mask_only_needs_a_mask():
+    with pytest.raises(SettingsError, match="keyframe_mask_only"):
+        Settings().replace(keyframe_mode="interval", keyframe_mask_only=True)
+
+
+@pytest.mark.parametrize("values,field", [({"fdc_mode": "mean"}, "fdc_mode"), ({"init_mode": "flow_warp"}, "init_mode"),
+                                          ({"loopback_passes": 2}, "loopback_passes")])
+def test_settings_that_need_every_previous_output_are_refused(values, field):
+    with pytest.raises(SettingsError, match=field):
+        Settings().replace(keyframe_mode="interval", **values)
+
+
+def test_keyframes_from_outside_are_propagated_without_rendering(tmp_path):
+    from lib_vid2vid.keyrun import export_keyframes
+
+    clip = _pan_clip(tmp_path / "pan.mp4", cut=None, n=9)
+    s = _settings(clip, tmp_path / "out")
+    plan, paths = export_keyframes(s, tmp_path / "keys")
+    assert plan.frames == [0, 4, 8] and [p.name for p in paths] == ["000000.png", "000004.png", "000008.png"]
+    src = {i: f for i, f in video.iter_frames(clip, size=(96, 64))}
+    from lib_vid2vid.workspace import read_png
+
+    for p, i in zip(paths, plan.frames):
+        assert np.array_equal(read_png(p), src[i])
+        cv2.imwrite(str(p), cv2.cvtColor(_restyle(src[i]), cv2.COLOR_RGB2BGR))  # "restyled outside"
+    r = ProxyRenderer()
+    res = run_job(s.replace(keyframe_folder=str(tmp_path / "keys")), r)
+    assert res.status == "done" and r.calls == 0
+    job = Job.open(res.job_dir)
+    for i in plan.frames:
+        assert np.array_equal(job.read_frame("pass1", i), _restyle(src[i]))
+    m = 12
+    mid = job.read_frame("pass1", 2).astype(np.float32)[m:-m, m:-m]
+    assert np.abs(mid - _restyle(src[2]).astype(np.float32)[m:-m, m:-m]).mean() < 6.0
+    (tmp_path / "keys" / "000004.png").unlink()
+    with pytest.raises(Exception, match="000004.png is missing"):
+        run_job(s.replace(keyframe_folder=str(tmp_path / "keys"), new_job=True), ProxyRenderer(), new=True)
+
+
+def test_render_fill_renders_unseen_regions_and_counts_them(tmp_path):
+    clip = _pan_clip(tmp_path / "pan.mp4", cut=None, n=12)  # keyframes 0, 8; 9-11 only from 8: holes at the left
+    r = ProxyRenderer()
+    res = run_job(_settings(clip, tmp_path / "out", keyframe_fill="render", keyframe_fill_min=0.001,
+                            keyframe_interval=8), r)
+    m = Job.open(res.job_dir).manifest
+    fills = m["keyframes"]["fill_renders"]
+    assert fills and r.calls == 2 + len(fills), "keyframes plus one light render per frame with holes"
+    assert all(m["frames"]["pass1"][t].get("fill") == "render" for t in fills)
+    assert set(int(k) for k in m["keyframes"]["unseen"]) >= set(fills)
+
+
+def test_cli_dry_run_lists_keyframes(tmp_path):
+    clip = _pan_clip(tmp_path / "pan.mp4")
+    out = subprocess.run([sys.executable, "-m", "lib_vid2vid", str(clip), "--strategy", "keyframes", "--dry-run",
+                          "--output-dir", str(tmp_path / "o")], capture_output=True, text=True, timeout=120,
+                         cwd=Path(__file__).resolve().parents[1])
+    assert out.returncode == 0, out.stderr
+    assert "5 keyframes of 16 frames (2 scene groups)" in out.stdout
+    assert "frames 10-15: 10 (cut), 14 (interval)" in out.stdout
+    assert not (tmp_path / "o").exists(), "a dry run makes no job"
+
+
+class _Unsteady(ProxyRenderer):
+    """Every other keyframe comes back inverted: a scene whose keyframes do not agree."""
+
+    def render(self, request):
+        out = super().render(request)
+        return [255 - o for o in out] if self.calls % 2 == 0 else out
+
+
+def test_problem_detection_flags_only_the_group_that_pops(tmp_path):
+    clip = _pan_clip(tmp_path / "pan.mp4")
+    steady = run_job(_settings(clip, tmp_path / "a"), ProxyRenderer())
+    groups = Job.open(steady.job_dir).manifest["keyframes"]["groups"]
+    assert [(g["first"], g["last"], g["flagged"]) for g in groups] == [(0, 9, False), (10, 15, False)]
+    assert all(0.5 < g["change_ratio"] < 2.5 for g in groups)
+    # keyframes 0, 4, 8 | 10, 14: calls 2 (frame 4) and 4 (frame 10) come back inverted
+    bad = run_job(_settings(clip, tmp_path / "b"), _Unsteady())
+    groups = Job.open(bad.job_dir).manifest["keyframes"]["groups"]
+    assert groups[0]["flagged"] and groups[0]["change_ratio"] > 2.5 and "as much as the source" in groups[0]["why"]
+    assert any("scene frames 0-9" in note for note in bad.notices)
+    assert "scene frames 0-9" in (bad.job_dir / "job.log").read_text()
+    from lib_vid2vid.report import format_report, report
+
+    rep = report(bad.job_dir, write=False)
+    assert rep["keyframes"] == 5 and [g["first"] for g in rep["flagged_groups"]] == [0, 10]  # 10: inverted, 14 not
+    assert "5 keyframes, flagged scenes 0-9, 10-15" in format_report(rep)
+
+
+class _Recording(ProxyRenderer):
+    def __init__(self):
+        super().__init__()
+        self.sizes = []
+
+    def render(self, request):
+        self.sizes.append(request.init.shape[:2])
+        return super().render(request)
+
+
+def test_keyframe_grid_renders_tiles_once_and_resumes_byte_exact(tmp_path):
+    clip = _pan_clip(tmp_path / "pan.mp4", cut=None, n=21)  # keyframes 0, 4, ... 20: six, a 2x2 grid and a half one
+    r = _Recording()
+    full = run_job(_settings(clip, tmp_path / "a", keyframe_grid=2), r)
+    assert full.status == "done" and r.sizes == [(128, 192), (128, 192)]
+    job = Job.open(full.job_dir)
+    records = job.manifest["frames"]["keys"]
+    assert [rec["grid"] for rec in records] == [[0, 0], [0, 1], [0, 2], [0, 3], [16, 0], [16, 1]]
+    # one render: the tiles are the split of the renderer's image of the tiled inits
+    src = {i: f for i, f in video.iter_frames(clip, size=(96, 64))}
+    tiled = np.concatenate([np.concatenate([src[0], src[4]], 1), np.concatenate([src[8], src[12]], 1)], 0)
+    from lib_vid2vid.renderer import RenderRequest
+
+    want = ProxyRenderer().render(RenderRequest(init=tiled, seed=7, denoise=0.5, steps=20, cfg=7.0, prompt=""))[0]
+    got = job.read_frame("keys", 3).astype(np.int16)  # colour coherence moves it a little: compare the layout
+    assert np.abs(got - want[64:, 96:].astype(np.int16)).mean() < 12
+    assert np.abs(got - ProxyRenderer().render(RenderRequest(init=src[12], seed=7, denoise=0.5, steps=20, cfg=7.0,
+                                                             prompt=""))[0].astype(np.int16)).mean() > 1, \
+        "a tile of the grid render is not the keyframe's render on its own"
+    s = _settings(clip, tmp_path / "b", keyframe_grid=2)
+    stop = StopAfter(4, stage="keyframes")
+    part = run_job(s, ProxyRenderer(), should_stop=stop, progress=stop.progress)
+    assert part.status == "interrupted" and Job.open(part.job_dir).frames_done("keys") == 4
+    resumed = run_job(s, ProxyRenderer())
+    assert resumed.status == "done"
+    for stage in ("keys", "pass1"):
+        assert _frames(resumed.job_dir, stage) == _frames(full.job_dir, stage), stage
+    with pytest.raises(Exception, match="above the 4096"):
+        run_job(_settings(clip, tmp_path / "c", keyframe_grid=3, width=1400, height=64), ProxyRenderer())
+
+
+def test_candidates_wait_for_picks_and_a_pick_survives_resume(tmp_path):
+    clip = _pan_clip(tmp_path / "pan.mp4", cut=None, n=9)  # keyframes 0, 4, 8
+    s = _settings(clip, tmp_path / "out", keyframe_candidates=2, colour_coherence=False)
+    r = ProxyRenderer()
+    first = run_job(s, r)
+    assert first.status == "interrupted" and r.calls == 6 and "keyframe_picks" in first.message
+    job = Job.open(first.job_dir)
+    cands = [job.read_frame("candidates", k) for k in range(6)]
+    assert not np.array_equal(cands[2], cands[3]), "the two candidates of a keyframe differ (other seeds)"
+    sheet = (first.job_dir / "candidates" / "000004.png")
+    from lib_vid2vid.workspace import read_png
+
+    assert np.array_equal(read_png(sheet), np.concatenate([cands[2], cands[3]], axis=1))
+    # pick candidate 1 of keyframe 4, stop during propagation, then resume with another pick: the first one stays
+    stop = StopAfter(3, stage="pass1")
+    r = ProxyRenderer()
+    part = run_job(s.replace(keyframe_picks="4:1"), r, should_stop=stop, progress=stop.progress)
+    assert part.job_dir == first.job_dir and part.status == "interrupted" and r.calls == 0
+    done = run_job(s.replace(keyframe_picks="4:0, 8:1"), ProxyRenderer())
+    assert done.job_dir == first.job_dir and done.status == "done"
+    job = Job.open(done.job_dir)
+    assert job.manifest["keyframes"]["picks"] == {"0": 0, "4": 1, "8": 0}
+    assert np.array_equal(job.read_frame("pass1", 4), cands[3]) and np.array_equal(job.read_frame("pass1", 8), cands[4])
+    with pytest.raises(SettingsError, match="does not exist"):
+        s.replace(keyframe_picks="4:2")
+    with pytest.raises(SettingsError, match="colour_coherence"):
+        _settings(clip, tmp_path, keyframe_candidates=2)
+
+
+def test_keyframe_strip_shows_the_keyframes_before_rendering(tmp_path):
+    from lib_vid2vid.keyrun import keyframe_strip
+
+    clip = _pan_clip(tmp_path / "pan.mp4")
+    plan, strip = keyframe_strip(_settings(clip, tmp_path / "o"), height=32)
+    assert plan.frames == [0, 4, 8, 10, 14]
+    assert strip.shape == (32, 5 * 48, 3) and strip.dtype == np.uint8
+    src = {i: f for i, f in video.iter_frames(clip, size=(96, 64))}
+    thumb = cv2.resize(src[10], (48, 32), interpolation=cv2.INTER_AREA)
+    assert np.abs(strip[:16, 3 * 48:4 * 48].astype(int) - thumb[:16].astype(int)).mean() < 1  # above the label
+    assert not (tmp_path / "o").exists()
+
+
+def test_cli_dry_run_of_a_batch_is_refused_not_run(tmp_path):
+    a, b = _pan_clip(tmp_path / "a.mp4", n=4, cut=None), _pan_clip(tmp_path / "b.mp4", n=4, cut=None)
+    out = subprocess.run([sys.executable, "-m", "lib_vid2vid", str(a), str(b), "--strategy", "keyframes",
+                          "--dry-run", "--renderer", "proxy", "--output-dir", str(tmp_path / "o")],
+                         capture_output=True, text=True, timeout=120, cwd=Path(__file__).resolve().parents[1])
+    assert out.returncode == 2 and "--dry-run/--export-keyframes takes one video" in out.stderr
+    assert not (tmp_path / "o").exists()
+
+
+def test_adaptive_choice_counts_change_only_inside_the_mask():
+    still = texture(H, W, seed=1)
+    frames = []
+    for i in range(16):
+        f = still.copy()
+        f[:, W // 2:] = texture(H, W // 2, dx=6.0 * i, seed=8)  # the right half pans fast, the left holds still
+        frames.append(f)
+    kw = dict(mode="adaptive", min_gap=2, max_gap=12, threshold=1.0, colour_weight=10, motion_weight=5)
+    everywhere = kf.choose_keyframes(iter(frames), 16, **kw)
+    left = np.zeros((H, W), np.float32)
+    left[:, : W // 2 - 8] = 1.0
+    masked = kf.choose_keyframes(iter(frames), 16, weights=lambda i, rgb: left, **kw)
+    assert len(everywhere.frames) >= 4, everywhere.frames
+    assert masked.frames == [0, 12], "outside the mask nothing that moves may ask for a keyframe"
