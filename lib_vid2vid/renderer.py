@@ -65,9 +65,9 @@ class Renderer(Protocol):
     Optionally also ``latent_channels`` (int, or a method returning it): the channels of the latent the host
     samples, for warped noise (4 when absent: SD 1.x/2.x/XL; SD3 and Flux have 16).
 
-    Optionally also ``take_notices() -> list[str]``: one-line notes about the host found since the last call
-    (e.g. an option that is on but does nothing); the loop writes each into the job log once and the job's
-    result carries them."""
+    Optionally also ``take_notices() -> list[str]``: one-line notes about the host (e.g. an option that is on
+    but does nothing), asked after every frame; a note may come again in later calls: the loop writes each
+    into the job log once per job and the job's result carries them."""
 
     def render(self, request: RenderRequest) -> list[np.ndarray]:
         """Return batch_size * n_iter RGB uint8 HWC images of the request's size."""

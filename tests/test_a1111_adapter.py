@@ -615,6 +615,44 @@ def test_every_part_of_the_hosts_setup_decides_the_job(host, clip, tmp_path, cha
         assert f"not resuming {part.name}: {fragment}" in res.info
 
 
+class _ForgeCheckpoint:
+    """Forge's CheckpointInfo of a file not hashed before: its short hash is known once computed (at load)."""
+
+    def __init__(self, name):
+        self.name, self.title, self.sha256, self.shorthash = name, name, None, None
+
+    def calculate_shorthash(self):
+        self.sha256 = "ad5789806f" + "0" * 54
+        self.shorthash = self.sha256[:10]
+        self.title = f"{self.name} [{self.shorthash}]"
+        return self.shorthash
+
+
+def test_a_job_started_before_forge_loads_its_checkpoint_resumes(host, clip, tmp_path):
+    """Forge loads the chosen checkpoint on the first generation after a start: before it, no model is loaded
+    and the hash may not be known. A job started then must have the identity it has after the load."""
+    a1111, processing, shared = host
+    import modules.sd_models as sd_models
+
+    shared.opts.vid2vid_output_dir = str(tmp_path / "out")
+    info = _ForgeCheckpoint("forge-sd15.safetensors")
+    sd_models.model_data = type("ModelData", (), {"forge_loading_parameters": {"checkpoint_info": info}})()
+    shared.opts.sd_model_checkpoint = info.title
+    shared.sd_model = None
+
+    def load_on_first_use(p, n):
+        if shared.sd_model is None:
+            info.calculate_shorthash()
+            shared.sd_model = type("Model", (), {"sd_checkpoint_info": info, "sd_model_hash": info.shorthash})()
+
+    processing.hooks.append(load_on_first_use)
+    part = _interrupted(a1111, processing, shared, _p(processing), clip)
+    assert Job.open(part).manifest["host"]["checkpoint"] == {"name": "forge-sd15.safetensors", "hash": "ad5789806f"}
+    res = a1111.run_script(_p(processing), _args(input=str(clip), max_frames=5))
+    assert Path(res.vid2vid["job_dir"]) == part and "not resuming" not in res.info, res.info
+    assert res.vid2vid["status"] == "done" and len(processing.calls) == 3
+
+
 def test_resuming_a_listed_job_needs_its_setup(host, clip, tmp_path):
     a1111, processing, shared = host
     shared.opts.vid2vid_output_dir = str(tmp_path / "out")
@@ -738,6 +776,50 @@ def test_restore_faces_that_does_nothing_is_said_once(host, clip, tmp_path, caps
     assert res.info.count(said) == 1 and log.count(said) == 1  # once, not once per frame
     assert capsys.readouterr().out.count(said) == 1  # the console too
     assert Job.open(res.vid2vid["job_dir"]).manifest["warnings"] == res.vid2vid["notices"]
+
+
+def test_restore_faces_that_does_nothing_is_said_in_every_job_of_a_batch(host, tmp_path, capsys):
+    """One renderer serves the whole batch and finds the note on its first frame; each job's log still says it
+    once (its frames are affected too), the reply and the console once."""
+    from tests.clips import make_clip
+
+    a1111, processing, shared = host
+    shared.opts.vid2vid_output_dir = str(tmp_path / "out")
+    shared.face_restorers = [_Restorer("CodeFormer", None)]
+    shared.opts.face_restoration_model = "CodeFormer"
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for name in ("a.mp4", "b.mp4"):
+        make_clip(folder / name, n_frames=3, size=(64, 64), audio=False)
+    res = a1111.run_script(_p(processing, restore_faces=True), _args(input=str(folder)))
+    said = "could not load the CodeFormer model"
+    rows = res.vid2vid["videos"]
+    assert [v["state"] for v in rows] == ["done", "done"]
+    for v in rows:
+        assert (Path(v["job_dir"]) / "job.log").read_text().count(said) == 1
+        assert len(v["notices"]) == 1 and said in v["notices"][0]
+    assert res.vid2vid["notices"] == rows[0]["notices"] and res.info.count(said) == 1
+    assert capsys.readouterr().out.count(said) == 1
+
+
+def test_adetailer_entries_reach_the_api_reply_of_a_batch(host, clip, tmp_path, monkeypatch):
+    a1111, processing, shared = host
+    shared.opts.vid2vid_output_dir = str(tmp_path / "out")
+    plain = processing.process_images
+
+    def with_adetailer(p):
+        processed = plain(p)
+        processed.infotexts = [text + ", ADetailer model: face_yolov8n.pt, ADetailer version: 24.1"
+                               for text in processed.infotexts]
+        return processed
+
+    monkeypatch.setattr(processing, "process_images", with_adetailer)
+    args = _args(max_frames=2)
+    args[params.api_arg_names().index("input")] = [str(clip)]
+    res = a1111.run_script(_setup(processing), args)
+    assert [v["state"] for v in res.vid2vid["videos"]] == ["done"]
+    assert res.vid2vid["frame_params"]["ADetailer model"] == "face_yolov8n.pt"
+    assert "other scripts on every frame: ADetailer model: face_yolov8n.pt, ADetailer version: 24.1" in res.info
 
 
 def test_adetailer_entries_reach_the_api_reply(host, clip, tmp_path, monkeypatch):

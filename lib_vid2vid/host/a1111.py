@@ -205,15 +205,40 @@ def host_identity(p: Any) -> dict[str, Any]:
 
 
 def _checkpoint_identity(shared: Any) -> dict[str, Any]:
-    """Name and short hash (first 10 hex digits of the SHA-256, which the WebUI computes when it loads the
-    checkpoint) of the loaded checkpoint."""
+    """Name and short hash (first 10 hex digits of the SHA-256) of the checkpoint the next frame renders with.
+
+    That is the loaded one, except on Forge, which loads the chosen checkpoint on the first generation after a
+    start or a change (its ``forge_loading_parameters``): before that ``shared.sd_model`` is None or stale, and
+    the chosen checkpoint's hash may not be computed yet. The identity must not depend on whether a render ran
+    before: the same checkpoint gives the same name and hash, so a job started first after a WebUI start resumes.
+    """
     opts = getattr(shared, "opts", None)
     model = getattr(shared, "sd_model", None)
-    info = getattr(model, "sd_checkpoint_info", None)
+    info = _pending_checkpoint(model) or getattr(model, "sd_checkpoint_info", None)
     name = getattr(info, "name", None) or getattr(info, "title", None) or getattr(opts, "sd_model_checkpoint", None)
-    digest = (getattr(info, "shorthash", None) or getattr(info, "sha256", None)
-              or getattr(opts, "sd_checkpoint_hash", None) or getattr(model, "sd_model_hash", None))
+    digest = getattr(info, "shorthash", None) or getattr(info, "sha256", None)
+    if not digest and callable(getattr(info, "calculate_shorthash", None)):
+        digest = _call(info, "calculate_shorthash")  # what the WebUI does when it loads it (cached by the WebUI)
+    digest = digest or getattr(opts, "sd_checkpoint_hash", None) or getattr(model, "sd_model_hash", None)
     return {"name": str(name) if name else None, "hash": str(digest)[:10] if digest else None}
+
+
+def _pending_checkpoint(model: Any) -> Any:
+    """Forge: the CheckpointInfo its next generation loads (``model_data.forge_loading_parameters``); with no
+    model loaded on another host, the one the WebUI selected (``sd_models.select_checkpoint``). None otherwise."""
+    try:
+        from modules import sd_models  # noqa: PLC0415 - host import
+    except Exception:  # noqa: BLE001 - a host without it
+        return None
+    loading = getattr(getattr(sd_models, "model_data", None), "forge_loading_parameters", None)
+    if isinstance(loading, dict) and loading.get("checkpoint_info") is not None:
+        return loading["checkpoint_info"]
+    if model is None and callable(getattr(sd_models, "select_checkpoint", None)):
+        try:
+            return sd_models.select_checkpoint()
+        except Exception:  # noqa: BLE001 - no checkpoint at all: the render says so
+            return None
+    return None
 
 
 def _vae_identity() -> dict[str, Any] | None:
@@ -440,9 +465,9 @@ class A1111Renderer:
         self._host_checked = False
 
     def take_notices(self) -> list[str]:
-        """Notes about the host found since the last call (see :func:`face_restoration_notice`)."""
-        out, self._notices = self._notices, []
-        return out
+        """Every note about the host found so far (see :func:`face_restoration_notice`). Each call returns them
+        all: the loop logs a note once per job, so each job of a batch says it, not only the first."""
+        return list(self._notices)
 
     def _check_host(self) -> None:
         """After the first frame: options that are on but do nothing, said once."""
@@ -694,8 +719,8 @@ def _run_batch(p: Any, settings: params.Settings, sources: list[str]) -> Any:
                      + (f", {item.output}" if item.output else "")
                      + (f": {item.error}" if item.error else "")
                      + (f"; report: {format_report(item.report)}" if item.report else ""))
-    for note in dict.fromkeys(n for item in result.items for n in item.notices):
-        lines.append(note)
+    notices = list(dict.fromkeys(n for item in result.items for n in item.notices))
+    lines += notices
     if result.status == "interrupted":
         lines.append("Interrupted: press Generate again to resume the batch (finished videos are skipped)")
     lines.append(f"batch: {result.path}")
@@ -706,11 +731,15 @@ def _run_batch(p: Any, settings: params.Settings, sources: list[str]) -> Any:
             previews += (stills or _preview_images(Path(item.job_dir), f"pass{passes}", item.total))[1:2]
     videos_info = [{"video": i.video, "state": i.state, "job_dir": i.job_dir, "output": i.output,
                     "frames_done": i.frames, "total": i.total, "seconds": i.seconds, "width": i.width,
-                    "height": i.height, "error": i.error, "report": i.report,
+                    "height": i.height, "error": i.error, "report": i.report, "notices": i.notices,
                     "files": ui_result.job_files(i.job_dir) if i.job_dir else {}} for i in result.items]
     frame = frame_params(renderer.last_infotext)
+    scripts = _scripts_params(p, frame)
+    if scripts:
+        lines.insert(-1, "other scripts on every frame: " + ", ".join(f"{k}: {v}" for k, v in scripts.items()))
     return _processed(p, previews, "\n".join(lines), {"status": result.status, "batch": str(result.path),
-                                                       "videos": videos_info, "frame_params": frame})
+                                                       "videos": videos_info, "notices": notices,
+                                                       "frame_params": frame})
 
 
 def final_stills(job_dir: Path, count: int = 3) -> list[Image.Image]:
