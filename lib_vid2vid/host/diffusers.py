@@ -450,8 +450,9 @@ class DiffusersRenderer:
             self._notices.append(note)
 
     def take_notices(self) -> list[str]:
-        out, self._notices = self._notices, []
-        return out
+        """Every note said so far. Each call returns them all: the loop logs a note once per job, so each job of
+        a batch says it, not only the first."""
+        return list(self._notices)
 
     def host_identity(self) -> dict[str, Any]:
         """Part of the job's identity: the model (name and :func:`fingerprint`), its configuration, LoRAs and
