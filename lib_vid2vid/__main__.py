@@ -421,6 +421,7 @@ def _run(args: argparse.Namespace, settings: params.Settings, renderer) -> int:
     finally:
         if bar is not None:
             bar.close()
+        stop.uninstall()
         _backend_stats(renderer)
     if result.status == "interrupted":
         print(result.message, file=sys.stderr)

@@ -147,3 +147,17 @@ def test_fifo_input_is_refused_at_once(tmp_path):
     assert proc.returncode == 1 and err.strip().splitlines() == [err.strip()]
     assert "named pipe" in err and "not a regular file" in err
     assert not (tmp_path / "out").exists()
+
+
+def test_a_job_puts_the_previous_ctrl_c_handler_back(tmp_path):
+    """The CLI's Ctrl-C handler lives only while a job runs: a program (or test run) that calls main() keeps its own."""
+    import signal
+
+    from lib_vid2vid.__main__ import main
+    from tests.clips import make_clip
+
+    clip = make_clip(tmp_path / "in.mp4", n_frames=2)
+    before = signal.getsignal(signal.SIGINT)
+    assert main([str(clip), "--renderer", "proxy", "--prompt", "x", "--output-dir", str(tmp_path / "out"),
+                 "--quiet", "--no-report", "--no-comparison-video"]) == 0
+    assert signal.getsignal(signal.SIGINT) is before
