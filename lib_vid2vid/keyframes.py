@@ -262,15 +262,17 @@ class PropagationSettings:
     """A pixel is unseen when its summed validity (0..2) is below this."""
 
 
-def _pair_flows(a: np.ndarray, b: np.ndarray, quality: str, evidence: bool = True
-                ) -> tuple[np.ndarray, np.ndarray]:
+def _pair_flows(a: np.ndarray, b: np.ndarray, quality: str, evidence: bool = True,
+                textures: tuple[np.ndarray, np.ndarray] | None = None) -> tuple[np.ndarray, np.ndarray]:
     """(flow b -> a, flow a -> b) of two consecutive source frames (a before b); DIS, then, with ``evidence``,
-    :func:`lib_vid2vid.flow.evidence_flow` (zero where the frames show no motion, neighbours' motion where flat)."""
-    ga = cv2.cvtColor(a, cv2.COLOR_RGB2GRAY)
-    gb = cv2.cvtColor(b, cv2.COLOR_RGB2GRAY)
+    :func:`lib_vid2vid.flow.evidence_flow` (zero where the frames show no motion, neighbours' motion where flat).
+    ``textures``: ``flow.texture_confidence`` of (a, b) if the caller has them (each frame serves two pairs)."""
+    ga = a if a.ndim == 2 else cv2.cvtColor(a, cv2.COLOR_RGB2GRAY)
+    gb = b if b.ndim == 2 else cv2.cvtColor(b, cv2.COLOR_RGB2GRAY)
     ba, ab = flow.compute_flow(gb, ga, quality=quality), flow.compute_flow(ga, gb, quality=quality)
     if evidence:
-        ba, ab = flow.evidence_flow(ba, gb, ga), flow.evidence_flow(ab, ga, gb)
+        ta, tb = textures if textures is not None else (None, None)
+        ba, ab = flow.evidence_flow(ba, gb, ga, texture=tb), flow.evidence_flow(ab, ga, gb, texture=ta)
     return ba, ab
 
 
@@ -382,8 +384,11 @@ def propagate_segment(sources: Sequence[np.ndarray], key_a: np.ndarray, key_b: n
     h, w = sources[0].shape[:2]
     grid = _Grid(h, w)
     back, fwd = [], []  # back[k]: flow k+1 -> k; fwd[k]: flow k -> k+1
+    greys = [cv2.cvtColor(np.ascontiguousarray(src), cv2.COLOR_RGB2GRAY) for src in sources]
+    textures = [flow.texture_confidence(g) for g in greys] if ps.flow_evidence else None
     for k in range(n):
-        f_back, f_fwd = _pair_flows(sources[k], sources[k + 1], ps.flow_quality, ps.flow_evidence)
+        f_back, f_fwd = _pair_flows(greys[k], greys[k + 1], ps.flow_quality, ps.flow_evidence,
+                                    (textures[k], textures[k + 1]) if textures is not None else None)
         back.append(f_back)
         fwd.append(f_fwd)
         if flows is not None:
