@@ -12,7 +12,9 @@ propagated frame is the segment's wall time divided by its propagated frames, me
 ``--repeat`` runs; per video frame, the same time spread over the segment's K frames (a keyframe's own frame
 costs no propagation). The parts: the two DIS flows per frame pair (``flows``) and the rest (composition, occlusion,
 warps, blend), timed separately on the same frames. OpenCV uses its default threads (2 on the 2-core machine).
-The target (issue 14): at most 40 ms per 512x512 frame on 2 cores.
+The target (issue 14): at most 40 ms per 512x512 frame on 2 cores. Each clip is timed twice, interleaved run by run:
+with the flows kept where the frames show motion (``evidence``, :func:`lib_vid2vid.flow.evidence_flow`, the default)
+and with DIS's flows as they come (``raw DIS``, ``PropagationSettings(flow_evidence=False)``).
 """
 
 from __future__ import annotations
@@ -48,13 +50,15 @@ def main(argv: list[str] | None = None) -> int:
     header("Propagation benchmark (lib_vid2vid.keyframes.propagate_segment)")
     print(f"setup: {args.frames} frames at 12 fps, {w}x{h}, keyframe interval {args.interval}, DIS {args.quality}, "
           f"{args.repeat} runs, OpenCV threads {cv2.getNumThreads()}")
-    ps = kf.PropagationSettings(flow_quality=args.quality)
+    variants = {"evidence": True, "raw DIS": False}  # flow_evidence on (the default) and off, timed side by side
     rows = []
     for clip in [c.strip() for c in args.clips.split(",") if c.strip()]:
         frames = [f for i, f in video.iter_frames(MEDIA / clip, fps=Fraction(12), size=(w, h)) if i < args.frames]
         frames = frames[: args.frames]
-        totals, flows, one_flow, per_video = [], [], [], []
-        for _ in range(args.repeat):
+        times = {v: ([], [], [], []) for v in variants}
+        for _, (label, evidence) in [(r, v) for r in range(args.repeat) for v in variants.items()]:
+            ps = kf.PropagationSettings(flow_quality=args.quality, flow_evidence=evidence)
+            totals, flows, one_flow, per_video = times[label]
             for a in range(0, len(frames) - args.interval, args.interval):
                 seg = frames[a:a + args.interval + 1]
                 ka, kb = 255 - seg[0], 255 - seg[-1]
@@ -66,17 +70,18 @@ def main(argv: list[str] | None = None) -> int:
                 per_video.append(totals[-1] * n / args.interval)  # the keyframe's own frame costs nothing
                 t0 = time.perf_counter()
                 for k in range(len(seg) - 1):
-                    kf._pair_flows(seg[k], seg[k + 1], args.quality)
+                    kf._pair_flows(seg[k], seg[k + 1], args.quality, evidence)
                 flows.append((time.perf_counter() - t0) * 1000 / n)
                 t0 = time.perf_counter()
                 flow.compute_flow(seg[1], seg[0], quality=args.quality)
                 one_flow.append((time.perf_counter() - t0) * 1000)
-        total, fl, one = statistics.median(totals), statistics.median(flows), statistics.median(one_flow)
-        video_frame = statistics.median(per_video)
-        rows.append([clip, f"{total:.1f}", f"{fl:.1f}", f"{total - fl:.1f}", f"{one:.1f}", f"{total / one:.2f}",
-                     f"{video_frame:.1f}", f"{video_frame / one:.2f}"])
+        for label, (totals, flows, one_flow, per_video) in times.items():
+            total, fl, one = statistics.median(totals), statistics.median(flows), statistics.median(one_flow)
+            video_frame = statistics.median(per_video)
+            rows.append([clip, label, f"{total:.1f}", f"{fl:.1f}", f"{total - fl:.1f}", f"{one:.1f}", f"{total / one:.2f}",
+                         f"{video_frame:.1f}", f"{video_frame / one:.2f}"])
     print()
-    print(format_table(["clip", "ms / propagated frame", "of which flows", "the rest", "one DIS flow (ms)",
+    print(format_table(["clip", "flows", "ms / propagated frame", "of which flows", "the rest", "one DIS flow (ms)",
                         "frame / one flow", "ms / video frame", "video frame / one flow"], rows))
     print("frame / one flow: the propagated frame's time in units of one DIS flow of the same size, timed beside it "
           "(the ratio the machine's load moves least; times the flow's ms on free cores gives the free-core cost)")

@@ -33,6 +33,8 @@ textured content and still far cheaper than one diffusion step.
 
 from __future__ import annotations
 
+import functools
+
 import cv2
 import numpy as np
 
@@ -43,9 +45,11 @@ __all__ = [
     "QUALITIES",
     "bidirectional_flow",
     "compute_flow",
+    "evidence_flow",
     "flow_current_to_previous",
     "flow_magnitude",
     "occlusion_mask",
+    "texture_confidence",
     "warp",
     "warp_previous_to_current",
 ]
@@ -264,3 +268,90 @@ def occlusion_mask(
         ys = np.arange(h, dtype=np.float32)[:, None] + w[..., 1]
         occluded |= (xs < -0.5) | (xs > width - 0.5) | (ys < -0.5) | (ys > h - 0.5)
     return occluded.astype(np.float32)
+
+
+def _grey_f32(image: np.ndarray, name: str) -> np.ndarray:
+    return _to_grey_u8(image, name).astype(np.float32)
+
+
+@functools.lru_cache(maxsize=4)
+def _pixel_grid(h: int, w: int) -> tuple[np.ndarray, np.ndarray]:
+    """(x, y) coordinates of every pixel, float32 (H, W) each, read-only (shared between calls)."""
+    gx, gy = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
+    gx.flags.writeable = gy.flags.writeable = False
+    return gx, gy
+
+
+def texture_confidence(src: np.ndarray, *, texture_k: float = 1e-2) -> np.ndarray:
+    """How well the image pins motion down, float32 (H, W) in 0..1: with ``A`` the grey frame (BT.601, 0..1),
+    Sobel gradients and ``J = G_2 * (grad A grad A^T)`` (structure tensor, Gaussian sigma 2 px),
+    ``c = lmin(J) / (lmin(J) + texture_k)``, ``lmin`` its smaller eigenvalue. ~0 on flat areas and along straight
+    edges, ~1 on corners and texture. See :func:`evidence_flow`."""
+    a01 = _grey_f32(src, "src") * np.float32(1 / 255)
+    gx = cv2.Sobel(a01, cv2.CV_32F, 1, 0, ksize=3)
+    gy = cv2.Sobel(a01, cv2.CV_32F, 0, 1, ksize=3)
+    jxx = cv2.GaussianBlur(gx * gx, (0, 0), 2.0)
+    jyy = cv2.GaussianBlur(gy * gy, (0, 0), 2.0)
+    jxy = cv2.GaussianBlur(gx * gy, (0, 0), 2.0)
+    half = np.float32(0.5) * (jxx - jyy)
+    lmin = np.maximum(np.float32(0.5) * (jxx + jyy) - np.sqrt(half * half + jxy * jxy), np.float32(0))
+    return lmin / (lmin + np.float32(texture_k))
+
+
+def evidence_flow(
+    flow_ab: np.ndarray,
+    src_a: np.ndarray,
+    src_b: np.ndarray,
+    *,
+    tau: float = 0.5,
+    residual_blur: float = 3.0,
+    texture_k: float = 1e-2,
+    fill_sigma: float = 8.0,
+    texture: np.ndarray | None = None,
+) -> np.ndarray:
+    """``flow_ab`` (a -> b, on a's grid, pixels) kept only where the images show the motion: for carrying a
+    rendered texture along it (keyframe propagation), not for measuring. :func:`compute_flow` is not changed.
+
+    Why: where a frame is flat, any flow explains it equally well and DIS returns whatever its patch search
+    settles on (on a still camera often a pixel of drift per frame); a rendered texture carried along that flow
+    swims although the source shows no motion. Here zero motion is preferred unless the image proves otherwise,
+    and flat areas take the motion of the textured pixels around them. With ``A``, ``B`` the grey frames (BT.601
+    luma, 0..255), ``G_s *`` a Gaussian blur of sigma ``s`` pixels::
+
+        r0 = G_rb * |A - B|                  r = G_rb * |A - warp(B, flow_ab)|        residuals, levels
+        m  = clip((r0 - r - tau) / tau, 0, 1)            1 where the flow explains the change clearly better than
+        f1 = m * flow_ab                                  no motion (real motion is followed; drift is not)
+        J  = G_2 * (grad A grad A^T)  (A in 0..1, Sobel)  c = lmin(J) / (lmin(J) + texture_k)   texture, 0..1
+        S  = (G_fs * (c f1)) / (G_fs * c)                 normalised convolution: the textured neighbours' motion
+        out = c * f1 + (1 - c) * S                        (S computed at 1/8 resolution and upsampled)
+
+    ``lmin`` is the smaller eigenvalue of the structure tensor: large only where the image pins the motion down in
+    both directions (corners, texture), so flat areas and straight edges lean on their surroundings. The defaults
+    (tau 0.5 levels, residual blur 3 px, texture_k 1e-2, fill sigma 8 px) were picked on cup.mp4,
+    carphone_pristine.mp4 and bikes.mp4 by the keyframe strategy's warp error under three judge flows (README). A pan keeps
+    its motion everywhere (textured pixels prove it, flat ones inherit it); a still camera gets zero. Float32
+    ``(H, W, 2)`` in pixels. ``texture``: ``texture_confidence(src_a, texture_k=texture_k)`` when the caller has it
+    already (a frame is the grid of two flows in propagation); computed here otherwise.
+    """
+    f = _check_flow(flow_ab, "flow_ab")
+    a = _grey_f32(src_a, "src_a")
+    b = _grey_f32(src_b, "src_b")
+    if a.shape != f.shape[:2] or b.shape != a.shape:
+        raise Vid2VidError(f"evidence_flow: frames {a.shape[::-1]}, {b.shape[::-1]} and flow {f.shape[1::-1]} differ")
+    h, w = a.shape
+    grid_x, grid_y = _pixel_grid(h, w)
+    b_w = cv2.remap(b, grid_x + f[..., 0], grid_y + f[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    r0 = cv2.GaussianBlur(cv2.absdiff(a, b), (0, 0), residual_blur)
+    r = cv2.GaussianBlur(cv2.absdiff(a, b_w), (0, 0), residual_blur)
+    m = np.clip((r0 - r - np.float32(tau)) * np.float32(1.0 / tau), np.float32(0), np.float32(1))
+    f1 = f * m[..., None]
+
+    c = texture_confidence(src_a, texture_k=texture_k) if texture is None else texture
+
+    sw, sh = max(1, w // 8), max(1, h // 8)
+    cs = cv2.GaussianBlur(cv2.resize(c, (sw, sh), interpolation=cv2.INTER_AREA), (0, 0), fill_sigma / 8)
+    cfs = cv2.GaussianBlur(cv2.resize(f1 * c[..., None], (sw, sh), interpolation=cv2.INTER_AREA), (0, 0),
+                           fill_sigma / 8)
+    smooth = cv2.resize(cfs / np.maximum(cs, np.float32(1e-6))[..., None], (w, h), interpolation=cv2.INTER_LINEAR)
+    out = smooth + c[..., None] * (f1 - smooth)
+    return np.ascontiguousarray(out, dtype=np.float32)

@@ -25,7 +25,10 @@ Propagation (:func:`propagate_segment`)
 ---------------------------------------
 Every frame ``t`` between two keyframes ``a < t < b`` of a group is made from both rendered keyframes ``K_a``,
 ``K_b``, each carried along the *source's* optical flow. Flows are computed between consecutive source frames
-(DIS, both directions) and composed, so each keyframe is resampled once, not once per step::
+(DIS, both directions), kept only where the frames show the motion (:func:`lib_vid2vid.flow.evidence_flow`: zero
+where no motion explains the frames as well, the textured neighbours' motion on flat areas, so a texture does not
+swim on a still shot; ``PropagationSettings.flow_evidence``) and composed, so each keyframe is resampled once, not
+once per step::
 
       F_t = f(t -> t-1) + warp(F_{t-1}, f(t -> t-1))       F_{a+1} = f(a+1 -> a)        (t -> a)
       B_t = f(t -> t+1) + warp(B_{t+1}, f(t -> t+1))       B_{b-1} = f(b-1 -> b)        (t -> b)
@@ -245,6 +248,9 @@ def choose_keyframes(frames: Iterable[np.ndarray], total: int, *, mode: str = "i
 class PropagationSettings:
     flow_quality: str = "medium"
     """DIS preset of the consecutive-frame flows."""
+    flow_evidence: bool = True
+    """Keep each flow only where the frames show the motion (:func:`lib_vid2vid.flow.evidence_flow`): no drift
+    of the carried texture in flat areas of a still shot. False: DIS's flow as it comes (before December 2026)."""
     validity_blur: float = 1.5
     """Gaussian sigma (pixels) that softens the validity masks before they weight the blend."""
     ghost_low: float = 24.0
@@ -256,11 +262,18 @@ class PropagationSettings:
     """A pixel is unseen when its summed validity (0..2) is below this."""
 
 
-def _pair_flows(a: np.ndarray, b: np.ndarray, quality: str) -> tuple[np.ndarray, np.ndarray]:
-    """(flow b -> a, flow a -> b) of two consecutive source frames (a before b)."""
-    ga = cv2.cvtColor(a, cv2.COLOR_RGB2GRAY)
-    gb = cv2.cvtColor(b, cv2.COLOR_RGB2GRAY)
-    return (flow.compute_flow(gb, ga, quality=quality), flow.compute_flow(ga, gb, quality=quality))
+def _pair_flows(a: np.ndarray, b: np.ndarray, quality: str, evidence: bool = True,
+                textures: tuple[np.ndarray, np.ndarray] | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(flow b -> a, flow a -> b) of two consecutive source frames (a before b); DIS, then, with ``evidence``,
+    :func:`lib_vid2vid.flow.evidence_flow` (zero where the frames show no motion, neighbours' motion where flat).
+    ``textures``: ``flow.texture_confidence`` of (a, b) if the caller has them (each frame serves two pairs)."""
+    ga = a if a.ndim == 2 else cv2.cvtColor(a, cv2.COLOR_RGB2GRAY)
+    gb = b if b.ndim == 2 else cv2.cvtColor(b, cv2.COLOR_RGB2GRAY)
+    ba, ab = flow.compute_flow(gb, ga, quality=quality), flow.compute_flow(ga, gb, quality=quality)
+    if evidence:
+        ta, tb = textures if textures is not None else (None, None)
+        ba, ab = flow.evidence_flow(ba, gb, ga, texture=tb), flow.evidence_flow(ab, ga, gb, texture=ta)
+    return ba, ab
 
 
 class _Grid:
@@ -371,8 +384,11 @@ def propagate_segment(sources: Sequence[np.ndarray], key_a: np.ndarray, key_b: n
     h, w = sources[0].shape[:2]
     grid = _Grid(h, w)
     back, fwd = [], []  # back[k]: flow k+1 -> k; fwd[k]: flow k -> k+1
+    greys = [cv2.cvtColor(np.ascontiguousarray(src), cv2.COLOR_RGB2GRAY) for src in sources]
+    textures = [flow.texture_confidence(g) for g in greys] if ps.flow_evidence else None
     for k in range(n):
-        f_back, f_fwd = _pair_flows(sources[k], sources[k + 1], ps.flow_quality)
+        f_back, f_fwd = _pair_flows(greys[k], greys[k + 1], ps.flow_quality, ps.flow_evidence,
+                                    (textures[k], textures[k + 1]) if textures is not None else None)
         back.append(f_back)
         fwd.append(f_fwd)
         if flows is not None:

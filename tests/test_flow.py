@@ -214,3 +214,19 @@ def test_size_mismatches_raise():
         warp(texture(32, 32), np.zeros((32, 32, 3), np.float32))
     with pytest.raises(Vid2VidError, match="border"):
         warp(texture(32, 32), constant_flow(32, 32, 0, 0), border="wrap")
+
+
+def test_evidence_flow_is_zero_without_motion_and_keeps_a_real_translation():
+    from lib_vid2vid.flow import evidence_flow
+
+    rng = np.random.default_rng(4)
+    flat = np.full((64, 96), 120.0) + np.linspace(0, 12, 96)[None, :]
+    a, b = (np.clip(np.rint(flat + rng.normal(0, 1.5, flat.shape)), 0, 255).astype(np.uint8) for _ in range(2))
+    drift = np.zeros((64, 96, 2), np.float32)
+    drift[..., 0] = 1.2  # what an unconstrained flow may say on flat noise
+    assert np.abs(evidence_flow(drift, a, b))[8:-8, 8:-8].max() < 0.05
+    a, b = texture(64, 96, seed=1), texture(64, 96, dx=2.0, seed=1)
+    true = np.zeros((64, 96, 2), np.float32)
+    true[..., 0] = 2.0
+    kept = evidence_flow(true, a, b)
+    assert np.abs(kept[8:-8, 8:-8] - true[8:-8, 8:-8]).mean() < 0.05

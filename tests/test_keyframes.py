@@ -121,6 +121,55 @@ def test_occlusion_marks_revealed_area_and_entering_border():
     assert unseen[2][:, : W - 16].mean() < 0.02
 
 
+
+def _still_flat_clip(n: int, seed: int = 5) -> list[np.ndarray]:
+    """A still camera over a nearly flat ramp with two textured squares; fresh sensor noise (sigma 1.5 levels) in
+    every frame, so the flow is unconstrained on the ramp."""
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:H, 0:W].astype(np.float32)
+    base = np.repeat((100 + 20 * x / W + 10 * y / H)[..., None], 3, axis=2)
+    tex = texture(H, W, seed=8).astype(np.float32)
+    base[8:32, 8:32] = tex[8:32, 8:32]
+    base[64:88, 96:120] = tex[64:88, 96:120]
+    return [np.clip(np.rint(base + rng.normal(0, 1.5, base.shape)), 0, 255).astype(np.uint8) for _ in range(n)]
+
+
+@pytest.mark.parametrize("two_keys", [False, True])
+def test_still_camera_keeps_the_keyframe_texture_in_place_on_flat_areas(two_keys):
+    frames = _still_flat_clip(5)
+    key = _restyle(texture(H, W, seed=21))  # a render with texture everywhere, also where the source is flat
+    flat = np.ones((H, W), bool)
+    flat[:40, :40] = flat[56:, 88:] = False  # the textured squares and a margin
+    flat[:6] = flat[-6:] = False
+    flat[:, :6] = flat[:, -6:] = False
+    for evidence, limit in ((True, 1.0), (False, None)):
+        ps = kf.PropagationSettings(flow_evidence=evidence)
+        errs = [float(np.abs(out.astype(np.float32) - key)[flat].mean())
+                for _, out, _ in kf.propagate_segment(frames, key, key if two_keys else None, ps)]
+        if limit is not None:
+            assert max(errs) < limit, f"the texture moved on the flat area: mean error {errs} levels"
+        else:  # the raw flow drifts there: what the evidence check is for
+            assert max(errs) > 3.0, f"raw DIS kept the texture in place ({errs}): this test no longer shows the drift"
+
+
+def test_flat_area_inside_a_pan_moves_with_its_textured_surroundings():
+    def frame(i: int) -> tuple[np.ndarray, np.ndarray]:
+        t = texture(H, W, dx=2.0 * i, seed=3)
+        y, x = np.mgrid[0:H, 0:W]
+        hole = (np.abs(x - 2.0 * i - 60) < 20) & (np.abs(y - 48) < 20)  # a flat square carried by the pan
+        t[hole] = 128
+        return t, hole
+
+    frames = [frame(i)[0] for i in range(4)]
+    key = texture(H, W, seed=21)
+    out = {j: o for j, o, _ in kf.propagate_segment(frames, key, None)}
+    for j in (1, 3):
+        expected = texture(H, W, dx=2.0 * j, seed=21).astype(np.float32)
+        hole = frame(j)[1]
+        assert np.abs(out[j] - expected)[hole].mean() < 1.5, f"frame {j}: the flat square did not follow the pan"
+        assert np.abs(out[j] - key.astype(np.float32))[hole].mean() > 5.0
+
+
 # ---------------------------------------------------------------- choice
 
 
