@@ -357,25 +357,37 @@ _HOST_SIGMA_INPUTS = ("steps", "denoise", "sampler", "scheduler")
 
 class LatestOnly:
     """Last input wins: each call takes a ticket per session; a result whose ticket is no longer the newest of
-    its session is dropped (the newer call shows its own), so a slow early call cannot overwrite a later one."""
+    its session is dropped (the newer call shows its own), so a slow early call cannot overwrite a later one.
+
+    The ticket is the browser's own count of its events when it sends one (``order``): the WebUI runs queued
+    events on many threads, so the order in which calls reach :meth:`take` need not be the order the user typed
+    in; without one, the order of arrival."""
 
     def __init__(self):
         self._lock = threading.Lock()
         self._newest: dict[str, int] = {}
         self._count = 0
 
-    def take(self, session: str) -> int:
+    def take(self, session: str, order: int | None = None) -> int:
         with self._lock:
-            self._count += 1
-            self._newest[session] = self._count
+            if order is None:
+                self._count += 1
+                order = self._count
+            if order > self._newest.get(session, -1):
+                self._newest[session] = order
             if len(self._newest) > 1000:  # forget old sessions
                 for key in list(self._newest)[:500]:
                     del self._newest[key]
-            return self._count
+            return order
 
     def is_newest(self, session: str, ticket: int) -> bool:
         with self._lock:
             return self._newest.get(session) == ticket
+
+
+# the browser counts its sigma-preview events and sends the count as the last input (LatestOnly's order)
+_COUNT_EVENTS_JS = ("(...values) => { window.vid2vidSigmaEvents = (window.vid2vidSigmaEvents || 0) + 1; "
+                    "values[values.length - 1] = window.vid2vidSigmaEvents; return values; }")
 
 
 def _session(request: Any) -> str:
@@ -394,22 +406,35 @@ def _sigma_preview(gr: Any, comps: dict[str, Any], host: dict[str, Any], values:
                               value=lambda: _safe_text(host["sigmas_text"], first), interactive=False, lines=2,
                               elem_id=elem_id("sigmas_used")))
     names = list(_SIGMA_INPUTS) + [key for key, _ in extra]
-    inputs = [comps[n] for n in _SIGMA_INPUTS] + [comp for _, comp in extra]
+    watched = [comps[n] for n in _SIGMA_INPUTS] + [comp for _, comp in extra]
+    inputs = list(watched)
     latest = LatestOnly()
+    major = _gradio_major(gr)
+    js: dict[str, str] = {}
+    if major:  # a real gradio: the browser numbers its events (a hidden box, last input)
+        counter = _ui_only(gr.Number(value=0, visible=False, elem_id=elem_id("sigmas_event")))
+        inputs = inputs + [counter]
+        js = {("js" if major >= 4 else "_js"): _COUNT_EVENTS_JS}
 
     def update(request, *current):
         session = _session(request)
-        ticket = latest.take(session)
+        order = None
+        if major:
+            *current, count = current
+            order = int(count) if isinstance(count, (int, float)) else None
+        ticket = latest.take(session, order)
+        if not latest.is_newest(session, ticket):  # a newer input came first: nothing to show
+            return gr.update()
         text = _safe_text(host["sigmas_text"], _ids(dict(zip(names, current))))
         return text if latest.is_newest(session, ticket) else gr.update()
 
     update.__annotations__ = {"request": gr.Request}  # gradio passes the request to a parameter typed so
     user_only = {id(comp) for key, comp in extra if key in ("sampler", "scheduler")}
-    for comp in inputs:
+    for comp in watched:
         # the WebUI sets its sampler and schedule dropdowns itself while the page loads (Forge): listening to
         # their changes would send a request before the user does anything; their user edits are "input"
         listen = comp.input if id(comp) in user_only else comp.change
-        listen(fn=update, inputs=inputs, outputs=[box])
+        listen(fn=update, inputs=inputs, outputs=[box], **js)
 
 
 def _safe_text(fn: Callable[[dict], str], values: dict[str, Any]) -> str:

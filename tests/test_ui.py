@@ -362,7 +362,9 @@ def test_the_ui_builds_in_real_gradio_and_requests_reach_the_preview():
     preview = next(f for f in fns if f.inputs and f.inputs[0] is comps["sigma_schedule"] and len(f.outputs) == 1
                    and any(c is steps for c in f.inputs))
     request = gr.Request(session_hash="abc")
-    args, *_ = helpers.special_args(preview.fn, ["karras", 0.03, 1.0, 7.0, 10, 0.3], request)
+    assert preview.inputs[-1].elem_id.endswith("sigmas_event")  # the browser's event count, last
+    assert any("vid2vidSigmaEvents" in (d.get("js") or "") for d in config["dependencies"])
+    args, *_ = helpers.special_args(preview.fn, ["karras", 0.03, 1.0, 7.0, 10, 0.3, 1], request)
     assert args[0] is request and preview.fn(*args) == "steps 10"
     assert seen[-1] == {"sigma_schedule": "karras", "sigma_min": 0.03, "sigma_max": 1.0, "rho": 7.0, "steps": 10,
                         "denoise": 0.3}
@@ -421,3 +423,32 @@ def test_visibility_in_the_browser_follows_the_same_rules_as_python():
     got = json.loads(result.stdout)
     assert len(got) == len(expected) > 100
     assert got == expected
+
+
+def test_latest_only_follows_the_browsers_order_not_the_arrival():
+    """The WebUI runs queued events on many threads: the browser's count decides which input is the newest."""
+    latest = ui.LatestOnly()
+    newer = latest.take("s", 5)
+    older = latest.take("s", 3)  # typed first, reached the server second
+    assert latest.is_newest("s", newer) and not latest.is_newest("s", older)
+
+
+def test_sigma_preview_sends_the_browsers_event_count_in_real_gradio():
+    class Gradio3(FakeGradio):
+        __version__ = "3.41.2"
+
+    gr = Gradio3()
+    steps = FakeComponent("Slider", value=10)
+    ui.build(gr, elem_id=lambda x: x, host={"sigmas_text": lambda v: f"steps {v.get('steps')}", "steps": steps})
+    kw = _event(steps)
+    counter = next(c for c in gr.created if c.kw.get("elem_id") == "sigmas_event")
+    assert kw["inputs"][-1] is counter and "vid2vidSigmaEvents" in kw["_js"]
+    assert steps not in [c for c in gr.created if c.kw.get("elem_id") == "sigmas_event"]
+    assert not any(e for e in counter.events)  # the hidden count itself triggers nothing
+
+    class Req:
+        session_hash = "s"
+
+    args = ["karras", 0.03, 1.0, 7.0]
+    assert kw["fn"](Req(), *args, 10, 2) == "steps 10"
+    assert kw["fn"](Req(), *args, 1, 1) == {}  # an older event arriving late changes nothing
