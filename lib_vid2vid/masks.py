@@ -229,10 +229,17 @@ class _MaskVideo:
     def _open(self):
         import av
 
+        from .video_probe import open_input
+
         self.close()
         try:
-            self._container = av.open(str(self.path))
+            # open_input: FFmpeg runs only the allowed demuxers (video containers, apng, image sequences), so a
+            # playlist or concat list given as a mask cannot make it open other files or URLs
+            self._container = open_input(self.path)
             stream = self._container.streams.video[0]
+        except Vid2VidError as exc:
+            self.close()
+            raise Vid2VidError(f"cannot read mask video {self.path}: {exc}") from None
         except (av.FFmpegError, IndexError, OSError) as exc:
             self.close()
             raise Vid2VidError(f"cannot read mask video {self.path}: {exc}; check it is a video file") from exc

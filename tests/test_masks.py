@@ -288,6 +288,26 @@ def test_bad_user_mask_inputs_are_one_line_errors(tmp_path):
     assert all("\n" not in msg for msg in errors)
 
 
+def test_mask_video_playlist_cannot_open_other_files(tmp_path):
+    """A concat list given as a mask video is refused: FFmpeg would otherwise open the files it names."""
+    import av
+
+    _write_video(tmp_path / "real.mov", [np.full((16, 32, 3), 200, np.uint8)] * 2)
+    listing = tmp_path / "mask.ffconcat"
+    listing.write_text("ffconcat version 1.0\nfile real.mov\n")
+    with av.open(str(listing)) as c:  # the danger is real: plain FFmpeg follows the list
+        assert sum(1 for _ in c.decode(video=0)) == 2
+    with pytest.raises(Vid2VidError) as e:
+        masks.UserMaskSource("video", listing).get(0, (32, 16))
+    assert "cannot read mask video" in str(e.value) and "\n" not in str(e.value)
+    apng = tmp_path / "mask.apng"
+    Image.fromarray(_pattern(1)).save(apng, format="PNG", save_all=True,
+                                      append_images=[Image.fromarray(_pattern(2))])
+    src = masks.UserMaskSource("video", apng)  # an animated PNG is a legitimate mask video
+    np.testing.assert_array_equal(src.get(1, (32, 16)), _pattern(2) / 255.0)
+    src.close()
+
+
 # ---------------------------------------------------------------------------------------------- combine
 
 
