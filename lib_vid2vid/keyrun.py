@@ -46,15 +46,16 @@ from .renderer import RenderRequest
 KEYS_STAGE = "keys"
 
 
-def plan_from_settings(settings: Settings, frames, total: int, weights=None) -> kf.KeyframePlan:
-    """Choose the keyframes of ``frames`` (RGB uint8 at output size) with the job's settings."""
+def plan_from_settings(settings: Settings, frames, total: int, weights=None, on_key=None) -> kf.KeyframePlan:
+    """Choose the keyframes of ``frames`` (RGB uint8 at output size) with the job's settings (``on_key``: see
+    :func:`lib_vid2vid.keyframes.choose_keyframes`)."""
     t = settings.temporal
     return kf.choose_keyframes(
         frames, total, mode=t.keyframe_mode, interval=t.keyframe_interval, min_gap=t.keyframe_min_gap,
         max_gap=t.keyframe_max_gap, threshold=t.keyframe_threshold, colour_weight=t.keyframe_colour_weight,
         motion_weight=t.keyframe_motion_weight, cut_threshold=settings.export.scene_cut_threshold,
         add=kf.parse_frame_list(t.keyframe_add, "keyframe_add"),
-        remove=kf.parse_frame_list(t.keyframe_remove, "keyframe_remove"), weights=weights)
+        remove=kf.parse_frame_list(t.keyframe_remove, "keyframe_remove"), weights=weights, on_key=on_key)
 
 
 def keyframe_path(folder: str | Path, index: int) -> Path:
@@ -635,32 +636,50 @@ def choose_for_settings(settings: Settings) -> kf.KeyframePlan:
     return plan_from_settings(settings, frames, plan.total)
 
 
-def keyframe_strip(settings: Settings, height: int = 72, max_keys: int = 48) -> tuple[kf.KeyframePlan, np.ndarray]:
-    """The keyframe plan of ``settings``' video and a strip of its keyframes' source frames for a UI to show
-    before rendering: RGB uint8, thumbnails ``height`` pixels high side by side (at most ``max_keys``, the first
-    ones), each labelled with its frame number and reason ("c" marks a scene cut)."""
+def keyframe_thumbnails(settings: Settings, height: int = 72, max_keys: int = 48
+                        ) -> tuple[kf.KeyframePlan, list[tuple[int, np.ndarray]]]:
+    """The keyframe plan of ``settings``' video (exactly the one a job would choose: the frames are decoded at the
+    output size, streamed, one at a time) and ``(frame, thumbnail)`` of its first ``max_keys`` keyframes: RGB uint8,
+    ``height`` pixels high. Only thumbnails are kept, never the video."""
     from . import video
     from .loop import make_plan
 
     info = video.probe(settings.video.input)
     plan = make_plan(settings, info)
     v = settings.video
-    kplan_frames: list[np.ndarray] = []
     stream = video.iter_frames(settings.video.input, fps=plan.fps if v.fps else None, start=plan.start, end=plan.end,
-                               size=(plan.width, plan.height), resize_mode=v.resize_mode)
-    thumbs: dict[int, np.ndarray] = {}
+                               size=(plan.width, plan.height), resize_mode=v.resize_mode, info=info)
+    thumbs: list[tuple[int, np.ndarray]] = []
     width = max(1, round(plan.width * height / plan.height))
+    current: dict[str, Any] = {}
 
-    def thumbnails(stream):
+    def frames():
         for i, rgb in stream:
-            thumbs[i] = cv2.resize(rgb, (width, height), interpolation=cv2.INTER_AREA)
+            current["frame"] = (i, rgb)  # the chooser decides on frame i before it reads the next one
             yield rgb
 
-    kplan = plan_from_settings(settings, thumbnails(stream), plan.total)
-    for i in kplan.frames[:max_keys]:
-        t = thumbs[i].copy()
+    def keep(index: int) -> None:
+        i, rgb = current["frame"]
+        if i == index and len(thumbs) < max_keys:
+            thumbs.append((i, cv2.resize(rgb, (width, height), interpolation=cv2.INTER_AREA)))
+
+    try:
+        kplan = plan_from_settings(settings, frames(), plan.total, on_key=keep)
+    finally:
+        stream.close()
+    return kplan, thumbs
+
+
+def keyframe_strip(settings: Settings, height: int = 72, max_keys: int = 48) -> tuple[kf.KeyframePlan, np.ndarray]:
+    """The keyframe plan of ``settings``' video and a strip of its keyframes' source frames for a UI to show
+    before rendering: RGB uint8, thumbnails ``height`` pixels high side by side (at most ``max_keys``, the first
+    ones), each labelled with its frame number and reason ("c" marks a scene cut)."""
+    kplan, thumbs = keyframe_thumbnails(settings, height, max_keys)
+    strip = []
+    for i, thumb in thumbs:
+        t = thumb.copy()
         label = f"{i}{'c' if kplan.reasons.get(i) == 'cut' else ''}"
         cv2.putText(t, label, (3, height - 5), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (0, 0, 0), 3, cv2.LINE_AA)
         cv2.putText(t, label, (3, height - 5), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (255, 255, 255), 1, cv2.LINE_AA)
-        kplan_frames.append(t)
-    return kplan, np.concatenate(kplan_frames, axis=1)
+        strip.append(t)
+    return kplan, np.concatenate(strip, axis=1)
