@@ -18,8 +18,8 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-REASON_WORDS = {"start": "start", "cut": "scene cut", "interval": "interval", "adaptive": "change",
-                "max_gap": "longest gap", "user": "user"}
+REASON_WORDS = {"start": "start", "cut": "cut", "interval": "interval", "adaptive": "change",
+                "max_gap": "max gap", "user": "user"}
 """A keyframe's reason (:class:`lib_vid2vid.keyframes.KeyframePlan.reasons`) in the captions' words."""
 
 PREVIEW_HEIGHT = 96
@@ -31,8 +31,8 @@ FileUrl = Callable[[str], "str | None"]
 
 
 def caption(frame: int, reason: str) -> str:
-    """``"frame 12: interval"``."""
-    return f"frame {frame}: {REASON_WORDS.get(reason, reason)}"
+    """``"12: interval"`` (frame number: why it is a keyframe; short, so it fits under a thumbnail)."""
+    return f"{frame}: {REASON_WORDS.get(reason, reason)}"
 
 
 def summary(plan: Any, shown: int | None = None) -> str:
@@ -198,6 +198,22 @@ def suggested_additions(groups: list[dict[str, Any]]) -> list[int]:
             if b - a >= 2:
                 out.append((a + b) // 2)
     return sorted(set(out))
+
+
+def retry_values(job: Any) -> tuple[dict[str, Any], list[int]]:
+    """The form's values to render a flagged job again with more keyframes: the job's own settings with the
+    :func:`suggested_additions` added to ``keyframe_add`` and no job to resume (a new job: the host renders its
+    keyframes again). Returns (values, the frames added)."""
+    from .params import SPEC_BY_NAME, parse_frame_list
+
+    values = {k: v for k, v in (job.manifest.get("settings") or {}).items() if k in SPEC_BY_NAME}
+    had = parse_frame_list(str(values.get("keyframe_add") or ""), "keyframe_add")
+    removed = set(parse_frame_list(str(values.get("keyframe_remove") or ""), "keyframe_remove"))
+    added = [f for f in suggested_additions(flagged_groups(job)) if f not in had and f not in removed]
+    values["keyframe_add"] = ", ".join(map(str, sorted(set(had) | set(added))))
+    values["resume_job"] = ""
+    values["keyframe_picks"] = ""
+    return values, added
 
 
 def flagged_html(job: Any) -> str:

@@ -488,7 +488,7 @@ def _keyframe_preview(gr: Any, values: dict[str, Any], elem_id) -> dict[str, Any
     button = _ui_only(gr.Button("Show keyframes", elem_id=elem_id("keyframe_show"), **hide))
     text = _ui_only(gr.Textbox(label="Keyframes of this video with these settings (before rendering)",
                                interactive=False, lines=1, elem_id=elem_id("keyframe_summary"), **hide))
-    strip = _ui_only(gr.Gallery(label="Keyframes the host renders", columns=8, object_fit="contain",
+    strip = _ui_only(gr.Gallery(label="Keyframes the host renders (frame: why)", columns=6, object_fit="contain",
                                 elem_id=elem_id("keyframe_strip"), **hide))
     return {"keyframe_show": button, "keyframe_summary": text, "keyframe_strip": strip}
 
@@ -586,6 +586,8 @@ def _job_picker(gr: Any, comps: dict[str, Any], host: dict[str, Any], elem_id) -
     cands = _ui_only(gr.HTML("", elem_id=elem_id("job_candidates")))
     propagate = _ui_only(gr.Button("Propagate with these picks", visible=False, elem_id=elem_id("job_propagate")))
     flagged = _ui_only(gr.HTML("", elem_id=elem_id("job_flagged")))
+    retry = _ui_only(gr.Button("Load this job's settings with the suggested keyframes added (a new job)",
+                               visible=False, elem_id=elem_id("job_retry")))
     go = _ui_only(gr.Textbox(value="", visible=False, elem_id=elem_id("job_go")))
     picks_box = comps["keyframe_picks"]
     picks_id = elem_id("keyframe_picks")
@@ -594,10 +596,22 @@ def _job_picker(gr: Any, comps: dict[str, Any], host: dict[str, Any], elem_id) -
         name, text = pick(name)
         view = job_keyframes(host, name, picks_id)
         return (name, text, view["candidates"], gr.update(visible=view["waiting"]),
-                view["picks"] if view["candidates"] else gr.update(), view["flagged"])
+                view["picks"] if view["candidates"] else gr.update(), view["flagged"],
+                gr.update(visible=bool(view["flagged"])))
 
     jobs.change(fn=pick_with_keyframes, inputs=[jobs],
-                outputs=[comps["resume_job"], info, cands, propagate, picks_box, flagged])
+                outputs=[comps["resume_job"], info, cands, propagate, picks_box, flagged, retry])
+
+    names = params.api_arg_names()
+
+    def load_retry(name):
+        values, text = retry_form(host, from_label(name, listing["pairs"]) or "")
+        if values is None:
+            return [text] + [gr.update() for _ in names]
+        return [text] + [gr.update(value=ui_value(gr, params.SPEC_BY_NAME[n], values[n])) if n in values
+                         else gr.update() for n in names]
+
+    retry.click(fn=load_retry, inputs=[jobs], outputs=[info] + [comps[n] for n in names])
 
     def record(name, picks):
         message, token = record_job_picks(host, from_label(name, listing["pairs"]) or "", picks)
@@ -631,6 +645,29 @@ def job_keyframes(host: dict[str, Any], name: str, picks_elem_id: str) -> dict[s
     except Exception as exc:  # noqa: BLE001 - a damaged job must not break the tab
         out["candidates"] = f"<div>Cannot read the job's keyframes: {exc}</div>"
     return out
+
+
+def retry_form(host: dict[str, Any], name: str) -> tuple[dict[str, Any] | None, str]:
+    """(the form's values for a new job of the flagged job ``name`` with keyframes added, or None; a line for the
+    UI) (:func:`lib_vid2vid.keyframe_view.retry_values`)."""
+    import html
+
+    from . import keyframe_view
+    from .workspace import Job
+
+    root = host["job_root"](name) if name else None
+    if root is None:
+        return None, "Pick a job first."
+    try:
+        values, added = keyframe_view.retry_values(Job.open(root))
+    except Exception as exc:  # noqa: BLE001 - said in the tab
+        return None, html.escape(str(exc))
+    if not added:
+        return None, "No keyframe to add: every gap of the flagged scenes is a single frame."
+    return values, (f"Loaded the settings of {html.escape(name)} into the form, with keyframes "
+                    f"{', '.join(map(str, added))} added (Temporal tab, <em>Also keyframes</em>). Press Generate: a "
+                    f"new job renders every keyframe again (the img2img tab's prompt, seed and size apply); "
+                    f"{html.escape(name)} is kept.")
 
 
 def record_job_picks(host: dict[str, Any], name: str, picks: str) -> tuple[str, str]:

@@ -24,8 +24,7 @@ def test_preview_shows_the_jobs_own_keyframes_with_reasons(tmp_path):
     clip = _pan_clip(tmp_path / "pan.mp4")  # a cut at frame 10
     s = _settings(clip, tmp_path / "o")
     items, text = kv.preview(s, height=32)
-    assert [c for _t, c in items] == ["frame 0: start", "frame 4: interval", "frame 8: interval",
-                                      "frame 10: scene cut", "frame 14: interval"]
+    assert [c for _t, c in items] == ["0: start", "4: interval", "8: interval", "10: cut", "14: interval"]
     assert text.startswith("5 of 16 frames rendered (31%)") and "2 scene groups (frames 0-9, 10-15)" in text
     src = dict(video.iter_frames(clip, size=(96, 64)))
     for (thumb, _c), i in zip(items, (0, 4, 8, 10, 14)):
@@ -35,8 +34,8 @@ def test_preview_shows_the_jobs_own_keyframes_with_reasons(tmp_path):
     s = _settings(clip, tmp_path / "o", keyframe_mode="adaptive", keyframe_add="6", keyframe_remove="")
     items, _text = kv.preview(s, height=32)
     job_plan = keyrun.choose_for_settings(s)
-    assert [int(c.split()[1].rstrip(":")) for _t, c in items] == job_plan.frames
-    assert "frame 6: user" in [c for _t, c in items]
+    assert [int(c.split(":")[0]) for _t, c in items] == job_plan.frames
+    assert "6: user" in [c for _t, c in items]
     assert not (tmp_path / "o").exists(), "a preview writes nothing"
 
 
@@ -62,7 +61,7 @@ def test_form_preview_reads_labels_and_the_hosts_size_and_never_raises(tmp_path)
                                       fake)
     assert seen[-1].temporal.keyframe_mode == "interval" and seen[-1].video.input == str(clip)
     assert (seen[-1].video.width, seen[-1].video.height) == (96, 64)  # the host's size, multiple of 8
-    assert [c for _t, c in items] == ["frame 0: start", "frame 8: interval"] and "first video of the batch" in text
+    assert [c for _t, c in items] == ["0: start", "8: interval"] and "first video of the batch" in text
     assert ui.keyframe_preview({"input": ""}) == ([], "Upload a video (Video tab) first.")
     items, text = ui.keyframe_preview({"input": str(tmp_path / "missing.mp4"), "keyframe_mode": "interval"})
     assert items == [] and text.startswith("cannot choose the keyframes:")
@@ -182,11 +181,11 @@ def test_jobs_tab_shows_candidates_and_propagate_records_then_resumes(tmp_path):
     comps = dict(zip(params.api_arg_names(), ui.build(gr, elem_id=lambda x: "v_" + x, host=host)))
     picker = next(c for c in gr.created if c.kw.get("elem_id") == "v_job_list")
     (_e, pick), = picker.events
-    resume, _info, cands, propagate, picks, flagged = pick["fn"](job_dir.name)
+    resume, _info, cands, propagate, picks, flagged, retry = pick["fn"](job_dir.name)
     assert pick["outputs"][0] is comps["resume_job"] and pick["outputs"][4] is comps["keyframe_picks"]
     assert resume == job_dir.name and propagate == {"visible": True} and picks == "0:0, 4:0, 8:0"
     assert [r["onchange"] for r in _radios(cands).radios] == ["vid2vidPick(this, 'v_keyframe_picks')"] * 6
-    assert flagged == ""
+    assert flagged == "" and retry == {"visible": False}
     button = next(c for c in gr.created if c.kw.get("elem_id") == "v_job_propagate")
     (_e, click), = button.events
     assert click["inputs"] == [picker, comps["keyframe_picks"]]
@@ -196,7 +195,7 @@ def test_jobs_tab_shows_candidates_and_propagate_records_then_resumes(tmp_path):
     message, token, _ = click["fn"](job_dir.name, "8:5")
     assert "does not exist" in message and token == ""  # nothing resumes
     # a job without candidates: no radios, the button hidden, the picks box left alone
-    _r, _i, cands, propagate, picks, _f = pick["fn"]("")
+    _r, _i, cands, propagate, picks, _f, _retry = pick["fn"]("")
     assert cands == "" and propagate == {"visible": False} and picks == {}
 
 
@@ -213,3 +212,34 @@ def test_flagged_groups_are_listed_with_keyframes_to_add():
     assert "frames 0-9" not in text
     J.manifest = {"keyframes": {"groups": []}}
     assert kv.flagged_html(J()) == ""
+
+
+def test_a_flagged_job_is_loaded_into_the_form_with_keyframes_added(tmp_path):
+    clip = _pan_clip(tmp_path / "pan.mp4")  # keyframes 0, 4, 8 | 10, 14
+    s = _settings(clip, tmp_path / "out", keyframe_problem_ratio=1.5, keyframe_remove="6")
+    first = run_job(s.replace(keyframe_remove=""), ProxyRenderer())
+    job_dir = first.job_dir
+    assert [g["flagged"] for g in kv.flagged_groups(Job.open(job_dir))] == [True, True]
+    gr = FakeGradio()
+    host = {"list_jobs": lambda: [(job_dir.name, job_dir.name)], "job_root": lambda n: job_dir if n else None}
+    comps = dict(zip(params.api_arg_names(), ui.build(gr, elem_id=lambda x: x, host=host)))
+    picker = next(c for c in gr.created if c.kw.get("elem_id") == "job_list")
+    (_e, pick), = picker.events
+    *_rest, flagged, retry = pick["fn"](job_dir.name)
+    assert "frames 0-9: changes" in flagged and "Suggested keyframes to add: 2, 6, 9, 12, 15" in flagged
+    assert retry == {"visible": True}
+    button = next(c for c in gr.created if c.kw.get("elem_id") == "job_retry")
+    (_e, click), = button.events
+    assert click["outputs"][1:] == [comps[n] for n in params.api_arg_names()]
+    message, *updates = click["fn"](job_dir.name)
+    form = {n: u["value"] for n, u in zip(params.api_arg_names(), updates)}
+    assert "2, 6, 9, 12, 15 added" in message and form["keyframe_add"] == "2, 6, 9, 12, 15"
+    assert form["resume_job"] == "" and form["input"] == str(clip) and form["keyframe_mode"] == "interval"
+    # those values make a new job that renders the flagged scenes with the added keyframes
+    r = ProxyRenderer()
+    again = run_job(kv.form_settings(form, base=s), r)
+    plan = Job.open(again.job_dir).manifest["keyframes"]["plan"]
+    assert again.job_dir != job_dir and plan["frames"] == [0, 2, 4, 6, 8, 9, 10, 12, 14, 15] and r.calls == 10
+    # a frame the job removed is not suggested back
+    _values, added = kv.retry_values(Job.open(run_job(s, ProxyRenderer()).job_dir))
+    assert 6 not in added
