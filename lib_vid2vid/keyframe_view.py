@@ -7,8 +7,10 @@
   each keyframe's N candidates side by side with one radio button per keyframe; the radios write the
   ``keyframe_picks`` box (``javascript/vid2vid_picks.js``), and "Propagate with these picks" records the picks in
   the job's stored settings, so resuming the job takes them (a pick already taken is kept, as with the CLI/API).
-* **Flagged scene groups** (:func:`flagged_html`, :func:`suggested_additions`): the groups problem detection
-  flagged, and keyframes to add there (the middle of each gap between the group's keyframes).
+* **Flagged scene groups** (:func:`flagged_html`, :func:`redo_candidates`, :func:`suggested_additions`,
+  :func:`retry_values`): the groups problem detection flagged; their keyframes can be rendered again with another
+  seed in the same job (:func:`lib_vid2vid.keyrun.redo_keyframes`, then the job resumes), or the job's settings
+  loaded into the form with keyframes added in the middle of each gap (a new job).
 """
 
 from __future__ import annotations
@@ -198,6 +200,17 @@ def suggested_additions(groups: list[dict[str, Any]]) -> list[int]:
             if b - a >= 2:
                 out.append((a + b) // 2)
     return sorted(set(out))
+
+
+def redo_candidates(job: Any) -> list[int]:
+    """The keyframes of the flagged scene groups, to render again with another seed ([] when none is flagged
+    or the job cannot: candidates, a grid, keyframes from a folder, warped noise; see
+    :func:`lib_vid2vid.keyrun.redo_keyframes`)."""
+    s = job.manifest.get("settings") or {}
+    if (int(s.get("keyframe_candidates") or 1) > 1 or int(s.get("keyframe_grid") or 1) > 1
+            or str(s.get("keyframe_folder") or "").strip() or s.get("noise_mode", "seed") != "seed"):
+        return []
+    return sorted({int(k) for g in flagged_groups(job) for k in g.get("keyframes") or []})
 
 
 def retry_values(job: Any) -> tuple[dict[str, Any], list[int]]:

@@ -586,6 +586,11 @@ def _job_picker(gr: Any, comps: dict[str, Any], host: dict[str, Any], elem_id) -
     cands = _ui_only(gr.HTML("", elem_id=elem_id("job_candidates")))
     propagate = _ui_only(gr.Button("Propagate with these picks", visible=False, elem_id=elem_id("job_propagate")))
     flagged = _ui_only(gr.HTML("", elem_id=elem_id("job_flagged")))
+    with gr.Row():
+        redo_frames = _ui_only(gr.Textbox(label="Keyframes to render again with another seed (frame numbers)",
+                                          visible=False, elem_id=elem_id("job_redo_frames")))
+        redo = _ui_only(gr.Button("Render them again with another seed and resume", visible=False,
+                                  elem_id=elem_id("job_redo")))
     retry = _ui_only(gr.Button("Load this job's settings with the suggested keyframes added (a new job)",
                                visible=False, elem_id=elem_id("job_retry")))
     go = _ui_only(gr.Textbox(value="", visible=False, elem_id=elem_id("job_go")))
@@ -597,10 +602,11 @@ def _job_picker(gr: Any, comps: dict[str, Any], host: dict[str, Any], elem_id) -
         view = job_keyframes(host, name, picks_id)
         return (name, text, view["candidates"], gr.update(visible=view["waiting"]),
                 view["picks"] if view["candidates"] else gr.update(), view["flagged"],
-                gr.update(visible=bool(view["flagged"])))
+                gr.update(visible=bool(view["flagged"])), gr.update(visible=view["redo"], value=view["redo_frames"]),
+                gr.update(visible=view["redo"]))
 
     jobs.change(fn=pick_with_keyframes, inputs=[jobs],
-                outputs=[comps["resume_job"], info, cands, propagate, picks_box, flagged, retry])
+                outputs=[comps["resume_job"], info, cands, propagate, picks_box, flagged, retry, redo_frames, redo])
 
     names = params.api_arg_names()
 
@@ -617,12 +623,19 @@ def _job_picker(gr: Any, comps: dict[str, Any], host: dict[str, Any], elem_id) -
         message, token = record_job_picks(host, from_label(name, listing["pairs"]) or "", picks)
         return message, token, (from_label(name, listing["pairs"]) or "") if token else gr.update()
 
-    event = propagate.click(fn=record, inputs=[jobs, picks_box], outputs=[info, go, comps["resume_job"]])
+    def rerender(name, frames):
+        name = from_label(name, listing["pairs"]) or ""
+        message, token = redo_job_keyframes(host, name, frames)
+        return message, token, name if token else gr.update()
+
+    events = [propagate.click(fn=record, inputs=[jobs, picks_box], outputs=[info, go, comps["resume_job"]]),
+              redo.click(fn=rerender, inputs=[jobs, redo_frames], outputs=[info, go, comps["resume_job"]])]
     major = _gradio_major(gr)
-    if major and host.get("generate_button"):  # the picks are recorded: resume the job (Generate) in the page
+    if major and host.get("generate_button"):  # the job is ready: resume it (Generate) in the page
         js = ("(token) => { if (token) { const b = document.querySelector(" + repr(host["generate_button"])
               + "); if (b) b.click(); } return []; }")
-        event.then(fn=None, inputs=[go], outputs=[], **{("js" if major >= 4 else "_js"): js})
+        for event in events:
+            event.then(fn=None, inputs=[go], outputs=[], **{("js" if major >= 4 else "_js"): js})
 
 
 def job_keyframes(host: dict[str, Any], name: str, picks_elem_id: str) -> dict[str, Any]:
@@ -632,7 +645,7 @@ def job_keyframes(host: dict[str, Any], name: str, picks_elem_id: str) -> dict[s
     from . import keyframe_view
     from .workspace import Job
 
-    out = {"candidates": "", "picks": "", "waiting": False, "flagged": ""}
+    out = {"candidates": "", "picks": "", "waiting": False, "flagged": "", "redo": False, "redo_frames": ""}
     root = host["job_root"](name) if name else None
     if root is None:
         return out
@@ -642,6 +655,8 @@ def job_keyframes(host: dict[str, Any], name: str, picks_elem_id: str) -> dict[s
                                                                         picks_elem_id)
         out["waiting"] = any(not it["taken"] for it in keyframe_view.candidates(job))
         out["flagged"] = keyframe_view.flagged_html(job)
+        frames = keyframe_view.redo_candidates(job)
+        out["redo"], out["redo_frames"] = bool(frames), ", ".join(map(str, frames))
     except Exception as exc:  # noqa: BLE001 - a damaged job must not break the tab
         out["candidates"] = f"<div>Cannot read the job's keyframes: {exc}</div>"
     return out
@@ -668,6 +683,24 @@ def retry_form(host: dict[str, Any], name: str) -> tuple[dict[str, Any] | None, 
                     f"{', '.join(map(str, added))} added (Temporal tab, <em>Also keyframes</em>). Press Generate: a "
                     f"new job renders every keyframe again (the img2img tab's prompt, seed and size apply); "
                     f"{html.escape(name)} is kept.")
+
+
+def redo_job_keyframes(host: dict[str, Any], name: str, frames: str) -> tuple[str, str]:
+    """Mark keyframes of the job to be rendered again with another seed
+    (:func:`lib_vid2vid.keyrun.redo_keyframes`): (a line for the UI, a token, non-empty when it can resume)."""
+    import html
+    import time
+
+    from .keyrun import redo_keyframes
+
+    root = host["job_root"](name) if name else None
+    if root is None:
+        return "Pick a job first.", ""
+    try:
+        line = redo_keyframes(root, params.parse_frame_list(frames or "", "keyframes"))
+    except Exception as exc:  # noqa: BLE001 - said in the tab
+        return html.escape(str(exc)), ""
+    return html.escape(line) + " Resuming it (Generate) ...", f"{name}@{time.time():.3f}"
 
 
 def record_job_picks(host: dict[str, Any], name: str, picks: str) -> tuple[str, str]:

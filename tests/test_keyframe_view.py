@@ -181,11 +181,11 @@ def test_jobs_tab_shows_candidates_and_propagate_records_then_resumes(tmp_path):
     comps = dict(zip(params.api_arg_names(), ui.build(gr, elem_id=lambda x: "v_" + x, host=host)))
     picker = next(c for c in gr.created if c.kw.get("elem_id") == "v_job_list")
     (_e, pick), = picker.events
-    resume, _info, cands, propagate, picks, flagged, retry = pick["fn"](job_dir.name)
+    resume, _info, cands, propagate, picks, flagged, retry, redo_frames, redo = pick["fn"](job_dir.name)
     assert pick["outputs"][0] is comps["resume_job"] and pick["outputs"][4] is comps["keyframe_picks"]
     assert resume == job_dir.name and propagate == {"visible": True} and picks == "0:0, 4:0, 8:0"
     assert [r["onchange"] for r in _radios(cands).radios] == ["vid2vidPick(this, 'v_keyframe_picks')"] * 6
-    assert flagged == "" and retry == {"visible": False}
+    assert flagged == "" and retry == {"visible": False} and redo == {"visible": False}
     button = next(c for c in gr.created if c.kw.get("elem_id") == "v_job_propagate")
     (_e, click), = button.events
     assert click["inputs"] == [picker, comps["keyframe_picks"]]
@@ -195,7 +195,7 @@ def test_jobs_tab_shows_candidates_and_propagate_records_then_resumes(tmp_path):
     message, token, _ = click["fn"](job_dir.name, "8:5")
     assert "does not exist" in message and token == ""  # nothing resumes
     # a job without candidates: no radios, the button hidden, the picks box left alone
-    _r, _i, cands, propagate, picks, _f, _retry = pick["fn"]("")
+    _r, _i, cands, propagate, picks, _f, _retry, _rf, _redo = pick["fn"]("")
     assert cands == "" and propagate == {"visible": False} and picks == {}
 
 
@@ -225,9 +225,10 @@ def test_a_flagged_job_is_loaded_into_the_form_with_keyframes_added(tmp_path):
     comps = dict(zip(params.api_arg_names(), ui.build(gr, elem_id=lambda x: x, host=host)))
     picker = next(c for c in gr.created if c.kw.get("elem_id") == "job_list")
     (_e, pick), = picker.events
-    *_rest, flagged, retry = pick["fn"](job_dir.name)
+    *_rest, flagged, retry, redo_frames, redo = pick["fn"](job_dir.name)
     assert "frames 0-9: changes" in flagged and "Suggested keyframes to add: 2, 6, 9, 12, 15" in flagged
-    assert retry == {"visible": True}
+    assert retry == {"visible": True} and redo == {"visible": True}
+    assert redo_frames == {"visible": True, "value": "0, 4, 8, 10, 14"}  # the flagged scenes' keyframes
     button = next(c for c in gr.created if c.kw.get("elem_id") == "job_retry")
     (_e, click), = button.events
     assert click["outputs"][1:] == [comps[n] for n in params.api_arg_names()]
@@ -243,3 +244,71 @@ def test_a_flagged_job_is_loaded_into_the_form_with_keyframes_added(tmp_path):
     # a frame the job removed is not suggested back
     _values, added = kv.retry_values(Job.open(run_job(s, ProxyRenderer()).job_dir))
     assert 6 not in added
+
+
+def _pass1(job_dir):
+    return [p.read_bytes() for p in sorted((Path(job_dir) / "frames" / "pass1").glob("*.png"))]
+
+
+def test_a_flagged_keyframe_is_rendered_again_with_another_seed_and_only_its_frames_change(tmp_path):
+    from lib_vid2vid.keyrun import RESEED_STEP, redo_keyframes
+
+    clip = _pan_clip(tmp_path / "pan.mp4")  # keyframes 0, 4, 8 | 10, 14
+    s = _settings(clip, tmp_path / "out", report=True, comparison_video=True)
+    first = run_job(s, ProxyRenderer())
+    job_dir = first.job_dir
+    before = _pass1(job_dir)
+    keys_before = [Job.open(job_dir).read_frame("keys", k) for k in range(5)]
+    seed = Job.open(job_dir).manifest["frames"]["keys"][1]["seed"]
+    video_before = first.video_path.read_bytes()
+    line = redo_keyframes(job_dir, [4])
+    assert "Keyframes 4" in line and "frames from 1 on" in line
+    job = Job.open(job_dir)
+    assert job.status == "interrupted" and job.frames_done("pass1") == 1
+    assert job.manifest["keyframes"]["reseed"] == {"4": 1} and job.manifest["keyframes"]["redo"] == [1]
+    r = ProxyRenderer()
+    done = run_job(s, r, resume=job_dir)
+    assert done.status == "done" and r.calls == 1, "only the keyframe is rendered again"
+    job = Job.open(job_dir)
+    assert job.manifest["frames"]["keys"][1]["seed"] == (seed + RESEED_STEP) % 2**32
+    assert "redo" not in job.manifest["keyframes"] or job.manifest["keyframes"]["redo"] == []
+    keys_after = [job.read_frame("keys", k) for k in range(5)]
+    assert not np.array_equal(keys_after[1], keys_before[1])
+    assert all(np.array_equal(keys_after[k], keys_before[k]) for k in (0, 2, 3, 4))
+    after = _pass1(job_dir)
+    assert after[0] == before[0] and after[8:] == before[8:], "frames not made from keyframe 4 keep their bytes"
+    assert all(after[t] != before[t] for t in range(1, 8))
+    assert np.array_equal(job.read_frame("pass1", 4), keys_after[1])
+    assert done.video_path.read_bytes() != video_before and done.report is not None  # made again
+    # again: the next seed; a frame that is not a keyframe is refused
+    redo_keyframes(job_dir, [4])
+    assert Job.open(job_dir).manifest["keyframes"]["reseed"] == {"4": 2}
+    with pytest.raises(Exception, match="frame 5 is not a keyframe"):
+        redo_keyframes(job_dir, [5])
+
+
+def test_redo_is_refused_where_a_seed_cannot_change_one_keyframe(tmp_path):
+    from lib_vid2vid.keyrun import redo_keyframes
+
+    s, job_dir = _candidate_job(tmp_path)
+    with pytest.raises(Vid2VidError, match="pick another candidate"):
+        redo_keyframes(job_dir, [4])
+
+
+def test_jobs_tab_renders_a_flagged_keyframe_again_and_resumes(tmp_path):
+    clip = _pan_clip(tmp_path / "pan.mp4")
+    s = _settings(clip, tmp_path / "out", keyframe_problem_ratio=1.5)
+    job_dir = run_job(s, ProxyRenderer()).job_dir
+    gr = FakeGradio()
+    host = {"list_jobs": lambda: [(job_dir.name, job_dir.name)], "job_root": lambda n: job_dir if n else None}
+    comps = dict(zip(params.api_arg_names(), ui.build(gr, elem_id=lambda x: x, host=host)))
+    button = next(c for c in gr.created if c.kw.get("elem_id") == "job_redo")
+    (_e, click), = button.events
+    assert click["outputs"][2] is comps["resume_job"]
+    message, token, resume = click["fn"](job_dir.name, "14")
+    assert "Keyframes 14" in message and token and resume == job_dir.name
+    message, token, _ = click["fn"](job_dir.name, "13")
+    assert "frame 13 is not a keyframe" in message and token == ""
+    r = ProxyRenderer()
+    assert run_job(s, r, resume=resume).status == "done" and r.calls == 1
+    assert Job.open(job_dir).manifest["keyframes"]["reseed"] == {"14": 1}
