@@ -73,7 +73,8 @@ def open_or_create_job(settings: Settings, info: video_probe.VideoInfo | None, *
                                    f"restore that setup to resume it, or start a new job")
             stored = Settings.from_dict(job.manifest["settings"])
             picks = settings.job.keyframe_picks.strip()
-            if picks and picks != stored.job.keyframe_picks.strip():  # picks given with the job to resume win
+            if (picks and stored.temporal.keyframe_candidates > 1
+                    and picks != stored.job.keyframe_picks.strip()):  # picks given with the job to resume win
                 stored = stored.replace(keyframe_picks=picks)
                 job.manifest["settings"] = stored.to_dict()
         except BaseException:

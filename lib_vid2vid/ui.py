@@ -601,7 +601,7 @@ def _job_picker(gr: Any, comps: dict[str, Any], host: dict[str, Any], elem_id) -
         name, text = pick(name)
         view = job_keyframes(host, name, picks_id)
         return (name, text, view["candidates"], gr.update(visible=view["waiting"]),
-                view["picks"] if view["candidates"] else gr.update(), view["flagged"],
+                view["picks"] if view["candidates"] or name else gr.update(), view["flagged"],
                 gr.update(visible=bool(view["flagged"])), gr.update(visible=view["redo"], value=view["redo_frames"]),
                 gr.update(visible=view["redo"]))
 

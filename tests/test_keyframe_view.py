@@ -16,6 +16,7 @@ from lib_vid2vid.errors import Vid2VidError
 from lib_vid2vid.pipeline import run_job
 from lib_vid2vid.proxy import ProxyRenderer
 from lib_vid2vid.workspace import Job
+from tests.doubles import StopAfter
 from tests.test_keyframes import _pan_clip, _settings
 from tests.test_ui import FakeGradio
 
@@ -152,6 +153,13 @@ def test_candidates_get_a_radio_per_keyframe_and_recorded_picks_survive_resume(t
 def test_picks_given_with_the_job_to_resume_win_over_its_stored_ones(tmp_path):
     s, job_dir = _candidate_job(tmp_path)
     done = run_job(s.replace(keyframe_picks="8:1"), ProxyRenderer(), resume=job_dir)
+    assert done.status == "done"
+    # a job without candidates resumes with picks in the form: they do not apply to it
+    clip = _pan_clip(tmp_path / "plain.mp4", cut=None, n=9)
+    plain = _settings(clip, tmp_path / "out2")
+    stop = StopAfter(3, stage="pass1")
+    part = run_job(plain, ProxyRenderer(), should_stop=stop, progress=stop.progress)
+    assert run_job(s.replace(keyframe_picks="8:1"), ProxyRenderer(), resume=part.job_dir).status == "done"
     job = Job.open(done.job_dir)
     assert done.status == "done" and job.manifest["keyframes"]["picks"] == {"0": 0, "4": 0, "8": 1}
     assert job.manifest["settings"]["keyframe_picks"] == "8:1"
@@ -225,7 +233,8 @@ def test_a_flagged_job_is_loaded_into_the_form_with_keyframes_added(tmp_path):
     comps = dict(zip(params.api_arg_names(), ui.build(gr, elem_id=lambda x: x, host=host)))
     picker = next(c for c in gr.created if c.kw.get("elem_id") == "job_list")
     (_e, pick), = picker.events
-    *_rest, flagged, retry, redo_frames, redo = pick["fn"](job_dir.name)
+    *_rest, picks, flagged, retry, redo_frames, redo = pick["fn"](job_dir.name)
+    assert picks == "", "a job without candidates clears the picks box (stale picks would refuse a new job)"
     assert "frames 0-9: changes" in flagged and "Suggested keyframes to add: 2, 6, 9, 12, 15" in flagged
     assert retry == {"visible": True} and redo == {"visible": True}
     assert redo_frames == {"visible": True, "value": "0, 4, 8, 10, 14"}  # the flagged scenes' keyframes

@@ -418,3 +418,64 @@ def test_keyframe_candidates_are_picked_with_a_radio_and_propagated(browser, web
     if flagged:
         assert "Scenes flagged by problem detection" in _el(driver, f"#{ID}job_flagged").text
     _shot(driver, f"#{ID}tab_jobs", _screens(webui, "jobs-after"))
+
+
+def test_a_flagged_keyframe_is_rendered_again_from_the_jobs_tab(browser, webui, clip_path):
+    import json
+
+    driver = browser
+    host = webui["host"]
+    out = Path(webui["output_dir"])
+    before = set(out.iterdir()) if out.exists() else set()
+    _pick_vid2vid(driver)
+    _click_tab(driver, f"#{ID}tabs", "Video")
+    _type(driver, f"#{ID}input textarea", str(clip_path))
+    _type(driver, f"#{ID}max_frames input[type=number]", "6")  # keyframes 0 and 4
+    size = str(host.interrupt_size)
+    _type(driver, "#img2img_width input[type=number]", size)
+    _type(driver, "#img2img_height input[type=number]", size)
+    _type(driver, "#img2img_steps input[type=number]", str(min(4, host.interrupt_steps)))
+    _type(driver, "#img2img_seed input[type=number]", "1234")
+    _click_tab(driver, f"#{ID}tabs", "Temporal")
+    _keyframe_mode(driver, "Every N-th")
+    _wait(driver, lambda d: _shown(d, ID + "keyframe_candidates"), 20, "the keyframe settings")
+    _type(driver, f"#{ID}keyframe_interval input[type=number]", "4")
+    _type(driver, f"#{ID}keyframe_candidates input[type=number]", "1")
+    _type(driver, f"#{ID}keyframe_problem_ratio input[type=number]", "0.2")  # random weights: always flagged
+    _click_tab(driver, f"#{ID}tabs", "Jobs")  # a new job: nothing to resume, no picks
+    _type(driver, f"#{ID}resume_job textarea", "")
+    _type(driver, f"#{ID}keyframe_picks textarea", "")
+    generate = _el(driver, "#img2img_generate")
+    driver.execute_script("arguments[0].scrollIntoView({block: 'center'})", generate)
+    generate.click()
+
+    def finished(seen):
+        def check(_d):
+            for folder in (set(out.iterdir()) if out.exists() else set()) - before:
+                try:
+                    m = json.loads((folder / "manifest.json").read_text())
+                except (OSError, ValueError):
+                    continue
+                if m.get("status") == "done" and seen(m):
+                    return folder, m
+            return None
+        return check
+
+    job, manifest = _wait(driver, finished(lambda m: "reseed" not in m.get("keyframes", {})), 900, "the job")
+    assert [g["flagged"] for g in manifest["keyframes"]["groups"]] == [True]
+    _wait(driver, lambda d: d.find_element("css selector", "#vid2vid_result video#vid2vid_player"), 120,
+          "the result")
+    _click_tab(driver, f"#{ID}tabs", "Jobs")
+    _el(driver, f"#{ID}job_refresh").click()
+    time.sleep(2)
+    _choose(driver, f"#{ID}job_list", job.name)
+    _wait(driver, lambda d: _shown(d, ID + "job_redo"), 60, "the re-render button of a flagged job")
+    assert "Scenes flagged by problem detection" in _el(driver, f"#{ID}job_flagged").text
+    assert _value(driver, f"#{ID}job_redo_frames textarea") == "0, 4"
+    _shot(driver, f"#{ID}tab_jobs", _screens(webui, "flagged"))
+    _type(driver, f"#{ID}job_redo_frames textarea", "4")
+    _el(driver, f"#{ID}job_redo").click()
+    job, manifest = _wait(driver, finished(lambda m: m.get("keyframes", {}).get("reseed") == {"4": 1}), 900,
+                          "the keyframe rendered again and the job finished")
+    assert manifest["keyframes"].get("redo") in (None, [])
+    assert "rendered again with seed" in (job / "job.log").read_text()
