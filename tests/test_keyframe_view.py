@@ -321,3 +321,21 @@ def test_jobs_tab_renders_a_flagged_keyframe_again_and_resumes(tmp_path):
     r = ProxyRenderer()
     assert run_job(s, r, resume=resume).status == "done" and r.calls == 1
     assert Job.open(job_dir).manifest["keyframes"]["reseed"] == {"14": 1}
+
+
+def test_cli_renders_a_keyframe_again_and_resumes(tmp_path):
+    import subprocess
+    import sys
+
+    clip = _pan_clip(tmp_path / "pan.mp4", cut=None, n=9)
+    job_dir = run_job(_settings(clip, tmp_path / "out"), ProxyRenderer()).job_dir
+    root = Path(__file__).resolve().parents[1]
+    cmd = [sys.executable, "-m", "lib_vid2vid", "--resume", job_dir.name, "--output-dir", str(tmp_path / "out"),
+           "--renderer", "proxy", "--quiet", "--redo-keyframes", "8"]
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=300, cwd=root)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "Keyframes 8" in out.stderr and "frames from 5 on" in out.stderr
+    job = Job.open(job_dir)
+    assert job.status == "done" and job.manifest["keyframes"]["reseed"] == {"8": 1}
+    out = subprocess.run(cmd[:-2] + ["--redo-keyframes", "7"], capture_output=True, text=True, timeout=300, cwd=root)
+    assert out.returncode != 0 and "frame 7 is not a keyframe" in out.stderr
