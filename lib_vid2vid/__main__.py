@@ -96,6 +96,10 @@ def build_parser() -> argparse.ArgumentParser:
                           "another machine")
     run.add_argument("--timeout", type=_seconds, default=600.0, help="seconds to wait for one frame (default 600)")
     run.add_argument("--resume", metavar="JOB", help="resume this job (folder, name or id) with its own settings")
+    run.add_argument("--redo-keyframes", metavar="FRAMES", default=None,
+                     help="with --resume: render these keyframes of the job again with another seed (e.g. the "
+                          "keyframes of a scene problem detection flagged: '12, 30'), then resume it; the frames "
+                          "made from them are made again, every frame before keeps its bytes")
     run.add_argument("--new", action="store_true", help="start a new job even if an unfinished one matches "
                                                         "(also when that one is running: otherwise an error)")
     run.add_argument("--list-jobs", action="store_true", help="list the jobs in the output folder and exit")
@@ -258,6 +262,15 @@ def main(argv: list[str] | None = None) -> int:
             ap.error("--debug-frame/--debug-time/--sweep render from the input video's settings, not with --resume")
         if args.dry_run or args.export_keyframes:
             return _dry_run(args, settings)
+        if args.redo_keyframes is not None:
+            if not args.resume or args.submit:
+                ap.error("--redo-keyframes takes the job to resume (--resume JOB), on this machine")
+            from . import keyrun
+            from .workspace import Job
+
+            root = Job.resolve(args.resume, settings.job.output_dir).root
+            print(keyrun.redo_keyframes(root, params.parse_frame_list(args.redo_keyframes, "redo_keyframes")),
+                  file=sys.stderr)
         if args.submit:
             return _submit(args, settings)
         renderer = _make_renderer(args)

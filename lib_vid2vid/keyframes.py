@@ -173,11 +173,12 @@ def change_score(cur: tuple[np.ndarray, np.ndarray], key: tuple[np.ndarray, np.n
 def choose_keyframes(frames: Iterable[np.ndarray], total: int, *, mode: str = "interval", interval: int = 4,
                      min_gap: int = 2, max_gap: int = 12, threshold: float = 1.0, colour_weight: float = 25.0,
                      motion_weight: float = 10.0, cut_threshold: float = 0.4, add: Sequence[int] = (),
-                     remove: Sequence[int] = (), weights: Callable[[int, np.ndarray], np.ndarray | None] | None = None
-                     ) -> KeyframePlan:
+                     remove: Sequence[int] = (), weights: Callable[[int, np.ndarray], np.ndarray | None] | None = None,
+                     on_key: Callable[[int], None] | None = None) -> KeyframePlan:
     """Choose the keyframes of a video (see the module docstring). ``frames``: the source frames in order, RGB
     uint8 HWC at output size (streamed: only the last keyframe and the previous frame are kept). ``weights(i,
-    frame)``: float32 HW 0..1, where changes count (a mask), or None for all pixels."""
+    frame)``: float32 HW 0..1, where changes count (a mask), or None for all pixels. ``on_key(i)`` is called as soon
+    as frame ``i`` is chosen, before the next frame is read (a preview keeps only the keyframes' thumbnails)."""
     from .postprocess import scene_cut_distance
 
     if mode not in ("interval", "adaptive"):
@@ -233,6 +234,8 @@ def choose_keyframes(frames: Iterable[np.ndarray], total: int, *, mode: str = "i
             keys.append(i)
             reasons[i] = reason
             last_key = i
+            if on_key is not None:
+                on_key(i)
             if mode == "adaptive":
                 key_small = _small_grey(rgb)
     if n < total:

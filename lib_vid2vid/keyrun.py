@@ -44,17 +44,24 @@ from .params import Settings
 from .renderer import RenderRequest
 
 KEYS_STAGE = "keys"
+RESEED_STEP = 7919
+"""A keyframe re-rendered with another seed (:func:`redo_keyframes`, the k-th time) takes ``seed + k *
+RESEED_STEP`` (mod 2**32); candidates take multiples of 100003."""
+_KEPT_STAGES = ("keys", "candidates", "pass1", "masks", "depth")
+"""Stages a re-rendered keyframe leaves alone (pass1 is cut where the keyframe is first used); every other stage
+(the post stages) is made again from the new pass1."""
 
 
-def plan_from_settings(settings: Settings, frames, total: int, weights=None) -> kf.KeyframePlan:
-    """Choose the keyframes of ``frames`` (RGB uint8 at output size) with the job's settings."""
+def plan_from_settings(settings: Settings, frames, total: int, weights=None, on_key=None) -> kf.KeyframePlan:
+    """Choose the keyframes of ``frames`` (RGB uint8 at output size) with the job's settings (``on_key``: see
+    :func:`lib_vid2vid.keyframes.choose_keyframes`)."""
     t = settings.temporal
     return kf.choose_keyframes(
         frames, total, mode=t.keyframe_mode, interval=t.keyframe_interval, min_gap=t.keyframe_min_gap,
         max_gap=t.keyframe_max_gap, threshold=t.keyframe_threshold, colour_weight=t.keyframe_colour_weight,
         motion_weight=t.keyframe_motion_weight, cut_threshold=settings.export.scene_cut_threshold,
         add=kf.parse_frame_list(t.keyframe_add, "keyframe_add"),
-        remove=kf.parse_frame_list(t.keyframe_remove, "keyframe_remove"), weights=weights)
+        remove=kf.parse_frame_list(t.keyframe_remove, "keyframe_remove"), weights=weights, on_key=on_key)
 
 
 def keyframe_path(folder: str | Path, index: int) -> Path:
@@ -126,6 +133,46 @@ class KeyframeRun(Run):
 
         return weights
 
+    def _request(self, ctx: FrameContext) -> RenderRequest:
+        """The frame's request; a keyframe re-rendered with another seed (manifest ``keyframes.reseed``: {frame:
+        k}) gets ``seed + k * RESEED_STEP``."""
+        req = super()._request(ctx)
+        k = int(((self.job.manifest.get("keyframes") or {}).get("reseed") or {}).get(str(ctx.index), 0))
+        if k and self.keyframe_plan().slot(ctx.index) is not None:
+            req.seed = (int(req.seed) + k * RESEED_STEP) % 2**32
+        return req
+
+    def _redo_keys(self, plan: kf.KeyframePlan, slots: list[int]) -> bool:
+        """Render again the keyframes of ``slots`` (manifest ``keyframes.redo``, set by :func:`redo_keyframes`),
+        each with its new seed, over its render in ``keys``; True if stopped (the rest stays to do)."""
+        job = self.job
+        info = job.manifest["keyframes"]
+        for n, slot in enumerate(sorted(slots)):
+            index = plan.frames[slot]
+            window: dict[int, np.ndarray] = {}
+            frames = self._video_frames(max(0, index - self.before))
+            try:
+                for i, rgb in frames:
+                    window[i] = rgb
+                    if i >= min(index + self.after, self.plan.total - 1):
+                        break
+            finally:
+                frames.close()
+            ctx = self._context(index, window[index], window[index], window)
+            for stage in self.stages:
+                stage.analyse(ctx)
+            out, record = self._render_frame(ctx)
+            record["frame"] = index
+            text = record.pop("_infotext", None)
+            job.write_frame(KEYS_STAGE, slot, out, record, overwrite=True, text={"parameters": text} if text else None)
+            info["redo"] = [x for x in info.get("redo", []) if x != slot]
+            job.log(f"keyframes: frame {index} rendered again with seed {record.get('seed')}")
+            job.save()
+            self.progress(Progress("keyframes", n + 1, len(slots), None, out))
+            if n + 1 < len(slots) and self.should_stop():
+                return True
+        return False
+
     def read_output(self, loop: int, index: int) -> np.ndarray:
         """A finished output frame: a keyframe's render from the keys stage (pass1 may not have it yet)."""
         slot = self.keyframe_plan().slot(index)
@@ -158,6 +205,9 @@ class KeyframeRun(Run):
         job.set_stage_total(KEYS_STAGE, n)
         start = job.frames_done(KEYS_STAGE)
         job.truncate_stage(KEYS_STAGE, start)
+        redo = [slot for slot in (job.manifest.get("keyframes") or {}).get("redo") or [] if slot < start]
+        if redo and self._redo_keys(plan, redo):
+            return True
         if start >= n:
             return False
         if self.candidates > 1:
@@ -595,6 +645,76 @@ class KeyframeRun(Run):
         return frame
 
 
+def redo_keyframes(job_root: str | Path, frames: list[int]) -> str:
+    """Mark keyframes of a job (finished or stopped) to be rendered again with another seed when it resumes
+    (problem detection flagged their scene): each frame's seed offset k grows by one (manifest
+    ``keyframes.reseed``, see :data:`RESEED_STEP`), its slot goes into ``keyframes.redo``, pass1 is cut at the
+    first frame made from it (the frame after the keyframe before it in its scene) and the post stages are made
+    again; nothing before that frame changes. The job's state becomes "interrupted": resume it to render.
+    Not with candidates (pick another one), a keyframe grid (its keyframes share one render), keyframes from a
+    folder, or warped noise (the keyframe's noise does not come from its seed). Returns a line for the UI."""
+    from .errors import SettingsError
+    from .joblock import JobLock
+    from .workspace import Job
+
+    lock = JobLock.acquire(Path(job_root))  # JobRunning while a run holds it
+    try:
+        job = Job.open(job_root)
+    except BaseException:
+        lock.release()
+        raise
+    job.lock = lock
+    try:
+        info = job.manifest.get("keyframes") or {}
+        if not info.get("plan"):
+            raise Vid2VidError(f"Job {job.root.name} has no keyframe plan (not a keyframe job, or not started)")
+        plan = kf.KeyframePlan.from_dict(info["plan"])
+        s = Settings.from_dict(job.manifest["settings"])
+        t = s.temporal
+        why = ("it renders candidates: pick another candidate instead" if t.keyframe_candidates > 1 else
+               "its keyframes are rendered together in a grid" if t.keyframe_grid > 1 else
+               "its keyframes come from a folder" if t.keyframe_folder.strip() else
+               "its noise is warped along the motion, not taken from the seed" if s.sampling.noise_mode != "seed"
+               else None)
+        if why:
+            raise Vid2VidError(f"Cannot render a keyframe of {job.root.name} again with another seed: {why}")
+        if not frames:
+            raise SettingsError("keyframes", "give the keyframes to render again (frame numbers)")
+        done = job.frames_done(KEYS_STAGE)
+        if done < int(((job.manifest.get("stages") or {}).get(KEYS_STAGE) or {}).get("done", 0)):
+            raise Vid2VidError(f"The frames of {job.root.name} were deleted (keep_frames off): start a new job")
+        for f in frames:
+            slot = plan.slot(f)
+            if slot is None:
+                raise SettingsError("keyframes", f"frame {f} is not a keyframe of {job.root.name} (they are "
+                                                 f"{', '.join(map(str, plan.frames))})")
+            if slot >= done:
+                raise Vid2VidError(f"Keyframe {f} of {job.root.name} is not rendered yet: resume the job first")
+        reseed = info.setdefault("reseed", {})
+        for f in frames:
+            reseed[str(f)] = int(reseed.get(str(f), 0)) + 1
+        info["redo"] = sorted(set(info.get("redo") or []) | {plan.slot(f) for f in frames})
+        cut = []
+        for f in frames:
+            first, _last = plan.group_of(f)
+            before = [k for k in plan.frames if first <= k < f]
+            cut.append(before[-1] + 1 if before else f)
+        keep = min(min(cut), job.frames_done("pass1"))
+        job.truncate_stage("pass1", keep)
+        for stage in list(job.manifest.get("stages") or {}):
+            if stage not in _KEPT_STAGES:
+                job.truncate_stage(stage, 0)
+        job.set_status("interrupted")
+        job.manifest["keyframes"] = info
+        seeds = ", ".join(f"{f} (+{reseed[str(f)]})" for f in sorted(set(frames)))
+        job.log(f"keyframes {seeds} to be rendered again with another seed; pass1 kept up to frame {keep}")
+        job.save()
+    finally:
+        job.close()
+    return (f"Keyframes {', '.join(map(str, sorted(set(frames))))} of {job.root.name} will be rendered again with "
+            f"another seed; frames from {keep} on are made again.")
+
+
 def export_keyframes(settings: Settings, folder: str | Path) -> tuple[kf.KeyframePlan, list[Path]]:
     """Choose the keyframes of ``settings``' video and write their *source* frames as ``<folder>/<frame:06d>.png``
     (RGB, output size), for restyling outside; read back with ``keyframe_folder``. Returns the plan and the files."""
@@ -635,32 +755,50 @@ def choose_for_settings(settings: Settings) -> kf.KeyframePlan:
     return plan_from_settings(settings, frames, plan.total)
 
 
-def keyframe_strip(settings: Settings, height: int = 72, max_keys: int = 48) -> tuple[kf.KeyframePlan, np.ndarray]:
-    """The keyframe plan of ``settings``' video and a strip of its keyframes' source frames for a UI to show
-    before rendering: RGB uint8, thumbnails ``height`` pixels high side by side (at most ``max_keys``, the first
-    ones), each labelled with its frame number and reason ("c" marks a scene cut)."""
+def keyframe_thumbnails(settings: Settings, height: int = 72, max_keys: int = 48
+                        ) -> tuple[kf.KeyframePlan, list[tuple[int, np.ndarray]]]:
+    """The keyframe plan of ``settings``' video (exactly the one a job would choose: the frames are decoded at the
+    output size, streamed, one at a time) and ``(frame, thumbnail)`` of its first ``max_keys`` keyframes: RGB uint8,
+    ``height`` pixels high. Only thumbnails are kept, never the video."""
     from . import video
     from .loop import make_plan
 
     info = video.probe(settings.video.input)
     plan = make_plan(settings, info)
     v = settings.video
-    kplan_frames: list[np.ndarray] = []
     stream = video.iter_frames(settings.video.input, fps=plan.fps if v.fps else None, start=plan.start, end=plan.end,
-                               size=(plan.width, plan.height), resize_mode=v.resize_mode)
-    thumbs: dict[int, np.ndarray] = {}
+                               size=(plan.width, plan.height), resize_mode=v.resize_mode, info=info)
+    thumbs: list[tuple[int, np.ndarray]] = []
     width = max(1, round(plan.width * height / plan.height))
+    current: dict[str, Any] = {}
 
-    def thumbnails(stream):
+    def frames():
         for i, rgb in stream:
-            thumbs[i] = cv2.resize(rgb, (width, height), interpolation=cv2.INTER_AREA)
+            current["frame"] = (i, rgb)  # the chooser decides on frame i before it reads the next one
             yield rgb
 
-    kplan = plan_from_settings(settings, thumbnails(stream), plan.total)
-    for i in kplan.frames[:max_keys]:
-        t = thumbs[i].copy()
+    def keep(index: int) -> None:
+        i, rgb = current["frame"]
+        if i == index and len(thumbs) < max_keys:
+            thumbs.append((i, cv2.resize(rgb, (width, height), interpolation=cv2.INTER_AREA)))
+
+    try:
+        kplan = plan_from_settings(settings, frames(), plan.total, on_key=keep)
+    finally:
+        stream.close()
+    return kplan, thumbs
+
+
+def keyframe_strip(settings: Settings, height: int = 72, max_keys: int = 48) -> tuple[kf.KeyframePlan, np.ndarray]:
+    """The keyframe plan of ``settings``' video and a strip of its keyframes' source frames for a UI to show
+    before rendering: RGB uint8, thumbnails ``height`` pixels high side by side (at most ``max_keys``, the first
+    ones), each labelled with its frame number and reason ("c" marks a scene cut)."""
+    kplan, thumbs = keyframe_thumbnails(settings, height, max_keys)
+    strip = []
+    for i, thumb in thumbs:
+        t = thumb.copy()
         label = f"{i}{'c' if kplan.reasons.get(i) == 'cut' else ''}"
         cv2.putText(t, label, (3, height - 5), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (0, 0, 0), 3, cv2.LINE_AA)
         cv2.putText(t, label, (3, height - 5), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (255, 255, 255), 1, cv2.LINE_AA)
-        kplan_frames.append(t)
-    return kplan, np.concatenate(kplan_frames, axis=1)
+        strip.append(t)
+    return kplan, np.concatenate(strip, axis=1)

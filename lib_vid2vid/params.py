@@ -95,7 +95,13 @@ _OPS = {"in": lambda a, b: a in b, "not in": lambda a, b: a not in b, "==": lamb
 def applies(spec: Spec, values: Mapping[str, Any]) -> bool:
     """Whether ``spec`` acts under ``values`` (``{name: value}``; a missing name counts as its default): every
     condition of its ``show_if`` holds. A text value is compared stripped."""
-    for name, op, want in spec.show_if:
+    return conditions_hold(spec.show_if, values)
+
+
+def conditions_hold(show_if: Sequence[tuple], values: Mapping[str, Any]) -> bool:
+    """Whether every condition ``(setting, op, value)`` holds under ``values`` (see :func:`applies`); also for
+    UI-only elements shown under a setting's conditions (lib_vid2vid/ui.py ``UI_SHOW_IF``)."""
+    for name, op, want in show_if:
         have = values.get(name, SPEC_BY_NAME[name].default)
         if isinstance(have, str):
             have = have.strip()

@@ -54,7 +54,8 @@ def open_or_create_job(settings: Settings, info: video_probe.VideoInfo | None, *
                        new: bool = False, host: dict[str, Any] | None = None) -> tuple[Job, Settings, list[str]]:
     """The job to run, locked for this run (``joblock.JobRunning`` if another run holds it): an explicit
     ``resume`` job, the newest unfinished job with the same input, render settings and host identity (unless
-    ``new``), or a fresh one. A resumed job runs with its own stored settings. Also returns notes: why an
+    ``new``), or a fresh one. A resumed job runs with its own stored settings (but ``keyframe_picks``, when given,
+    are the ones it takes: candidates are picked after the job stopped). Also returns notes: why an
     unfinished job with the same input and settings was not resumed (its host setup differs)."""
     from . import identity
 
@@ -71,6 +72,11 @@ def open_or_create_job(settings: Settings, info: video_probe.VideoInfo | None, *
                 raise Vid2VidError(f"Job {job.root.name} was made with another setup: {identity.describe(was, host)}; "
                                    f"restore that setup to resume it, or start a new job")
             stored = Settings.from_dict(job.manifest["settings"])
+            picks = settings.job.keyframe_picks.strip()
+            if (picks and stored.temporal.keyframe_candidates > 1
+                    and picks != stored.job.keyframe_picks.strip()):  # picks given with the job to resume win
+                stored = stored.replace(keyframe_picks=picks)
+                job.manifest["settings"] = stored.to_dict()
         except BaseException:
             job.close()
             raise

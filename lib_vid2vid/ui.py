@@ -127,6 +127,7 @@ def build(gr: Any, *, elem_id: Callable[[str], str], defaults: dict[str, Any] | 
     values = {s.name: defaults.get(s.name, base.get(s.name)) for s in params.ui_specs()}
     hidden = set(host.get("own_settings", ()))
     comps: dict[str, Any] = {}
+    extra: dict[str, Any] = {}  # UI-only elements shown under settings' conditions (UI_SHOW_IF)
     report = _strategy_picker(gr, elem_id)
     with gr.Tabs(elem_id=elem_id("tabs")):
         for tab, specs in params.iter_tabs():
@@ -145,6 +146,8 @@ def build(gr: Any, *, elem_id: Callable[[str], str], defaults: dict[str, Any] | 
                             _controls(gr, group, values, hidden, comps, elem_id, host)
                             if title == "Sigma schedule" and "sigmas_text" in host:
                                 _sigma_preview(gr, comps, host, values, elem_id)
+                            if title == "Keyframes":
+                                extra.update(_keyframe_preview(gr, values, elem_id))
                     else:
                         _controls(gr, group, values, hidden, comps, elem_id, host)
                 if tab == "Video":
@@ -159,7 +162,9 @@ def build(gr: Any, *, elem_id: Callable[[str], str], defaults: dict[str, Any] | 
                 if tab == "Jobs" and "list_jobs" in host:
                     _job_picker(gr, comps, host, elem_id)
     _wire_presets(gr, report, comps)
-    _wire_visibility(gr, comps)
+    if extra:
+        _wire_keyframe_preview(gr, comps, extra, host)
+    _wire_visibility(gr, comps, extra)
     return [comps[name] for name in params.api_arg_names()]
 
 
@@ -219,35 +224,63 @@ def _ui_only(component: Any) -> Any:
 
 # ------------------------------------------------------------------ show a setting only while it applies
 
+UI_SHOW_IF: dict[str, tuple] = {
+    "keyframe_show": (("keyframe_mode", "!=", "off"),),
+    "keyframe_summary": (("keyframe_mode", "!=", "off"),),
+    "keyframe_strip": (("keyframe_mode", "!=", "off"),),
+}
+"""Elements of the UI that are not settings, shown only while settings' conditions hold (same rules, same
+JavaScript as a setting's ``show_if``): the keyframe preview exists only while a keyframe mode applies."""
+
+
+def rules(changed: str) -> list[tuple[str, tuple]]:
+    """``(element, conditions)`` of everything whose conditions read ``changed``: dependent settings first (API
+    order), then the UI-only elements of :data:`UI_SHOW_IF`."""
+    out = [(spec.name, spec.show_if) for spec in params.dependents().get(changed, [])]
+    out += [(name, conds) for name, conds in UI_SHOW_IF.items() if any(c == changed for c, _op, _v in conds)]
+    return out
+
+
+def controlling() -> list[str]:
+    """The settings whose changes show or hide something (:func:`rules`)."""
+    names = list(params.dependents())
+    return names + [c for conds in UI_SHOW_IF.values() for c, _op, _v in conds if c not in names]
+
+
 def visibility(changed: str, values: dict[str, Any], hidden: set[str] = frozenset()) -> dict[str, bool]:
-    """{dependent setting: shown?} for the settings whose conditions read ``changed``, under ``values``."""
-    return {spec.name: spec.name not in hidden and params.applies(spec, values)
-            for spec in params.dependents().get(changed, [])}
+    """{dependent setting or UI element: shown?} for everything whose conditions read ``changed``, under
+    ``values``."""
+    return {name: name not in hidden and params.conditions_hold(conds, values) for name, conds in rules(changed)}
 
 
-def _wire_visibility(gr: Any, comps: dict[str, Any]) -> None:
-    """When a setting that others depend on changes, show exactly the dependents whose conditions hold.
+def _wire_visibility(gr: Any, comps: dict[str, Any], extra: dict[str, Any] | None = None) -> None:
+    """When a setting that others depend on changes, show exactly the dependents (and the UI-only elements of
+    ``extra``, by :data:`UI_SHOW_IF`) whose conditions hold.
 
     In a real gradio this runs in the browser (a JavaScript event, :func:`visibility_js`, the same rules as
     :func:`visibility`): instant, no request to the server, so gradio 4.40's client logs no "Too many arguments
     provided for the endpoint" for it. A stand-in gradio without a version gets the Python function."""
     hidden = {n for n, c in comps.items() if getattr(c, "vid2vid_host_own", False)}
+    shown_by = {**comps, **(extra or {})}
     major = _gradio_major(gr)
-    for name, deps in params.dependents().items():
+    for name in dict.fromkeys(controlling()):
         if name not in comps:
             continue
-        needed = list(dict.fromkeys(cond for d in deps for cond, _op, _v in d.show_if))
+        deps = [(n, conds) for n, conds in rules(name) if n in shown_by]
+        if not deps:
+            continue
+        needed = list(dict.fromkeys(cond for _n, conds in deps for cond, _op, _v in conds))
         needed = [n for n in needed if n in comps]
-        outputs = [comps[d.name] for d in deps]
+        outputs = [shown_by[n] for n, _conds in deps]
         inputs = [comps[n] for n in needed]
         if major:
-            js = visibility_js(needed, [(d.name, d.show_if if d.name not in hidden else None) for d in deps])
+            js = visibility_js(needed, [(n, conds if n not in hidden else None) for n, conds in deps])
             comps[name].change(fn=None, inputs=inputs, outputs=outputs, **{("js" if major >= 4 else "_js"): js})
             continue
 
-        def update(*current, _needed=tuple(needed), _name=name):
+        def update(*current, _needed=tuple(needed), _name=name, _names=tuple(n for n, _c in deps)):
             shown = visibility(_name, _coerce_values(dict(zip(_needed, current))), hidden)
-            return [gr.update(visible=v) for v in shown.values()]
+            return [gr.update(visible=shown[n]) for n in _names]
 
         comps[name].change(fn=update, inputs=inputs, outputs=outputs)
 
@@ -445,6 +478,67 @@ def _safe_text(fn: Callable[[dict], str], values: dict[str, Any]) -> str:
         return f"cannot compute the schedule: {exc}"
 
 
+# ------------------------------------------------------------------ keyframe preview
+
+def _keyframe_preview(gr: Any, values: dict[str, Any], elem_id) -> dict[str, Any]:
+    """The "Show keyframes" button, its one-line summary and the strip of keyframe thumbnails (captioned with
+    frame number and reason), in the Keyframes section; shown only while a keyframe mode applies."""
+    shown = params.conditions_hold(UI_SHOW_IF["keyframe_show"], values)
+    hide = {} if shown else {"visible": False}
+    button = _ui_only(gr.Button("Show keyframes", elem_id=elem_id("keyframe_show"), **hide))
+    text = _ui_only(gr.Textbox(label="Keyframes of this video with these settings (before rendering)",
+                               interactive=False, lines=1, elem_id=elem_id("keyframe_summary"), **hide))
+    strip = _ui_only(gr.Gallery(label="Keyframes the host renders (frame: why)", columns=6, object_fit="contain",
+                                elem_id=elem_id("keyframe_strip"), **hide))
+    return {"keyframe_show": button, "keyframe_summary": text, "keyframe_strip": strip}
+
+
+KEYFRAME_HOST_INPUTS = ("width", "height")
+"""The host's own components the keyframe preview reads (the img2img tab's size: the output size)."""
+
+
+def keyframe_preview(values: dict[str, Any], preview: Callable | None = None) -> tuple[list, str]:
+    """(gallery items, summary line) for the form's ``values`` ({setting or host input: value}): the keyframes a
+    job would render (:func:`lib_vid2vid.keyframe_view.preview`). Never raises: a problem is the summary line."""
+    from . import keyframe_view
+
+    preview = preview or keyframe_view.preview
+    values = _ids(values)
+    lines = [ln.strip() for ln in str(values.get("input") or "").splitlines() if ln.strip()]
+    if not lines:
+        return [], "Upload a video (Video tab) first."
+    values["input"] = lines[0]
+    base = params.Settings()
+    size = {}
+    for key in KEYFRAME_HOST_INPUTS:
+        try:
+            size[key] = int(float(values.pop(key))) // 8 * 8 if values.get(key) not in (None, "") else 0
+        except (TypeError, ValueError):
+            values.pop(key, None)
+    if size:
+        base = base.replace(**size)
+    try:
+        settings = keyframe_view.form_settings(values, base=base)
+        items, text = preview(settings)
+    except Exception as exc:  # noqa: BLE001 - a preview must never break the page
+        return [], f"cannot choose the keyframes: {exc}"
+    if len(lines) > 1:
+        text += " (the first video of the batch)"
+    return items, text
+
+
+def _wire_keyframe_preview(gr: Any, comps: dict[str, Any], extra: dict[str, Any], host: dict[str, Any]) -> None:
+    names = params.api_arg_names()
+    host_inputs = [(key, host[key]) for key in KEYFRAME_HOST_INPUTS if host.get(key) is not None]
+
+    def show(*current):
+        values = dict(zip(names + [k for k, _ in host_inputs], current))
+        return keyframe_preview(values, host.get("keyframe_preview"))
+
+    extra["keyframe_show"].click(fn=show, inputs=[comps[n] for n in names] + [c for _, c in host_inputs],
+                                 outputs=[extra["keyframe_strip"], extra["keyframe_summary"]])
+
+
 # ------------------------------------------------------------------ jobs
 
 def _job_picker(gr: Any, comps: dict[str, Any], host: dict[str, Any], elem_id) -> None:
@@ -484,8 +578,147 @@ def _job_picker(gr: Any, comps: dict[str, Any], host: dict[str, Any], elem_id) -
         name = from_label(name, listing["pairs"]) or ""
         return name, host.get("job_folder", lambda n: n)(name)
 
-    jobs.change(fn=pick, inputs=[jobs], outputs=[comps["resume_job"], info])
     refresh.click(fn=relist, inputs=[], outputs=[jobs])
+    if "job_root" not in host:
+        jobs.change(fn=pick, inputs=[jobs], outputs=[comps["resume_job"], info])
+        return
+    # keyframe candidates (a radio per keyframe) and flagged scene groups of the picked job
+    cands = _ui_only(gr.HTML("", elem_id=elem_id("job_candidates")))
+    propagate = _ui_only(gr.Button("Propagate with these picks", visible=False, elem_id=elem_id("job_propagate")))
+    flagged = _ui_only(gr.HTML("", elem_id=elem_id("job_flagged")))
+    with gr.Row():
+        redo_frames = _ui_only(gr.Textbox(label="Keyframes to render again with another seed (frame numbers)",
+                                          visible=False, elem_id=elem_id("job_redo_frames")))
+        redo = _ui_only(gr.Button("Render them again with another seed and resume", visible=False,
+                                  elem_id=elem_id("job_redo")))
+    retry = _ui_only(gr.Button("Load this job's settings with the suggested keyframes added (a new job)",
+                               visible=False, elem_id=elem_id("job_retry")))
+    go = _ui_only(gr.Textbox(value="", visible=False, elem_id=elem_id("job_go")))
+    picks_box = comps["keyframe_picks"]
+    picks_id = elem_id("keyframe_picks")
+
+    def pick_with_keyframes(name):
+        name, text = pick(name)
+        view = job_keyframes(host, name, picks_id)
+        return (name, text, view["candidates"], gr.update(visible=view["waiting"]),
+                view["picks"] if view["candidates"] or name else gr.update(), view["flagged"],
+                gr.update(visible=bool(view["flagged"])), gr.update(visible=view["redo"], value=view["redo_frames"]),
+                gr.update(visible=view["redo"]))
+
+    jobs.change(fn=pick_with_keyframes, inputs=[jobs],
+                outputs=[comps["resume_job"], info, cands, propagate, picks_box, flagged, retry, redo_frames, redo])
+
+    names = params.api_arg_names()
+
+    def load_retry(name):
+        values, text = retry_form(host, from_label(name, listing["pairs"]) or "")
+        if values is None:
+            return [text] + [gr.update() for _ in names]
+        return [text] + [gr.update(value=ui_value(gr, params.SPEC_BY_NAME[n], values[n])) if n in values
+                         else gr.update() for n in names]
+
+    retry.click(fn=load_retry, inputs=[jobs], outputs=[info] + [comps[n] for n in names])
+
+    def record(name, picks):
+        message, token = record_job_picks(host, from_label(name, listing["pairs"]) or "", picks)
+        return message, token, (from_label(name, listing["pairs"]) or "") if token else gr.update()
+
+    def rerender(name, frames):
+        name = from_label(name, listing["pairs"]) or ""
+        message, token = redo_job_keyframes(host, name, frames)
+        return message, token, name if token else gr.update()
+
+    events = [propagate.click(fn=record, inputs=[jobs, picks_box], outputs=[info, go, comps["resume_job"]]),
+              redo.click(fn=rerender, inputs=[jobs, redo_frames], outputs=[info, go, comps["resume_job"]])]
+    major = _gradio_major(gr)
+    if major and host.get("generate_button"):  # the job is ready: resume it (Generate) in the page
+        js = ("(token) => { if (token) { const b = document.querySelector(" + repr(host["generate_button"])
+              + "); if (b) b.click(); } return []; }")
+        for event in events:
+            event.then(fn=None, inputs=[go], outputs=[], **{("js" if major >= 4 else "_js"): js})
+
+
+def job_keyframes(host: dict[str, Any], name: str, picks_elem_id: str) -> dict[str, Any]:
+    """What the Jobs tab shows of a picked job's keyframes: ``candidates`` (HTML, radios), ``picks`` (their text),
+    ``waiting`` (candidates still to be picked: the Propagate button shows), ``flagged`` (HTML of the flagged
+    scene groups)."""
+    from . import keyframe_view
+    from .workspace import Job
+
+    out = {"candidates": "", "picks": "", "waiting": False, "flagged": "", "redo": False, "redo_frames": ""}
+    root = host["job_root"](name) if name else None
+    if root is None:
+        return out
+    try:
+        job = Job.open(root)
+        out["candidates"], out["picks"] = keyframe_view.candidates_html(job, host.get("file_url", lambda p: None),
+                                                                        picks_elem_id)
+        out["waiting"] = any(not it["taken"] for it in keyframe_view.candidates(job))
+        out["flagged"] = keyframe_view.flagged_html(job)
+        frames = keyframe_view.redo_candidates(job)
+        out["redo"], out["redo_frames"] = bool(frames), ", ".join(map(str, frames))
+    except Exception as exc:  # noqa: BLE001 - a damaged job must not break the tab
+        out["candidates"] = f"<div>Cannot read the job's keyframes: {exc}</div>"
+    return out
+
+
+def retry_form(host: dict[str, Any], name: str) -> tuple[dict[str, Any] | None, str]:
+    """(the form's values for a new job of the flagged job ``name`` with keyframes added, or None; a line for the
+    UI) (:func:`lib_vid2vid.keyframe_view.retry_values`)."""
+    import html
+
+    from . import keyframe_view
+    from .workspace import Job
+
+    root = host["job_root"](name) if name else None
+    if root is None:
+        return None, "Pick a job first."
+    try:
+        values, added = keyframe_view.retry_values(Job.open(root))
+    except Exception as exc:  # noqa: BLE001 - said in the tab
+        return None, html.escape(str(exc))
+    if not added:
+        return None, "No keyframe to add: every gap of the flagged scenes is a single frame."
+    return values, (f"Loaded the settings of {html.escape(name)} into the form, with keyframes "
+                    f"{', '.join(map(str, added))} added (Temporal tab, <em>Also keyframes</em>). Press Generate: a "
+                    f"new job renders every keyframe again (the img2img tab's prompt, seed and size apply); "
+                    f"{html.escape(name)} is kept.")
+
+
+def redo_job_keyframes(host: dict[str, Any], name: str, frames: str) -> tuple[str, str]:
+    """Mark keyframes of the job to be rendered again with another seed
+    (:func:`lib_vid2vid.keyrun.redo_keyframes`): (a line for the UI, a token, non-empty when it can resume)."""
+    import html
+    import time
+
+    from .keyrun import redo_keyframes
+
+    root = host["job_root"](name) if name else None
+    if root is None:
+        return "Pick a job first.", ""
+    try:
+        line = redo_keyframes(root, params.parse_frame_list(frames or "", "keyframes"))
+    except Exception as exc:  # noqa: BLE001 - said in the tab
+        return html.escape(str(exc)), ""
+    return html.escape(line) + " Resuming it (Generate) ...", f"{name}@{time.time():.3f}"
+
+
+def record_job_picks(host: dict[str, Any], name: str, picks: str) -> tuple[str, str]:
+    """Record the picks in the job (:func:`lib_vid2vid.keyframe_view.record_picks`): (a line for the UI, a token
+    that is non-empty when the job can now be resumed)."""
+    import html
+    import time
+
+    from . import keyframe_view
+
+    root = host["job_root"](name) if name else None
+    if root is None:
+        return "Pick a job first.", ""
+    try:
+        line = keyframe_view.record_picks(root, picks or "")
+    except Exception as exc:  # noqa: BLE001 - said in the tab
+        return html.escape(str(exc)), ""
+    return html.escape(line) + " Resuming it (Generate) ...", f"{name}@{time.time():.3f}"
 
 
 def _pairs(items: list) -> list[tuple[str, str]]:

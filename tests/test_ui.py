@@ -411,9 +411,10 @@ def test_visibility_in_the_browser_follows_the_same_rules_as_python():
     if not node:
         pytest.skip("node is not installed (apt-get install nodejs) to run the UI's JavaScript")
     script, expected = [], []
-    for name, deps in params.dependents().items():
-        needed = list(dict.fromkeys(c for d in deps for c, _op, _v in d.show_if))
-        js = ui.visibility_js(needed, [(d.name, d.show_if) for d in deps])
+    for name in ui.controlling():
+        deps = ui.rules(name)
+        needed = list(dict.fromkeys(c for _n, conds in deps for c, _op, _v in conds))
+        js = ui.visibility_js(needed, deps)
         for case in _cases(needed):
             script.append(f"out.push(({js})(...{json.dumps([case[n] for n in needed])}).map(u => u.visible));")
             expected.append(list(ui.visibility(name, ui._coerce_values(case)).values()))
@@ -452,3 +453,40 @@ def test_sigma_preview_sends_the_browsers_event_count_in_real_gradio():
     args = ["karras", 0.03, 1.0, 7.0]
     assert kw["fn"](Req(), *args, 10, 2) == "steps 10"
     assert kw["fn"](Req(), *args, 1, 1) == {}  # an older event arriving late changes nothing
+
+
+def test_keyframe_preview_and_candidates_build_in_real_gradio():
+    """In the gradio the WebUI brings: the keyframe preview is hidden until a keyframe mode applies (in the
+    browser, by the same rule as Python), its button fills a gallery and a summary, and the Jobs tab's Propagate
+    button records the picks and then presses Generate in the page."""
+    import pytest
+
+    gr = pytest.importorskip("gradio")
+    seen = []
+    host = {"list_jobs": lambda: [], "job_root": lambda n: None, "file_url": lambda p: None,
+            "generate_button": "#img2img_generate",
+            "keyframe_preview": lambda s: seen.append(s) or ([], "3 of 12 frames rendered")}
+    demo, comps, fns, _steps = _real_gradio_ui(gr, host)
+    config = demo.get_config_file()
+    by_elem = {c["props"].get("elem_id"): c for c in config["components"]}
+    prefix = "script_img2img_vid2vid_"
+    for name in ui.UI_SHOW_IF:
+        assert by_elem[prefix + name]["props"]["visible"] is False, name
+    assert by_elem[prefix + "keyframe_strip"]["type"] == "gallery"
+    toggle = next(d for d in config["dependencies"] if d["inputs"][:1] == [comps["keyframe_mode"]._id] and d.get("js"))
+    assert {by_elem[prefix + n]["id"] for n in ui.UI_SHOW_IF} <= set(toggle["outputs"])
+    needed = list(dict.fromkeys(c for _n, conds in ui.rules("keyframe_mode") for c, _op, _v in conds))
+    assert toggle["js"] == ui.visibility_js(needed, ui.rules("keyframe_mode"))
+    show = next(f for f in fns if f.fn is not None and [o.elem_id for o in f.outputs] == [
+        prefix + "keyframe_strip", prefix + "keyframe_summary"])
+    values = [None] * len(show.inputs)
+    names = params.api_arg_names()
+    values[names.index("input")] = "/v.mp4"
+    values[names.index("keyframe_mode")] = "interval"
+    assert show.fn(*values) == ([], "3 of 12 frames rendered")
+    assert seen[-1].temporal.keyframe_mode == "interval" and seen[-1].video.input == "/v.mp4"
+    go = next(d for d in config["dependencies"] if "#img2img_generate" in (d.get("js") or ""))
+    assert go["backend_fn"] is False and go["inputs"] == [by_elem[prefix + "job_go"]["id"]]
+    propagate = next(d for d in config["dependencies"] if by_elem[prefix + "job_propagate"]["id"] in
+                     [t[0] if isinstance(t, (list, tuple)) else t for t in d.get("targets", [])])
+    assert by_elem[prefix + "job_go"]["id"] in propagate["outputs"]

@@ -985,7 +985,7 @@ _HOST_COMPONENTS: dict[str, Any] = {}
 """img2img components captured through Script.after_component (steps, denoise, sampler, schedule type) for
 the sigma preview."""
 _WATCHED = {"img2img_steps": "steps", "img2img_denoising_strength": "denoise", "img2img_sampling": "sampler",
-            "img2img_scheduler": "scheduler"}
+            "img2img_scheduler": "scheduler", "img2img_width": "width", "img2img_height": "height"}
 RESULT_ANCHOR = "generation_info_img2img"
 """The img2img output panel's hidden generation-info box (A1111 1.10 and Forge): it changes after every
 generation, and the result area is created right after it (inside the output panel) and redrawn from it."""
@@ -1260,6 +1260,20 @@ def job_folder(name: str) -> str:
             + (f"<div>Download: {files}</div>" if files else ""))
 
 
+def job_root(name: str) -> Path | None:
+    """The folder of the job ``name`` in the output folder, or None."""
+    from ..workspace import Job
+
+    try:
+        return Job.resolve(name, output_dir()).root
+    except Vid2VidError:
+        return None
+
+
+GENERATE_BUTTON = "#img2img_generate"
+"""The img2img tab's Generate button (A1111 1.10 and Forge): the Jobs tab presses it to resume a job."""
+
+
 def delete_job(name: str) -> str:
     """Delete a job's folder (not while a run holds it). Returns a line for the UI."""
     import shutil
@@ -1334,7 +1348,8 @@ def build_ui(script: Any) -> list[Any]:
     from .. import postprocess
 
     host = {"list_jobs": list_jobs_with_state, "job_folder": job_folder, "open_folder": open_job_folder,
-            "delete_job": delete_job, "sigmas_text": sigmas_text,
+            "delete_job": delete_job, "sigmas_text": sigmas_text, "job_root": job_root, "file_url": file_url,
+            "generate_button": GENERATE_BUTTON,
             "suggest_prompt": suggest_prompt, **_HOST_COMPONENTS, "own_settings": sorted(ui.HOST_OWN),
             "choices": {"upscaler": list(dict.fromkeys(["None", *postprocess.available_upscalers()]))}}
     comps = ui.build(gr, elem_id=script.elem_id, defaults=defaults, host=host)

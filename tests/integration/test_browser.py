@@ -4,7 +4,8 @@ tests (the ``webui`` fixture: A1111 and/or Forge, whichever is configured).
 A user's path: pick vid2vid in img2img's Script dropdown, upload a clip, Generate; the result area plays the
 video, and its source URL downloads the same bytes as the file on the server. Also: a sub-option appears and
 hides with its switch, a preset says which fields it changed, and the sigma preview after fast typing equals
-the one for the final values.
+the one for the final values; the keyframe strip shows before rendering, and a job's keyframe candidates are
+picked with a radio per keyframe and propagated from the Jobs tab.
 
 Skipped (with the reason) when Chromium, chromedriver or selenium are missing: Debian's ``chromium`` and
 ``chromium-driver`` (``apt-get install --no-install-recommends chromium chromium-driver``), ``pip install
@@ -277,3 +278,204 @@ def test_screenshots_of_every_tab(browser, webui):
         driver.execute_script("arguments[0].scrollIntoView()", panel)
         panel.screenshot(str(folder / f"{webui['host'].name}-{tag}-{name}.png"))
     driver.set_window_size(1600, 2400)
+
+
+def _screens(webui, name):
+    """Save a screenshot as <VID2VID_SCREENSHOTS or the WebUI's tmp>/kfui-<host>-<name>.png; returns the path."""
+    folder = Path(os.environ.get("VID2VID_SCREENSHOTS") or str(webui["tmp"] / "screenshots"))
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder / f"kfui-{webui['host'].name}-{name}.png"
+
+
+def _shot(driver, css, path):
+    el = _el(driver, css)
+    driver.execute_script("arguments[0].scrollIntoView({block: 'start'})", el)
+    time.sleep(0.5)
+    el.screenshot(str(path))
+
+
+def _keyframe_mode(driver, label):
+    """Click the keyframe mode's radio whose text starts with ``label`` (Temporal tab)."""
+    for lab in driver.find_elements("css selector", f"#{ID}keyframe_mode label"):
+        if (lab.get_attribute("textContent") or "").strip().startswith(label):
+            driver.execute_script("arguments[0].scrollIntoView({block: 'center'})", lab)
+            lab.click()
+            return
+    raise AssertionError(f"no keyframe mode {label!r}")
+
+
+def test_keyframe_strip_shows_before_rendering(browser, webui, clip_path):
+    driver = browser
+    _pick_vid2vid(driver)
+    _click_tab(driver, f"#{ID}tabs", "Video")
+    _type(driver, f"#{ID}input textarea", str(clip_path))
+    _type(driver, f"#{ID}max_frames input[type=number]", "12")
+    _click_tab(driver, f"#{ID}tabs", "Temporal")
+    _keyframe_mode(driver, "Off")
+    _wait(driver, lambda d: not _shown(d, ID + "keyframe_show"), 20, "the keyframe button to hide (mode off)")
+    assert not _shown(driver, ID + "keyframe_strip")
+    _keyframe_mode(driver, "Every N-th")
+    button = _wait(driver, lambda d: _shown(d, ID + "keyframe_show") and _el(d, f"#{ID}keyframe_show"), 20,
+                   "the Show keyframes button")
+    _type(driver, f"#{ID}keyframe_interval input[type=number]", "4")
+    driver.execute_script("arguments[0].scrollIntoView({block: 'center'})", button)
+    button.click()
+    summary = _wait(driver, lambda d: "frames rendered" in _value(d, f"#{ID}keyframe_summary textarea")
+                    and _value(d, f"#{ID}keyframe_summary textarea"), 60, "the keyframe summary")
+    assert summary.startswith("3 of 12 frames rendered"), summary
+    images = _wait(driver, lambda d: len(d.find_elements("css selector", f"#{ID}keyframe_strip img")) >= 3
+                   and d.find_elements("css selector", f"#{ID}keyframe_strip img"), 30, "the thumbnails")
+    _wait(driver, lambda d: all(d.execute_script("return arguments[0].naturalWidth", i) > 0 for i in images), 30,
+          "the thumbnails to load")
+    text = _el(driver, f"#{ID}keyframe_strip").get_attribute("textContent")
+    for caption in ("0: start", "4: interval", "8: interval"):
+        assert caption in text, text
+    _shot(driver, f"#{ID}sec_keyframes", _screens(webui, "strip"))
+    _keyframe_mode(driver, "Off")
+    _wait(driver, lambda d: not _shown(d, ID + "keyframe_strip") and not _shown(d, ID + "keyframe_show"), 20,
+          "the strip to hide with keyframes off")
+
+
+def test_keyframe_candidates_are_picked_with_a_radio_and_propagated(browser, webui, clip_path):
+    import json
+
+    driver = browser
+    host = webui["host"]
+    out = Path(webui["output_dir"])
+    before = set(out.iterdir()) if out.exists() else set()
+    _pick_vid2vid(driver)
+    _click_tab(driver, f"#{ID}tabs", "Video")
+    _type(driver, f"#{ID}input textarea", str(clip_path))
+    _type(driver, f"#{ID}max_frames input[type=number]", "5")  # keyframes 0 and 4
+    size = str(host.interrupt_size)
+    _type(driver, "#img2img_width input[type=number]", size)
+    _type(driver, "#img2img_height input[type=number]", size)
+    _type(driver, "#img2img_steps input[type=number]", str(min(4, host.interrupt_steps)))
+    _click_tab(driver, f"#{ID}tabs", "Temporal")
+    _keyframe_mode(driver, "Every N-th")
+    _wait(driver, lambda d: _shown(d, ID + "keyframe_candidates"), 20, "the candidates setting")
+    _type(driver, f"#{ID}keyframe_interval input[type=number]", "4")
+    _type(driver, f"#{ID}keyframe_candidates input[type=number]", "2")
+    box = _el(driver, f"#{ID}colour_coherence input[type=checkbox]")
+    if box.is_selected():
+        driver.execute_script("arguments[0].scrollIntoView({block: 'center'})", box)
+        box.click()
+    generate = _el(driver, "#img2img_generate")
+    driver.execute_script("arguments[0].scrollIntoView({block: 'center'})", generate)
+    generate.click()
+
+    def new_job(_d):
+        for folder in (set(out.iterdir()) if out.exists() else set()) - before:
+            try:
+                m = json.loads((folder / "manifest.json").read_text())
+            except (OSError, ValueError):
+                continue
+            if m.get("stages", {}).get("candidates", {}).get("done") == 4 and "picks" not in m.get("keyframes", {}):
+                return folder
+        return None
+
+    job = _wait(driver, new_job, 900, "the candidates to render")
+    _wait(driver, lambda d: "interrupted" in _el(d, "#vid2vid_result").text, 120, "the job to stop for the picks")
+    _click_tab(driver, f"#{ID}tabs", "Jobs")
+    _el(driver, f"#{ID}job_refresh").click()
+    time.sleep(2)
+    _choose(driver, f"#{ID}job_list", job.name)
+    radios = _wait(driver, lambda d: len(d.find_elements("css selector", f"#{ID}job_candidates input[type=radio]"))
+                   == 4 and d.find_elements("css selector", f"#{ID}job_candidates input[type=radio]"), 60,
+                   "a radio per candidate")
+    _wait(driver, lambda d: _shown(d, ID + "job_propagate"), 20, "the Propagate button")
+    assert _value(driver, f"#{ID}keyframe_picks textarea") == "0:0, 4:0"
+    pick = next(r for r in radios if r.get_attribute("data-frame") == "4" and r.get_attribute("value") == "1")
+    driver.execute_script("arguments[0].scrollIntoView({block: 'center'})", pick)
+    pick.click()
+    _wait(driver, lambda d: _value(d, f"#{ID}keyframe_picks textarea") == "0:0, 4:1", 20,
+          "the radio to write the picks")
+    images = driver.find_elements("css selector", f"#{ID}job_candidates img")
+    _wait(driver, lambda d: all(d.execute_script("return arguments[0].naturalWidth", i) > 0 for i in images), 30,
+          "the candidate images to load")
+    _shot(driver, f"#{ID}job_candidates", _screens(webui, "candidates"))
+    _el(driver, f"#{ID}job_propagate").click()
+
+    def finished(_d):
+        m = json.loads((job / "manifest.json").read_text())
+        return m.get("status") == "done" and m
+
+    manifest = _wait(driver, finished, 900, "the job to propagate and finish")
+    assert manifest["keyframes"]["picks"] == {"0": 0, "4": 1}
+    assert manifest["settings"]["keyframe_picks"] == "0:0, 4:1"
+    _wait(driver, lambda d: d.find_element("css selector", "#vid2vid_result video#vid2vid_player"), 120,
+          "the result of the resumed job")
+    _shot(driver, "#vid2vid_result", _screens(webui, "after-propagate"))
+    _click_tab(driver, f"#{ID}tabs", "Jobs")
+    _el(driver, f"#{ID}job_refresh").click()
+    time.sleep(2)
+    _choose(driver, f"#{ID}job_list", job.name)
+    _wait(driver, lambda d: "Picks taken" in _el(d, f"#{ID}job_candidates").text, 60, "the picks shown as taken")
+    assert not _shown(driver, ID + "job_propagate")
+    # problem detection may flag the scene (random weights): then its groups and the retry button show
+    flagged = bool([g for g in manifest["keyframes"].get("groups", []) if g.get("flagged")])
+    _wait(driver, lambda d: _shown(d, ID + "job_retry") == flagged, 20, "the retry button to follow the flags")
+    if flagged:
+        assert "Scenes flagged by problem detection" in _el(driver, f"#{ID}job_flagged").text
+    _shot(driver, f"#{ID}tab_jobs", _screens(webui, "jobs-after"))
+
+
+def test_a_flagged_keyframe_is_rendered_again_from_the_jobs_tab(browser, webui, clip_path):
+    import json
+
+    driver = browser
+    host = webui["host"]
+    out = Path(webui["output_dir"])
+    before = set(out.iterdir()) if out.exists() else set()
+    _pick_vid2vid(driver)
+    _click_tab(driver, f"#{ID}tabs", "Video")
+    _type(driver, f"#{ID}input textarea", str(clip_path))
+    _type(driver, f"#{ID}max_frames input[type=number]", "6")  # keyframes 0 and 4
+    size = str(host.interrupt_size)
+    _type(driver, "#img2img_width input[type=number]", size)
+    _type(driver, "#img2img_height input[type=number]", size)
+    _type(driver, "#img2img_steps input[type=number]", str(min(4, host.interrupt_steps)))
+    _type(driver, "#img2img_seed input[type=number]", "1234")
+    _click_tab(driver, f"#{ID}tabs", "Temporal")
+    _keyframe_mode(driver, "Every N-th")
+    _wait(driver, lambda d: _shown(d, ID + "keyframe_candidates"), 20, "the keyframe settings")
+    _type(driver, f"#{ID}keyframe_interval input[type=number]", "4")
+    _type(driver, f"#{ID}keyframe_candidates input[type=number]", "1")
+    _type(driver, f"#{ID}keyframe_problem_ratio input[type=number]", "0.2")  # random weights: always flagged
+    _click_tab(driver, f"#{ID}tabs", "Jobs")  # a new job: nothing to resume, no picks
+    _type(driver, f"#{ID}resume_job textarea", "")
+    _type(driver, f"#{ID}keyframe_picks textarea", "")
+    generate = _el(driver, "#img2img_generate")
+    driver.execute_script("arguments[0].scrollIntoView({block: 'center'})", generate)
+    generate.click()
+
+    def finished(seen):
+        def check(_d):
+            for folder in (set(out.iterdir()) if out.exists() else set()) - before:
+                try:
+                    m = json.loads((folder / "manifest.json").read_text())
+                except (OSError, ValueError):
+                    continue
+                if m.get("status") == "done" and seen(m):
+                    return folder, m
+            return None
+        return check
+
+    job, manifest = _wait(driver, finished(lambda m: "reseed" not in m.get("keyframes", {})), 900, "the job")
+    assert [g["flagged"] for g in manifest["keyframes"]["groups"]] == [True]
+    _wait(driver, lambda d: d.find_element("css selector", "#vid2vid_result video#vid2vid_player"), 120,
+          "the result")
+    _click_tab(driver, f"#{ID}tabs", "Jobs")
+    _el(driver, f"#{ID}job_refresh").click()
+    time.sleep(2)
+    _choose(driver, f"#{ID}job_list", job.name)
+    _wait(driver, lambda d: _shown(d, ID + "job_redo"), 60, "the re-render button of a flagged job")
+    assert "Scenes flagged by problem detection" in _el(driver, f"#{ID}job_flagged").text
+    assert _value(driver, f"#{ID}job_redo_frames textarea") == "0, 4"
+    _shot(driver, f"#{ID}tab_jobs", _screens(webui, "flagged"))
+    _type(driver, f"#{ID}job_redo_frames textarea", "4")
+    _el(driver, f"#{ID}job_redo").click()
+    job, manifest = _wait(driver, finished(lambda m: m.get("keyframes", {}).get("reseed") == {"4": 1}), 900,
+                          "the keyframe rendered again and the job finished")
+    assert manifest["keyframes"].get("redo") in (None, [])
+    assert "rendered again with seed" in (job / "job.log").read_text()
