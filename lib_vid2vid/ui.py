@@ -575,8 +575,13 @@ def _job_picker(gr: Any, comps: dict[str, Any], host: dict[str, Any], elem_id) -
         return gr.update(choices=dropdown_choices(gr, listing["pairs"]), value=None)
 
     def pick(name):
+        """(value for "Resume job", HTML about the job). A job with nothing left to do is not put in "Resume
+        job": the next Generate would only fail with "already finished"."""
         name = from_label(name, listing["pairs"]) or ""
-        return name, host.get("job_folder", lambda n: n)(name)
+        text = host.get("job_folder", lambda n: n)(name)
+        if name and not host.get("resumable", lambda n: True)(name):
+            return "", text + "<div>Finished: nothing to resume. Generate starts a new job.</div>"
+        return name, text
 
     refresh.click(fn=relist, inputs=[], outputs=[jobs])
     if "job_root" not in host:
@@ -597,10 +602,11 @@ def _job_picker(gr: Any, comps: dict[str, Any], host: dict[str, Any], elem_id) -
     picks_box = comps["keyframe_picks"]
     picks_id = elem_id("keyframe_picks")
 
-    def pick_with_keyframes(name):
-        name, text = pick(name)
+    def pick_with_keyframes(label):
+        resume, text = pick(label)
+        name = from_label(label, listing["pairs"]) or ""
         view = job_keyframes(host, name, picks_id)
-        return (name, text, view["candidates"], gr.update(visible=view["waiting"]),
+        return (resume, text, view["candidates"], gr.update(visible=view["waiting"]),
                 view["picks"] if view["candidates"] or name else gr.update(), view["flagged"],
                 gr.update(visible=bool(view["flagged"])), gr.update(visible=view["redo"], value=view["redo_frames"]),
                 gr.update(visible=view["redo"]))

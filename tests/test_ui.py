@@ -305,11 +305,14 @@ def test_jobs_tab_lists_states_and_deletes_with_confirmation():
     deleted = []
     jobs = [("job-a: done (pass1 3/3)", "job-a"), ("job-b: failed: no video", "job-b")]
     comps = dict(zip(params.api_arg_names(), ui.build(gr, elem_id=lambda x: x, host={
-        "list_jobs": lambda: list(jobs), "delete_job": lambda n: deleted.append(n) or f"Deleted {n}."})))
+        "list_jobs": lambda: list(jobs), "delete_job": lambda n: deleted.append(n) or f"Deleted {n}.",
+        "resumable": lambda n: n != "job-a"})))
     picker = next(c for c in gr.created if c.kw.get("elem_id") == "job_list")
     assert picker.kw["choices"] == jobs
     pick = _event(picker)
     assert pick["outputs"][0] is comps["resume_job"] and pick["fn"]("job-b")[0] == "job-b"
+    resume, text = pick["fn"]("job-a: done (pass1 3/3)")  # a finished job is not put in "Resume job"
+    assert resume == "" and "nothing to resume" in text
     delete = next(c for c in gr.created if c.kw.get("elem_id") == "job_delete")
     kw = _event(delete, "click")
     assert kw["fn"]("job-a", False)[0].startswith("Tick") and deleted == []

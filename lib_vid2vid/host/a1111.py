@@ -1241,6 +1241,11 @@ def list_unfinished_jobs() -> list[str]:
     return [job.root.name for job in list_jobs(output_dir()) if job.status != "done"]
 
 
+def job_resumable(name: str) -> bool:
+    """Whether the job ``name`` has work left (any state but done)."""
+    return name in list_unfinished_jobs()
+
+
 def job_folder(name: str) -> str:
     """HTML about a picked job: its state, progress, folder, and its files for download."""
     import html
@@ -1347,7 +1352,7 @@ def build_ui(script: Any) -> list[Any]:
     }
     from .. import postprocess
 
-    host = {"list_jobs": list_jobs_with_state, "job_folder": job_folder, "open_folder": open_job_folder,
+    host = {"list_jobs": list_jobs_with_state, "job_folder": job_folder, "resumable": job_resumable, "open_folder": open_job_folder,
             "delete_job": delete_job, "sigmas_text": sigmas_text, "job_root": job_root, "file_url": file_url,
             "generate_button": GENERATE_BUTTON,
             "suggest_prompt": suggest_prompt, **_HOST_COMPONENTS, "own_settings": sorted(ui.HOST_OWN),
