@@ -151,6 +151,22 @@ class KeyframeRun(Run):
         return FrameContext(index=index, loop=0, total=self.plan.total, fps=self.plan.fps, frame=frame,
                             video=video_frame, neighbours=neigh)
 
+    def _slide_window(self, window: dict[int, np.ndarray], frames: Iterator[tuple[int, np.ndarray]],
+                      index: int) -> None:
+        """Move the source window (source index -> RGB uint8) to keyframe ``index``: read ``frames`` up to
+        ``index + after`` (or the video's end), drop what is before ``index - before``."""
+        upto = min(index + self.after, self.plan.total - 1)
+        while not window or max(window) < upto:
+            try:
+                i, rgb = next(frames)
+            except StopIteration:
+                break
+            window[i] = rgb
+        if index not in window:
+            raise Vid2VidError(f"The video ended before frame {index}: start a new job")
+        for k in [k for k in window if k < index - self.before]:
+            del window[k]
+
     def _render_keys(self, plan: kf.KeyframePlan) -> bool:
         """Phase 1: render (or read) the keyframes not yet done; True if stopped."""
         job = self.job
@@ -193,17 +209,7 @@ class KeyframeRun(Run):
                 ctxs = []
                 for slot in range(b, min(b + size, n)):
                     index = plan.frames[slot]
-                    upto = min(index + self.after, self.plan.total - 1)
-                    while not window or max(window) < upto:
-                        try:
-                            i, rgb = next(frames)
-                        except StopIteration:
-                            break
-                        window[i] = rgb
-                    if index not in window:
-                        raise Vid2VidError(f"The video ended before frame {index}: start a new job")
-                    for k in [k for k in window if k < index - self.before]:
-                        del window[k]
+                    self._slide_window(window, frames, index)
                     ctx = self._context(index, window[index], window[index], window)
                     if not self.folder:
                         for stage in self.stages:
@@ -278,15 +284,7 @@ class KeyframeRun(Run):
             try:
                 for slot in range(first_slot, n):
                     index = plan.frames[slot]
-                    upto = min(index + self.after, self.plan.total - 1)
-                    while not window or max(window) < upto:
-                        try:
-                            i, rgb = next(frames)
-                        except StopIteration:
-                            break
-                        window[i] = rgb
-                    for k in [k for k in window if k < index - self.before]:
-                        del window[k]
+                    self._slide_window(window, frames, index)
                     outs = []
                     for c in range(count):
                         if slot * count + c < done:
