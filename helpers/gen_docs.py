@@ -25,7 +25,9 @@ def render() -> str:
         "- **CLI**: the flag of `python -m lib_vid2vid` (`-` when the WebUI or another flag supplies it).",
         "- **API**: the position in `script_args` of `/sdapi/v1/img2img` with `script_name: \"vid2vid\"` "
         "(`-` = taken from the img2img request itself: prompt, sampler, steps, seed, size ...). Send every "
-        "position: `lib_vid2vid.params.api_args(settings)` builds the list.",
+        "position (`lib_vid2vid.params.api_args(settings)` builds the list; a list of another length is refused), "
+        "or one dict of named values, `\"script_args\": [{\"input\": \"/data/clip.mp4\", \"fps\": 12}]`, "
+        "which stays right when an update adds settings.",
         "",
     ]
     for group, cls in params.GROUPS:

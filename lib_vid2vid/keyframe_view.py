@@ -217,9 +217,12 @@ def retry_values(job: Any) -> tuple[dict[str, Any], list[int]]:
     """The form's values to render a flagged job again with more keyframes: the job's own settings with the
     :func:`suggested_additions` added to ``keyframe_add`` and no job to resume (a new job: the host renders its
     keyframes again). Returns (values, the frames added)."""
-    from .params import SPEC_BY_NAME, parse_frame_list
+    from .params import NO_NEUTRAL, SPEC_BY_NAME, parse_frame_list
 
-    values = {k: v for k, v in (job.manifest.get("settings") or {}).items() if k in SPEC_BY_NAME}
+    stored = job.manifest.get("settings") or {}
+    values = {k: v for k, v in stored.items() if k in SPEC_BY_NAME}
+    # settings added since the job was made: what it rendered with (their neutral values), as Settings.from_stored
+    values.update({n: s.neutral for n, s in SPEC_BY_NAME.items() if n not in stored and s.neutral is not NO_NEUTRAL})
     had = parse_frame_list(str(values.get("keyframe_add") or ""), "keyframe_add")
     removed = set(parse_frame_list(str(values.get("keyframe_remove") or ""), "keyframe_remove"))
     added = [f for f in suggested_additions(flagged_groups(job)) if f not in had and f not in removed]

@@ -198,6 +198,22 @@ class KeyframeRun(Run):
         return FrameContext(index=index, loop=0, total=self.plan.total, fps=self.plan.fps, frame=frame,
                             video=video_frame, neighbours=neigh)
 
+    def _slide_window(self, window: dict[int, np.ndarray], frames: Iterator[tuple[int, np.ndarray]],
+                      index: int) -> None:
+        """Move the source window (source index -> RGB uint8) to keyframe ``index``: read ``frames`` up to
+        ``index + after`` (or the video's end), drop what is before ``index - before``."""
+        upto = min(index + self.after, self.plan.total - 1)
+        while not window or max(window) < upto:
+            try:
+                i, rgb = next(frames)
+            except StopIteration:
+                break
+            window[i] = rgb
+        if index not in window:
+            raise Vid2VidError(f"The video ended before frame {index}: start a new job")
+        for k in [k for k in window if k < index - self.before]:
+            del window[k]
+
     def _render_keys(self, plan: kf.KeyframePlan) -> bool:
         """Phase 1: render (or read) the keyframes not yet done; True if stopped."""
         job = self.job
@@ -243,17 +259,7 @@ class KeyframeRun(Run):
                 ctxs = []
                 for slot in range(b, min(b + size, n)):
                     index = plan.frames[slot]
-                    upto = min(index + self.after, self.plan.total - 1)
-                    while not window or max(window) < upto:
-                        try:
-                            i, rgb = next(frames)
-                        except StopIteration:
-                            break
-                        window[i] = rgb
-                    if index not in window:
-                        raise Vid2VidError(f"The video ended before frame {index}: start a new job")
-                    for k in [k for k in window if k < index - self.before]:
-                        del window[k]
+                    self._slide_window(window, frames, index)
                     ctx = self._context(index, window[index], window[index], window)
                     if not self.folder:
                         for stage in self.stages:
@@ -328,15 +334,7 @@ class KeyframeRun(Run):
             try:
                 for slot in range(first_slot, n):
                     index = plan.frames[slot]
-                    upto = min(index + self.after, self.plan.total - 1)
-                    while not window or max(window) < upto:
-                        try:
-                            i, rgb = next(frames)
-                        except StopIteration:
-                            break
-                        window[i] = rgb
-                    for k in [k for k in window if k < index - self.before]:
-                        del window[k]
+                    self._slide_window(window, frames, index)
                     outs = []
                     for c in range(count):
                         if slot * count + c < done:
@@ -669,7 +667,7 @@ def redo_keyframes(job_root: str | Path, frames: list[int]) -> str:
         if not info.get("plan"):
             raise Vid2VidError(f"Job {job.root.name} has no keyframe plan (not a keyframe job, or not started)")
         plan = kf.KeyframePlan.from_dict(info["plan"])
-        s = Settings.from_dict(job.manifest["settings"])
+        s = Settings.from_stored(job.manifest["settings"])
         t = s.temporal
         why = ("it renders candidates: pick another candidate instead" if t.keyframe_candidates > 1 else
                "its keyframes are rendered together in a grid" if t.keyframe_grid > 1 else

@@ -29,6 +29,16 @@ MAX_SIDE = 4096
 MIN_SIDE = 64
 
 
+class _NoNeutral:
+    """The ``neutral`` of a setting that has none (every setting older than the render-key rule)."""
+
+    def __repr__(self) -> str:
+        return "NO_NEUTRAL"
+
+
+NO_NEUTRAL: Any = _NoNeutral()
+
+
 @dataclass(frozen=True)
 class Spec:
     name: str
@@ -57,6 +67,12 @@ class Spec:
     """Folded away in the UI until opened."""
     choice_labels: tuple = ()
     """Human words for ``choices`` in the UI, in the same order (the API and CLI keep the ids)."""
+    neutral: Any = NO_NEUTRAL
+    """The value that does what vid2vid did before this setting existed. A render setting (group in
+    ``workspace.RENDER_KEY_GROUPS``) at its neutral value stays out of the job's render key, and a job whose stored
+    settings lack it (made before it existed) reads it as this value: so an update that adds the setting leaves
+    every unfinished job resumable. Every render setting added from now on needs one (tests/test_render_key.py);
+    the older ones have none and are always in the key, so no existing job's key changes."""
 
     @property
     def flag(self) -> str:
@@ -79,12 +95,14 @@ _ACRONYMS = {"fdc": "FDC", "crf": "CRF", "fps": "FPS", "rife": "RIFE", "rgb": "R
 def setting(default: Any, help: str, *, unit: str = "", min: float | None = None, max: float | None = None,
             choices: Sequence | None = None, step: float | None = None, widget: str = "",
             ui: bool = True, cli: bool = True, label: str = "", show_if: Sequence[tuple] = (),
-            section: str = "", advanced: bool = False, choice_labels: Sequence[str] = ()) -> Any:
+            section: str = "", advanced: bool = False, choice_labels: Sequence[str] = (),
+            neutral: Any = NO_NEUTRAL) -> Any:
+    """A setting's field; ``neutral``: see :attr:`Spec.neutral` (give it to every new render setting)."""
     assert not choice_labels or len(choice_labels) == len(choices or ()), "one label per choice"
     meta = dict(help=help, unit=unit, min=min, max=max, choices=tuple(choices) if choices else None,
                 step=step, widget=widget, ui=ui, cli=cli, ui_label=label,
                 show_if=tuple((n, op, tuple(v) if isinstance(v, (list, tuple)) else v) for n, op, v in show_if),
-                section=section, advanced=advanced, choice_labels=tuple(choice_labels))
+                section=section, advanced=advanced, choice_labels=tuple(choice_labels), neutral=neutral)
     return field(default=default, metadata={"spec": meta})
 
 
@@ -606,6 +624,14 @@ class Settings:
         out.validate()
         return out
 
+    @classmethod
+    def from_stored(cls, values: Mapping[str, Any]) -> Settings:
+        """The settings a job folder recorded (its manifest's ``settings``). A setting the job does not name was
+        added after the job was made: one with a ``neutral`` value takes it (what the job was rendered with),
+        any other its default."""
+        missing = {s.name: s.neutral for s in SPECS if s.name not in values and s.neutral is not NO_NEUTRAL}
+        return cls.from_dict({**values, **missing})
+
     def replace(self, **values: Any) -> Settings:
         return Settings.from_dict(values, base=self)
 
@@ -1015,6 +1041,35 @@ def settings_from_api_args(args: Sequence[Any], *, base: Settings | None = None)
         raise SettingsError("script_args", f"got {len(args)} values but vid2vid takes at most {len(names)}: "
                                            f"{', '.join(names)}")
     return Settings.from_dict({n: v for n, v in zip(names, args) if v is not None}, base=base)
+
+
+def api_args_from_named(named: Mapping[str, Any]) -> list[Any]:
+    """The positional script args (UI order) for a dict of named ones, e.g. ``{"input": "/data/clip.mp4",
+    "fps": 12}``; a name not given is None (keeps its default). The API accepts ``script_args: [{...}]``:
+    names stay right when an update adds or reorders settings, positions do not."""
+    names = api_arg_names()
+    at = {n: k for k, n in enumerate(names)}
+    out: list[Any] = [None] * len(names)
+    for name, value in named.items():
+        if name not in at:
+            spec = SPEC_BY_NAME.get(str(name))
+            why = ("not a script arg: the WebUI sets it (prompt, sampler, steps, CFG, denoise, seed, size and batch "
+                   "come from the img2img request itself)" if spec is not None else
+                   "unknown setting; the names are those of docs/SETTINGS.md's API column")
+            raise SettingsError(str(name), why)
+        out[at[name]] = value
+    return out
+
+
+def check_api_arg_count(given: int) -> None:
+    """A positional ``script_args`` list must hold every value (UI order): one built for another version of
+    vid2vid would shift every value after the first setting added or removed, silently. One-line error."""
+    names = api_arg_names()
+    if given != len(names):
+        raise SettingsError("script_args", f"got {given} values but this vid2vid takes {len(names)} (a list built "
+                                           f"for another version shifts the values after the first difference): "
+                                           f"build it with lib_vid2vid.params.api_args, or send one dict of named "
+                                           f"values, script_args: [{{\"input\": ..., \"fps\": 12}}]")
 
 
 def api_args(settings: Settings) -> list[Any]:

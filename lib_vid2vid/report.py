@@ -84,7 +84,7 @@ def report(
     """
     if not isinstance(job, Job):
         job = Job.open(job)
-    settings = Settings.from_dict(job.manifest["settings"])
+    settings = Settings.from_stored(job.manifest["settings"])
     plan = _plan(job)
     stage = last_stage(settings)
     done = job.frames_done(stage)
@@ -157,7 +157,7 @@ class StreamingReport:
             self.failed = exc
 
     def _catch_up(self, upto: int) -> None:
-        settings = Settings.from_dict(self.job.manifest["settings"])
+        settings = Settings.from_stored(self.job.manifest["settings"])
         plan = _plan(self.job)
         stage = last_stage(settings)
         fps = Fraction(str(plan["fps"])) if settings.video.fps else None
@@ -175,7 +175,7 @@ class StreamingReport:
 
     def finish(self) -> dict[str, Any]:
         """Write ``report.json`` for the finished last pass and return it."""
-        settings = Settings.from_dict(self.job.manifest["settings"])
+        settings = Settings.from_stored(self.job.manifest["settings"])
         stage = last_stage(settings)
         done = self.job.frames_done(stage)
         if self.failed is not None or self.next != done:

@@ -229,10 +229,15 @@ def render_key(settings_dict: dict[str, Any], fingerprint: dict[str, Any],
                host: dict[str, Any] | None = None) -> str:
     """Hash of what decides the rendered frames: the source file, the render-affecting settings and the
     host identity (checkpoint, ControlNet units ...: lib_vid2vid/identity.py); without ``host``, the
-    "settings key" that finds an unfinished job made with another host setup."""
-    from .params import SPECS
+    "settings key" that finds an unfinished job made with another host setup.
 
-    relevant = {s.name: settings_dict.get(s.name) for s in SPECS if s.group in RENDER_KEY_GROUPS}
+    A setting with a ``neutral`` value (``params.Spec.neutral``) is left out while it has that value (or is
+    missing): adding such a setting in an update does not change the key of any job, so unfinished jobs from
+    before the update resume."""
+    from .params import NO_NEUTRAL, SPECS
+
+    relevant = {s.name: settings_dict.get(s.name) for s in SPECS if s.group in RENDER_KEY_GROUPS
+                and (s.neutral is NO_NEUTRAL or settings_dict.get(s.name, s.neutral) != s.neutral)}
     what: dict[str, Any] = {"settings": relevant, "source": fingerprint}
     if host:
         what["host"] = host

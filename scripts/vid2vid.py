@@ -26,7 +26,7 @@ class Script(scripts.Script):
         return a1111.build_ui(self)
 
     def run(self, p, *args):
-        return a1111.run_script(p, args)
+        return a1111.run_script(p, args, script=self)
 
 
 a1111.register_settings()

@@ -20,6 +20,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import numpy as np
 from PIL import Image
 
+HOLD_SECONDS = 30.0
+"""The longest a request waits for ``FakeWebUI.hold`` (a test that never sets it fails on its counts, not hangs)."""
+
 Reply = Callable[[BaseHTTPRequestHandler], None]
 """Writes a whole raw reply (status line, headers, body) to ``handler.wfile``; the connection closes after."""
 
@@ -130,6 +133,14 @@ class FakeWebUI:
         """Seconds each img2img request sleeps before its reply (a GPU's time; no CPU)."""
         self.dead = False
         """Set (``kill``): every request from then on, the ones being served included, is closed unanswered."""
+        self.hold: threading.Event | None = None
+        """When set to an event, each img2img request waits for it (at most ``HOLD_SECONDS``) before it is
+        answered: e.g. another fake's ``failed``, so that which backend gets which request does not depend on
+        how the threads happen to be scheduled."""
+        self.failed = threading.Event()
+        """Set once a request has been answered with a ``fail`` status."""
+        self.answered = threading.Event()
+        """Set once a request has been answered with images."""
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -156,6 +167,8 @@ class FakeWebUI:
                 if self.path != "/sdapi/v1/img2img" or not outer.api:
                     self._json(404, {"detail": "Not Found"})
                     return
+                if outer.hold is not None:
+                    outer.hold.wait(HOLD_SECONDS)
                 if outer.delay:
                     time.sleep(outer.delay)
                 if outer.dead:
@@ -166,6 +179,7 @@ class FakeWebUI:
                 if k in outer.fail:
                     code, body = outer.fail[k]
                     self._json(code, body)
+                    outer.failed.set()
                     return
                 if k in outer.reply:
                     outer.reply[k](self)
@@ -178,6 +192,7 @@ class FakeWebUI:
                     Image.fromarray(out).save(buf, format="PNG")
                     images.append(base64.b64encode(buf.getvalue()).decode())
                 self._json(200, {"images": images, "parameters": {}, "info": "{}"})
+                outer.answered.set()
 
         self.server = _Server(("127.0.0.1", 0), Handler)
         self.port = self.server.server_address[1]

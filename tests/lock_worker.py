@@ -1,10 +1,12 @@
 """One run of a job in its own process, for the one-writer tests (tests/test_joblock.py).
 
-    python -m tests.lock_worker INPUT OUTPUT_DIR COUNT_FILE DELAY [GO_FILE]
+    python -m tests.lock_worker INPUT OUTPUT_DIR COUNT_FILE DELAY [GO_FILE [HOLD_AT]]
 
 Renders 8 frames with a ProxyRenderer that sleeps DELAY seconds per frame and appends one line per render to
 COUNT_FILE. With GO_FILE it prints "ready" once imported and waits for that file before it starts (so two
-workers start the job at the same moment). Prints the job folder; a Vid2VidError prints its line, exit 1.
+workers start the job at the same moment). With HOLD_AT the render of that frame never returns (the process
+waits to be killed mid-render, with the frames before it written). Prints the job folder; a Vid2VidError prints
+its line, exit 1.
 """
 
 import sys
@@ -23,14 +25,17 @@ def settings(input_path: str, output_dir: str) -> Settings:
 
 
 class CountingRenderer(ProxyRenderer):
-    def __init__(self, count_file: Path, delay: float):
+    def __init__(self, count_file: Path, delay: float, hold_at: int | None = None):
         super().__init__()
         self.count_file = count_file
         self.delay = delay
+        self.hold_at = hold_at
 
     def render(self, request):
         with open(self.count_file, "a", encoding="utf-8") as fh:
             fh.write(f"{request.frame_index}\n")
+        while request.frame_index == self.hold_at:
+            time.sleep(1)
         time.sleep(self.delay)
         return super().render(request)
 
@@ -42,7 +47,8 @@ def main(argv: list[str]) -> int:
         while not Path(argv[4]).exists():
             time.sleep(0.01)
     try:
-        res = run_job(settings(input_path, output_dir), CountingRenderer(Path(count_file), float(delay)))
+        hold_at = int(argv[5]) if len(argv) > 5 else None
+        res = run_job(settings(input_path, output_dir), CountingRenderer(Path(count_file), float(delay), hold_at))
     except Vid2VidError as exc:
         print(exc, file=sys.stderr)
         return 1

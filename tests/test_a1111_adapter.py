@@ -1124,3 +1124,60 @@ def test_a_units_own_control_video_and_folder(host, clip, tmp_path, monkeypatch)
     for i, images in enumerate(seen):
         assert np.array_equal(images[0], src[i]) and np.array_equal(images[1], ctl[i])
         assert int(images[2][0, 0, 0]) == (50 if i == 0 else 150)
+
+
+class _ApiScripts:
+    """The WebUI's script runner as the API sees it: an always-on script (2 args), vid2vid (one slot per API
+    setting) and another selectable script (3 args) after it."""
+
+    def __init__(self):
+        from types import SimpleNamespace
+
+        n = len(params.api_arg_names())
+        self.always = SimpleNamespace(args_from=1, args_to=3)
+        self.vid2vid = SimpleNamespace(args_from=3, args_to=3 + n)
+        self.after = SimpleNamespace(args_from=3 + n, args_to=6 + n)
+        self.scripts = [self.always, self.vid2vid, self.after]
+
+    def request(self, processing, script_args):
+        """(p, the args vid2vid's run gets) for ``script_args``, as A1111 1.10's Api.init_script_args and
+        ScriptRunner.run build them: every script's defaults, the request's list in place of vid2vid's slice."""
+        full = [0, "always-a", "always-b"] + _args() + ["after-a", "after-b", "after-c"]
+        full[self.vid2vid.args_from:self.vid2vid.args_to] = script_args
+        full[0] = 1
+        p = _p(processing, is_api=True, scripts=self, script_args=full)
+        return p, full[self.vid2vid.args_from:self.vid2vid.args_to]
+
+
+def test_api_script_args_by_name(host, clip, tmp_path):
+    a1111, processing, shared = host
+    shared.opts.vid2vid_output_dir = str(tmp_path / "out")
+    api = _ApiScripts()
+    p, args = api.request(processing, [{"input": str(clip), "max_frames": 3, "colour_coherence": False}])
+    assert args[1:4] == ["after-a", "after-b", "after-c"]  # what follows the dict is the next script's
+    res = a1111.run_script(p, args, script=api.vid2vid)
+    assert res.vid2vid["status"] == "done", res.info
+    job = Job.open(res.vid2vid["job_dir"])
+    assert job.frames_done("pass1") == 3 and job.manifest["settings"]["colour_coherence"] is False
+    for named, fragment in (({"fsp": 12}, "fsp: unknown setting"), ({"prompt": "x"}, "prompt: not a script arg")):
+        p, args = api.request(processing, [named])
+        res = a1111.run_script(p, args, script=api.vid2vid)
+        assert res.vid2vid["status"] == "error" and fragment in res.info and "\n" not in res.info
+
+
+@pytest.mark.parametrize("change", [-1, 1])
+def test_api_positional_script_args_of_another_length_are_one_line(host, clip, tmp_path, change):
+    """A list built for a version with one setting fewer (or more): the values after it would shift."""
+    a1111, processing, shared = host
+    shared.opts.vid2vid_output_dir = str(tmp_path / "out")
+    api = _ApiScripts()
+    full = _args(input=str(clip), max_frames=2)
+    p, args = api.request(processing, full)
+    assert a1111.run_script(p, args, script=api.vid2vid).vid2vid["status"] == "done"
+    wrong = full[:-1] if change < 0 else full + [None]
+    p, args = api.request(processing, wrong)
+    res = a1111.run_script(p, args, script=api.vid2vid)
+    n = len(params.api_arg_names())
+    assert res.vid2vid["status"] == "error" and "\n" not in res.info
+    assert f"script_args: got {n + change} values but this vid2vid takes {n}" in res.info
+    assert len(processing.calls) == 2  # the full list's job only

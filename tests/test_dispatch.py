@@ -49,6 +49,7 @@ def test_two_backends_one_failing_give_the_bytes_of_one_backend(clip, tmp_path, 
     lines: list[str] = []
     with FakeWebUI() as a, FakeWebUI() as b:
         b.fail[2] = (500, {"detail": "CUDA out of memory"})  # b fails on its third frame
+        a.hold = b.failed  # a answers nothing before that: b surely gets three frames, however threads run
         d = webui_dispatcher([a.url, b.url])
         try:
             res = run_job(_settings(clip, tmp_path / "two", seed_mode=seed_mode), d, notify=lines.append)
@@ -217,6 +218,7 @@ def test_ray_engine_two_backends_one_failing_give_the_bytes_of_one(ray_local, cl
     want = _one_backend_run(clip, tmp_path / "one")
     with FakeWebUI() as a, FakeWebUI() as b:
         b.fail[2] = (500, {"detail": "boom"})
+        a.hold = b.failed
         d = webui_dispatcher([a.url, b.url], engine="ray")
         try:
             res = run_job(_settings(clip, tmp_path / "two"), d)
@@ -235,6 +237,7 @@ def test_keyframes_render_in_parallel_with_the_bytes_of_one_backend(clip, tmp_pa
     lines: list[str] = []
     with FakeWebUI() as a, FakeWebUI() as b:
         b.fail[1] = (500, {"detail": "boom"})
+        a.hold = b.failed  # b surely gets two keyframes (else the count below depends on thread timing)
         d = webui_dispatcher([a.url, b.url])
         try:
             res = run_job(_settings(clip, tmp_path / "two", **kw), d, notify=lines.append)
@@ -244,3 +247,22 @@ def test_keyframes_render_in_parallel_with_the_bytes_of_one_backend(clip, tmp_pa
         assert len(a.payloads) + len(b.payloads) == keys + 1  # b's failed keyframe rendered again on a
     assert res.status == "done" and _frame_bytes(res.job_dir) == want
     assert any(f"{keys} keyframes render in parallel on 2 backends" in line for line in lines)
+
+
+@pytest.mark.parametrize("held", ["a", "b"])
+def test_parallel_keyframes_do_not_depend_on_which_backend_answers_first(clip, tmp_path, held):
+    """Keyframes coming back out of order (one backend answers nothing before the other has answered one) give
+    the frames of one backend: they are corrected and written in keyframe order (colour coherence takes
+    keyframe 0's output as its reference)."""
+    kw = dict(keyframe_mode="interval", keyframe_interval=2)
+    want = _one_backend_run(clip, tmp_path / "one", **kw)
+    with FakeWebUI() as a, FakeWebUI() as b:
+        slow, fast = (a, b) if held == "a" else (b, a)
+        slow.hold = fast.answered
+        d = webui_dispatcher([a.url, b.url])
+        try:
+            res = run_job(_settings(clip, tmp_path / "two", **kw), d)
+        finally:
+            d.close()
+        assert fast.payloads  # the held backend blocks on its first keyframe: the other one renders
+    assert res.status == "done" and _frame_bytes(res.job_dir) == want

@@ -787,12 +787,13 @@ def _preview_images(job_dir: Path, stage: str, total: int) -> list[Image.Image]:
     return out
 
 
-def run_script(p: Any, args: tuple | list) -> Any:
-    """The body of the vid2vid Script's ``run``: returns a ``modules.processing.Processed``."""
+def run_script(p: Any, args: tuple | list, script: Any = None) -> Any:
+    """The body of the vid2vid Script's ``run`` (``script``: that Script, for its ``args_from``/``args_to``):
+    returns a ``modules.processing.Processed``."""
     processing, shared = _host()
     state = shared.state
     try:
-        args, sources = split_batch_input(args)
+        args, sources = split_batch_input(script_args_in_order(p, args, script))
         settings = settings_from_script(p, args)
         if sources is not None:
             return _run_batch(p, settings, sources)
@@ -807,6 +808,39 @@ def run_script(p: Any, args: tuple | list) -> Any:
         state.textinfo = f"vid2vid: {message}"
         _toast(message)
         return _processed(p, [], f"vid2vid error: {message}", {"status": "error", "error": message})
+
+
+def script_args_in_order(p: Any, args: tuple | list, script: Any = None) -> list:
+    """The Script's args as positional values in UI order. Over the API, ``script_args`` may be one dict of named
+    values (``[{"input": ..., "fps": 12}]``; what follows it in ``args`` belongs to other scripts); a positional
+    list must hold every value (:func:`params.check_api_arg_count`), as far as the request shows its length."""
+    args = list(args)
+    if not from_api(p):
+        return args
+    if args and isinstance(args[0], dict):
+        return params.api_args_from_named(args[0])
+    given = api_script_arg_count(p, script)
+    if given is not None:
+        params.check_api_arg_count(given)
+    return args
+
+
+def api_script_arg_count(p: Any, script: Any = None) -> int | None:
+    """How many values the API request's ``script_args`` held, or None when ``p`` does not show it.
+
+    The WebUI (A1111 1.10 and Forge: ``Api.init_script_args``) starts from a list of every script's defaults,
+    ``max(args_to)`` long, and puts the request's list in place of the selected script's slice
+    ``[args_from, args_to)``, so the list grows or shrinks by the difference::
+
+        given = len(p.script_args) - max(s.args_to for s in p.scripts.scripts) + (args_to - args_from)
+    """
+    try:
+        full = len(p.script_args)
+        total = max(int(s.args_to) for s in p.scripts.scripts if getattr(s, "args_to", None) is not None)
+        slot = (int(script.args_to) - int(script.args_from)) if script is not None else len(params.api_arg_names())
+    except (AttributeError, TypeError, ValueError):
+        return None
+    return full - total + slot
 
 
 def from_api(p: Any) -> bool:

@@ -12,8 +12,12 @@ Per frame (units: pixels RGB uint8 HWC in and out; the mask float32 HW 0..1, 1 =
 - image ``k`` of batch ``j`` (``n_iter`` batches of ``batch_size``) gets its own CPU ``torch.Generator`` seeded
   with ``seed + j * batch_size + k``, as the WebUI numbers a batch's seeds; the same seed gives the same pixels,
   on the CPU or a GPU's noise alike (the noise is drawn on the CPU).
-- without a sigma override the scheduler's own schedule runs ``int(steps * denoise)`` steps (at least one),
-  diffusers' img2img rule;
+- without a sigma override the scheduler's own schedule of ``steps`` runs its last ``t_enc + 1`` steps, with
+  ``t_enc = int(min(denoise, 0.999) * steps)``, as the WebUI's img2img does (A1111 1.10
+  ``setup_img2img_steps`` and ``sample_img2img``: ``sigmas[steps - t_enc - 1:]``; denoise 0.5 at 20 steps runs
+  11 steps, denoise 0 one step at the last non-zero sigma). diffusers runs ``int(steps * strength)`` steps from
+  ``t_start = steps - int(steps * strength)``, so the renderer passes ``strength = min(1, (t_enc + 1.5) / steps)``
+  (diffusers' own rule alone would run one step fewer, starting one step later);
 - with an override (``request.sigmas``) the renderer runs exactly the WebUI's img2img tail
   (:func:`lib_vid2vid.sigmas.img2img_tail`, ``tail`` = n + 1 sigmas): the latent starts at
   ``init + noise * tail[0]`` and the sampler steps through ``tail``. diffusers starts img2img at
@@ -455,8 +459,9 @@ class DiffusersRenderer:
         return list(self._notices)
 
     def host_identity(self) -> dict[str, Any]:
-        """Part of the job's identity: the model (name and :func:`fingerprint`), its configuration, LoRAs and
-        the precision (float16 on CUDA changes pixels)."""
+        """Part of the job's identity: the model (name and :func:`fingerprint`), its configuration, LoRAs,
+        the precision (float16 on CUDA changes pixels) and the img2img step rule (``img2img_steps``: "webui",
+        ``t_enc + 1`` steps; a job made before it ran ``t_enc`` and does not resume with other frames)."""
         src = self.source
         return {"renderer": "diffusers",
                 "checkpoint": {"name": src.path.name, "hash": fingerprint(src.path)},
@@ -464,7 +469,8 @@ class DiffusersRenderer:
                 "request": {"kind": src.kind, "config": fingerprint(src.config) if src.config else None,
                             "loras": [[Path(p).name, fingerprint(Path(p)), w] for p, w in self.loras],
                             "dtype": str(self.dtype).replace("torch.", ""),
-                            "device": self.device.split(":")[0]}}
+                            "device": self.device.split(":")[0],
+                            "img2img_steps": "webui"}}  # t_enc + 1 steps (before 2026-12-06: t_enc)
 
     # ---- rendering
 
@@ -484,8 +490,8 @@ class DiffusersRenderer:
                 self._say(self.override_warning(req.extra.get("sampler"),
                                                 req.extra.get("sigma_override", {}).get("schedule", "override"))
                           or "")
-        steps = max(1, int(req.steps))
-        return {"num_inference_steps": steps, "strength": max(float(req.denoise), 1.0 / steps)}
+        steps, t_enc = sigmas.host_img2img_steps(max(1, int(req.steps)), float(req.denoise))
+        return {"num_inference_steps": steps, "strength": min(1.0, (t_enc + 1.5) / steps)}
 
     def render(self, request: RenderRequest) -> list[np.ndarray]:
         from PIL import Image  # noqa: PLC0415

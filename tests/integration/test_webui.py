@@ -94,6 +94,29 @@ def _job_dir(info):
     return Path(info.split("job: ", 1)[1].splitlines()[0])
 
 
+def test_script_args_by_name_and_a_list_of_the_wrong_length(webui, source):
+    """``script_args`` as one dict of named values runs the job with them; a positional list one value short
+    (built for another version of vid2vid) is a one-line error instead of shifted settings: the WebUI's own
+    splice of the request's list into every script's args, as lib_vid2vid/host/a1111.py reads it."""
+    from lib_vid2vid.workspace import Job
+
+    out = webui["tmp"] / "out_named"
+    body = _request(source, out)
+    body["script_args"] = [{"input": str(source), "max_frames": 2, "init_mode": "temporal_blend"}]
+    info = _info(_post(webui, body))
+    assert "vid2vid: done, 2/2 frames" in info, info
+    assert Job.open(_job_dir(info)).manifest["settings"]["init_mode"] == "temporal_blend"
+    body = _request(source, out, max_frames=2)
+    body["script_args"] = body["script_args"][:-1]
+    extra = json.loads(_post(webui, body)["info"])["extra_generation_params"]
+    n = len(params.api_arg_names())
+    assert extra["vid2vid_status"] == "error", extra
+    assert f"got {n - 1} values but this vid2vid takes {n}" in extra["vid2vid_info"]
+    body["script_args"] = body["script_args"] + [None, None]
+    extra = json.loads(_post(webui, body)["info"])["extra_generation_params"]
+    assert f"got {n + 1} values but this vid2vid takes {n}" in extra["vid2vid_info"]
+
+
 def _frames(job_dir, stage="pass1"):
     return [np.asarray(Image.open(p).convert("RGB")) for p in sorted((job_dir / "frames" / stage).glob("*.png"))]
 
