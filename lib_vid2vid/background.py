@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import sys
 import threading
 from pathlib import Path
 
@@ -49,11 +50,19 @@ def check_model(path: str | os.PathLike) -> Path:
 
 
 def _import_rembg():
+    """rembg, imported with torch's thread count kept: rembg imports pymatting, whose numba functions start
+    numba's OpenMP threading layer, and that sets OpenMP's thread count (which torch shares) to the machine's
+    cores. A torch that ran with fewer threads would then compute batches in another order (other last bits)."""
+    torch = sys.modules.get("torch")
+    threads = torch.get_num_threads() if torch is not None else None
     try:
         import rembg  # noqa: PLC0415 - optional; its import loads numba (seconds)
     except ImportError as exc:
         raise Vid2VidError(f"remove_background needs the rembg package ({exc.name or 'rembg'} is missing): "
                            f"{INSTALL_HINT}") from None
+    finally:
+        if threads is not None and torch.get_num_threads() != threads:
+            torch.set_num_threads(threads)
     return rembg
 
 

@@ -81,7 +81,25 @@ def test_without_rembg_the_error_says_what_to_install(tmp_path, monkeypatch):
 
 @pytest.fixture
 def rembg():
-    return pytest.importorskip("rembg", reason=REMBG_SKIP)
+    """rembg, imported the way the module does (torch's thread count kept), or a skip."""
+    import importlib.util
+
+    if importlib.util.find_spec("rembg") is None:
+        pytest.skip(REMBG_SKIP)
+    return background._import_rembg()
+
+
+def test_importing_rembg_keeps_torchs_thread_count(rembg):
+    """pymatting's numba threading layer resets OpenMP's thread count on import; torch's is put back."""
+    import subprocess
+
+    code = ("import torch; before = torch.get_num_threads(); from lib_vid2vid import background; "
+            "background._import_rembg(); print(before, torch.get_num_threads())")
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=600,
+                         cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.split()[-2:] == ["1", "1"]
 
 
 def test_background_is_replaced_by_the_colour_and_the_foreground_kept(rembg, tmp_path, monkeypatch):
