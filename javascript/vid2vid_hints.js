@@ -105,7 +105,27 @@
   "report": "Measure warp error, flicker and fidelity to the source while rendering (report.json in the job folder; costs CPU time beside the host, not wall time).",
   "resume_job": "Resume this unfinished job (its folder name or id) with its own settings; empty starts a new job, or resumes one with the same video and settings.",
   "new_job": "Start a new job even if an unfinished one has the same video and settings, e.g. while that one is rendering in another tab (which is an error otherwise). CLI: --new.",
-  "keyframe_picks": "Keyframe candidates: which candidate each keyframe takes, as 'frame:index' pairs (0-based), e.g. '12:2, 30:1'; keyframes not named take candidate 0. Given with the same video and settings, it continues the job that rendered the candidates; a keyframe already taken keeps its pick."
+  "keyframe_picks": "Keyframe candidates: which candidate each keyframe takes, as 'frame:index' pairs (0-based), e.g. '12:2, 30:1'; keyframes not named take candidate 0. Given with the same video and settings, it continues the job that rendered the candidates; a keyframe already taken keeps its pick.",
+  "svd_mode": "Make a video from an image with Stable Video Diffusion instead of rendering a video: the img2img tab's image (or the images named below), its seed; the model is set in Settings > vid2vid. The other tabs do not apply while this is on.",
+  "svd_images": "An image file or a folder of images on the server, each its own job; empty = the img2img tab's input image. (only when svd_mode is on)",
+  "svd_frames": "Frames of each video; 0 = the model's own clip (svd 14, svd_xt 25). More are made as a chain of clips, each conditioned on the last frame of the one before. [0..10000] (only when svd_mode is on)",
+  "svd_steps": "Sampling steps per clip. [1..150] (only when svd_mode is on)",
+  "svd_motion_bucket_id": "Amount of motion SVD is asked for (higher moves more). [0..255] (only when svd_mode is on)",
+  "svd_fps_id": "Frame-rate conditioning of SVD (the rate it was trained to imitate, minus 1). [0..60] (only when svd_mode is on)",
+  "svd_output_fps": "Frame rate of the written video; 0 = fps_id + 1, as Stability's scripts. [fps, 0..120] (only when svd_mode is on)",
+  "svd_cond_aug": "Conditioning augmentation: noise added to the conditioning image (more departs further from it). [0..1] (only when svd_mode is on)",
+  "svd_decode_chunk_size": "Frames the VAE decodes at a time (1-4 for low VRAM); 0 = all at once. [0..1000] (only when svd_mode is on)",
+  "svd_min_guidance": "Guidance scale of the first frame (it rises linearly over the clip). [0..30] (only when svd_mode is on)",
+  "svd_max_guidance": "Guidance scale of the last frame. [0..30] (only when svd_mode is on)",
+  "svd_width": "Width SVD renders at (svd / svd_xt: 1024). [px, 64..4096] (only when svd_mode is on)",
+  "svd_height": "Height SVD renders at (svd / svd_xt: 576). [px, 64..4096] (only when svd_mode is on)",
+  "svd_resize": "Fit the image to width x height: crop the overflow, stretch, or none (keep its own size, each side rounded down to a multiple of 64). (only when svd_mode is on)",
+  "svd_colour_coherence": "Across each join of a chain: move the new clip's colours (LAB mean and std) by what makes its first frame match the frame it was conditioned on. (only when svd_mode is on)",
+  "svd_watermark": "Invisible watermark: this text embedded in every frame (invisible-watermark's dwtDct, as Stability's scripts; frames of at least 256 x 256 px; kept by the PNG frames, not by the mp4); empty = off. python -m lib_vid2vid.watermark reads it. (only when svd_mode is on)",
+  "svd_remove_background": "Background removal before SVD: path of a rembg ONNX model file on this machine (e.g. u2net.onnx, isnet-general-use.onnx; needs the rembg package; never downloaded); the image's background is replaced by background_colour. Empty = keep the image as it is. (only when svd_mode is on)",
+  "svd_background_colour": "Colour that replaces the removed background (only with remove_background), #rrggbb or r,g,b. (only when svd_mode is on)",
+  "svd_crf": "Quality of the mp4 (lower is better, larger files). [0..51] (only when svd_mode is on)",
+  "svd_keep_frames": "Keep the PNG frames in the job folder after the video is written (they are needed until then, to resume). (only when svd_mode is on)"
 };
   function apply() {
     const app = typeof gradioApp === "function" ? gradioApp() : document;

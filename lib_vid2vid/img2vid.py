@@ -45,6 +45,8 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
 PIXEL_SETTINGS = ("frames", "steps", "seed", "motion_bucket_id", "fps_id", "cond_aug", "decode_chunk_size",
                   "min_guidance", "max_guidance", "width", "height", "resize", "colour_coherence", "watermark")
 """Settings that change the frames (a job's identity); crf, keep_frames, output_fps and the folder do not."""
+BACKGROUND_SETTINGS = ("remove_background", "background_colour")
+"""Part of a job's identity too, when remove_background is set (without it, keys stay those of earlier jobs)."""
 
 EXIT_ERROR = 1
 EXIT_INTERRUPTED = 130
@@ -119,8 +121,21 @@ def fit_image(rgb: np.ndarray, s: params.Img2VidSettings) -> np.ndarray:
     return np.ascontiguousarray(big[y:y + H, x:x + W])
 
 
+def prepare_image(image: Path, s: params.Img2VidSettings) -> np.ndarray:
+    """The conditioning image of clip 0 (RGB uint8 HWC): read, fitted to SVD's size, and with
+    ``remove_background`` its background replaced by ``background_colour`` (lib_vid2vid/background.py)."""
+    rgb = fit_image(read_image(image), s)
+    if s.remove_background.strip():
+        from . import background
+
+        rgb = background.replace_background(rgb, s.remove_background.strip(),
+                                            params.parse_colour(s.background_colour, "background_colour"))
+    return rgb
+
+
 def job_key(values: dict, fingerprint: dict, host: dict) -> str:
-    what = {"settings": {k: values[k] for k in PIXEL_SETTINGS}, "image": fingerprint, "host": host}
+    names = PIXEL_SETTINGS + (BACKGROUND_SETTINGS if str(values.get("remove_background", "")).strip() else ())
+    what = {"settings": {k: values[k] for k in names}, "image": fingerprint, "host": host}
     return hashlib.sha256(json.dumps(what, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -172,7 +187,7 @@ def run_image(image: Path, generator, s: params.Img2VidSettings, *, new: bool = 
     from .blend import colour_coherence, lab_stats
     from .video_writer import encode_frames
 
-    rgb = fit_image(read_image(image), s)
+    rgb = prepare_image(image, s)
     if s.watermark:
         from . import watermark
 
@@ -232,6 +247,117 @@ def run_image(image: Path, generator, s: params.Img2VidSettings, *, new: bool = 
         job.close()
 
 
+def run_images(images: list[Path], generator, s: params.Img2VidSettings, *, new: bool = False, should_stop=None,
+               progress=None, on_image=None) -> list[ImageResult]:
+    """Each image its own job, in order (:func:`run_image`); a one-line error of one image of several is its
+    result ("failed") and the next image runs; with one image it is raised. Stops before the next image when
+    ``should_stop()``. ``progress(number, image, done, total)`` after each clip; ``on_image(number, image)``
+    before each image."""
+    results: list[ImageResult] = []
+    for number, image in enumerate(images, 1):
+        if should_stop is not None and should_stop():
+            break
+        if on_image is not None:
+            on_image(number, image)
+        step = None if progress is None else (lambda done, total, n=number, i=image: progress(n, i, done, total))
+        try:
+            results.append(run_image(image, generator, s, new=new, should_stop=should_stop, progress=step))
+        except Vid2VidError as exc:
+            if len(images) == 1:
+                raise
+            results.append(ImageResult(image, "failed", error=str(exc)))
+    return results
+
+
+# ------------------------------------------------------------------ the WebUI's mode
+
+WEBUI_DIFFUSERS = "diffusers==0.31.0"
+"""What the WebUI's Python needs for image to video: Forge (dfdcbab) ships diffusers 0.31.0; A1111 1.10.1 ships
+none, and 0.31.0 is the newest that works with its transformers 4.30.2 (0.37.1 imports names transformers 4.30
+lacks). Checked with the tiny SVD model in both venvs."""
+
+
+def webui_missing_packages() -> str | None:
+    """One line saying what to install into the WebUI's Python when diffusers or transformers cannot be
+    imported there; None when both can (nothing is imported: the modules are only looked up)."""
+    import importlib.util
+
+    missing = [name for name in ("diffusers", "transformers") if importlib.util.find_spec(name) is None]
+    if not missing:
+        return None
+    return (f"Image to video needs {' and '.join(missing)} in the WebUI's Python (Forge ships it, A1111 1.10 does "
+            f"not): stop the WebUI, run {sys.executable} -m pip install {WEBUI_DIFFUSERS}"
+            f"{' transformers' if 'transformers' in missing else ''}, and start it again")
+
+
+def save_input_image(image, folder: str | Path) -> Path:
+    """The img2img tab's image (a PIL image or RGB uint8 HWC) as a PNG named by its content,
+    ``<folder>/uploads/img2img-<sha256 of the PNG, 16 hex>.png``, written once: the same image gives the same
+    file (and so resumes the same job)."""
+    import io
+
+    from PIL import Image
+
+    rgb = image if isinstance(image, np.ndarray) else np.asarray(image.convert("RGB"))
+    buf = io.BytesIO()
+    Image.fromarray(rgb).save(buf, format="PNG")
+    data = buf.getvalue()
+    uploads = Path(folder) / "uploads"
+    uploads.mkdir(parents=True, exist_ok=True)
+    path = uploads / f"img2img-{hashlib.sha256(data).hexdigest()[:16]}.png"
+    if not path.exists():
+        tmp = path.with_suffix(".tmp")
+        tmp.write_bytes(data)
+        tmp.replace(path)
+    return path
+
+
+def webui_images(paths: str, init_images: list | None, folder: str | Path) -> list[Path]:
+    """The mode's images: those ``paths`` names (an image or a folder, one per line), else the img2img tab's
+    image saved by :func:`save_input_image`; a one-line error when there is none."""
+    names = [line.strip() for line in (paths or "").splitlines() if line.strip()]
+    if names:
+        images = find_images(names)
+        if not images:
+            raise Vid2VidError(f"no images in {', '.join(names)}: name image files ({', '.join(IMAGE_SUFFIXES)}) "
+                               f"or a folder that holds some")
+        return images
+    first = next((im for im in init_images or [] if im is not None), None)
+    if first is None:
+        raise Vid2VidError("Image to video needs an image: put one in the img2img tab's image box, or name an image "
+                           "or a folder of images on the server (Image to video tab)")
+    return [save_input_image(first, folder)]
+
+
+class GeneratorCache:
+    """The WebUI keeps one SVD model loaded between generations: the same model path, configuration and device
+    reuse it; another one replaces it (the old one is dropped first, so two never share the memory)."""
+
+    def __init__(self, factory=None):
+        self._factory = factory
+        self._key: tuple | None = None
+        self._generator = None
+
+    def get(self, model: str, config: str | None, device: str):
+        key = (str(Path(model).expanduser()), str(config or ""), device)
+        if self._generator is None or key != self._key:
+            self.drop()
+            if self._factory is None:
+                from .host.diffusers import SVDGenerator
+
+                self._generator = SVDGenerator(model, config=config or None, device=device)
+            else:
+                self._generator = self._factory(model, config=config or None, device=device)
+            self._key = key
+        return self._generator
+
+    def drop(self) -> None:
+        self._generator, self._key = None, None
+        import gc
+
+        gc.collect()
+
+
 # ------------------------------------------------------------------ CLI
 
 
@@ -271,32 +397,24 @@ def main(argv: list[str] | None = None) -> int:
         from .host.diffusers import SVDGenerator
 
         generator = SVDGenerator(args.model, config=args.model_config, device=args.device)
-        results = []
-        for number, image in enumerate(images, 1):
-            if stop():
-                break
-            bar = None
+        bars: dict[int, object] = {}
 
-            def progress(done: int, total: int, number=number, image=image) -> None:
-                nonlocal bar
-                if args.quiet:
-                    return
-                from tqdm import tqdm
+        def progress(number: int, image: Path, done: int, total: int) -> None:
+            if args.quiet:
+                return
+            from tqdm import tqdm
 
-                if bar is None:
-                    bar = tqdm(total=total, desc=f"image {number}/{len(images)} {image.name}", unit="frame")
-                bar.update(done - bar.n)
+            for other in [n for n in bars if n != number]:
+                bars.pop(other).close()
+            if number not in bars:
+                bars[number] = tqdm(total=total, desc=f"image {number}/{len(images)} {image.name}", unit="frame")
+            bars[number].update(done - bars[number].n)
 
-            try:
-                results.append(run_image(image, generator, settings, new=args.new, should_stop=stop,
-                                         progress=progress))
-            except Vid2VidError as exc:
-                if len(images) == 1:
-                    raise
-                results.append(ImageResult(image, "failed", error=str(exc)))
-            finally:
-                if bar is not None:
-                    bar.close()
+        try:
+            results = run_images(images, generator, settings, new=args.new, should_stop=stop, progress=progress)
+        finally:
+            for bar in bars.values():
+                bar.close()
         for r in results:
             where = r.video if r.state in ("done", "skipped") else r.job_dir or r.error
             print(f"{r.state:<11} {r.image.name}: {r.frames} frames -> {where}")

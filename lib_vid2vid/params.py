@@ -587,6 +587,124 @@ class JobSettings:
         label="Keyframe picks (frame:candidate)")
 
 
+# ---- image to video (python -m lib_vid2vid.img2vid): its own settings, not part of a vid2vid job
+
+SVD_RESIZE = ("crop_and_resize", "just_resize", "none")
+
+
+@dataclass
+class Img2VidSettings:
+    """Stable Video Diffusion image to video (lib_vid2vid/img2vid.py); each image is its own job."""
+
+    TAB = "Image to video"
+    frames: int = setting(0, "Frames of each video; 0 = the model's own clip (svd 14, svd_xt 25). More are made "
+                          "as a chain of clips, each conditioned on the last frame of the one before.", min=0,
+                          max=10000,
+        label="Frames (0 = the model's clip)")
+    steps: int = setting(25, "Sampling steps per clip.", min=1, max=150)
+    seed: int = setting(-1, "Seed; -1 picks one at random once per job (stored in the manifest). Clip k of a "
+                        "chain uses seed + k.", min=-1)
+    motion_bucket_id: int = setting(127, "Amount of motion SVD is asked for (higher moves more).", min=0, max=255,
+        label="Motion bucket id (0-255)")
+    fps_id: int = setting(6, "Frame-rate conditioning of SVD (the rate it was trained to imitate, minus 1).",
+                          min=0, max=60,
+        label="FPS id (frame-rate conditioning)")
+    output_fps: float = setting(0.0, "Frame rate of the written video; 0 = fps_id + 1, as Stability's scripts.",
+                                unit="fps", min=0, max=120)
+    cond_aug: float = setting(0.02, "Conditioning augmentation: noise added to the conditioning image (more "
+                              "departs further from it).", min=0, max=1,
+        label="Conditioning augmentation")
+    decode_chunk_size: int = setting(0, "Frames the VAE decodes at a time (1-4 for low VRAM); 0 = all at once.",
+                                     min=0, max=1000,
+        label="Decode chunk size (frames; 0 = all)")
+    min_guidance: float = setting(1.0, "Guidance scale of the first frame (it rises linearly over the clip).",
+                                  min=0, max=30)
+    max_guidance: float = setting(3.0, "Guidance scale of the last frame.", min=0, max=30)
+    width: int = setting(1024, "Width SVD renders at (svd / svd_xt: 1024).", unit="px", min=64, max=MAX_SIDE,
+                         step=64)
+    height: int = setting(576, "Height SVD renders at (svd / svd_xt: 576).", unit="px", min=64, max=MAX_SIDE,
+                          step=64)
+    resize: str = setting("crop_and_resize", "Fit the image to width x height: crop the overflow, stretch, or "
+                          "none (keep its own size, each side rounded down to a multiple of 64).",
+                          choices=SVD_RESIZE, choice_labels=("Crop to the size", "Stretch to the size",
+                                                             "Keep its own size (multiples of 64)"))
+    colour_coherence: bool = setting(True, "Across each join of a chain: move the new clip's colours (LAB mean "
+                                     "and std) by what makes its first frame match the frame it was "
+                                     "conditioned on.")
+    watermark: str = setting("", "Invisible watermark: this text embedded in every frame (invisible-watermark's "
+                             "dwtDct, as Stability's scripts; frames of at least 256 x 256 px; kept by the PNG "
+                             "frames, not by the mp4); empty = off. python -m lib_vid2vid.watermark reads it.")
+    remove_background: str = setting("", "Background removal before SVD: path of a rembg ONNX model file on this "
+                                     "machine (e.g. u2net.onnx, isnet-general-use.onnx; needs the rembg package; "
+                                     "never downloaded); the image's background is replaced by background_colour. "
+                                     "Empty = keep the image as it is.", widget="path",
+        label="Remove background: rembg model file (.onnx)")
+    background_colour: str = setting("#ffffff", "Colour that replaces the removed background (only with "
+                                     "remove_background), #rrggbb or r,g,b.")
+    crf: int = setting(18, "Quality of the mp4 (lower is better, larger files).", min=0, max=51)
+    keep_frames: bool = setting(True, "Keep the PNG frames in the job folder after the video is written (they "
+                                "are needed until then, to resume).")
+    output_dir: str = setting("outputs/img2vid", "Folder that holds one sub-folder per image's job.",
+                              widget="path")
+
+    def validate(self) -> None:
+        for spec in IMG2VID_SPECS:
+            check_range(spec, getattr(self, spec.name))
+        parse_colour(self.background_colour, "background_colour")
+        for side in ("width", "height"):
+            if getattr(self, side) % 64:
+                raise SettingsError(side, f"{getattr(self, side)} px: use a multiple of 64 (SVD's UNet halves the "
+                                          f"latent three times)")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {s.name: getattr(self, s.name) for s in IMG2VID_SPECS}
+
+
+def _specs_of(cls: type, group: str) -> list[Spec]:
+    hints = typing.get_type_hints(cls)
+    return [Spec(name=f.name, group=group, type=hints[f.name], default=f.default, tab=cls.TAB,
+                 **{**f.metadata["spec"], "ui": False}) for f in dataclasses.fields(cls)]
+
+
+SVD_PREFIX = "svd_"
+SVD_FROM_HOST = ("seed", "output_dir")
+"""Image-to-video settings the WebUI supplies itself: the img2img tab's seed, and the job folder under
+Settings > vid2vid's output folder (``<output folder>/img2vid``)."""
+
+
+def _svd_mode_group() -> type:
+    """The WebUI's image-to-video mode (a group of :class:`Settings`, tab "Image to video"): an on/off switch,
+    the images, and every :class:`Img2VidSettings` field but :data:`SVD_FROM_HOST`, named ``svd_<name>`` (names
+    are unique across groups) and shown only while the mode is on. Defined once, in Img2VidSettings."""
+    on = [("svd_mode", "==", True)]
+    fields: list[tuple[str, type, Any]] = [
+        ("svd_mode", bool, setting(False, "Make a video from an image with Stable Video Diffusion instead of "
+                                   "rendering a video: the img2img tab's image (or the images named below), its "
+                                   "seed; the model is set in Settings > vid2vid. The other tabs do not apply "
+                                   "while this is on.", cli=False,
+                                   label="Image to video with Stable Video Diffusion (instead of a video job)")),
+        ("svd_images", str, setting("", "An image file or a folder of images on the server, each its own job; "
+                                    "empty = the img2img tab's input image.", widget="path", cli=False,
+                                    label="Image(s) on the server (empty: the img2img image)", show_if=on)),
+    ]
+    hints = typing.get_type_hints(Img2VidSettings)
+    for f in dataclasses.fields(Img2VidSettings):
+        if f.name in SVD_FROM_HOST:
+            continue
+        meta = dict(f.metadata["spec"])
+        words = " ".join(_ACRONYMS.get(w, w) for w in f.name.split("_"))
+        meta.update(cli=False, show_if=tuple(on), ui_label=meta["ui_label"] or words[0].upper() + words[1:],
+                    section="Stable Video Diffusion")
+        fields.append((SVD_PREFIX + f.name, hints[f.name], field(default=f.default, metadata={"spec": meta})))
+    cls = dataclasses.make_dataclass("SvdModeSettings", fields)
+    cls.TAB = "Image to video"
+    cls.__doc__ = "Tab \"Image to video\": the WebUI's image-to-video mode (see :func:`_svd_mode_group`)."
+    return cls
+
+
+SvdModeSettings = _svd_mode_group()
+
+
 GROUPS: tuple[tuple[str, type], ...] = (
     ("video", VideoSettings),
     ("sampling", SamplingSettings),
@@ -595,6 +713,7 @@ GROUPS: tuple[tuple[str, type], ...] = (
     ("export", ExportSettings),
     ("preview", PreviewSettings),
     ("job", JobSettings),
+    ("svd", SvdModeSettings),
 )
 
 
@@ -607,6 +726,7 @@ class Settings:
     export: ExportSettings = field(default_factory=ExportSettings)
     preview: PreviewSettings = field(default_factory=PreviewSettings)
     job: JobSettings = field(default_factory=JobSettings)
+    svd: SvdModeSettings = field(default_factory=SvdModeSettings)  # type: ignore[valid-type]
 
     def to_dict(self) -> dict[str, Any]:
         """Flat ``{name: value}`` in definition order (the manifest's form)."""
@@ -874,72 +994,26 @@ def schedule_ranges() -> dict[str, tuple[float, float]]:
     return out
 
 
-# ---- image to video (python -m lib_vid2vid.img2vid): its own settings, not part of a vid2vid job
-
-SVD_RESIZE = ("crop_and_resize", "just_resize", "none")
-
-
-@dataclass
-class Img2VidSettings:
-    """Stable Video Diffusion image to video (lib_vid2vid/img2vid.py); each image is its own job."""
-
-    TAB = "Image to video"
-    frames: int = setting(0, "Frames of each video; 0 = the model's own clip (svd 14, svd_xt 25). More are made "
-                          "as a chain of clips, each conditioned on the last frame of the one before.", min=0,
-                          max=10000)
-    steps: int = setting(25, "Sampling steps per clip.", min=1, max=150)
-    seed: int = setting(-1, "Seed; -1 picks one at random once per job (stored in the manifest). Clip k of a "
-                        "chain uses seed + k.", min=-1)
-    motion_bucket_id: int = setting(127, "Amount of motion SVD is asked for (higher moves more).", min=0, max=255)
-    fps_id: int = setting(6, "Frame-rate conditioning of SVD (the rate it was trained to imitate, minus 1).",
-                          min=0, max=60)
-    output_fps: float = setting(0.0, "Frame rate of the written video; 0 = fps_id + 1, as Stability's scripts.",
-                                unit="fps", min=0, max=120)
-    cond_aug: float = setting(0.02, "Conditioning augmentation: noise added to the conditioning image (more "
-                              "departs further from it).", min=0, max=1)
-    decode_chunk_size: int = setting(0, "Frames the VAE decodes at a time (1-4 for low VRAM); 0 = all at once.",
-                                     min=0, max=1000)
-    min_guidance: float = setting(1.0, "Guidance scale of the first frame (it rises linearly over the clip).",
-                                  min=0, max=30)
-    max_guidance: float = setting(3.0, "Guidance scale of the last frame.", min=0, max=30)
-    width: int = setting(1024, "Width SVD renders at (svd / svd_xt: 1024).", unit="px", min=64, max=MAX_SIDE,
-                         step=64)
-    height: int = setting(576, "Height SVD renders at (svd / svd_xt: 576).", unit="px", min=64, max=MAX_SIDE,
-                          step=64)
-    resize: str = setting("crop_and_resize", "Fit the image to width x height: crop the overflow, stretch, or "
-                          "none (keep its own size, each side rounded down to a multiple of 64).",
-                          choices=SVD_RESIZE)
-    colour_coherence: bool = setting(True, "Across each join of a chain: move the new clip's colours (LAB mean "
-                                     "and std) by what makes its first frame match the frame it was "
-                                     "conditioned on.")
-    watermark: str = setting("", "Invisible watermark: this text embedded in every frame (invisible-watermark's "
-                             "dwtDct, as Stability's scripts; frames of at least 256 x 256 px; kept by the PNG "
-                             "frames, not by the mp4); empty = off. python -m lib_vid2vid.watermark reads it.")
-    crf: int = setting(18, "Quality of the mp4 (lower is better, larger files).", min=0, max=51)
-    keep_frames: bool = setting(True, "Keep the PNG frames in the job folder after the video is written (they "
-                                "are needed until then, to resume).")
-    output_dir: str = setting("outputs/img2vid", "Folder that holds one sub-folder per image's job.",
-                              widget="path")
-
-    def validate(self) -> None:
-        for spec in IMG2VID_SPECS:
-            check_range(spec, getattr(self, spec.name))
-        for side in ("width", "height"):
-            if getattr(self, side) % 64:
-                raise SettingsError(side, f"{getattr(self, side)} px: use a multiple of 64 (SVD's UNet halves the "
-                                          f"latent three times)")
-
-    def to_dict(self) -> dict[str, Any]:
-        return {s.name: getattr(self, s.name) for s in IMG2VID_SPECS}
-
-
-def _specs_of(cls: type, group: str) -> list[Spec]:
-    hints = typing.get_type_hints(cls)
-    return [Spec(name=f.name, group=group, type=hints[f.name], default=f.default, tab=cls.TAB,
-                 **{**f.metadata["spec"], "ui": False}) for f in dataclasses.fields(cls)]
-
-
 IMG2VID_SPECS: list[Spec] = _specs_of(Img2VidSettings, "img2vid")
+
+
+def img2vid_settings_from_webui(settings: Settings, *, seed: int, output_dir: str) -> Img2VidSettings:
+    """The Img2VidSettings of the WebUI's image-to-video mode: the ``svd_*`` settings, the img2img tab's seed
+    and the job folder; validated, an error naming the ``svd_*`` setting."""
+    values = {name[len(SVD_PREFIX):]: settings.get(name) for name in svd_setting_names()}
+    values.pop("images", None)
+    values.pop("mode", None)
+    out = Img2VidSettings(**values, seed=int(seed), output_dir=str(output_dir))
+    try:
+        out.validate()
+    except SettingsError as exc:
+        name = SVD_PREFIX + exc.field
+        raise SettingsError(name if name in SPEC_BY_NAME else exc.field, exc.detail) from None
+    return out
+
+
+def svd_setting_names() -> list[str]:
+    return [s.name for s in SPECS if s.group == "svd"]
 
 
 def img2vid_settings_from_cli(ns: argparse.Namespace) -> Img2VidSettings:

@@ -1181,3 +1181,213 @@ def test_api_positional_script_args_of_another_length_are_one_line(host, clip, t
     assert res.vid2vid["status"] == "error" and "\n" not in res.info
     assert f"script_args: got {n + change} values but this vid2vid takes {n}" in res.info
     assert len(processing.calls) == 2  # the full list's job only
+
+
+# ------------------------------------------------------------------ image to video (the Script's SVD mode)
+
+
+from lib_vid2vid.img2vid import webui_missing_packages as _REAL_MISSING  # noqa: E402
+
+
+def _svd_host(a1111, monkeypatch, generator, shared, tmp_path, model="/models/svd-xt"):
+    """The mode with a stand-in SVD (tests/test_img2vid.FakeSVD) behind the WebUI's generator cache."""
+    from lib_vid2vid import img2vid
+
+    made = []
+
+    def factory(model, config=None, device="auto"):
+        made.append((model, config, device))
+        return generator
+
+    monkeypatch.setattr(a1111, "_SVD", img2vid.GeneratorCache(factory))
+    monkeypatch.setattr(img2vid, "webui_missing_packages", lambda: None)
+    shared.opts.vid2vid_output_dir = str(tmp_path / "out")
+    shared.opts.vid2vid_svd_model = model
+    return made
+
+
+def _photo(seed=0, size=(96, 64)):
+    from PIL import Image
+
+    return Image.fromarray(np.random.default_rng(seed).integers(0, 256, (size[1], size[0], 3), dtype=np.uint8))
+
+
+def test_image_to_video_mode_makes_an_mp4_of_the_img2img_image(host, tmp_path, monkeypatch):
+    """The img2img image and seed, a job under <output>/img2vid, the mp4 in the result area like a vid2vid job;
+    no frame goes through the WebUI's sampler. Generate again: the same job, already done."""
+    import html as _html
+    import re
+    import urllib.parse
+
+    from lib_vid2vid import ui_result, video
+    from tests.test_img2vid import FakeSVD
+
+    a1111, processing, shared = host
+    fake = FakeSVD(native=4)
+    made = _svd_host(a1111, monkeypatch, fake, shared, tmp_path)
+    served = _served(monkeypatch)
+    args = _args(svd_mode=True, svd_frames=7, svd_width=64, svd_height=64, svd_steps=2)
+    res = a1111.run_script(_p(processing, init_images=[_photo()]), args)
+    assert "vid2vid image to video: done, 1/1 images" in res.info, res.info
+    assert processing.calls == []  # the WebUI's sampler is not used
+    assert made == [("/models/svd-xt", None, "auto")]
+    job = Path(res.vid2vid["job_dir"])
+    assert job.parent == tmp_path / "out" / "img2vid"
+    manifest = Job.open(job).manifest
+    assert manifest["kind"] == "img2vid" and manifest["resolved_seed"] == 77  # the img2img tab's seed
+    assert fake.calls == [77, 78]  # 4 + 3 frames: two clips of 4, the second drops its copy of frame 3
+    assert video.probe(res.vid2vid["output"]).frame_count == 7
+    assert len(res.images) == 3  # first, middle, last frame of the mp4
+    page = a1111.result_area(ui_result.extract(res.js()))
+    src = _html.unescape(re.search(r'<video[^>]*id="vid2vid_player"[^>]*src="([^"]+)"', page).group(1))
+    assert urllib.parse.unquote(src[len("file="):]) == res.vid2vid["output"] and res.vid2vid["output"] in served
+    assert 'data-kind="log"' in page
+    again = a1111.run_script(_p(processing, init_images=[_photo()]), args)
+    assert again.vid2vid["job_dir"] == str(job) and fake.calls == [77, 78]
+    assert "made by an earlier run" in a1111.result_area(ui_result.extract(again.js()))
+    assert len(made) == 1  # the model stayed loaded
+
+
+def test_image_to_video_mode_interrupt_and_generate_again_resumes(host, tmp_path, monkeypatch):
+    from tests.test_img2vid import FakeSVD
+
+    a1111, processing, shared = host
+    full_fake = FakeSVD(native=4)
+    _svd_host(a1111, monkeypatch, full_fake, shared, tmp_path / "a")
+    args = _args(svd_mode=True, svd_frames=10, svd_width=64, svd_height=64)
+    full = a1111.run_script(_p(processing, init_images=[_photo()]), args)
+
+    fake = FakeSVD(native=4)
+    _svd_host(a1111, monkeypatch, fake, shared, tmp_path / "b")
+    original = fake.clip
+
+    def clip_then_interrupt(image, **kw):
+        shared.state.interrupted = True
+        return original(image, **kw)
+
+    fake.clip = clip_then_interrupt
+    part = a1111.run_script(_p(processing, init_images=[_photo()]), args)
+    assert part.vid2vid["status"] == "interrupted" and "press Generate again" in part.info
+    assert part.vid2vid["frames_done"] == 4
+    shared.state.reset()
+    fake.clip = original
+    resumed = a1111.run_script(_p(processing, init_images=[_photo()]), args)
+    assert resumed.vid2vid["status"] == "done" and resumed.vid2vid["job_dir"] == part.vid2vid["job_dir"]
+
+    def frames(res):
+        return [f.read_bytes() for f in sorted((Path(res.vid2vid["job_dir"]) / "frames" / "svd").glob("*.png"))]
+
+    assert len(frames(full)) == 10 and frames(resumed) == frames(full)
+
+
+def test_image_to_video_mode_a_folder_on_the_server(host, tmp_path, monkeypatch):
+    from tests.test_img2vid import FakeSVD
+
+    a1111, processing, shared = host
+    _svd_host(a1111, monkeypatch, FakeSVD(native=3), shared, tmp_path)
+    folder = tmp_path / "stills"
+    folder.mkdir()
+    for n in range(2):
+        _photo(n).save(folder / f"s{n}.png")
+    (folder / "notes.txt").write_text("not an image")
+    res = a1111.run_script(_p(processing), _args(svd_mode=True, svd_images=str(folder), svd_width=64, svd_height=64))
+    rows = res.vid2vid["videos"]
+    assert [(r["video"], r["state"], r["frames_done"]) for r in rows] == [("s0.png", "done", 3), ("s1.png", "done", 3)]
+    assert all(Path(r["output"]).is_file() for r in rows)
+
+
+@pytest.mark.parametrize("setup, fragment", [
+    ({"model": ""}, 'set its path in Settings > vid2vid > "Stable Video Diffusion model"'),
+    ({"missing": True}, "-m pip install diffusers==0.31.0"),
+    ({"image": False}, "Image to video needs an image: put one in the img2img tab's image box"),
+    ({"svd_width": 100}, "Width (px) (Image to video tab): 100 px: use a multiple of 64"),
+])
+def test_image_to_video_mode_errors_are_one_line(host, tmp_path, monkeypatch, setup, fragment):
+    from lib_vid2vid import img2vid
+    from tests.test_img2vid import FakeSVD
+
+    a1111, processing, shared = host
+    _svd_host(a1111, monkeypatch, FakeSVD(), shared, tmp_path, model=setup.get("model", "/models/svd"))
+    if setup.get("missing"):  # the WebUI's Python without diffusers (A1111 1.10)
+        import importlib.util
+
+        real = importlib.util.find_spec
+        monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "diffusers" else real(name, *a))
+        monkeypatch.setattr(img2vid, "webui_missing_packages", _REAL_MISSING)
+    width = {"svd_width": setup["svd_width"]} if "svd_width" in setup else {}
+    images = [_photo()] if setup.get("image", True) else [None]
+    res = a1111.run_script(_p(processing, init_images=images), _args(svd_mode=True, **width))
+    assert res.vid2vid["status"] == "error" and fragment in res.info, res.info
+    assert "\n" not in res.vid2vid["error"]
+    assert not (tmp_path / "out" / "img2vid").exists() or not any((tmp_path / "out" / "img2vid").glob("*/manifest.json"))
+
+
+class _Parking:
+    def __init__(self, log):
+        self.log = log
+
+    def park(self):
+        self.log.append("svd parked")
+
+    def unpark(self):
+        self.log.append("svd on gpu")
+
+
+def test_sd_model_leaves_the_gpu_while_svd_runs_on_a1111(host, monkeypatch):
+    """On a GPU: the SD model to the CPU before SVD loads onto the GPU, back after (even when SVD fails), SVD
+    parked in RAM; on the CPU or with the option off nothing moves."""
+    import modules.sd_models as sd_models
+
+    a1111, _, shared = host
+    log = []
+    monkeypatch.setattr(sd_models, "send_model_to_cpu", lambda m: log.append(f"{m} to cpu"), raising=False)
+    monkeypatch.setattr(sd_models, "send_model_to_device", lambda m: log.append(f"{m} to gpu"), raising=False)
+    monkeypatch.setattr(shared, "sd_model", "sd", raising=False)
+    monkeypatch.setitem(sys.modules, "backend", None)  # not Forge
+    with a1111.SDModelOffDevice("cuda:0", True) as moved:
+        log.append("load svd")
+        moved.use(_Parking(log))
+    assert log == ["sd to cpu", "load svd", "svd on gpu", "svd parked", "sd to gpu"]
+    assert "moved to the CPU while SVD ran" in moved.note
+    log.clear()
+    with pytest.raises(RuntimeError), a1111.SDModelOffDevice("cuda", True) as moved:
+        moved.use(_Parking(log))
+        raise RuntimeError("out of memory")
+    assert log == ["sd to cpu", "svd on gpu", "svd parked", "sd to gpu"]
+    for device, enabled in (("cpu", True), ("cuda:0", False)):
+        log.clear()
+        with a1111.SDModelOffDevice(device, enabled) as moved:
+            moved.use(_Parking(log))
+        assert log == [] and moved.note == ""
+
+
+def test_forge_unloads_its_models_while_svd_runs(host, monkeypatch):
+    import types
+
+    a1111, _, _ = host
+    log = []
+    mm = types.SimpleNamespace(unload_all_models=lambda: log.append("unload"),
+                               soft_empty_cache=lambda: log.append("empty cache"))
+    monkeypatch.setitem(sys.modules, "backend", types.SimpleNamespace(memory_management=mm))
+    monkeypatch.setitem(sys.modules, "backend.memory_management", mm)
+    with a1111.SDModelOffDevice("cuda:0", True) as moved:
+        moved.use(_Parking(log))
+    assert log == ["unload", "empty cache", "svd on gpu", "svd parked"] and "Forge" in moved.note
+
+
+def test_image_to_video_mode_with_a_tiny_svd_model(host, tmp_path, monkeypatch, tiny_models):
+    """The real SVD pipeline (tiny random weights) inside the Script: frames, fps and the mp4."""
+    from tests.diffusers_skip import require_diffusers
+
+    require_diffusers()
+    from lib_vid2vid import img2vid, video
+
+    a1111, processing, shared = host
+    monkeypatch.setattr(a1111, "_SVD", img2vid.GeneratorCache())
+    shared.opts.vid2vid_output_dir = str(tmp_path / "out")
+    shared.opts.vid2vid_svd_model = str(tiny_models("svd"))
+    res = a1111.run_script(_p(processing, init_images=[_photo()]),
+                           _args(svd_mode=True, svd_width=64, svd_height=64, svd_steps=1, svd_frames=5, svd_fps_id=9))
+    assert res.vid2vid["status"] == "done", res.info
+    info = video.probe(res.vid2vid["output"])
+    assert (info.frame_count, info.width, info.height, round(info.fps)) == (5, 64, 64, 10)

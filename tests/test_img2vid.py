@@ -180,3 +180,53 @@ def test_svd_cli_and_wrong_model(tmp_path, svd, tiny_models, capsys):
     assert code == 1 and len(err) == 1 and "is a Stable Diffusion 1.x/2.x model, not Stable Video Diffusion" in err[0]
     code = img2vid.main([str(img), "--model", str(tmp_path / "nowhere"), "--output-dir", str(out)])
     assert code == 1 and "not found" in capsys.readouterr().err
+
+
+def test_the_webui_input_image_is_saved_once_by_its_content(tmp_path):
+    """The img2img image becomes a PNG named by its content: the same image -> the same file (same mtime, so
+    the same job resumes); another image -> another file. A folder named instead is used as it is."""
+    rgb = np.random.default_rng(1).integers(0, 256, (40, 60, 3), dtype=np.uint8)
+    a = img2vid.save_input_image(Image.fromarray(rgb), tmp_path)
+    stamp = a.stat().st_mtime_ns
+    b = img2vid.webui_images("", [None, Image.fromarray(rgb)], tmp_path)
+    assert b == [a] and a.stat().st_mtime_ns == stamp and a.parent == tmp_path / "uploads"
+    assert (np.asarray(Image.open(a)) == rgb).all()
+    other = img2vid.save_input_image(255 - rgb, tmp_path)
+    assert other != a
+    folder = tmp_path / "stills"
+    folder.mkdir()
+    _image(folder / "b.png")
+    _image(folder / "a.jpg")
+    assert [p.name for p in img2vid.webui_images(f"{folder}\n", [Image.fromarray(rgb)], tmp_path)] == ["a.jpg", "b.png"]
+    with pytest.raises(Vid2VidError, match="needs an image"):
+        img2vid.webui_images("  ", [None], tmp_path)
+
+
+def test_generator_cache_keeps_one_model(tmp_path):
+    made = []
+
+    def factory(model, config=None, device="auto"):
+        made.append(model)
+        return FakeSVD()
+
+    cache = img2vid.GeneratorCache(factory)
+    first = cache.get("/m/svd", None, "cpu")
+    assert cache.get("/m/svd", "", "cpu") is first and made == ["/m/svd"]
+    second = cache.get("/m/svd-xt", None, "cpu")
+    assert second is not first and made == ["/m/svd", "/m/svd-xt"]
+    assert cache.get("/m/svd-xt", None, "cuda") is not second
+
+
+def test_run_images_goes_on_after_a_failed_image(tmp_path):
+    good = _image(tmp_path / "good.png")
+    bad = tmp_path / "bad.png"
+    bad.write_text("not an image")
+    seen = []
+    results = img2vid.run_images([bad, good], FakeSVD(native=3), _settings(tmp_path / "out"),
+                                 on_image=lambda n, i: seen.append((n, i.name)),
+                                 progress=lambda n, i, done, total: seen.append((n, done, total)))
+    assert [(r.image.name, r.state) for r in results] == [("bad.png", "failed"), ("good.png", "done")]
+    assert "cannot be read as an image" in results[0].error
+    assert seen == [(1, "bad.png"), (2, "good.png"), (2, 3, 3)]
+    with pytest.raises(Vid2VidError):
+        img2vid.run_images([bad], FakeSVD(), _settings(tmp_path / "out"))

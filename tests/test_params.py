@@ -110,8 +110,35 @@ def test_strategies_are_valid_settings():
 
 
 def test_tabs_in_pipeline_order():
+    """vid2vid's tabs in pipeline order, Jobs last; then the image-to-video mode's own tab (its settings come
+    last in the API's script_args, so every earlier position stays where it was)."""
     tabs = [t for t, _ in params.iter_tabs()]
-    assert tabs[0] == "Video" and tabs[-1] == "Jobs"
+    assert tabs[0] == "Video" and tabs[-2:] == ["Jobs", "Image to video"]
+    names = params.api_arg_names()
+    svd = params.svd_setting_names()
+    assert names[-len(svd):] == svd and svd[0] == "svd_mode"
+
+
+def test_the_webui_image_to_video_settings_mirror_the_cli_ones():
+    """The mode's svd_* settings are Img2VidSettings' (same defaults, ranges, help), shown only while the mode
+    is on, never CLI flags of a vid2vid job; the WebUI supplies seed and job folder."""
+    by_name = {s.name: s for s in params.IMG2VID_SPECS}
+    mirrored = [n for n in params.svd_setting_names() if n not in ("svd_mode", "svd_images")]
+    assert {n[4:] for n in mirrored} == set(by_name) - set(params.SVD_FROM_HOST)
+    for name in mirrored:
+        spec, own = params.SPEC_BY_NAME[name], by_name[name[4:]]
+        assert (spec.default, spec.min, spec.max, spec.choices, spec.help) == (
+            own.default, own.min, own.max, own.choices, own.help)
+        assert not spec.cli and spec.ui
+        assert not params.applies(spec, {}) and params.applies(spec, {"svd_mode": True})
+    s = Settings().replace(svd_mode=True, svd_frames=40, svd_width=512, svd_height=320, svd_steps=3)
+    i2v = params.img2vid_settings_from_webui(s, seed=9, output_dir="/x/img2vid")
+    assert (i2v.frames, i2v.width, i2v.height, i2v.steps, i2v.seed, i2v.output_dir) == (
+        40, 512, 320, 3, 9, "/x/img2vid")
+    with pytest.raises(SettingsError, match=r"^svd_width: 500 px: use a multiple of 64"):
+        params.img2vid_settings_from_webui(s.replace(svd_width=500), seed=9, output_dir="x")
+    with pytest.raises(SettingsError, match=r"^svd_background_colour: "):
+        params.img2vid_settings_from_webui(s.replace(svd_background_colour="blue"), seed=9, output_dir="x")
 
 
 def test_defaults_are_the_recommended_strategy():

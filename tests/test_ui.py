@@ -85,7 +85,7 @@ def test_one_control_per_setting_in_api_order():
         spec = params.SPEC_BY_NAME[name]
         if comp.kind == "Slider":
             assert (comp.kw["minimum"], comp.kw["maximum"]) == (spec.min, spec.max)
-    assert gr.tabs[0] == "Video" and gr.tabs[-1] == "Jobs"
+    assert gr.tabs[0] == "Video" and gr.tabs[-2:] == ["Jobs", "Image to video"]
     assert gr.tabs == [t for t, _ in params.iter_tabs()]
 
 

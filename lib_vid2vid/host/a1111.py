@@ -751,16 +751,23 @@ def final_stills(job_dir: Path, count: int = 3) -> list[Image.Image]:
     if path is None:
         return []
     try:
+        n = int(json.loads((Path(job_dir) / "manifest.json").read_text())["export"]["frames"])
+    except (OSError, ValueError, KeyError, TypeError):
+        n = 0
+    return video_stills(path, n, count)
+
+
+def video_stills(path: Path, n: int, count: int = 3) -> list[Image.Image]:
+    """First, middle and last frame of the video file ``path`` of ``n`` frames (0: unknown, the first and
+    last), decoded from the file itself; a PNG-sequence folder is read from its files. [] when it cannot be
+    read."""
+    try:
         if path.is_dir():
             pngs = sorted(path.glob("*.png"))
             picks = sorted({0, len(pngs) // 2, len(pngs) - 1}) if pngs else []
             return [Image.open(pngs[i]).convert("RGB") for i in picks]
         import av  # noqa: PLC0415 - a vid2vid dependency
 
-        try:
-            n = int(json.loads((Path(job_dir) / "manifest.json").read_text())["export"]["frames"])
-        except (OSError, ValueError, KeyError, TypeError):
-            n = 0
         picks = {0, n // 2, n - 1} if n > 0 else {0}
         kept: dict[int, Image.Image] = {}
         last, index = None, -1
@@ -795,6 +802,8 @@ def run_script(p: Any, args: tuple | list, script: Any = None) -> Any:
     try:
         args, sources = split_batch_input(script_args_in_order(p, args, script))
         settings = settings_from_script(p, args)
+        if settings.svd.svd_mode:
+            return _run_img2vid(p, settings)
         if sources is not None:
             return _run_batch(p, settings, sources)
         settings = settings.replace(input=materialise_input(settings.video.input, settings.job.output_dir,
@@ -972,6 +981,159 @@ def _run_video(p: Any, settings: params.Settings) -> Any:
                                           "notices": list(result.notices), "frame_params": frame,
                                           "files": ui_result.job_files(result.job_dir),
                                           "report": result.report})
+
+
+# ------------------------------------------------------------------ image to video (Stable Video Diffusion)
+
+_SVD = None
+"""The img2vid.GeneratorCache of this WebUI process: the SVD model stays loaded between generations."""
+
+
+def _svd_cache():
+    global _SVD
+    if _SVD is None:
+        from .. import img2vid
+
+        _SVD = img2vid.GeneratorCache()
+    return _SVD
+
+
+def webui_device() -> str:
+    """The WebUI's torch device as text ("cuda:0", "cpu" ...; "auto" when the host says none)."""
+    try:
+        from modules import devices  # noqa: PLC0415 - host import
+
+        return str(devices.device) if getattr(devices, "device", None) is not None else "auto"
+    except Exception:  # noqa: BLE001 - a host without modules.devices
+        return "auto"
+
+
+class SDModelOffDevice:
+    """While SVD runs on a GPU, the WebUI's own SD model leaves it (``svd_free_vram``, on by default): A1111
+    moves ``shared.sd_model`` to the CPU (``sd_models.send_model_to_cpu``) and back after
+    (``send_model_to_device``); Forge unloads its models (``backend.memory_management.unload_all_models``) and
+    loads them again itself at the next generation. Between generations the SVD model waits in CPU RAM
+    (``SVDGenerator.park``). On the CPU nothing moves. ``note`` says what was done (for the result)."""
+
+    def __init__(self, device: str, enabled: bool):
+        self.device = device
+        self.generator: Any = None
+        self.active = enabled and device.startswith("cuda")
+        self.note = ""
+        self._model = None
+
+    def __enter__(self):
+        if not self.active:
+            return self
+        try:
+            from backend import memory_management  # noqa: PLC0415 - Forge only
+
+            memory_management.unload_all_models()
+            memory_management.soft_empty_cache()
+            self.note = "Forge's models were unloaded from the GPU while SVD ran (Forge loads them again)"
+        except ImportError:
+            from modules import sd_models  # noqa: PLC0415 - A1111
+
+            _, shared = _host()
+            self._model = getattr(shared, "sd_model", None)
+            if self._model is not None:
+                sd_models.send_model_to_cpu(self._model)
+                self.note = "the WebUI's SD model was moved to the CPU while SVD ran, and back after"
+        return self
+
+    def use(self, generator: Any) -> Any:
+        """The SVD generator (loaded after the SD model left) onto its device; parked again at the end."""
+        self.generator = generator
+        if self.active:
+            generator.unpark()
+        return generator
+
+    def __exit__(self, *exc):
+        if not self.active:
+            return False
+        if self.generator is not None:
+            self.generator.park()
+        if self._model is not None:
+            from modules import sd_models  # noqa: PLC0415
+
+            sd_models.send_model_to_device(self._model)
+        return False
+
+
+def _run_img2vid(p: Any, settings: params.Settings) -> Any:
+    """The Script's image-to-video mode (lib_vid2vid/img2vid.py inside the WebUI): the img2img image (or the
+    images named), the img2img seed, jobs under ``<output folder>/img2vid``; the mp4 in the result area."""
+    from .. import img2vid
+
+    _, shared = _host()
+    state = shared.state
+    model = str(host_option("svd_model", "", p) or "").strip()
+    if not model:
+        raise Vid2VidError("Image to video needs a Stable Video Diffusion model: set its path in Settings > "
+                           "vid2vid > \"Stable Video Diffusion model\" (a diffusers folder such as "
+                           "stable-video-diffusion-img2vid-xt, or a .safetensors file with a configuration folder)")
+    missing = img2vid.webui_missing_packages()
+    if missing:
+        raise Vid2VidError(missing)
+    out_root = Path(settings.job.output_dir) / "img2vid"
+    s = params.img2vid_settings_from_webui(settings, seed=settings.sampling.seed, output_dir=str(out_root))
+    images = img2vid.webui_images(settings.svd.svd_images, getattr(p, "init_images", None), out_root)
+    device = webui_device()
+    config = str(host_option("svd_model_config", "", p) or "").strip() or None
+
+    def on_image(number: int, image: Path) -> None:
+        state.job_count, state.job_no = 0, 0
+        state.textinfo = f"vid2vid image to video: image {number}/{len(images)} {image.name}"
+
+    def progress(number: int, image: Path, done: int, total: int) -> None:
+        state.job_count, state.job_no = total, done
+        state.textinfo = f"vid2vid image to video: image {number}/{len(images)} {image.name}, frame {done}/{total}"
+
+    with SDModelOffDevice(device, bool(host_option("svd_free_vram", True, p))) as moved:
+        state.textinfo = "vid2vid image to video: loading the SVD model"
+        generator = moved.use(_svd_cache().get(model, config, device))
+        results = img2vid.run_images(images, generator, s, new=settings.job.new_job,
+                                     should_stop=lambda: stop_requested(state), progress=progress, on_image=on_image)
+    return _img2vid_processed(p, results, len(images), [moved.note] if moved.note else [])
+
+
+def _img2vid_item(r: Any) -> dict[str, Any]:
+    files = {}
+    if r.video and Path(r.video).is_file():
+        files["video"] = str(r.video)
+    if r.job_dir and (Path(r.job_dir) / "job.log").is_file():
+        files["log"] = str(Path(r.job_dir) / "job.log")
+    state = "done" if r.state == "skipped" else r.state
+    notices = ["made by an earlier run: tick \"New job\" (Jobs tab) to make it again"] if r.state == "skipped" else []
+    return {"video": r.image.name, "state": state, "status": state, "job_dir": str(r.job_dir) if r.job_dir else None,
+            "job": Path(r.job_dir).name if r.job_dir else None, "output": str(r.video) if r.video else None,
+            "frames_done": r.frames, "total": r.frames if state == "done" else None, "error": r.error,
+            "files": files, "notices": notices}
+
+
+def _img2vid_processed(p: Any, results: list, wanted: int, notices: list[str]) -> Any:
+    items = [_img2vid_item(r) for r in results]
+    stopped = len(results) < wanted or any(i["state"] == "interrupted" for i in items)
+    status = "interrupted" if stopped else ("done" if all(i["state"] == "done" for i in items) else "failed")
+    lines = [f"vid2vid image to video: {status}, {len(items)}/{wanted} images"]
+    for n, item in enumerate(items, 1):
+        lines.append(f"{n}. {item['video']}: {item['state']}, {item['frames_done']} frames"
+                     + (f", {item['output']}" if item["output"] else "") + (f": {item['error']}" if item["error"] else ""))
+    lines += notices
+    if stopped:
+        lines.append("Interrupted: press Generate again to resume (finished clips and images are kept)")
+    previews = []
+    for r in results:
+        if r.video and Path(r.video).is_file():
+            previews += video_stills(Path(r.video), r.frames)
+    if len(items) == 1:
+        result = {**items[0], "status": status if items[0]["state"] != "failed" else "error", "notices":
+                  items[0]["notices"] + notices, "mode": "img2vid"}
+        if result["status"] == "error":
+            result["error"] = items[0]["error"]
+    else:
+        result = {"status": status, "videos": items, "notices": notices, "mode": "img2vid"}
+    return _processed(p, previews, "\n".join(lines), result)
 
 
 def _scripts_params(p: Any, frame: dict[str, str]) -> dict[str, str]:
@@ -1465,6 +1627,16 @@ def register_settings() -> None:
                                                             section=section))
         add(OPT_PREFIX + "crf", shared.OptionInfo(18, "Default quality (CRF, lower is better)", gr_slider(),
                                                   {"minimum": 0, "maximum": 51, "step": 1}, section=section))
+        add(OPT_PREFIX + "svd_model", shared.OptionInfo(
+            "", "Stable Video Diffusion model for image to video: a diffusers folder (e.g. "
+                "stable-video-diffusion-img2vid-xt) or a .safetensors file on this machine; never downloaded",
+            section=section))
+        add(OPT_PREFIX + "svd_model_config", shared.OptionInfo(
+            "", "Configuration folder for a single-file SVD model (a diffusers SVD folder; its weights need not be "
+                "there)", section=section))
+        add(OPT_PREFIX + "svd_free_vram", shared.OptionInfo(
+            True, "Image to video on a GPU: move the WebUI's SD model off the GPU while SVD runs (SVD-XT needs "
+                  "most of a 16 GB card); the SVD model waits in RAM between generations", section=section))
 
     script_callbacks.on_ui_settings(on_ui_settings)
 

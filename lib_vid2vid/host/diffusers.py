@@ -595,6 +595,18 @@ class SVDGenerator:
         """Frames the model was trained to make in one clip (its UNet's ``num_frames``: 14 svd, 25 svd_xt)."""
         return int(self.pipe.unet.config.num_frames)
 
+    def park(self) -> None:
+        """Move the model to the CPU's RAM and give its GPU memory back (the WebUI, between generations);
+        nothing on the CPU."""
+        if self.device.startswith("cuda"):
+            self.pipe.to("cpu")
+            self.torch.cuda.empty_cache()
+
+    def unpark(self) -> None:
+        """Back onto the model's device after :meth:`park`."""
+        if self.device.startswith("cuda"):
+            self.pipe.to(self.device)
+
     def host_identity(self) -> dict[str, Any]:
         src = self.source
         return {"renderer": "diffusers-svd", "checkpoint": {"name": src.path.name, "hash": fingerprint(src.path)},
