@@ -175,10 +175,25 @@ def check_packages(ray_address: str | None) -> None:
                 raise RendererError(f"The diffusers renderer needs {name}: {EXTRA_HINT}")
 
 
+def check_reachable(address: str, timeout_s: float = 5.0) -> None:
+    """One line when nothing answers at a cluster's ``host:port`` (``ray://host:port`` too): Ray itself would
+    retry for minutes, printing its warnings. ``auto`` is left to Ray (it fails at once without a cluster)."""
+    head = address.split("://", 1)[-1]
+    host, sep, port = head.rpartition(":")
+    if not sep or not port.isdigit():
+        return
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout_s).close()
+    except OSError as exc:
+        raise Vid2VidError(f"No Ray cluster answers at {address} ({exc.strerror or type(exc).__name__}): start it "
+                           f"(ray start --head), check the address, or use --ray-address local") from None
+
+
 def _join(address: str | None, cpus: int):
     """Ray, started here (``address`` None) or joined; a cluster that cannot be joined is one line."""
     if address is None:
         return start_ray(None, cpus=cpus)
+    check_reachable(address)
     try:
         return start_ray(address)
     except Vid2VidError:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import sys
 from fractions import Fraction
 from pathlib import Path
@@ -206,6 +207,21 @@ def test_worker_plan_from_the_cluster():
                      (dict(gpus=1, cpus=8, workers=0, device="auto"), "--workers 0: give 1 or more")):
         with pytest.raises(Vid2VidError, match=text):
             plan_workers(**kw)
+
+
+def test_a_cluster_nobody_answers_is_one_line(clip, model, tmp_path, capsys):
+    from lib_vid2vid.__main__ import main
+
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    address = f"127.0.0.1:{sock.getsockname()[1]}"
+    sock.close()  # nothing listens there now
+    argv = [str(clip), "--renderer", "diffusers", "--model", str(model), "--ray-address", address,
+            "--output-dir", str(tmp_path / "out"), "--quiet"]
+    assert main(argv) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith(f"error: No Ray cluster answers at {address} (")
+    assert not (tmp_path / "out").exists()
 
 
 def test_cluster_address():
