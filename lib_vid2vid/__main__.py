@@ -84,10 +84,16 @@ def build_parser() -> argparse.ArgumentParser:
                           "the others); every backend must have the same model and settings")
     run.add_argument("--engine", choices=("threads", "ray"), default="threads",
                      help="with --backend: threads (in this process) or ray (one Ray actor per backend, needs "
-                          "pip install .[ray])")
+                          "pip install .[ray]); with --renderer diffusers: ray runs Ray workers (as "
+                          "--ray-address local)")
     run.add_argument("--ray-address", metavar="ADDR", default=None,
-                     help="with --engine ray: join this Ray cluster (ray://host:10001 or host:6379) instead of "
-                          "starting a local Ray instance")
+                     help="with --engine ray: join this Ray cluster (ray://host:10001, host:6379, or auto: the "
+                          "one ray start made here) instead of starting a local Ray instance (local); with "
+                          "--renderer diffusers: render on Ray workers there, one per GPU, each loading --model "
+                          "once (needs pip install .[ray])")
+    run.add_argument("--workers", type=int, metavar="N", default=None,
+                     help="with --renderer diffusers on Ray: how many workers (default: one per GPU of the Ray "
+                          "cluster; without a GPU, or with --device cpu, 1 CPU worker)")
     run.add_argument("--submit", action="store_true",
                      help="send the whole job to the WebUI in one request (its vid2vid Script runs it there and "
                           "keeps the job in its own output folder) instead of one request per frame")
@@ -155,8 +161,18 @@ def _make_renderer(args: argparse.Namespace):
                                "checkpoint)")
         from .host.diffusers import DiffusersRenderer, parse_lora
 
-        return DiffusersRenderer(args.model, config=args.model_config, device=args.device,
-                                 loras=[parse_lora(x) for x in args.lora])
+        loras = [parse_lora(x) for x in args.lora]
+        if args.ray_address or args.engine == "ray" or args.workers is not None:
+            if args.backend:
+                raise Vid2VidError("--backend names WebUI APIs; with --renderer diffusers the Ray workers render "
+                                   "(--ray-address, --workers): leave --backend out")
+            from .dispatch_ray import diffusers_dispatcher
+
+            workers = diffusers_dispatcher(args.model, config=args.model_config, loras=loras, device=args.device,
+                                           ray_address=args.ray_address or "local", workers=args.workers)
+            print(workers.started, file=sys.stderr)
+            return workers
+        return DiffusersRenderer(args.model, config=args.model_config, device=args.device, loras=loras)
     if args.renderer == "proxy":
         from .proxy import ProxyRenderer
 
@@ -165,16 +181,25 @@ def _make_renderer(args: argparse.Namespace):
         if args.api_url:
             raise Vid2VidError("--api-url and --backend both given: give every WebUI as --backend URL")
         from .dispatch import webui_dispatcher
+        from .ray_env import cluster_address
 
         return webui_dispatcher(args.backend, timeout=args.timeout, engine=args.engine,
-                                ray_address=args.ray_address)
-    if args.engine != "threads" or args.ray_address:
-        raise Vid2VidError("--engine ray and --ray-address need --backend URL (one per WebUI)")
+                                ray_address=cluster_address(args.ray_address))
+    if args.engine != "threads" or args.ray_address or args.workers is not None:
+        raise Vid2VidError("--engine ray and --ray-address need --backend URL (one per WebUI), or --renderer "
+                           "diffusers --model PATH (Ray workers); --workers needs --renderer diffusers")
     from .host.webui_api import DEFAULT_URL, WebUIApiRenderer
 
     renderer = WebUIApiRenderer(args.api_url or DEFAULT_URL, timeout=args.timeout)
     renderer.check()
     return renderer
+
+
+def _close(renderer) -> None:
+    """Let go of what the renderer holds (several backends: their threads; Ray workers: their GPUs)."""
+    close = getattr(renderer, "close", None)
+    if callable(close):
+        close()
 
 
 def _backend_stats(renderer) -> None:
@@ -274,9 +299,12 @@ def main(argv: list[str] | None = None) -> int:
         if args.submit:
             return _submit(args, settings)
         renderer = _make_renderer(args)
-        if debug:
-            return _debug(args, settings, renderer)
-        return _run(args, settings, renderer)
+        try:
+            if debug:
+                return _debug(args, settings, renderer)
+            return _run(args, settings, renderer)
+        finally:
+            _close(renderer)
     except Vid2VidError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_ERROR
@@ -370,6 +398,7 @@ def _batch(args: argparse.Namespace, settings: params.Settings) -> int:
         if bar is not None:
             bar.close()
         stop.uninstall()
+        _close(renderer)
     print(batch.summary_table(result.items))
     print(f"batch: {result.path}")
     if result.status == "interrupted":

@@ -271,6 +271,10 @@ def start_ray(address: str | None = None, *, cpus: int = 1):
         here = str(Path(__file__).resolve().parent.parent)
         paths = [here] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
         env = {"env_vars": {"PYTHONPATH": os.pathsep.join(paths)}} if address is None else None
+        if address is None:
+            from .ray_env import keep_out_of_home
+
+            keep_out_of_home()  # no ~/.ray/auth_token left in the user's home
         ray.init(address=address, include_dashboard=False, log_to_driver=False, ignore_reinit_error=True,
                  runtime_env=env, num_cpus=None if address else max(cpus, 1))
     return ray

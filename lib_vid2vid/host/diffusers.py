@@ -350,6 +350,20 @@ def pick_device(device: str = "auto") -> str:
     return device
 
 
+def override_warning(sampler: str | None, schedule: str = "karras") -> str | None:
+    """One line when ``sampler`` cannot take a sigma override in diffusers (:data:`SIGMA_SAMPLERS`); None when it
+    can. No model needed: Ray workers' dispatcher (lib_vid2vid/dispatch_ray.py) answers it on the driver."""
+    from .. import sigmas  # noqa: PLC0415
+
+    if str(schedule).strip().lower() == "host":
+        return None
+    name = sigmas.canonical_sampler(sampler) or sampler
+    if name in SIGMA_SAMPLERS:
+        return None
+    return (f"{name} takes no custom sigmas in diffusers: the {schedule} sigma schedule is not applied and its "
+            f"own schedule runs; pick {' or '.join(SIGMA_SAMPLERS)} for the override")
+
+
 # ------------------------------------------------------------------ the renderer
 
 class DiffusersRenderer:
@@ -438,15 +452,7 @@ class DiffusersRenderer:
 
     def override_warning(self, sampler: str | None, schedule: str = "karras") -> str | None:
         """One line when this sampler cannot take a sigma override here; None when it can."""
-        from .. import sigmas  # noqa: PLC0415
-
-        if str(schedule).strip().lower() == "host":
-            return None
-        name = sigmas.canonical_sampler(sampler) or sampler
-        if name in SIGMA_SAMPLERS:
-            return None
-        return (f"{name} takes no custom sigmas in diffusers: the {schedule} sigma schedule is not applied and its "
-                f"own schedule runs; pick {' or '.join(SIGMA_SAMPLERS)} for the override")
+        return override_warning(sampler, schedule)
 
     def _say(self, note: str) -> None:
         if note not in self._said:
