@@ -244,3 +244,116 @@ def test_keyframes_render_in_parallel_with_the_bytes_of_one_backend(clip, tmp_pa
         assert len(a.payloads) + len(b.payloads) == keys + 1  # b's failed keyframe rendered again on a
     assert res.status == "done" and _frame_bytes(res.job_dir) == want
     assert any(f"{keys} keyframes render in parallel on 2 backends" in line for line in lines)
+
+
+# ---- scene groups: strategies that read the previous output, shot by shot in parallel (reset_at_cuts)
+
+SHOTS, PER_SHOT = 4, 5
+
+
+@pytest.fixture
+def shots_clip(tmp_path):
+    from tests.clips import make_shots_clip
+
+    return make_shots_clip(tmp_path / "shots.mp4", shots=SHOTS, frames_per_shot=PER_SHOT)
+
+
+def _shot_settings(clip, out, **kw):
+    kw = {"fdc_mode": "mean_std", "motion_mask": True, "reset_at_cuts": True, "seed_mode": "increment", **kw}
+    return Settings().replace(input=str(clip), output_dir=str(out), width=96, height=64, prompt="ink", seed=3,
+                              report=False, **kw)
+
+
+def _all_frames(job_dir, total=SHOTS * PER_SHOT) -> list[bytes]:
+    job = Job.open(job_dir)
+    return [job.frame_path("pass1", i).read_bytes() for i in range(total)]
+
+
+def _one_backend_shots(clip, out, **kw) -> tuple[list[bytes], Job]:
+    with FakeWebUI() as ui:
+        res = run_job(_shot_settings(clip, out, **kw), WebUIApiRenderer(ui.url))
+    assert res.status == "done"
+    return _all_frames(res.job_dir), Job.open(res.job_dir)
+
+
+def test_shots_render_in_parallel_with_the_bytes_of_one_backend(shots_clip, tmp_path):
+    want, one = _one_backend_shots(shots_clip, tmp_path / "one")
+    assert one.manifest["scene_cuts"] == [5, 10, 15]
+    lines: list[str] = []
+    with FakeWebUI() as a, FakeWebUI() as b:
+        a.delay = b.delay = 0.02
+        b.fail[3] = (500, {"detail": "CUDA out of memory"})  # b fails in the middle of its shot: a takes it on
+        d = webui_dispatcher([a.url, b.url])
+        try:
+            res = run_job(_shot_settings(shots_clip, tmp_path / "two"), d, notify=lines.append)
+        finally:
+            d.close()
+        answered = a.payloads + b.payloads[:3]
+    assert res.status == "done" and _all_frames(res.job_dir) == want
+    assert any("4 shots (scene groups) render in parallel on 2 backends" in line and "fdc" in line for line in lines)
+    # each frame rendered once among the answered requests; both backends took part before b went out
+    assert sorted(p["seed"] for p in answered) == sorted({p["seed"] for p in answered}) and len(answered) == 20
+    assert d.rendered[1] == 3 and d.alive == [True, False]
+    job = Job.open(res.job_dir)
+    assert job.frames_done("pass1") == 20 and not [s for s in job.manifest["stages"] if s != "pass1"]
+    assert [r["seed"] for r in job.manifest["frames"]["pass1"]] == [r["seed"] for r in one.manifest["frames"]["pass1"]]
+
+
+def test_reset_at_cuts_starts_each_shot_afresh(shots_clip, tmp_path):
+    """At a cut the init of previous_output is the source frame's (as at frame 0); without reset_at_cuts the
+    last output of the shot before goes into it."""
+    def inits(out, **kw):
+        with FakeWebUI() as ui:
+            res = run_job(_shot_settings(shots_clip, out, fdc_mode="none", motion_mask=False, **kw),
+                          WebUIApiRenderer(ui.url))
+            assert res.status == "done"
+            return {p["seed"] - 3: p["init_images"][0] for p in ui.payloads}
+
+    source = inits(tmp_path / "src", init_mode="source")
+    reset = inits(tmp_path / "reset", init_mode="previous_output", init_strength=1.0)
+    carried = inits(tmp_path / "carry", init_mode="previous_output", init_strength=1.0, reset_at_cuts=False)
+    for cut in (0, 5, 10, 15):
+        assert reset[cut] == source[cut]
+    for k in (1, 6, 11):
+        assert reset[k] != source[k]  # inside a shot the previous output is used
+    assert carried[5] != source[5] and carried[4] == reset[4]
+
+
+def test_shots_resume_across_backend_counts(shots_clip, tmp_path):
+    want, _ = _one_backend_shots(shots_clip, tmp_path / "one")
+    out = tmp_path / "out"
+    calls = []
+
+    def stop_soon():
+        calls.append(1)
+        return len(calls) > 4
+
+    # two backends, stopped after a few frames of each shot: shots journalled apart; resumed on one backend
+    with FakeWebUI() as a, FakeWebUI() as b:
+        d = webui_dispatcher([a.url, b.url])
+        try:
+            res = run_job(_shot_settings(shots_clip, out), d, should_stop=stop_soon)
+        finally:
+            d.close()
+        assert res.status == "interrupted"
+        job = Job.open(res.job_dir)
+        assert [s for s in job.manifest["stages"] if s.startswith("shot_pass1_")]
+        assert len(job.manifest["frames"]["pass1"]) < len(a.payloads) + len(b.payloads)  # some kept apart
+        lines: list[str] = []
+        res = run_job(_shot_settings(shots_clip, out), WebUIApiRenderer(a.url), notify=lines.append)
+        assert res.status == "done" and len(a.payloads) + len(b.payloads) == 20  # none rendered twice
+        assert any("one backend finishes the shots an earlier run rendered apart" in line for line in lines)
+    assert _all_frames(res.job_dir) == want
+    # one backend stopped after 7 frames, resumed on two
+    out2 = tmp_path / "out2"
+    with FakeWebUI() as a, FakeWebUI() as b:
+        n = iter(range(100))
+        res = run_job(_shot_settings(shots_clip, out2), WebUIApiRenderer(a.url), should_stop=lambda: next(n) >= 6)
+        assert res.status == "interrupted" and res.frames_done == 7
+        d = webui_dispatcher([a.url, b.url])
+        try:
+            res = run_job(_shot_settings(shots_clip, out2), d)
+        finally:
+            d.close()
+        assert res.status == "done" and len(a.payloads) + len(b.payloads) == 20
+    assert _all_frames(res.job_dir) == want
