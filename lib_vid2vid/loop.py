@@ -57,11 +57,12 @@ class Progress:
 
     @property
     def text(self) -> str:
-        eta = "" if self.eta_s is None else f", ETA {_fmt_seconds(self.eta_s)}"
+        eta = "" if self.eta_s is None else f", ETA {format_seconds(self.eta_s)}"
         return f"{self.stage}: frame {self.done}/{self.total}{eta}"
 
 
-def _fmt_seconds(s: float) -> str:
+def format_seconds(s: float) -> str:
+    """Seconds as m:ss, or h:mm:ss from an hour on."""
     s = int(round(s))
     return f"{s // 3600}:{s // 60 % 60:02d}:{s % 60:02d}" if s >= 3600 else f"{s // 60}:{s % 60:02d}"
 
@@ -614,20 +615,19 @@ class Run:
                     last = following is None
                     keep = 0 if last else 2 * max(1, getattr(self.renderer, "parallel", 1))
                     while len(inflight) > keep:
-                        done = self._collect(lanes, loop, inflight)
+                        if not self._wait_unless_stopped(inflight[0][2]):
+                            return self._stop_in_flight(lanes, loop, inflight)
+                        done, preview = self._collect(lanes, loop, inflight)
                         finished_at.append(time.perf_counter())
                         gaps = finished_at[-21:]
                         mean = (gaps[-1] - gaps[0]) / (len(gaps) - 1)
                         remaining = (total - done) + total * (self.passes - loop - 1)
-                        self.progress(Progress(stage_name, done, total, mean * remaining, None))
+                        self.progress(Progress(stage_name, done, total, mean * remaining, preview))
                     if stop_error is not None:
                         lanes.drain()
                         raise stop_error
                     if not last and self.should_stop():
-                        while inflight:
-                            self._collect(lanes, loop, inflight)
-                        lanes.drain()
-                        return True
+                        return self._stop_in_flight(lanes, loop, inflight)
                     continue
 
                 t0 = time.perf_counter()
@@ -769,10 +769,16 @@ class Run:
         threads = [threading.Thread(target=work, daemon=True, name=f"vid2vid-shot-{k}") for k in range(workers)]
         for t in threads:
             t.start()
+        interrupted = False
         for t in threads:
-            t.join()
+            while t.is_alive():
+                t.join(timeout=0.2)
+                if not interrupted and (stopped.is_set() or self.should_stop()):
+                    stopped.set()  # at once: the other shots' renders in flight are cut short
+                    self._interrupt_renderer()
+                    interrupted = True
         if errors:
-            raise errors[0]
+            raise next((e for e in errors if not isinstance(e, Interrupted)), errors[0])
         if stopped.is_set():
             return True
         shots.finish()
@@ -818,16 +824,46 @@ class Run:
             self.notify(line)
         return deferred
 
-    def _collect(self, lanes: _Lanes, loop: int,
-                 inflight: collections.deque[tuple[FrameContext, RenderRequest, Future]]) -> int:
-        """Wait for the oldest frame in flight and queue its finish; returns the frames done after it."""
+    def _collect(self, lanes: _Lanes, loop: int, inflight: collections.deque[tuple[FrameContext, RenderRequest,
+                                                                                   Future]]) -> tuple[int, np.ndarray]:
+        """Wait for the oldest frame in flight and queue its finish; returns the frames done after it and its
+        rendered image (RGB uint8, before corrections: the preview the sequential path shows too)."""
         ctx, req, future = inflight.popleft()
         images = future.result()
         self._host_notices()
         if not images:
             raise Vid2VidError(f"The renderer returned no image for frame {ctx.index}")
         lanes.submit("finish", self._finish_and_hand_off, lanes, loop, ctx, req, images, infotext(req))
-        return ctx.index + 1
+        return ctx.index + 1, fit_size(images[0], self.plan.width, self.plan.height)
+
+    def _wait_unless_stopped(self, future: Future, poll_s: float = 0.2) -> bool:
+        """Wait for ``future``; False as soon as the user asks to stop (polled every ``poll_s`` seconds)."""
+        from concurrent.futures import wait
+
+        while not wait([future], timeout=poll_s).done:
+            if self.should_stop():
+                return False
+        return True
+
+    def _interrupt_renderer(self) -> None:
+        """Ask the renderer to cut the renders in flight short (several backends: ``Dispatcher.interrupt``)."""
+        ask = getattr(self.renderer, "interrupt", None)
+        if callable(ask):
+            ask()
+
+    def _stop_in_flight(self, lanes: _Lanes, loop: int,
+                        inflight: collections.deque[tuple[FrameContext, RenderRequest, Future]]) -> bool:
+        """A stop with frames in flight: interrupt them, keep (write) those that had finished, in frame order up
+        to the first that had not; True (stopped)."""
+        self._interrupt_renderer()
+        while inflight:
+            future = inflight[0][2]
+            if future.cancelled() or future.exception() is not None:
+                break
+            self._collect(lanes, loop, inflight)
+        inflight.clear()
+        lanes.drain()
+        return True
 
     def _hand_off(self, lanes: _Lanes, loop: int, index: int, out: np.ndarray, record: dict[str, Any],
                   src: np.ndarray) -> None:

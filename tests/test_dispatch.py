@@ -100,11 +100,13 @@ def test_sequential_strategy_runs_in_order_and_says_so(clip, tmp_path):
 def test_resume_across_backend_counts(clip, tmp_path):
     want = _one_backend_run(clip, tmp_path / "one")
     out = tmp_path / "out"
-    # two backends, stopped after 4 frames; resumed on one backend
+    # two backends, stopped after 3 frames; resumed on one backend
     with FakeWebUI() as a, FakeWebUI() as b:
         d = webui_dispatcher([a.url, b.url])
+        seen: list[int] = []
         try:
-            res = run_job(_settings(clip, out), d, should_stop=lambda: True)
+            res = run_job(_settings(clip, out), d, progress=lambda p: seen.append(p.done),
+                          should_stop=lambda: bool(seen) and seen[-1] >= 3)
         finally:
             d.close()
         assert res.status == "interrupted" and 0 < res.frames_done < FRAMES
@@ -150,6 +152,7 @@ def test_unreachable_backend_is_one_line_naming_it(clip, tmp_path, capsys):
     err = capsys.readouterr().err
     assert rc == 1 and "Traceback" not in err and len(err.strip().splitlines()) == 1
     assert f"Cannot reach the WebUI at {dead}" in err
+    assert "--backend" in err and "--api-url" not in err  # the advice names the option that gave the address
     assert not (tmp_path / "out").exists()
 
 
@@ -322,17 +325,13 @@ def test_reset_at_cuts_starts_each_shot_afresh(shots_clip, tmp_path):
 def test_shots_resume_across_backend_counts(shots_clip, tmp_path):
     want, _ = _one_backend_shots(shots_clip, tmp_path / "one")
     out = tmp_path / "out"
-    calls = []
-
-    def stop_soon():
-        calls.append(1)
-        return len(calls) > 4
-
-    # two backends, stopped after a few frames of each shot: shots journalled apart; resumed on one backend
+    # two backends, stopped after a few frames of the first two shots: the second journalled apart; resumed on
+    # one backend
     with FakeWebUI() as a, FakeWebUI() as b:
         d = webui_dispatcher([a.url, b.url])
         try:
-            res = run_job(_shot_settings(shots_clip, out), d, should_stop=stop_soon)
+            res = run_job(_shot_settings(shots_clip, out), d,
+                          should_stop=lambda: len(a.payloads) + len(b.payloads) >= 6)
         finally:
             d.close()
         assert res.status == "interrupted"
@@ -357,3 +356,86 @@ def test_shots_resume_across_backend_counts(shots_clip, tmp_path):
             d.close()
         assert res.status == "done" and len(a.payloads) + len(b.payloads) == 20
     assert _all_frames(res.job_dir) == want
+
+
+
+# ---- health between frames, a prompt stop, progress
+
+def test_a_backend_that_loads_another_model_is_taken_out_between_frames(clip, tmp_path):
+    want = _one_backend_run(clip, tmp_path / "one")
+    with FakeWebUI() as a, FakeWebUI() as b:
+        a.delay = b.delay = 0.02
+        d = webui_dispatcher([a.url, b.url])
+        d.health_every = 0  # asked before every frame
+
+        previews: list = []
+
+        def progress(p):
+            previews.append(p.last_frame)
+            if p.done >= 3:
+                b.options = {"sd_model_checkpoint": "dreamshaper_8.safetensors [879db523c3]"}
+
+        try:
+            res = run_job(_settings(clip, tmp_path / "two"), d, progress=progress)
+        finally:
+            d.close()
+        assert len(a.payloads) + len(b.payloads) == FRAMES  # b's frame waiting for it went to a, none twice
+    assert res.status == "done" and _frame_bytes(res.job_dir) == want
+    assert d.alive == [True, False] and "dreamshaper_8.safetensors" in d.out_reasons[b.url]
+    # the parallel path shows the latest finished frame (the render, as the sequential path does)
+    assert len(previews) == FRAMES and all(f is not None and f.shape == (64, 96, 3) for f in previews)
+    warnings = Job.open(res.job_dir).manifest.get("warnings", [])
+    assert any(f"backend {b.url} taken out" in w and "another setup" in w for w in warnings)
+
+
+def test_a_stop_interrupts_the_frames_in_flight_and_keeps_the_finished(clip, tmp_path):
+    want = _one_backend_run(clip, tmp_path / "one")
+    out = tmp_path / "out"
+    with FakeWebUI() as a, FakeWebUI() as b:
+        a.delay, b.delay = 0.05, 30.0  # b would hold its frame for 30 s: the stop must not wait for it
+        d = webui_dispatcher([a.url, b.url])
+        try:
+            res = run_job(_settings(clip, out), d, should_stop=lambda: b.started >= 1 and len(a.payloads) >= 4)
+        finally:
+            d.close()
+        assert res.status == "interrupted"
+        assert b.interrupts >= 1 and b.cut_short == 1  # its render was cut short ...
+        done = Job.open(res.job_dir).frames_done("pass1")
+        assert done == res.frames_done and done < len(a.payloads) + len(b.payloads)  # ... and not written
+        b.delay = 0.0
+        res = run_job(_settings(clip, out), WebUIApiRenderer(a.url))
+    assert res.status == "done" and _frame_bytes(res.job_dir) == want
+
+
+def test_a_stop_interrupts_the_shots_in_flight(shots_clip, tmp_path):
+    want, _ = _one_backend_shots(shots_clip, tmp_path / "one")
+    out = tmp_path / "out"
+    with FakeWebUI() as a, FakeWebUI() as b:
+        a.delay, b.delay = 0.02, 30.0
+        d = webui_dispatcher([a.url, b.url])
+        try:
+            res = run_job(_shot_settings(shots_clip, out), d, should_stop=lambda: len(a.payloads) >= 3)
+        finally:
+            d.close()
+        assert res.status == "interrupted" and b.interrupts >= 1 and b.cut_short == 1
+        b.delay = 0.0
+        d = webui_dispatcher([a.url, b.url])
+        try:
+            res = run_job(_shot_settings(shots_clip, out), d)
+        finally:
+            d.close()
+    assert res.status == "done" and _all_frames(res.job_dir) == want
+
+
+def test_cli_progress_note_has_the_eta_and_each_backends_rate():
+    from lib_vid2vid.__main__ import progress_note
+    from lib_vid2vid.loop import Progress
+
+    d = Dispatcher([object(), object()], ["http://127.0.0.1:7860", "http://10.0.0.2:7861"])
+    try:
+        d.rendered, d.busy_s, d.alive = [4, 1], [2.0, 1.0], [True, False]
+        note = progress_note(Progress("pass1", 5, 10, 75.0), d)
+    finally:
+        d.close()
+    assert note == "ETA 1:15 | 127.0.0.1:7860 2.0/s, 10.0.0.2:7861 -"
+    assert progress_note(Progress("pass1", 5, 10, None), object()) == ""
