@@ -439,3 +439,20 @@ def test_cli_progress_note_has_the_eta_and_each_backends_rate():
         d.close()
     assert note == "ETA 1:15 | 127.0.0.1:7860 2.0/s, 10.0.0.2:7861 -"
     assert progress_note(Progress("pass1", 5, 10, None), object()) == ""
+
+
+def test_a_stop_interrupts_the_keyframes_in_flight(clip, tmp_path):
+    kw = dict(keyframe_mode="interval", keyframe_interval=2)
+    want = _one_backend_run(clip, tmp_path / "one", **kw)
+    out = tmp_path / "out"
+    with FakeWebUI() as a, FakeWebUI() as b:
+        a.delay, b.delay = 0.02, 30.0
+        d = webui_dispatcher([a.url, b.url])
+        try:
+            res = run_job(_settings(clip, out, **kw), d, should_stop=lambda: b.started >= 1 and len(a.payloads) >= 2)
+        finally:
+            d.close()
+        assert res.status == "interrupted" and b.interrupts >= 1 and b.cut_short == 1
+        b.delay = 0.0
+        res = run_job(_settings(clip, out, **kw), WebUIApiRenderer(a.url))
+    assert res.status == "done" and _frame_bytes(res.job_dir) == want
