@@ -479,7 +479,8 @@ class Run:
         try:
             for stage in self.stages:
                 stage.begin(self)  # a bad schedule or missing weights fail here, before any frame
-            if self.settings.temporal.reset_at_cuts and any(st.reads_previous_output() for st in self.stages):
+            t = self.settings.temporal
+            if t.reset_at_cuts and t.keyframe_mode == "off" and any(st.reads_previous_output() for st in self.stages):
                 self._find_cuts()
             for loop in range(self.passes):
                 stopped = self._run_pass(loop)
