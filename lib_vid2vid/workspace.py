@@ -676,9 +676,12 @@ class Job:
     def log(self, message: str, *, warning: bool = False) -> None:
         (self._log.warning if warning else self._log.info)(message)
         if warning:
-            self.manifest.setdefault("warnings", [])
-            if message not in self.manifest["warnings"]:
-                self.manifest["warnings"].append(message)
+            with self._lock:  # several threads log (shots rendered in parallel) while one may save
+                warnings = self.manifest.setdefault("warnings", [])
+                new = message not in warnings
+                if new:
+                    warnings.append(message)
+            if new:
                 try:
                     self.save()
                 except Vid2VidError:
