@@ -312,7 +312,6 @@ class _Shots:
         self.count = 0
         self.lock = threading.Lock()
         self.t0 = time.perf_counter()
-        self.last_frame: np.ndarray | None = None
 
     def resume_points(self, shots: list[tuple[int, int]]) -> list[_ShotSpan]:
         """What is left of each shot: frames an earlier run journalled under a shot stage (files present) count
@@ -353,7 +352,6 @@ class _Shots:
         with self.lock:
             self.finished[index] = record
             self.count += 1
-            self.last_frame = out
             self.promote()
             total = run.plan.total
             left = total - self.next - len(self.finished)
