@@ -456,3 +456,18 @@ def test_a_stop_interrupts_the_keyframes_in_flight(clip, tmp_path):
         b.delay = 0.0
         res = run_job(_settings(clip, out, **kw), WebUIApiRenderer(a.url))
     assert res.status == "done" and _frame_bytes(res.job_dir) == want
+
+
+def test_ray_engine_renders_shots_in_parallel_with_the_bytes_of_one(ray_local, shots_clip, tmp_path):
+    want, _ = _one_backend_shots(shots_clip, tmp_path / "one")
+    lines: list[str] = []
+    with FakeWebUI() as a, FakeWebUI() as b:
+        b.fail[2] = (500, {"detail": "boom"})
+        d = webui_dispatcher([a.url, b.url], engine="ray")
+        try:
+            res = run_job(_shot_settings(shots_clip, tmp_path / "two"), d, notify=lines.append)
+        finally:
+            d.close()
+        assert len(a.payloads) + len(b.payloads) == SHOTS * PER_SHOT + 1  # b's failed frame again on a
+    assert res.status == "done" and _all_frames(res.job_dir) == want
+    assert any("4 shots (scene groups) render in parallel on 2 backends" in line for line in lines)
