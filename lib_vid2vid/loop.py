@@ -336,8 +336,8 @@ class _Shots:
                 del self.finished[i]  # after a gap: rendered again
             if r < b:
                 name = scene_groups.group_stage(self.stage, r)
-                job.truncate_stage(name, 0)
-                job.set_stage_total(name, b - r)
+                if job.manifest["stages"].get(name, {}).get("done"):  # its frame r is missing: start it again
+                    job.truncate_stage(name, 0)
                 todo.append(_ShotSpan(self, a, r, b, name))
         return todo
 
@@ -377,11 +377,7 @@ class _Shots:
             raise Vid2VidError(f"{self.stage}: frames {self.next} and on were not rendered; run the job again "
                                f"to resume")
         prefix = scene_groups.group_stage(self.stage, 0)[:-6]
-        for name in [n for n in job.manifest["stages"] if n.startswith(prefix)]:
-            job.truncate_stage(name, 0)
-            job.manifest["stages"].pop(name, None)
-            job.manifest["frames"].pop(name, None)
-        job.save()
+        job.forget_stages([n for n in job.manifest["stages"] if n.startswith(prefix)])
 
 
 # ---------------------------------------------------------------- the run

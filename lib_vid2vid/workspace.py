@@ -647,6 +647,15 @@ class Job:
             self._apply_keep(stage, done)
             self.save()
 
+    def forget_stages(self, stages: list[str]) -> None:
+        """Drop ``stages`` from the manifest and the journal (compacted without them; their files stay). If the
+        compaction fails their lines stay in the journal, and a reopened job lists them again."""
+        with self._lock:
+            for stage in stages:
+                self.manifest["stages"].pop(stage, None)
+                self.manifest["frames"].pop(stage, None)
+            self.save(run_ended=True)
+
     def set_stage_total(self, stage: str, total: int) -> None:
         self.manifest["stages"].setdefault(stage, {"done": 0})["total"] = total
         self.save()
