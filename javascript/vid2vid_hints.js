@@ -49,6 +49,7 @@
   "temporal_softness": "temporal_blend_masked: width of the ramp above the threshold (0 = hard step). [levels, 0..255] (only when init_mode == temporal_blend_masked)",
   "merge_luma_share": "temporal_merge: share of init_strength applied to luminance (colour always gets the full strength). [0..1] (only when init_mode == temporal_merge)",
   "flow_occlusion": "flow_warp: where the flow is inconsistent (newly uncovered pixels) the init takes the source instead of the warped previous output. (only when init_mode == flow_warp)",
+  "reset_at_cuts": "At a scene cut of the source (scene_cut_threshold) start afresh, as at the first frame: nothing of the previous shot's output goes into the next (previous-output init, frame delta correction, inpaint). With several backends the shots then render in parallel, each shot one frame after another.",
   "loopback_passes": "Render the whole video this many times, each pass on the last. [1..10]",
   "loopback_alpha": "Loopback superimpose: out = (1 - alpha) * base + alpha * render. [0..1] (only when loopback_passes > 1)",
   "save_each_pass": "With loopback: also save every pass but the last (the result) as <video>-vid2vid-pass<k> next to the result. (only when loopback_passes > 1)",

@@ -212,6 +212,21 @@ def _backend_stats(renderer) -> None:
               file=sys.stderr)
 
 
+def progress_note(p, renderer) -> str:
+    """The progress bar's note: the job's ETA (``Progress.eta_s``: all passes left) and, with several backends,
+    each one's frames/s while rendering ("-" once taken out), e.g. ``ETA 1:02 | 127.0.0.1:7860 1.9/s, ...``."""
+    from .loop import format_seconds
+
+    parts = [] if p.eta_s is None else [f"ETA {format_seconds(p.eta_s)}"]
+    stats = getattr(renderer, "stats", None)
+    rows = stats() if callable(stats) else []
+    if len(rows) > 1:
+        short = [name.split("://", 1)[-1] for name, _, _, _ in rows]
+        parts.append(", ".join(f"{n} {rate:.1f}/s" if alive else f"{n} -"
+                               for n, (_, _, rate, alive) in zip(short, rows)))
+    return " | ".join(parts)
+
+
 def _list_jobs(output_dir: str) -> int:
     from .workspace import list_jobs
 
@@ -455,6 +470,7 @@ def _run(args: argparse.Namespace, settings: params.Settings, renderer) -> int:
             if bar is not None:
                 bar.close()
             bar = tqdm(total=p.total, initial=p.done - 1, desc=p.stage, unit="frame", dynamic_ncols=True)
+        bar.set_postfix_str(progress_note(p, renderer), refresh=False)
         bar.update(p.done - bar.n)
 
     try:

@@ -11,6 +11,12 @@ fails (unreachable, HTTP error, a Ray actor that died) is taken out and the requ
 queue for the others: no frame is lost, and since a failed render returns nothing, none is written twice. When
 every backend is out, the waiting frames fail with the last backend's one-line error.
 
+Health between frames: every ``health_every`` seconds a backend is asked its host identity before it takes the
+next frame; one that does not answer, or answers with another setup than the job's (another model loaded), is
+taken out the same way. A stop (:meth:`Dispatcher.interrupt`) cancels the waiting frames and asks the busy
+backends to cut their render short; what they then return is thrown away (the futures raise ``Interrupted``),
+so only frames rendered in full are written.
+
 Engines: ``threads`` (default) calls each backend from a thread of this process; ``ray`` makes each backend a
 Ray actor (``pip install .[ray]``: a local Ray instance, or the cluster at ``ray_address``) and the feeder
 threads wait on the actors. Ray is imported only when asked for.
@@ -27,19 +33,21 @@ from typing import Any
 
 import numpy as np
 
-from .errors import RendererError, Vid2VidError
+from .errors import Interrupted, RendererError, Vid2VidError
 from .renderer import RenderRequest
 
 ENGINES = ("threads", "ray")
 
 
 class _Task:
-    __slots__ = ("request", "future", "tried")
+    __slots__ = ("request", "future", "tried", "generation")
 
-    def __init__(self, request: RenderRequest):
+    def __init__(self, request: RenderRequest, generation: int = 0):
         self.request = request
         self.future: Future = Future()
         self.tried: list[str] = []
+        self.generation = generation
+        """The dispatcher's stop count when it was queued: a stop since makes its result void."""
 
 
 class Dispatcher:
@@ -47,7 +55,8 @@ class Dispatcher:
     ``host_identity``); ``names`` name them in messages (their addresses)."""
 
     def __init__(self, renderers: Sequence[Any], names: Sequence[str] | None = None, *,
-                 engine: str = "threads", on_out: Callable[[str, str], None] | None = None):
+                 engine: str = "threads", on_out: Callable[[str, str], None] | None = None,
+                 interrupters: Sequence[Callable[[], None] | None] | None = None, health_every: float | None = 10.0):
         if not renderers:
             raise Vid2VidError("No backend given: pass --backend URL at least once")
         self.renderers = list(renderers)
@@ -61,6 +70,16 @@ class Dispatcher:
         self.busy_s = [0.0] * len(self.renderers)
         """Seconds each backend spent rendering (its frames/s = rendered / busy_s)."""
         self.out_reasons: dict[str, str] = {}
+        self.interrupters = list(interrupters) if interrupters is not None else [
+            getattr(r, "interrupt", None) for r in self.renderers]
+        """Per backend: asks it to cut its current render short (a Ray actor's client is busy rendering, so
+        the driver's own client of the same address does it)."""
+        self.health_every = health_every
+        """Seconds between two health checks of a backend (None: none between frames)."""
+        self._identity: Any = None
+        self._checked_at = [time.monotonic()] * len(self.renderers)
+        self._busy = [False] * len(self.renderers)
+        self._generation = 0
         self._queue: collections.deque[_Task] = collections.deque()
         self._cond = threading.Condition()
         self._closed = False
@@ -99,7 +118,23 @@ class Dispatcher:
                 raise RendererError(f"Backend {self.names[k]} has another setup than {self.names[0]} "
                                     f"({identity.describe(ids[0], ids[k])}): load the same model and settings on "
                                     f"every backend, or leave that one out")
+        self._identity = ids[0]  # what the health checks between frames compare with
         return ids[0]
+
+    def interrupt(self) -> None:
+        """Stop now: cancel the waiting frames, ask the busy backends to cut their render short and void what
+        they return (their futures raise Interrupted). Frames already returned are not affected; later
+        ``submit`` calls render as usual."""
+        with self._cond:
+            self._generation += 1
+            pending, self._queue = list(self._queue), collections.deque()
+            busy = [k for k, b in enumerate(self._busy) if b and self.alive[k]]
+        for task in pending:
+            task.future.cancel()
+        for k in busy:
+            ask = self.interrupters[k]
+            if callable(ask):
+                ask()
 
     def take_notices(self) -> list[str]:
         with self._cond:
@@ -112,8 +147,8 @@ class Dispatcher:
 
     def submit(self, request: RenderRequest) -> Future:
         """Queue a frame; the future gives its images (or the error when every backend is out)."""
-        task = _Task(request)
         with self._cond:
+            task = _Task(request, self._generation)
             if not any(self.alive):
                 task.future.set_exception(self._all_out())
                 return task.future
@@ -157,25 +192,69 @@ class Dispatcher:
                 if self._closed:
                     return
                 task = self._queue.popleft()
+                self._busy[k] = True
             if task.future.cancelled():
+                self._busy[k] = False
                 continue
+            sick = self._health(k)
+            if sick is not None:
+                self._take_out(k, task, sick)
+                return
             t0 = time.perf_counter()
             try:
                 images = renderer.render(task.request)
             except BaseException as exc:  # noqa: BLE001 - this backend is out; the frame goes to the others
+                if self._void(k, task):
+                    continue  # an interrupted render may fail: not the backend's fault
                 self._take_out(k, task, exc)
                 return
+            if self._void(k, task):
+                continue
             with self._cond:
+                self._busy[k] = False
                 self.rendered[k] += 1
                 self.busy_s[k] += time.perf_counter() - t0
             if not task.future.cancelled():
                 task.future.set_result(images)
+
+    def _void(self, k: int, task: _Task) -> bool:
+        """True (and the task's future raises Interrupted) if a stop came since the task was queued."""
+        with self._cond:
+            if task.generation == self._generation:
+                return False
+            self._busy[k] = False
+        if not task.future.done():
+            task.future.set_exception(Interrupted("stopped: this frame's render was cut short"))
+        return True
+
+    def _health(self, k: int) -> BaseException | None:
+        """Backend ``k``'s health before its next frame, every ``health_every`` seconds: None if it answers
+        with the job's setup, else why it is taken out."""
+        if self.health_every is None or self._identity is None:
+            return None
+        now = time.monotonic()
+        if now - self._checked_at[k] < self.health_every:
+            return None
+        self._checked_at[k] = now
+        from . import identity
+
+        ask = getattr(self.renderers[k], "host_identity", None)
+        if not callable(ask):
+            return None
+        try:
+            now_id = identity.normalise(ask())
+        except Exception as exc:  # noqa: BLE001 - it stopped answering: out, like a failed render
+            return exc
+        if identity.canonical(now_id) != identity.canonical(self._identity):
+            return RendererError(f"it now answers with another setup ({identity.describe(self._identity, now_id)})")
+        return None
 
     def _take_out(self, k: int, task: _Task, exc: BaseException) -> None:
         name = self.names[k]
         reason = " ".join(str(exc).split())[:300] or type(exc).__name__
         with self._cond:
             self.alive[k] = False
+            self._busy[k] = False
             self._last_error = exc
             self.out_reasons[name] = reason
             note = (f"backend {name} taken out after {self.rendered[k]} frames ({reason}); its frames go to the "
@@ -248,7 +327,7 @@ class _WebUIActor:
     def __init__(self, url: str, timeout: float):
         from .host.webui_api import WebUIApiRenderer
 
-        self.renderer = WebUIApiRenderer(url, timeout=timeout)
+        self.renderer = WebUIApiRenderer(url, timeout=timeout, flag="--backend")
 
     def render(self, request: RenderRequest) -> list[np.ndarray]:
         return self.renderer.render(request)
@@ -295,7 +374,7 @@ def webui_dispatcher(urls: Sequence[str], *, timeout: float = 600.0, engine: str
         raise Vid2VidError(f"engine {engine!r}: choose one of {', '.join(ENGINES)}")
     from .host.webui_api import WebUIApiRenderer
 
-    locals_ = [WebUIApiRenderer(u, timeout=timeout) for u in urls]  # validates the addresses here
+    locals_ = [WebUIApiRenderer(u, timeout=timeout, flag="--backend") for u in urls]  # validates the addresses
     names = [r.url for r in locals_]
     if len(set(names)) != len(names):
         dup = next(n for n in names if names.count(n) > 1)
@@ -303,4 +382,4 @@ def webui_dispatcher(urls: Sequence[str], *, timeout: float = 600.0, engine: str
     for r in locals_:
         r.check()  # unreachable: its one-line error names the address
     renderers = ray_backends(names, timeout=timeout, address=ray_address) if engine == "ray" else locals_
-    return Dispatcher(renderers, names, engine=engine)
+    return Dispatcher(renderers, names, engine=engine, interrupters=[r.interrupt for r in locals_])

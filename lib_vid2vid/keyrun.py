@@ -244,15 +244,28 @@ class KeyframeRun(Run):
             job.write_frame(KEYS_STAGE, slot, out, record, text={"parameters": text} if text else None)
             self.progress(Progress("keyframes", slot + 1, n, None, out))
 
-        def collect(keep: int) -> None:
-            """Finish and write the keyframes in flight, oldest first, until ``keep`` are left."""
+        def collect(keep: int) -> bool:
+            """Finish and write the keyframes in flight, oldest first, until ``keep`` are left; False if the user
+            asked to stop while they rendered."""
             while len(pending) > keep:
+                if not self._wait_unless_stopped(pending[0][3]):
+                    return False
                 slot, ctx, req, future = pending.popleft()
                 images = future.result()
                 self._host_notices()
                 if not images:
                     raise Vid2VidError(f"The renderer returned no image for keyframe {ctx.index}")
                 write(slot, ctx, *self._finish(ctx, req, images, infotext(req)))
+            return True
+
+        def stop_now() -> bool:
+            """Interrupt the keyframes in flight; keep those that had finished, in order up to the first that had
+            not."""
+            self._interrupt_renderer()
+            while pending and not pending[0][3].cancelled() and pending[0][3].exception() is None:
+                collect(len(pending) - 1)
+            pending.clear()
+            return True
 
         try:
             for b in range(batch0, n, size):
@@ -268,10 +281,9 @@ class KeyframeRun(Run):
                 if parallel:  # keyframes are independent renders: any backend; written in order here
                     req = self._request(ctxs[0])
                     pending.append((b, ctxs[0], req, self.renderer.submit(req)))  # type: ignore[attr-defined]
-                    collect(2 * max(1, getattr(self.renderer, "parallel", 1)))
-                    if b + 1 < n and self.should_stop():
-                        collect(0)
-                        return True
+                    if not collect(2 * max(1, getattr(self.renderer, "parallel", 1))) or (
+                            b + 1 < n and self.should_stop()):
+                        return stop_now()
                     continue
                 if self.folder:
                     made = [(self._outside_keyframe(c.index), {"from": str(keyframe_path(self.folder, c.index))})
@@ -285,7 +297,8 @@ class KeyframeRun(Run):
                         write(slot, ctx, out, record)
                 if b + size < n and self.should_stop():
                     return True
-            collect(0)
+            if not collect(0):
+                return stop_now()
         finally:
             close = getattr(frames, "close", None)
             if close:

@@ -35,7 +35,7 @@ from typing import Any
 
 import numpy as np
 
-from . import blend, video_decode, video_probe, video_resample
+from . import blend, scene_groups, video_decode, video_probe, video_resample
 from .errors import Interrupted, Vid2VidError
 from .imaging import to_uint8
 from .params import Settings
@@ -57,11 +57,12 @@ class Progress:
 
     @property
     def text(self) -> str:
-        eta = "" if self.eta_s is None else f", ETA {_fmt_seconds(self.eta_s)}"
+        eta = "" if self.eta_s is None else f", ETA {format_seconds(self.eta_s)}"
         return f"{self.stage}: frame {self.done}/{self.total}{eta}"
 
 
-def _fmt_seconds(s: float) -> str:
+def format_seconds(s: float) -> str:
+    """Seconds as m:ss, or h:mm:ss from an hour on."""
     s = int(round(s))
     return f"{s // 3600}:{s // 60 % 60:02d}:{s % 60:02d}" if s >= 3600 else f"{s // 60}:{s % 60:02d}"
 
@@ -281,6 +282,104 @@ class _Lanes:
             self._pools[lane].shutdown(wait=True)
 
 
+# ---------------------------------------------------------------- scene groups
+
+@dataclass
+class _ShotSpan:
+    """Frames ``start .. end-1`` of the shot that begins at ``first``, journalled under ``stage``."""
+
+    shots: _Shots
+    first: int
+    start: int
+    end: int
+    stage: str
+
+
+class _Shots:
+    """The frames of one pass rendered shot by shot in parallel, and their way into the pass's journal.
+
+    A shot's frame is written to the pass's folder (atomic PNG) and journalled under the shot's own stage
+    (``scene_groups.group_stage``, frame 0 = where this run started the shot) at once, so a resumed job knows it;
+    it enters the pass's journal (and the streaming export) when every frame before it has (:meth:`promote`).
+    ``write`` and ``promote`` run on the shots' write lanes, one at a time under a lock."""
+
+    def __init__(self, run: Run, loop: int, done: int):
+        self.run, self.loop, self.stage = run, loop, Run.stage_name(loop)
+        self.next = done
+        """Frames of the pass in its journal (all before this index)."""
+        self.finished: dict[int, dict[str, Any]] = {}
+        """Frames on the disk, not yet in the pass's journal -> their records."""
+        self.count = 0
+        self.lock = threading.Lock()
+        self.t0 = time.perf_counter()
+
+    def resume_points(self, shots: list[tuple[int, int]]) -> list[_ShotSpan]:
+        """What is left of each shot: frames an earlier run journalled under a shot stage (files present) count
+        as finished; each shot goes on after its last finished frame."""
+        job = self.run.job
+        prefix = scene_groups.group_stage(self.stage, 0)[:-6]
+        for name, st in list(job.manifest["stages"].items()):
+            if not name.startswith(prefix):
+                continue
+            first, n = int(name[len(prefix):]), int(st.get("done", 0))
+            records = job.manifest["frames"].get(name, [])
+            for j in range(n):
+                i = first + j
+                if i >= self.next and job.frame_path(self.stage, i).is_file() and j < len(records):
+                    self.finished[i] = dict(records[j])
+        todo = []
+        for a, b in shots:
+            r = a
+            while r < b and (r < self.next or r in self.finished):
+                r += 1
+            for i in [i for i in self.finished if r <= i < b]:
+                del self.finished[i]  # after a gap: rendered again
+            if r < b:
+                name = scene_groups.group_stage(self.stage, r)
+                if job.manifest["stages"].get(name, {}).get("done"):  # its frame r is missing: start it again
+                    job.truncate_stage(name, 0)
+                todo.append(_ShotSpan(self, a, r, b, name))
+        return todo
+
+    def write(self, span: _ShotSpan, index: int, out: np.ndarray, record: dict[str, Any], text: str | None) -> None:
+        from .workspace import atomic_write_bytes, encode_png
+
+        run = self.run
+        job = run.job
+        atomic_write_bytes(job.frame_path(self.stage, index),
+                           encode_png(out, text={"parameters": text} if text else None), durable=True)
+        job.mark_done(span.stage, index - span.start, record)
+        with self.lock:
+            self.finished[index] = record
+            self.count += 1
+            self.promote()
+            total = run.plan.total
+            left = total - self.next - len(self.finished)
+            rate = self.count / max(time.perf_counter() - self.t0, 1e-9)
+            eta = (left + total * (run.passes - self.loop - 1)) / rate
+            run.progress(Progress(self.stage, total - left, total, eta, out))
+
+    def promote(self) -> None:
+        """Journal the finished frames that follow the pass's last one, in order (the streaming export too)."""
+        run = self.run
+        sink = run.sink if self.loop == run.passes - 1 else None
+        while self.next in self.finished:
+            i = self.next
+            run.job.mark_done(self.stage, i, self.finished.pop(i))
+            if sink is not None:
+                sink(i, run.job.read_frame(self.stage, i))
+            self.next += 1
+
+    def finish(self) -> None:
+        """Every frame of the pass is in its journal: the shot stages are forgotten."""
+        job = self.run.job
+        if self.next < self.run.plan.total:
+            raise Vid2VidError(f"{self.stage}: frames {self.next} and on were not rendered; run the job again "
+                               f"to resume")
+        prefix = scene_groups.group_stage(self.stage, 0)[:-6]
+        job.forget_stages([n for n in job.manifest["stages"] if n.startswith(prefix)])
+
+
 # ---------------------------------------------------------------- the run
 
 @dataclass
@@ -331,6 +430,15 @@ class Run:
         """The renderer's notes about the host in this run (logged once each as job warnings)."""
         self.base_request: dict[str, Any] = {}
         """Fields every request starts from (stages may add to it in ``begin``, e.g. a sigma schedule)."""
+        self.cut_distance: Callable[[np.ndarray, np.ndarray], float] | None = None
+        """With ``reset_at_cuts``: the scene-cut distance of two source frames (the pipeline hands in
+        ``postprocess.scene_cut_distance``); the cuts are found with it before the first frame."""
+        self.stage_factory: Callable[[], list[Stage]] | None = None
+        """Builds a fresh set of stages: each shot rendered in parallel (scene groups) gets its own."""
+        self.cuts: list[int] | None = None
+        """First frames of the shots after the first (``reset_at_cuts``): there the previous output is None."""
+        self._shot: _ShotSpan | None = None
+        """Set on the run of one shot of a pass rendered in scene groups (:meth:`_run_groups`)."""
 
     # ---- sources ----
 
@@ -365,6 +473,9 @@ class Run:
         try:
             for stage in self.stages:
                 stage.begin(self)  # a bad schedule or missing weights fail here, before any frame
+            t = self.settings.temporal
+            if t.reset_at_cuts and t.keyframe_mode == "off" and any(st.reads_previous_output() for st in self.stages):
+                self._find_cuts()
             for loop in range(self.passes):
                 stopped = self._run_pass(loop)
                 if stopped:
@@ -409,14 +520,23 @@ class Run:
         stage_name = self.stage_name(loop)
         job = self.job
         total = self.plan.total
-        job.set_stage_total(stage_name, total)
-        start = job.frames_done(stage_name)
-        job.truncate_stage(stage_name, start)
-        if start >= total:
-            return False
-        if start:
-            job.log(f"{stage_name}: resuming at frame {start}")
-        prev_output = job.read_frame(stage_name, start - 1) if start else None
+        cuts = set(self.cuts or ())
+        shot = self._shot
+        why_sequential = ""
+        if shot is None:
+            why_sequential = self._groups_plan(loop)
+            if why_sequential == "":
+                return self._run_groups(loop)
+            job.set_stage_total(stage_name, total)
+            start, end = job.frames_done(stage_name), total
+            job.truncate_stage(stage_name, start)
+            if start >= total:
+                return False
+            if start:
+                job.log(f"{stage_name}: resuming at frame {start}")
+        else:
+            start, end = shot.start, shot.end
+        prev_output = job.read_frame(stage_name, start - 1) if start and start not in cuts else None
         first = max(0, start - self.before)
 
         feed = _Prefetch(self._bundles(loop, first), depth=4 + self.after)
@@ -442,8 +562,11 @@ class Run:
                 del window[k]
             neigh = {k - i: window[k] for k in range(i - self.before, i + self.after + 1) if k in window}
             frame, vid = window[i]
-            return FrameContext(index=i, loop=loop, total=total, fps=self.plan.fps, frame=frame, video=vid,
-                                neighbours=neigh)
+            ctx = FrameContext(index=i, loop=loop, total=total, fps=self.plan.fps, frame=frame, video=vid,
+                               neighbours=neigh)
+            if self.cuts is not None:
+                ctx.analysis["scene_cut"] = i in cuts  # the shots' first frames, found once for the job
+            return ctx
 
         def analyse(ctx: FrameContext) -> FrameContext:
             for stage in self.stages:
@@ -453,7 +576,7 @@ class Run:
         # When no stage reads the previous output, a frame's correction (colour coherence, loopback blend ...)
         # runs on the finish lane while the host renders the next frame; writes and the report always do.
         deferred = not any(st.reads_previous_output() for st in self.stages)
-        parallel = self._announce(stage_name, deferred)
+        parallel = self._announce(stage_name, deferred, why_sequential or "") if shot is None else False
         analyser = ThreadPoolExecutor(1, thread_name_prefix="vid2vid-analyse")
         lanes = _Lanes()
         render_times: list[float] = []
@@ -466,11 +589,11 @@ class Run:
                                    f"started; start a new job")
             nxt: Future = analyser.submit(analyse, first_ctx)
             del first_ctx  # its neighbours must not outlive the window
-            for i in range(start, total):
+            for i in range(start, end):
                 ctx = nxt.result()
-                ctx.prev_output = prev_output
+                ctx.prev_output = None if i in cuts else prev_output  # reset_at_cuts: a shot starts afresh
                 following, stop_error = None, None
-                if i + 1 < total:
+                if i + 1 < end:
                     try:
                         following = context(i + 1)
                     except Vid2VidError as exc:  # e.g. corrupt from frame i+1 on: finish frame i first
@@ -487,20 +610,19 @@ class Run:
                     last = following is None
                     keep = 0 if last else 2 * max(1, getattr(self.renderer, "parallel", 1))
                     while len(inflight) > keep:
-                        done = self._collect(lanes, loop, inflight)
+                        if not self._wait_unless_stopped(inflight[0][2]):
+                            return self._stop_in_flight(lanes, loop, inflight)
+                        done, preview = self._collect(lanes, loop, inflight)
                         finished_at.append(time.perf_counter())
                         gaps = finished_at[-21:]
                         mean = (gaps[-1] - gaps[0]) / (len(gaps) - 1)
                         remaining = (total - done) + total * (self.passes - loop - 1)
-                        self.progress(Progress(stage_name, done, total, mean * remaining, None))
+                        self.progress(Progress(stage_name, done, total, mean * remaining, preview))
                     if stop_error is not None:
                         lanes.drain()
                         raise stop_error
                     if not last and self.should_stop():
-                        while inflight:
-                            self._collect(lanes, loop, inflight)
-                        lanes.drain()
-                        return True
+                        return self._stop_in_flight(lanes, loop, inflight)
                     continue
 
                 t0 = time.perf_counter()
@@ -521,10 +643,11 @@ class Run:
                     lanes.drain()
                     raise stop_error
                 done = i + 1
-                mean = sum(render_times[-20:]) / len(render_times[-20:])
-                remaining = (total - done) + total * (self.passes - loop - 1)
-                self.progress(Progress(stage_name, done, total, mean * remaining, out))
-                if done < total and self.should_stop():
+                if shot is None:
+                    mean = sum(render_times[-20:]) / len(render_times[-20:])
+                    remaining = (total - done) + total * (self.passes - loop - 1)
+                    self.progress(Progress(stage_name, done, total, mean * remaining, out))
+                if done < end and self.should_stop():
                     lanes.drain()
                     return True
             lanes.drain()
@@ -534,7 +657,151 @@ class Run:
             lanes.shutdown()
         return False
 
-    def _announce(self, stage_name: str, deferred: bool) -> bool:
+    # ---- scene groups (reset_at_cuts): the shots of a pass in parallel
+
+    def _find_cuts(self) -> None:
+        """``cuts``: the job's stored scene cuts, or found now by decoding the source (and stored)."""
+        stored = self.job.manifest.get(scene_groups.MANIFEST_KEY)
+        if stored is not None:
+            self.cuts = [int(c) for c in stored]
+            return
+        if self.cut_distance is None:
+            return
+        t0 = time.perf_counter()
+        frames = self._video_frames(0)
+        try:
+            threshold = self.settings.export.scene_cut_threshold
+            self.cuts = scene_groups.find_cuts(frames, threshold, self.cut_distance)
+        finally:
+            frames.close()  # type: ignore[attr-defined]
+        self.job.manifest[scene_groups.MANIFEST_KEY] = self.cuts
+        self.job.save()
+        shown = ", ".join(map(str, self.cuts[:20])) + (" ..." if len(self.cuts) > 20 else "")
+        self.job.log(f"reset_at_cuts: {len(self.cuts) + 1} shots (cuts before frames {shown or 'none'}; "
+                     f"source scanned in {time.perf_counter() - t0:.1f} s)")
+
+    def _groups_plan(self, loop: int) -> str | None:
+        """Whether pass ``loop`` renders shot by shot: "" if it does (several backends, a stage reads the
+        previous output, ``reset_at_cuts`` found more than one shot; or an earlier run left shots rendered apart,
+        which one backend finishes shot after shot), else why not; None when the question does not arise (one
+        backend, or no stage reads the previous output)."""
+        prefix = scene_groups.group_stage(self.stage_name(loop), 0)[:-6]
+        if self.cuts is not None and self.stage_factory is not None and any(
+                name.startswith(prefix) and st.get("done") for name, st in self.job.manifest["stages"].items()):
+            return ""
+        n = int(getattr(self.renderer, "parallel", 1) or 1)
+        if n <= 1 or not any(st.reads_previous_output() for st in self.stages) or \
+                not callable(getattr(self.renderer, "submit", None)):
+            return None
+        names = {st.name for st in self.stages}
+        if self.cuts is None:
+            return "set reset_at_cuts to render the shots of the video in parallel"
+        if len(self.cuts) == 0:
+            return "reset_at_cuts found a single shot"
+        if self.stage_factory is None:
+            return "this run's stages were given, not built"
+        if "noise" in names:
+            return "warped noise is one chain over the whole pass"
+        if "depth" in names and not self.settings.correction.depth_source.strip():
+            return "the depth mask is normalised over every frame before it"
+        if self.passes > 1 and self.settings.temporal.save_each_pass:
+            return "save_each_pass encodes the earlier pass as the next one starts"
+        return ""
+
+    def _run_groups(self, loop: int) -> bool:
+        """Pass ``loop`` shot by shot in parallel: one thread per backend alive takes the longest shot left and
+        renders it as the sequential loop does (its own stages, previous output None at the cut); frames go to
+        the pass's folder as they finish and into its journal in frame order (:class:`_Shots`). True if
+        stopped."""
+        stage_name = self.stage_name(loop)
+        job, total = self.job, self.plan.total
+        job.set_stage_total(stage_name, total)
+        done = job.frames_done(stage_name)
+        job.truncate_stage(stage_name, done)
+        if done >= total:
+            return False
+        readers = ", ".join(st.name for st in self.stages if st.reads_previous_output())
+        n = int(getattr(self.renderer, "parallel", 1) or 1)
+        if n > 1:
+            line = (f"{stage_name}: {len(self.cuts or ()) + 1} shots (scene groups) render in parallel on {n} "
+                    f"backends, each shot one frame after another ({readers} reads the previous output; "
+                    f"reset_at_cuts starts it afresh at each cut); this machine writes the frames in order")
+        else:
+            line = (f"{stage_name}: one backend finishes the shots an earlier run rendered apart, shot after shot "
+                    f"({readers} reads the previous output; reset_at_cuts starts it afresh at each cut)")
+        job.log(line)
+        if self.notify is not None:
+            self.notify(line)
+        shots = _Shots(self, loop, done)
+        todo = shots.resume_points(scene_groups.groups(self.cuts or (), total))
+        if done or shots.finished:
+            job.log(f"{stage_name}: resuming with {done} frames in order and {len(shots.finished)} more of "
+                    f"shots rendered apart; {len(todo)} shots to go")
+        shots.promote()
+        if "colour_refs" in job.manifest:  # created here, not by a shot's thread while another saves
+            job.manifest["colour_refs"].setdefault(stage_name, [])
+        workers = max(1, min(len(todo), n))
+        if workers > 1:
+            todo.sort(key=lambda span: span.start - span.end)  # longest first: the last to finish is short
+        pending = collections.deque(todo)
+        lock = threading.Lock()
+        errors: list[BaseException] = []
+        stopped = threading.Event()
+
+        def work() -> None:
+            while not errors and not stopped.is_set():
+                with lock:
+                    if not pending:
+                        return
+                    span = pending.popleft()
+                try:
+                    if self._run_shot(loop, span, stopped):
+                        stopped.set()
+                except BaseException as exc:  # noqa: BLE001 - raised on the driver's thread
+                    errors.append(exc)
+                    stopped.set()
+
+        threads = [threading.Thread(target=work, daemon=True, name=f"vid2vid-shot-{k}") for k in range(workers)]
+        for t in threads:
+            t.start()
+        interrupted = False
+        for t in threads:
+            while t.is_alive():
+                t.join(timeout=0.2)
+                if not interrupted and (stopped.is_set() or self.should_stop()):
+                    stopped.set()  # at once: the other shots' renders in flight are cut short
+                    self._interrupt_renderer()
+                    interrupted = True
+        if errors:
+            raise next((e for e in errors if not isinstance(e, Interrupted)), errors[0])
+        if stopped.is_set():
+            return True
+        shots.finish()
+        return False
+
+    def _run_shot(self, loop: int, span: _ShotSpan, stopped: threading.Event) -> bool:
+        """One shot (or its rest) with a fresh set of stages on a copy of this run; True if stopped (by the user,
+        or because another shot failed)."""
+        import copy
+
+        assert self.stage_factory is not None
+        sub = copy.copy(self)
+        sub.stages = self.stage_factory()
+        sub._shot, sub.meter, sub.sink, sub.notify = span, None, None, None
+        sub.base_request = dict(self.base_request)
+        sub.progress = lambda p: None
+        sub.should_stop = lambda: stopped.is_set() or self.should_stop()
+        begun: list[Stage] = []
+        try:
+            for stage in sub.stages:
+                stage.begin(sub)
+                begun.append(stage)
+            return sub._run_pass(loop)
+        finally:
+            for stage in begun:
+                stage.end(sub)
+
+    def _announce(self, stage_name: str, deferred: bool, why: str = "") -> bool:
         """Say in the job log (and to ``notify``) how the pass uses several backends; True if its frames render
         in parallel (the renderer takes ``submit`` and no stage reads the previous output)."""
         n = int(getattr(self.renderer, "parallel", 1) or 1)
@@ -545,23 +812,53 @@ class Run:
                     f"output); this machine writes them in order")
         else:
             readers = ", ".join(st.name for st in self.stages if st.reads_previous_output())
-            line = (f"{stage_name}: frames render one after another ({readers} reads the previous output); "
-                    f"the other {n - 1} backends stand by for a failing one")
+            line = (f"{stage_name}: frames render one after another ({readers} reads the previous output"
+                    f"{'; ' + why if why else ''}); the other {n - 1} backends stand by for a failing one")
         self.job.log(line)
         if self.notify is not None:
             self.notify(line)
         return deferred
 
-    def _collect(self, lanes: _Lanes, loop: int,
-                 inflight: collections.deque[tuple[FrameContext, RenderRequest, Future]]) -> int:
-        """Wait for the oldest frame in flight and queue its finish; returns the frames done after it."""
+    def _collect(self, lanes: _Lanes, loop: int, inflight: collections.deque[tuple[FrameContext, RenderRequest,
+                                                                                   Future]]) -> tuple[int, np.ndarray]:
+        """Wait for the oldest frame in flight and queue its finish; returns the frames done after it and its
+        rendered image (RGB uint8, before corrections: the preview the sequential path shows too)."""
         ctx, req, future = inflight.popleft()
         images = future.result()
         self._host_notices()
         if not images:
             raise Vid2VidError(f"The renderer returned no image for frame {ctx.index}")
         lanes.submit("finish", self._finish_and_hand_off, lanes, loop, ctx, req, images, infotext(req))
-        return ctx.index + 1
+        return ctx.index + 1, fit_size(images[0], self.plan.width, self.plan.height)
+
+    def _wait_unless_stopped(self, future: Future, poll_s: float = 0.2) -> bool:
+        """Wait for ``future``; False as soon as the user asks to stop (polled every ``poll_s`` seconds)."""
+        from concurrent.futures import wait
+
+        while not wait([future], timeout=poll_s).done:
+            if self.should_stop():
+                return False
+        return True
+
+    def _interrupt_renderer(self) -> None:
+        """Ask the renderer to cut the renders in flight short (several backends: ``Dispatcher.interrupt``)."""
+        ask = getattr(self.renderer, "interrupt", None)
+        if callable(ask):
+            ask()
+
+    def _stop_in_flight(self, lanes: _Lanes, loop: int,
+                        inflight: collections.deque[tuple[FrameContext, RenderRequest, Future]]) -> bool:
+        """A stop with frames in flight: interrupt them, keep (write) those that had finished, in frame order up
+        to the first that had not; True (stopped)."""
+        self._interrupt_renderer()
+        while inflight:
+            future = inflight[0][2]
+            if future.cancelled() or future.exception() is not None:
+                break
+            self._collect(lanes, loop, inflight)
+        inflight.clear()
+        lanes.drain()
+        return True
 
     def _hand_off(self, lanes: _Lanes, loop: int, index: int, out: np.ndarray, record: dict[str, Any],
                   src: np.ndarray) -> None:
@@ -572,6 +869,9 @@ class Run:
 
     def _write(self, loop: int, index: int, out: np.ndarray, record: dict[str, Any]) -> None:
         text = record.pop("_infotext", None)
+        if self._shot is not None:
+            self._shot.shots.write(self._shot, index, out, record, text)
+            return
         self.job.write_frame(self.stage_name(loop), index, out, record,
                              text={"parameters": text} if text else None)
         if loop == self.passes - 1 and self.sink is not None:

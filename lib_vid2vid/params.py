@@ -358,6 +358,11 @@ class TemporalSettings:
     flow_occlusion: bool = setting(True, "flow_warp: where the flow is inconsistent (newly uncovered pixels) "
                                    "the init takes the source instead of the warped previous output.",
         label="Uncovered pixels from the source", section="Init image", show_if=[("init_mode", "==", "flow_warp")])
+    reset_at_cuts: bool = setting(False, "At a scene cut of the source (scene_cut_threshold) start afresh, as at "
+                                  "the first frame: nothing of the previous shot's output goes into the next "
+                                  "(previous-output init, frame delta correction, inpaint). With several backends "
+                                  "the shots then render in parallel, each shot one frame after another.",
+        label="Start afresh at scene cuts", section="Init image", advanced=True, neutral=False)
     loopback_passes: int = setting(1, "Render the whole video this many times, each pass on the last.",
                                    min=1, max=10,
         label="Passes over the whole video", section="Loopback")

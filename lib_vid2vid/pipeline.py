@@ -185,6 +185,7 @@ def run_job(settings: Settings, renderer: Renderer, *, resume: str | Path | None
         plan = make_plan(settings, info)
         job.manifest["plan"] = {"width": plan.width, "height": plan.height, "fps": f"{plan.fps.numerator}/"
                                 f"{plan.fps.denominator}", "start": plan.start, "end": plan.end, "total": plan.total}
+        built = stages is None
         if stages is None:
             stages = build_stages(settings, job)
         run_class = Run
@@ -195,6 +196,12 @@ def run_job(settings: Settings, renderer: Renderer, *, resume: str | Path | None
         run = run_class(job, settings, plan, renderer, stages, should_stop=should_stop, progress=progress,
                         finalize=finalize_job)
         run.notify = notify
+        if built:  # each shot of a pass rendered in parallel gets its own stages (scene groups)
+            run.stage_factory = lambda: build_stages(settings, job)
+        if settings.temporal.reset_at_cuts:
+            from .postprocess import scene_cut_distance
+
+            run.cut_distance = scene_cut_distance
         attach_export(run)
         if settings.job.report:
             from .report import StreamingReport

@@ -552,9 +552,11 @@ class ColourStage(Stage):
     def analyse(self, ctx: FrameContext) -> None:
         from .postprocess import scene_cut_distance
 
-        prev = ctx.prev_video
-        ctx.analysis["colour_ref"] = ctx.index == 0 or (
-            prev is not None and scene_cut_distance(prev, ctx.video) > self.threshold)
+        cut = ctx.analysis.get("scene_cut")  # reset_at_cuts: the job's stored cuts decide (its scene groups)
+        if cut is None:
+            prev = ctx.prev_video
+            cut = prev is not None and scene_cut_distance(prev, ctx.video) > self.threshold
+        ctx.analysis["colour_ref"] = ctx.index == 0 or cut
 
     def correct(self, ctx: FrameContext, image: np.ndarray) -> np.ndarray:
         if ctx.analysis.get("colour_ref", ctx.index == 0):

@@ -652,6 +652,15 @@ class Job:
             self._apply_keep(stage, done)
             self.save()
 
+    def forget_stages(self, stages: list[str]) -> None:
+        """Drop ``stages`` from the manifest and the journal (compacted without them; their files stay). If the
+        compaction fails their lines stay in the journal, and a reopened job lists them again."""
+        with self._lock:
+            for stage in stages:
+                self.manifest["stages"].pop(stage, None)
+                self.manifest["frames"].pop(stage, None)
+            self.save(run_ended=True)
+
     def set_stage_total(self, stage: str, total: int) -> None:
         self.manifest["stages"].setdefault(stage, {"done": 0})["total"] = total
         self.save()
@@ -681,9 +690,12 @@ class Job:
     def log(self, message: str, *, warning: bool = False) -> None:
         (self._log.warning if warning else self._log.info)(message)
         if warning:
-            self.manifest.setdefault("warnings", [])
-            if message not in self.manifest["warnings"]:
-                self.manifest["warnings"].append(message)
+            with self._lock:  # several threads log (shots rendered in parallel) while one may save
+                warnings = self.manifest.setdefault("warnings", [])
+                new = message not in warnings
+                if new:
+                    warnings.append(message)
+            if new:
                 try:
                     self.save()
                 except Vid2VidError:

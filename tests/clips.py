@@ -294,3 +294,24 @@ def make_two_shot_clip(path: Path) -> Path:
         for pkt in s.encode():
             c.mux(pkt)
     return path
+
+
+def make_shots_clip(path: Path, *, shots: int = 4, frames_per_shot: int = 6, size=(96, 64),
+                    fps: Fraction = Fraction(24)) -> Path:
+    """``shots`` shots of ``frames_per_shot`` frames each (H.264 crf 10): shot k a texture moving one pixel a frame,
+    its luma squeezed into a band of its own (``20 + 55 k`` .. ``60 + 55 k``), so the luma histograms of two shots
+    share nothing (a scene cut at every ``frames_per_shot``-th frame) and those within a shot nearly everything."""
+    w, h = size
+    with av.open(str(path), "w") as c:
+        s = c.add_stream("libx264", rate=fps)
+        s.width, s.height, s.pix_fmt = w, h, "yuv420p"
+        s.options = {"crf": "10"}
+        for k in range(shots):
+            for j in range(frames_per_shot):
+                t = texture(h, w, dx=j, dy=0.5 * j, seed=k).astype(np.float32)
+                img = np.clip(20 + 55 * k + t * (40 / 255), 0, 255).astype(np.uint8)
+                for pkt in s.encode(av.VideoFrame.from_ndarray(img, format="rgb24")):
+                    c.mux(pkt)
+        for pkt in s.encode():
+            c.mux(pkt)
+    return path

@@ -1,6 +1,7 @@
 """A tiny stand-in for the WebUI's HTTP API on 127.0.0.1 (an ephemeral port), for client tests.
 
-It implements GET /sdapi/v1/options and POST /sdapi/v1/img2img: it returns the init image darkened by
+It implements GET /sdapi/v1/options, POST /sdapi/v1/interrupt and POST /sdapi/v1/img2img: it returns the init
+image darkened by
 ``denoising_strength`` (so tests can check what was sent), records every payload and its headers, and can be
 told to fail a given request with an HTTP status (``fail``) or to answer it with a raw reply that is valid
 HTTP but wrong (``reply``, ``options_reply``; see the reply makers below: wrong JSON, a short body, a
@@ -141,6 +142,14 @@ class FakeWebUI:
         """Set once a request has been answered with a ``fail`` status."""
         self.answered = threading.Event()
         """Set once a request has been answered with images."""
+        self.started = 0
+        """img2img requests received (counted on arrival; ``payloads`` holds those answered)."""
+        self.interrupts = 0
+        """POST /sdapi/v1/interrupt calls received."""
+        self.cut_short = 0
+        """img2img requests an interrupt cut short: answered at once with the init image unchanged (as the WebUI
+        answers an interrupted render with an unfinished image)."""
+        self._interrupt = threading.Event()
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -164,13 +173,19 @@ class FakeWebUI:
                 n = int(self.headers.get("Content-Length", 0))
                 payload = json.loads(self.rfile.read(n))
                 outer.headers.append(dict(self.headers))
+                if self.path == "/sdapi/v1/interrupt" and outer.api:
+                    outer.interrupts += 1
+                    outer._interrupt.set()
+                    self._json(200, {})
+                    return
                 if self.path != "/sdapi/v1/img2img" or not outer.api:
                     self._json(404, {"detail": "Not Found"})
                     return
                 if outer.hold is not None:
                     outer.hold.wait(HOLD_SECONDS)
-                if outer.delay:
-                    time.sleep(outer.delay)
+                outer._interrupt.clear()
+                outer.started += 1
+                cut = bool(outer.delay) and outer._interrupt.wait(outer.delay)
                 if outer.dead:
                     self.close_connection = True
                     return
@@ -186,6 +201,9 @@ class FakeWebUI:
                     return
                 img = np.asarray(Image.open(io.BytesIO(base64.b64decode(payload["init_images"][0]))).convert("RGB"))
                 out = (img.astype(np.float32) * (1 - 0.5 * payload.get("denoising_strength", 0))).astype(np.uint8)
+                if cut:
+                    outer.cut_short += 1
+                    out = img
                 images = []
                 for _ in range(payload.get("batch_size", 1) * payload.get("n_iter", 1)):
                     buf = io.BytesIO()

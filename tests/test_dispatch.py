@@ -101,11 +101,13 @@ def test_sequential_strategy_runs_in_order_and_says_so(clip, tmp_path):
 def test_resume_across_backend_counts(clip, tmp_path):
     want = _one_backend_run(clip, tmp_path / "one")
     out = tmp_path / "out"
-    # two backends, stopped after 4 frames; resumed on one backend
+    # two backends, stopped after 3 frames; resumed on one backend
     with FakeWebUI() as a, FakeWebUI() as b:
         d = webui_dispatcher([a.url, b.url])
+        seen: list[int] = []
         try:
-            res = run_job(_settings(clip, out), d, should_stop=lambda: True)
+            res = run_job(_settings(clip, out), d, progress=lambda p: seen.append(p.done),
+                          should_stop=lambda: bool(seen) and seen[-1] >= 3)
         finally:
             d.close()
         assert res.status == "interrupted" and 0 < res.frames_done < FRAMES
@@ -151,6 +153,7 @@ def test_unreachable_backend_is_one_line_naming_it(clip, tmp_path, capsys):
     err = capsys.readouterr().err
     assert rc == 1 and "Traceback" not in err and len(err.strip().splitlines()) == 1
     assert f"Cannot reach the WebUI at {dead}" in err
+    assert "--backend" in err and "--api-url" not in err  # the advice names the option that gave the address
     assert not (tmp_path / "out").exists()
 
 
@@ -266,3 +269,227 @@ def test_parallel_keyframes_do_not_depend_on_which_backend_answers_first(clip, t
             d.close()
         assert fast.payloads  # the held backend blocks on its first keyframe: the other one renders
     assert res.status == "done" and _frame_bytes(res.job_dir) == want
+
+
+# ---- scene groups: strategies that read the previous output, shot by shot in parallel (reset_at_cuts)
+
+SHOTS, PER_SHOT = 4, 5
+
+
+@pytest.fixture
+def shots_clip(tmp_path):
+    from tests.clips import make_shots_clip
+
+    return make_shots_clip(tmp_path / "shots.mp4", shots=SHOTS, frames_per_shot=PER_SHOT)
+
+
+def _shot_settings(clip, out, **kw):
+    kw = {"fdc_mode": "mean_std", "motion_mask": True, "reset_at_cuts": True, "seed_mode": "increment", **kw}
+    return Settings().replace(input=str(clip), output_dir=str(out), width=96, height=64, prompt="ink", seed=3,
+                              report=False, **kw)
+
+
+def _all_frames(job_dir, total=SHOTS * PER_SHOT) -> list[bytes]:
+    job = Job.open(job_dir)
+    return [job.frame_path("pass1", i).read_bytes() for i in range(total)]
+
+
+def _one_backend_shots(clip, out, **kw) -> tuple[list[bytes], Job]:
+    with FakeWebUI() as ui:
+        res = run_job(_shot_settings(clip, out, **kw), WebUIApiRenderer(ui.url))
+    assert res.status == "done"
+    return _all_frames(res.job_dir), Job.open(res.job_dir)
+
+
+def test_shots_render_in_parallel_with_the_bytes_of_one_backend(shots_clip, tmp_path):
+    want, one = _one_backend_shots(shots_clip, tmp_path / "one")
+    assert one.manifest["scene_cuts"] == [5, 10, 15]
+    lines: list[str] = []
+    with FakeWebUI() as a, FakeWebUI() as b:
+        a.delay = b.delay = 0.02
+        b.fail[3] = (500, {"detail": "CUDA out of memory"})  # b fails in the middle of its shot: a takes it on
+        d = webui_dispatcher([a.url, b.url])
+        try:
+            res = run_job(_shot_settings(shots_clip, tmp_path / "two"), d, notify=lines.append)
+        finally:
+            d.close()
+        answered = a.payloads + b.payloads[:3]
+    assert res.status == "done" and _all_frames(res.job_dir) == want
+    assert any("4 shots (scene groups) render in parallel on 2 backends" in line and "fdc" in line for line in lines)
+    # each frame rendered once among the answered requests; both backends took part before b went out
+    assert sorted(p["seed"] for p in answered) == sorted({p["seed"] for p in answered}) and len(answered) == 20
+    assert d.rendered[1] == 3 and d.alive == [True, False]
+    job = Job.open(res.job_dir)
+    assert job.frames_done("pass1") == 20 and not [s for s in job.manifest["stages"] if s != "pass1"]
+    assert [r["seed"] for r in job.manifest["frames"]["pass1"]] == [r["seed"] for r in one.manifest["frames"]["pass1"]]
+
+
+def test_reset_at_cuts_starts_each_shot_afresh(shots_clip, tmp_path):
+    """At a cut the init of previous_output is the source frame's (as at frame 0); without reset_at_cuts the
+    last output of the shot before goes into it."""
+    def inits(out, **kw):
+        with FakeWebUI() as ui:
+            res = run_job(_shot_settings(shots_clip, out, fdc_mode="none", motion_mask=False, **kw),
+                          WebUIApiRenderer(ui.url))
+            assert res.status == "done"
+            return {p["seed"] - 3: p["init_images"][0] for p in ui.payloads}
+
+    source = inits(tmp_path / "src", init_mode="source")
+    reset = inits(tmp_path / "reset", init_mode="previous_output", init_strength=1.0)
+    carried = inits(tmp_path / "carry", init_mode="previous_output", init_strength=1.0, reset_at_cuts=False)
+    for cut in (0, 5, 10, 15):
+        assert reset[cut] == source[cut]
+    for k in (1, 6, 11):
+        assert reset[k] != source[k]  # inside a shot the previous output is used
+    assert carried[5] != source[5] and carried[4] == reset[4]
+
+
+def test_shots_resume_across_backend_counts(shots_clip, tmp_path):
+    want, _ = _one_backend_shots(shots_clip, tmp_path / "one")
+    out = tmp_path / "out"
+    # two backends, stopped after a few frames of the first two shots: the second journalled apart; resumed on
+    # one backend
+    with FakeWebUI() as a, FakeWebUI() as b:
+        d = webui_dispatcher([a.url, b.url])
+        try:
+            res = run_job(_shot_settings(shots_clip, out), d,
+                          should_stop=lambda: len(a.payloads) + len(b.payloads) >= 6)
+        finally:
+            d.close()
+        assert res.status == "interrupted"
+        job = Job.open(res.job_dir)
+        assert [s for s in job.manifest["stages"] if s.startswith("shot_pass1_")]
+        assert len(job.manifest["frames"]["pass1"]) < len(a.payloads) + len(b.payloads)  # some kept apart
+        lines: list[str] = []
+        res = run_job(_shot_settings(shots_clip, out), WebUIApiRenderer(a.url), notify=lines.append)
+        assert res.status == "done" and len(a.payloads) + len(b.payloads) == 20  # none rendered twice
+        assert any("one backend finishes the shots an earlier run rendered apart" in line for line in lines)
+    assert _all_frames(res.job_dir) == want
+    # one backend stopped after 7 frames, resumed on two
+    out2 = tmp_path / "out2"
+    with FakeWebUI() as a, FakeWebUI() as b:
+        n = iter(range(100))
+        res = run_job(_shot_settings(shots_clip, out2), WebUIApiRenderer(a.url), should_stop=lambda: next(n) >= 6)
+        assert res.status == "interrupted" and res.frames_done == 7
+        d = webui_dispatcher([a.url, b.url])
+        try:
+            res = run_job(_shot_settings(shots_clip, out2), d)
+        finally:
+            d.close()
+        assert res.status == "done" and len(a.payloads) + len(b.payloads) == 20
+    assert _all_frames(res.job_dir) == want
+
+
+
+# ---- health between frames, a prompt stop, progress
+
+def test_a_backend_that_loads_another_model_is_taken_out_between_frames(clip, tmp_path):
+    want = _one_backend_run(clip, tmp_path / "one")
+    with FakeWebUI() as a, FakeWebUI() as b:
+        a.delay = b.delay = 0.02
+        d = webui_dispatcher([a.url, b.url])
+        d.health_every = 0  # asked before every frame
+
+        previews: list = []
+
+        def progress(p):
+            previews.append(p.last_frame)
+            if p.done >= 3:
+                b.options = {"sd_model_checkpoint": "dreamshaper_8.safetensors [879db523c3]"}
+
+        try:
+            res = run_job(_settings(clip, tmp_path / "two"), d, progress=progress)
+        finally:
+            d.close()
+        assert len(a.payloads) + len(b.payloads) == FRAMES  # b's frame waiting for it went to a, none twice
+    assert res.status == "done" and _frame_bytes(res.job_dir) == want
+    assert d.alive == [True, False] and "dreamshaper_8.safetensors" in d.out_reasons[b.url]
+    # the parallel path shows the latest finished frame (the render, as the sequential path does)
+    assert len(previews) == FRAMES and all(f is not None and f.shape == (64, 96, 3) for f in previews)
+    warnings = Job.open(res.job_dir).manifest.get("warnings", [])
+    assert any(f"backend {b.url} taken out" in w and "another setup" in w for w in warnings)
+
+
+def test_a_stop_interrupts_the_frames_in_flight_and_keeps_the_finished(clip, tmp_path):
+    want = _one_backend_run(clip, tmp_path / "one")
+    out = tmp_path / "out"
+    with FakeWebUI() as a, FakeWebUI() as b:
+        a.delay, b.delay = 0.05, 30.0  # b would hold its frame for 30 s: the stop must not wait for it
+        d = webui_dispatcher([a.url, b.url])
+        try:
+            res = run_job(_settings(clip, out), d, should_stop=lambda: b.started >= 1 and len(a.payloads) >= 4)
+        finally:
+            d.close()
+        assert res.status == "interrupted"
+        assert b.interrupts >= 1 and b.cut_short == 1  # its render was cut short ...
+        done = Job.open(res.job_dir).frames_done("pass1")
+        assert done == res.frames_done and done < len(a.payloads) + len(b.payloads)  # ... and not written
+        b.delay = 0.0
+        res = run_job(_settings(clip, out), WebUIApiRenderer(a.url))
+    assert res.status == "done" and _frame_bytes(res.job_dir) == want
+
+
+def test_a_stop_interrupts_the_shots_in_flight(shots_clip, tmp_path):
+    want, _ = _one_backend_shots(shots_clip, tmp_path / "one")
+    out = tmp_path / "out"
+    with FakeWebUI() as a, FakeWebUI() as b:
+        a.delay, b.delay = 0.02, 30.0
+        d = webui_dispatcher([a.url, b.url])
+        try:
+            res = run_job(_shot_settings(shots_clip, out), d, should_stop=lambda: len(a.payloads) >= 3)
+        finally:
+            d.close()
+        assert res.status == "interrupted" and b.interrupts >= 1 and b.cut_short == 1
+        b.delay = 0.0
+        d = webui_dispatcher([a.url, b.url])
+        try:
+            res = run_job(_shot_settings(shots_clip, out), d)
+        finally:
+            d.close()
+    assert res.status == "done" and _all_frames(res.job_dir) == want
+
+
+def test_cli_progress_note_has_the_eta_and_each_backends_rate():
+    from lib_vid2vid.__main__ import progress_note
+    from lib_vid2vid.loop import Progress
+
+    d = Dispatcher([object(), object()], ["http://127.0.0.1:7860", "http://10.0.0.2:7861"])
+    try:
+        d.rendered, d.busy_s, d.alive = [4, 1], [2.0, 1.0], [True, False]
+        note = progress_note(Progress("pass1", 5, 10, 75.0), d)
+    finally:
+        d.close()
+    assert note == "ETA 1:15 | 127.0.0.1:7860 2.0/s, 10.0.0.2:7861 -"
+    assert progress_note(Progress("pass1", 5, 10, None), object()) == ""
+
+
+def test_a_stop_interrupts_the_keyframes_in_flight(clip, tmp_path):
+    kw = dict(keyframe_mode="interval", keyframe_interval=2)
+    want = _one_backend_run(clip, tmp_path / "one", **kw)
+    out = tmp_path / "out"
+    with FakeWebUI() as a, FakeWebUI() as b:
+        a.delay, b.delay = 0.02, 30.0
+        d = webui_dispatcher([a.url, b.url])
+        try:
+            res = run_job(_settings(clip, out, **kw), d, should_stop=lambda: b.started >= 1 and len(a.payloads) >= 2)
+        finally:
+            d.close()
+        assert res.status == "interrupted" and b.interrupts >= 1 and b.cut_short == 1
+        b.delay = 0.0
+        res = run_job(_settings(clip, out, **kw), WebUIApiRenderer(a.url))
+    assert res.status == "done" and _frame_bytes(res.job_dir) == want
+
+
+def test_ray_engine_renders_shots_in_parallel_with_the_bytes_of_one(ray_local, shots_clip, tmp_path):
+    want, _ = _one_backend_shots(shots_clip, tmp_path / "one")
+    lines: list[str] = []
+    with FakeWebUI() as a, FakeWebUI() as b:
+        b.fail[2] = (500, {"detail": "boom"})
+        d = webui_dispatcher([a.url, b.url], engine="ray")
+        try:
+            res = run_job(_shot_settings(shots_clip, tmp_path / "two"), d, notify=lines.append)
+        finally:
+            d.close()
+        assert len(a.payloads) + len(b.payloads) == SHOTS * PER_SHOT + 1  # b's failed frame again on a
+    assert res.status == "done" and _all_frames(res.job_dir) == want
+    assert any("4 shots (scene groups) render in parallel on 2 backends" in line for line in lines)

@@ -180,9 +180,11 @@ class WebUIApiRenderer:
     sigma_schedules = tuple(SCHEDULER_FOR)
 
     def __init__(self, url: str = DEFAULT_URL, *, timeout: float = 600.0,
-                 override_settings: dict[str, Any] | None = None):
+                 override_settings: dict[str, Any] | None = None, flag: str = "--api-url"):
         self.address = _Address(url)
         self.url = self.address.shown
+        self.flag = flag
+        """The command-line option that gave the address, for the advice in messages (--api-url, --backend)."""
         self.timeout = check_timeout(timeout)
         self.override_settings = dict(override_settings or {})
 
@@ -196,7 +198,7 @@ class WebUIApiRenderer:
         if 300 <= status < 400:
             where = _one_line(headers.get("Location") or "another address", 200)
             raise RendererError(f"The WebUI at {self.url} redirected {path} to {where}: give the address of the "
-                                f"WebUI itself (--api-url)")
+                                f"WebUI itself ({self.flag})")
         if status == 404:
             raise RendererError(not_found)
         if status >= 400:
@@ -205,11 +207,11 @@ class WebUIApiRenderer:
             body = json.loads(data)
         except (ValueError, RecursionError):
             what = "an HTML page" if _looks_html(data, content_type) else "something that is not JSON"
-            raise RendererError(f"{self.url} answered {path} with {what}, not the WebUI's API: check --api-url "
+            raise RendererError(f"{self.url} answered {path} with {what}, not the WebUI's API: check {self.flag} "
                                 f"and that the WebUI runs with --api") from None
         if not isinstance(body, dict):
             raise RendererError(f"{self.url} answered {path} with {_kind(body)} instead of a JSON object: check "
-                                f"--api-url points at the WebUI (A1111 or Forge) started with --api")
+                                f"{self.flag} points at the WebUI (A1111 or Forge) started with --api")
         return body
 
     def _exchange(self, method: str, path: str, payload: dict[str, Any] | None, *, limit: int,
@@ -228,7 +230,7 @@ class WebUIApiRenderer:
                     raise
                 reason = _one_line(getattr(exc, "strerror", None) or exc) or type(exc).__name__
                 raise RendererError(f"Cannot reach the WebUI at {self.url} ({reason}): start it with --api (or give "
-                                    f"--api-url), then run the same command again to resume") from None
+                                    f"the right {self.flag}), then run the same command again to resume") from None
             sock = conn.sock
 
             def expire() -> None:
@@ -294,6 +296,16 @@ class WebUIApiRenderer:
         reason = _one_line(str(exc)) or type(exc).__name__
         return RendererError(f"The connection to the WebUI at {self.url} failed during {path} ({reason}): check "
                              f"the WebUI's console, then run again to resume")
+
+    def interrupt(self) -> None:
+        """Ask the WebUI to cut its current render short (``POST /sdapi/v1/interrupt``; it then answers that
+        request with an unfinished image, which the caller must throw away). Errors are ignored: a backend
+        that cannot be reached renders nothing anyway."""
+        try:
+            self._call("POST", "/sdapi/v1/interrupt", {}, limit=SMALL_REPLY_LIMIT,
+                       timeout=min(self.timeout, CHECK_TIMEOUT), not_found="no interrupt")
+        except Exception:  # noqa: BLE001 - best effort: the frame is discarded either way
+            pass
 
     def check(self) -> dict[str, Any]:
         """Fail fast (before a job starts) if the WebUI is not reachable; returns its options."""
@@ -371,13 +383,13 @@ class WebUIApiRenderer:
         frame = request.frame_index
         if not isinstance(images, list):
             raise RendererError(f"The WebUI's reply for frame {frame} has {_kind(images)} where its list of images "
-                                f"should be: check --api-url points at the WebUI")
+                                f"should be: check {self.flag} points at the WebUI")
         if len(images) < want:
             raise RendererError(f"The WebUI returned {len(images)} images for frame {frame}, expected {want}")
         for k, item in enumerate(images[:want]):
             if not isinstance(item, str) or not item:
                 raise RendererError(f"The WebUI's reply for frame {frame} has {_kind(item)} as image {k + 1}, not "
-                                    f"a base64 image: check --api-url points at the WebUI")
+                                    f"a base64 image: check {self.flag} points at the WebUI")
         max_pixels = MAX_PIXELS_FACTOR * request.width * request.height
         return [decode_image(b, max_pixels=max_pixels) for b in images[:want]]
 
