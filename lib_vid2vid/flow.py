@@ -34,6 +34,7 @@ textured content and still far cheaper than one diffusion step.
 from __future__ import annotations
 
 import functools
+import threading
 
 import cv2
 import numpy as np
@@ -75,6 +76,22 @@ _BORDERS = {
     "reflect": cv2.BORDER_REFLECT101,
     "constant": cv2.BORDER_CONSTANT,
 }
+
+
+_LOCAL = threading.local()
+
+
+def _dis(quality: str) -> cv2.DISOpticalFlow:
+    """This thread's DIS instance of a preset, made once and reused: creating one costs about a third of a 512x512
+    flow, and ``calc`` without an initial flow keeps nothing between calls (the same flows as a new instance).
+    One per thread because an instance is not safe to share between threads."""
+    cache = getattr(_LOCAL, "dis", None)
+    if cache is None:
+        cache = _LOCAL.dis = {}
+    dis = cache.get(quality)
+    if dis is None:
+        dis = cache[quality] = cv2.DISOpticalFlow_create(_DIS_PRESETS[quality])
+    return dis
 
 
 def _to_grey_u8(image: np.ndarray, name: str) -> np.ndarray:
@@ -141,8 +158,7 @@ def compute_flow(
             b = cv2.resize(b, (sw, sh), interpolation=cv2.INTER_AREA)
 
     if method == "dis":
-        dis = cv2.DISOpticalFlow_create(_DIS_PRESETS[quality])
-        flow = dis.calc(a, b, None)
+        flow = _dis(quality).calc(a, b, None)
     else:
         levels, winsize, iterations, poly_n, poly_sigma = _FARNEBACK_PARAMS[quality]
         flow = cv2.calcOpticalFlowFarneback(
@@ -275,11 +291,21 @@ def _grey_f32(image: np.ndarray, name: str) -> np.ndarray:
 
 
 @functools.lru_cache(maxsize=4)
-def _pixel_grid(h: int, w: int) -> tuple[np.ndarray, np.ndarray]:
-    """(x, y) coordinates of every pixel, float32 (H, W) each, read-only (shared between calls)."""
+def pixel_grid(h: int, w: int) -> np.ndarray:
+    """(x, y) coordinates of every pixel, float32 (H, W, 2), read-only (shared between calls): ``pixel_grid(h, w) +
+    flow`` is the map of :func:`cv2.remap` that backward-warps along ``flow`` (as :func:`warp` does)."""
     gx, gy = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
-    gx.flags.writeable = gy.flags.writeable = False
-    return gx, gy
+    xy = np.ascontiguousarray(np.dstack([gx, gy]))
+    xy.flags.writeable = False
+    return xy
+
+
+def still_residual(src_a: np.ndarray, src_b: np.ndarray, *, residual_blur: float = 3.0) -> np.ndarray:
+    """``r0 = G_rb * |A - B|`` of :func:`evidence_flow` (grey levels 0..255, float32 HW): how much two frames differ
+    with no motion. The same for both directions of a pair, so a caller with both flows computes it once."""
+    a = _grey_f32(src_a, "src_a")
+    b = _grey_f32(src_b, "src_b")
+    return cv2.GaussianBlur(cv2.absdiff(a, b), (0, 0), residual_blur)
 
 
 def texture_confidence(src: np.ndarray, *, texture_k: float = 1e-2) -> np.ndarray:
@@ -308,6 +334,7 @@ def evidence_flow(
     texture_k: float = 1e-2,
     fill_sigma: float = 8.0,
     texture: np.ndarray | None = None,
+    still: np.ndarray | None = None,
 ) -> np.ndarray:
     """``flow_ab`` (a -> b, on a's grid, pixels) kept only where the images show the motion: for carrying a
     rendered texture along it (keyframe propagation), not for measuring. :func:`compute_flow` is not changed.
@@ -331,7 +358,8 @@ def evidence_flow(
     carphone_pristine.mp4 and bikes.mp4 by the keyframe strategy's warp error under three judge flows (README). A pan keeps
     its motion everywhere (textured pixels prove it, flat ones inherit it); a still camera gets zero. Float32
     ``(H, W, 2)`` in pixels. ``texture``: ``texture_confidence(src_a, texture_k=texture_k)`` when the caller has it
-    already (a frame is the grid of two flows in propagation); computed here otherwise.
+    already (a frame is the grid of two flows in propagation); computed here otherwise. ``still``: ``r0``
+    (:func:`still_residual` of the pair, the same for both directions), computed here when not given.
     """
     f = _check_flow(flow_ab, "flow_ab")
     a = _grey_f32(src_a, "src_a")
@@ -339,19 +367,21 @@ def evidence_flow(
     if a.shape != f.shape[:2] or b.shape != a.shape:
         raise Vid2VidError(f"evidence_flow: frames {a.shape[::-1]}, {b.shape[::-1]} and flow {f.shape[1::-1]} differ")
     h, w = a.shape
-    grid_x, grid_y = _pixel_grid(h, w)
-    b_w = cv2.remap(b, grid_x + f[..., 0], grid_y + f[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-    r0 = cv2.GaussianBlur(cv2.absdiff(a, b), (0, 0), residual_blur)
+    # float32 throughout; the per-channel products go through cv2 on a two-channel copy of the factor (numpy's
+    # broadcast over a last axis of 2 is several times slower; the products are the same IEEE roundings)
+    b_w = cv2.remap(b, pixel_grid(h, w) + f, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    r0 = cv2.GaussianBlur(cv2.absdiff(a, b), (0, 0), residual_blur) if still is None else still
     r = cv2.GaussianBlur(cv2.absdiff(a, b_w), (0, 0), residual_blur)
     m = np.clip((r0 - r - np.float32(tau)) * np.float32(1.0 / tau), np.float32(0), np.float32(1))
-    f1 = f * m[..., None]
+    f1 = cv2.multiply(f, cv2.merge([m, m]))
 
     c = texture_confidence(src_a, texture_k=texture_k) if texture is None else texture
+    c2 = cv2.merge([c, c])
 
     sw, sh = max(1, w // 8), max(1, h // 8)
     cs = cv2.GaussianBlur(cv2.resize(c, (sw, sh), interpolation=cv2.INTER_AREA), (0, 0), fill_sigma / 8)
-    cfs = cv2.GaussianBlur(cv2.resize(f1 * c[..., None], (sw, sh), interpolation=cv2.INTER_AREA), (0, 0),
+    cfs = cv2.GaussianBlur(cv2.resize(cv2.multiply(f1, c2), (sw, sh), interpolation=cv2.INTER_AREA), (0, 0),
                            fill_sigma / 8)
     smooth = cv2.resize(cfs / np.maximum(cs, np.float32(1e-6))[..., None], (w, h), interpolation=cv2.INTER_LINEAR)
-    out = smooth + c[..., None] * (f1 - smooth)
+    out = smooth + c2 * (f1 - smooth)
     return np.ascontiguousarray(out, dtype=np.float32)

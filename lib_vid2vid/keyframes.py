@@ -272,7 +272,9 @@ def _pair_flows(a: np.ndarray, b: np.ndarray, quality: str, evidence: bool = Tru
     ba, ab = flow.compute_flow(gb, ga, quality=quality), flow.compute_flow(ga, gb, quality=quality)
     if evidence:
         ta, tb = textures if textures is not None else (None, None)
-        ba, ab = flow.evidence_flow(ba, gb, ga, texture=tb), flow.evidence_flow(ab, ga, gb, texture=ta)
+        still = flow.still_residual(ga, gb)  # |A - B| blurred: the same for both directions
+        ba = flow.evidence_flow(ba, gb, ga, texture=tb, still=still)
+        ab = flow.evidence_flow(ab, ga, gb, texture=ta, still=still)
     return ba, ab
 
 
@@ -280,8 +282,7 @@ class _Grid:
     """Pixel grid of one frame size, reused for every remap of a segment."""
 
     def __init__(self, h: int, w: int):
-        gx, gy = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
-        self.xy = np.ascontiguousarray(np.dstack([gx, gy]))
+        self.xy = flow.pixel_grid(h, w)
         self.h, self.w = h, w
 
     def map(self, f: np.ndarray) -> np.ndarray:
@@ -297,17 +298,14 @@ class _Grid:
         return self.remap(img, self.map(f), border)
 
 
-_SUM2 = np.ones((1, 2), np.float32)
-
-
 def _seen(fw: np.ndarray, bw: np.ndarray, grid: _Grid) -> np.ndarray:
     """``1 - flow.occlusion_mask(fw, bw)`` (default alpha 0.01, beta 0.5, out-of-frame targets occluded) as float32,
     with the grid built once: 1 where the pixel of ``fw``'s frame is found again in the other frame."""
     m = grid.map(fw)
     bw_w = grid.remap(bw, m)
     s = fw + bw_w
-    diff = cv2.transform(s * s, _SUM2)
-    norms = cv2.transform(fw * fw + bw_w * bw_w, _SUM2)
+    diff = cv2.add(*cv2.split(s * s))  # |fw + bw_w|^2: the channels summed (cv2.transform: the same, 3x slower)
+    norms = cv2.add(*cv2.split(fw * fw + bw_w * bw_w))
     ok = diff <= np.float32(0.01) * norms + np.float32(0.5)
     inside = cv2.inRange(m, (-0.5, -0.5), (grid.w - 0.5, grid.h - 0.5)) > 0
     return (ok & inside).astype(np.float32)
@@ -318,8 +316,8 @@ def _compose_chain(steps: list[np.ndarray], valid: list[np.ndarray], grid: _Grid
     """Composed flows and validity along a chain of one-step flows.
 
     ``steps[k]``: flow from frame k+1 of the chain to frame k (chain frame 0 is the keyframe); ``valid[k]``: where
-    that step is reliable (1). Returns, for chain frames 1..n, the flow to frame 0 and where frame 0 sees them:
-    ``C_1 = s_0``, ``C_k = s_{k-1} + warp(C_{k-1}, s_{k-1})``; ``V_k = v_{k-1} * warp(V_{k-1}, s_{k-1})``."""
+    that step is reliable (1). Returns, for chain frames 1..len(steps), the flow to frame 0 and where frame 0 sees
+    them: ``C_1 = s_0``, ``C_k = s_{k-1} + warp(C_{k-1}, s_{k-1})``; ``V_k = v_{k-1} * warp(V_{k-1}, s_{k-1})``."""
     flows, vals = [], []
     for k, (s, v) in enumerate(zip(steps, valid)):
         if k == 0:
@@ -338,9 +336,9 @@ _MEAN3 = np.full((1, 3), 1.0 / 3.0, np.float32)
 def blend_two(a: np.ndarray, va: np.ndarray, ta: float, b: np.ndarray | None, vb: np.ndarray | None,
               tb: float, ps: PropagationSettings) -> tuple[np.ndarray, np.ndarray]:
     """Blend two warped keyframes (RGB uint8 HWC) by temporal weight (``ta``, ``tb``) and validity (float32 HW
-    0..1) with the anti-ghosting rule of the module docstring. Returns (RGB uint8 HWC, unseen mask bool HW); the
-    weighted sum is rounded to the nearest level by OpenCV (``cv2.blendLinear``), one pass in C++ instead of six
-    in numpy: this runs for nearly every frame of a video."""
+    0..1, not modified) with the anti-ghosting rule of the module docstring. Returns (RGB uint8 HWC, unseen mask
+    bool HW); the weighted sum is rounded to the nearest level by OpenCV (``cv2.blendLinear``), one pass in C++
+    instead of six in numpy: this runs for nearly every frame of a video."""
     if b is None:
         return a, va < ps.unseen_below
     assert vb is not None
@@ -348,7 +346,7 @@ def blend_two(a: np.ndarray, va: np.ndarray, ta: float, b: np.ndarray | None, vb
         wa = cv2.GaussianBlur(va, (0, 0), ps.validity_blur) * va
         wb = cv2.GaussianBlur(vb, (0, 0), ps.validity_blur) * vb
     else:
-        wa, wb = va, vb
+        wa, wb = va.copy(), vb.copy()
     wa *= np.float32(ta)
     wb *= np.float32(tb)
     na = wa / np.maximum(wa + wb, np.float32(1e-6))
@@ -360,10 +358,11 @@ def blend_two(a: np.ndarray, va: np.ndarray, ta: float, b: np.ndarray | None, vb
     na += s * ((wa >= wb).astype(np.float32) - na)  # (1 - s) na + s onehot
     # where only one keyframe sees the pixel at all, it alone (its validity weight may be small but it is the source)
     a_only, b_only = vb < ps.unseen_below, va < ps.unseen_below
-    na[a_only] = 1.0
-    na[b_only & ~a_only] = 0.0
+    unseen = a_only & b_only
+    cv2.copyTo(np.ones_like(na), a_only.view(np.uint8), na)  # na[a_only] = 1
+    cv2.copyTo(np.zeros_like(na), (b_only ^ unseen).view(np.uint8), na)  # na[b_only & ~a_only] = 0
     out = cv2.blendLinear(a, b, na, np.float32(1) - na)
-    return out, a_only & b_only
+    return out, unseen
 
 
 def propagate_segment(sources: Sequence[np.ndarray], key_a: np.ndarray, key_b: np.ndarray | None,
@@ -376,7 +375,8 @@ def propagate_segment(sources: Sequence[np.ndarray], key_a: np.ndarray, key_b: n
     ``key_a``, ``key_b``: their rendered frames (RGB uint8). Yields ``(offset from a, frame RGB uint8 HWC, unseen
     mask bool HW)``; the caller fills the unseen pixels (:func:`fill_unseen`). ``flows``, when given, receives the
     flow of each frame to the one before it, by offset (``flows[j]``: frame a+j -> a+j-1), as they are computed.
-    Keyframes are warped as uint8 (OpenCV's bilinear remap, 1/32 px steps, rounded)."""
+    Keyframes are warped as uint8 (OpenCV's bilinear remap, 1/32 px steps, rounded). Only what a made frame uses is
+    computed: with ``key_b``, chain a stops at frame n-1 and chain b at frame 1 (a keyframe's own frame is its render)."""
     ps = ps or PropagationSettings()
     n = len(sources) - 1
     if n < 1:
@@ -393,23 +393,26 @@ def propagate_segment(sources: Sequence[np.ndarray], key_a: np.ndarray, key_b: n
         fwd.append(f_fwd)
         if flows is not None:
             flows[k + 1] = f_back
-    seen_back = [_seen(back[k], fwd[k], grid) for k in range(n)]  # frame k+1 seen in k
-    fa, va = _compose_chain(back, seen_back, grid)  # index j-1 -> frame j
+    last = n if key_b is None else n - 1  # the last frame made
+    if last < 1:
+        return
+    seen_back = [_seen(back[k], fwd[k], grid) for k in range(last)]  # frame k+1 seen in k
+    fa, va = _compose_chain(back[:last], seen_back, grid)  # index j-1 -> frame j
     ka = np.ascontiguousarray(key_a)
     if key_b is None:
         for j in range(1, n + 1):
             out, unseen = blend_two(grid.warp(ka, fa[j - 1]), va[j - 1], 1.0, None, None, 0.0, ps)
             yield j, out, unseen
         return
-    seen_fwd = [_seen(fwd[k], back[k], grid) for k in range(n)]  # frame k seen in k+1
     # chain from b backwards: chain frame 0 = b = n, chain frame m = n - m, step m-1: flow (n-m) -> (n-m+1)
-    fb, vb = _compose_chain([fwd[n - m] for m in range(1, n + 1)], [seen_fwd[n - m] for m in range(1, n + 1)],
+    seen_fwd = {n - m: _seen(fwd[n - m], back[n - m], grid) for m in range(1, last + 1)}  # frame k seen in k+1
+    fb, vb = _compose_chain([fwd[n - m] for m in range(1, last + 1)], [seen_fwd[n - m] for m in range(1, last + 1)],
                             grid)
     kb = np.ascontiguousarray(key_b)
     for j in range(1, n):
         a = grid.warp(ka, fa[j - 1])
         b = grid.warp(kb, fb[n - j - 1])
-        out, unseen = blend_two(a, va[j - 1].copy(), (n - j) / n, b, vb[n - j - 1].copy(), j / n, ps)
+        out, unseen = blend_two(a, va[j - 1], (n - j) / n, b, vb[n - j - 1], j / n, ps)
         yield j, out, unseen
 
 
@@ -417,5 +420,5 @@ def fill_unseen(frame: np.ndarray, unseen: np.ndarray, source: np.ndarray) -> np
     """The propagated frame (RGB uint8) with its unseen pixels taken from the source (a new array)."""
     out = frame.copy()
     if unseen.any():
-        out[unseen] = source[unseen]
+        cv2.copyTo(np.ascontiguousarray(source), np.ascontiguousarray(unseen).view(np.uint8), out)  # out[unseen] = source[unseen]
     return out
