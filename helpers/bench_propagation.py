@@ -1,7 +1,8 @@
-"""Propagation benchmark: milliseconds of CPU work per propagated frame (lib_vid2vid.keyframes).
+"""Propagation benchmark: milliseconds per propagated frame (lib_vid2vid.keyframes), wall and CPU.
 
     python helpers/bench_propagation.py                       # box.mp4 and bikes.mp4 at 512x512, K = 4
     python helpers/bench_propagation.py --size 1024x576 --interval 8 --clips cup.mp4
+    python helpers/bench_propagation.py --code ../main .      # before / after, interleaved run by run
 
 What is timed. The first ``--frames`` (48) frames of each clip at 12 fps, resized to ``--size``, split into
 segments of ``--interval`` frames; each segment's keyframes are stand-in renders (the source frames inverted;
@@ -9,18 +10,28 @@ the content does not change the cost). For every segment, :func:`lib_vid2vid.key
 with both keyframes and every frame it yields is filled and rounded (:func:`lib_vid2vid.keyframes.fill_unseen`),
 i.e. everything the job does for a propagated frame but decoding, the PNG write and the report. The time per
 propagated frame is the segment's wall time divided by its propagated frames, median over segments and
-``--repeat`` runs; per video frame, the same time spread over the segment's K frames (a keyframe's own frame
-costs no propagation). The parts: the two DIS flows per frame pair (``flows``) and the rest (composition, occlusion,
-warps, blend), timed separately on the same frames. OpenCV uses its default threads (2 on the 2-core machine).
-The target (issue 14): at most 40 ms per 512x512 frame on 2 cores. Each clip is timed twice, interleaved run by run:
-with the flows kept where the frames show motion (``evidence``, :func:`lib_vid2vid.flow.evidence_flow`, the default)
-and with DIS's flows as they come (``raw DIS``, ``PropagationSettings(flow_evidence=False)``).
+``--repeat`` runs; **CPU** is the process's CPU time (all threads) over the same segments, per propagated frame:
+on a shared machine it moves far less with the load than the wall time, and on 2 free cores the wall time is
+about CPU / 1.5-2 (OpenCV runs the flows and remaps on both cores). Per video frame: the same wall time spread over
+the segment's K frames (a keyframe's own frame costs no propagation). ``flows``: the flows alone
+(``keyframes._pair_flows`` on the same pairs, DIS and the evidence check), timed separately. **One DIS flow**: one
+DIS medium flow of the same size from one reused OpenCV instance, timed beside it (the same for every checkout):
+the frame's time in units of it is the ratio the load moves least. OpenCV uses its default threads (2 on the
+2-core machine). The target (issue 14): at most 40 ms per 512x512 frame on 2 cores.
+
+Variants, timed side by side and interleaved run by run: ``evidence`` (the default propagation, flows kept where
+the frames show motion, :func:`lib_vid2vid.flow.evidence_flow`) and ``raw DIS`` (``PropagationSettings(
+flow_evidence=False)``); ``--variants evidence`` times the default only. ``--code DIR [DIR ...]`` times the
+``lib_vid2vid`` of each checkout (each in its own process, interleaved run by run), e.g. main against a branch.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import statistics
+import subprocess
 import sys
 import time
 from fractions import Fraction
@@ -28,7 +39,74 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _bench_common import MEDIA, format_table, header, load_average  # noqa: E402
+from _bench_common import MEDIA, ROOT, format_table, header, load_average  # noqa: E402
+
+VARIANTS = {"evidence": True, "raw DIS": False}
+
+
+def child(args: argparse.Namespace) -> int:
+    """One run of one clip and variant with the lib_vid2vid on sys.path; prints a JSON line."""
+    sys.path.insert(0, args.child_code)  # the checkout under test, before this one (_bench_common adds it)
+    import cv2
+
+    from lib_vid2vid import keyframes as kf
+    from lib_vid2vid import video
+
+    w, h = (int(x) for x in args.size.lower().split("x"))
+    frames = [f for i, f in video.iter_frames(MEDIA / args.clip, fps=Fraction(12), size=(w, h)) if i < args.frames]
+    frames = frames[: args.frames]
+    evidence = VARIANTS[args.variant]
+    try:
+        ps = kf.PropagationSettings(flow_quality=args.quality, flow_evidence=evidence)
+    except TypeError:  # a checkout from before the evidence check
+        ps = kf.PropagationSettings(flow_quality=args.quality)
+    dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
+    grey = [cv2.cvtColor(f, cv2.COLOR_RGB2GRAY) for f in frames[:2]]
+    dis.calc(grey[1], grey[0], None)  # warm
+    totals, flows, one_flow, per_video = [], [], [], []
+    cpu = wall = 0.0
+    made_frames = 0
+    for a in range(0, len(frames) - args.interval, args.interval):
+        seg = frames[a:a + args.interval + 1]
+        ka, kb = 255 - seg[0], 255 - seg[-1]
+        n = len(seg) - 2
+        c0, t0 = time.process_time(), time.perf_counter()
+        for j, made, unseen in kf.propagate_segment(seg, ka, kb, ps):
+            kf.fill_unseen(made, unseen, seg[j])
+        dt = time.perf_counter() - t0
+        cpu += time.process_time() - c0
+        wall += dt
+        made_frames += n
+        totals.append(dt * 1000 / n)
+        per_video.append(totals[-1] * n / args.interval)  # the keyframe's own frame costs nothing
+        t0 = time.perf_counter()
+        for k in range(len(seg) - 1):
+            if "evidence" in kf._pair_flows.__code__.co_varnames:
+                kf._pair_flows(seg[k], seg[k + 1], args.quality, evidence)
+            else:
+                kf._pair_flows(seg[k], seg[k + 1], args.quality)
+        flows.append((time.perf_counter() - t0) * 1000 / n)
+        g0, g1 = (cv2.cvtColor(s, cv2.COLOR_RGB2GRAY) for s in seg[:2])
+        t0 = time.perf_counter()
+        dis.calc(g1, g0, None)
+        one_flow.append((time.perf_counter() - t0) * 1000)
+    print(json.dumps({"totals": totals, "flows": flows, "one_flow": one_flow, "per_video": per_video,
+                      "cpu": cpu * 1000 / made_frames, "wall": wall * 1000 / made_frames,
+                      "threads": cv2.getNumThreads(), "code": str(Path(kf.__file__).parents[1])}))
+    return 0
+
+
+def run_child(args: argparse.Namespace, code: Path, clip: str, variant: str) -> dict:
+    cmd = [sys.executable, __file__, "--child", str(code), "--clip", clip, "--variant", variant, "--size", args.size,
+           "--frames", str(args.frames), "--interval", str(args.interval), "--quality", args.quality]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(code), str(ROOT / "helpers")])}
+    out = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=str(code))
+    if out.returncode:
+        sys.exit(f"error: {clip} {variant} ({code}) failed:\n{out.stderr[-3000:]}")
+    res = json.loads(out.stdout.strip().splitlines()[-1])
+    if Path(res["code"]).resolve() != code:
+        sys.exit(f"error: the child imported {res['code']}, not {code}")
+    return res
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -39,52 +117,54 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--interval", type=int, default=4, help="keyframe interval K (default 4)")
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--quality", default="medium", help="DIS preset of the flows (default medium)")
+    ap.add_argument("--variants", default=",".join(VARIANTS), help="comma-separated: evidence, raw DIS")
+    ap.add_argument("--code", nargs="+", type=Path, default=None,
+                    help="checkouts whose lib_vid2vid to time, side by side (default: this one)")
+    ap.add_argument("--child", dest="child_code", default=None, help=argparse.SUPPRESS)
+    ap.add_argument("--clip", help=argparse.SUPPRESS)
+    ap.add_argument("--variant", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
+    if args.child_code:
+        return child(args)
 
     import cv2
 
-    from lib_vid2vid import flow, video
-    from lib_vid2vid import keyframes as kf
-
-    w, h = (int(x) for x in args.size.lower().split("x"))
+    codes = [c.resolve() for c in args.code] if args.code else [ROOT]
+    for code in codes:
+        if not (code / "lib_vid2vid" / "__init__.py").is_file():
+            sys.exit(f"error: {code} has no lib_vid2vid: give checkouts of this project to --code")
+    variants = [v.strip() for v in args.variants.split(",") if v.strip()]
+    unknown = [v for v in variants if v not in VARIANTS]
+    if unknown:
+        sys.exit(f"error: unknown variant {unknown[0]!r}: use {', '.join(VARIANTS)}")
+    names = [c.name for c in codes]
+    short = {c: (c.name if names.count(c.name) == 1 else str(c)) for c in codes}
     header("Propagation benchmark (lib_vid2vid.keyframes.propagate_segment)")
-    print(f"setup: {args.frames} frames at 12 fps, {w}x{h}, keyframe interval {args.interval}, DIS {args.quality}, "
-          f"{args.repeat} runs, OpenCV threads {cv2.getNumThreads()}")
-    variants = {"evidence": True, "raw DIS": False}  # flow_evidence on (the default) and off, timed side by side
+    print(f"setup: {args.frames} frames at 12 fps, {args.size}, keyframe interval {args.interval}, DIS {args.quality}, "
+          f"{args.repeat} runs, OpenCV threads {cv2.getNumThreads()}, code: {', '.join(str(c) for c in codes)}")
     rows = []
     for clip in [c.strip() for c in args.clips.split(",") if c.strip()]:
-        frames = [f for i, f in video.iter_frames(MEDIA / clip, fps=Fraction(12), size=(w, h)) if i < args.frames]
-        frames = frames[: args.frames]
-        times = {v: ([], [], [], []) for v in variants}
-        for _, (label, evidence) in [(r, v) for r in range(args.repeat) for v in variants.items()]:
-            ps = kf.PropagationSettings(flow_quality=args.quality, flow_evidence=evidence)
-            totals, flows, one_flow, per_video = times[label]
-            for a in range(0, len(frames) - args.interval, args.interval):
-                seg = frames[a:a + args.interval + 1]
-                ka, kb = 255 - seg[0], 255 - seg[-1]
-                n = len(seg) - 2
-                t0 = time.perf_counter()
-                for j, made, unseen in kf.propagate_segment(seg, ka, kb, ps):
-                    kf.fill_unseen(made, unseen, seg[j])
-                totals.append((time.perf_counter() - t0) * 1000 / n)
-                per_video.append(totals[-1] * n / args.interval)  # the keyframe's own frame costs nothing
-                t0 = time.perf_counter()
-                for k in range(len(seg) - 1):
-                    kf._pair_flows(seg[k], seg[k + 1], args.quality, evidence)
-                flows.append((time.perf_counter() - t0) * 1000 / n)
-                t0 = time.perf_counter()
-                flow.compute_flow(seg[1], seg[0], quality=args.quality)
-                one_flow.append((time.perf_counter() - t0) * 1000)
-        for label, (totals, flows, one_flow, per_video) in times.items():
-            total, fl, one = statistics.median(totals), statistics.median(flows), statistics.median(one_flow)
-            video_frame = statistics.median(per_video)
-            rows.append([clip, label, f"{total:.1f}", f"{fl:.1f}", f"{total - fl:.1f}", f"{one:.1f}", f"{total / one:.2f}",
-                         f"{video_frame:.1f}", f"{video_frame / one:.2f}"])
+        runs: dict[tuple[Path, str], list[dict]] = {(c, v): [] for c in codes for v in variants}
+        for _ in range(args.repeat):
+            for code in codes:
+                for v in variants:
+                    runs[(code, v)].append(run_child(args, code, clip, v))
+        for (code, v), rs in runs.items():
+            def med(key: str, rs: list[dict] = rs) -> float:
+                return statistics.median(x for r in rs for x in r[key])
+            total, fl, one, video_frame = med("totals"), med("flows"), med("one_flow"), med("per_video")
+            cpu = statistics.median(r["cpu"] for r in rs)
+            rows.append([clip] + ([short[code]] if len(codes) > 1 else []) + [
+                v, f"{total:.1f}", f"{cpu:.1f}", f"{fl:.1f}", f"{total - fl:.1f}", f"{one:.1f}", f"{total / one:.2f}",
+                f"{video_frame:.1f}"])
+        print(f"  {clip} done, load average {load_average()}", flush=True)
     print()
-    print(format_table(["clip", "flows", "ms / propagated frame", "of which flows", "the rest", "one DIS flow (ms)",
-                        "frame / one flow", "ms / video frame", "video frame / one flow"], rows))
-    print("frame / one flow: the propagated frame's time in units of one DIS flow of the same size, timed beside it "
-          "(the ratio the machine's load moves least; times the flow's ms on free cores gives the free-core cost)")
+    print(format_table(["clip"] + (["code"] if len(codes) > 1 else []) + [
+        "flows", "ms / propagated frame", "CPU ms / propagated frame", "of which flows", "the rest",
+        "one DIS flow (ms)", "frame / one flow", "ms / video frame"], rows))
+    print("frame / one flow: the propagated frame's wall time in units of one DIS medium flow of the same size timed "
+          "beside it (the ratio the machine's load moves least; times the flow's ms on free cores gives the free-core "
+          "cost)")
     print(f"load average at end: {load_average()}")
     return 0
 

@@ -34,6 +34,7 @@ textured content and still far cheaper than one diffusion step.
 from __future__ import annotations
 
 import functools
+import threading
 
 import cv2
 import numpy as np
@@ -75,6 +76,22 @@ _BORDERS = {
     "reflect": cv2.BORDER_REFLECT101,
     "constant": cv2.BORDER_CONSTANT,
 }
+
+
+_LOCAL = threading.local()
+
+
+def _dis(quality: str) -> cv2.DISOpticalFlow:
+    """This thread's DIS instance of a preset, made once and reused: creating one costs about a third of a 512x512
+    flow, and ``calc`` without an initial flow keeps nothing between calls (the same flows as a new instance).
+    One per thread because an instance is not safe to share between threads."""
+    cache = getattr(_LOCAL, "dis", None)
+    if cache is None:
+        cache = _LOCAL.dis = {}
+    dis = cache.get(quality)
+    if dis is None:
+        dis = cache[quality] = cv2.DISOpticalFlow_create(_DIS_PRESETS[quality])
+    return dis
 
 
 def _to_grey_u8(image: np.ndarray, name: str) -> np.ndarray:
@@ -141,8 +158,7 @@ def compute_flow(
             b = cv2.resize(b, (sw, sh), interpolation=cv2.INTER_AREA)
 
     if method == "dis":
-        dis = cv2.DISOpticalFlow_create(_DIS_PRESETS[quality])
-        flow = dis.calc(a, b, None)
+        flow = _dis(quality).calc(a, b, None)
     else:
         levels, winsize, iterations, poly_n, poly_sigma = _FARNEBACK_PARAMS[quality]
         flow = cv2.calcOpticalFlowFarneback(
@@ -192,15 +208,13 @@ def warp(image: np.ndarray, flow: np.ndarray, *, border: str = "replicate") -> n
     if border not in _BORDERS:
         raise Vid2VidError(f"warp border {border!r} is unknown; use one of {', '.join(_BORDERS)}")
     h, w = flow.shape[:2]
-    grid_x, grid_y = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
-    map_x = grid_x + flow[..., 0]
-    map_y = grid_y + flow[..., 1]
     src = np.ascontiguousarray(image)
     if src.dtype == np.bool_:
         src = src.astype(np.uint8)
-    out = cv2.remap(
-        src, map_x, map_y, interpolation=cv2.INTER_LINEAR, borderMode=_BORDERS[border], borderValue=0
-    )
+    # one (H, W, 2) map from the cached pixel grid: the same samples as separate x and y maps, without rebuilding
+    # the grid for every call
+    out = cv2.remap(src, pixel_grid(h, w) + flow, None, interpolation=cv2.INTER_LINEAR, borderMode=_BORDERS[border],
+                    borderValue=0)
     if out.ndim == 2 and image.ndim == 3:  # OpenCV drops a trailing singleton channel
         out = out[:, :, None]
     return out.astype(image.dtype, copy=False)
@@ -274,28 +288,79 @@ def _grey_f32(image: np.ndarray, name: str) -> np.ndarray:
     return _to_grey_u8(image, name).astype(np.float32)
 
 
+class WorkArrays:
+    """Named scratch arrays, made on first use and reused by every later call that passes the same object.
+
+    Why: a function of a few whole-frame steps allocates a fresh temporary per step, and the C allocator hands large
+    blocks back to the kernel when they are freed, so each step pays the kernel's page faults again: at 512x512 on
+    the 2-core machine about as much CPU as the arithmetic (more under load). A caller doing the same work frame
+    after frame (keyframe propagation) passes one of these. Not shared between threads."""
+
+    def __init__(self) -> None:
+        self._arrays: dict[str, np.ndarray] = {}
+
+    def get(self, name: str, shape: tuple[int, ...], dtype: type = np.float32) -> np.ndarray:
+        """The array called ``name`` with this shape and dtype (its contents are whatever the last user left)."""
+        a = self._arrays.get(name)
+        if a is None or a.shape != shape or a.dtype != dtype:
+            a = self._arrays[name] = np.empty(shape, dtype)
+        return a
+
+
+def _work(work: WorkArrays | None) -> WorkArrays:
+    return work if work is not None else WorkArrays()
+
+
 @functools.lru_cache(maxsize=4)
-def _pixel_grid(h: int, w: int) -> tuple[np.ndarray, np.ndarray]:
-    """(x, y) coordinates of every pixel, float32 (H, W) each, read-only (shared between calls)."""
+def pixel_grid(h: int, w: int) -> np.ndarray:
+    """(x, y) coordinates of every pixel, float32 (H, W, 2), read-only (shared between calls): ``pixel_grid(h, w) +
+    flow`` is the map of :func:`cv2.remap` that backward-warps along ``flow`` (as :func:`warp` does)."""
     gx, gy = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
-    gx.flags.writeable = gy.flags.writeable = False
-    return gx, gy
+    xy = np.ascontiguousarray(np.dstack([gx, gy]))
+    xy.flags.writeable = False
+    return xy
 
 
-def texture_confidence(src: np.ndarray, *, texture_k: float = 1e-2) -> np.ndarray:
+def still_residual(src_a: np.ndarray, src_b: np.ndarray, *, residual_blur: float = 3.0) -> np.ndarray:
+    """``r0 = G_rb * |A - B|`` of :func:`evidence_flow` (grey levels 0..255, float32 HW): how much two frames differ
+    with no motion. The same for both directions of a pair, so a caller with both flows computes it once."""
+    a = _grey_f32(src_a, "src_a")
+    b = _grey_f32(src_b, "src_b")
+    return cv2.GaussianBlur(cv2.absdiff(a, b), (0, 0), residual_blur)
+
+
+def texture_confidence(src: np.ndarray, *, texture_k: float = 1e-2, work: WorkArrays | None = None) -> np.ndarray:
     """How well the image pins motion down, float32 (H, W) in 0..1: with ``A`` the grey frame (BT.601, 0..1),
     Sobel gradients and ``J = G_2 * (grad A grad A^T)`` (structure tensor, Gaussian sigma 2 px),
     ``c = lmin(J) / (lmin(J) + texture_k)``, ``lmin`` its smaller eigenvalue. ~0 on flat areas and along straight
-    edges, ~1 on corners and texture. See :func:`evidence_flow`."""
-    a01 = _grey_f32(src, "src") * np.float32(1 / 255)
-    gx = cv2.Sobel(a01, cv2.CV_32F, 1, 0, ksize=3)
-    gy = cv2.Sobel(a01, cv2.CV_32F, 0, 1, ksize=3)
-    jxx = cv2.GaussianBlur(gx * gx, (0, 0), 2.0)
-    jyy = cv2.GaussianBlur(gy * gy, (0, 0), 2.0)
-    jxy = cv2.GaussianBlur(gx * gy, (0, 0), 2.0)
-    half = np.float32(0.5) * (jxx - jyy)
-    lmin = np.maximum(np.float32(0.5) * (jxx + jyy) - np.sqrt(half * half + jxy * jxy), np.float32(0))
-    return lmin / (lmin + np.float32(texture_k))
+    edges, ~1 on corners and texture. See :func:`evidence_flow`. ``work``: scratch arrays to reuse
+    (:class:`WorkArrays`); the result is always a new array."""
+    grey = _to_grey_u8(src, "src")
+    wk = _work(work)
+    shape = grey.shape
+
+    def buf(name: str) -> np.ndarray:
+        return wk.get("tex_" + name, shape)
+
+    a01 = buf("a01")
+    np.copyto(a01, grey)
+    a01 *= np.float32(1 / 255)
+    gx = cv2.Sobel(a01, cv2.CV_32F, 1, 0, dst=buf("gx"), ksize=3)
+    gy = cv2.Sobel(a01, cv2.CV_32F, 0, 1, dst=buf("gy"), ksize=3)
+    prod = buf("prod")
+    jxx = cv2.GaussianBlur(np.multiply(gx, gx, out=prod), (0, 0), 2.0, dst=buf("jxx"))
+    jyy = cv2.GaussianBlur(np.multiply(gy, gy, out=prod), (0, 0), 2.0, dst=buf("jyy"))
+    jxy = cv2.GaussianBlur(np.multiply(gx, gy, out=prod), (0, 0), 2.0, dst=buf("jxy"))
+    half = np.subtract(jxx, jyy, out=gx)  # gx, gy are free again
+    half *= np.float32(0.5)
+    root = np.multiply(half, half, out=gy)
+    root += np.multiply(jxy, jxy, out=prod)
+    np.sqrt(root, out=root)
+    lmin = np.add(jxx, jyy, out=prod)
+    lmin *= np.float32(0.5)
+    lmin -= root
+    np.maximum(lmin, np.float32(0), out=lmin)
+    return lmin / np.add(lmin, np.float32(texture_k), out=a01)
 
 
 def evidence_flow(
@@ -308,6 +373,8 @@ def evidence_flow(
     texture_k: float = 1e-2,
     fill_sigma: float = 8.0,
     texture: np.ndarray | None = None,
+    still: np.ndarray | None = None,
+    work: WorkArrays | None = None,
 ) -> np.ndarray:
     """``flow_ab`` (a -> b, on a's grid, pixels) kept only where the images show the motion: for carrying a
     rendered texture along it (keyframe propagation), not for measuring. :func:`compute_flow` is not changed.
@@ -331,27 +398,48 @@ def evidence_flow(
     carphone_pristine.mp4 and bikes.mp4 by the keyframe strategy's warp error under three judge flows (README). A pan keeps
     its motion everywhere (textured pixels prove it, flat ones inherit it); a still camera gets zero. Float32
     ``(H, W, 2)`` in pixels. ``texture``: ``texture_confidence(src_a, texture_k=texture_k)`` when the caller has it
-    already (a frame is the grid of two flows in propagation); computed here otherwise.
+    already (a frame is the grid of two flows in propagation); computed here otherwise. ``still``: ``r0``
+    (:func:`still_residual` of the pair, the same for both directions), computed here when not given. ``work``:
+    scratch arrays to reuse (:class:`WorkArrays`); the result is always a new array.
     """
     f = _check_flow(flow_ab, "flow_ab")
-    a = _grey_f32(src_a, "src_a")
-    b = _grey_f32(src_b, "src_b")
-    if a.shape != f.shape[:2] or b.shape != a.shape:
-        raise Vid2VidError(f"evidence_flow: frames {a.shape[::-1]}, {b.shape[::-1]} and flow {f.shape[1::-1]} differ")
-    h, w = a.shape
-    grid_x, grid_y = _pixel_grid(h, w)
-    b_w = cv2.remap(b, grid_x + f[..., 0], grid_y + f[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-    r0 = cv2.GaussianBlur(cv2.absdiff(a, b), (0, 0), residual_blur)
-    r = cv2.GaussianBlur(cv2.absdiff(a, b_w), (0, 0), residual_blur)
-    m = np.clip((r0 - r - np.float32(tau)) * np.float32(1.0 / tau), np.float32(0), np.float32(1))
-    f1 = f * m[..., None]
+    grey_a = _to_grey_u8(src_a, "src_a")
+    grey_b = _to_grey_u8(src_b, "src_b")
+    if grey_a.shape != f.shape[:2] or grey_b.shape != grey_a.shape:
+        raise Vid2VidError(f"evidence_flow: frames {grey_a.shape[::-1]}, {grey_b.shape[::-1]} and flow "
+                           f"{f.shape[1::-1]} differ")
+    h, w = grey_a.shape
+    wk = _work(work)
 
-    c = texture_confidence(src_a, texture_k=texture_k) if texture is None else texture
+    def buf(name: str, ch: int = 1) -> np.ndarray:
+        return wk.get("ev_" + name, (h, w) if ch == 1 else (h, w, ch))
+
+    a, b = buf("a"), buf("b")
+    np.copyto(a, grey_a)
+    np.copyto(b, grey_b)
+
+    # float32 throughout; the per-channel products go through cv2 on a two-channel copy of the factor (numpy's
+    # broadcast over a last axis of 2 is several times slower; the products are the same IEEE roundings)
+    b_w = cv2.remap(b, np.add(pixel_grid(h, w), f, out=buf("map", 2)), None, cv2.INTER_LINEAR, dst=buf("b_w"),
+                    borderMode=cv2.BORDER_REPLICATE)
+    if still is None:
+        still = cv2.GaussianBlur(cv2.absdiff(a, b, dst=buf("d0")), (0, 0), residual_blur, dst=buf("r0"))
+    r = cv2.GaussianBlur(cv2.absdiff(a, b_w, dst=buf("d")), (0, 0), residual_blur, dst=buf("r"))
+    m = np.subtract(still, r, out=buf("m"))  # m = clip((r0 - r - tau) / tau, 0, 1)
+    m -= np.float32(tau)
+    m *= np.float32(1.0 / tau)
+    np.clip(m, np.float32(0), np.float32(1), out=m)
+    f1 = cv2.multiply(f, cv2.merge([m, m], dst=buf("m2", 2)), dst=buf("f1", 2))
+
+    c = texture_confidence(src_a, texture_k=texture_k, work=wk) if texture is None else texture
+    c2 = cv2.merge([c, c], dst=buf("c2", 2))
 
     sw, sh = max(1, w // 8), max(1, h // 8)
     cs = cv2.GaussianBlur(cv2.resize(c, (sw, sh), interpolation=cv2.INTER_AREA), (0, 0), fill_sigma / 8)
-    cfs = cv2.GaussianBlur(cv2.resize(f1 * c[..., None], (sw, sh), interpolation=cv2.INTER_AREA), (0, 0),
-                           fill_sigma / 8)
-    smooth = cv2.resize(cfs / np.maximum(cs, np.float32(1e-6))[..., None], (w, h), interpolation=cv2.INTER_LINEAR)
-    out = smooth + c[..., None] * (f1 - smooth)
-    return np.ascontiguousarray(out, dtype=np.float32)
+    cfs = cv2.GaussianBlur(cv2.resize(cv2.multiply(f1, c2, dst=buf("f1c", 2)), (sw, sh), interpolation=cv2.INTER_AREA),
+                           (0, 0), fill_sigma / 8)
+    smooth = cv2.resize(cfs / np.maximum(cs, np.float32(1e-6))[..., None], (w, h), dst=buf("smooth", 2),
+                        interpolation=cv2.INTER_LINEAR)
+    out = np.subtract(f1, smooth, out=buf("f1c", 2))  # out = smooth + c (f1 - smooth)
+    out *= c2
+    return smooth + out

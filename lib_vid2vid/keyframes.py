@@ -266,7 +266,8 @@ class PropagationSettings:
 
 
 def _pair_flows(a: np.ndarray, b: np.ndarray, quality: str, evidence: bool = True,
-                textures: tuple[np.ndarray, np.ndarray] | None = None) -> tuple[np.ndarray, np.ndarray]:
+                textures: tuple[np.ndarray, np.ndarray] | None = None, work: flow.WorkArrays | None = None
+                ) -> tuple[np.ndarray, np.ndarray]:
     """(flow b -> a, flow a -> b) of two consecutive source frames (a before b); DIS, then, with ``evidence``,
     :func:`lib_vid2vid.flow.evidence_flow` (zero where the frames show no motion, neighbours' motion where flat).
     ``textures``: ``flow.texture_confidence`` of (a, b) if the caller has them (each frame serves two pairs)."""
@@ -275,45 +276,59 @@ def _pair_flows(a: np.ndarray, b: np.ndarray, quality: str, evidence: bool = Tru
     ba, ab = flow.compute_flow(gb, ga, quality=quality), flow.compute_flow(ga, gb, quality=quality)
     if evidence:
         ta, tb = textures if textures is not None else (None, None)
-        ba, ab = flow.evidence_flow(ba, gb, ga, texture=tb), flow.evidence_flow(ab, ga, gb, texture=ta)
+        still = flow.still_residual(ga, gb)  # |A - B| blurred: the same for both directions
+        ba = flow.evidence_flow(ba, gb, ga, texture=tb, still=still, work=work)
+        ab = flow.evidence_flow(ab, ga, gb, texture=ta, still=still, work=work)
     return ba, ab
 
 
 class _Grid:
-    """Pixel grid of one frame size, reused for every remap of a segment."""
+    """Pixel grid of one frame size, reused for every remap of a segment, and the segment's scratch arrays
+    (:class:`lib_vid2vid.flow.WorkArrays`: a temporary is not allocated and page-faulted anew per frame)."""
 
     def __init__(self, h: int, w: int):
-        gx, gy = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
-        self.xy = np.ascontiguousarray(np.dstack([gx, gy]))
+        self.xy = flow.pixel_grid(h, w)
         self.h, self.w = h, w
+        self.work = flow.WorkArrays()
 
-    def map(self, f: np.ndarray) -> np.ndarray:
-        """The sampling positions ``(x + dx, y + dy)`` of a flow, float32 (H, W, 2), for :meth:`remap`."""
-        return self.xy + f
+    def buf(self, name: str, ch: int = 1, dtype: type = np.float32) -> np.ndarray:
+        """Scratch array ``name`` of the frame size (H, W) or (H, W, ch)."""
+        return self.work.get(name, (self.h, self.w) if ch == 1 else (self.h, self.w, ch), dtype)
+
+    def map(self, f: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+        """The sampling positions ``(x + dx, y + dy)`` of a flow, float32 (H, W, 2), for :meth:`remap` (in the
+        scratch array ``out`` when given)."""
+        return np.add(self.xy, f, out=out)
 
     @staticmethod
-    def remap(img: np.ndarray, m: np.ndarray, border: int = cv2.BORDER_REPLICATE) -> np.ndarray:
+    def remap(img: np.ndarray, m: np.ndarray, border: int = cv2.BORDER_REPLICATE, out: np.ndarray | None = None
+              ) -> np.ndarray:
         """``out(x, y) = img(m(x, y))``, bilinear (OpenCV, 1/32 px steps): flow.warp with the map made once."""
-        return cv2.remap(img, m, None, cv2.INTER_LINEAR, borderMode=border, borderValue=0)
+        return cv2.remap(img, m, None, cv2.INTER_LINEAR, dst=out, borderMode=border, borderValue=0)
 
     def warp(self, img: np.ndarray, f: np.ndarray, border: int = cv2.BORDER_REPLICATE) -> np.ndarray:
-        return self.remap(img, self.map(f), border)
-
-
-_SUM2 = np.ones((1, 2), np.float32)
+        return self.remap(img, self.map(f, self.buf("warp_map", 2)), border)
 
 
 def _seen(fw: np.ndarray, bw: np.ndarray, grid: _Grid) -> np.ndarray:
     """``1 - flow.occlusion_mask(fw, bw)`` (default alpha 0.01, beta 0.5, out-of-frame targets occluded) as float32,
     with the grid built once: 1 where the pixel of ``fw``'s frame is found again in the other frame."""
-    m = grid.map(fw)
-    bw_w = grid.remap(bw, m)
-    s = fw + bw_w
-    diff = cv2.transform(s * s, _SUM2)
-    norms = cv2.transform(fw * fw + bw_w * bw_w, _SUM2)
-    ok = diff <= np.float32(0.01) * norms + np.float32(0.5)
-    inside = cv2.inRange(m, (-0.5, -0.5), (grid.w - 0.5, grid.h - 0.5)) > 0
-    return (ok & inside).astype(np.float32)
+    buf = grid.buf
+    m = grid.map(fw, buf("seen_map", 2))
+    bw_w = grid.remap(bw, m, out=buf("seen_bw", 2))
+    sq = np.add(fw, bw_w, out=buf("seen_sq", 2))
+    sq *= sq
+    x, y = cv2.split(sq, [buf("seen_x"), buf("seen_y")])
+    diff = cv2.add(x, y, dst=buf("seen_diff"))  # |fw + bw_w|^2 (cv2.transform sums the channels the same, slower)
+    sq = np.multiply(fw, fw, out=sq)
+    sq += np.multiply(bw_w, bw_w, out=bw_w)
+    x, y = cv2.split(sq, [x, y])
+    norms = cv2.add(x, y, dst=x)  # |fw|^2 + |bw_w|^2
+    norms *= np.float32(0.01)
+    norms += np.float32(0.5)
+    ok = np.less_equal(diff, norms, out=buf("seen_ok", dtype=np.bool_))
+    inside = cv2.inRange(m, (-0.5, -0.5), (grid.w - 0.5, grid.h - 0.5), dst=buf("seen_in", dtype=np.uint8))
+    return np.logical_and(ok, inside, out=ok).astype(np.float32)
 
 
 def _compose_chain(steps: list[np.ndarray], valid: list[np.ndarray], grid: _Grid
@@ -321,17 +336,17 @@ def _compose_chain(steps: list[np.ndarray], valid: list[np.ndarray], grid: _Grid
     """Composed flows and validity along a chain of one-step flows.
 
     ``steps[k]``: flow from frame k+1 of the chain to frame k (chain frame 0 is the keyframe); ``valid[k]``: where
-    that step is reliable (1). Returns, for chain frames 1..n, the flow to frame 0 and where frame 0 sees them:
-    ``C_1 = s_0``, ``C_k = s_{k-1} + warp(C_{k-1}, s_{k-1})``; ``V_k = v_{k-1} * warp(V_{k-1}, s_{k-1})``."""
+    that step is reliable (1). Returns, for chain frames 1..len(steps), the flow to frame 0 and where frame 0 sees
+    them: ``C_1 = s_0``, ``C_k = s_{k-1} + warp(C_{k-1}, s_{k-1})``; ``V_k = v_{k-1} * warp(V_{k-1}, s_{k-1})``."""
     flows, vals = [], []
     for k, (s, v) in enumerate(zip(steps, valid)):
         if k == 0:
             flows.append(s)
             vals.append(v)
         else:
-            m = grid.map(s)
-            flows.append(s + grid.remap(flows[-1], m))
-            vals.append(v * grid.remap(vals[-1], m, cv2.BORDER_CONSTANT))
+            m = grid.map(s, grid.buf("chain_map", 2))
+            flows.append(s + grid.remap(flows[-1], m, out=grid.buf("chain_f", 2)))
+            vals.append(v * grid.remap(vals[-1], m, cv2.BORDER_CONSTANT, grid.buf("chain_v")))
     return flows, vals
 
 
@@ -339,34 +354,55 @@ _MEAN3 = np.full((1, 3), 1.0 / 3.0, np.float32)
 
 
 def blend_two(a: np.ndarray, va: np.ndarray, ta: float, b: np.ndarray | None, vb: np.ndarray | None,
-              tb: float, ps: PropagationSettings) -> tuple[np.ndarray, np.ndarray]:
+              tb: float, ps: PropagationSettings, work: flow.WorkArrays | None = None
+              ) -> tuple[np.ndarray, np.ndarray]:
     """Blend two warped keyframes (RGB uint8 HWC) by temporal weight (``ta``, ``tb``) and validity (float32 HW
-    0..1) with the anti-ghosting rule of the module docstring. Returns (RGB uint8 HWC, unseen mask bool HW); the
-    weighted sum is rounded to the nearest level by OpenCV (``cv2.blendLinear``), one pass in C++ instead of six
-    in numpy: this runs for nearly every frame of a video."""
+    0..1, not modified) with the anti-ghosting rule of the module docstring. Returns (RGB uint8 HWC, unseen mask
+    bool HW); the weighted sum is rounded to the nearest level by OpenCV (``cv2.blendLinear``), one pass in C++
+    instead of six in numpy: this runs for nearly every frame of a video. ``work``: scratch arrays to reuse."""
     if b is None:
         return a, va < ps.unseen_below
     assert vb is not None
+    h, w = va.shape
+    work = work if work is not None else flow.WorkArrays()
+
+    def buf(name: str, dtype: type = np.float32) -> np.ndarray:
+        return work.get("blend_" + name, (h, w), dtype)
+
     if ps.validity_blur > 0:
-        wa = cv2.GaussianBlur(va, (0, 0), ps.validity_blur) * va
-        wb = cv2.GaussianBlur(vb, (0, 0), ps.validity_blur) * vb
+        wa = np.multiply(cv2.GaussianBlur(va, (0, 0), ps.validity_blur, dst=buf("g")), va, out=buf("wa"))
+        wb = np.multiply(cv2.GaussianBlur(vb, (0, 0), ps.validity_blur, dst=buf("g")), vb, out=buf("wb"))
     else:
-        wa, wb = va, vb
+        wa, wb = np.copyto(buf("wa"), va) or buf("wa"), np.copyto(buf("wb"), vb) or buf("wb")
     wa *= np.float32(ta)
     wb *= np.float32(tb)
-    na = wa / np.maximum(wa + wb, np.float32(1e-6))
-    diff = cv2.transform(cv2.absdiff(a, b), _MEAN3).astype(np.float32)  # mean over channels, 0..255
+    den = np.add(wa, wb, out=buf("den"))
+    np.maximum(den, np.float32(1e-6), out=den)
+    na = np.divide(wa, den, out=buf("na"))
+    mean = cv2.transform(cv2.absdiff(a, b, dst=work.get("blend_ad", a.shape, np.uint8)), _MEAN3,
+                         dst=buf("mean", np.uint8))  # mean over channels, 0..255
+    diff = buf("diff")
+    np.copyto(diff, mean)
     if ps.ghost_blur > 0:
-        diff = cv2.GaussianBlur(diff, (0, 0), ps.ghost_blur)
-    s = np.clip((diff - np.float32(ps.ghost_low)) * np.float32(1.0 / max(ps.ghost_high - ps.ghost_low, 1e-6)),
-                np.float32(0), np.float32(1))
-    na += s * ((wa >= wb).astype(np.float32) - na)  # (1 - s) na + s onehot
+        diff = cv2.GaussianBlur(diff, (0, 0), ps.ghost_blur, dst=buf("g"))
+    s = np.subtract(diff, np.float32(ps.ghost_low), out=buf("s"))
+    s *= np.float32(1.0 / max(ps.ghost_high - ps.ghost_low, 1e-6))
+    np.clip(s, np.float32(0), np.float32(1), out=s)
+    onehot = np.copyto(den, np.greater_equal(wa, wb, out=buf("ge", np.bool_))) or den
+    onehot -= na
+    onehot *= s
+    na += onehot  # (1 - s) na + s onehot
     # where only one keyframe sees the pixel at all, it alone (its validity weight may be small but it is the source)
-    a_only, b_only = vb < ps.unseen_below, va < ps.unseen_below
-    na[a_only] = 1.0
-    na[b_only & ~a_only] = 0.0
-    out = cv2.blendLinear(a, b, na, np.float32(1) - na)
-    return out, a_only & b_only
+    a_only = np.less(vb, np.float32(ps.unseen_below), out=buf("a_only", np.bool_))
+    b_only = np.less(va, np.float32(ps.unseen_below), out=buf("b_only", np.bool_))
+    unseen = a_only & b_only
+    fill = buf("fill")
+    fill.fill(1.0)
+    cv2.copyTo(fill, a_only.view(np.uint8), na)  # na[a_only] = 1
+    fill.fill(0.0)
+    cv2.copyTo(fill, np.logical_xor(b_only, unseen, out=b_only).view(np.uint8), na)  # na[b_only & ~a_only] = 0
+    out = cv2.blendLinear(a, b, na, np.subtract(np.float32(1), na, out=den))
+    return out, unseen
 
 
 def propagate_segment(sources: Sequence[np.ndarray], key_a: np.ndarray, key_b: np.ndarray | None,
@@ -379,7 +415,8 @@ def propagate_segment(sources: Sequence[np.ndarray], key_a: np.ndarray, key_b: n
     ``key_a``, ``key_b``: their rendered frames (RGB uint8). Yields ``(offset from a, frame RGB uint8 HWC, unseen
     mask bool HW)``; the caller fills the unseen pixels (:func:`fill_unseen`). ``flows``, when given, receives the
     flow of each frame to the one before it, by offset (``flows[j]``: frame a+j -> a+j-1), as they are computed.
-    Keyframes are warped as uint8 (OpenCV's bilinear remap, 1/32 px steps, rounded)."""
+    Keyframes are warped as uint8 (OpenCV's bilinear remap, 1/32 px steps, rounded). Only what a made frame uses is
+    computed: with ``key_b``, chain a stops at frame n-1 and chain b at frame 1 (a keyframe's own frame is its render)."""
     ps = ps or PropagationSettings()
     n = len(sources) - 1
     if n < 1:
@@ -388,31 +425,35 @@ def propagate_segment(sources: Sequence[np.ndarray], key_a: np.ndarray, key_b: n
     grid = _Grid(h, w)
     back, fwd = [], []  # back[k]: flow k+1 -> k; fwd[k]: flow k -> k+1
     greys = [cv2.cvtColor(np.ascontiguousarray(src), cv2.COLOR_RGB2GRAY) for src in sources]
-    textures = [flow.texture_confidence(g) for g in greys] if ps.flow_evidence else None
+    textures = [flow.texture_confidence(g, work=grid.work) for g in greys] if ps.flow_evidence else None
     for k in range(n):
         f_back, f_fwd = _pair_flows(greys[k], greys[k + 1], ps.flow_quality, ps.flow_evidence,
-                                    (textures[k], textures[k + 1]) if textures is not None else None)
+                                    (textures[k], textures[k + 1]) if textures is not None else None, grid.work)
         back.append(f_back)
         fwd.append(f_fwd)
         if flows is not None:
             flows[k + 1] = f_back
-    seen_back = [_seen(back[k], fwd[k], grid) for k in range(n)]  # frame k+1 seen in k
-    fa, va = _compose_chain(back, seen_back, grid)  # index j-1 -> frame j
+    last = n if key_b is None else n - 1  # the last frame made
+    if last < 1:
+        return
+    seen_back = [_seen(back[k], fwd[k], grid) for k in range(last)]  # frame k+1 seen in k
+    fa, va = _compose_chain(back[:last], seen_back, grid)  # index j-1 -> frame j
     ka = np.ascontiguousarray(key_a)
     if key_b is None:
         for j in range(1, n + 1):
             out, unseen = blend_two(grid.warp(ka, fa[j - 1]), va[j - 1], 1.0, None, None, 0.0, ps)
             yield j, out, unseen
         return
-    seen_fwd = [_seen(fwd[k], back[k], grid) for k in range(n)]  # frame k seen in k+1
     # chain from b backwards: chain frame 0 = b = n, chain frame m = n - m, step m-1: flow (n-m) -> (n-m+1)
-    fb, vb = _compose_chain([fwd[n - m] for m in range(1, n + 1)], [seen_fwd[n - m] for m in range(1, n + 1)],
+    seen_fwd = {n - m: _seen(fwd[n - m], back[n - m], grid) for m in range(1, last + 1)}  # frame k seen in k+1
+    fb, vb = _compose_chain([fwd[n - m] for m in range(1, last + 1)], [seen_fwd[n - m] for m in range(1, last + 1)],
                             grid)
     kb = np.ascontiguousarray(key_b)
     for j in range(1, n):
-        a = grid.warp(ka, fa[j - 1])
-        b = grid.warp(kb, fb[n - j - 1])
-        out, unseen = blend_two(a, va[j - 1].copy(), (n - j) / n, b, vb[n - j - 1].copy(), j / n, ps)
+        a = grid.remap(ka, grid.map(fa[j - 1], grid.buf("warp_map", 2)), out=grid.work.get("warp_a", ka.shape, np.uint8))
+        b = grid.remap(kb, grid.map(fb[n - j - 1], grid.buf("warp_map", 2)),
+                       out=grid.work.get("warp_b", kb.shape, np.uint8))
+        out, unseen = blend_two(a, va[j - 1], (n - j) / n, b, vb[n - j - 1], j / n, ps, grid.work)
         yield j, out, unseen
 
 
@@ -420,5 +461,5 @@ def fill_unseen(frame: np.ndarray, unseen: np.ndarray, source: np.ndarray) -> np
     """The propagated frame (RGB uint8) with its unseen pixels taken from the source (a new array)."""
     out = frame.copy()
     if unseen.any():
-        out[unseen] = source[unseen]
+        cv2.copyTo(np.ascontiguousarray(source), np.ascontiguousarray(unseen).view(np.uint8), out)  # out[unseen] = source[unseen]
     return out

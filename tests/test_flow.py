@@ -73,7 +73,9 @@ def test_reduced_resolution_flow_scales_each_axis_by_its_own_ratio(method, monke
         def calc(self, a, b, flow):
             return low_res_flow(a, b)
 
-    monkeypatch.setattr(cv2, "DISOpticalFlow_create", lambda preset: FakeDis())
+    from lib_vid2vid import flow as flow_module
+
+    monkeypatch.setattr(flow_module, "_dis", lambda quality: FakeDis())  # the DIS instances are kept per thread
     monkeypatch.setattr(cv2, "calcOpticalFlowFarneback", low_res_flow)
     flow = compute_flow(texture(32, 192), texture(32, 192), method=method, scale=0.125)
     assert seen == [(8, 24)]
@@ -230,3 +232,43 @@ def test_evidence_flow_is_zero_without_motion_and_keeps_a_real_translation():
     true[..., 0] = 2.0
     kept = evidence_flow(true, a, b)
     assert np.abs(kept[8:-8, 8:-8] - true[8:-8, 8:-8]).mean() < 0.05
+
+
+def test_a_kept_dis_instance_gives_the_flows_of_a_new_one_and_each_thread_has_its_own():
+    import threading
+
+    import cv2
+
+    from lib_vid2vid import flow as flow_module
+
+    a, b = texture(48, 64, seed=5), texture(48, 64, dx=1.5, dy=-0.5, seed=5)
+    first = compute_flow(a, b)
+    compute_flow(texture(48, 64, seed=9), texture(48, 64, dx=-3.0, seed=9))  # another pair in between
+    again = compute_flow(a, b)
+    grey = [cv2.cvtColor(x, cv2.COLOR_RGB2GRAY) for x in (a, b)]
+    fresh = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM).calc(grey[0], grey[1], None)
+    assert np.array_equal(first, fresh) and np.array_equal(again, fresh)
+    here = flow_module._dis("medium")
+    assert flow_module._dis("medium") is here
+    other = []
+    t = threading.Thread(target=lambda: other.append(flow_module._dis("medium")))
+    t.start()
+    t.join()
+    assert other[0] is not here
+
+
+def test_scratch_arrays_give_the_same_evidence_flow_and_texture_call_after_call():
+    # the second call finds the first call's numbers in the scratch arrays: nothing of them may leak into its result
+    from lib_vid2vid.flow import WorkArrays, evidence_flow, still_residual, texture_confidence
+
+    work = WorkArrays()
+    pairs = [(texture(64, 96, seed=s), texture(64, 96, dx=dx, seed=s)) for s, dx in ((1, 2.0), (7, -1.0))]
+    for a, b in pairs:
+        f = compute_flow(a, b)
+        assert np.array_equal(texture_confidence(a, work=work), texture_confidence(a))
+        got = evidence_flow(f, a, b, work=work, still=still_residual(a, b),
+                            texture=texture_confidence(a, work=work))
+        assert np.array_equal(got, evidence_flow(f, a, b))
+    first = texture_confidence(pairs[0][0], work=work)
+    texture_confidence(pairs[1][0], work=work)
+    assert np.array_equal(first, texture_confidence(pairs[0][0]))  # a result is never a scratch array

@@ -508,3 +508,20 @@ def test_adaptive_choice_counts_change_only_inside_the_mask():
     masked = kf.choose_keyframes(iter(frames), 16, weights=lambda i, rgb: left, **kw)
     assert len(everywhere.frames) >= 4, everywhere.frames
     assert masked.frames == [0, 12], "outside the mask nothing that moves may ask for a keyframe"
+
+
+def test_blend_with_scratch_arrays_gives_the_fresh_result_call_after_call_and_keeps_its_inputs():
+    from lib_vid2vid.flow import WorkArrays
+
+    rng = np.random.default_rng(2)
+    work = WorkArrays()
+    ps = kf.PropagationSettings()
+    for _ in range(2):
+        a, b = (rng.integers(0, 256, (H, W, 3), dtype=np.uint8) for _ in range(2))
+        va, vb = (np.clip(rng.random((H, W), dtype=np.float32) * 1.2 - 0.1, 0, 1).astype(np.float32) for _ in range(2))
+        kept = (va.copy(), vb.copy())
+        out, unseen = kf.blend_two(a, va, 0.25, b, vb, 0.75, ps, work)
+        fresh, fresh_unseen = kf.blend_two(a, va, 0.25, b, vb, 0.75, ps)
+        assert np.array_equal(out, fresh) and np.array_equal(unseen, fresh_unseen)
+        assert np.array_equal(va, kept[0]) and np.array_equal(vb, kept[1])
+        assert unseen.any() and (~unseen).any()
