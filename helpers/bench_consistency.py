@@ -71,6 +71,18 @@ is the one of the means table, the equal-fidelity verdict and the plot; every ju
 table and a line per keyframe strategy: its largest multiple of the floor over the clips and the clips on
 which it beats fixed_seed, fdc_vid2vid and recommended.
 
+The ground truth. Flows disagree where a picture is flat or moves fast, and a keyframe strategy carried along
+one of them is judged kindly by it. ``--synthetic`` (all, or names) adds clips whose motion is known exactly
+(:mod:`synthetic_motion`: dead-leaves pictures, a camera that pans -- 3 px/frame, or 20 -> 40 px/frame --, zooms
+and turns, objects that cross and occlude each other, a cut; written losslessly, FFV1, at the benchmark's size
+and rate, so a job decodes exactly the generated frames) and the judge ``truth``: the formulas above with ``w_t``
+the generator's exact flow and ``M_t`` its valid mask (occluded, disoccluded and out-of-frame pixels, a 3-pixel
+band along every object edge, pairs across a cut excluded). Its floor is the bilinear resampling error of the
+source alone (near 0); a restyled output's own detail is resampled too, so its multiples of that floor are large
+(the absolute values, x1e-3, compare strategies). On a real clip the truth is unknown: n/a.
+
+    python helpers/bench_consistency.py --synthetic --clips '' --judge-flow dis:medium,farneback,dis:fast:0.05:1
+
 "Equal fidelity": a method's mean fidelity over the clips is within ``--tolerance`` (0.02 SSIM) of the
 ``per_frame`` baseline's, on either side. It is two-sided on purpose: a method that stays closer to the
 source than the baseline restyles less, and the extreme -- returning the source unchanged -- would win on
@@ -107,6 +119,8 @@ FORCED = ("input", "output_dir", "width", "height", "fps", "start", "end", "max_
 METRICS = ("warp_error", "flicker", "fidelity")
 DEFAULT_JUDGE = "dis:medium:0.01:0.5"
 """The job report's warp-error meter (lib_vid2vid.metrics.WarpErrorMeter's defaults)."""
+TRUTH = "truth"
+"""The ground-truth judge: the exact flow and occlusions of a synthetic clip (--synthetic), none on real clips."""
 RIVALS = ("fixed_seed", "fdc_vid2vid", "recommended")
 """What a keyframe strategy must beat on every clip (issue 14)."""
 _LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)
@@ -124,10 +138,52 @@ class Judge:
 
     @property
     def name(self) -> str:
+        if self.method == TRUTH:
+            return TRUTH
         return f"{self.method}:{self.quality}:{self.alpha:g}:{self.beta:g}"
 
-    def meter(self) -> JudgeMeter:
-        return JudgeMeter(self)
+    def meter(self, truth=None) -> JudgeMeter | TruthMeter:
+        """A meter of this judge; ``truth``: the synthetic clip being measured (for the judge ``truth``)."""
+        return TruthMeter(self, truth) if self.method == TRUTH else JudgeMeter(self)
+
+
+class TruthMeter:
+    """The warp error and motion-compensated flicker of one synthetic clip under its ground truth (judge
+    ``truth``): the formulas of :class:`JudgeMeter` with ``w_t`` the generator's exact flow and ``M_t`` its
+    valid mask (helpers/synthetic_motion.py: occluded, disoccluded, out-of-frame pixels, layer edges and pairs
+    across a cut excluded). ``clip`` None (a real clip): no value."""
+
+    def __init__(self, judge: Judge, clip=None) -> None:
+        self.judge, self.clip = judge, clip
+        self._t = 0
+        self._prev: tuple[np.ndarray, np.ndarray] | None = None
+        self._we: list[float] = []
+        self._mcf: list[float] = []
+
+    def update(self, src: np.ndarray, out: np.ndarray) -> None:
+        from lib_vid2vid.flow import warp
+
+        t, self._t = self._t, self._t + 1
+        if self.clip is None:
+            return
+        s = src.astype(np.float32) * np.float32(1 / 255)
+        o = out.astype(np.float32) * np.float32(1 / 255)
+        prev, self._prev = self._prev, (s, o)
+        if prev is None:
+            return
+        w, valid = self.clip.truth(t)
+        n = float(valid.sum())
+        if n <= 0:
+            return
+        ps, po = prev
+        wo = warp(po, w, border="replicate")
+        self._we.append(float(((o - wo) ** 2).mean(axis=2)[valid].mean()))
+        d_out = o @ _LUMA - wo @ _LUMA
+        d_src = s @ _LUMA - warp(ps, w, border="replicate") @ _LUMA
+        self._mcf.append(float(np.abs(d_out - d_src)[valid].mean()))
+
+    value = property(lambda self: sum(self._we) / len(self._we) if self._we else None)
+    mc_flicker = property(lambda self: sum(self._mcf) / len(self._mcf) if self._mcf else None)
 
 
 class JudgeMeter:
@@ -179,7 +235,9 @@ def parse_judge(text: str) -> Judge:
     from lib_vid2vid.flow import METHODS, QUALITIES
 
     parts = [p.strip() for p in text.strip().split(":")]
-    hint = "write METHOD[:QUALITY[:ALPHA:BETA]], e.g. farneback or dis:fast:0.02:1"
+    hint = "write METHOD[:QUALITY[:ALPHA:BETA]], e.g. farneback or dis:fast:0.02:1, or truth"
+    if parts == [TRUTH]:
+        return Judge(TRUTH, "", 0.0, 0.0)
     if len(parts) not in (1, 2, 4) or not parts[0]:
         raise ValueError(f"judge flow {text!r}: {hint}")
     if parts[0] not in METHODS:
@@ -199,11 +257,13 @@ def parse_judge(text: str) -> Judge:
     return Judge(**kw)
 
 
-def judge_warp_errors(pairs, judges: list[Judge], *, mc_flicker: dict | None = None) -> dict[str, float | None]:
+def judge_warp_errors(pairs, judges: list[Judge], *, mc_flicker: dict | None = None,
+                      truth=None) -> dict[str, float | None]:
     """Warp error of a video under each judge (see the docstring), from ``(source, output)`` RGB uint8 HWC
     frame pairs of equal size, in frame order. Returns {judge name: mean E_t, or None if no pair counted};
-    ``mc_flicker``, if given, receives {judge name: MCF_J} the same way."""
-    meters = {j.name: j.meter() for j in judges}
+    ``mc_flicker``, if given, receives {judge name: MCF_J} the same way. ``truth``: the
+    :class:`synthetic_motion.SyntheticClip` the frames are, for the judge ``truth`` (None: it gives None)."""
+    meters = {j.name: j.meter(truth) for j in judges}
     for src, out in pairs:
         for m in meters.values():
             m.update(src, out)
@@ -212,13 +272,14 @@ def judge_warp_errors(pairs, judges: list[Judge], *, mc_flicker: dict | None = N
     return {name: m.value for name, m in meters.items()}
 
 
-def source_frames(clip: str, common: dict):
-    """The clip's source frames (RGB uint8 HWC), decoded as a job decodes them, in order."""
+def source_frames(clip: str | Path, common: dict):
+    """The clip's source frames (RGB uint8 HWC), decoded as a job decodes them, in order. ``clip``: a file
+    name in MEDIA, or a path."""
     from lib_vid2vid import video
     from lib_vid2vid.loop import make_plan
     from lib_vid2vid.params import Settings
 
-    settings = Settings().replace(**common, input=str(MEDIA / clip))
+    settings = Settings().replace(**common, input=str(MEDIA / clip))  # MEDIA / an absolute path = that path
     plan = make_plan(settings, video.probe(settings.video.input))
     for i, rgb in video.iter_frames(settings.video.input, fps=plan.fps, start=plan.start, end=plan.end,
                                     size=(plan.width, plan.height)):
@@ -228,9 +289,10 @@ def source_frames(clip: str, common: dict):
 
 
 def run_one(clip: str, method: str, preset: dict, common: dict, tmp_root: str,
-            judges: tuple[Judge, ...] = (Judge(),)) -> dict:
+            judges: tuple[Judge, ...] = (Judge(),), path: str | None = None, truth=None) -> dict:
     """One job (clip x strategy) with the proxy renderer; returns its report, renderer calls and the warp
-    error under each judge (``judged``: {judge name: value})."""
+    error under each judge (``judged``: {judge name: value}). ``path``: the clip's file when it is not
+    ``MEDIA / clip`` (a synthetic clip, whose generator ``truth`` is)."""
     from lib_vid2vid.errors import Vid2VidError
     from lib_vid2vid.params import Settings
     from lib_vid2vid.pipeline import run_job
@@ -243,7 +305,7 @@ def run_one(clip: str, method: str, preset: dict, common: dict, tmp_root: str,
     t0 = time.perf_counter()
     try:
         values = {**{k: v for k, v in preset.items() if k not in FORCED}, **common,
-                  "input": str(MEDIA / clip), "output_dir": str(out_dir)}
+                  "input": str(MEDIA / (path or clip)), "output_dir": str(out_dir)}
         settings = Settings().replace(**values)
         renderer = ProxyRenderer()
         res = run_job(settings, renderer, new=True)
@@ -253,9 +315,9 @@ def run_one(clip: str, method: str, preset: dict, common: dict, tmp_root: str,
         row.update({k: rep[k] for k in (*METRICS, "ssim_luma", "frames", "size")})
         row["rendered"] = renderer.calls
         job, stage = Job.open(res.job_dir), last_stage(settings)
-        pairs = ((src, job.read_frame(stage, i)) for i, src in enumerate(source_frames(clip, common)))
+        pairs = ((src, job.read_frame(stage, i)) for i, src in enumerate(source_frames(path or clip, common)))
         row["mc_flicker"] = {}
-        row["judged"] = judge_warp_errors(pairs, list(judges), mc_flicker=row["mc_flicker"])
+        row["judged"] = judge_warp_errors(pairs, list(judges), mc_flicker=row["mc_flicker"], truth=truth)
     except Vid2VidError as exc:
         row["error"] = str(exc)
     finally:
@@ -264,17 +326,18 @@ def run_one(clip: str, method: str, preset: dict, common: dict, tmp_root: str,
     return row
 
 
-def floor_one(clip: str, common: dict, judges: tuple[Judge, ...] = (Judge(),)) -> dict:
+def floor_one(clip: str, common: dict, judges: tuple[Judge, ...] = (Judge(),), path: str | None = None,
+              truth=None) -> dict:
     """The floor of a clip: the warp error (and flicker) of its source frames themselves, decoded as a job
     decodes them, measured like a job's report (``warp_error``) and under each judge (``judged``). What flow
     errors, lighting and occlusions alone give."""
     from lib_vid2vid.metrics import VideoMetrics
 
     meter = VideoMetrics(max_side=None)
-    frames = list(source_frames(clip, common))
+    frames = list(source_frames(path or clip, common))
     for rgb in frames:
         meter.update(rgb, rgb)
-    judged = judge_warp_errors(((rgb, rgb) for rgb in frames), list(judges))
+    judged = judge_warp_errors(((rgb, rgb) for rgb in frames), list(judges), truth=truth)
     return {"clip": clip, "warp_error": meter.warp_error.value, "flicker": meter.flicker.value, "judged": judged}
 
 
@@ -292,6 +355,9 @@ def print_floor_table(rows: list[dict], methods: list[str], clips: list[str], fl
                 cells.append("error" if "error" in r else "n/a")
                 continue
             we = r["warp_error"] if judge is None else r["judged"][judge]
+            if judge == TRUTH:  # the floor is near 0: the value itself (x1e-3) says more than the multiple
+                cells.append(f"{we * 1e3:.3f} ({we / fl:.0f}x) / {r['fidelity']:.3f} / {r['rendered']}")
+                continue
             cells.append(f"{we / fl:.2f}x / {r['fidelity']:.3f} / {r['rendered']}")
         table.append(cells)
     print(format_table(["clip", "floor x1e-3", *methods], table, align="lr" + "r" * len(methods)))
@@ -335,9 +401,10 @@ def keyframe_verdict(rows: list[dict], methods: list[str], clips: list[str], flo
         for rival in RIVALS:
             if rival not in methods:
                 continue
-            wins = [c for c in clips if (m, c) in by and (rival, c) in by
-                    and by[(m, c)]["judged"][judge] < by[(rival, c)]["judged"][judge]]
-            losses = [c for c in clips if (m, c) in by and (rival, c) in by and c not in wins]
+            both = [c for c in clips if (m, c) in by and (rival, c) in by and by[(m, c)]["judged"][judge] is not None
+                    and by[(rival, c)]["judged"][judge] is not None]
+            wins = [c for c in both if by[(m, c)]["judged"][judge] < by[(rival, c)]["judged"][judge]]
+            losses = [c for c in both if c not in wins]
             parts.append(f"beats {rival} on {len(wins)}/{len(wins) + len(losses)}"
                          + (f" (not on {', '.join(losses)})" if losses else ""))
         lines.append("; ".join(parts))
@@ -512,7 +579,10 @@ def plot(rows: list[dict], methods: list[str], summ: dict, path: Path, title: st
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--clips", default=",".join(DEFAULT_CLIPS),
-                    help="comma-separated file names in ../shared/media (default: all five)")
+                    help="comma-separated file names in ../shared/media (default: all five; '' for none)")
+    ap.add_argument("--synthetic", nargs="?", const="all", default="",
+                    help="also the synthetic clips with known motion (helpers/synthetic_motion.py): 'all' (the "
+                         "default when the option is given) or comma-separated names; adds the judge 'truth'")
     ap.add_argument("--frames", type=int, default=48, help="frames per clip (default 48)")
     ap.add_argument("--fps", type=float, default=12.0, help="processing rate, frames per second (default 12)")
     ap.add_argument("--width", type=int, default=384, help="output width in pixels, multiple of 8 (default 384)")
@@ -548,9 +618,25 @@ def main(argv: list[str] | None = None) -> int:
     clips = [c.strip() for c in args.clips.split(",") if c.strip()]
     missing = [c for c in clips if not (MEDIA / c).is_file()]
     if missing:
-        print(f"error: clip {missing[0]} not found in {MEDIA}: give --clips with files that exist there",
-              file=sys.stderr)
+        print(f"error: clip {missing[0]} not found in {MEDIA}: give --clips with files that exist there "
+              f"(or set VID2VID_MEDIA to the folder of the sample clips)", file=sys.stderr)
         return 2
+    from synthetic_motion import clip_set
+
+    synthetic = clip_set(args.width, args.frames)
+    wanted = [c.strip() for c in args.synthetic.split(",") if c.strip()]
+    wanted = list(synthetic) if wanted == ["all"] else wanted
+    unknown_syn = [c for c in wanted if c not in synthetic]
+    if unknown_syn:
+        print(f"error: unknown synthetic clip {unknown_syn[0]}; known: all, {', '.join(synthetic)}", file=sys.stderr)
+        return 2
+    synthetic = {c: synthetic[c] for c in wanted}
+    clips += list(synthetic)
+    if not clips:
+        print("error: no clip: give --clips or --synthetic", file=sys.stderr)
+        return 2
+    if synthetic and TRUTH not in args.judge_flow.split(","):
+        args.judge_flow += "," + TRUTH
 
     try:
         judges = tuple(dict.fromkeys(parse_judge(t) for t in args.judge_flow.split(",") if t.strip()))
@@ -581,20 +667,24 @@ def main(argv: list[str] | None = None) -> int:
     print("judges of the warp error and the floor: " + ", ".join(names) + f" (means table and plot: {primary})")
     print(flush=True)
 
+    for c, sc in synthetic.items():
+        print(f"synthetic clip {c}: {sc.note} ({sc.size[0]}x{sc.size[1]}, {sc.frames} frames, lossless FFV1)")
     tasks = [(c, m, strategies[m], common) for c in clips for m in methods]
     with tempfile.TemporaryDirectory(prefix="vid2vid-bench-") as tmp:
+        paths = {c: str(sc.write(Path(tmp) / f"{c}.mkv", fps=args.fps)) for c, sc in synthetic.items()}
+        tasks = [(*t, tmp, judges, paths.get(t[0]), synthetic.get(t[0])) for t in tasks]
         if args.workers > 1:
             with ProcessPoolExecutor(args.workers) as pool:
-                futures = [pool.submit(run_one, *t, tmp, judges) for t in tasks]
+                futures = [pool.submit(run_one, *t) for t in tasks]
                 rows = [f.result() for f in futures]
         else:
             rows = []
             for t in tasks:
-                rows.append(run_one(*t, tmp, judges))
+                rows.append(run_one(*t))
                 print(f"  {t[0]:<22} {t[1]:<26} {rows[-1]['seconds']:5.1f} s"  # progress on stderr
                       + (f"  ERROR: {rows[-1]['error']}" if "error" in rows[-1] else ""), file=sys.stderr, flush=True)
 
-    floors = {c: floor_one(c, common, judges) for c in clips}
+        floors = {c: floor_one(c, common, judges, paths.get(c), synthetic.get(c)) for c in clips}
     default = parse_judge(DEFAULT_JUDGE).name
     for r in [*rows, *floors.values()]:  # the default judge must be the report's meter, number for number
         if "error" in r or default not in r["judged"]:
@@ -615,6 +705,9 @@ def main(argv: list[str] | None = None) -> int:
     print()
     print("Floor: the warp error of each clip's source frames themselves (what flow errors, lighting and occlusions "
           "alone give). Each cell: warp error as a multiple of the floor / fidelity (edge SSIM) / frames rendered.")
+    if TRUTH in names:
+        print("Judge truth (synthetic clips): each cell is the warp error x1e-3 (its multiple of the floor) / fidelity / "
+              "frames rendered; real clips have no truth (n/a).")
     print()
     for name in names:
         print(f"judge {name}:")

@@ -70,6 +70,7 @@
   "keyframe_threshold": "Adaptive mode: a new keyframe when colour_weight * C + motion_weight * M reaches this (C: colour difference to the last keyframe after following the motion, 0..1; M: share of the frame the last keyframe cannot supply, 0..1). [0.01..100] (only when keyframe_mode == adaptive)",
   "keyframe_colour_weight": "Adaptive mode: weight of the colour difference C. [0..1000] (only when keyframe_mode == adaptive)",
   "keyframe_motion_weight": "Adaptive mode: weight of the motion difference M. [0..1000] (only when keyframe_mode == adaptive)",
+  "keyframe_max_motion": "Adaptive mode: a new keyframe (at least keyframe_min_gap frames after the last) once the picture has travelled this many pixels since the last keyframe (the source's mean motion, output pixels, summed frame to frame): shorter gaps under fast camera motion. 0 = off. [0..10000] (only when keyframe_mode == adaptive)",
   "keyframe_add": "Also keyframes: frame numbers (0-based, in the processed range), e.g. '12, 30'. (only when keyframe_mode != off)",
   "keyframe_remove": "Not keyframes: frame numbers (a scene's first frame cannot be removed). (only when keyframe_mode != off)",
   "keyframe_fill": "Pixels no keyframe sees (revealed, entering the frame): from the source frame, or from a light render of that frame (an inpaint of just those pixels; counted in the manifest). (only when keyframe_mode != off)",

@@ -8,15 +8,24 @@ keyframe; nothing is propagated across a cut. Inside a group:
 
 * ``interval``: frames ``g + m * K`` (``g`` the group's first frame, ``K`` the interval);
 * ``adaptive``: scanning forward, frame ``i`` becomes a keyframe when ``i - k >= max_gap`` or when
-  ``i - k >= min_gap`` and ``score(i, k) >= threshold``, where ``k`` is the *last keyframe* (not the previous
-  frame) and, on the grey source frames at most :data:`CHOICE_SIDE` pixels on the long side, with
-  ``f = flow(i -> k)`` and ``V = 1 - occlusion_mask(f, flow(k -> i))`` (1 = frame k can supply the pixel)::
+  ``i - k >= min_gap`` and (``score(i, k) >= threshold`` or ``motion(i, k) >= max_motion``), where ``k`` is the
+  *last keyframe* (not the previous frame) and, on the grey source frames at most :data:`CHOICE_SIDE` pixels on
+  the long side, with ``f = flow(i -> k)`` and ``V = 1 - occlusion_mask(f, flow(k -> i))`` (1 = frame k can
+  supply the pixel)::
 
       M(i, k)     = 1 - sum(w * V) / sum(w)                          share of frame i that k cannot supply
       C(i, k)     = sum(w * V * |S_i - warp(S_k, f)|) / sum(w * V)   colour residual after motion, 0..1
       score(i, k) = colour_weight * C + motion_weight * M
 
   ``w`` is the user / colour-key mask when there is one (only the area that changes counts), else 1.
+  ``motion(i, k)`` is the source's motion accumulated frame to frame since the keyframe, in pixels of the output
+  size (``r`` = output width / choice width; ``max_motion`` 0 turns the rule off)::
+
+      motion(i, k) = r * sum_{j = k+1 .. i} sum(w * |flow(j -> j-1)|) / sum(w)
+
+  Propagation composes one flow per frame, so its errors grow with the path the picture travels, not with the
+  frame count: under a fast pan or zoom this rule shortens the gaps where a fixed score cannot tell (a pan keeps
+  most of the frame suppliable for a while), and a slow shot keeps long gaps.
 
 User additions and removals are frame numbers (0-based, in the processed range): an added frame is a keyframe
 (adaptive: later scores are taken against it), a removed one is not. A group's first frame cannot be removed.
@@ -170,15 +179,28 @@ def change_score(cur: tuple[np.ndarray, np.ndarray], key: tuple[np.ndarray, np.n
     return colour_weight * c + motion_weight * m, c, m
 
 
+def mean_motion(cur: np.ndarray, prev: np.ndarray, weights: np.ndarray | None) -> float:
+    """Weighted mean length (pixels of these grey images) of the DIS fast flow ``cur -> prev``."""
+    f = flow.compute_flow(cur, prev, quality="fast")
+    mag = np.sqrt(f[..., 0] * f[..., 0] + f[..., 1] * f[..., 1])
+    if weights is None:
+        return float(mag.mean())
+    w = cv2.resize(weights.astype(np.float32), mag.shape[::-1], interpolation=cv2.INTER_AREA)
+    wsum = float(w.sum())
+    return float((mag * w).sum() / wsum) if wsum > 0 else 0.0
+
+
 def choose_keyframes(frames: Iterable[np.ndarray], total: int, *, mode: str = "interval", interval: int = 4,
                      min_gap: int = 2, max_gap: int = 12, threshold: float = 1.0, colour_weight: float = 25.0,
-                     motion_weight: float = 10.0, cut_threshold: float = 0.4, add: Sequence[int] = (),
+                     motion_weight: float = 10.0, max_motion: float = 0.0, cut_threshold: float = 0.4,
+                     add: Sequence[int] = (),
                      remove: Sequence[int] = (), weights: Callable[[int, np.ndarray], np.ndarray | None] | None = None,
                      on_key: Callable[[int], None] | None = None) -> KeyframePlan:
     """Choose the keyframes of a video (see the module docstring). ``frames``: the source frames in order, RGB
     uint8 HWC at output size (streamed: only the last keyframe and the previous frame are kept). ``weights(i,
-    frame)``: float32 HW 0..1, where changes count (a mask), or None for all pixels. ``on_key(i)`` is called as soon
-    as frame ``i`` is chosen, before the next frame is read (a preview keeps only the keyframes' thumbnails)."""
+    frame)``: float32 HW 0..1, where changes count (a mask), or None for all pixels. ``max_motion``: adaptive
+    mode's accumulated-motion limit in output pixels (0: off). ``on_key(i)`` is called as soon as frame ``i`` is
+    chosen, before the next frame is read (a preview keeps only the keyframes' thumbnails)."""
     from .postprocess import scene_cut_distance
 
     if mode not in ("interval", "adaptive"):
@@ -197,6 +219,8 @@ def choose_keyframes(frames: Iterable[np.ndarray], total: int, *, mode: str = "i
     starts: list[int] = []
     prev = None
     key_small = None
+    prev_small = None
+    travelled = 0.0  # adaptive: motion(i, last keyframe), output pixels
     last_key = 0
     n = 0
     for i, rgb in enumerate(frames):
@@ -206,6 +230,10 @@ def choose_keyframes(frames: Iterable[np.ndarray], total: int, *, mode: str = "i
         cut = prev is not None and scene_cut_distance(prev, rgb) > cut_threshold
         prev = rgb
         reason = None
+        small = _small_grey(rgb) if mode == "adaptive" else None
+        wts = weights(i, rgb) if weights and mode == "adaptive" and i > 0 and not cut else None
+        if mode == "adaptive" and max_motion > 0 and i > 0 and not cut:
+            travelled += mean_motion(small[0], prev_small[0], wts) * rgb.shape[1] / small[0].shape[1]
         if i == 0 or cut:
             starts.append(i)
             if i in remove_set:
@@ -224,20 +252,21 @@ def choose_keyframes(frames: Iterable[np.ndarray], total: int, *, mode: str = "i
             if gap >= max_gap:
                 reason = "max_gap"
             elif gap >= min_gap:
-                small = _small_grey(rgb)
-                score, _, _ = change_score(small, key_small, weights(i, rgb) if weights else None,
-                                           colour_weight, motion_weight)
+                score, _, _ = change_score(small, key_small, wts, colour_weight, motion_weight)
                 scores[i] = round(score, 4)
                 if score >= threshold:
                     reason = "adaptive"
+                elif max_motion > 0 and travelled >= max_motion:
+                    reason = "motion"
+        prev_small = small
         if reason is not None:
             keys.append(i)
             reasons[i] = reason
             last_key = i
             if on_key is not None:
                 on_key(i)
-            if mode == "adaptive":
-                key_small = _small_grey(rgb)
+            travelled = 0.0
+            key_small = small
     if n < total:
         raise Vid2VidError(f"The video has only {n} frames in the chosen range, not {total}: check start/end")
     groups = [(s, (starts[j + 1] - 1) if j + 1 < len(starts) else total - 1) for j, s in enumerate(starts)]

@@ -427,6 +427,13 @@ class TemporalSettings:
     keyframe_motion_weight: float = setting(5.0, "Adaptive mode: weight of the motion difference M.", min=0,
                                             max=1000,
         label="Weight of motion change", section="Keyframes", show_if=[("keyframe_mode", "==", "adaptive")])
+    keyframe_max_motion: float = setting(0.0, "Adaptive mode: a new keyframe (at least keyframe_min_gap frames "
+                                         "after the last) once the picture has travelled this many pixels since "
+                                         "the last keyframe (the source's mean motion, output pixels, summed frame "
+                                         "to frame): shorter gaps under fast camera motion. 0 = off.", min=0,
+                                         max=10000,
+        label="Keyframe after this much motion (pixels)", section="Keyframes",
+        show_if=[("keyframe_mode", "==", "adaptive")], neutral=0.0)
     keyframe_add: str = setting("", "Also keyframes: frame numbers (0-based, in the processed range), e.g. "
                                 "'12, 30'.",
         label="Also keyframes (frame numbers)", section="Keyframes", show_if=[("keyframe_mode", "!=", "off")])

@@ -146,3 +146,100 @@ def test_default_judge_is_the_job_reports_meter(bench):
         vm.update(s, o)
     got = bench.judge_warp_errors(zip(srcs, outs), [bench.parse_judge(bench.DEFAULT_JUDGE)])
     assert got[bench.DEFAULT_JUDGE] == pytest.approx(vm.warp_error.value, rel=1e-6)
+
+
+# ---------------------------------------------------------------- the ground-truth judge (synthetic clips)
+
+
+@pytest.fixture(scope="module")
+def synth():
+    sys.path.insert(0, str(HELPERS))
+    try:
+        yield importlib.import_module("synthetic_motion")
+    finally:
+        sys.path.remove(str(HELPERS))
+
+
+def _warp(img: np.ndarray, f: np.ndarray) -> np.ndarray:
+    return _remap(img.astype(np.float32), f)
+
+
+def _rms(a: np.ndarray, b: np.ndarray, where: np.ndarray) -> float:
+    return float(np.sqrt((np.abs(a - b.astype(np.float32)).mean(axis=2)[where] ** 2).mean()))
+
+
+@pytest.mark.parametrize("name", ["syn_pan", "syn_fastpan", "syn_zoomrot", "syn_static", "syn_cut"])
+def test_true_flow_warps_the_previous_frame_onto_the_next(synth, name):
+    """Away from occlusions the generator's flow carries frame t-1 onto frame t to about one level (bilinear
+    resampling of a band-limited picture); the same flow off by one pixel leaves errors many times larger."""
+    clip = synth.clip_set(160, 10)[name]
+    assert clip.size == (160, 88) and clip.frames == 10
+    for t in (1, 4, 9):
+        f, valid = clip.truth(t)
+        prev, cur = clip.frame(t - 1), clip.frame(t)
+        assert f.shape == (88, 160, 2) and f.dtype == np.float32 and valid.dtype == bool
+        assert valid.mean() > 0.6
+        exact = _rms(_warp(prev, f), cur, valid)
+        off = _rms(_warp(prev, f + np.float32([1.0, 0.0])), cur, valid)
+        assert exact < 1.6
+        assert off > 3 * exact + 1.0
+
+
+def test_truth_masks_revealed_and_entering_pixels(synth):
+    """A still background with one object moving right by 6 px per frame: the background it uncovers and a
+    band along its edges are not valid; the object itself and the rest of the background are, with the object's
+    flow -6 px (back to where it was) and zero elsewhere. A camera pan leaves the entering columns invalid."""
+    sprite = synth.Sprite(5, "ellipse", 12, 10, (40, 30), (6.0, 0.0))
+    clip = synth.SyntheticClip("t", (synth.Shot(3, 3, (200, 150), sprites=(sprite,)),), size=(96, 64))
+    f, valid = clip.truth(1)
+    _, layer_prev = clip.render(0)
+    _, layer = clip.render(1)
+    revealed = (layer_prev == 1) & (layer == 0)
+    assert revealed.sum() > 50 and not valid[revealed].any()
+    inner = cv2.erode((layer == 1).astype(np.uint8), np.ones((9, 9), np.uint8)) > 0
+    assert inner.any() and valid[inner].all()
+    np.testing.assert_allclose(f[inner], np.broadcast_to([-6.0, 0.0], f[inner].shape), atol=1e-4)
+    far = cv2.erode((layer == 0).astype(np.uint8) & (layer_prev == 0), np.ones((9, 9), np.uint8)) > 0
+    assert valid[far].all() and np.abs(f[far]).max() < 1e-4
+    pan = synth.SyntheticClip("p", (synth.Shot(3, 3, (200, 150), cv=(5.0, 0.0)),), size=(96, 64))
+    f, valid = pan.truth(2)
+    # the camera moves right: the picture moves left, a pixel was 5 px further right in the frame before
+    np.testing.assert_allclose(f, np.broadcast_to([5.0, 0.0], f.shape), atol=1e-4)
+    assert not valid[:, 91:].any() and valid[:, :88].all()  # columns 91.. come from outside frame 1
+
+
+def test_a_cut_has_no_valid_pixel_and_the_file_decodes_exactly(synth, tmp_path):
+    from lib_vid2vid import video
+
+    clip = synth.clip_set(128, 6)["syn_cut"]
+    assert [s.frames for s in clip.shots] == [3, 3]
+    assert not clip.truth(3)[1].any() and clip.truth(4)[1].mean() > 0.6
+    path = clip.write(tmp_path / "c.mkv", fps=12)
+    got = [rgb for _, rgb in video.iter_frames(path, fps=12, size=clip.size)]
+    assert len(got) == 6
+    for t, rgb in enumerate(got):
+        assert np.array_equal(rgb, clip.frame(t))
+    assert np.array_equal(clip.frame(2), synth.clip_set(128, 6)["syn_cut"].frame(2))  # deterministic
+
+
+def test_truth_judge_floor_near_zero_and_a_stuck_texture_scores_high(bench, synth):
+    clip = synth.clip_set(128, 5)["syn_fastpan"]
+    srcs = [clip.frame(t) for t in range(5)]
+    rng = np.random.default_rng(3)
+    stuck = cv2.GaussianBlur(rng.normal(0, 20, srcs[0].shape).astype(np.float32), (0, 0), 1.5)
+    outs = [np.clip(s + stuck, 0, 255).astype(np.uint8) for s in srcs]
+    j = bench.parse_judge("truth")
+    assert j.name == "truth"
+    mcf: dict = {}
+    floor = bench.judge_warp_errors(zip(srcs, srcs), [j], truth=clip, mc_flicker=mcf)["truth"]
+    assert floor < 2e-5 and mcf["truth"] < 2e-3
+    assert bench.judge_warp_errors(zip(srcs, outs), [j], truth=clip)["truth"] > 20 * floor + 1e-4
+    # by hand: the masked mean squared error of the output warped along the true flow
+    want = []
+    for t in range(1, 5):
+        f, valid = clip.truth(t)
+        d = ((outs[t].astype(np.float32) - _warp(outs[t - 1], f)) / 255) ** 2
+        want.append(float(d.mean(axis=2)[valid].mean()))
+    assert bench.judge_warp_errors(zip(srcs, outs), [j], truth=clip)["truth"] == pytest.approx(np.mean(want), rel=1e-4)
+    # a real clip (no generator) has no truth
+    assert bench.judge_warp_errors(zip(srcs, outs), [j])["truth"] is None

@@ -525,3 +525,22 @@ def test_blend_with_scratch_arrays_gives_the_fresh_result_call_after_call_and_ke
         assert np.array_equal(out, fresh) and np.array_equal(unseen, fresh_unseen)
         assert np.array_equal(va, kept[0]) and np.array_equal(vb, kept[1])
         assert unseen.any() and (~unseen).any()
+
+
+def test_adaptive_choice_after_accumulated_motion():
+    """max_motion: a keyframe once the picture has travelled that many pixels since the last one (summed frame to
+    frame), however little the score says; none on the still stretch, where only max_gap counts."""
+    frames = _shots()
+    kw = dict(mode="adaptive", min_gap=2, max_gap=9, threshold=100.0, colour_weight=10, motion_weight=5)
+    off = kf.choose_keyframes(iter(frames), 30, **kw)
+    assert off.frames == [0, 9, 10, 19, 28], "the score alone (threshold 100) never asks for a keyframe"
+    plan = kf.choose_keyframes(iter(frames), 30, max_motion=30.0, **kw)
+    pan_b = [f for f in plan.frames if 20 <= f < 30]
+    assert [f for f in plan.frames if f < 20] == [0, 9, 10, 19], "2 px a frame: 18 px in 9 frames, under 30"
+    # 9 px a frame: 36 px after 4 frames (27 after 3); DIS measures a little less or more, so 3 or 4 apart
+    assert len(pan_b) >= 2 and all(plan.reasons[f] == "motion" for f in pan_b)
+    gaps = np.diff([19, *pan_b])
+    assert all(3 <= g <= 5 for g in gaps), (pan_b, gaps)
+    # min_gap still holds: a limit under one frame's motion gives a keyframe every min_gap frames
+    fast = kf.choose_keyframes(iter(frames), 30, max_motion=1.0, **{**kw, "min_gap": 3})
+    assert [f for f in fast.frames if 20 <= f < 30] == [22, 25, 28]
