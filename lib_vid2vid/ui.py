@@ -128,6 +128,7 @@ def build(gr: Any, *, elem_id: Callable[[str], str], defaults: dict[str, Any] | 
     hidden = set(host.get("own_settings", ()))
     comps: dict[str, Any] = {}
     extra: dict[str, Any] = {}  # UI-only elements shown under settings' conditions (UI_SHOW_IF)
+    late: list[Callable[[], None]] = []  # wiring that needs the components of every tab
     report = _strategy_picker(gr, elem_id)
     with gr.Tabs(elem_id=elem_id("tabs")):
         for tab, specs in params.iter_tabs():
@@ -160,7 +161,9 @@ def build(gr: Any, *, elem_id: Callable[[str], str], defaults: dict[str, Any] | 
                                           elem_id=elem_id("tags")))
                         suggest.click(fn=host["suggest_prompt"], inputs=[comps["input"]], outputs=[tags])
                 if tab == "Jobs" and "list_jobs" in host:
-                    _job_picker(gr, comps, host, elem_id)
+                    late.append(_job_picker(gr, comps, host, elem_id))
+    for wire in late:
+        wire()
     _wire_presets(gr, report, comps)
     if extra:
         _wire_keyframe_preview(gr, comps, extra, host)
@@ -541,7 +544,7 @@ def _wire_keyframe_preview(gr: Any, comps: dict[str, Any], extra: dict[str, Any]
 
 # ------------------------------------------------------------------ jobs
 
-def _job_picker(gr: Any, comps: dict[str, Any], host: dict[str, Any], elem_id) -> None:
+def _job_picker(gr: Any, comps: dict[str, Any], host: dict[str, Any], elem_id) -> Callable[[], None]:
     """Every job in the output folder with its state; pick one to resume it, open or delete it."""
     with gr.Row():
         listing = {"pairs": _pairs(host["list_jobs"]())}
@@ -586,7 +589,7 @@ def _job_picker(gr: Any, comps: dict[str, Any], host: dict[str, Any], elem_id) -
     refresh.click(fn=relist, inputs=[], outputs=[jobs])
     if "job_root" not in host:
         jobs.change(fn=pick, inputs=[jobs], outputs=[comps["resume_job"], info])
-        return
+        return lambda: None
     # keyframe candidates (a radio per keyframe) and flagged scene groups of the picked job
     cands = _ui_only(gr.HTML("", elem_id=elem_id("job_candidates")))
     propagate = _ui_only(gr.Button("Propagate with these picks", visible=False, elem_id=elem_id("job_propagate")))
@@ -623,7 +626,8 @@ def _job_picker(gr: Any, comps: dict[str, Any], host: dict[str, Any], elem_id) -
         return [text] + [gr.update(value=ui_value(gr, params.SPEC_BY_NAME[n], values[n])) if n in values
                          else gr.update() for n in names]
 
-    retry.click(fn=load_retry, inputs=[jobs], outputs=[info] + [comps[n] for n in names])
+    def wire_retry() -> None:  # called once every tab is built: settings of later tabs (image to video) are outputs
+        retry.click(fn=load_retry, inputs=[jobs], outputs=[info] + [comps[n] for n in names])
 
     def record(name, picks):
         message, token = record_job_picks(host, from_label(name, listing["pairs"]) or "", picks)
@@ -642,6 +646,7 @@ def _job_picker(gr: Any, comps: dict[str, Any], host: dict[str, Any], elem_id) -
               + "); if (b) b.click(); } return []; }")
         for event in events:
             event.then(fn=None, inputs=[go], outputs=[], **{("js" if major >= 4 else "_js"): js})
+    return wire_retry
 
 
 def job_keyframes(host: dict[str, Any], name: str, picks_elem_id: str) -> dict[str, Any]:
