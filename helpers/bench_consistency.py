@@ -68,8 +68,8 @@ The default, ``dis:medium:0.01:0.5``, is the job report's own meter (so the figu
 earlier ones; the benchmark checks that its number equals the report's); ``farneback`` (OpenCV's
 polynomial-expansion flow, an algorithm the strategies never use) is an independent judge. The first judge
 is the one of the means table, the equal-fidelity verdict and the plot; every judge gets its own floor
-table and a line per keyframe strategy: its largest multiple of the floor over the clips and the clips on
-which it beats fixed_seed, fdc_vid2vid and recommended.
+table and a line per keyframe strategy: its largest multiple of the floor over the clips, on how many clips it
+renders at most a quarter of the frames, and the clips on which it beats fixed_seed, fdc_vid2vid and recommended.
 
 The ground truth. Flows disagree where a picture is flat or moves fast, and a keyframe strategy carried along
 one of them is judged kindly by it. ``--synthetic`` (all, or names) adds clips whose motion is known exactly
@@ -88,6 +88,12 @@ source alone (near 0); a restyled output's own detail is resampled too, so its m
 source than the baseline restyles less, and the extreme -- returning the source unchanged -- would win on
 warp error with fidelity 1. Among those methods the one with the lowest mean warp error is marked best.
 Means are over clips, each clip weighted equally.
+
+Variants. ``--variant NAME:SETTING=VALUE,...`` (repeatable) adds strategy NAME with those settings changed, as
+the method ``NAME+SETTING=VALUE+...``, beside the strategies ``--methods`` names (e.g. a keyframe strategy with
+and without one rule, side by side on the same frames and judges)::
+
+    python helpers/bench_consistency.py --methods keyframes_adaptive --variant keyframes_adaptive:keyframe_max_motion=48
 
 ``-o FILE.png`` draws the means and the per-clip points (warp error against fidelity) with Pillow;
 ``--json FILE`` writes every number.
@@ -272,6 +278,38 @@ def judge_warp_errors(pairs, judges: list[Judge], *, mc_flicker: dict | None = N
     return {name: m.value for name, m in meters.items()}
 
 
+def parse_variant(text: str, strategies: dict[str, dict]) -> tuple[str, dict]:
+    """``NAME:SETTING=VALUE[,SETTING=VALUE...]`` -> (method name ``NAME+SETTING=VALUE+...``, the preset: strategy
+    NAME with those settings). Values are coerced and checked as the settings' own (lib_vid2vid.params). Raises
+    ValueError with a one-line message saying what to write."""
+    from lib_vid2vid.errors import Vid2VidError
+    from lib_vid2vid.params import Settings
+
+    hint = "write NAME:SETTING=VALUE[,SETTING=VALUE...], e.g. keyframes_adaptive:keyframe_max_motion=48"
+    name, sep, rest = text.strip().partition(":")
+    name = name.strip()
+    if not sep or not name or not rest.strip():
+        raise ValueError(f"variant {text!r}: {hint}")
+    if name not in strategies:
+        raise ValueError(f"variant {text!r}: unknown strategy {name}; known: {', '.join(strategies)}")
+    changes: dict[str, str] = {}
+    for part in rest.split(","):
+        key, eq, value = (x.strip() for x in part.partition("="))
+        if not eq or not key:
+            raise ValueError(f"variant {text!r}: {part.strip()!r} is not SETTING=VALUE; {hint}")
+        if key in FORCED:
+            raise ValueError(f"variant {text!r}: {key} is the same for every job (use the benchmark's own option)")
+        changes[key] = value
+    preset = {**strategies[name], **changes}
+    try:
+        coerced = Settings().replace(**preset)
+    except Vid2VidError as exc:
+        raise ValueError(f"variant {text!r}: {exc}") from None
+    preset = {**strategies[name], **{k: coerced.get(k) for k in changes}}
+    return name + "".join(f"+{k}={preset[k]:g}" if isinstance(preset[k], float) else f"+{k}={preset[k]}"
+                          for k in changes), preset
+
+
 def source_frames(clip: str | Path, common: dict):
     """The clip's source frames (RGB uint8 HWC), decoded as a job decodes them, in order. ``clip``: a file
     name in MEDIA, or a path."""
@@ -398,6 +436,11 @@ def keyframe_verdict(rows: list[dict], methods: list[str], clips: list[str], flo
         parts = [f"{m}: at most {ratios[worst]:.2f}x the floor ({worst}); "
                  f"<= 2x on {sum(v <= 2 for v in ratios.values())}/{len(ratios)} clips, "
                  f"<= 1.5x on {sum(v <= 1.5 for v in ratios.values())}/{len(ratios)}"]
+        share = {c: by[(m, c)]["rendered"] / by[(m, c)]["frames"] for c in ratios if by[(m, c)].get("frames")}
+        if share:
+            most = max(share, key=share.get)
+            parts.append(f"renders <= 1/4 of the frames on {sum(v <= 0.25 for v in share.values())}/{len(share)} "
+                         f"clips (most: {by[(m, most)]['rendered']}/{by[(m, most)]['frames']}, {most})")
         for rival in RIVALS:
             if rival not in methods:
                 continue
@@ -593,6 +636,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--warped", default="fixed_seed,per_frame",
                     help="strategies also run with noise_mode=warped (strength 1), as '<name>+warped' "
                          "(default: fixed_seed,per_frame; '' for none)")
+    ap.add_argument("--variant", action="append", default=[], metavar="NAME:SETTING=VALUE,...",
+                    help="also run strategy NAME with these settings changed, as 'NAME+SETTING=VALUE...' "
+                         "(repeatable; runs whatever --methods says)")
     ap.add_argument("--workers", type=int, default=1, help="jobs run in parallel processes (default 1)")
     ap.add_argument("--judge-flow", default=DEFAULT_JUDGE,
                     help="comma-separated judges of the warp error and the floor, each METHOD[:QUALITY[:ALPHA:BETA]] "
@@ -615,6 +661,15 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         print(f"error: unknown strategy {', '.join(unknown)}; known: {', '.join(strategies)}", file=sys.stderr)
         return 2
+    for text in args.variant:
+        try:
+            name, preset = parse_variant(text, STRATEGIES)
+        except ValueError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+        strategies[name] = preset
+        if name not in methods:
+            methods.append(name)
     clips = [c.strip() for c in args.clips.split(",") if c.strip()]
     missing = [c for c in clips if not (MEDIA / c).is_file()]
     if missing:

@@ -101,6 +101,25 @@ def test_parse_judge(bench):
             bench.parse_judge(bad)
 
 
+def test_parse_variant(bench):
+    from lib_vid2vid.params import STRATEGIES
+
+    name, preset = bench.parse_variant("keyframes_adaptive:keyframe_max_motion=48", STRATEGIES)
+    assert name == "keyframes_adaptive+keyframe_max_motion=48"
+    assert preset == {**STRATEGIES["keyframes_adaptive"], "keyframe_max_motion": 48.0}
+    name, preset = bench.parse_variant("keyframes_adaptive: keyframe_min_gap=3, keyframe_max_motion=24.5", STRATEGIES)
+    assert name == "keyframes_adaptive+keyframe_min_gap=3+keyframe_max_motion=24.5"
+    assert preset["keyframe_min_gap"] == 3 and preset["keyframe_max_motion"] == 24.5
+    assert STRATEGIES["keyframes_adaptive"].get("keyframe_max_motion", 0.0) == 0.0  # the strategy itself unchanged
+    for bad, match in (("keyframes_adaptive", "NAME:SETTING"), ("nope:seed_mode=fixed", "unknown strategy"),
+                       ("keyframes_adaptive:keyframe_max_motion", "SETTING=VALUE"),
+                       ("keyframes_adaptive:no_such=1", "unknown setting"),
+                       ("keyframes_adaptive:keyframe_max_motion=-1", "minimum"),
+                       ("keyframes_adaptive:seed=3", "same for every job")):
+        with pytest.raises(ValueError, match=match):
+            bench.parse_variant(bad, STRATEGIES)
+
+
 @pytest.mark.parametrize("text", ["dis:medium:0.01:0.5", "farneback", "dis:fast:0.05:1"])
 def test_judge_equals_the_formula_by_hand(bench, text):
     srcs, outs = _clip(3)
