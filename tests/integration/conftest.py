@@ -184,9 +184,12 @@ def webui(webui_host, webui_checkpoint, webui_extensions, webui_args, tmp_path_f
         _wait_until_up(proc, url, tmp / "webui.log", 600)
         yield {"url": url, "tmp": tmp, "log": tmp / "webui.log", "host": host, "output_dir": output_dir}
     finally:
-        os.killpg(proc.pid, signal.SIGTERM)
+        # a WebUI that exited on its own (a failed start) has no group left: its error above must not be hidden
         try:
+            os.killpg(proc.pid, signal.SIGTERM)
             proc.wait(timeout=30)
+        except ProcessLookupError:
+            pass
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
         log.close()
