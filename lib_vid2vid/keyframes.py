@@ -52,6 +52,12 @@ once per step::
       out = weights . (A, B)   where wa + wb > 0;   unseen (wa + wb = 0): the fill (source, or a light render)
 
 ``soft(V)`` is V blurred a little, so a switch from one keyframe to the other at an occlusion edge is not a seam.
+Two options of :class:`PropagationSettings` (off by default; compared in README, "Propagation under fast motion")
+use how well each carried *source* keyframe explains the source frame, ``Ra = blur_2(|grey(warp(S_a, F_t)) -
+grey(S_t)|)`` (levels; ``Rb`` likewise): ``pick = residual`` makes the one-hot choice above the keyframe with the
+smaller residual (``pick_margin`` levels in favour of the larger weight) instead of the larger weight, and
+``seen_residual = r`` raises ``Va`` to ``clip(2 - 2 Ra / r, 0, 1)`` where that is larger (a pixel the
+forward-backward check drops is still carried where the warp explains the source).
 A frame after the last keyframe of its group has only ``K_a`` (one-sided). A keyframe's own output is its render.
 Everything is a pure function of the source frames and the keyframe renders, so a resumed job writes the same
 bytes.
@@ -290,6 +296,18 @@ class PropagationSettings:
     """Disagreement (mean |A - B| over channels, 0..255, blurred) from which the blend turns into one source per
     pixel, and at which it is one source entirely."""
     ghost_blur: float = 1.0
+    pick: str = "nearer"
+    """Where the two warps disagree, which keyframe a pixel takes: ``nearer`` (the larger temporal x validity
+    weight) or ``residual`` (the keyframe whose *source* frame, warped the same way, matches the source frame t
+    better: blurred |grey(warp(S_a, F_t)) - grey(S_t)| against the same for b, ``pick_margin`` levels in favour
+    of the nearer one)."""
+    pick_margin: float = 2.0
+    seen_alpha: float = 0.01
+    seen_beta: float = 0.5
+    """Forward-backward check of each step's validity (:func:`lib_vid2vid.flow.occlusion_mask`'s alpha, beta)."""
+    seen_residual: float = 0.0
+    """Levels (0 = off): a pixel the forward-backward check drops is still taken from a keyframe whose source,
+    warped the same way, matches source frame t to within half this (blurred grey residual), fading out at it."""
     unseen_below: float = 0.02
     """A pixel is unseen when its summed validity (0..2) is below this."""
 
@@ -339,7 +357,7 @@ class _Grid:
         return self.remap(img, self.map(f, self.buf("warp_map", 2)), border)
 
 
-def _seen(fw: np.ndarray, bw: np.ndarray, grid: _Grid) -> np.ndarray:
+def _seen(fw: np.ndarray, bw: np.ndarray, grid: _Grid, alpha: float = 0.01, beta: float = 0.5) -> np.ndarray:
     """``1 - flow.occlusion_mask(fw, bw)`` (default alpha 0.01, beta 0.5, out-of-frame targets occluded) as float32,
     with the grid built once: 1 where the pixel of ``fw``'s frame is found again in the other frame."""
     buf = grid.buf
@@ -353,8 +371,8 @@ def _seen(fw: np.ndarray, bw: np.ndarray, grid: _Grid) -> np.ndarray:
     sq += np.multiply(bw_w, bw_w, out=bw_w)
     x, y = cv2.split(sq, [x, y])
     norms = cv2.add(x, y, dst=x)  # |fw|^2 + |bw_w|^2
-    norms *= np.float32(0.01)
-    norms += np.float32(0.5)
+    norms *= np.float32(alpha)
+    norms += np.float32(beta)
     ok = np.less_equal(diff, norms, out=buf("seen_ok", dtype=np.bool_))
     inside = cv2.inRange(m, (-0.5, -0.5), (grid.w - 0.5, grid.h - 0.5), dst=buf("seen_in", dtype=np.uint8))
     return np.logical_and(ok, inside, out=ok).astype(np.float32)
@@ -383,8 +401,8 @@ _MEAN3 = np.full((1, 3), 1.0 / 3.0, np.float32)
 
 
 def blend_two(a: np.ndarray, va: np.ndarray, ta: float, b: np.ndarray | None, vb: np.ndarray | None,
-              tb: float, ps: PropagationSettings, work: flow.WorkArrays | None = None
-              ) -> tuple[np.ndarray, np.ndarray]:
+              tb: float, ps: PropagationSettings, work: flow.WorkArrays | None = None,
+              prefer_a: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Blend two warped keyframes (RGB uint8 HWC) by temporal weight (``ta``, ``tb``) and validity (float32 HW
     0..1, not modified) with the anti-ghosting rule of the module docstring. Returns (RGB uint8 HWC, unseen mask
     bool HW); the weighted sum is rounded to the nearest level by OpenCV (``cv2.blendLinear``), one pass in C++
@@ -417,7 +435,8 @@ def blend_two(a: np.ndarray, va: np.ndarray, ta: float, b: np.ndarray | None, vb
     s = np.subtract(diff, np.float32(ps.ghost_low), out=buf("s"))
     s *= np.float32(1.0 / max(ps.ghost_high - ps.ghost_low, 1e-6))
     np.clip(s, np.float32(0), np.float32(1), out=s)
-    onehot = np.copyto(den, np.greater_equal(wa, wb, out=buf("ge", np.bool_))) or den
+    pa = np.greater_equal(wa, wb, out=buf("ge", np.bool_)) if prefer_a is None else prefer_a
+    onehot = np.copyto(den, pa) or den
     onehot -= na
     onehot *= s
     na += onehot  # (1 - s) na + s onehot
@@ -465,16 +484,20 @@ def propagate_segment(sources: Sequence[np.ndarray], key_a: np.ndarray, key_b: n
     last = n if key_b is None else n - 1  # the last frame made
     if last < 1:
         return
-    seen_back = [_seen(back[k], fwd[k], grid) for k in range(last)]  # frame k+1 seen in k
+    seen_back = [_seen(back[k], fwd[k], grid, ps.seen_alpha, ps.seen_beta) for k in range(last)]  # frame k+1 seen in k
     fa, va = _compose_chain(back[:last], seen_back, grid)  # index j-1 -> frame j
     ka = np.ascontiguousarray(key_a)
     if key_b is None:
         for j in range(1, n + 1):
-            out, unseen = blend_two(grid.warp(ka, fa[j - 1]), va[j - 1], 1.0, None, None, 0.0, ps)
+            v = va[j - 1]
+            if ps.seen_residual > 0:
+                v = _rescue(v, _residual(greys, 0, j, fa[j - 1], grid), ps.seen_residual)
+            out, unseen = blend_two(grid.warp(ka, fa[j - 1]), v, 1.0, None, None, 0.0, ps)
             yield j, out, unseen
         return
     # chain from b backwards: chain frame 0 = b = n, chain frame m = n - m, step m-1: flow (n-m) -> (n-m+1)
-    seen_fwd = {n - m: _seen(fwd[n - m], back[n - m], grid) for m in range(1, last + 1)}  # frame k seen in k+1
+    seen_fwd = {n - m: _seen(fwd[n - m], back[n - m], grid, ps.seen_alpha, ps.seen_beta)
+                for m in range(1, last + 1)}  # frame k seen in k+1
     fb, vb = _compose_chain([fwd[n - m] for m in range(1, last + 1)], [seen_fwd[n - m] for m in range(1, last + 1)],
                             grid)
     kb = np.ascontiguousarray(key_b)
@@ -482,8 +505,35 @@ def propagate_segment(sources: Sequence[np.ndarray], key_a: np.ndarray, key_b: n
         a = grid.remap(ka, grid.map(fa[j - 1], grid.buf("warp_map", 2)), out=grid.work.get("warp_a", ka.shape, np.uint8))
         b = grid.remap(kb, grid.map(fb[n - j - 1], grid.buf("warp_map", 2)),
                        out=grid.work.get("warp_b", kb.shape, np.uint8))
-        out, unseen = blend_two(a, va[j - 1], (n - j) / n, b, vb[n - j - 1], j / n, ps, grid.work)
+        prefer_a = None
+        wva, wvb = va[j - 1], vb[n - j - 1]
+        if ps.pick == "residual" or ps.seen_residual > 0:
+            ra = _residual(greys, 0, j, fa[j - 1], grid)
+            rb = _residual(greys, n, j, fb[n - j - 1], grid)
+            if ps.seen_residual > 0:
+                wva, wvb = _rescue(wva, ra, ps.seen_residual), _rescue(wvb, rb, ps.seen_residual)
+            if ps.pick == "residual":  # the nearer keyframe (temporal x forward-backward validity) wins ties
+                nearer_a = (n - j) * va[j - 1] >= j * vb[n - j - 1]
+                prefer_a = ra < rb + np.where(nearer_a, np.float32(ps.pick_margin), np.float32(-ps.pick_margin))
+        out, unseen = blend_two(a, wva, (n - j) / n, b, wvb, j / n, ps, grid.work, prefer_a)
         yield j, out, unseen
+
+
+def _residual(greys: list[np.ndarray], k: int, t: int, f: np.ndarray, grid: _Grid) -> np.ndarray:
+    """Blurred (sigma 2 px) |grey(warp(S_k, f)) - grey(S_t)|, levels 0..255, float32 HW: how well the flow
+    ``f`` (t -> k) explains source frame t from the keyframe's source frame."""
+    d = grid.warp(greys[k], f).astype(np.float32)
+    d -= greys[t]
+    return cv2.GaussianBlur(np.abs(d, out=d), (0, 0), 2.0)
+
+
+def _rescue(valid: np.ndarray, resid: np.ndarray, thr: float) -> np.ndarray:
+    """``max(valid, clip(2 - 2 resid / thr, 0, 1))``: a pixel the forward-backward check drops is still seen
+    where the warp explains the source well (residual below thr/2 levels: 1, fading out at thr)."""
+    r = np.float32(-2.0 / thr) * resid
+    r += np.float32(2.0)
+    np.clip(r, np.float32(0), np.float32(1), out=r)
+    return np.maximum(valid, r)
 
 
 def fill_unseen(frame: np.ndarray, unseen: np.ndarray, source: np.ndarray) -> np.ndarray:
