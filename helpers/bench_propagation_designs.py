@@ -3,7 +3,7 @@
     python helpers/bench_propagation_designs.py                         # synthetic clips, judge truth
     python helpers/bench_propagation_designs.py --clips bikes.mp4,cup.mp4 --synthetic '' \\
         --judge-flow dis:medium,farneback,dis:fast:0.05:1
-    python helpers/bench_propagation_designs.py --design default --design res:pick=residual
+    python helpers/bench_propagation_designs.py --design default --design res:pick=residual --references
 
 What runs. For each clip (synthetic clips of helpers/synthetic_motion.py, generated in memory, and/or real clips
 of ``VID2VID_MEDIA`` decoded as the consistency benchmark decodes them: ``--fps`` 12, ``--width`` 384) the first
@@ -12,7 +12,10 @@ and every ``--interval`` (4)th frame of a group is a keyframe, rendered with the
 benchmark (lib_vid2vid.proxy, denoise 0.45, seed 1 + frame index, no colour coherence). Every other frame is
 made by :func:`lib_vid2vid.keyframes.propagate_segment` with each design's
 :class:`lib_vid2vid.keyframes.PropagationSettings`, its unseen pixels filled from the source. A design is
-``NAME:FIELD=VALUE,...`` (fields of PropagationSettings; ``default`` alone is the default settings). The output
+``NAME:FIELD=VALUE,...`` (fields of PropagationSettings, and ``fill=render``: unseen pixels from a proxy render of
+the frame instead of the source; ``default`` alone is the default settings). ``--references`` adds the source
+itself (the floor) and every frame rendered with seed 1 (a stand-in for fixed_seed, without its colour
+coherence) as columns. The output
 frames are judged as in bench_consistency.py (warp error x1e-3 under each judge; ``truth``: the synthetic clip's
 exact flow, n/a on a real clip). Same keyframe renders for every design, so the columns differ only in how the
 frames between keyframes are made. This is a screening bench: the jobs (bench_consistency.py --variant) also
@@ -34,8 +37,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench_consistency import judge_warp_errors, parse_judge, source_frames  # noqa: E402
 
-DESIGNS = ("default", "raw:flow_evidence=False", "keep4:evidence_keep=4", "res:pick=residual",
-           "best:flow_path=best")
+DESIGNS = ("default", "raw:flow_evidence=False", "res:pick=residual", "rescue4:seen_residual=4",
+           "res+rescue4:pick=residual,seen_residual=4")
+"""The designs run when no --design is given."""
 
 
 def parse_design(text: str):
