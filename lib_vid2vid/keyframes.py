@@ -48,17 +48,22 @@ once per step::
       wa = (b - t) / (b - a) * soft(Va),  wb = (t - a) / (b - a) * soft(Vb)    temporal distance x validity
       D  = blur(mean_c |A - B|)           where the two warps disagree (misaligned structure, not fine texture)
       s  = clip((D - ghost_low) / (ghost_high - ghost_low), 0, 1)
-      weights: (1 - s) * (wa, wb) / (wa + wb) + s * (one-hot of the larger of wa, wb)    one source per pixel
+      weights: (1 - s) * (wa, wb) / (wa + wb) + s * (one-hot, below)     one source per pixel
       out = weights . (A, B)   where wa + wb > 0;   unseen (wa + wb = 0): the fill (source, or a light render)
 
 ``soft(V)`` is V blurred a little, so a switch from one keyframe to the other at an occlusion edge is not a seam.
-Two options of :class:`PropagationSettings` (off by default; compared in README, "Propagation under fast motion")
-use how well each carried *source* keyframe explains the source frame, ``Ra = blur_2(|grey(warp(S_a, F_t)) -
-grey(S_t)|)`` (levels; ``Rb`` likewise): ``pick = residual`` makes the one-hot choice above the keyframe with the
-smaller residual (``pick_margin`` levels in favour of the larger weight) instead of the larger weight, and
-``seen_residual = r`` raises ``Va`` to ``clip(2 - 2 Ra / r, 0, 1)`` where that is larger (a pixel the
-forward-backward check drops is still carried where the warp explains the source).
-A frame after the last keyframe of its group has only ``K_a`` (one-sided). A keyframe's own output is its render.
+Both keyframes are also judged by how well their carried *source* frames explain the source frame t (README,
+"Propagation under fast motion")::
+
+      Ra = blur_2(|grey(warp(S_a, F_t)) - grey(S_t)|),  Rb likewise         levels 0..255
+      Va <- max(Va, clip(2 - 2 Ra / r, 0, 1)),  Vb likewise      r = seen_residual (4): a pixel the fw-bw check
+                                                                 drops is still carried where the warp explains it
+      one-hot above: a where Ra < Rb + m, m = +pick_margin (2) where (b - t) Va >= (t - a) Vb (a nearer), else -2
+
+(``PropagationSettings(pick="nearer", seen_residual=0)``: the larger weight alone chooses and only the fw-bw check
+decides what a keyframe sees, as before December 2026.)
+A frame after the last keyframe of its group has only ``K_a`` (one-sided; ``Va`` raised the same way). A keyframe's
+own output is its render.
 Everything is a pure function of the source frames and the keyframe renders, so a resumed job writes the same
 bytes.
 """
@@ -296,18 +301,19 @@ class PropagationSettings:
     """Disagreement (mean |A - B| over channels, 0..255, blurred) from which the blend turns into one source per
     pixel, and at which it is one source entirely."""
     ghost_blur: float = 1.0
-    pick: str = "nearer"
-    """Where the two warps disagree, which keyframe a pixel takes: ``nearer`` (the larger temporal x validity
-    weight) or ``residual`` (the keyframe whose *source* frame, warped the same way, matches the source frame t
-    better: blurred |grey(warp(S_a, F_t)) - grey(S_t)| against the same for b, ``pick_margin`` levels in favour
-    of the nearer one)."""
+    pick: str = "residual"
+    """Where the two warps disagree, which keyframe a pixel takes: ``residual`` (the keyframe whose *source*
+    frame, warped the same way, matches the source frame t better: blurred |grey(warp(S_a, F_t)) - grey(S_t)|
+    against the same for b, ``pick_margin`` levels in favour of the nearer one) or ``nearer`` (the larger temporal
+    x validity weight; before December 2026)."""
     pick_margin: float = 2.0
     seen_alpha: float = 0.01
     seen_beta: float = 0.5
     """Forward-backward check of each step's validity (:func:`lib_vid2vid.flow.occlusion_mask`'s alpha, beta)."""
-    seen_residual: float = 0.0
-    """Levels (0 = off): a pixel the forward-backward check drops is still taken from a keyframe whose source,
-    warped the same way, matches source frame t to within half this (blurred grey residual), fading out at it."""
+    seen_residual: float = 4.0
+    """Levels (0 = off, as before December 2026): a pixel the forward-backward check drops is still taken from a
+    keyframe whose source, warped the same way, matches source frame t to within half this (blurred grey
+    residual), fading out at it."""
     unseen_below: float = 0.02
     """A pixel is unseen when its summed validity (0..2) is below this."""
 

@@ -153,10 +153,10 @@ def test_parse_variant_reaches_propagation_settings_and_run_one_applies_them(ben
     from lib_vid2vid.errors import Vid2VidError
     from lib_vid2vid.params import STRATEGIES
 
-    name, preset = bench.parse_variant("keyframes_adaptive:propagation.pick=residual,propagation.seen_residual=4,"
+    name, preset = bench.parse_variant("keyframes_adaptive:propagation.pick=nearer,propagation.seen_residual=0,"
                                        "keyframe_min_gap=3", STRATEGIES)
-    assert name == "keyframes_adaptive+keyframe_min_gap=3+propagation.pick=residual+propagation.seen_residual=4"
-    assert preset[bench.PROPAGATION_KEY] == {"pick": "residual", "seen_residual": 4.0}
+    assert name == "keyframes_adaptive+keyframe_min_gap=3+propagation.pick=nearer+propagation.seen_residual=0"
+    assert preset[bench.PROPAGATION_KEY] == {"pick": "nearer", "seen_residual": 0.0}
     assert preset["keyframe_min_gap"] == 3
     for bad, match in (("keyframes_adaptive:propagation.nope=1", "not a PropagationSettings field"),
                        ("keyframes_adaptive:propagation.seen_residual=x", "not a float"),
@@ -173,8 +173,8 @@ def test_parse_variant_reaches_propagation_settings_and_run_one_applies_them(ben
     made = kf.PropagationSettings
     row = bench.run_one("cup.mp4", name, preset, {"width": 64}, str(tmp_path))
     assert row["error"] == "stop"
-    assert seen[0].pick == "residual" and seen[0].seen_residual == 4.0
-    assert kf.PropagationSettings is made and kf.PropagationSettings().pick == "nearer"  # restored
+    assert seen[0].pick == "nearer" and seen[0].seen_residual == 0.0
+    assert kf.PropagationSettings is made and kf.PropagationSettings().pick == "residual"  # restored
 
 
 def test_two_judges_give_different_numbers(bench):

@@ -569,7 +569,7 @@ def test_residual_rescue_keeps_pixels_the_forward_backward_check_drops_when_the_
     with ``seen_residual`` the keyframes still supply them, since warping their sources explains every frame."""
     frames = _still_flat_clip(4)
     key = _restyle(texture(H, W, seed=21))
-    strict = kf.PropagationSettings(seen_beta=-1.0)
+    strict = kf.PropagationSettings(seen_beta=-1.0, seen_residual=0.0)
     for two in (False, True):
         got = list(kf.propagate_segment(frames, key, key if two else None, strict))
         assert got and all(u.all() for _, _, u in got)
@@ -589,7 +589,7 @@ def test_residual_pick_takes_the_keyframe_whose_source_matches_the_frame():
     frames = [p, p, q, q, q]
     key_a = np.zeros_like(p)
     key_b = np.full_like(p, 255)
-    ps = kf.PropagationSettings(seen_beta=1e6, seen_alpha=1.0)  # every pixel seen: only the pick decides
+    ps = kf.PropagationSettings(seen_beta=1e6, seen_alpha=1.0, pick="nearer")  # every pixel seen: the pick decides
     out = {j: f for j, f, _ in kf.propagate_segment(frames, key_a, key_b, ps)}
     res = {j: f for j, f, _ in kf.propagate_segment(frames, key_a, key_b,
                                                     kf.PropagationSettings(seen_beta=1e6, seen_alpha=1.0,
