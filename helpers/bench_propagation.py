@@ -21,8 +21,9 @@ the frame's time in units of it is the ratio the load moves least. OpenCV uses i
 
 Variants, timed side by side and interleaved run by run: ``evidence`` (the default propagation, flows kept where
 the frames show motion, :func:`lib_vid2vid.flow.evidence_flow`) and ``raw DIS`` (``PropagationSettings(
-flow_evidence=False)``) and ``residual`` (``pick=residual, seen_residual=4``: the source residual of each carried
-keyframe picks and rescues pixels); ``--variants evidence`` times the default only. ``--code DIR [DIR ...]`` times the
+flow_evidence=False)``) and ``no residual`` (``pick=nearer, seen_residual=0``: without the source residual of each
+carried keyframe, which picks and keeps pixels, as before December 2026); ``--variants evidence`` times the default
+only. ``--code DIR [DIR ...]`` times the
 ``lib_vid2vid`` of each checkout (each in its own process, interleaved run by run), e.g. main against a branch.
 """
 
@@ -42,7 +43,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _bench_common import MEDIA, ROOT, format_table, header, load_average  # noqa: E402
 
-VARIANTS = {"evidence": {}, "raw DIS": {"flow_evidence": False}, "residual": {"pick": "residual", "seen_residual": 4.0}}
+VARIANTS = {"evidence": {}, "raw DIS": {"flow_evidence": False}, "no residual": {"pick": "nearer", "seen_residual": 0.0}}
 """Variant -> PropagationSettings fields changed from the default."""
 
 
@@ -120,7 +121,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--interval", type=int, default=4, help="keyframe interval K (default 4)")
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--quality", default="medium", help="DIS preset of the flows (default medium)")
-    ap.add_argument("--variants", default=",".join(VARIANTS), help="comma-separated: evidence, raw DIS, residual")
+    ap.add_argument("--variants", default=",".join(VARIANTS), help="comma-separated: evidence, raw DIS, no residual")
     ap.add_argument("--code", nargs="+", type=Path, default=None,
                     help="checkouts whose lib_vid2vid to time, side by side (default: this one)")
     ap.add_argument("--child", dest="child_code", default=None, help=argparse.SUPPRESS)
