@@ -497,7 +497,7 @@ def propagate_segment(sources: Sequence[np.ndarray], key_a: np.ndarray, key_b: n
         for j in range(1, n + 1):
             v = va[j - 1]
             if ps.seen_residual > 0:
-                v = _rescue(v, _residual(greys, 0, j, fa[j - 1], grid), ps.seen_residual)
+                v = _rescue(v, _residual(greys, 0, j, fa[j - 1], grid, "a"), ps.seen_residual, grid.buf("rescue_a"))
             out, unseen = blend_two(grid.warp(ka, fa[j - 1]), v, 1.0, None, None, 0.0, ps)
             yield j, out, unseen
         return
@@ -514,32 +514,43 @@ def propagate_segment(sources: Sequence[np.ndarray], key_a: np.ndarray, key_b: n
         prefer_a = None
         wva, wvb = va[j - 1], vb[n - j - 1]
         if ps.pick == "residual" or ps.seen_residual > 0:
-            ra = _residual(greys, 0, j, fa[j - 1], grid)
-            rb = _residual(greys, n, j, fb[n - j - 1], grid)
+            ra = _residual(greys, 0, j, fa[j - 1], grid, "a")
+            rb = _residual(greys, n, j, fb[n - j - 1], grid, "b")
             if ps.seen_residual > 0:
-                wva, wvb = _rescue(wva, ra, ps.seen_residual), _rescue(wvb, rb, ps.seen_residual)
+                wva = _rescue(wva, ra, ps.seen_residual, grid.buf("rescue_a"))
+                wvb = _rescue(wvb, rb, ps.seen_residual, grid.buf("rescue_b"))
             if ps.pick == "residual":  # the nearer keyframe (temporal x forward-backward validity) wins ties
-                nearer_a = (n - j) * va[j - 1] >= j * vb[n - j - 1]
-                prefer_a = ra < rb + np.where(nearer_a, np.float32(ps.pick_margin), np.float32(-ps.pick_margin))
+                nearer_a = np.greater_equal(np.multiply(va[j - 1], np.float32(n - j), out=grid.buf("pick_wa")),
+                                            np.multiply(vb[n - j - 1], np.float32(j), out=grid.buf("pick_wb")),
+                                            out=grid.buf("pick_near", dtype=np.bool_))
+                margin = grid.buf("pick_m")
+                margin.fill(-ps.pick_margin)
+                margin[nearer_a] = np.float32(ps.pick_margin)
+                margin += rb
+                prefer_a = np.less(ra, margin, out=grid.buf("pick_a", dtype=np.bool_))
         out, unseen = blend_two(a, wva, (n - j) / n, b, wvb, j / n, ps, grid.work, prefer_a)
         yield j, out, unseen
 
 
-def _residual(greys: list[np.ndarray], k: int, t: int, f: np.ndarray, grid: _Grid) -> np.ndarray:
+def _residual(greys: list[np.ndarray], k: int, t: int, f: np.ndarray, grid: _Grid, tag: str = "") -> np.ndarray:
     """Blurred (sigma 2 px) |grey(warp(S_k, f)) - grey(S_t)|, levels 0..255, float32 HW: how well the flow
-    ``f`` (t -> k) explains source frame t from the keyframe's source frame."""
-    d = grid.warp(greys[k], f).astype(np.float32)
-    d -= greys[t]
-    return cv2.GaussianBlur(np.abs(d, out=d), (0, 0), 2.0)
+    ``f`` (t -> k) explains source frame t from the keyframe's source frame. In the grid's scratch array
+    ``"res_r" + tag`` (valid until the next call with that tag)."""
+    warped = grid.remap(greys[k], grid.map(f, grid.buf("warp_map", 2)), out=grid.buf("res_w8", dtype=np.uint8))
+    d = grid.buf("res_d")
+    np.copyto(d, warped)
+    np.subtract(d, greys[t], out=d)
+    return cv2.GaussianBlur(np.abs(d, out=d), (0, 0), 2.0, dst=grid.buf("res_r" + tag))
 
 
-def _rescue(valid: np.ndarray, resid: np.ndarray, thr: float) -> np.ndarray:
+def _rescue(valid: np.ndarray, resid: np.ndarray, thr: float, out: np.ndarray | None = None) -> np.ndarray:
     """``max(valid, clip(2 - 2 resid / thr, 0, 1))``: a pixel the forward-backward check drops is still seen
-    where the warp explains the source well (residual below thr/2 levels: 1, fading out at thr)."""
-    r = np.float32(-2.0 / thr) * resid
+    where the warp explains the source well (residual below thr/2 levels: 1, fading out at thr). ``out``: where
+    to write it (not ``valid``, which is kept)."""
+    r = np.multiply(resid, np.float32(-2.0 / thr), out=out)
     r += np.float32(2.0)
     np.clip(r, np.float32(0), np.float32(1), out=r)
-    return np.maximum(valid, r)
+    return np.maximum(valid, r, out=r)
 
 
 def fill_unseen(frame: np.ndarray, unseen: np.ndarray, source: np.ndarray) -> np.ndarray:
