@@ -3,7 +3,7 @@
     python helpers/bench_propagation_designs.py                         # synthetic clips, judge truth
     python helpers/bench_propagation_designs.py --clips bikes.mp4,cup.mp4 --synthetic '' \\
         --judge-flow dis:medium,farneback,dis:fast:0.05:1
-    python helpers/bench_propagation_designs.py --design default --design res:pick=residual --references
+    python helpers/bench_propagation_designs.py --design default --design before:pick=nearer,seen_residual=0 --references
 
 What runs. For each clip (synthetic clips of helpers/synthetic_motion.py, generated in memory, and/or real clips
 of ``VID2VID_MEDIA`` decoded as the consistency benchmark decodes them: ``--fps`` 12, ``--width`` 384) the first
@@ -37,8 +37,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench_consistency import judge_warp_errors, parse_judge, source_frames  # noqa: E402
 
-DESIGNS = ("default", "raw:flow_evidence=False", "res:pick=residual", "rescue4:seen_residual=4",
-           "res+rescue4:pick=residual,seen_residual=4")
+DESIGNS = ("default", "before:pick=nearer,seen_residual=0", "no-pick:pick=nearer", "no-rescue:seen_residual=0",
+           "raw:flow_evidence=False")
 """The designs run when no --design is given."""
 
 
