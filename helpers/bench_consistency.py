@@ -95,6 +95,17 @@ and without one rule, side by side on the same frames and judges)::
 
     python helpers/bench_consistency.py --methods keyframes_adaptive --variant keyframes_adaptive:keyframe_max_motion=48
 
+A SETTING ``propagation.FIELD`` changes a field of :class:`lib_vid2vid.keyframes.PropagationSettings` instead (how
+the frames between keyframes are made; those are not user settings): a benchmark-only switch for comparing
+propagation designs on the same jobs, e.g. ``--variant keyframes_adaptive:propagation.pick=residual``.
+
+Cuts. A pair of frames across a scene cut shows two unrelated pictures: no flow explains it, and its warp error
+(often 100 times a normal pair's) measures only the two frames' contrast, yet it counts in the mean like any
+other pair, for the floor and for every strategy (on bikes.mp4, cut at frame 15, the pair 14-15 is most of the
+Farneback and DIS fast means). A judge spelled ``...:nocut`` (e.g. ``farneback:nocut``,
+``dis:fast:0.05:1:nocut``) leaves out the pairs whose source frames' luma histogram distance is above 0.4 (the
+jobs' scene cut threshold), as ``truth`` does. The default judge counts them, as the job report does.
+
 ``-o FILE.png`` draws the means and the per-clip points (warp error against fidelity) with Pillow;
 ``--json FILE`` writes every number.
 """
@@ -102,6 +113,7 @@ and without one rule, side by side on the same frames and judges)::
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import math
 import shutil
@@ -141,12 +153,15 @@ class Judge:
     quality: str = "medium"
     alpha: float = 0.01
     beta: float = 0.5
+    skip_cuts: bool = False
+    """Leave out the pairs across a scene cut of the source (luma histogram distance above CUT_THRESHOLD, as the
+    jobs detect cuts): judge spelling ``...:nocut``. The judge ``truth`` always leaves them out."""
 
     @property
     def name(self) -> str:
         if self.method == TRUTH:
             return TRUTH
-        return f"{self.method}:{self.quality}:{self.alpha:g}:{self.beta:g}"
+        return f"{self.method}:{self.quality}:{self.alpha:g}:{self.beta:g}" + (":nocut" if self.skip_cuts else "")
 
     def meter(self, truth=None) -> JudgeMeter | TruthMeter:
         """A meter of this judge; ``truth``: the synthetic clip being measured (for the judge ``truth``)."""
@@ -192,6 +207,11 @@ class TruthMeter:
     mc_flicker = property(lambda self: sum(self._mcf) / len(self._mcf) if self._mcf else None)
 
 
+CUT_THRESHOLD = 0.4
+"""Luma histogram distance above which a judge ``...:nocut`` takes a pair for a cut (the jobs' default
+scene_cut_threshold)."""
+
+
 class JudgeMeter:
     """Warp error and motion-compensated flicker of one video under one judge (formulas in the module
     docstring), fed ``update(src, out)`` in frame order (RGB uint8 HWC, equal sizes). Both come from the same
@@ -200,16 +220,24 @@ class JudgeMeter:
     def __init__(self, judge: Judge) -> None:
         self.judge = judge
         self._prev: tuple[np.ndarray, np.ndarray] | None = None
+        self._prev_src: np.ndarray | None = None
         self._we: list[float] = []
         self._mcf: list[float] = []
+        self.cuts = 0
+        """Pairs left out as cuts (``skip_cuts``)."""
 
     def update(self, src: np.ndarray, out: np.ndarray) -> None:
         from lib_vid2vid.flow import compute_flow, occlusion_mask, warp
+        from lib_vid2vid.postprocess import scene_cut_distance
 
         s = src.astype(np.float32) * np.float32(1 / 255)
         o = out.astype(np.float32) * np.float32(1 / 255)
         prev, self._prev = self._prev, (s, o)
+        prev_src, self._prev_src = self._prev_src, src
         if prev is None:
+            return
+        if self.judge.skip_cuts and scene_cut_distance(prev_src, src) > CUT_THRESHOLD:
+            self.cuts += 1
             return
         ps, po = prev
         kw = {"method": self.judge.method, "quality": self.judge.quality}
@@ -241,16 +269,19 @@ def parse_judge(text: str) -> Judge:
     from lib_vid2vid.flow import METHODS, QUALITIES
 
     parts = [p.strip() for p in text.strip().split(":")]
-    hint = "write METHOD[:QUALITY[:ALPHA:BETA]], e.g. farneback or dis:fast:0.02:1, or truth"
+    hint = "write METHOD[:QUALITY[:ALPHA:BETA]][:nocut], e.g. farneback or dis:fast:0.02:1:nocut, or truth"
     if parts == [TRUTH]:
         return Judge(TRUTH, "", 0.0, 0.0)
+    skip_cuts = len(parts) > 1 and parts[-1] == "nocut"
+    if skip_cuts:
+        parts = parts[:-1]
     if len(parts) not in (1, 2, 4) or not parts[0]:
         raise ValueError(f"judge flow {text!r}: {hint}")
     if parts[0] not in METHODS:
         raise ValueError(f"judge flow {text!r}: method must be one of {', '.join(METHODS)}; {hint}")
     if len(parts) >= 2 and parts[1] not in QUALITIES:
         raise ValueError(f"judge flow {text!r}: quality must be one of {', '.join(QUALITIES)}; {hint}")
-    kw: dict = {"method": parts[0]}
+    kw: dict = {"method": parts[0], "skip_cuts": skip_cuts}
     if len(parts) >= 2:
         kw["quality"] = parts[1]
     if len(parts) == 4:
@@ -293,21 +324,69 @@ def parse_variant(text: str, strategies: dict[str, dict]) -> tuple[str, dict]:
     if name not in strategies:
         raise ValueError(f"variant {text!r}: unknown strategy {name}; known: {', '.join(strategies)}")
     changes: dict[str, str] = {}
+    prop: dict[str, object] = {}
     for part in rest.split(","):
         key, eq, value = (x.strip() for x in part.partition("="))
         if not eq or not key:
             raise ValueError(f"variant {text!r}: {part.strip()!r} is not SETTING=VALUE; {hint}")
         if key in FORCED:
             raise ValueError(f"variant {text!r}: {key} is the same for every job (use the benchmark's own option)")
+        if key.startswith(PROPAGATION_PREFIX):
+            prop[key[len(PROPAGATION_PREFIX):]] = value
+            continue
         changes[key] = value
+    try:
+        prop = propagation_changes(prop)
+    except ValueError as exc:
+        raise ValueError(f"variant {text!r}: {exc}") from None
     preset = {**strategies[name], **changes}
     try:
         coerced = Settings().replace(**preset)
     except Vid2VidError as exc:
         raise ValueError(f"variant {text!r}: {exc}") from None
     preset = {**strategies[name], **{k: coerced.get(k) for k in changes}}
-    return name + "".join(f"+{k}={preset[k]:g}" if isinstance(preset[k], float) else f"+{k}={preset[k]}"
-                          for k in changes), preset
+    label = name + "".join(f"+{k}={preset[k]:g}" if isinstance(preset[k], float) else f"+{k}={preset[k]}"
+                           for k in changes)
+    label += "".join(f"+{PROPAGATION_PREFIX}{k}={v:g}" if isinstance(v, float) else f"+{PROPAGATION_PREFIX}{k}={v}"
+                     for k, v in prop.items())
+    if prop:
+        preset[PROPAGATION_KEY] = prop
+    return label, preset
+
+
+PROPAGATION_PREFIX = "propagation."
+"""A variant's ``propagation.FIELD=VALUE`` changes a field of :class:`lib_vid2vid.keyframes.PropagationSettings`
+(how the frames between keyframes are made; not a user setting): a benchmark-only switch, so propagation designs
+can be compared side by side on the same jobs and judges."""
+PROPAGATION_KEY = "_propagation"
+"""Where a variant's preset carries its PropagationSettings changes ({field: value}); run_one applies them."""
+
+
+def propagation_changes(raw: dict[str, object]) -> dict[str, object]:
+    """{field: text or value} -> {field: value of the field's type}; ValueError for an unknown field."""
+    import dataclasses
+
+    from lib_vid2vid.keyframes import PropagationSettings
+
+    defaults = PropagationSettings()
+    known = {f.name for f in dataclasses.fields(defaults)}
+    out: dict[str, object] = {}
+    for key, value in raw.items():
+        if key not in known:
+            raise ValueError(f"{PROPAGATION_PREFIX}{key}: not a PropagationSettings field; known: {', '.join(sorted(known))}")
+        cur = getattr(defaults, key)
+        if isinstance(value, str):
+            if isinstance(cur, bool):
+                if value.lower() not in ("true", "false", "1", "0"):
+                    raise ValueError(f"{PROPAGATION_PREFIX}{key}={value}: write true or false")
+                value = value.lower() in ("true", "1")
+            else:
+                try:
+                    value = type(cur)(value)
+                except ValueError:
+                    raise ValueError(f"{PROPAGATION_PREFIX}{key}={value}: not a {type(cur).__name__}") from None
+        out[key] = value
+    return out
 
 
 def source_frames(clip: str | Path, common: dict):
@@ -341,12 +420,21 @@ def run_one(clip: str, method: str, preset: dict, common: dict, tmp_root: str,
     out_dir = Path(tempfile.mkdtemp(prefix="job-", dir=tmp_root))
     row = {"clip": clip, "method": method}
     t0 = time.perf_counter()
+    from lib_vid2vid import keyrun
+
+    prop = preset.get(PROPAGATION_KEY) or {}
+    made = keyrun.kf.PropagationSettings
     try:
-        values = {**{k: v for k, v in preset.items() if k not in FORCED}, **common,
+        values = {**{k: v for k, v in preset.items() if k not in FORCED and k != PROPAGATION_KEY}, **common,
                   "input": str(MEDIA / (path or clip)), "output_dir": str(out_dir)}
         settings = Settings().replace(**values)
         renderer = ProxyRenderer()
-        res = run_job(settings, renderer, new=True)
+        if prop:  # the job's keyframe runner makes its PropagationSettings() with these fields changed
+            keyrun.kf.PropagationSettings = functools.partial(made, **prop)
+        try:
+            res = run_job(settings, renderer, new=True)
+        finally:
+            keyrun.kf.PropagationSettings = made
         if res.status != "done":
             raise Vid2VidError(f"job ended {res.status}: {res.message}")
         rep = report(res.job_dir, max_side=None, write=False)

@@ -21,7 +21,9 @@ the frame's time in units of it is the ratio the load moves least. OpenCV uses i
 
 Variants, timed side by side and interleaved run by run: ``evidence`` (the default propagation, flows kept where
 the frames show motion, :func:`lib_vid2vid.flow.evidence_flow`) and ``raw DIS`` (``PropagationSettings(
-flow_evidence=False)``); ``--variants evidence`` times the default only. ``--code DIR [DIR ...]`` times the
+flow_evidence=False)``) and ``no residual`` (``pick=nearer, seen_residual=0``: without the source residual of each
+carried keyframe, which picks and keeps pixels, as before December 2026); ``--variants evidence`` times the default
+only. ``--code DIR [DIR ...]`` times the
 ``lib_vid2vid`` of each checkout (each in its own process, interleaved run by run), e.g. main against a branch.
 """
 
@@ -41,7 +43,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _bench_common import MEDIA, ROOT, format_table, header, load_average  # noqa: E402
 
-VARIANTS = {"evidence": True, "raw DIS": False}
+VARIANTS = {"evidence": {}, "raw DIS": {"flow_evidence": False}, "no residual": {"pick": "nearer", "seen_residual": 0.0}}
+"""Variant -> PropagationSettings fields changed from the default."""
 
 
 def child(args: argparse.Namespace) -> int:
@@ -55,10 +58,11 @@ def child(args: argparse.Namespace) -> int:
     w, h = (int(x) for x in args.size.lower().split("x"))
     frames = [f for i, f in video.iter_frames(MEDIA / args.clip, fps=Fraction(12), size=(w, h)) if i < args.frames]
     frames = frames[: args.frames]
-    evidence = VARIANTS[args.variant]
+    changes = VARIANTS[args.variant]
+    evidence = changes.get("flow_evidence", True)
     try:
-        ps = kf.PropagationSettings(flow_quality=args.quality, flow_evidence=evidence)
-    except TypeError:  # a checkout from before the evidence check
+        ps = kf.PropagationSettings(flow_quality=args.quality, **changes)
+    except TypeError:  # a checkout from before the field
         ps = kf.PropagationSettings(flow_quality=args.quality)
     dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
     grey = [cv2.cvtColor(f, cv2.COLOR_RGB2GRAY) for f in frames[:2]]
@@ -117,7 +121,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--interval", type=int, default=4, help="keyframe interval K (default 4)")
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--quality", default="medium", help="DIS preset of the flows (default medium)")
-    ap.add_argument("--variants", default=",".join(VARIANTS), help="comma-separated: evidence, raw DIS")
+    ap.add_argument("--variants", default=",".join(VARIANTS), help="comma-separated: evidence, raw DIS, no residual")
     ap.add_argument("--code", nargs="+", type=Path, default=None,
                     help="checkouts whose lib_vid2vid to time, side by side (default: this one)")
     ap.add_argument("--child", dest="child_code", default=None, help=argparse.SUPPRESS)

@@ -5,7 +5,7 @@ occlusions between consecutive frames are known exactly, with no flow estimator 
 downloaded; a clip is a pure function of its spec (numpy's PCG64 with fixed seeds, OpenCV drawing).
 
 Pictures (:func:`texture`, float32 RGB 0..255): a "dead leaves" image -- random discs, radii drawn from
-``p(r) ~ r^-3`` (scale invariance, as natural images), each a colour from an earthy palette, some flat, some
+``p(r) ~ r^-3`` (scale invariance, as natural images), each a colour from a palette (earthy; a night one for another shot), some flat, some
 carrying 1/f noise (amplitude spectrum ``1/f``) -- then a Gaussian blur of ``TEXTURE_BLUR`` pixels so the picture
 is band-limited (bilinear resampling then reproduces it to about one level). Flat discs are where real flow
 estimators disagree (the aperture problem); the truth does not care.
@@ -51,6 +51,12 @@ PALETTE = np.array([(92, 110, 60), (130, 150, 80), (60, 75, 45), (150, 120, 85),
                     (70, 95, 130), (150, 170, 200), (180, 70, 50), (220, 180, 90), (40, 40, 45), (235, 235, 225)],
                    np.float32)
 """Earthy RGB colours (foliage, soil, stone, sky, a few brighter accents) for the discs."""
+PALETTE_NIGHT = np.array([(20, 28, 60), (35, 45, 90), (15, 15, 25), (60, 50, 110), (25, 60, 80), (90, 110, 160),
+                          (10, 20, 35), (45, 30, 70), (140, 150, 200), (30, 80, 110), (5, 5, 10), (70, 90, 130)],
+                         np.float32)
+"""Dark blue-violet RGB colours (a night scene): another shot's picture with a luma histogram of its own, so a
+cut to it is detected as one (luma histogram distance above the jobs' 0.4)."""
+PALETTES = {"earth": PALETTE, "night": PALETTE_NIGHT}
 
 
 def pink_noise(h: int, w: int, rng: np.random.Generator, channels: int = 1) -> np.ndarray:
@@ -69,18 +75,20 @@ def pink_noise(h: int, w: int, rng: np.random.Generator, channels: int = 1) -> n
 
 
 @functools.lru_cache(maxsize=8)
-def texture(h: int, w: int, seed: int) -> np.ndarray:
-    """A dead-leaves picture (see the module docstring), float32 RGB HWC 0..255, read-only."""
+def texture(h: int, w: int, seed: int, palette: str = "earth") -> np.ndarray:
+    """A dead-leaves picture (see the module docstring) drawn from ``PALETTES[palette]``, float32 RGB HWC 0..255,
+    read-only."""
+    pal = PALETTES[palette]
     rng = np.random.default_rng(seed)
     img = np.empty((h, w, 3), np.float32)
-    img[:] = PALETTE[rng.integers(len(PALETTE))]
+    img[:] = pal[rng.integers(len(pal))]
     amount = np.full((h, w), 0.3, np.float32)  # how much noise each disc carries
     r_min, r_max = 3.0, max(h, w) / 8
     n = int(h * w / 150)
     u = rng.random(n)
     radii = 1.0 / np.sqrt(1 / r_min**2 - u * (1 / r_min**2 - 1 / r_max**2))  # p(r) ~ r^-3 on [r_min, r_max]
     xs, ys = rng.uniform(-r_max, w + r_max, n), rng.uniform(-r_max, h + r_max, n)
-    cols = PALETTE[rng.integers(len(PALETTE), size=n)] + rng.normal(0, 12, (n, 3)).astype(np.float32)
+    cols = pal[rng.integers(len(pal), size=n)] + rng.normal(0, 12, (n, 3)).astype(np.float32)
     flat = rng.random(n) < 0.35
     for x, y, r, col, fl in zip(xs, ys, radii, cols, flat):
         centre, rad = (int(round(x)), int(round(y))), int(round(r))
@@ -159,6 +167,8 @@ class Shot:
     rot: float = 0.0
     wobble: float = 0.0
     sprites: tuple[Sprite, ...] = ()
+    palette: str = "earth"
+    """The background picture's colours (a key of PALETTES); objects keep the earthy palette."""
 
     def camera(self, t: int, size: tuple[int, int]) -> np.ndarray:
         """A_t as 3x3: frame pixel -> texture pixel."""
@@ -217,7 +227,7 @@ class SyntheticClip:
         """(frame t RGB uint8 HWC, layer id int16 HW: 0 background, k sprite k)."""
         shot, st = self._where(t)
         g = self._grid()
-        tex = texture(self.tex_size[1], self.tex_size[0], shot.seed)
+        tex = texture(self.tex_size[1], self.tex_size[0], shot.seed, shot.palette)
         maps = self._maps(shot, st)
         pos = (g @ maps[0].T)[..., :2].astype(np.float32)
         img = cv2.remap(tex, pos, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT_101)
@@ -321,8 +331,9 @@ def clip_set(width: int = 384, frames: int = 48) -> dict[str, SyntheticClip]:
                       size, note="pan 12 px/frame, objects crossing at 18-22 px/frame (one turning), one thrown up"),
         SyntheticClip("syn_cut", (Shot(15, n // 2, (tc[0] + 300 * k, tc[1]), cv=(-8.0 * k, 0.0),
                                        sprites=(sp(109, "ellipse", 30, 30, (100, 108), (6.0, 0.0)),)),
-                                  Shot(16, n - n // 2, tc, cv=(0.0, 2.0 * k), s0=0.8, zoom=1.01,
+                                  Shot(16, n - n // 2, tc, cv=(0.0, 2.0 * k), s0=0.8, zoom=1.01, palette="night",
                                        sprites=(sp(110, "box", 34, 26, (320, 60), (-5.0, 2.0), spin=0.02),))),
-                      size, note="pan 8 px/frame, a cut, then a slow zoom out with tilt; an object in each shot"),
+                      size, note="pan 8 px/frame, a cut to a night scene (another palette), then a slow zoom out "
+                                 "with tilt; an object in each shot"),
     ]
     return {c.name: c for c in clips}

@@ -48,11 +48,22 @@ once per step::
       wa = (b - t) / (b - a) * soft(Va),  wb = (t - a) / (b - a) * soft(Vb)    temporal distance x validity
       D  = blur(mean_c |A - B|)           where the two warps disagree (misaligned structure, not fine texture)
       s  = clip((D - ghost_low) / (ghost_high - ghost_low), 0, 1)
-      weights: (1 - s) * (wa, wb) / (wa + wb) + s * (one-hot of the larger of wa, wb)    one source per pixel
+      weights: (1 - s) * (wa, wb) / (wa + wb) + s * (one-hot, below)     one source per pixel
       out = weights . (A, B)   where wa + wb > 0;   unseen (wa + wb = 0): the fill (source, or a light render)
 
 ``soft(V)`` is V blurred a little, so a switch from one keyframe to the other at an occlusion edge is not a seam.
-A frame after the last keyframe of its group has only ``K_a`` (one-sided). A keyframe's own output is its render.
+Both keyframes are also judged by how well their carried *source* frames explain the source frame t (README,
+"Propagation under fast motion")::
+
+      Ra = blur_2(|grey(warp(S_a, F_t)) - grey(S_t)|),  Rb likewise         levels 0..255
+      Va <- max(Va, clip(2 - 2 Ra / r, 0, 1)),  Vb likewise      r = seen_residual (4): a pixel the fw-bw check
+                                                                 drops is still carried where the warp explains it
+      one-hot above: a where Ra < Rb + m, m = +pick_margin (2) where (b - t) Va >= (t - a) Vb (a nearer), else -2
+
+(``PropagationSettings(pick="nearer", seen_residual=0)``: the larger weight alone chooses and only the fw-bw check
+decides what a keyframe sees, as before December 2026.)
+A frame after the last keyframe of its group has only ``K_a`` (one-sided; ``Va`` raised the same way). A keyframe's
+own output is its render.
 Everything is a pure function of the source frames and the keyframe renders, so a resumed job writes the same
 bytes.
 """
@@ -290,6 +301,19 @@ class PropagationSettings:
     """Disagreement (mean |A - B| over channels, 0..255, blurred) from which the blend turns into one source per
     pixel, and at which it is one source entirely."""
     ghost_blur: float = 1.0
+    pick: str = "residual"
+    """Where the two warps disagree, which keyframe a pixel takes: ``residual`` (the keyframe whose *source*
+    frame, warped the same way, matches the source frame t better: blurred |grey(warp(S_a, F_t)) - grey(S_t)|
+    against the same for b, ``pick_margin`` levels in favour of the nearer one) or ``nearer`` (the larger temporal
+    x validity weight; before December 2026)."""
+    pick_margin: float = 2.0
+    seen_alpha: float = 0.01
+    seen_beta: float = 0.5
+    """Forward-backward check of each step's validity (:func:`lib_vid2vid.flow.occlusion_mask`'s alpha, beta)."""
+    seen_residual: float = 4.0
+    """Levels (0 = off, as before December 2026): a pixel the forward-backward check drops is still taken from a
+    keyframe whose source, warped the same way, matches source frame t to within half this (blurred grey
+    residual), fading out at it."""
     unseen_below: float = 0.02
     """A pixel is unseen when its summed validity (0..2) is below this."""
 
@@ -339,7 +363,7 @@ class _Grid:
         return self.remap(img, self.map(f, self.buf("warp_map", 2)), border)
 
 
-def _seen(fw: np.ndarray, bw: np.ndarray, grid: _Grid) -> np.ndarray:
+def _seen(fw: np.ndarray, bw: np.ndarray, grid: _Grid, alpha: float = 0.01, beta: float = 0.5) -> np.ndarray:
     """``1 - flow.occlusion_mask(fw, bw)`` (default alpha 0.01, beta 0.5, out-of-frame targets occluded) as float32,
     with the grid built once: 1 where the pixel of ``fw``'s frame is found again in the other frame."""
     buf = grid.buf
@@ -353,8 +377,8 @@ def _seen(fw: np.ndarray, bw: np.ndarray, grid: _Grid) -> np.ndarray:
     sq += np.multiply(bw_w, bw_w, out=bw_w)
     x, y = cv2.split(sq, [x, y])
     norms = cv2.add(x, y, dst=x)  # |fw|^2 + |bw_w|^2
-    norms *= np.float32(0.01)
-    norms += np.float32(0.5)
+    norms *= np.float32(alpha)
+    norms += np.float32(beta)
     ok = np.less_equal(diff, norms, out=buf("seen_ok", dtype=np.bool_))
     inside = cv2.inRange(m, (-0.5, -0.5), (grid.w - 0.5, grid.h - 0.5), dst=buf("seen_in", dtype=np.uint8))
     return np.logical_and(ok, inside, out=ok).astype(np.float32)
@@ -383,8 +407,8 @@ _MEAN3 = np.full((1, 3), 1.0 / 3.0, np.float32)
 
 
 def blend_two(a: np.ndarray, va: np.ndarray, ta: float, b: np.ndarray | None, vb: np.ndarray | None,
-              tb: float, ps: PropagationSettings, work: flow.WorkArrays | None = None
-              ) -> tuple[np.ndarray, np.ndarray]:
+              tb: float, ps: PropagationSettings, work: flow.WorkArrays | None = None,
+              prefer_a: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Blend two warped keyframes (RGB uint8 HWC) by temporal weight (``ta``, ``tb``) and validity (float32 HW
     0..1, not modified) with the anti-ghosting rule of the module docstring. Returns (RGB uint8 HWC, unseen mask
     bool HW); the weighted sum is rounded to the nearest level by OpenCV (``cv2.blendLinear``), one pass in C++
@@ -417,7 +441,8 @@ def blend_two(a: np.ndarray, va: np.ndarray, ta: float, b: np.ndarray | None, vb
     s = np.subtract(diff, np.float32(ps.ghost_low), out=buf("s"))
     s *= np.float32(1.0 / max(ps.ghost_high - ps.ghost_low, 1e-6))
     np.clip(s, np.float32(0), np.float32(1), out=s)
-    onehot = np.copyto(den, np.greater_equal(wa, wb, out=buf("ge", np.bool_))) or den
+    pa = np.greater_equal(wa, wb, out=buf("ge", np.bool_)) if prefer_a is None else prefer_a
+    onehot = np.copyto(den, pa) or den
     onehot -= na
     onehot *= s
     na += onehot  # (1 - s) na + s onehot
@@ -465,16 +490,20 @@ def propagate_segment(sources: Sequence[np.ndarray], key_a: np.ndarray, key_b: n
     last = n if key_b is None else n - 1  # the last frame made
     if last < 1:
         return
-    seen_back = [_seen(back[k], fwd[k], grid) for k in range(last)]  # frame k+1 seen in k
+    seen_back = [_seen(back[k], fwd[k], grid, ps.seen_alpha, ps.seen_beta) for k in range(last)]  # frame k+1 seen in k
     fa, va = _compose_chain(back[:last], seen_back, grid)  # index j-1 -> frame j
     ka = np.ascontiguousarray(key_a)
     if key_b is None:
         for j in range(1, n + 1):
-            out, unseen = blend_two(grid.warp(ka, fa[j - 1]), va[j - 1], 1.0, None, None, 0.0, ps)
+            v = va[j - 1]
+            if ps.seen_residual > 0:
+                v = _rescue(v, _residual(greys, 0, j, fa[j - 1], grid, "a"), ps.seen_residual, grid.buf("rescue_a"))
+            out, unseen = blend_two(grid.warp(ka, fa[j - 1]), v, 1.0, None, None, 0.0, ps)
             yield j, out, unseen
         return
     # chain from b backwards: chain frame 0 = b = n, chain frame m = n - m, step m-1: flow (n-m) -> (n-m+1)
-    seen_fwd = {n - m: _seen(fwd[n - m], back[n - m], grid) for m in range(1, last + 1)}  # frame k seen in k+1
+    seen_fwd = {n - m: _seen(fwd[n - m], back[n - m], grid, ps.seen_alpha, ps.seen_beta)
+                for m in range(1, last + 1)}  # frame k seen in k+1
     fb, vb = _compose_chain([fwd[n - m] for m in range(1, last + 1)], [seen_fwd[n - m] for m in range(1, last + 1)],
                             grid)
     kb = np.ascontiguousarray(key_b)
@@ -482,8 +511,46 @@ def propagate_segment(sources: Sequence[np.ndarray], key_a: np.ndarray, key_b: n
         a = grid.remap(ka, grid.map(fa[j - 1], grid.buf("warp_map", 2)), out=grid.work.get("warp_a", ka.shape, np.uint8))
         b = grid.remap(kb, grid.map(fb[n - j - 1], grid.buf("warp_map", 2)),
                        out=grid.work.get("warp_b", kb.shape, np.uint8))
-        out, unseen = blend_two(a, va[j - 1], (n - j) / n, b, vb[n - j - 1], j / n, ps, grid.work)
+        prefer_a = None
+        wva, wvb = va[j - 1], vb[n - j - 1]
+        if ps.pick == "residual" or ps.seen_residual > 0:
+            ra = _residual(greys, 0, j, fa[j - 1], grid, "a")
+            rb = _residual(greys, n, j, fb[n - j - 1], grid, "b")
+            if ps.seen_residual > 0:
+                wva = _rescue(wva, ra, ps.seen_residual, grid.buf("rescue_a"))
+                wvb = _rescue(wvb, rb, ps.seen_residual, grid.buf("rescue_b"))
+            if ps.pick == "residual":  # the nearer keyframe (temporal x forward-backward validity) wins ties
+                nearer_a = np.greater_equal(np.multiply(va[j - 1], np.float32(n - j), out=grid.buf("pick_wa")),
+                                            np.multiply(vb[n - j - 1], np.float32(j), out=grid.buf("pick_wb")),
+                                            out=grid.buf("pick_near", dtype=np.bool_))
+                margin = grid.buf("pick_m")
+                margin.fill(-ps.pick_margin)
+                margin[nearer_a] = np.float32(ps.pick_margin)
+                margin += rb
+                prefer_a = np.less(ra, margin, out=grid.buf("pick_a", dtype=np.bool_))
+        out, unseen = blend_two(a, wva, (n - j) / n, b, wvb, j / n, ps, grid.work, prefer_a)
         yield j, out, unseen
+
+
+def _residual(greys: list[np.ndarray], k: int, t: int, f: np.ndarray, grid: _Grid, tag: str = "") -> np.ndarray:
+    """Blurred (sigma 2 px) |grey(warp(S_k, f)) - grey(S_t)|, levels 0..255, float32 HW: how well the flow
+    ``f`` (t -> k) explains source frame t from the keyframe's source frame. In the grid's scratch array
+    ``"res_r" + tag`` (valid until the next call with that tag)."""
+    warped = grid.remap(greys[k], grid.map(f, grid.buf("warp_map", 2)), out=grid.buf("res_w8", dtype=np.uint8))
+    d = grid.buf("res_d")
+    np.copyto(d, warped)
+    np.subtract(d, greys[t], out=d)
+    return cv2.GaussianBlur(np.abs(d, out=d), (0, 0), 2.0, dst=grid.buf("res_r" + tag))
+
+
+def _rescue(valid: np.ndarray, resid: np.ndarray, thr: float, out: np.ndarray | None = None) -> np.ndarray:
+    """``max(valid, clip(2 - 2 resid / thr, 0, 1))``: a pixel the forward-backward check drops is still seen
+    where the warp explains the source well (residual below thr/2 levels: 1, fading out at thr). ``out``: where
+    to write it (not ``valid``, which is kept)."""
+    r = np.multiply(resid, np.float32(-2.0 / thr), out=out)
+    r += np.float32(2.0)
+    np.clip(r, np.float32(0), np.float32(1), out=r)
+    return np.maximum(valid, r, out=r)
 
 
 def fill_unseen(frame: np.ndarray, unseen: np.ndarray, source: np.ndarray) -> np.ndarray:

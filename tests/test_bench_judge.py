@@ -131,6 +131,52 @@ def test_judge_equals_the_formula_by_hand(bench, text):
     assert mcf[j.name] == pytest.approx(want_mcf, rel=1e-4)
 
 
+def test_nocut_judge_leaves_out_the_pairs_across_a_cut(bench):
+    """``...:nocut`` skips a pair whose source frames' luma histograms differ by more than 0.4 and judges every
+    other pair as the plain judge does: on a clip with a cut in the middle it equals the plain judge on each
+    side's pairs, and it is far below the plain judge, which counts the cut pair."""
+    srcs, outs = _clip(3)
+    dark = [np.ascontiguousarray(s // 4) for s in srcs]  # another shot: a quarter of the brightness
+    j, jn = bench.parse_judge("dis"), bench.parse_judge("dis:nocut")
+    assert jn == bench.Judge(skip_cuts=True) and jn.name == "dis:medium:0.01:0.5:nocut"
+    assert bench.parse_judge("farneback:nocut").method == "farneback"
+    assert bench.parse_judge("dis:fast:0.05:1:nocut") == bench.Judge("dis", "fast", 0.05, 1.0, True)
+    got = bench.judge_warp_errors(zip(srcs + dark, outs + dark), [j, jn])
+    first = bench.judge_warp_errors(zip(srcs, outs), [j])[j.name]
+    second = bench.judge_warp_errors(zip(dark, dark), [j])[j.name]
+    assert got[jn.name] == pytest.approx((2 * first + 2 * second) / 4, rel=1e-6)
+    assert got[j.name] > 3 * got[jn.name]
+
+
+def test_parse_variant_reaches_propagation_settings_and_run_one_applies_them(bench, monkeypatch, tmp_path):
+    from lib_vid2vid import keyframes as kf
+    from lib_vid2vid.errors import Vid2VidError
+    from lib_vid2vid.params import STRATEGIES
+
+    name, preset = bench.parse_variant("keyframes_adaptive:propagation.pick=nearer,propagation.seen_residual=0,"
+                                       "keyframe_min_gap=3", STRATEGIES)
+    assert name == "keyframes_adaptive+keyframe_min_gap=3+propagation.pick=nearer+propagation.seen_residual=0"
+    assert preset[bench.PROPAGATION_KEY] == {"pick": "nearer", "seen_residual": 0.0}
+    assert preset["keyframe_min_gap"] == 3
+    for bad, match in (("keyframes_adaptive:propagation.nope=1", "not a PropagationSettings field"),
+                       ("keyframes_adaptive:propagation.seen_residual=x", "not a float"),
+                       ("keyframes_adaptive:propagation.flow_evidence=maybe", "true or false")):
+        with pytest.raises(ValueError, match=match):
+            bench.parse_variant(bad, STRATEGIES)
+    seen = []
+
+    def fake_run_job(settings, renderer, new):  # records what the job's runner would build, then stops
+        seen.append(kf.PropagationSettings())
+        raise Vid2VidError("stop")
+
+    monkeypatch.setattr("lib_vid2vid.pipeline.run_job", fake_run_job)
+    made = kf.PropagationSettings
+    row = bench.run_one("cup.mp4", name, preset, {"width": 64}, str(tmp_path))
+    assert row["error"] == "stop"
+    assert seen[0].pick == "nearer" and seen[0].seen_residual == 0.0
+    assert kf.PropagationSettings is made and kf.PropagationSettings().pick == "residual"  # restored
+
+
 def test_two_judges_give_different_numbers(bench):
     srcs, outs = _clip(3)
     judges = [bench.parse_judge("dis"), bench.parse_judge("farneback")]
@@ -239,6 +285,12 @@ def test_a_cut_has_no_valid_pixel_and_the_file_decodes_exactly(synth, tmp_path):
     for t, rgb in enumerate(got):
         assert np.array_equal(rgb, clip.frame(t))
     assert np.array_equal(clip.frame(2), synth.clip_set(128, 6)["syn_cut"].frame(2))  # deterministic
+    # the second shot has its own palette: the jobs' cut detection (luma histogram distance > 0.4) sees the cut,
+    # and only it
+    from lib_vid2vid.postprocess import scene_cut_distance
+
+    dist = [scene_cut_distance(clip.frame(t - 1), clip.frame(t)) for t in range(1, 6)]
+    assert dist[2] > 0.5 and max(dist[:2] + dist[3:]) < 0.1
 
 
 def test_truth_judge_floor_near_zero_and_a_stuck_texture_scores_high(bench, synth):

@@ -544,3 +544,57 @@ def test_adaptive_choice_after_accumulated_motion():
     # min_gap still holds: a limit under one frame's motion gives a keyframe every min_gap frames
     fast = kf.choose_keyframes(iter(frames), 30, max_motion=1.0, **{**kw, "min_gap": 3})
     assert [f for f in fast.frames if 20 <= f < 30] == [22, 25, 28]
+
+
+# ---------------------------------------------------------------- propagation designs (PropagationSettings)
+
+
+def test_blend_takes_the_preferred_keyframe_where_the_warps_disagree():
+    """Where the two warps disagree beyond ghost_high the blend is one source per pixel: without ``prefer_a`` the
+    one with the larger weight (a, temporal 0.9), with it the one it names, also against the weights."""
+    a = np.full((8, 8, 3), 40, np.uint8)
+    b = np.full((8, 8, 3), 200, np.uint8)
+    ones = np.ones((8, 8), np.float32)
+    ps = kf.PropagationSettings()
+    out, unseen = kf.blend_two(a, ones, 0.9, b, ones, 0.1, ps)
+    assert not unseen.any() and (out == 40).all()
+    prefer = np.zeros((8, 8), bool)
+    prefer[:, :4] = True
+    out, _ = kf.blend_two(a, ones, 0.9, b, ones, 0.1, ps, prefer_a=prefer)
+    assert (out[2:-2, :2] == 40).all() and (out[2:-2, -2:] == 200).all()
+
+
+def test_residual_rescue_keeps_pixels_the_forward_backward_check_drops_when_the_warp_explains_the_source():
+    """A still clip with the forward-backward check made impossible (beta < 0): every propagated pixel is unseen;
+    with ``seen_residual`` the keyframes still supply them, since warping their sources explains every frame."""
+    frames = _still_flat_clip(4)
+    key = _restyle(texture(H, W, seed=21))
+    strict = kf.PropagationSettings(seen_beta=-1.0, seen_residual=0.0)
+    for two in (False, True):
+        got = list(kf.propagate_segment(frames, key, key if two else None, strict))
+        assert got and all(u.all() for _, _, u in got)
+        rescued = list(kf.propagate_segment(frames, key, key if two else None,
+                                            kf.PropagationSettings(seen_beta=-1.0, seen_residual=4.0)))
+        assert all(not u.any() for _, _, u in rescued)
+        assert all(np.abs(out.astype(np.float32) - key)[8:-8, 8:-8].mean() < 1.5 for _, out, _ in rescued)
+
+
+def test_residual_pick_takes_the_keyframe_whose_source_matches_the_frame():
+    """Frames 0-1 show picture P, frames 2-4 picture Q (no motion; cuts are the plan's business, not this
+    function's): frame 2, halfway between the keyframes, ties on temporal weight and the default pick takes
+    keyframe a where the warps disagree; ``pick=residual`` takes b, whose source (Q) is frame 2. Frames 1 and 3
+    match the nearer keyframe's source: both picks agree there."""
+    p = texture(H, W, seed=5)
+    q = texture(H, W, seed=6)
+    frames = [p, p, q, q, q]
+    key_a = np.zeros_like(p)
+    key_b = np.full_like(p, 255)
+    ps = kf.PropagationSettings(seen_beta=1e6, seen_alpha=1.0, pick="nearer")  # every pixel seen: the pick decides
+    out = {j: f for j, f, _ in kf.propagate_segment(frames, key_a, key_b, ps)}
+    res = {j: f for j, f, _ in kf.propagate_segment(frames, key_a, key_b,
+                                                    kf.PropagationSettings(seen_beta=1e6, seen_alpha=1.0,
+                                                                           pick="residual"))}
+    assert out[1].mean() < 20  # nearer a: black
+    assert res[1].mean() < 20  # frame 1 is P: a's source matches it
+    assert out[3].mean() > 235 and res[3].mean() > 235  # frame 3 is Q: b both ways
+    assert res[2].mean() > 235 and out[2].mean() < 200  # frame 2 (Q, halfway): residual takes b entirely
