@@ -143,7 +143,12 @@ def build(gr: Any, *, elem_id: Callable[[str], str], defaults: dict[str, Any] | 
                     if title.startswith("ControlNet"):
                         _ui_only(gr.Markdown(CONTROLNET_NOTE, elem_id=elem_id("controlnet_note")))
                     if title and (folded or len(group) > 1):  # one setting needs no box of its own
-                        with gr.Accordion(title, open=not folded, elem_id=elem_id("sec_" + _slug(title))):
+                        key = section_key(title)
+                        shown = params.conditions_hold(UI_SHOW_IF[key], values) if key in UI_SHOW_IF else True
+                        box = gr.Accordion(title, open=not folded, elem_id=elem_id(key), visible=shown)
+                        if key in UI_SHOW_IF:
+                            extra[key] = box
+                        with box:
                             _controls(gr, group, values, hidden, comps, elem_id, host)
                             if title == "Sigma schedule" and "sigmas_text" in host:
                                 _sigma_preview(gr, comps, host, values, elem_id)
@@ -179,6 +184,18 @@ CONTROLNET_NOTE = (
 
 def _slug(text: str) -> str:
     return "".join(ch if ch.isalnum() else "_" for ch in text.lower()).strip("_")
+
+
+def section_key(title: str) -> str:
+    """A section's accordion: its element id (after the host's prefix) and its key in :data:`UI_SHOW_IF`."""
+    return "sec_" + _slug(title)
+
+
+def section_conditions(group: list[Spec]) -> tuple:
+    """The ``show_if`` conditions every setting of a section shares: while one of them fails the section would
+    be an empty box, so the box itself is hidden too. () when they share none."""
+    common = set.intersection(*(set(s.show_if) for s in group)) if group else set()
+    return tuple(c for c in group[0].show_if if c in common) if common else ()
 
 
 def _is_number_box(spec: Spec) -> bool:
@@ -233,7 +250,12 @@ UI_SHOW_IF: dict[str, tuple] = {
     "keyframe_strip": (("keyframe_mode", "!=", "off"),),
 }
 """Elements of the UI that are not settings, shown only while settings' conditions hold (same rules, same
-JavaScript as a setting's ``show_if``): the keyframe preview exists only while a keyframe mode applies."""
+JavaScript as a setting's ``show_if``): the keyframe preview exists only while a keyframe mode applies, and a
+section's box only while the conditions all its settings share hold (:func:`section_conditions`; e.g. the image
+to video settings while that mode is ticked)."""
+UI_SHOW_IF.update({section_key(title): conds for _tab, specs in params.iter_tabs()
+                   for title, folded, group in sections(specs)
+                   if title and (folded or len(group) > 1) and (conds := section_conditions(group))})
 
 
 def rules(changed: str) -> list[tuple[str, tuple]]:

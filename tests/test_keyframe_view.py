@@ -71,7 +71,8 @@ def test_form_preview_reads_labels_and_the_hosts_size_and_never_raises(tmp_path)
 def test_preview_button_shows_only_while_a_keyframe_mode_applies():
     gr = FakeGradio()
     comps = dict(zip(params.api_arg_names(), ui.build(gr, elem_id=lambda x: x)))
-    parts = {c.kw["elem_id"]: c for c in gr.created if c.kw.get("elem_id") in ui.UI_SHOW_IF}
+    parts = {c.kw["elem_id"]: c for c in gr.created
+             if c.kw.get("elem_id") in ui.UI_SHOW_IF and c.kw["elem_id"].startswith("keyframe_")}
     assert set(parts) == {"keyframe_show", "keyframe_summary", "keyframe_strip"}
     assert all(c.kw.get("visible") is False for c in parts.values())  # keyframe_mode off by default
     assert parts["keyframe_strip"].kind == "Gallery"

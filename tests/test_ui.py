@@ -27,6 +27,16 @@ class FakeComponent:
         self.events.append(("input", kw))
 
 
+class FakeBox(FakeComponent):
+    """A layout block: a component (it can be shown and hidden) used as a context manager."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+
 class FakeGradio:
     """Records the components ui.build creates (a stand-in for gradio 3.41 / 4)."""
 
@@ -56,10 +66,11 @@ class FakeGradio:
     def Row(self, **kw):
         yield
 
-    @contextmanager
     def Accordion(self, label, **kw):
         self.accordions.append((label, kw.get("open", True)))
-        yield
+        box = FakeBox("Accordion", label=label, **kw)
+        self.created.append(box)
+        return box
 
     class Request:
         pass
@@ -477,7 +488,8 @@ def test_keyframe_preview_and_candidates_build_in_real_gradio():
         assert by_elem[prefix + name]["props"]["visible"] is False, name
     assert by_elem[prefix + "keyframe_strip"]["type"] == "gallery"
     toggle = next(d for d in config["dependencies"] if d["inputs"][:1] == [comps["keyframe_mode"]._id] and d.get("js"))
-    assert {by_elem[prefix + n]["id"] for n in ui.UI_SHOW_IF} <= set(toggle["outputs"])
+    keyed = [n for n, conds in ui.UI_SHOW_IF.items() if any(c == "keyframe_mode" for c, _op, _v in conds)]
+    assert {by_elem[prefix + n]["id"] for n in keyed} <= set(toggle["outputs"])
     needed = list(dict.fromkeys(c for _n, conds in ui.rules("keyframe_mode") for c, _op, _v in conds))
     assert toggle["js"] == ui.visibility_js(needed, ui.rules("keyframe_mode"))
     show = next(f for f in fns if f.fn is not None and [o.elem_id for o in f.outputs] == [
@@ -493,3 +505,24 @@ def test_keyframe_preview_and_candidates_build_in_real_gradio():
     propagate = next(d for d in config["dependencies"] if by_elem[prefix + "job_propagate"]["id"] in
                      [t[0] if isinstance(t, (list, tuple)) else t for t in d.get("targets", [])])
     assert by_elem[prefix + "job_go"]["id"] in propagate["outputs"]
+
+
+def test_a_section_whose_settings_all_wait_for_one_condition_is_hidden_with_them():
+    """The image-to-video tab: while its mode is not ticked every SVD setting is hidden, and so is their box
+    (an empty accordion otherwise); ticking it shows the box and the settings together."""
+    key = ui.section_key("Stable Video Diffusion")
+    assert ui.UI_SHOW_IF[key] == (("svd_mode", "==", True),)
+    gr = FakeGradio()
+    comps = dict(zip(params.api_arg_names(), ui.build(gr, elem_id=lambda x: x)))
+    box = next(c for c in gr.created if c.kw.get("elem_id") == key)
+    assert box.kind == "Accordion" and box.kw["visible"] is False
+    (_event, kw), = [e for e in comps["svd_mode"].events if e[0] == "change"]
+    assert box in kw["outputs"] and comps["svd_frames"] in kw["outputs"]
+    for ticked in (True, False):
+        updates = dict(zip(kw["outputs"], kw["fn"](ticked)))
+        assert updates[box] == updates[comps["svd_frames"]] == {"visible": ticked}
+    shown = ui.visibility("svd_mode", {"svd_mode": True})
+    hidden = ui.visibility("svd_mode", {"svd_mode": False})
+    assert shown[key] and shown["svd_frames"] and not hidden[key] and not hidden["svd_frames"]
+    # sections whose settings show under different conditions keep their box
+    assert not any(k.startswith("sec_keyframes") for k in ui.UI_SHOW_IF)

@@ -193,6 +193,21 @@ def test_sub_option_follows_its_switch_and_preset_says_what_changed(browser, web
     _wait(driver, lambda d: _shown(d, ID + "init_strength"), 20, "flow_warp's init strength to appear")
 
 
+def test_image_to_video_box_shows_only_while_the_mode_is_ticked(browser, webui):
+    """The Image to video tab holds the mode's checkbox and nothing else until it is ticked: then the box of SVD
+    settings appears with them (no empty accordion before)."""
+    driver = browser
+    _pick_vid2vid(driver)
+    _click_tab(driver, f"#{ID}tabs", "Image to video")
+    box = ID + "sec_stable_video_diffusion"
+    assert _shown(driver, ID + "svd_mode") and not _shown(driver, box)
+    _el(driver, f"#{ID}svd_mode input[type=checkbox]").click()
+    _wait(driver, lambda d: _shown(d, box), 20, "the SVD settings' box to appear")
+    _wait(driver, lambda d: _shown(d, ID + "svd_steps") or _shown(d, ID + "svd_frames"), 20, "the SVD settings")
+    _el(driver, f"#{ID}svd_mode input[type=checkbox]").click()
+    _wait(driver, lambda d: not _shown(d, box), 20, "the box to hide again")
+
+
 def test_sigma_preview_after_fast_typing_equals_the_final_values(browser, webui):
     driver = browser
     _pick_vid2vid(driver)
