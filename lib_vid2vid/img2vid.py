@@ -157,7 +157,6 @@ def _open_job(image: Path, s: params.Img2VidSettings, generator, total: int, *, 
     """(job, already done) for this image: its finished job, its unfinished one (locked), or a new one."""
     import random
 
-    from .joblock import JobLock
     from .seeds import resolve_seed
     from .workspace import Job, list_jobs, source_fingerprint
 
@@ -170,10 +169,7 @@ def _open_job(image: Path, s: params.Img2VidSettings, generator, total: int, *, 
                 continue
             if job.status == "done":
                 return job, True
-            lock = JobLock.acquire(job.root)
-            fresh = Job.open(job.root)
-            fresh.lock = lock
-            return fresh, False
+            return Job.open_locked(job.root), False
     job = Job.create(s.output_dir, video_name=image.name, settings=s.to_dict(), source={"frames": total},
                      fingerprint=fp, host=host, lock=True,
                      extra={"kind": "img2vid", "render_key": key, "settings_key": key,

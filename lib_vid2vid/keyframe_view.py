@@ -149,17 +149,10 @@ def record_picks(job_root: str | Path, text: str) -> str:
     propagates with these picks. Checked first: the job has candidates, each candidate exists, each frame is a
     keyframe. Not while a run holds the job. Returns a line for the UI; raises Vid2VidError with what to do."""
     from .errors import Vid2VidError
-    from .joblock import JobLock
     from .params import parse_picks
     from .workspace import Job
 
-    lock = JobLock.acquire(Path(job_root))  # JobRunning while a run holds it
-    try:
-        job = Job.open(job_root)
-    except BaseException:
-        lock.release()
-        raise
-    job.lock = lock
+    job = Job.open_locked(job_root)  # JobRunning while a run holds it
     try:
         settings = job.manifest.get("settings") or {}
         count = int(settings.get("keyframe_candidates") or 1)

@@ -665,16 +665,9 @@ def redo_keyframes(job_root: str | Path, frames: list[int]) -> str:
     Not with candidates (pick another one), a keyframe grid (its keyframes share one render), keyframes from a
     folder, or warped noise (the keyframe's noise does not come from its seed). Returns a line for the UI."""
     from .errors import SettingsError
-    from .joblock import JobLock
     from .workspace import Job
 
-    lock = JobLock.acquire(Path(job_root))  # JobRunning while a run holds it
-    try:
-        job = Job.open(job_root)
-    except BaseException:
-        lock.release()
-        raise
-    job.lock = lock
+    job = Job.open_locked(job_root)  # JobRunning while a run holds it
     try:
         info = job.manifest.get("keyframes") or {}
         if not info.get("plan"):

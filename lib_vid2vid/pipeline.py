@@ -131,18 +131,7 @@ def _claim_unfinished(out_dir: str | Path, values: dict[str, Any], fp: dict[str,
 
 def _claim(job: Job) -> Job:
     """``job`` locked for this run, read again under the lock (another run may have changed it meanwhile)."""
-    from .joblock import JobLock
-
-    lock = JobLock.acquire(job.root)
-    try:
-        fresh = Job.open(job.root)
-    except BaseException:
-        lock.release()
-        raise
-    fresh.lock = lock
-    if lock.warning:
-        fresh.log(lock.warning, warning=True)
-    return fresh
+    return Job.open_locked(job.root)
 
 
 def _unfinished_with_other_host(output_dir: str | Path, settings_key: str) -> Job | None:

@@ -452,6 +452,21 @@ class Job:
         return cls(root, _check_manifest(mf, manifest))
 
     @classmethod
+    def open_locked(cls, path: str | Path) -> Job:
+        """The job at ``path`` read under its lock, held by the returned job until :meth:`close` (raises
+        ``JobRunning`` while a run holds it; a lock left by a dead run is taken over and logged)."""
+        lock = JobLock.acquire(Path(path))
+        try:
+            job = cls.open(path)
+        except BaseException:
+            lock.release()
+            raise
+        job.lock = lock
+        if lock.warning:
+            job.log(lock.warning, warning=True)
+        return job
+
+    @classmethod
     def resolve(cls, ref: str | Path, output_dir: str | Path) -> Job:
         """A job by folder path, folder name or id (looked up under ``output_dir``)."""
         p = Path(ref)

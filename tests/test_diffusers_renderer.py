@@ -373,11 +373,8 @@ def _latent_noise(seed, batch=1, h=64, w=96):
     return np.random.default_rng(seed).standard_normal((batch, 4, h // 8, w // 8)).astype(np.float32)
 
 
-def test_warped_noise_replaces_the_seed_noise(sd, monkeypatch):
-    """noise_mode warped: the noise added to the init latent is the request's (mixed with the seed's own by the
-    strength): strength 1 gives exactly the field, 0 the seed's noise bit for bit. (The seed still draws the
-    VAE's latent sample, so only the noise is compared, and pixels for one seed.)"""
-    field = _latent_noise(1)
+def _spy_on_added_noise(sd, monkeypatch):
+    """(the Euler scheduler, a list that gets a copy of each noise its class adds to an init latent)."""
     scheduler = sd.scheduler_for("Euler")
     seen = []
     original = type(scheduler).add_noise
@@ -387,6 +384,15 @@ def test_warped_noise_replaces_the_seed_noise(sd, monkeypatch):
         return original(self, samples, noise, timesteps)
 
     monkeypatch.setattr(type(scheduler), "add_noise", spy)
+    return scheduler, seen
+
+
+def test_warped_noise_replaces_the_seed_noise(sd, monkeypatch):
+    """noise_mode warped: the noise added to the init latent is the request's (mixed with the seed's own by the
+    strength): strength 1 gives exactly the field, 0 the seed's noise bit for bit. (The seed still draws the
+    VAE's latent sample, so only the noise is compared, and pixels for one seed.)"""
+    field = _latent_noise(1)
+    scheduler, seen = _spy_on_added_noise(sd, monkeypatch)
     a = sd.render(_request(seed=5, noise=field))[0]
     assert np.array_equal(seen[-1], field)
     own = sd.render(_request(seed=5))[0]
@@ -404,15 +410,7 @@ def test_warped_noise_replaces_the_seed_noise(sd, monkeypatch):
 
 def test_warped_noise_per_image_of_a_batch_and_shape_check(sd, monkeypatch):
     field = _latent_noise(3, batch=4)
-    scheduler = sd.scheduler_for("Euler")
-    seen = []
-    original = type(scheduler).add_noise
-
-    def spy(self, samples, noise, timesteps):
-        seen.append(noise.detach().cpu().numpy().copy())
-        return original(self, samples, noise, timesteps)
-
-    monkeypatch.setattr(type(scheduler), "add_noise", spy)
+    scheduler, seen = _spy_on_added_noise(sd, monkeypatch)
     out = sd.render(_request(batch_size=2, n_iter=2, noise=field))
     # image k of batch j samples with field[j * 2 + k]
     assert len(out) == 4 and len(seen) == 2

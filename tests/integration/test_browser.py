@@ -351,6 +351,19 @@ def test_keyframe_strip_shows_before_rendering(browser, webui, clip_path):
           "the strip to hide with keyframes off")
 
 
+def _small_job_form(driver, host, clip_path, *, frames):
+    """vid2vid picked, the clip's first ``frames`` frames as input, the img2img tab's size and steps small
+    enough for this host's CPU."""
+    _pick_vid2vid(driver)
+    _click_tab(driver, f"#{ID}tabs", "Video")
+    _type(driver, f"#{ID}input textarea", str(clip_path))
+    _type(driver, f"#{ID}max_frames input[type=number]", str(frames))
+    size = str(host.interrupt_size)
+    _type(driver, "#img2img_width input[type=number]", size)
+    _type(driver, "#img2img_height input[type=number]", size)
+    _type(driver, "#img2img_steps input[type=number]", str(min(4, host.interrupt_steps)))
+
+
 def test_keyframe_candidates_are_picked_with_a_radio_and_propagated(browser, webui, clip_path):
     import json
 
@@ -358,14 +371,7 @@ def test_keyframe_candidates_are_picked_with_a_radio_and_propagated(browser, web
     host = webui["host"]
     out = Path(webui["output_dir"])
     before = set(out.iterdir()) if out.exists() else set()
-    _pick_vid2vid(driver)
-    _click_tab(driver, f"#{ID}tabs", "Video")
-    _type(driver, f"#{ID}input textarea", str(clip_path))
-    _type(driver, f"#{ID}max_frames input[type=number]", "5")  # keyframes 0 and 4
-    size = str(host.interrupt_size)
-    _type(driver, "#img2img_width input[type=number]", size)
-    _type(driver, "#img2img_height input[type=number]", size)
-    _type(driver, "#img2img_steps input[type=number]", str(min(4, host.interrupt_steps)))
+    _small_job_form(driver, host, clip_path, frames=5)  # keyframes 0 and 4
     _click_tab(driver, f"#{ID}tabs", "Temporal")
     _keyframe_mode(driver, "Every N-th")
     _wait(driver, lambda d: _shown(d, ID + "keyframe_candidates"), 20, "the candidates setting")
@@ -442,14 +448,7 @@ def test_a_flagged_keyframe_is_rendered_again_from_the_jobs_tab(browser, webui, 
     host = webui["host"]
     out = Path(webui["output_dir"])
     before = set(out.iterdir()) if out.exists() else set()
-    _pick_vid2vid(driver)
-    _click_tab(driver, f"#{ID}tabs", "Video")
-    _type(driver, f"#{ID}input textarea", str(clip_path))
-    _type(driver, f"#{ID}max_frames input[type=number]", "6")  # keyframes 0 and 4
-    size = str(host.interrupt_size)
-    _type(driver, "#img2img_width input[type=number]", size)
-    _type(driver, "#img2img_height input[type=number]", size)
-    _type(driver, "#img2img_steps input[type=number]", str(min(4, host.interrupt_steps)))
+    _small_job_form(driver, host, clip_path, frames=6)  # keyframes 0 and 4
     _type(driver, "#img2img_seed input[type=number]", "1234")
     _click_tab(driver, f"#{ID}tabs", "Temporal")
     _keyframe_mode(driver, "Every N-th")
