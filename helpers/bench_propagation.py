@@ -7,7 +7,8 @@
 What is timed. The first ``--frames`` (48) frames of each clip at 12 fps, resized to ``--size``, split into
 segments of ``--interval`` frames; each segment's keyframes are stand-in renders (the source frames inverted;
 the content does not change the cost). For every segment, :func:`lib_vid2vid.keyframes.propagate_segment` runs
-with both keyframes and every frame it yields is filled and rounded (:func:`lib_vid2vid.keyframes.fill_unseen`),
+with both keyframes and every frame it yields is filled (:func:`lib_vid2vid.keyframes.fill_styled`, the jobs'
+default; ``fill_unseen`` in a checkout from before it),
 i.e. everything the job does for a propagated frame but decoding, the PNG write and the report. The time per
 propagated frame is the segment's wall time divided by its propagated frames, median over segments and
 ``--repeat`` runs; **CPU** is the process's CPU time (all threads) over the same segments, per propagated frame:
@@ -76,7 +77,7 @@ def child(args: argparse.Namespace) -> int:
         n = len(seg) - 2
         c0, t0 = time.process_time(), time.perf_counter()
         for j, made, unseen in kf.propagate_segment(seg, ka, kb, ps):
-            kf.fill_unseen(made, unseen, seg[j])
+            (kf.fill_styled if hasattr(kf, "fill_styled") else kf.fill_unseen)(made, unseen, seg[j])
         dt = time.perf_counter() - t0
         cpu += time.process_time() - c0
         wall += dt

@@ -11,9 +11,10 @@ of ``VID2VID_MEDIA`` decoded as the consistency benchmark decodes them: ``--fps`
 and every ``--interval`` (4)th frame of a group is a keyframe, rendered with the proxy renderer of the consistency
 benchmark (lib_vid2vid.proxy, denoise 0.45, seed 1 + frame index, no colour coherence). Every other frame is
 made by :func:`lib_vid2vid.keyframes.propagate_segment` with each design's
-:class:`lib_vid2vid.keyframes.PropagationSettings`, its unseen pixels filled from the source. A design is
-``NAME:FIELD=VALUE,...`` (fields of PropagationSettings, and ``fill=render``: unseen pixels from a proxy render of
-the frame instead of the source; ``default`` alone is the default settings). ``--references`` adds the source
+:class:`lib_vid2vid.keyframes.PropagationSettings`, its unseen pixels filled as the jobs fill them by default
+(the source in the style around them). A design is ``NAME:FIELD=VALUE,...`` (fields of PropagationSettings, and ``fill=source`` or ``fill=render``: unseen pixels from
+the source as it is, or from a proxy render of the frame, instead of the source shifted by the style around them;
+``default`` alone is the default settings). ``--references`` adds the source
 itself (the floor) and every frame rendered with seed 1 (a stand-in for fixed_seed, without its colour
 coherence) as columns. The output
 frames are judged as in bench_consistency.py (warp error x1e-3 under each judge; ``truth``: the synthetic clip's
@@ -49,12 +50,12 @@ def parse_design(text: str):
     ps = PropagationSettings()
     fields = {f.name: f for f in dataclasses.fields(ps)}
     changes = {}
-    fill = "source"
+    fill = "styled"
     for part in filter(None, (x.strip() for x in rest.split(","))):
         key, _, value = (x.strip() for x in part.partition("="))
         if key == "fill":
-            if value not in ("source", "render"):
-                raise SystemExit(f"design {text!r}: fill is source or render")
+            if value not in ("styled", "source", "render"):
+                raise SystemExit(f"design {text!r}: fill is styled, source or render")
             fill = value
             continue
         if key not in fields:
@@ -72,11 +73,12 @@ def keyframe_render(src: np.ndarray, index: int, denoise: float) -> np.ndarray:
     return ProxyRenderer().render(req)[0]
 
 
-def propagate(frames: list[np.ndarray], keys: dict[int, np.ndarray], groups, ps, fill: str = "source",
+def propagate(frames: list[np.ndarray], keys: dict[int, np.ndarray], groups, ps, fill: str = "styled",
               denoise: float = 0.45, unseen_share: list | None = None) -> list[np.ndarray]:
-    """Every frame: keyframes as rendered, the others propagated; unseen pixels from the source (``fill``
-    source) or from a proxy render of the frame (render: as keyframe_fill=render's light render, which repaints
-    just those pixels). ``unseen_share`` receives each propagated frame's unseen share."""
+    """Every frame: keyframes as rendered, the others propagated; unseen pixels from the source shifted by the
+    style around them (``fill`` styled, the jobs' default: :func:`lib_vid2vid.keyframes.fill_styled`), the source
+    (source) or a proxy render of the frame (render: as keyframe_fill=render's light render, which repaints just
+    those pixels). ``unseen_share`` receives each propagated frame's unseen share."""
     from lib_vid2vid import keyframes as kf
 
     out: list[np.ndarray | None] = [None] * len(frames)
@@ -93,7 +95,7 @@ def propagate(frames: list[np.ndarray], keys: dict[int, np.ndarray], groups, ps,
                 src = frames[a + off]
                 if fill == "render" and unseen.any():
                     src = keyframe_render(src, a + off, denoise)
-                out[a + off] = kf.fill_unseen(fr, unseen, src)
+                out[a + off] = (kf.fill_styled if fill == "styled" else kf.fill_unseen)(fr, unseen, src)
     return out  # type: ignore[return-value]
 
 

@@ -14,7 +14,8 @@
    by side in ``<job>/candidates/``); the job stops until ``keyframe_picks`` names the ones to take.
 2. **pass1**: every frame in order: a keyframe is its render; any other frame is propagated from its two
    neighbouring keyframes of the same scene group (:func:`lib_vid2vid.keyframes.propagate_segment`); pixels no
-   keyframe sees come from the source (``keyframe_fill = source``) or from a light render of that frame, an
+   keyframe sees come from the source shifted by the style around them (``keyframe_fill = styled``,
+   :func:`lib_vid2vid.keyframes.fill_styled`), the source (``source``) or from a light render of that frame, an
    inpaint of just those pixels (``render``, when they are at least ``keyframe_fill_min`` of the frame). With
    ``keyframe_mask_only`` the combined mask decides where a frame may differ from the source:
    ``out = S + M * (X - S)``, so unmasked pixels are the source's, exactly.
@@ -615,7 +616,7 @@ class KeyframeRun(Run):
         src = buffer[t]
         count = int(unseen.sum())
         record: dict[str, Any] = {"from": [seg.a] + ([seg.b] if seg.b is not None else []), "unseen": count}
-        filled = kf.fill_unseen(made_frame, unseen, src)
+        filled = (kf.fill_styled if self.fill == "styled" else kf.fill_unseen)(made_frame, unseen, src)
         info = self.job.manifest["keyframes"]
         if count:
             info["unseen"][str(t)] = count

@@ -166,7 +166,7 @@ DEPTH_MODELS = ("dpt_hybrid", "dpt_large", "midas_v21", "midas_v21_small")
 OUTPUT_FORMATS = ("mp4", "webm", "gif", "png")
 PREVIEW_MODES = ("video", "frame", "sweep", "fdc_debug")
 KEYFRAME_MODES = ("off", "interval", "adaptive")
-KEYFRAME_FILLS = ("source", "render")
+KEYFRAME_FILLS = ("styled", "source", "render")
 
 
 @dataclass
@@ -439,10 +439,12 @@ class TemporalSettings:
         label="Also keyframes (frame numbers)", section="Keyframes", show_if=[("keyframe_mode", "!=", "off")])
     keyframe_remove: str = setting("", "Not keyframes: frame numbers (a scene's first frame cannot be removed).",
         label="Not keyframes (frame numbers)", section="Keyframes", show_if=[("keyframe_mode", "!=", "off")])
-    keyframe_fill: str = setting("source", "Pixels no keyframe sees (revealed, entering the frame): from the "
-                                 "source frame, or from a light render of that frame (an inpaint of just those "
-                                 "pixels; counted in the manifest).", choices=KEYFRAME_FILLS, widget="radio",
-        label="Pixels no keyframe sees", section="Keyframes", show_if=[("keyframe_mode", "!=", "off")], choice_labels=("From the source", "A light render"))
+    keyframe_fill: str = setting("styled", "Pixels no keyframe sees (revealed, entering the frame): styled: the "
+                                 "source frame shifted by the style of the seen pixels around them (no render); "
+                                 "source: the source frame as it is; render: a light render of that frame (an "
+                                 "inpaint of just those pixels; counted in the manifest).", choices=KEYFRAME_FILLS,
+                                 widget="radio",
+        label="Pixels no keyframe sees", section="Keyframes", show_if=[("keyframe_mode", "!=", "off")], choice_labels=("The source, in the style around it", "The source", "A light render"))
     keyframe_fill_min: float = setting(0.002, "Render fill: only for frames where at least this share of the "
                                        "pixels is unseen (smaller holes take the source).", min=0, max=1,
         label="Render fill from this share of unseen pixels", section="Keyframes", show_if=[("keyframe_mode", "!=", "off"), ("keyframe_fill", "==", "render")])

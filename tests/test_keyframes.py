@@ -598,3 +598,23 @@ def test_residual_pick_takes_the_keyframe_whose_source_matches_the_frame():
     assert res[1].mean() < 20  # frame 1 is P: a's source matches it
     assert out[3].mean() > 235 and res[3].mean() > 235  # frame 3 is Q: b both ways
     assert res[2].mean() > 235 and out[2].mean() < 200  # frame 2 (Q, halfway): residual takes b entirely
+
+
+def test_styled_fill_carries_the_style_shift_into_holes_and_the_source_far_from_any_seen_pixel():
+    rng = np.random.default_rng(3)
+    source = rng.integers(40, 200, (H, W, 3), dtype=np.uint8)
+    shift = np.array([30, -20, 10], np.int16)  # the "style": a colour shift of every seen pixel
+    frame = np.clip(source.astype(np.int16) + shift, 0, 255).astype(np.uint8)
+    unseen = np.zeros((H, W), bool)
+    unseen[40:52, 20:32] = True  # a small hole inside seen pixels
+    unseen[:, 72:] = True  # at the right edge, a band far wider than the reach (sigma 12 px)
+    frame[unseen] = 0  # what the propagation left there does not matter
+    out = kf.fill_styled(frame, unseen, source)
+    assert np.array_equal(out[~unseen], frame[~unseen])  # seen pixels untouched
+    hole = out[40:52, 20:32].astype(np.int16) - source[40:52, 20:32]
+    assert np.abs(hole - shift).max() <= 2  # the hole takes the source plus the shift around it
+    far = out[:, 124:].astype(np.int16) - source[:, 124:]
+    assert np.abs(far).max() <= 2  # beyond the reach: the source, as fill_unseen gives
+    plain = kf.fill_unseen(frame, unseen, source)
+    assert np.abs(plain[40:52, 20:32].astype(np.int16) - source[40:52, 20:32]).max() == 0
+    assert np.array_equal(kf.fill_styled(frame, np.zeros((H, W), bool), source), frame)

@@ -29,6 +29,9 @@ keyframe_folder
 """.split())
 """The render settings that existed when the neutral rule came in (2026-12-06): always in the key."""
 
+DEFAULTS_THEN = {"keyframe_fill": "source"}
+"""Defaults of commit 327452d that have changed since (the values its jobs stored)."""
+
 FP = {"path": "/data/clip.mp4", "size": 123456, "mtime": 1764979200}
 HOST = {"checkpoint": "v1-5-pruned-emaonly.safetensors [6ce0161689]", "vae": "auto"}
 
@@ -53,8 +56,9 @@ def _add_setting(monkeypatch, *, default: float = 0.0, neutral=0.0, name: str = 
     ("export only", dict(crf=30, keep_audio=False), "3db504259fa83f60", "25fbc92dc94d0d9c"),
 ])
 def test_keys_are_those_jobs_were_written_with(case, values, key, host_key):
-    """The keys of commit 327452d (before neutral values existed): every job folder on disk keeps its key."""
-    s = Settings().replace(**values).to_dict()
+    """The keys of commit 327452d (before neutral values existed): every job folder on disk keeps its key. A job
+    stores every setting, so a default changed since (:data:`DEFAULTS_THEN`) does not change its key."""
+    s = Settings().replace(**{**DEFAULTS_THEN, **values}).to_dict()
     assert (render_key(s, FP), render_key(s, FP, HOST)) == (key, host_key)
 
 
