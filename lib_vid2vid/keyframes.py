@@ -579,20 +579,20 @@ def fill_styled(frame: np.ndarray, unseen: np.ndarray, source: np.ndarray, sigma
     Far from any seen pixel (``c`` -> 0) it is the source, as :func:`fill_unseen`. Measured in jobs
     (helpers/bench_consistency.py, README "Propagation under fast motion"): bikes.mp4, whose propagated frames
     have the most unseen pixels, 2.16x -> 1.33x the floor under DIS medium."""
+    out = fill_unseen(frame, unseen, source)  # V (X - S) below is then X - S: 0 where unseen
     if not unseen.any():
-        return frame.copy()
+        return out
     h, w = unseen.shape
     sw, sh = max(1, w // 4), max(1, h // 4)
-    seen = np.logical_not(unseen).astype(np.float32)
-    shift = cv2.subtract(frame, source, dtype=cv2.CV_32F)
-    shift *= seen[..., None]
+    source = np.ascontiguousarray(source)
+    shift = cv2.subtract(out, source, dtype=cv2.CV_32F)
     d = cv2.GaussianBlur(cv2.resize(shift, (sw, sh), interpolation=cv2.INTER_AREA), (0, 0), sigma / 4)
+    seen = np.logical_not(unseen).astype(np.float32)
     v = cv2.GaussianBlur(cv2.resize(seen, (sw, sh), interpolation=cv2.INTER_AREA), (0, 0), sigma / 4)
-    d /= np.maximum(v, np.float32(1e-3))[..., None]
-    d *= np.clip(v * np.float32(4), np.float32(0), np.float32(1))[..., None]
+    d /= np.maximum(v, np.float32(1e-3))[..., None]  # D, at 1/4 size
+    d *= np.clip(v * np.float32(4), np.float32(0), np.float32(1))[..., None]  # c D
     d = cv2.resize(d, (w, h), interpolation=cv2.INTER_LINEAR)
     d += source
-    out = frame.copy()
-    styled = np.clip(np.rint(d), 0, 255).astype(np.uint8)
+    styled = cv2.convertScaleAbs(np.maximum(d, np.float32(0), out=d))  # S + c D rounded (half to even), 0..255
     cv2.copyTo(styled, np.ascontiguousarray(unseen).view(np.uint8), out)
     return out
