@@ -72,6 +72,7 @@ bytes.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Sequence
+import dataclasses
 from dataclasses import dataclass, field
 
 import cv2
@@ -81,8 +82,8 @@ from . import flow
 from .errors import SettingsError, Vid2VidError
 from .params import parse_frame_list
 
-__all__ = ["KEYFRAME_MODES", "KeyframePlan", "Segment", "choose_keyframes", "parse_frame_list",
-           "propagate_segment"]
+__all__ = ["KEYFRAME_MODES", "KeyframePlan", "PropagationSettings", "Segment", "choose_keyframes", "fill_styled",
+           "fill_unseen", "parse_frame_list", "propagate_segment", "propagation_from_stored"]
 
 KEYFRAME_MODES = ("off", "interval", "adaptive")
 CHOICE_SIDE = 256
@@ -317,6 +318,15 @@ class PropagationSettings:
     residual), fading out at it. 4 until the styled fill (README, "Unseen pixels in the style around them")."""
     unseen_below: float = 0.02
     """A pixel is unseen when its summed validity (0..2) is below this."""
+
+
+def propagation_from_stored(stored: dict) -> PropagationSettings:
+    """The PropagationSettings a job stored in its manifest (``keyframes.propagation``, its fields by name), so a
+    job resumed after an update that changed the defaults makes its remaining frames by the rules it started with.
+    Names this version does not know are ignored; fields the job did not store take today's defaults."""
+    ps = PropagationSettings()
+    known = {f.name for f in dataclasses.fields(ps)}
+    return dataclasses.replace(ps, **{k: v for k, v in stored.items() if k in known})
 
 
 def _pair_flows(a: np.ndarray, b: np.ndarray, quality: str, evidence: bool = True,

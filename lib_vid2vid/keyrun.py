@@ -107,10 +107,15 @@ class KeyframeRun(Run):
         stored = self.job.manifest.get("keyframes")
         if stored and stored.get("plan"):
             self.kplan = kf.KeyframePlan.from_dict(stored["plan"])
+            if "propagation" in stored:  # the rules the job started with, whatever today's defaults are
+                self.ps = kf.propagation_from_stored(stored["propagation"])
+            else:  # a job from before the rules were stored: today's, from now on
+                stored["propagation"] = dataclasses.asdict(self.ps)
             return self.kplan
         frames = (rgb for _, rgb in self._video_frames(0))
         self.kplan = plan_from_settings(self.settings, frames, self.plan.total, weights=self._choice_weights())
-        self.job.manifest["keyframes"] = {"plan": self.kplan.to_dict(), "fill_renders": [], "unseen": {}}
+        self.job.manifest["keyframes"] = {"plan": self.kplan.to_dict(), "fill_renders": [], "unseen": {},
+                                          "propagation": dataclasses.asdict(self.ps)}
         self.job.log(self.kplan.describe())
         self.job.save()
         return self.kplan

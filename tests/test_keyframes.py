@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import subprocess
 import sys
 from fractions import Fraction
@@ -292,6 +294,26 @@ def test_interrupted_then_resumed_gives_the_same_bytes(tmp_path, stop_stage, n):
     assert r.calls == (5 - n if stop_stage == "keyframes" else 0)
     for stage in ("keys", "pass1"):
         assert _frames(resumed.job_dir, stage) == _frames(full.job_dir, stage), stage
+
+
+def test_a_job_resumed_after_an_update_changed_the_propagation_rules_keeps_its_own(tmp_path, monkeypatch):
+    clip = _pan_clip(tmp_path / "pan.mp4")
+    started_with = dataclasses.asdict(kf.PropagationSettings())
+    full = run_job(_settings(clip, tmp_path / "a"), ProxyRenderer())
+    s = _settings(clip, tmp_path / "b")
+    stop = StopAfter(6, stage="pass1")
+    part = run_job(s, ProxyRenderer(), should_stop=stop, progress=stop.progress)
+    assert part.status == "interrupted"
+    assert Job.open(part.job_dir).manifest["keyframes"]["propagation"] == started_with
+    # "the update": other default rules for every PropagationSettings() made from now on
+    monkeypatch.setattr(kf, "PropagationSettings", functools.partial(
+        kf.PropagationSettings, pick="nearer", seen_residual=0.0, flow_evidence=False, ghost_low=4.0, ghost_high=8.0))
+    changed = run_job(_settings(clip, tmp_path / "c"), ProxyRenderer())
+    assert _frames(changed.job_dir, "pass1") != _frames(full.job_dir, "pass1"), "the new rules must change frames"
+    resumed = run_job(s, ProxyRenderer())
+    assert resumed.job_dir == part.job_dir and resumed.status == "done"
+    assert _frames(resumed.job_dir, "pass1") == _frames(full.job_dir, "pass1")
+    assert Job.open(resumed.job_dir).manifest["keyframes"]["propagation"] == started_with
 
 
 def test_mask_only_keeps_unmasked_pixels_byte_identical(tmp_path):
