@@ -65,6 +65,7 @@ def child(args: argparse.Namespace) -> int:
         ps = kf.PropagationSettings(flow_quality=args.quality, **changes)
     except TypeError:  # a checkout from before the field
         ps = kf.PropagationSettings(flow_quality=args.quality)
+    fill = getattr(kf, "fill_styled", kf.fill_unseen)  # the jobs' default fill of the checkout under test
     dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
     grey = [cv2.cvtColor(f, cv2.COLOR_RGB2GRAY) for f in frames[:2]]
     dis.calc(grey[1], grey[0], None)  # warm
@@ -77,7 +78,7 @@ def child(args: argparse.Namespace) -> int:
         n = len(seg) - 2
         c0, t0 = time.process_time(), time.perf_counter()
         for j, made, unseen in kf.propagate_segment(seg, ka, kb, ps):
-            (kf.fill_styled if hasattr(kf, "fill_styled") else kf.fill_unseen)(made, unseen, seg[j])
+            fill(made, unseen, seg[j])
         dt = time.perf_counter() - t0
         cpu += time.process_time() - c0
         wall += dt

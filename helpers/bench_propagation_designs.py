@@ -12,10 +12,10 @@ and every ``--interval`` (4)th frame of a group is a keyframe, rendered with the
 benchmark (lib_vid2vid.proxy, denoise 0.45, seed 1 + frame index, no colour coherence). Every other frame is
 made by :func:`lib_vid2vid.keyframes.propagate_segment` with each design's
 :class:`lib_vid2vid.keyframes.PropagationSettings`, its unseen pixels filled as the jobs fill them by default
-(the source in the style around them). A design is ``NAME:FIELD=VALUE,...`` (fields of PropagationSettings, and ``fill=source`` or ``fill=render``: unseen pixels from
-the source as it is, or from a proxy render of the frame, instead of the source shifted by the style around them;
-``default`` alone is the default settings). ``--references`` adds the source
-itself (the floor) and every frame rendered with seed 1 (a stand-in for fixed_seed, without its colour
+(the source in the style around them). A design is ``NAME:FIELD=VALUE,...`` (fields of PropagationSettings, and
+``fill=source`` or ``fill=render``: unseen pixels from the source as it is, or from a proxy render of the frame,
+instead of the source shifted by the style around them; ``default`` alone is the default settings).
+``--references`` adds the source itself (the floor) and every frame rendered with seed 1 (a stand-in for fixed_seed, without its colour
 coherence) as columns. The output
 frames are judged as in bench_consistency.py (warp error x1e-3 under each judge; ``truth``: the synthetic clip's
 exact flow, n/a on a real clip). Same keyframe renders for every design, so the columns differ only in how the
