@@ -12,9 +12,10 @@ each in its own child process:
   ``(1 - g) * L`` sleeping (the GPU, the CPU free) and ``g * L`` in pure-Python work that holds the GIL
   (the host's sampling loop; ``--gil-share`` g, default 0.2). The Python work is a fixed count of
   iterations, calibrated in the child before the runs, so threads that take the GIL make it last longer, as
-  they would in the WebUI. Right before the job the same child times a **plain loop** calling the same
-  renderer the same number of times: ``ratio = job wall / plain loop wall`` is what the job adds, measured
-  side by side (the machine's load hits both).
+  they would in the WebUI. Right after the job the same child times a **plain loop** calling the same
+  renderer as many times as the job did (the keyframe strategies render their keyframes only):
+  ``ratio = job wall / plain loop wall`` is what the job adds, measured side by side (the machine's load hits
+  both); **added ms/frame** = (job wall - plain loop wall) / frames, the time per frame beyond the renders.
 * **ceiling**: the same job with a renderer that costs nothing (returns the init at once): frames per second,
   and the CPU time it used (all threads, user + system) per frame, which other work on the machine changes
   far less than the wall time. On 2 free cores the ceiling is at best 2000 / (CPU ms per frame).
@@ -53,8 +54,10 @@ class GilRenderer:
     def __init__(self, seconds: float, gil_share: float, iters_per_s: float):
         self.sleep_s = seconds * (1.0 - gil_share)
         self.iters = int(seconds * gil_share * iters_per_s)
+        self.calls = 0
 
     def render(self, request):
+        self.calls += 1
         time.sleep(self.sleep_s)
         python_work(self.iters)
         return [request.init.copy() for _ in range(request.batch_size * request.n_iter)]
@@ -121,21 +124,21 @@ def child(args: argparse.Namespace) -> None:
                             prompt="")
         for lat in args.latencies:
             n = args.slow_frames if lat >= 0.5 else args.frames
-            rend = GilRenderer(lat, args.gil_share, ips)
-            t0 = time.perf_counter()
-            for _ in range(n):
-                rend.render(req)
-            plain = time.perf_counter() - t0
             s = _settings(src, Path(tmp) / f"l{lat}", n, size, args.config)
-            passes = s.temporal.loopback_passes
             rend = GilRenderer(lat, args.gil_share, ips)
             t0 = time.perf_counter()
             r = run_job(s, rend)
             job = time.perf_counter() - t0
             assert r.status == "done", r
-            # a job of P passes calls the renderer P times per frame: compare it with P plain loops
-            res[str(lat)] = {"frames": n, "calls": n * passes, "plain": plain * passes, "job": job,
-                             "ideal": n * passes * lat}
+            # the plain loop makes the job's own renderer calls (P per frame for P passes, the keyframes only
+            # for the keyframe strategies), right after it
+            calls = max(1, rend.calls)
+            rend = GilRenderer(lat, args.gil_share, ips)
+            t0 = time.perf_counter()
+            for _ in range(calls):
+                rend.render(req)
+            plain = time.perf_counter() - t0
+            res[str(lat)] = {"frames": n, "calls": calls, "plain": plain, "job": job, "ideal": calls * lat}
     print(json.dumps(res))
 
 
@@ -216,15 +219,19 @@ def main() -> None:
                 name = config + (" (= " + ", ".join(same) + ")" if config == "default" and same else "")
                 row = ([name, _short(code, codes)] if len(codes) > 1 else [name]) + [
                     f"{r['ceiling_fps']:.1f}", f"{r['cpu_ms_per_frame']:.0f}"]
-                for lat in args.latencies:
-                    m = r[str(lat)]
-                    row.append(f"{m['job'] / m['plain']:.2f}")
+                ms = [r[str(lat)] for lat in args.latencies]
+                row += [" / ".join(f"{m['calls']}:{m['frames']}" for m in ms)] if ms else []
+                row += [f"{m['job'] / m['plain']:.2f}" for m in ms]
+                row += [f"{1000 * (m['job'] - m['plain']) / m['frames']:.0f}" for m in ms]
                 rows.append(row)
                 print(f"  {size} {config} {code}: " + json.dumps(r), flush=True)
-        print(f"\n{size}: ratio = job wall / plain loop of the same renderer calls, side by side; "
+        print(f"\n{size}: ratio = job wall / plain loop of the job's renderer calls, side by side (renders:frames: "
+              f"the keyframe strategies render their keyframes only); added = (job - plain loop) / frames; "
               f"ceiling = frames/s with a renderer that costs nothing")
         head = ["configuration"] + (["code"] if len(codes) > 1 else []) + ["ceiling fps", "CPU ms/frame"]
-        print(format_table(head + [f"ratio @ {v:g} s" for v in args.latencies], rows))
+        head += ["renders:frames"] if args.latencies else []
+        print(format_table(head + [f"ratio @ {v:g} s" for v in args.latencies]
+                           + [f"added ms/frame @ {v:g} s" for v in args.latencies], rows))
         print(flush=True)
     print(f"load average at end: {load_average()}")
 

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import collections
 import dataclasses
+import threading
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
@@ -81,8 +82,51 @@ class _FillMaskStage(Stage):
             request.mask = m
 
 
+class _KeysStopped(Exception):
+    """The keyframe phase ended without the keyframe the propagation waits for (stopped or failed)."""
+
+
+class _KeyGate:
+    """How many keyframes (slots, in order) are final on disk, told by the keyframe phase to the propagation that
+    runs beside it: :meth:`wait` blocks until a slot is there, or returns False once the phase has ended without
+    it (stopped, failed) or the run is aborted."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self.done = 0
+        self.finished = False
+        """The keyframe phase has returned (done or stopped): nothing more will come."""
+        self.aborted = False
+        """One side failed: the other stops at its next frame."""
+
+    def advance(self, done: int) -> None:
+        with self._cond:
+            self.done = max(self.done, done)
+            self._cond.notify_all()
+
+    def finish(self) -> None:
+        with self._cond:
+            self.finished = True
+            self._cond.notify_all()
+
+    def abort(self) -> None:
+        with self._cond:
+            self.aborted = True
+            self._cond.notify_all()
+
+    def wait(self, slot: int) -> bool:
+        """True once keyframe ``slot`` is final; False if it will not come (the phase ended, or an abort)."""
+        with self._cond:
+            self._cond.wait_for(lambda: self.done > slot or self.finished or self.aborted)
+            return self.done > slot and not self.aborted
+
+
 class KeyframeRun(Run):
     """A Run of the keyframe strategy (module docstring). Loopback passes are not supported (one pass)."""
+
+    overlap = True
+    """Propagate beside the keyframe renders when nothing in the propagation needs the renderer or the stages the
+    renders use (:meth:`_overlaps`); False: one phase after the other (benchmarks compare the two)."""
 
     def __init__(self, *args: Any, **kwargs: Any):
         super().__init__(*args, **kwargs)
@@ -192,9 +236,53 @@ class KeyframeRun(Run):
         if loop:
             raise Vid2VidError("The keyframe strategy renders one pass: set loopback_passes to 1")
         plan = self.keyframe_plan()
+        if self._overlaps():
+            return self._keys_beside_propagation(plan)
         if self._render_keys(plan):
             return True
         return self._propagate(plan)
+
+    def _overlaps(self) -> bool:
+        """Whether the propagation may run beside the keyframe renders: only when it needs neither the renderer
+        (``keyframe_fill = render``), nor the stages the keyframes' renders use (mask and depth stages analyse
+        every frame), nor every keyframe first (candidates wait for picks); keyframes read from a folder take no
+        time to overlap."""
+        return (self.overlap and self.candidates <= 1 and not self.folder and self.fill != "render"
+                and not self._mask_stages)
+
+    def _keys_beside_propagation(self, plan: kf.KeyframePlan) -> bool:
+        """Both phases at once: the keyframes render here (the renderer's thread), while a worker thread propagates
+        each segment as soon as its two keyframes are on disk. The renders of a GPU host leave the CPU idle, so
+        the propagation, CPU work that needs only the source and the two keyframes, costs the job no time but that
+        of the segments after the last render. The frames are the same bytes as one phase after the other (a
+        propagated frame is a pure function of the sources and the keyframes). The propagation reports its
+        progress once the keyframes are done. True if stopped; an error on either side stops the other."""
+        gate = _KeyGate()
+        user_stop = self.should_stop
+        self.should_stop = lambda: user_stop() or gate.aborted
+        outcome: dict[str, Any] = {}
+
+        def propagate() -> None:
+            try:
+                outcome["stopped"] = self._propagate(plan, gate)
+            except BaseException as exc:  # handed to the renderer's thread, raised there
+                outcome["error"] = exc
+                gate.abort()
+
+        worker = threading.Thread(target=propagate, name="vid2vid-propagate", daemon=True)
+        worker.start()
+        try:
+            keys_stopped = self._render_keys(plan, gate)
+        except BaseException:
+            gate.abort()
+            raise
+        finally:
+            gate.finish()
+            worker.join()
+            self.should_stop = user_stop
+        if "error" in outcome:
+            raise outcome["error"]
+        return keys_stopped or bool(outcome.get("stopped"))
 
     def _context(self, index: int, frame: np.ndarray, video_frame: np.ndarray,
                  window: dict[int, np.ndarray]) -> FrameContext:
@@ -220,8 +308,9 @@ class KeyframeRun(Run):
         for k in [k for k in window if k < index - self.before]:
             del window[k]
 
-    def _render_keys(self, plan: kf.KeyframePlan) -> bool:
-        """Phase 1: render (or read) the keyframes not yet done; True if stopped."""
+    def _render_keys(self, plan: kf.KeyframePlan, gate: _KeyGate | None = None) -> bool:
+        """Phase 1: render (or read) the keyframes not yet done; True if stopped. ``gate``: told each keyframe
+        that is final (the ones kept from before once any redo is done, then each as it is written)."""
         job = self.job
         n = len(plan.frames)
         job.set_stage_total(KEYS_STAGE, n)
@@ -230,6 +319,8 @@ class KeyframeRun(Run):
         redo = [slot for slot in (job.manifest.get("keyframes") or {}).get("redo") or [] if slot < start]
         if redo and self._redo_keys(plan, redo):
             return True
+        if gate is not None:
+            gate.advance(start)
         if start >= n:
             return False
         if self.candidates > 1:
@@ -248,6 +339,8 @@ class KeyframeRun(Run):
             record["frame"] = ctx.index
             text = record.pop("_infotext", None)
             job.write_frame(KEYS_STAGE, slot, out, record, text={"parameters": text} if text else None)
+            if gate is not None:
+                gate.advance(slot + 1)
             self.progress(Progress("keyframes", slot + 1, n, None, out))
 
         def collect(keep: int) -> bool:
@@ -461,8 +554,9 @@ class KeyframeRun(Run):
             img = np.repeat(img[..., None], 3, axis=2)
         return fit_size(np.ascontiguousarray(img[..., :3]), self.plan.width, self.plan.height)
 
-    def _propagate(self, plan: kf.KeyframePlan) -> bool:
-        """Phase 2: every frame of pass1 from the keyframes; True if stopped."""
+    def _propagate(self, plan: kf.KeyframePlan, gate: _KeyGate | None = None) -> bool:
+        """Phase 2: every frame of pass1 from the keyframes; True if stopped. ``gate``: the keyframe phase running
+        beside it (:meth:`_keys_beside_propagation`), which says when each keyframe is on disk."""
         job = self.job
         stage = self.stage_name(0)
         total = self.plan.total
@@ -477,9 +571,10 @@ class KeyframeRun(Run):
         frames = self._video_frames(max(0, segments[0].a - self.before))
         buffer: dict[int, np.ndarray] = {}
         keys: dict[int, np.ndarray] = {}
-        info = job.manifest.setdefault("keyframes", {})
-        info.setdefault("fill_renders", [])
-        info.setdefault("unseen", {})
+        with job.editing():
+            info = job.manifest.setdefault("keyframes", {})
+            info.setdefault("fill_renders", [])
+            info.setdefault("unseen", {})
 
         def source(upto: int) -> None:
             while not buffer or max(buffer) < upto:
@@ -491,7 +586,10 @@ class KeyframeRun(Run):
 
         def key(index: int) -> np.ndarray:
             if index not in keys:
-                keys[index] = job.read_frame(KEYS_STAGE, plan.slot(index))
+                slot = plan.slot(index)
+                if gate is not None and not gate.wait(slot):
+                    raise _KeysStopped
+                keys[index] = job.read_frame(KEYS_STAGE, slot)
             return keys[index]
 
         prev_out = job.read_frame(stage, start - 1) if start else None
@@ -534,11 +632,15 @@ class KeyframeRun(Run):
                         if measuring is not None:
                             measuring.result()
                         measuring = measure.submit(self.meter.push, t, buffer[t], frame)
-                    self.progress(Progress(stage, t + 1, total, None, frame))
+                    if gate is None or gate.finished:  # beside the renders, their progress is the one shown
+                        self.progress(Progress(stage, t + 1, total, None, frame))
                     if t + 1 < total and self.should_stop():
                         job.save()
                         return True
                 prev_flows = {seg.a + j: f for j, f in seg_flows.items()}
+        except _KeysStopped:
+            job.save()
+            return True
         finally:
             measure.shutdown(wait=True)
             close = getattr(frames, "close", None)
@@ -585,7 +687,8 @@ class KeyframeRun(Run):
         ``keyframe_add``, or pick another seed)."""
         limit = self.settings.temporal.keyframe_problem_ratio
         first, last = group
-        records = self.job.manifest["frames"].get(self.stage_name(0), [])[first:last + 1]
+        with self.job.editing():
+            records = self.job.manifest["frames"].get(self.stage_name(0), [])[first:last + 1]
         if len(records) < last - first + 1:
             return
         n = len(records)
@@ -605,9 +708,10 @@ class KeyframeRun(Run):
         entry = {"first": first, "last": last, "keyframes": [f for f in plan.frames if first <= f <= last],
                  "change_ratio": round(ratio, 4), "colour_drift": round(drift, 4), "unseen_share": round(unseen, 4),
                  "flagged": bool(why), "why": "; ".join(why)}
-        groups = self.job.manifest["keyframes"].setdefault("groups", [])
-        groups[:] = [g for g in groups if g.get("first") != first] + [entry]
-        groups.sort(key=lambda g: g["first"])
+        with self.job.editing():
+            groups = self.job.manifest["keyframes"].setdefault("groups", [])
+            groups[:] = [g for g in groups if g.get("first") != first] + [entry]
+            groups.sort(key=lambda g: g["first"])
         if why:
             note = (f"keyframes: scene frames {first}-{last} {entry['why']}: add keyframes there (keyframe_add) or "
                     f"try another seed")
@@ -624,7 +728,8 @@ class KeyframeRun(Run):
         filled = (kf.fill_styled if self.fill == "styled" else kf.fill_unseen)(made_frame, unseen, src)
         info = self.job.manifest["keyframes"]
         if count:
-            info["unseen"][str(t)] = count
+            with self.job.editing():
+                info["unseen"][str(t)] = count
         if self.fill != "render" or count < self.fill_min * unseen.size:
             return filled, record
         hole = cv2.dilate(unseen.astype(np.uint8), np.ones((5, 5), np.uint8)).astype(np.float32)

@@ -500,6 +500,11 @@ class Job:
             self._flush_journal(run_ended)
             self._write_manifest()
 
+    def editing(self) -> Any:
+        """The lock to hold while changing :attr:`manifest` from a thread that runs beside the one saving it
+        (``with job.editing(): ...``): :meth:`save` serialises the manifest under it."""
+        return self._lock
+
     def _write_manifest(self) -> None:
         head = {k: v for k, v in self.manifest.items() if k != "frames"}  # (saved after a migration only)
         atomic_write_bytes(self.root / MANIFEST, json.dumps(head, indent=1).encode("utf-8"), durable=True)
@@ -677,8 +682,9 @@ class Job:
             self.save(run_ended=True)
 
     def set_stage_total(self, stage: str, total: int) -> None:
-        self.manifest["stages"].setdefault(stage, {"done": 0})["total"] = total
-        self.save()
+        with self._lock:
+            self.manifest["stages"].setdefault(stage, {"done": 0})["total"] = total
+            self.save()
 
     def remove_temp_files(self) -> None:
         """Delete what a killed run left half-written in the job folder (``.part`` videos, ``.tmp`` files);

@@ -16,7 +16,8 @@ import pytest
 
 from lib_vid2vid import keyframes as kf
 from lib_vid2vid import video
-from lib_vid2vid.errors import SettingsError
+from lib_vid2vid.errors import SettingsError, Vid2VidError
+from lib_vid2vid.keyrun import KeyframeRun
 from lib_vid2vid.params import STRATEGIES, Settings
 from lib_vid2vid.pipeline import run_job
 from lib_vid2vid.proxy import ProxyRenderer
@@ -287,13 +288,76 @@ def test_interrupted_then_resumed_gives_the_same_bytes(tmp_path, stop_stage, n):
     part = run_job(s, ProxyRenderer(), should_stop=stop, progress=stop.progress)
     assert part.status == "interrupted"
     job = Job.open(part.job_dir)
-    assert job.frames_done("keys" if stop_stage == "keyframes" else "pass1") == n
+    if stop_stage == "keyframes":
+        assert job.frames_done("keys") == n
+    else:  # pass1 reports its frames once the keyframes are done; it may have propagated more beside them
+        assert n <= job.frames_done("pass1") < 16 and job.frames_done("keys") == 5
     r = ProxyRenderer()
     resumed = run_job(s, r)
     assert resumed.job_dir == part.job_dir and resumed.status == "done"
     assert r.calls == (5 - n if stop_stage == "keyframes" else 0)
     for stage in ("keys", "pass1"):
         assert _frames(resumed.job_dir, stage) == _frames(full.job_dir, stage), stage
+
+
+class _WatchingRenderer(ProxyRenderer):
+    """Counts, when it starts its ``at``-th render, the propagated frames already on disk under ``out`` (waiting up
+    to ``wait_s`` seconds for ``want`` of them); renders from ``slow_from`` on take ``slow_s`` seconds."""
+
+    def __init__(self, out: Path, at: int = 0, want: int = 0, wait_s: float = 0.0, slow_from: int = 0,
+                 slow_s: float = 0.0):
+        super().__init__()
+        self.out, self.at, self.want, self.wait_s = out, at, want, wait_s
+        self.slow_from, self.slow_s = slow_from, slow_s
+        self.seen: int | None = None
+
+    def _propagated(self) -> int:
+        return len(list(self.out.glob("*/frames/pass1/*.png")))
+
+    def render(self, req):
+        import time
+
+        if self.calls + 1 == self.at:
+            end = time.monotonic() + self.wait_s
+            while self._propagated() < self.want and time.monotonic() < end:
+                time.sleep(0.02)
+            self.seen = self._propagated()
+        if self.slow_from and self.calls + 1 >= self.slow_from:
+            time.sleep(self.slow_s)
+        return super().render(req)
+
+
+def test_propagation_runs_beside_the_keyframe_renders_and_writes_the_same_bytes(tmp_path, monkeypatch):
+    clip = _pan_clip(tmp_path / "pan.mp4")  # keyframes 0, 4, 8, 10, 14: five renders
+    beside = _WatchingRenderer(tmp_path / "a", at=5, want=4, wait_s=60.0)
+    overlapped = run_job(_settings(clip, tmp_path / "a"), beside)
+    assert overlapped.status == "done" and beside.calls == 5
+    assert beside.seen is not None and beside.seen >= 4, (
+        "frames 0-3 (keyframes 0 and 4) must be propagated while the last keyframe is still to render")
+    monkeypatch.setattr(KeyframeRun, "overlap", False)
+    after = _WatchingRenderer(tmp_path / "b", at=5)
+    sequential = run_job(_settings(clip, tmp_path / "b"), after)
+    assert after.seen == 0, "one phase after the other: nothing is propagated before the last render"
+    for stage in ("keys", "pass1"):
+        assert _frames(overlapped.job_dir, stage) == _frames(sequential.job_dir, stage), stage
+    a, b = Job.open(overlapped.job_dir).manifest, Job.open(sequential.job_dir).manifest
+    assert a["keyframes"]["unseen"] == b["keyframes"]["unseen"] and a["keyframes"]["groups"] == b["keyframes"]["groups"]
+    assert a["frames"]["pass1"] == b["frames"]["pass1"]
+
+
+def test_an_error_in_the_propagation_stops_the_keyframe_renders_and_is_raised(tmp_path, monkeypatch):
+    clip = _pan_clip(tmp_path / "pan.mp4")
+
+    def broken(*args, **kwargs):
+        raise Vid2VidError("propagation broke")
+
+    monkeypatch.setattr(kf, "propagate_segment", broken)
+    r = _WatchingRenderer(tmp_path / "out", slow_from=3, slow_s=1.0)  # the first segment's keyframes come fast
+    with pytest.raises(Vid2VidError, match="propagation broke"):
+        run_job(_settings(clip, tmp_path / "out"), r)
+    assert r.calls < 5, "the renders stop once the propagation has failed"
+    job = Job.open(next((tmp_path / "out").iterdir()))
+    assert job.status == "failed" and job.frames_done("keys") == r.calls
 
 
 def test_a_job_resumed_after_an_update_changed_the_propagation_rules_keeps_its_own(tmp_path, monkeypatch):
