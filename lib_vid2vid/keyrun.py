@@ -269,6 +269,8 @@ class KeyframeRun(Run):
                 outcome["error"] = exc
                 gate.abort()
 
+        if self.job.frames_done(KEYS_STAGE) < len(plan.frames):
+            self.job.log("keyframes: the frames between them are propagated while they render")
         worker = threading.Thread(target=propagate, name="vid2vid-propagate", daemon=True)
         worker.start()
         try:
