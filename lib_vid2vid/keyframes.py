@@ -416,6 +416,9 @@ def _compose_chain(steps: list[np.ndarray], valid: list[np.ndarray], grid: _Grid
 
 _MEAN3 = np.full((1, 3), 1.0 / 3.0, np.float32)
 
+Keyframe = np.ndarray | Callable[[], np.ndarray]
+"""A keyframe's render (RGB uint8 HWC), or a function that returns it when it is needed."""
+
 
 def blend_two(a: np.ndarray, va: np.ndarray, ta: float, b: np.ndarray | None, vb: np.ndarray | None,
               tb: float, ps: PropagationSettings, work: flow.WorkArrays | None = None,
@@ -470,14 +473,16 @@ def blend_two(a: np.ndarray, va: np.ndarray, ta: float, b: np.ndarray | None, vb
     return out, unseen
 
 
-def propagate_segment(sources: Sequence[np.ndarray], key_a: np.ndarray, key_b: np.ndarray | None,
+def propagate_segment(sources: Sequence[np.ndarray], key_a: np.ndarray, key_b: Keyframe | None,
                       ps: PropagationSettings | None = None, flows: dict[int, np.ndarray] | None = None
                       ) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
     """Frames 1 .. len(sources)-1 of a segment (or 1 .. len-2 when ``key_b`` is given: the last source is the
     next keyframe's), carried from the keyframe renders.
 
     ``sources``: RGB uint8 HWC source frames from keyframe a on (and up to keyframe b when ``key_b`` is given);
-    ``key_a``, ``key_b``: their rendered frames (RGB uint8). Yields ``(offset from a, frame RGB uint8 HWC, unseen
+    ``key_a``, ``key_b``: their rendered frames (RGB uint8); ``key_b`` may be a function that returns it, called
+    once the flows and their chains (everything that needs only the sources, most of the work) are done: a job
+    computes them while keyframe b is still rendering. Yields ``(offset from a, frame RGB uint8 HWC, unseen
     mask bool HW)``; the caller fills the unseen pixels (:func:`fill_unseen`). ``flows``, when given, receives the
     flow of each frame to the one before it, by offset (``flows[j]``: frame a+j -> a+j-1), as they are computed.
     Keyframes are warped as uint8 (OpenCV's bilinear remap, 1/32 px steps, rounded). Only what a made frame uses is
@@ -517,7 +522,7 @@ def propagate_segment(sources: Sequence[np.ndarray], key_a: np.ndarray, key_b: n
                 for m in range(1, last + 1)}  # frame k seen in k+1
     fb, vb = _compose_chain([fwd[n - m] for m in range(1, last + 1)], [seen_fwd[n - m] for m in range(1, last + 1)],
                             grid)
-    kb = np.ascontiguousarray(key_b)
+    kb = np.ascontiguousarray(key_b() if callable(key_b) else key_b)
     for j in range(1, n):
         a = grid.remap(ka, grid.map(fa[j - 1], grid.buf("warp_map", 2)), out=grid.work.get("warp_a", ka.shape, np.uint8))
         b = grid.remap(kb, grid.map(fb[n - j - 1], grid.buf("warp_map", 2)),

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import collections
 import dataclasses
+import functools
 import threading
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -609,8 +610,10 @@ class KeyframeRun(Run):
                 made: Iterator = iter(())
                 seg_flows: dict[int, np.ndarray] = {}
                 if seg.last > seg.a:
+                    # keyframe b is read once the flows are done: beside the renders, it may be rendering still
                     made = kf.propagate_segment([buffer[k] for k in range(seg.a, end + 1)], key(seg.a),
-                                                key(seg.b) if seg.b is not None else None, self.ps, seg_flows)
+                                                functools.partial(key, seg.b) if seg.b is not None else None,
+                                                self.ps, seg_flows)
                 for t in range(seg.a, seg.last + 1):
                     if t == seg.a:
                         frame, record = key(t), {"keyframe": t}

@@ -98,6 +98,24 @@ def test_two_keyframes_blend_without_ghosts_and_reproduce_both_ends():
         assert err < 3.0
 
 
+def test_keyframe_b_given_as_a_function_is_asked_for_once_the_flows_are_done_and_gives_the_same_frames():
+    frames = [texture(H, W, dx=2.0 * i, seed=4) for i in range(6)]
+    ka, kb = _restyle(frames[0]), _restyle(frames[-1])
+    flows: dict[int, np.ndarray] = {}
+    asked: list[int] = []
+
+    def later() -> np.ndarray:
+        asked.append(len(flows))
+        return kb
+
+    lazy = list(kf.propagate_segment(frames, ka, later, None, flows))
+    assert asked == [5], "keyframe b is needed only after all five flows of the segment (and only once)"
+    eager = list(kf.propagate_segment(frames, ka, kb))
+    assert [j for j, _, _ in lazy] == [1, 2, 3, 4]
+    for (_, a, ua), (_, b, ub) in zip(lazy, eager):
+        assert np.array_equal(a, b) and np.array_equal(ua, ub)
+
+
 def test_occlusion_marks_revealed_area_and_entering_border():
     bg = texture(H, W, seed=7)
     obj = texture(32, 32, seed=9)
