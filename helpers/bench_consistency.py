@@ -83,6 +83,13 @@ source alone (near 0); a restyled output's own detail is resampled too, so its m
 
     python helpers/bench_consistency.py --synthetic --clips '' --judge-flow dis:medium,farneback,dis:fast:0.05:1
 
+Where the flows agree. On a real clip the judge ``agree[:PX]`` (PX default 1) counts only the pixels whose motion
+two unrelated algorithms find alike: ``M_t`` of DIS medium (forward-backward checked as above) times
+``|F_DIS(S_t -> S_{t-1}) - F_Farneback(S_t -> S_{t-1})| <= PX``, with ``w_t`` DIS medium's flow. It leaves out
+flat areas and fast motion, where any flow is a guess and a texture that moves with the picture is judged by
+whichever guess the judge makes; what it keeps, it measures with more confidence, but it measures less of the
+frame (each clip's share of pixels measured is printed above its floor table).
+
 "Equal fidelity": a method's mean fidelity over the clips is within ``--tolerance`` (0.02 SSIM) of the
 ``per_frame`` baseline's, on either side. It is two-sided on purpose: a method that stays closer to the
 source than the baseline restyles less, and the extreme -- returning the source unchanged -- would win on
@@ -139,6 +146,9 @@ DEFAULT_JUDGE = "dis:medium:0.01:0.5"
 """The job report's warp-error meter (lib_vid2vid.metrics.WarpErrorMeter's defaults)."""
 TRUTH = "truth"
 """The ground-truth judge: the exact flow and occlusions of a synthetic clip (--synthetic), none on real clips."""
+AGREE = "agree"
+"""The judge that measures only where two unrelated flows agree: DIS medium's pixels (forward-backward checked)
+where Farneback medium's flow is within ``agree_px`` pixels of it (spelling ``agree[:PX][:nocut]``)."""
 RIVALS = ("fixed_seed", "fdc_vid2vid", "recommended")
 """What a keyframe strategy must beat on every clip (issue 14)."""
 _LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)
@@ -156,11 +166,15 @@ class Judge:
     skip_cuts: bool = False
     """Leave out the pairs across a scene cut of the source (luma histogram distance above CUT_THRESHOLD, as the
     jobs detect cuts): judge spelling ``...:nocut``. The judge ``truth`` always leaves them out."""
+    agree_px: float = 1.0
+    """Judge ``agree``: the largest distance (pixels) between the DIS and the Farneback flow of a measured pixel."""
 
     @property
     def name(self) -> str:
         if self.method == TRUTH:
             return TRUTH
+        if self.method == AGREE:
+            return f"{AGREE}:{self.agree_px:g}" + (":nocut" if self.skip_cuts else "")
         return f"{self.method}:{self.quality}:{self.alpha:g}:{self.beta:g}" + (":nocut" if self.skip_cuts else "")
 
     def meter(self, truth=None) -> JudgeMeter | TruthMeter:
@@ -223,6 +237,7 @@ class JudgeMeter:
         self._prev_src: np.ndarray | None = None
         self._we: list[float] = []
         self._mcf: list[float] = []
+        self._cover: list[float] = []
         self.cuts = 0
         """Pairs left out as cuts (``skip_cuts``)."""
 
@@ -240,9 +255,14 @@ class JudgeMeter:
             self.cuts += 1
             return
         ps, po = prev
-        kw = {"method": self.judge.method, "quality": self.judge.quality}
+        agree = self.judge.method == AGREE
+        kw = {"method": "dis" if agree else self.judge.method, "quality": self.judge.quality}
         w = compute_flow(s, ps, **kw)
         valid = 1.0 - occlusion_mask(w, compute_flow(ps, s, **kw), alpha=self.judge.alpha, beta=self.judge.beta)
+        if agree:
+            other = compute_flow(s, ps, method="farneback", quality=self.judge.quality)
+            valid *= np.linalg.norm(w - other, axis=2) <= self.judge.agree_px
+        self._cover.append(float(valid.mean()))
         n = float(valid.sum())
         if n <= 0:
             return
@@ -262,6 +282,11 @@ class JudgeMeter:
         """The motion-compensated flicker MCF_J (0..1 luma), None before a pair counted."""
         return sum(self._mcf) / len(self._mcf) if self._mcf else None
 
+    @property
+    def coverage(self) -> float | None:
+        """The mean share of the pixels a pair measures (``M_t``'s mean), over the pairs judged."""
+        return sum(self._cover) / len(self._cover) if self._cover else None
+
 
 def parse_judge(text: str) -> Judge:
     """``METHOD[:QUALITY[:ALPHA:BETA]]`` -> Judge; omitted parts keep the report's (medium, 0.01, 0.5).
@@ -269,12 +294,23 @@ def parse_judge(text: str) -> Judge:
     from lib_vid2vid.flow import METHODS, QUALITIES
 
     parts = [p.strip() for p in text.strip().split(":")]
-    hint = "write METHOD[:QUALITY[:ALPHA:BETA]][:nocut], e.g. farneback or dis:fast:0.02:1:nocut, or truth"
+    hint = ("write METHOD[:QUALITY[:ALPHA:BETA]][:nocut], e.g. farneback or dis:fast:0.02:1:nocut, or truth, or "
+            "agree[:PX]")
     if parts == [TRUTH]:
         return Judge(TRUTH, "", 0.0, 0.0)
     skip_cuts = len(parts) > 1 and parts[-1] == "nocut"
     if skip_cuts:
         parts = parts[:-1]
+    if parts[0] == AGREE:
+        if len(parts) > 2:
+            raise ValueError(f"judge flow {text!r}: write agree[:PX][:nocut], e.g. agree:1")
+        try:
+            px = float(parts[1]) if len(parts) == 2 else 1.0
+        except ValueError:
+            raise ValueError(f"judge flow {text!r}: PX must be a number of pixels, e.g. agree:1") from None
+        if not px > 0:
+            raise ValueError(f"judge flow {text!r}: PX must be > 0, e.g. agree:1")
+        return Judge(AGREE, skip_cuts=skip_cuts, agree_px=px)
     if len(parts) not in (1, 2, 4) or not parts[0]:
         raise ValueError(f"judge flow {text!r}: {hint}")
     if parts[0] not in METHODS:
@@ -295,7 +331,7 @@ def parse_judge(text: str) -> Judge:
 
 
 def judge_warp_errors(pairs, judges: list[Judge], *, mc_flicker: dict | None = None,
-                      truth=None) -> dict[str, float | None]:
+                      truth=None, coverage: dict | None = None) -> dict[str, float | None]:
     """Warp error of a video under each judge (see the docstring), from ``(source, output)`` RGB uint8 HWC
     frame pairs of equal size, in frame order. Returns {judge name: mean E_t, or None if no pair counted};
     ``mc_flicker``, if given, receives {judge name: MCF_J} the same way. ``truth``: the
@@ -306,6 +342,8 @@ def judge_warp_errors(pairs, judges: list[Judge], *, mc_flicker: dict | None = N
             m.update(src, out)
     if mc_flicker is not None:
         mc_flicker.update({name: m.mc_flicker for name, m in meters.items()})
+    if coverage is not None:  # ``coverage`` receives {judge name: mean share of the pixels measured}
+        coverage.update({name: getattr(m, "coverage", None) for name, m in meters.items()})
     return {name: m.value for name, m in meters.items()}
 
 
@@ -463,8 +501,10 @@ def floor_one(clip: str, common: dict, judges: tuple[Judge, ...] = (Judge(),), p
     frames = list(source_frames(path or clip, common))
     for rgb in frames:
         meter.update(rgb, rgb)
-    judged = judge_warp_errors(((rgb, rgb) for rgb in frames), list(judges), truth=truth)
-    return {"clip": clip, "warp_error": meter.warp_error.value, "flicker": meter.flicker.value, "judged": judged}
+    coverage: dict = {}
+    judged = judge_warp_errors(((rgb, rgb) for rgb in frames), list(judges), truth=truth, coverage=coverage)
+    return {"clip": clip, "warp_error": meter.warp_error.value, "flicker": meter.flicker.value, "judged": judged,
+            "coverage": coverage}
 
 
 def print_floor_table(rows: list[dict], methods: list[str], clips: list[str], floors: dict[str, dict],
@@ -855,6 +895,11 @@ def main(argv: list[str] | None = None) -> int:
     for name in names:
         print(f"judge {name}:")
         print()
+        if name.startswith(AGREE):
+            print("pixels measured (the floor's pairs): " + ", ".join(
+                f"{c} {floors[c]['coverage'][name]:.0%}" for c in clips
+                if floors[c].get("coverage", {}).get(name) is not None))
+            print()
         print_floor_table(rows, methods, clips, floors, name)
         print()
         for line in keyframe_verdict(rows, methods, clips, floors, name):

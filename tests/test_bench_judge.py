@@ -66,9 +66,10 @@ def _luma(img: np.ndarray) -> np.ndarray:
     return img.astype(np.float32) / 255 @ np.array([0.299, 0.587, 0.114], np.float32)
 
 
-def _by_hand(srcs, outs, method, quality, alpha, beta) -> tuple[float, float]:
+def _by_hand(srcs, outs, method, quality, alpha, beta, agree_px=None) -> tuple[float, float]:
     """The docstring's (E_J, MCF_J): means over pairs of the masked mean squared error (0..1 pixels, mean over
-    channels) and of the masked |luma change of the output - luma change of the source| after the motion."""
+    channels) and of the masked |luma change of the output - luma change of the source| after the motion.
+    ``agree_px``: also leave out the pixels where Farneback's flow is farther than that from ``method``'s."""
     errors, flickers = [], []
     for t in range(1, len(srcs)):
         w = _flow_by_hand(srcs[t], srcs[t - 1], method, quality)
@@ -80,6 +81,9 @@ def _by_hand(srcs, outs, method, quality, alpha, beta) -> tuple[float, float]:
         occluded |= (xs < -0.5) | (xs > width - 0.5) | (ys < -0.5) | (ys > h - 0.5)
         valid = ~occluded
         assert valid.mean() > 0.5  # the synthetic motion is mostly trackable
+        if agree_px is not None:
+            other = _flow_by_hand(srcs[t], srcs[t - 1], "farneback", "medium")
+            valid &= np.sqrt(((w - other) ** 2).sum(axis=2)) <= agree_px
         prev = outs[t - 1].astype(np.float32) / 255
         cur = outs[t].astype(np.float32) / 255
         sq = ((cur - _remap(prev, w)) ** 2).mean(axis=2)
@@ -129,6 +133,23 @@ def test_judge_equals_the_formula_by_hand(bench, text):
     want, want_mcf = _by_hand(srcs, outs, j.method, j.quality, j.alpha, j.beta)
     assert got == pytest.approx(want, rel=1e-4)
     assert mcf[j.name] == pytest.approx(want_mcf, rel=1e-4)
+
+
+def test_agree_judge_measures_only_where_dis_and_farneback_agree(bench):
+    srcs, outs = _clip(3)
+    j = bench.parse_judge("agree:0.5")
+    assert (j.method, j.agree_px, j.name) == ("agree", 0.5, "agree:0.5")
+    assert bench.parse_judge("agree").agree_px == 1.0 and bench.parse_judge("agree:2:nocut").skip_cuts
+    for bad in ("agree:x", "agree:0", "agree:1:2"):
+        with pytest.raises(ValueError, match="agree"):
+            bench.parse_judge(bad)
+    plain = bench.Judge()
+    cover: dict = {}
+    got = bench.judge_warp_errors(zip(srcs, outs), [j, plain], coverage=cover)
+    want, _ = _by_hand(srcs, outs, "dis", "medium", 0.01, 0.5, agree_px=0.5)
+    assert got[j.name] == pytest.approx(want, rel=1e-4)
+    assert got[j.name] != pytest.approx(got[plain.name], rel=1e-3), "it must leave pixels out"
+    assert 0.05 < cover[j.name] < cover[plain.name] <= 1.0
 
 
 def test_nocut_judge_leaves_out_the_pairs_across_a_cut(bench):
