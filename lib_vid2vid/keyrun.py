@@ -245,11 +245,19 @@ class KeyframeRun(Run):
 
     def _overlaps(self) -> bool:
         """Whether the propagation may run beside the keyframe renders: only when it needs neither the renderer
-        (``keyframe_fill = render``), nor the stages the keyframes' renders use (mask and depth stages analyse
-        every frame), nor every keyframe first (candidates wait for picks); keyframes read from a folder take no
-        time to overlap."""
+        (``keyframe_fill = render``), nor a depth stage (its model and its cache serve the keyframes' renders;
+        the mask stage is made anew for the propagation, :meth:`_own_mask_stages`), nor every keyframe first
+        (candidates wait for picks); keyframes read from a folder take no time to overlap."""
         return (self.overlap and self.candidates <= 1 and not self.folder and self.fill != "render"
-                and not self._mask_stages)
+                and all(st.name == "masks" for st in self._mask_stages))
+
+    def _own_mask_stages(self) -> list[Stage]:
+        """A mask stage of the propagation's own, begun (its user-mask reader keeps its place in the mask video,
+        and the keyframes' stage reads other frames meanwhile); the same masks, frame for frame."""
+        own = [type(st)(self.settings) for st in self._mask_stages]
+        for st in own:
+            st.begin(self)
+        return own
 
     def _keys_beside_propagation(self, plan: kf.KeyframePlan) -> bool:
         """Both phases at once: the keyframes render here (the renderer's thread), while a worker thread propagates
@@ -262,13 +270,17 @@ class KeyframeRun(Run):
         user_stop = self.should_stop
         self.should_stop = lambda: user_stop() or gate.aborted
         outcome: dict[str, Any] = {}
+        own = self._own_mask_stages()
 
         def propagate() -> None:
             try:
-                outcome["stopped"] = self._propagate(plan, gate)
+                outcome["stopped"] = self._propagate(plan, gate, own)
             except BaseException as exc:  # handed to the renderer's thread, raised there
                 outcome["error"] = exc
                 gate.abort()
+            finally:
+                for st in own:
+                    st.end(self)
 
         if self.job.frames_done(KEYS_STAGE) < len(plan.frames):
             self.job.log("keyframes: the frames between them are propagated while they render")
@@ -557,9 +569,12 @@ class KeyframeRun(Run):
             img = np.repeat(img[..., None], 3, axis=2)
         return fit_size(np.ascontiguousarray(img[..., :3]), self.plan.width, self.plan.height)
 
-    def _propagate(self, plan: kf.KeyframePlan, gate: _KeyGate | None = None) -> bool:
+    def _propagate(self, plan: kf.KeyframePlan, gate: _KeyGate | None = None,
+                   mask_stages: list[Stage] | None = None) -> bool:
         """Phase 2: every frame of pass1 from the keyframes; True if stopped. ``gate``: the keyframe phase running
-        beside it (:meth:`_keys_beside_propagation`), which says when each keyframe is on disk."""
+        beside it (:meth:`_keys_beside_propagation`), which says when each keyframe is on disk; ``mask_stages``:
+        the mask stages to use (default: the run's)."""
+        mask_stages = self._mask_stages if mask_stages is None else mask_stages
         job = self.job
         stage = self.stage_name(0)
         total = self.plan.total
@@ -625,7 +640,7 @@ class KeyframeRun(Run):
                         frame, record = self._fill(t, made_frame, unseen, buffer, seg)
                     if t < start:
                         continue
-                    frame = self._finish_propagated(t, frame, buffer)
+                    frame = self._finish_propagated(t, frame, buffer, mask_stages)
                     back = seg_flows.get(t - seg.a) if t > seg.a else prev_flows.get(t)
                     prev_out = self._frame_stats(t, frame, buffer, prev_out, record, plan, back)
                     job.write_frame(stage, t, frame, record)
@@ -756,18 +771,19 @@ class KeyframeRun(Run):
         record.update(fill="render", seed=rec.get("seed"))
         return out, record
 
-    def _finish_propagated(self, t: int, frame: np.ndarray, buffer: dict[int, np.ndarray]) -> np.ndarray:
+    def _finish_propagated(self, t: int, frame: np.ndarray, buffer: dict[int, np.ndarray],
+                           mask_stages: list[Stage]) -> np.ndarray:
         """Masks of frame ``t`` (saved as frames/masks), and mask-only: ``out = S + M * (X - S)``."""
-        if not self._mask_stages:
+        if not mask_stages:
             return frame
         ctx = self._context(t, buffer[t], buffer[t], buffer)
-        for st in self._mask_stages:
+        for st in mask_stages:
             st.analyse(ctx)
         mask = ctx.analysis.get("mask")
         if self.mask_only and mask is not None:
             src = buffer[t].astype(np.float32)
             frame = to_uint8_255(src + mask[..., None] * (frame.astype(np.float32) - src))
-        for st in self._mask_stages:
+        for st in mask_stages:
             st.done(ctx, frame)
         return frame
 

@@ -417,6 +417,29 @@ def test_mask_only_keeps_unmasked_pixels_byte_identical(tmp_path):
     assert changed == 10, "the masked region is restyled in every frame"
 
 
+def test_a_masked_job_propagates_beside_the_renders_with_the_masks_and_bytes_of_one_phase_after_the_other(
+        tmp_path, monkeypatch):
+    clip = _pan_clip(tmp_path / "pan.mp4", cut=None, n=10)  # keyframes 0, 4, 8
+    mask = np.zeros((64, 96), np.uint8)
+    mask[10:50, 20:70] = 255
+    mask_path = tmp_path / "mask.png"
+    cv2.imwrite(str(mask_path), mask)
+
+    def settings(out):
+        return _settings(clip, out, user_mask_kind="image", user_mask_path=str(mask_path), motion_mask=True,
+                         keyframe_mask_only=True)
+
+    beside = _WatchingRenderer(tmp_path / "a", at=3, want=4, wait_s=60.0)
+    overlapped = run_job(settings(tmp_path / "a"), beside)
+    assert overlapped.status == "done" and beside.seen is not None and beside.seen >= 4
+    assert "propagated while they render" in (overlapped.job_dir / "job.log").read_text()
+    monkeypatch.setattr(KeyframeRun, "overlap", False)
+    sequential = run_job(settings(tmp_path / "b"), ProxyRenderer())
+    for stage in ("keys", "pass1", "masks"):
+        a, b = _frames(overlapped.job_dir, stage), _frames(sequential.job_dir, stage)
+        assert len(a) == (3 if stage == "keys" else 10) and a == b, stage
+
+
 def test_mask_only_needs_a_mask():
     with pytest.raises(SettingsError, match="keyframe_mask_only"):
         Settings().replace(keyframe_mode="interval", keyframe_mask_only=True)
