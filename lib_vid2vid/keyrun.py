@@ -256,6 +256,7 @@ class KeyframeRun(Run):
         and the keyframes' stage reads other frames meanwhile); the same masks, frame for frame."""
         own = [type(st)(self.settings) for st in self._mask_stages]
         for st in own:
+            st.announce = False  # the run's own mask stage has said what there is to say
             st.begin(self)
         return own
 

@@ -374,6 +374,8 @@ class MaskStage(Stage):
         self.job: Job | None = None
         self.seed = 0
         self.size = (0, 0)
+        self.announce = True
+        """``begin`` logs its notes about the settings (False: a second mask stage of the same run)."""
 
     def begin(self, run: Run) -> None:
         c = self.settings.correction
@@ -388,7 +390,7 @@ class MaskStage(Stage):
                                              threshold=c.user_mask_threshold or None,
                                              invert=c.user_mask_invert, blur=c.user_mask_blur)
             v = self.settings.video
-            if c.user_mask_kind in ("video", "alpha") and (v.fps or v.start):
+            if self.announce and c.user_mask_kind in ("video", "alpha") and (v.fps or v.start):
                 run.job.log("user mask video: its frames are matched to output frames in decoding order; with "
                             "fps or start set they may not line up with the source", warning=True)
         run.job.stage_dir("masks")
