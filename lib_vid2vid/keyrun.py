@@ -92,17 +92,19 @@ class _KeyGate:
     runs beside it: :meth:`wait` blocks until a slot is there, or returns False once the phase has ended without
     it (stopped, failed) or the run is aborted."""
 
-    def __init__(self) -> None:
+    def __init__(self, total: int) -> None:
         self._cond = threading.Condition()
+        self.total = total
         self.done = 0
         self.finished = False
-        """The keyframe phase has returned (done or stopped): nothing more will come."""
+        """Every keyframe is on disk, or the keyframe phase has returned (stopped): nothing more will come."""
         self.aborted = False
         """One side failed: the other stops at its next frame."""
 
     def advance(self, done: int) -> None:
         with self._cond:
             self.done = max(self.done, done)
+            self.finished = self.finished or self.done >= self.total
             self._cond.notify_all()
 
     def finish(self) -> None:
@@ -267,7 +269,7 @@ class KeyframeRun(Run):
         of the segments after the last render. The frames are the same bytes as one phase after the other (a
         propagated frame is a pure function of the sources and the keyframes). The propagation reports its
         progress once the keyframes are done. True if stopped; an error on either side stops the other."""
-        gate = _KeyGate()
+        gate = _KeyGate(len(plan.frames))
         user_stop = self.should_stop
         self.should_stop = lambda: user_stop() or gate.aborted
         outcome: dict[str, Any] = {}
