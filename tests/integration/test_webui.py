@@ -220,6 +220,22 @@ def test_cli_submits_a_whole_job(webui, source, tmp_path):
     assert path.parent == job_dir and video.probe(path).frame_count == 5
 
 
+def test_cli_keyframe_job_against_the_webui_propagates_beside_the_renders(webui, source, tmp_path):
+    import subprocess
+    import sys
+
+    r = subprocess.run([sys.executable, "-m", "lib_vid2vid", str(source), "--api-url", webui["url"],
+                        "--prompt", "ink", "--steps", "2", "--max-frames", "12", "--width", "64", "--height", "64",
+                        "--strategy", "keyframes", "--output-dir", str(tmp_path / "out"), "--quiet"],
+                       capture_output=True, text=True, cwd=str(ROOT), timeout=900,
+                       env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert r.returncode == 0, r.stderr
+    path = Path([ln for ln in r.stdout.splitlines() if ln.startswith("done:")][0].split("-> ", 1)[1])
+    assert video.probe(path).frame_count == 12
+    log = (path.parent / "job.log").read_text()
+    assert "3 keyframes of 12 frames" in log and "propagated while they render" in log, log
+
+
 def test_cli_per_frame_mode_against_the_webui(webui, source, tmp_path):
     import subprocess
     import sys
