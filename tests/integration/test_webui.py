@@ -202,16 +202,25 @@ def test_bad_video_argument_is_reported(webui, tmp_path):
     assert "vid2vid error:" in _info(reply) and reply["images"] == []
 
 
-def test_cli_submits_a_whole_job(webui, source, tmp_path):
+def _cli(*args: str, timeout: float = 600):
+    """``python -m lib_vid2vid ARGS`` from this checkout; the finished process (it must have succeeded)."""
     import subprocess
     import sys
 
-    r = subprocess.run([sys.executable, "-m", "lib_vid2vid", str(source), "--submit", "--upload", "--api-url",
-                        webui["url"], "--prompt", "ink", "--steps", "2", "--max-frames", "5", "--seed", "3",
-                        "--width", "64", "--height", "64"],
-                       capture_output=True, text=True, cwd=str(ROOT), timeout=600,
-                       env={**os.environ, "PYTHONPATH": str(ROOT)})
+    r = subprocess.run([sys.executable, "-m", "lib_vid2vid", *args], capture_output=True, text=True, cwd=str(ROOT),
+                       timeout=timeout, env={**os.environ, "PYTHONPATH": str(ROOT)})
     assert r.returncode == 0, r.stderr
+    return r
+
+
+def _done_video(stdout: str) -> Path:
+    """The video the CLI's ``done: N frames -> VIDEO`` line names."""
+    return Path([ln for ln in stdout.splitlines() if ln.startswith("done:")][0].split("-> ", 1)[1])
+
+
+def test_cli_submits_a_whole_job(webui, source, tmp_path):
+    r = _cli(str(source), "--submit", "--upload", "--api-url", webui["url"], "--prompt", "ink", "--steps", "2",
+             "--max-frames", "5", "--seed", "3", "--width", "64", "--height", "64")
     assert "vid2vid: done, 5/5 frames" in r.stdout
     # the job lives in the WebUI's vid2vid output folder (the fixture's settings put it under tmp) with its video
     job_dir = _job_dir(r.stdout)
@@ -221,30 +230,18 @@ def test_cli_submits_a_whole_job(webui, source, tmp_path):
 
 
 def test_cli_keyframe_job_against_the_webui_propagates_beside_the_renders(webui, source, tmp_path):
-    import subprocess
-    import sys
-
-    r = subprocess.run([sys.executable, "-m", "lib_vid2vid", str(source), "--api-url", webui["url"],
-                        "--prompt", "ink", "--steps", "2", "--max-frames", "12", "--width", "64", "--height", "64",
-                        "--strategy", "keyframes", "--output-dir", str(tmp_path / "out"), "--quiet"],
-                       capture_output=True, text=True, cwd=str(ROOT), timeout=900,
-                       env={**os.environ, "PYTHONPATH": str(ROOT)})
-    assert r.returncode == 0, r.stderr
-    path = Path([ln for ln in r.stdout.splitlines() if ln.startswith("done:")][0].split("-> ", 1)[1])
+    r = _cli(str(source), "--api-url", webui["url"], "--prompt", "ink", "--steps", "2", "--max-frames", "12",
+             "--width", "64", "--height", "64", "--strategy", "keyframes", "--output-dir", str(tmp_path / "out"),
+             "--quiet", timeout=900)
+    path = _done_video(r.stdout)
     assert video.probe(path).frame_count == 12
     log = (path.parent / "job.log").read_text()
     assert "3 keyframes of 12 frames" in log and "propagated while they render" in log, log
 
 
 def test_cli_per_frame_mode_against_the_webui(webui, source, tmp_path):
-    import subprocess
-    import sys
-
-    r = subprocess.run([sys.executable, "-m", "lib_vid2vid", str(source), "--api-url", webui["url"],
-                        "--prompt", "ink", "--steps", "2", "--max-frames", "4", "--width", "64", "--height", "64",
-                        "--sigma-schedule", "karras", "--output-dir", str(tmp_path / "out"), "--quiet"],
-                       capture_output=True, text=True, cwd=str(ROOT), timeout=600,
-                       env={**os.environ, "PYTHONPATH": str(ROOT)})
-    assert r.returncode == 0, r.stderr
-    path = Path([ln for ln in r.stdout.splitlines() if ln.startswith("done:")][0].split("-> ", 1)[1])
+    r = _cli(str(source), "--api-url", webui["url"], "--prompt", "ink", "--steps", "2", "--max-frames", "4",
+             "--width", "64", "--height", "64", "--sigma-schedule", "karras", "--output-dir", str(tmp_path / "out"),
+             "--quiet")
+    path = _done_video(r.stdout)
     assert video.probe(path).frame_count == 4
