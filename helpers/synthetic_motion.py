@@ -8,7 +8,8 @@ Pictures (:func:`texture`, float32 RGB 0..255): a "dead leaves" image -- random 
 ``p(r) ~ r^-3`` (scale invariance, as natural images), each a colour from a palette (earthy; a night one for another shot), some flat, some
 carrying 1/f noise (amplitude spectrum ``1/f``) -- then a Gaussian blur of ``TEXTURE_BLUR`` pixels so the picture
 is band-limited (bilinear resampling then reproduces it to about one level). Flat discs are where real flow
-estimators disagree (the aperture problem); the truth does not care.
+estimators disagree (the aperture problem); the truth does not care. The palette ``wall`` is a plain painted wall
+instead (:func:`wall`): syn_wall, a still shot of objects moving in front of it, as cup.mp4.
 
 Layers. Layer 0 is the background picture seen by a camera; layers 1.. are objects (ellipses or rounded
 rectangles cut from their own pictures) drawn in order, each hard-edged. With frame pixel ``p = (x, y)``
@@ -56,7 +57,8 @@ PALETTE_NIGHT = np.array([(20, 28, 60), (35, 45, 90), (15, 15, 25), (60, 50, 110
                          np.float32)
 """Dark blue-violet RGB colours (a night scene): another shot's picture with a luma histogram of its own, so a
 cut to it is detected as one (luma histogram distance above the jobs' 0.4)."""
-PALETTES = {"earth": PALETTE, "night": PALETTE_NIGHT}
+PALETTES = {"earth": PALETTE, "night": PALETTE_NIGHT, "wall": None}
+"""``wall`` is not a palette of discs: :func:`texture` draws a plain painted wall for it (:func:`wall`)."""
 
 
 def pink_noise(h: int, w: int, rng: np.random.Generator, channels: int = 1) -> np.ndarray:
@@ -78,6 +80,8 @@ def pink_noise(h: int, w: int, rng: np.random.Generator, channels: int = 1) -> n
 def texture(h: int, w: int, seed: int, palette: str = "earth") -> np.ndarray:
     """A dead-leaves picture (see the module docstring) drawn from ``PALETTES[palette]``, float32 RGB HWC 0..255,
     read-only."""
+    if palette == "wall":
+        return wall(h, w, seed)
     pal = PALETTES[palette]
     rng = np.random.default_rng(seed)
     img = np.empty((h, w, 3), np.float32)
@@ -97,6 +101,28 @@ def texture(h: int, w: int, seed: int, palette: str = "earth") -> np.ndarray:
     noise = pink_noise(h, w, rng, 1)[..., 0]
     img += (18.0 * amount * noise)[..., None]
     img += pink_noise(h, w, rng, 3) * 4.0  # a little colour variation everywhere
+    img = cv2.GaussianBlur(img, (0, 0), TEXTURE_BLUR)
+    img = np.clip(img, 0, 255)
+    img.setflags(write=False)
+    return img
+
+
+@functools.lru_cache(maxsize=4)
+def wall(h: int, w: int, seed: int) -> np.ndarray:
+    """A plain off-white wall, float32 RGB HWC 0..255, read-only: a soft light falloff (+-8 levels over the
+    picture), faint 1/f grain (1.5 levels) and a few small grey marks (radius 1-3 px, one per ~40000 pixels): the
+    flat background of a still shot where real flow estimators have nothing to hold on to but the marks."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    light = 8.0 * np.cos(np.pi * (xx / w - 0.3)) * np.cos(np.pi * (yy / h - 0.4))
+    img = np.empty((h, w, 3), np.float32)
+    img[:] = (222.0, 219.0, 212.0)
+    img += light[..., None]
+    img += pink_noise(h, w, rng, 1) * 1.5
+    for _ in range(max(1, h * w // 40000)):
+        centre = (int(rng.uniform(0, w)), int(rng.uniform(0, h)))
+        grey = float(rng.uniform(90, 170))
+        cv2.circle(img, centre, int(rng.integers(1, 4)), (grey, grey, grey * 0.97), -1, cv2.LINE_8)
     img = cv2.GaussianBlur(img, (0, 0), TEXTURE_BLUR)
     img = np.clip(img, 0, 255)
     img.setflags(write=False)
@@ -329,6 +355,10 @@ def clip_set(width: int = 384, frames: int = 48) -> dict[str, SyntheticClip]:
                                                     sp(113, "ellipse", 24, 24, (200, -30), (2.0, 9.0),
                                                        acc=(0.0, -0.35)))),),
                       size, note="pan 12 px/frame, objects crossing at 18-22 px/frame (one turning), one thrown up"),
+        SyntheticClip("syn_wall", (Shot(18, n, tc, palette="wall",
+                                        sprites=(sp(114, "box", 24, 52, (120, 118), (3.0, -0.4), spin=0.03),
+                                                 sp(115, "ellipse", 30, 22, (300, 60), (-1.5, 1.0), spin=-0.02))),),
+                      size, note="still camera on a plain wall, two textured objects moving and turning in front of it"),
         SyntheticClip("syn_cut", (Shot(15, n // 2, (tc[0] + 300 * k, tc[1]), cv=(-8.0 * k, 0.0),
                                        sprites=(sp(109, "ellipse", 30, 30, (100, 108), (6.0, 0.0)),)),
                                   Shot(16, n - n // 2, tc, cv=(0.0, 2.0 * k), s0=0.8, zoom=1.01, palette="night",

@@ -271,6 +271,25 @@ def test_true_flow_warps_the_previous_frame_onto_the_next(synth, name):
         assert off > 3 * exact + 1.0
 
 
+def test_syn_wall_is_a_plain_still_wall_behind_objects_the_truth_follows(synth):
+    """syn_wall (cup.mp4's kind of shot): the wall does not move and has almost nothing for a flow to hold on to
+    (its pixels within a few levels of their neighbours'), the objects move and turn; away from their edges the
+    true flow carries frame t-1 onto frame t, wall and objects alike."""
+    clip = synth.clip_set(160, 10)["syn_wall"]
+    for t in (1, 5, 9):
+        f, valid = clip.truth(t)
+        frame, layer = clip.render(t)
+        wall = valid & (layer == 0)
+        objects = valid & (layer > 0)
+        assert wall.mean() > 0.6 and objects.sum() > 200
+        assert np.abs(f[wall]).max() < 1e-4  # a still camera
+        assert np.linalg.norm(f[objects], axis=1).min() > 0.5  # every object pixel moves
+        grey = cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY).astype(np.float32)
+        gradient = np.hypot(cv2.Sobel(grey, cv2.CV_32F, 1, 0, ksize=1), cv2.Sobel(grey, cv2.CV_32F, 0, 1, ksize=1))
+        assert np.median(gradient[wall]) < 1.0  # levels per pixel: flat
+        assert _rms(_warp(clip.frame(t - 1), f), frame, valid) < 1.6
+
+
 def test_truth_masks_revealed_and_entering_pixels(synth):
     """A still background with one object moving right by 6 px per frame: the background it uncovers and a
     band along its edges are not valid; the object itself and the rest of the background are, with the object's
