@@ -371,7 +371,7 @@ def evidence_flow(
     tau: float = 0.5,
     residual_blur: float = 3.0,
     texture_k: float = 1e-2,
-    fill_sigma: float = 8.0,
+    fill_sigma: float = 4.0,
     texture: np.ndarray | None = None,
     still: np.ndarray | None = None,
     work: WorkArrays | None = None,
@@ -394,9 +394,13 @@ def evidence_flow(
 
     ``lmin`` is the smaller eigenvalue of the structure tensor: large only where the image pins the motion down in
     both directions (corners, texture), so flat areas and straight edges lean on their surroundings. The defaults
-    (tau 0.5 levels, residual blur 3 px, texture_k 1e-2, fill sigma 8 px) were picked on cup.mp4,
-    carphone_pristine.mp4 and bikes.mp4 by the keyframe strategy's warp error under three judge flows (README). A pan keeps
-    its motion everywhere (textured pixels prove it, flat ones inherit it); a still camera gets zero. Float32
+    (tau 0.5 levels, residual blur 3 px, texture_k 1e-2) were picked on cup.mp4, carphone_pristine.mp4 and
+    bikes.mp4 by the keyframe strategy's warp error under three judge flows (README). A pan keeps its motion
+    everywhere (textured pixels prove it, flat ones inherit it); a still camera gets zero. The fill sigma is 4 px (8
+    until December 2026): how far a textured pixel's motion reaches into a flat area. Reaching further, a subject's
+    motion spreads into the plain wall behind it and drags the wall's carried texture round it in a halo, which the
+    flow judges do not see (their flows drag the wall too) and the truth of the synthetic clips does (README, "A
+    plain wall behind a moving subject"). Float32
     ``(H, W, 2)`` in pixels. ``texture``: ``texture_confidence(src_a, texture_k=texture_k)`` when the caller has it
     already (a frame is the grid of two flows in propagation); computed here otherwise. ``still``: ``r0``
     (:func:`still_residual` of the pair, the same for both directions), computed here when not given. ``work``:

@@ -296,6 +296,10 @@ class PropagationSettings:
     flow_evidence: bool = True
     """Keep each flow only where the frames show the motion (:func:`lib_vid2vid.flow.evidence_flow`): no drift
     of the carried texture in flat areas of a still shot. False: DIS's flow as it comes (before December 2026)."""
+    fill_sigma: float = 4.0
+    """Pixels: how far the motion of textured pixels reaches into flat areas in the evidence check
+    (:func:`lib_vid2vid.flow.evidence_flow`'s ``fill_sigma``); 8 before December 2026 (a halo of dragged texture round
+    a subject moving in front of a plain wall)."""
     validity_blur: float = 1.5
     """Gaussian sigma (pixels) that softens the validity masks before they weight the blend."""
     ghost_low: float = 24.0
@@ -320,18 +324,25 @@ class PropagationSettings:
     """A pixel is unseen when its summed validity (0..2) is below this."""
 
 
+_BEFORE_STORED = {"fill_sigma": 8.0}
+"""Fields added after jobs began to store their rules, and the value each had before it was a field: what a job
+that did not store it was made with."""
+
+
 def propagation_from_stored(stored: dict) -> PropagationSettings:
     """The PropagationSettings a job stored in its manifest (``keyframes.propagation``, its fields by name), so a
     job resumed after an update that changed the defaults makes its remaining frames by the rules it started with.
-    Names this version does not know are ignored; fields the job did not store take today's defaults."""
+    Names this version does not know are ignored; a field the job did not store takes the value it had before it
+    was a field (:data:`_BEFORE_STORED`), any other today's default."""
     ps = PropagationSettings()
     known = {f.name for f in dataclasses.fields(ps)}
-    return dataclasses.replace(ps, **{k: v for k, v in stored.items() if k in known})
+    values = {**_BEFORE_STORED, **{k: v for k, v in stored.items() if k in known}}
+    return dataclasses.replace(ps, **values)
 
 
 def _pair_flows(a: np.ndarray, b: np.ndarray, quality: str, evidence: bool = True,
-                textures: tuple[np.ndarray, np.ndarray] | None = None, work: flow.WorkArrays | None = None
-                ) -> tuple[np.ndarray, np.ndarray]:
+                textures: tuple[np.ndarray, np.ndarray] | None = None, work: flow.WorkArrays | None = None,
+                fill_sigma: float = PropagationSettings.fill_sigma) -> tuple[np.ndarray, np.ndarray]:
     """(flow b -> a, flow a -> b) of two consecutive source frames (a before b); DIS, then, with ``evidence``,
     :func:`lib_vid2vid.flow.evidence_flow` (zero where the frames show no motion, neighbours' motion where flat).
     ``textures``: ``flow.texture_confidence`` of (a, b) if the caller has them (each frame serves two pairs)."""
@@ -341,8 +352,8 @@ def _pair_flows(a: np.ndarray, b: np.ndarray, quality: str, evidence: bool = Tru
     if evidence:
         ta, tb = textures if textures is not None else (None, None)
         still = flow.still_residual(ga, gb)  # |A - B| blurred: the same for both directions
-        ba = flow.evidence_flow(ba, gb, ga, texture=tb, still=still, work=work)
-        ab = flow.evidence_flow(ab, ga, gb, texture=ta, still=still, work=work)
+        ba = flow.evidence_flow(ba, gb, ga, texture=tb, still=still, work=work, fill_sigma=fill_sigma)
+        ab = flow.evidence_flow(ab, ga, gb, texture=ta, still=still, work=work, fill_sigma=fill_sigma)
     return ba, ab
 
 
@@ -498,7 +509,8 @@ def propagate_segment(sources: Sequence[np.ndarray], key_a: np.ndarray, key_b: K
     textures = [flow.texture_confidence(g, work=grid.work) for g in greys] if ps.flow_evidence else None
     for k in range(n):
         f_back, f_fwd = _pair_flows(greys[k], greys[k + 1], ps.flow_quality, ps.flow_evidence,
-                                    (textures[k], textures[k + 1]) if textures is not None else None, grid.work)
+                                    (textures[k], textures[k + 1]) if textures is not None else None, grid.work,
+                                    ps.fill_sigma)
         back.append(f_back)
         fwd.append(f_fwd)
         if flows is not None:

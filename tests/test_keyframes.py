@@ -673,6 +673,18 @@ def test_adaptive_choice_after_accumulated_motion():
     assert [f for f in fast.frames if 20 <= f < 30] == [22, 25, 28]
 
 
+def test_a_job_that_stored_its_rules_before_a_field_existed_keeps_the_value_it_was_made_with():
+    """fill_sigma became a field (4 px) after jobs began to store their rules: a job that stored them without it
+    was made with 8 px and resumes with 8; one that stored it keeps what it stored; today's jobs get 4."""
+    today = dataclasses.asdict(kf.PropagationSettings())
+    assert today["fill_sigma"] == 4.0
+    older = {k: v for k, v in today.items() if k != "fill_sigma"}
+    assert kf.propagation_from_stored(older).fill_sigma == 8.0
+    assert kf.propagation_from_stored(older) == dataclasses.replace(kf.PropagationSettings(), fill_sigma=8.0)
+    assert kf.propagation_from_stored({**older, "fill_sigma": 6.0}).fill_sigma == 6.0
+    assert kf.propagation_from_stored(today) == kf.PropagationSettings()
+
+
 # ---------------------------------------------------------------- propagation designs (PropagationSettings)
 
 
