@@ -107,11 +107,11 @@ def texture(h: int, w: int, seed: int, palette: str = "earth") -> np.ndarray:
     return img
 
 
-@functools.lru_cache(maxsize=4)
 def wall(h: int, w: int, seed: int) -> np.ndarray:
     """A plain off-white wall, float32 RGB HWC 0..255, read-only: a soft light falloff (+-8 levels over the
     picture), faint 1/f grain (1.5 levels) and a few small grey marks (radius 1-3 px, one per ~40000 pixels): the
-    flat background of a still shot where real flow estimators have nothing to hold on to but the marks."""
+    flat background of a still shot where real flow estimators have nothing to hold on to but the marks. Cached
+    through :func:`texture`."""
     rng = np.random.default_rng(seed)
     yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
     light = 8.0 * np.cos(np.pi * (xx / w - 0.3)) * np.cos(np.pi * (yy / h - 0.4))
