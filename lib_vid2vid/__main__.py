@@ -362,10 +362,24 @@ def _dry_run(args: argparse.Namespace, settings: params.Settings) -> int:
         return 0
     from . import keyrun
 
-    if args.export_keyframes:
-        kplan, paths = keyrun.export_keyframes(settings, args.export_keyframes)
-    else:
-        kplan, paths = keyrun.choose_for_settings(settings), []
+    bar = None
+    if not args.quiet:
+        from tqdm import tqdm
+
+        bar = tqdm(total=plan.total, desc="choosing keyframes", unit="frame", dynamic_ncols=True)
+
+    def progress(done: int, total: int) -> None:
+        if bar is not None:
+            bar.update(done - bar.n)
+
+    try:
+        if args.export_keyframes:
+            kplan, paths = keyrun.export_keyframes(settings, args.export_keyframes, progress=progress)
+        else:
+            kplan, paths = keyrun.choose_for_settings(settings, progress=progress), []
+    finally:
+        if bar is not None:
+            bar.close()
     print(kplan.describe())
     print(f"renders: {len(kplan.frames)} keyframes of {plan.total} frames "
           f"({len(kplan.frames) / plan.total:.0%}), plus a light render of each frame with unseen regions when "

@@ -67,6 +67,31 @@ def plan_from_settings(settings: Settings, frames, total: int, weights=None, on_
         remove=kf.parse_frame_list(t.keyframe_remove, "keyframe_remove"), weights=weights, on_key=on_key)
 
 
+def choice_weights(settings: Settings, plan: Any, input_path: str | Path):
+    """Where a change counts for the adaptive choice (``weights`` of :func:`lib_vid2vid.keyframes.choose_keyframes`):
+    the user / colour-key mask of each frame at the output size (``plan``: the job's JobPlan), combined as the
+    passes combine them, or None without one. The job and everything that shows its plan before rendering (the
+    CLI's dry run and export, the WebUI's strip) use this, so what is shown is what the job renders."""
+    from . import masks
+    from .params import parse_colour
+
+    c = settings.correction
+    if settings.temporal.keyframe_mode != "adaptive":
+        return None
+    key_colour = parse_colour(c.colour_key_target) if c.colour_key else None
+    user = masks.user_mask_source(settings, input_path)
+    if key_colour is None and user is None:
+        return None
+    size = (plan.width, plan.height)
+
+    def weights(index: int, rgb: np.ndarray) -> np.ndarray | None:
+        key = masks.colour_key_mask(rgb, key_colour, c.colour_key_range) if key_colour is not None else None
+        mask = user.get(index, size) if user is not None else None
+        return masks.combine_masks(None, None, mask, key, how=c.mask_combine, colour_key_op=c.colour_key_op)
+
+    return weights
+
+
 def keyframe_path(folder: str | Path, index: int) -> Path:
     """Where a keyframe of source frame ``index`` is exported and read back: ``<folder>/<index:06d>.png``."""
     return Path(folder) / f"{index:06d}.png"
@@ -159,32 +184,17 @@ class KeyframeRun(Run):
             else:  # a job from before the rules were stored: today's, from now on
                 stored["propagation"] = dataclasses.asdict(self.ps)
             return self.kplan
-        frames = (rgb for _, rgb in self._video_frames(0))
-        self.kplan = plan_from_settings(self.settings, frames, self.plan.total, weights=self._choice_weights())
+        scan = self._scan_source("choosing keyframes")
+        try:
+            self.kplan = plan_from_settings(self.settings, (rgb for _, rgb in scan), self.plan.total,
+                                            weights=choice_weights(self.settings, self.plan, self.input_path))
+        finally:
+            scan.close()
         self.job.manifest["keyframes"] = {"plan": self.kplan.to_dict(), "fill_renders": [], "unseen": {},
                                           "propagation": dataclasses.asdict(self.ps)}
         self.job.log(self.kplan.describe())
         self.job.save()
         return self.kplan
-
-    def _choice_weights(self):
-        """Where a change counts for the adaptive choice: the user / colour-key mask, when there is one."""
-        masks = [st for st in self.stages if st.name == "masks"]
-        if not masks:
-            return None
-        st = masks[0]
-
-        def weights(index: int, rgb: np.ndarray) -> np.ndarray | None:
-            from . import masks as m
-
-            c = self.settings.correction
-            key = m.colour_key_mask(rgb, st.key, c.colour_key_range) if st.key is not None else None
-            user = st.user.get(index, st.size) if st.user is not None else None
-            if key is None and user is None:
-                return None
-            return m.combine_masks(None, None, user, key, how=c.mask_combine, colour_key_op=c.colour_key_op)
-
-        return weights
 
     def _request(self, ctx: FrameContext) -> RenderRequest:
         """The frame's request; a keyframe re-rendered with another seed (manifest ``keyframes.reseed``: {frame:
@@ -854,44 +864,60 @@ def redo_keyframes(job_root: str | Path, frames: list[int]) -> str:
             f"another seed; frames from {keep} on are made again.")
 
 
-def export_keyframes(settings: Settings, folder: str | Path) -> tuple[kf.KeyframePlan, list[Path]]:
+def export_keyframes(settings: Settings, folder: str | Path, progress: Any = None
+                     ) -> tuple[kf.KeyframePlan, list[Path]]:
     """Choose the keyframes of ``settings``' video and write their *source* frames as ``<folder>/<frame:06d>.png``
-    (RGB, output size), for restyling outside; read back with ``keyframe_folder``. Returns the plan and the files."""
-    from . import video
-    from .loop import make_plan
+    (RGB, output size), for restyling outside; read back with ``keyframe_folder``. One decode of the video: each
+    keyframe is written as soon as it is chosen. Returns the plan and the files."""
     from .workspace import atomic_write_bytes, encode_png
 
-    info = video.probe(settings.video.input)
-    plan = make_plan(settings, info)
-    kplan = choose_for_settings(settings)
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    wanted = set(kplan.frames)
-    paths = []
-    v = settings.video
-    for i, rgb in video.iter_frames(settings.video.input, fps=plan.fps if v.fps else None, start=plan.start,
-                                    end=plan.end, size=(plan.width, plan.height), resize_mode=v.resize_mode):
-        if i >= plan.total:
-            break
-        if i in wanted:
+    current: dict[str, Any] = {}
+    paths: list[Path] = []
+
+    def seen(i: int, rgb: np.ndarray) -> None:
+        current["frame"] = (i, rgb)
+
+    def write(index: int) -> None:
+        i, rgb = current["frame"]
+        if i == index:
             path = keyframe_path(folder, i)
             atomic_write_bytes(path, encode_png(rgb))
             paths.append(path)
+
+    kplan = choose_for_settings(settings, progress=progress, on_key=write, frame_seen=seen)
     return kplan, paths
 
 
-def choose_for_settings(settings: Settings) -> kf.KeyframePlan:
-    """The keyframe plan a job with these settings would use (the CLI's --dry-run shows it)."""
+def choose_for_settings(settings: Settings, progress: Any = None, on_key: Any = None,
+                        frame_seen: Any = None) -> kf.KeyframePlan:
+    """The keyframe plan a job with these settings would use (the CLI's --dry-run shows it), decoding the video
+    once, a frame at a time. ``progress(done, total)`` after each frame; ``frame_seen(i, rgb)`` as each frame is
+    read and ``on_key(i)`` as soon as frame ``i`` is chosen (before the next is read: the last frame seen is the
+    keyframe)."""
     from . import video
     from .loop import make_plan
 
     info = video.probe(settings.video.input)
     plan = make_plan(settings, info)
     v = settings.video
-    frames = (rgb for _, rgb in video.iter_frames(settings.video.input, fps=plan.fps if v.fps else None,
-                                                  start=plan.start, end=plan.end, size=(plan.width, plan.height),
-                                                  resize_mode=v.resize_mode))
-    return plan_from_settings(settings, frames, plan.total)
+    stream = video.iter_frames(settings.video.input, fps=plan.fps if v.fps else None, start=plan.start, end=plan.end,
+                               size=(plan.width, plan.height), resize_mode=v.resize_mode, info=info)
+
+    def frames():
+        for i, rgb in stream:
+            if frame_seen is not None:
+                frame_seen(i, rgb)
+            yield rgb
+            if progress is not None:
+                progress(i + 1, plan.total)
+
+    try:
+        return plan_from_settings(settings, frames(), plan.total,
+                                  weights=choice_weights(settings, plan, settings.video.input), on_key=on_key)
+    finally:
+        stream.close()
 
 
 def keyframe_thumbnails(settings: Settings, height: int = 72, max_keys: int = 48
@@ -902,29 +928,20 @@ def keyframe_thumbnails(settings: Settings, height: int = 72, max_keys: int = 48
     from . import video
     from .loop import make_plan
 
-    info = video.probe(settings.video.input)
-    plan = make_plan(settings, info)
-    v = settings.video
-    stream = video.iter_frames(settings.video.input, fps=plan.fps if v.fps else None, start=plan.start, end=plan.end,
-                               size=(plan.width, plan.height), resize_mode=v.resize_mode, info=info)
+    plan = make_plan(settings, video.probe(settings.video.input))
     thumbs: list[tuple[int, np.ndarray]] = []
     width = max(1, round(plan.width * height / plan.height))
     current: dict[str, Any] = {}
 
-    def frames():
-        for i, rgb in stream:
-            current["frame"] = (i, rgb)  # the chooser decides on frame i before it reads the next one
-            yield rgb
+    def seen(i: int, rgb: np.ndarray) -> None:
+        current["frame"] = (i, rgb)  # the chooser decides on frame i before it reads the next one
 
     def keep(index: int) -> None:
         i, rgb = current["frame"]
         if i == index and len(thumbs) < max_keys:
             thumbs.append((i, cv2.resize(rgb, (width, height), interpolation=cv2.INTER_AREA)))
 
-    try:
-        kplan = plan_from_settings(settings, frames(), plan.total, on_key=keep)
-    finally:
-        stream.close()
+    kplan = choose_for_settings(settings, on_key=keep, frame_seen=seen)
     return kplan, thumbs
 
 

@@ -457,6 +457,22 @@ class Run:
                 return
             yield idx, rgb
 
+    def _scan_source(self, what: str) -> Iterator[tuple[int, np.ndarray]]:
+        """The source frames (index, RGB uint8 HWC at output size) from the first, for a scan before the first
+        render (scene cuts, the keyframe choice: on a long video minutes of decoding). Each frame is reported as
+        progress of ``what`` (no ETA: ``Progress.eta_s`` is the job's); a stop from the user raises
+        :class:`~lib_vid2vid.errors.Interrupted` (nothing was written: the next run scans again)."""
+        total = self.plan.total
+        frames = self._video_frames(0)
+        try:
+            for i, rgb in frames:
+                if self.should_stop():
+                    raise Interrupted(f"stopped while {what}")
+                yield i, rgb
+                self.progress(Progress(what, i + 1, total))
+        finally:
+            frames.close()  # type: ignore[attr-defined]
+
     def _bundles(self, loop: int, first: int) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
         """(index, pass input, video frame) from ``first`` on."""
         prev_stage = self.stage_name(loop - 1) if loop else None
@@ -668,12 +684,8 @@ class Run:
         if self.cut_distance is None:
             return
         t0 = time.perf_counter()
-        frames = self._video_frames(0)
-        try:
-            threshold = self.settings.export.scene_cut_threshold
-            self.cuts = scene_groups.find_cuts(frames, threshold, self.cut_distance)
-        finally:
-            frames.close()  # type: ignore[attr-defined]
+        threshold = self.settings.export.scene_cut_threshold
+        self.cuts = scene_groups.find_cuts(self._scan_source("finding scene cuts"), threshold, self.cut_distance)
         self.job.manifest[scene_groups.MANIFEST_KEY] = self.cuts
         self.job.save()
         shown = ", ".join(map(str, self.cuts[:20])) + (" ..." if len(self.cuts) > 20 else "")

@@ -78,6 +78,19 @@ def any_mask(settings: Settings) -> bool:
     return c.motion_mask or c.colour_key or c.user_mask_kind != "none" or c.depth_mask
 
 
+def user_mask_source(settings: Settings, input_path: str | Path) -> UserMaskSource | None:
+    """The settings' user mask reader (``user_mask_*``), or None without one; ``alpha`` with no path reads the
+    source video's own alpha (``input_path``)."""
+    c = settings.correction
+    if c.user_mask_kind == "none":
+        return None
+    path = c.user_mask_path.strip() or None
+    if c.user_mask_kind == "alpha" and path is None:
+        path = str(input_path)
+    return UserMaskSource(c.user_mask_kind, path, threshold=c.user_mask_threshold or None,
+                          invert=c.user_mask_invert, blur=c.user_mask_blur)
+
+
 def delta_grey(src_prev: np.ndarray, src_cur: np.ndarray) -> np.ndarray:
     """``|luma(src_cur - src_prev)|`` in grey levels, float32 HW 0..255 (BT.601 weights, no rounding)."""
     if src_prev.shape != src_cur.shape or src_cur.ndim != 3 or src_cur.shape[2] != 3:

@@ -382,13 +382,8 @@ class MaskStage(Stage):
         self.job = run.job
         self.seed = run.seed
         self.size = (run.plan.width, run.plan.height)
-        if c.user_mask_kind != "none":
-            path = c.user_mask_path.strip() or None
-            if c.user_mask_kind == "alpha" and path is None:
-                path = run.input_path
-            self.user = masks.UserMaskSource(c.user_mask_kind, path,
-                                             threshold=c.user_mask_threshold or None,
-                                             invert=c.user_mask_invert, blur=c.user_mask_blur)
+        self.user = masks.user_mask_source(self.settings, run.input_path)
+        if self.user is not None:
             v = self.settings.video
             if self.announce and c.user_mask_kind in ("video", "alpha") and (v.fps or v.start):
                 run.job.log("user mask video: its frames are matched to output frames in decoding order; with "

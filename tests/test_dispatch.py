@@ -324,6 +324,29 @@ def test_shots_render_in_parallel_with_the_bytes_of_one_backend(shots_clip, tmp_
     assert [r["seed"] for r in job.manifest["frames"]["pass1"]] == [r["seed"] for r in one.manifest["frames"]["pass1"]]
 
 
+def test_the_scan_for_cuts_reports_its_progress_and_a_stop_during_it_loses_nothing(shots_clip, tmp_path):
+    from tests.doubles import StopAfter
+
+    reports: list[tuple[str, int, int]] = []
+    stop = StopAfter(3, stage="finding scene cuts")
+
+    def progress(p):
+        reports.append((p.stage, p.done, p.total))
+        stop.progress(p)
+
+    with FakeWebUI() as ui:
+        s = _shot_settings(shots_clip, tmp_path / "out")
+        part = run_job(s, WebUIApiRenderer(ui.url), should_stop=stop, progress=progress)
+        assert part.status == "interrupted" and not ui.payloads
+        assert reports == [("finding scene cuts", i, 20) for i in range(1, 4)]
+        assert "scene_cuts" not in Job.open(part.job_dir).manifest
+        reports.clear()
+        res = run_job(s, WebUIApiRenderer(ui.url), progress=progress)
+    assert res.status == "done" and Job.open(res.job_dir).manifest["scene_cuts"] == [5, 10, 15]
+    assert reports[:20] == [("finding scene cuts", i, 20) for i in range(1, 21)]
+    assert reports[20][0] == "pass1"
+
+
 def test_reset_at_cuts_starts_each_shot_afresh(shots_clip, tmp_path):
     """At a cut the init of previous_output is the source frame's (as at frame 0); without reset_at_cuts the
     last output of the shot before goes into it."""
@@ -368,8 +391,7 @@ def test_shots_resume_across_backend_counts(shots_clip, tmp_path):
     # one backend stopped after 7 frames, resumed on two
     out2 = tmp_path / "out2"
     with FakeWebUI() as a, FakeWebUI() as b:
-        n = iter(range(100))
-        res = run_job(_shot_settings(shots_clip, out2), WebUIApiRenderer(a.url), should_stop=lambda: next(n) >= 6)
+        res = run_job(_shot_settings(shots_clip, out2), WebUIApiRenderer(a.url), should_stop=lambda: len(a.payloads) >= 7)
         assert res.status == "interrupted" and res.frames_done == 7
         d = webui_dispatcher([a.url, b.url])
         try:

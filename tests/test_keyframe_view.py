@@ -340,3 +340,47 @@ def test_cli_renders_a_keyframe_again_and_resumes(tmp_path):
     assert job.status == "done" and job.manifest["keyframes"]["reseed"] == {"8": 1}
     out = subprocess.run(cmd[:-2] + ["--redo-keyframes", "7"], capture_output=True, text=True, timeout=300, cwd=root)
     assert out.returncode != 0 and "frame 7 is not a keyframe" in out.stderr
+
+
+def _half_pan_clip(path: Path, n: int = 16, size=(96, 64)) -> Path:
+    """The left half holds still, the right half pans fast (6 px a frame); losslessly coded."""
+    from fractions import Fraction
+
+    import av
+
+    from tests.clips import texture
+
+    w, h = size
+    still = texture(h, w, seed=1)
+    with av.open(str(path), "w") as c:
+        s = c.add_stream("libx264", rate=Fraction(12))
+        s.width, s.height, s.pix_fmt = w, h, "yuv444p"
+        s.options = {"crf": "0", "preset": "fast"}
+        for i in range(n):
+            img = still.copy()
+            img[:, w // 2:] = texture(h, w // 2, dx=6.0 * i, seed=8)
+            for pkt in s.encode(av.VideoFrame.from_ndarray(img, format="rgb24")):
+                c.mux(pkt)
+        for pkt in s.encode():
+            c.mux(pkt)
+    return path
+
+
+def test_with_a_mask_the_preview_dry_run_and_export_show_the_plan_the_job_uses(tmp_path):
+    """The adaptive choice counts change only inside the user / colour-key mask; what is shown before rendering
+    must count the same way, or the strip lies about what the job will render."""
+    clip = _half_pan_clip(tmp_path / "half.mp4")
+    mask = np.zeros((64, 96), np.uint8)
+    mask[:, :40] = 255  # the still half
+    cv2.imwrite(str(tmp_path / "mask.png"), mask)
+    kw = dict(keyframe_mode="adaptive", keyframe_min_gap=2, keyframe_max_gap=12, keyframe_threshold=1.0)
+    masked = _settings(clip, tmp_path / "o", user_mask_kind="image", user_mask_path=str(tmp_path / "mask.png"), **kw)
+    res = run_job(masked, ProxyRenderer())
+    job_plan = Job.open(res.job_dir).manifest["keyframes"]["plan"]["frames"]
+    unmasked = keyrun.choose_for_settings(_settings(clip, tmp_path / "o", **kw)).frames
+    assert job_plan != unmasked, "the mask must change this clip's plan, or this test proves nothing"
+    items, _text = kv.preview(masked, height=16)
+    assert [int(c.split(":")[0]) for _t, c in items] == job_plan
+    assert keyrun.choose_for_settings(masked).frames == job_plan
+    kplan, paths = keyrun.export_keyframes(masked, tmp_path / "keys")
+    assert kplan.frames == job_plan and [int(p.stem) for p in paths] == job_plan

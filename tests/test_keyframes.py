@@ -318,6 +318,43 @@ def test_interrupted_then_resumed_gives_the_same_bytes(tmp_path, stop_stage, n):
         assert _frames(resumed.job_dir, stage) == _frames(full.job_dir, stage), stage
 
 
+def test_the_keyframe_choice_reports_its_progress_and_a_stop_during_it_loses_nothing(tmp_path):
+    """The choice decodes the whole video before the first render (minutes on a long one): it is reported frame by
+    frame as its own stage, and the user can stop it; the next run chooses again and renders the same frames."""
+    clip = _pan_clip(tmp_path / "pan.mp4")
+    full = run_job(_settings(clip, tmp_path / "a", keyframe_mode="adaptive"), ProxyRenderer())
+    s = _settings(clip, tmp_path / "b", keyframe_mode="adaptive")
+    reports: list[tuple[str, int, int]] = []
+    stop = StopAfter(7, stage="choosing keyframes")
+
+    def progress(p):
+        reports.append((p.stage, p.done, p.total))
+        stop.progress(p)
+
+    r = ProxyRenderer()
+    part = run_job(s, r, should_stop=stop, progress=progress)
+    assert part.status == "interrupted" and r.calls == 0
+    assert reports == [("choosing keyframes", i, 16) for i in range(1, 8)]
+    job = Job.open(part.job_dir)
+    assert "keyframes" not in job.manifest and job.frames_done("keys") == 0
+    reports.clear()
+    resumed = run_job(s, ProxyRenderer(), progress=progress)
+    assert resumed.job_dir == part.job_dir and resumed.status == "done"
+    stages = [stage for stage, _, _ in reports]
+    first_render = stages.index("keyframes")
+    assert reports[:first_render] == [("choosing keyframes", i, 16) for i in range(1, 17)]
+    assert "choosing keyframes" not in stages[first_render:]
+    for stage in ("keys", "pass1"):
+        assert _frames(resumed.job_dir, stage) == _frames(full.job_dir, stage), stage
+    # once chosen, the plan is the job's: a run stopped after a keyframe resumes without choosing again
+    later = StopAfter(1, stage="keyframes")
+    s = _settings(clip, tmp_path / "c", keyframe_mode="adaptive")
+    assert run_job(s, ProxyRenderer(), should_stop=later, progress=later.progress).status == "interrupted"
+    reports.clear()
+    assert run_job(s, ProxyRenderer(), progress=progress).status == "done"
+    assert reports and not [r for r in reports if r[0] == "choosing keyframes"]
+
+
 class _WatchingRenderer(ProxyRenderer):
     """Counts, when it starts its ``at``-th render, the propagated frames already on disk under ``out`` (waiting up
     to ``wait_s`` seconds for ``want`` of them); renders from ``slow_from`` on take ``slow_s`` seconds."""
