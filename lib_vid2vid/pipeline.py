@@ -80,7 +80,8 @@ def open_or_create_job(settings: Settings, info: video_probe.VideoInfo | None, *
         except BaseException:
             job.close()
             raise
-        return job, stored, []
+        notes = _library_change(job)
+        return job, stored, notes
     fp = source_fingerprint(settings.video.input)
     values = settings.to_dict()
     notes: list[str] = []
@@ -97,7 +98,7 @@ def open_or_create_job(settings: Settings, info: video_probe.VideoInfo | None, *
                                          if SPEC_BY_NAME[k].group not in RENDER_KEY_GROUPS
                                          and k not in ("input", "output_dir", "resume_job", "new_job")}, base=stored)
             job.manifest["settings"] = merged.to_dict()
-            return job, merged, notes
+            return job, merged, notes + _library_change(job)
     job = Job.create(out_dir, video_name=Path(settings.video.input).name, settings=values,
                      source=info.to_dict(), fingerprint=fp, host=host, lock=True,
                      extra={"resolved_seed": resolve_seed(settings.sampling.seed),
@@ -107,6 +108,31 @@ def open_or_create_job(settings: Settings, info: video_probe.VideoInfo | None, *
     for note in notes:
         job.log(note)
     return job, settings, notes
+
+
+FRAME_LIBRARIES = ("lib_vid2vid", "numpy", "opencv", "av")
+"""What makes a job's frames besides its settings and host: float arithmetic differs a little between their builds
+(the frame references are kept per numpy / OpenCV stack), so a job resumed under others is not bit-exact."""
+
+
+def _library_change(job: Job) -> list[str]:
+    """A note (also logged as a warning) when a job with frames on disk is resumed under other versions of
+    :data:`FRAME_LIBRARIES` than its last run had; the versions of this run are recorded (``versions_last``,
+    ``versions`` stays those of the first run)."""
+    from .workspace import versions
+
+    now = versions()
+    was = job.manifest.get("versions_last") or job.manifest.get("versions") or {}
+    job.manifest["versions_last"] = now
+    changed = [f"{name} {was[name]} -> {now[name]}" for name in FRAME_LIBRARIES
+               if name in was and name in now and was[name] != now[name]]
+    if not changed or not any(st.get("done") for st in job.manifest.get("stages", {}).values()):
+        return []
+    note = (f"resuming {job.root.name} under other libraries than its frames so far ({', '.join(changed)}): the "
+            f"frames made from here on may differ in their last bits from those of a run that never stopped; "
+            f"start a new job for frames of one build")
+    job.log(note, warning=True)
+    return [note]
 
 
 def _claim_unfinished(out_dir: str | Path, values: dict[str, Any], fp: dict[str, Any], host: dict[str, Any],

@@ -105,3 +105,29 @@ def test_render_key_covers_the_host():
     a = render_key(s, fp, {"checkpoint": {"name": "a", "hash": "1"}})
     assert a == render_key(s, fp, {"checkpoint": {"hash": "1", "name": "a"}})
     assert a != render_key(s, fp, {"checkpoint": {"name": "b", "hash": "1"}}) and a != render_key(s, fp)
+
+
+def test_a_job_resumed_under_other_libraries_says_its_frames_may_differ(clip, tmp_path, monkeypatch):
+    """Frames are bit-exact across a resume only on one numpy / OpenCV build: a resume under another one is
+    allowed (the frames differ in their last bits at most) but said, once, and recorded."""
+    from lib_vid2vid import workspace
+
+    s = _settings(clip, tmp_path)
+    part = _interrupted(s, ProxyRenderer())
+    first = json.loads((part / MANIFEST).read_text())["versions"]
+    real = workspace.versions
+    monkeypatch.setattr(workspace, "versions", lambda: {**real(), "opencv": "9.9.9", "python": "3.99"})
+    stop = StopAfter(4)
+    lines: list[str] = []
+    res = run_job(s, ProxyRenderer(), should_stop=stop, progress=stop.progress, notify=lines.append)
+    assert res.job_dir == part and res.status == "interrupted"
+    want = (f"resuming {part.name} under other libraries than its frames so far (opencv {first['opencv']} -> "
+            f"9.9.9): the frames made from here on may differ in their last bits from those of a run that never "
+            f"stopped; start a new job for frames of one build")
+    assert lines == res.notices == [want], "python is not a frame library; opencv is"
+    assert want in (part / "job.log").read_text()
+    m = json.loads((part / MANIFEST).read_text())
+    assert m["versions"] == first and m["versions_last"]["opencv"] == "9.9.9"
+    lines.clear()
+    res = run_job(s, ProxyRenderer(), notify=lines.append)  # the same libraries as the last run: nothing to say
+    assert res.status == "done" and lines == [] and res.notices == []
