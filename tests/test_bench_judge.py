@@ -354,3 +354,37 @@ def test_truth_judge_floor_near_zero_and_a_stuck_texture_scores_high(bench, synt
     assert bench.judge_warp_errors(zip(srcs, outs), [j], truth=clip)["truth"] == pytest.approx(np.mean(want), rel=1e-4)
     # a real clip (no generator) has no truth
     assert bench.judge_warp_errors(zip(srcs, outs), [j])["truth"] is None
+
+
+def test_still_pixels_are_where_the_source_holds_still_and_a_judge_that_moves_them_is_measured_apart():
+    """helpers/judge_still_pixels.py: a plain wall with a square moving across it. The wall away from the square is
+    still; a judge flow that drags the whole frame by 2 px counts a restyled wall's still texture as error, and
+    with its motion zeroed on the still pixels it does not."""
+    sys.path.insert(0, str(HELPERS))
+    try:
+        still_tool = importlib.import_module("judge_still_pixels")
+    finally:
+        sys.path.remove(str(HELPERS))
+    h, w = 64, 96
+    wall = np.full((h, w, 3), 0.8, np.float32)
+    prev, cur = wall.copy(), wall.copy()
+    prev[20:40, 10:30] = 0.2
+    cur[20:40, 14:34] = 0.2  # the square moved 4 px right
+    still = still_tool.still_mask(cur, prev, threshold=3.0, side=11)
+    assert not still[20:40, 10:34].any(), "the square and what it uncovers are not still"
+    assert still[:, 50:].all() and still[:8].all(), "the wall away from it is"
+    rng = np.random.default_rng(1)
+    grain = cv2.GaussianBlur(rng.normal(0, 0.05, (h, w, 3)).astype(np.float32), (0, 0), 1.5)
+    out_prev, out_cur = prev + grain, cur + grain  # the style's texture stays on the wall
+    right = np.zeros((h, w, 2), np.float32)  # frame t -> t-1: cur(x) = prev(x + w)
+    right[20:40, 14:34, 0] = -4.0
+    drag = right.copy()
+    drag[..., 0] = np.where(right[..., 0] != 0, -4.0, -2.0)  # a judge that drags the wall with the square
+    valid = np.ones((h, w), np.float32)
+    valid[18:42, 8:36] = 0  # what the square uncovers has no match (a judge's occlusion check)
+    pair = [(out_cur, out_prev)]
+    as_judged, zeroed = still_tool.pair_errors(drag, valid, still, pair)[0]
+    truth, truth_zeroed = still_tool.pair_errors(right, valid, still, pair)[0]
+    assert truth == truth_zeroed, "zeroing changes nothing where the judge already holds the wall still"
+    assert as_judged > 4 * truth, (as_judged, truth)
+    assert truth < zeroed < 0.5 * as_judged, "off the still pixels (round the square) the judge's drag is kept"
