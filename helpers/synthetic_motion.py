@@ -9,7 +9,9 @@ Pictures (:func:`texture`, float32 RGB 0..255): a "dead leaves" image -- random 
 carrying 1/f noise (amplitude spectrum ``1/f``) -- then a Gaussian blur of ``TEXTURE_BLUR`` pixels so the picture
 is band-limited (bilinear resampling then reproduces it to about one level). Flat discs are where real flow
 estimators disagree (the aperture problem); the truth does not care. The palette ``wall`` is a plain painted wall
-instead (:func:`wall`): syn_wall, a still shot of objects moving in front of it, as cup.mp4.
+instead (:func:`wall`): syn_wall, a still shot of objects moving in front of it, as cup.mp4; the palette ``sky``
+a plain sky over textured ground (:func:`sky`): syn_skypan, a pan where most of the frame shows no motion of its
+own, the opposite case.
 
 Layers. Layer 0 is the background picture seen by a camera; layers 1.. are objects (ellipses or rounded
 rectangles cut from their own pictures) drawn in order, each hard-edged. With frame pixel ``p = (x, y)``
@@ -57,8 +59,9 @@ PALETTE_NIGHT = np.array([(20, 28, 60), (35, 45, 90), (15, 15, 25), (60, 50, 110
                          np.float32)
 """Dark blue-violet RGB colours (a night scene): another shot's picture with a luma histogram of its own, so a
 cut to it is detected as one (luma histogram distance above the jobs' 0.4)."""
-PALETTES = {"earth": PALETTE, "night": PALETTE_NIGHT, "wall": None}
-"""``wall`` is not a palette of discs: :func:`texture` draws a plain painted wall for it (:func:`wall`)."""
+PALETTES = {"earth": PALETTE, "night": PALETTE_NIGHT, "wall": None, "sky": None}
+"""``wall`` and ``sky`` are not palettes of discs: :func:`texture` draws a plain painted wall (:func:`wall`) or a
+plain sky over textured ground (:func:`sky`) for them."""
 
 
 def pink_noise(h: int, w: int, rng: np.random.Generator, channels: int = 1) -> np.ndarray:
@@ -82,6 +85,8 @@ def texture(h: int, w: int, seed: int, palette: str = "earth") -> np.ndarray:
     read-only."""
     if palette == "wall":
         return wall(h, w, seed)
+    if palette == "sky":
+        return sky(h, w, seed)
     pal = PALETTES[palette]
     rng = np.random.default_rng(seed)
     img = np.empty((h, w, 3), np.float32)
@@ -124,6 +129,32 @@ def wall(h: int, w: int, seed: int) -> np.ndarray:
         grey = float(rng.uniform(90, 170))
         cv2.circle(img, centre, int(rng.integers(1, 4)), (grey, grey, grey * 0.97), -1, cv2.LINE_8)
     img = cv2.GaussianBlur(img, (0, 0), TEXTURE_BLUR)
+    img = np.clip(img, 0, 255)
+    img.setflags(write=False)
+    return img
+
+
+SKY_HORIZON = 0.52
+"""Where the horizon of :func:`sky` runs, as a share of the picture's height (plus gentle hills of +-3 %)."""
+
+
+def sky(h: int, w: int, seed: int) -> np.ndarray:
+    """A plain sky above textured ground, float32 RGB HWC 0..255, read-only: above a hilly horizon (at
+    ``SKY_HORIZON`` of the height, +-3 %) a blue that lightens towards the horizon (by about 0.06 levels per pixel)
+    with faint 1/f grain (1.5 levels), below it the earthy dead-leaves picture of the same seed. A camera panning
+    over it moves the ground visibly and the sky not at all: a flow has only the horizon to tell the sky's motion
+    by. Cached through :func:`texture`."""
+    rng = np.random.default_rng(seed + 7)
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    horizon = h * (SKY_HORIZON + 0.02 * np.sin(2 * np.pi * xx / (w / 3.1) + 1.0)
+                   + 0.01 * np.sin(2 * np.pi * xx / (w / 7.3)))
+    depth = np.clip(yy / (h * SKY_HORIZON), 0, 1)[..., None]  # 0 at the top, 1 at the horizon
+    img = (1 - depth) * np.float32((95, 140, 205)) + depth * np.float32((185, 205, 228))
+    img += pink_noise(h, w, rng, 1) * 1.5
+    ground = texture(h, w, seed, "earth")
+    below = (yy >= horizon)[..., None]
+    img = np.where(below, ground, cv2.GaussianBlur(img, (0, 0), TEXTURE_BLUR)).astype(np.float32)
+    img = cv2.GaussianBlur(img, (0, 0), 0.8)  # the horizon's edge, band-limited like the rest
     img = np.clip(img, 0, 255)
     img.setflags(write=False)
     return img
@@ -326,7 +357,7 @@ def clip_set(width: int = 384, frames: int = 48) -> dict[str, SyntheticClip]:
     size = (width, h)
     k = width / 384
     n = frames
-    tc = (TEX_SIZE[0] / 2, TEX_SIZE[1] / 2)
+    tc = (TEX_SIZE[0] * k / 2, TEX_SIZE[1] * k / 2)  # the centre of the background pictures (they scale with k)
 
     def sp(seed, shape, a, b, p, v, acc=(0.0, 0.0), spin=0.0):
         return Sprite(seed, shape, a * k, b * k, _scaled(p, k), _scaled(v, k), _scaled(acc, k), spin)
@@ -359,6 +390,10 @@ def clip_set(width: int = 384, frames: int = 48) -> dict[str, SyntheticClip]:
                                         sprites=(sp(114, "box", 24, 52, (120, 118), (3.0, -0.4), spin=0.03),
                                                  sp(115, "ellipse", 30, 22, (300, 60), (-1.5, 1.0), spin=-0.02))),),
                       size, note="still camera on a plain wall, two textured objects moving and turning in front of it"),
+        SyntheticClip("syn_skypan", (Shot(23, n, (tc[0] - 96 * k, tc[1] + 8 * k), cv=(4.0 * k, 0.0), palette="sky",
+                                          sprites=(sp(116, "ellipse", 18, 10, (330, 45), (-3.0, 0.3), spin=0.01),)),),
+                      size, note="pan 4 px/frame over a plain sky (about 60 % of the frame) above textured ground, "
+                                 "one object flying across the sky against it"),
         SyntheticClip("syn_cut", (Shot(15, n // 2, (tc[0] + 300 * k, tc[1]), cv=(-8.0 * k, 0.0),
                                        sprites=(sp(109, "ellipse", 30, 30, (100, 108), (6.0, 0.0)),)),
                                   Shot(16, n - n // 2, tc, cv=(0.0, 2.0 * k), s0=0.8, zoom=1.01, palette="night",

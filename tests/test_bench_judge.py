@@ -254,7 +254,7 @@ def _rms(a: np.ndarray, b: np.ndarray, where: np.ndarray) -> float:
     return float(np.sqrt((np.abs(a - b.astype(np.float32)).mean(axis=2)[where] ** 2).mean()))
 
 
-@pytest.mark.parametrize("name", ["syn_pan", "syn_fastpan", "syn_zoomrot", "syn_static", "syn_cut"])
+@pytest.mark.parametrize("name", ["syn_pan", "syn_fastpan", "syn_zoomrot", "syn_static", "syn_skypan", "syn_cut"])
 def test_true_flow_warps_the_previous_frame_onto_the_next(synth, name):
     """Away from occlusions the generator's flow carries frame t-1 onto frame t to about one level (bilinear
     resampling of a band-limited picture); the same flow off by one pixel leaves errors many times larger."""
@@ -286,7 +286,28 @@ def test_syn_wall_is_a_plain_still_wall_behind_objects_the_truth_follows(synth):
         assert np.linalg.norm(f[objects], axis=1).min() > 0.5  # every object pixel moves
         grey = cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY).astype(np.float32)
         gradient = np.hypot(cv2.Sobel(grey, cv2.CV_32F, 1, 0, ksize=1), cv2.Sobel(grey, cv2.CV_32F, 0, 1, ksize=1))
-        assert np.median(gradient[wall]) < 1.0  # levels per pixel: flat
+        assert np.median(gradient[wall]) <= 1.0  # levels per pixel (of whole grey levels): flat
+        assert _rms(_warp(clip.frame(t - 1), f), frame, valid) < 1.6
+
+
+def test_syn_skypan_pans_over_a_plain_sky_the_truth_moves_with_the_camera(synth):
+    """syn_skypan (the opposite of syn_wall): the camera pans, and the sky, most of the frame, is as plain as the
+    wall but moves with the camera; the ground below the horizon is textured and moves the same way; the truth
+    carries frame t-1 onto frame t."""
+    clip = synth.clip_set(160, 10)["syn_skypan"]
+    k = 160 / 384
+    for t in (1, 5, 9):
+        f, valid = clip.truth(t)
+        frame, layer = clip.render(t)
+        grey = cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY).astype(np.float32)
+        gradient = np.hypot(cv2.Sobel(grey, cv2.CV_32F, 1, 0, ksize=1), cv2.Sobel(grey, cv2.CV_32F, 0, 1, ksize=1))
+        background = valid & (layer == 0)
+        rows = np.arange(clip.size[1])[:, None]
+        sky, ground = background & (rows < 0.3 * clip.size[1]), background & (rows > 0.85 * clip.size[1])
+        assert sky.sum() > 1000 and ground.sum() > 300
+        assert np.median(gradient[sky]) <= 1.0 < np.median(gradient[ground])  # levels per pixel: plain / textured
+        for part in (sky, ground):  # the camera moves right by 4 px a frame: a point was 4 px further right before
+            assert np.allclose(f[part], [4.0 * k, 0.0], atol=1e-3)
         assert _rms(_warp(clip.frame(t - 1), f), frame, valid) < 1.6
 
 
