@@ -363,6 +363,41 @@ def texture_confidence(src: np.ndarray, *, texture_k: float = 1e-2, work: WorkAr
     return lmin / np.add(lmin, np.float32(texture_k), out=a01)
 
 
+PRIORS = ("border", "none")
+"""What a flat pixel beyond the fill's reach takes in :func:`evidence_flow`: the camera's motion told by the frame's
+borders (:func:`border_motion`), or none (zero motion)."""
+
+
+def border_motion(motion: np.ndarray, confidence: np.ndarray, band: float = 0.1, min_confidence: float = 0.05,
+                  min_share: float = 0.05, agree_px: float = 1.0, still_px: float = 0.25) -> np.ndarray | None:
+    """The camera's translation as the frame's borders tell it (float32 (2,), pixels), or None when they do not
+    agree on a moving camera. ``motion`` (H, W, 2) pixels and ``confidence`` (H, W) 0..1 (texture) on one grid
+    (:func:`evidence_flow` passes its 1/8-size cells)::
+
+        each border band (top, bottom, left, right; ``band`` of the height or width) whose confident pixels
+        (confidence > min_confidence) are at least min_share of it votes v_i = median of their motion
+        P = median_i v_i  if at least three vote, every |v_i - P| <= agree_px and |P| >= still_px; else None
+
+    A subject rarely fills three borders of the frame, a pan or a tilt moves all of them; a zoom or a turn moves
+    opposite borders apart (no agreement), and a still camera needs no prior (None)."""
+    h, w = confidence.shape
+    bh, bw = max(1, int(h * band)), max(1, int(w * band))
+    votes = []
+    for sl in ((slice(0, bh), slice(None)), (slice(h - bh, h), slice(None)), (slice(None), slice(0, bw)),
+               (slice(None), slice(w - bw, w))):
+        sel = confidence[sl] > min_confidence
+        if sel.sum() < min_share * sel.size:
+            continue
+        votes.append(np.median(motion[sl][sel], axis=0))
+    if len(votes) < 3:
+        return None
+    v = np.array(votes, np.float32)
+    p = np.median(v, axis=0).astype(np.float32)
+    if not bool(np.all(np.linalg.norm(v - p, axis=1) <= agree_px)) or float(np.linalg.norm(p)) < still_px:
+        return None
+    return p
+
+
 def evidence_flow(
     flow_ab: np.ndarray,
     src_a: np.ndarray,
@@ -372,6 +407,8 @@ def evidence_flow(
     residual_blur: float = 3.0,
     texture_k: float = 1e-2,
     fill_sigma: float = 4.0,
+    prior: str = "border",
+    prior_weight: float = 0.01,
     texture: np.ndarray | None = None,
     still: np.ndarray | None = None,
     work: WorkArrays | None = None,
@@ -390,6 +427,7 @@ def evidence_flow(
         f1 = m * flow_ab                                  no motion (real motion is followed; drift is not)
         J  = G_2 * (grad A grad A^T)  (A in 0..1, Sobel)  c = lmin(J) / (lmin(J) + texture_k)   texture, 0..1
         S  = (G_fs * (c f1)) / (G_fs * c)                 normalised convolution: the textured neighbours' motion
+        S  = (G_fs * (c f1) + l P) / (G_fs * c + l)       instead, when the borders tell a moving camera P
         out = c * f1 + (1 - c) * S                        (S computed at 1/8 resolution and upsampled)
 
     ``lmin`` is the smaller eigenvalue of the structure tensor: large only where the image pins the motion down in
@@ -400,7 +438,11 @@ def evidence_flow(
     until December 2026): how far a textured pixel's motion reaches into a flat area. Reaching further, a subject's
     motion spreads into the plain wall behind it and drags the wall's carried texture round it in a halo, which the
     flow judges do not see (their flows drag the wall too) and the truth of the synthetic clips does (README, "A
-    plain wall behind a moving subject"). Float32
+    plain wall behind a moving subject"). Beyond that reach a flat pixel has no motion of its own to show: with
+    ``prior = "border"`` (the default) it takes the camera's motion when the frame's borders agree on one
+    (:func:`border_motion`, on the 1/8-size cells; ``l`` = ``prior_weight``, in units of the blurred confidence, so
+    the prior takes over a few fill reaches away from texture), so a plain sky moves with a pan; with ``"none"``, or
+    a still camera, or borders that disagree, it keeps zero (before December 2026 always). Float32
     ``(H, W, 2)`` in pixels. ``texture``: ``texture_confidence(src_a, texture_k=texture_k)`` when the caller has it
     already (a frame is the grid of two flows in propagation); computed here otherwise. ``still``: ``r0``
     (:func:`still_residual` of the pair, the same for both directions), computed here when not given. ``work``:
@@ -439,11 +481,22 @@ def evidence_flow(
     c2 = cv2.merge([c, c], dst=buf("c2", 2))
 
     sw, sh = max(1, w // 8), max(1, h // 8)
-    cs = cv2.GaussianBlur(cv2.resize(c, (sw, sh), interpolation=cv2.INTER_AREA), (0, 0), fill_sigma / 8)
-    cfs = cv2.GaussianBlur(cv2.resize(cv2.multiply(f1, c2, dst=buf("f1c", 2)), (sw, sh), interpolation=cv2.INTER_AREA),
-                           (0, 0), fill_sigma / 8)
-    smooth = cv2.resize(cfs / np.maximum(cs, np.float32(1e-6))[..., None], (w, h), dst=buf("smooth", 2),
-                        interpolation=cv2.INTER_LINEAR)
+    c_cells = cv2.resize(c, (sw, sh), interpolation=cv2.INTER_AREA)
+    fc_cells = cv2.resize(cv2.multiply(f1, c2, dst=buf("f1c", 2)), (sw, sh), interpolation=cv2.INTER_AREA)
+    cs = cv2.GaussianBlur(c_cells, (0, 0), fill_sigma / 8)
+    cfs = cv2.GaussianBlur(fc_cells, (0, 0), fill_sigma / 8)
+    if prior not in PRIORS:
+        raise Vid2VidError(f"evidence_flow: prior {prior!r}: choose one of {', '.join(PRIORS)}")
+    p = None
+    if prior == "border":  # on the cells: each cell's confidence-weighted mean motion
+        p = border_motion(fc_cells / np.maximum(c_cells, np.float32(1e-6))[..., None], c_cells)
+    if p is None:
+        smooth = cv2.resize(cfs / np.maximum(cs, np.float32(1e-6))[..., None], (w, h), dst=buf("smooth", 2),
+                            interpolation=cv2.INTER_LINEAR)
+    else:
+        lam = np.float32(prior_weight)
+        smooth = cv2.resize((cfs + lam * np.float32(p)) / (cs + lam)[..., None], (w, h), dst=buf("smooth", 2),
+                            interpolation=cv2.INTER_LINEAR)
     out = np.subtract(f1, smooth, out=buf("f1c", 2))  # out = smooth + c (f1 - smooth)
     out *= c2
     return smooth + out

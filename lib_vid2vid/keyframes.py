@@ -300,6 +300,12 @@ class PropagationSettings:
     """Pixels: how far the motion of textured pixels reaches into flat areas in the evidence check
     (:func:`lib_vid2vid.flow.evidence_flow`'s ``fill_sigma``); 8 before December 2026 (a halo of dragged texture round
     a subject moving in front of a plain wall)."""
+    fill_prior: str = "border"
+    """What a flat pixel beyond the fill's reach takes (:func:`lib_vid2vid.flow.evidence_flow`'s ``prior``): the
+    camera's motion when the frame's borders agree on one (``border``), or zero (``none``, before December 2026: a
+    plain sky held still under a pan, its carried texture stuck to the screen)."""
+    fill_prior_weight: float = 0.01
+    """:func:`lib_vid2vid.flow.evidence_flow`'s ``prior_weight``."""
     validity_blur: float = 1.5
     """Gaussian sigma (pixels) that softens the validity masks before they weight the blend."""
     ghost_low: float = 24.0
@@ -324,7 +330,7 @@ class PropagationSettings:
     """A pixel is unseen when its summed validity (0..2) is below this."""
 
 
-_BEFORE_STORED = {"fill_sigma": 8.0}
+_BEFORE_STORED = {"fill_sigma": 8.0, "fill_prior": "none"}
 """Fields added after jobs began to store their rules, and the value each had before it was a field: what a job
 that did not store it was made with."""
 
@@ -342,9 +348,11 @@ def propagation_from_stored(stored: dict) -> PropagationSettings:
 
 def _pair_flows(a: np.ndarray, b: np.ndarray, quality: str, evidence: bool = True,
                 textures: tuple[np.ndarray, np.ndarray] | None = None, work: flow.WorkArrays | None = None,
-                fill_sigma: float = PropagationSettings.fill_sigma) -> tuple[np.ndarray, np.ndarray]:
+                fill_sigma: float = PropagationSettings.fill_sigma, prior: str = PropagationSettings.fill_prior,
+                prior_weight: float = PropagationSettings.fill_prior_weight) -> tuple[np.ndarray, np.ndarray]:
     """(flow b -> a, flow a -> b) of two consecutive source frames (a before b); DIS, then, with ``evidence``,
-    :func:`lib_vid2vid.flow.evidence_flow` (zero where the frames show no motion, neighbours' motion where flat).
+    :func:`lib_vid2vid.flow.evidence_flow` (zero where the frames show no motion, neighbours' motion where flat, the
+    camera's beyond their reach).
     ``textures``: ``flow.texture_confidence`` of (a, b) if the caller has them (each frame serves two pairs)."""
     ga = a if a.ndim == 2 else cv2.cvtColor(a, cv2.COLOR_RGB2GRAY)
     gb = b if b.ndim == 2 else cv2.cvtColor(b, cv2.COLOR_RGB2GRAY)
@@ -352,8 +360,10 @@ def _pair_flows(a: np.ndarray, b: np.ndarray, quality: str, evidence: bool = Tru
     if evidence:
         ta, tb = textures if textures is not None else (None, None)
         still = flow.still_residual(ga, gb)  # |A - B| blurred: the same for both directions
-        ba = flow.evidence_flow(ba, gb, ga, texture=tb, still=still, work=work, fill_sigma=fill_sigma)
-        ab = flow.evidence_flow(ab, ga, gb, texture=ta, still=still, work=work, fill_sigma=fill_sigma)
+        ba = flow.evidence_flow(ba, gb, ga, texture=tb, still=still, work=work, fill_sigma=fill_sigma,
+                                prior=prior, prior_weight=prior_weight)
+        ab = flow.evidence_flow(ab, ga, gb, texture=ta, still=still, work=work, fill_sigma=fill_sigma,
+                                prior=prior, prior_weight=prior_weight)
     return ba, ab
 
 
@@ -510,7 +520,7 @@ def propagate_segment(sources: Sequence[np.ndarray], key_a: np.ndarray, key_b: K
     for k in range(n):
         f_back, f_fwd = _pair_flows(greys[k], greys[k + 1], ps.flow_quality, ps.flow_evidence,
                                     (textures[k], textures[k + 1]) if textures is not None else None, grid.work,
-                                    ps.fill_sigma)
+                                    ps.fill_sigma, prior=ps.fill_prior, prior_weight=ps.fill_prior_weight)
         back.append(f_back)
         fwd.append(f_fwd)
         if flows is not None:

@@ -304,3 +304,60 @@ def test_scratch_arrays_give_the_same_evidence_flow_and_texture_call_after_call(
     first = texture_confidence(pairs[0][0], work=work)
     texture_confidence(pairs[1][0], work=work)
     assert np.array_equal(first, texture_confidence(pairs[0][0]))  # a result is never a scratch array
+
+
+def test_border_motion_is_the_motion_three_borders_agree_on_or_none():
+    """The camera's translation as the frame's borders tell it (``flow.border_motion``, on motion and texture
+    confidence maps): a pan shows on every textured border; a subject filling one border, a zoom (opposite borders
+    moving apart), a still camera (no prior needed) or too few textured borders give None."""
+    from lib_vid2vid.flow import border_motion
+
+    h, w = 27, 48
+    textured = np.full((h, w), 0.5, np.float32)
+    pan = np.zeros((h, w, 2), np.float32)
+    pan[...] = (3.0, 1.0)
+    np.testing.assert_allclose(border_motion(pan, textured), [3.0, 1.0])
+    sky = textured.copy()
+    sky[: h // 2] = 0.0  # a plain top half: the three other borders still agree
+    np.testing.assert_allclose(border_motion(pan, sky), [3.0, 1.0])
+    subject = pan.copy()
+    subject[2:25, 40:] = (-6.0, 0.0)  # a subject against the pan, filling the right border
+    assert border_motion(subject, textured) is None
+    subject[2:25, 40:] = (3.5, 1.2)  # moving within a pixel of the pan: still one camera
+    np.testing.assert_allclose(border_motion(subject, textured), [3.0, 1.0])
+    assert border_motion(np.zeros((h, w, 2), np.float32), textured) is None
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    zoom = np.stack([(xx - w / 2) * 0.1, (yy - h / 2) * 0.1], axis=-1)
+    assert border_motion(zoom, textured) is None
+    middle = np.zeros((h, w), np.float32)
+    middle[10:20, 10:30] = 0.5  # texture only in the middle of the frame
+    assert border_motion(pan, middle) is None
+
+
+def test_evidence_flow_moves_a_plain_sky_with_the_pan_its_borders_show():
+    """A camera pans 4 px over a plain sky (a faint grain, under a level) above textured ground. No part of the sky shows
+    its motion, and far from the horizon the fill from the ground does not reach: it held still there, so the
+    texture carried on it stuck to the screen. With the borders' prior (the default) it moves with the pan; the
+    same frame twice (a still shot) keeps zero."""
+    import cv2
+
+    from lib_vid2vid.flow import evidence_flow
+
+    h, w = 96, 160
+    rng = np.random.default_rng(4)
+    world = np.full((h, w + 40), 200.0) + cv2.GaussianBlur(rng.normal(0, 1.5, (h, w + 40)), (0, 0), 3.0)
+    world[56:] = cv2.GaussianBlur(rng.uniform(30, 140, (h - 56, w + 40)), (0, 0), 1.2)
+    world = np.clip(np.rint(world), 0, 255).astype(np.uint8)
+    a, b = world[:, 20:20 + w], world[:, 24:24 + w]  # the camera moved 4 px right: b(x) = a(x + 4)
+    f = compute_flow(b, a)
+    sky = np.zeros((h, w), bool)
+    sky[:24, 20:140] = True  # 32 px and more above the horizon, away from the frame's sides
+    ground = np.zeros((h, w), bool)
+    ground[64:, 20:140] = True
+    held = evidence_flow(f, b, a, prior="none")
+    moved = evidence_flow(f, b, a)
+    assert np.linalg.norm(held, axis=2)[sky].mean() < 1.0
+    np.testing.assert_allclose(moved[sky].mean(axis=0), [4.0, 0.0], atol=0.3)
+    np.testing.assert_allclose(moved[ground].mean(axis=0), [4.0, 0.0], atol=0.2)
+    still = evidence_flow(compute_flow(a, a), a, a)
+    assert np.abs(still).max() < 1e-3

@@ -712,14 +712,19 @@ def test_adaptive_choice_after_accumulated_motion():
 
 def test_a_job_that_stored_its_rules_before_a_field_existed_keeps_the_value_it_was_made_with():
     """fill_sigma became a field (4 px) after jobs began to store their rules: a job that stored them without it
-    was made with 8 px and resumes with 8; one that stored it keeps what it stored; today's jobs get 4."""
+    was made with 8 px and resumes with 8; one that stored it keeps what it stored; today's jobs get 4. The same for
+    fill_prior (border today, none before it was a field)."""
     today = dataclasses.asdict(kf.PropagationSettings())
     assert today["fill_sigma"] == 4.0
-    older = {k: v for k, v in today.items() if k != "fill_sigma"}
+    older = {k: v for k, v in today.items() if k not in ("fill_sigma", "fill_prior")}
     assert kf.propagation_from_stored(older).fill_sigma == 8.0
-    assert kf.propagation_from_stored(older) == dataclasses.replace(kf.PropagationSettings(), fill_sigma=8.0)
+    assert kf.propagation_from_stored(older) == dataclasses.replace(kf.PropagationSettings(), fill_sigma=8.0,
+                                                                    fill_prior="none")
     assert kf.propagation_from_stored({**older, "fill_sigma": 6.0}).fill_sigma == 6.0
     assert kf.propagation_from_stored(today) == kf.PropagationSettings()
+    # the camera prior came later still: a job that stored fill_sigma but not it was made without it
+    assert today["fill_prior"] == "border"
+    assert kf.propagation_from_stored({**older, "fill_sigma": 4.0}).fill_prior == "none"
 
 
 # ---------------------------------------------------------------- propagation designs (PropagationSettings)
