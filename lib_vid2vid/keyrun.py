@@ -67,7 +67,7 @@ def plan_from_settings(settings: Settings, frames, total: int, weights=None, on_
         remove=kf.parse_frame_list(t.keyframe_remove, "keyframe_remove"), weights=weights, on_key=on_key)
 
 
-def choice_weights(settings: Settings, plan: Any, input_path: str | Path):
+def choice_weights(settings: Settings, plan: Any, input_path: str | Path) -> _ChoiceWeights | None:
     """Where a change counts for the adaptive choice (``weights`` of :func:`lib_vid2vid.keyframes.choose_keyframes`):
     the user / colour-key mask of each frame at the output size (``plan``: the job's JobPlan), combined as the
     passes combine them, or None without one. The job and everything that shows its plan before rendering (the
@@ -82,14 +82,26 @@ def choice_weights(settings: Settings, plan: Any, input_path: str | Path):
     user = masks.user_mask_source(settings, input_path)
     if key_colour is None and user is None:
         return None
-    size = (plan.width, plan.height)
+    return _ChoiceWeights(settings, (plan.width, plan.height), key_colour, user)
 
-    def weights(index: int, rgb: np.ndarray) -> np.ndarray | None:
-        key = masks.colour_key_mask(rgb, key_colour, c.colour_key_range) if key_colour is not None else None
-        mask = user.get(index, size) if user is not None else None
+
+class _ChoiceWeights:
+    """``weights(index, rgb)`` of the adaptive choice (see :func:`choice_weights`); ``close()`` its mask reader."""
+
+    def __init__(self, settings: Settings, size: tuple[int, int], key_colour: Any, user: Any) -> None:
+        self.c, self.size, self.key_colour, self.user = settings.correction, size, key_colour, user
+
+    def __call__(self, index: int, rgb: np.ndarray) -> np.ndarray | None:
+        from . import masks
+
+        c = self.c
+        key = masks.colour_key_mask(rgb, self.key_colour, c.colour_key_range) if self.key_colour is not None else None
+        mask = self.user.get(index, self.size) if self.user is not None else None
         return masks.combine_masks(None, None, mask, key, how=c.mask_combine, colour_key_op=c.colour_key_op)
 
-    return weights
+    def close(self) -> None:
+        if self.user is not None:
+            self.user.close()
 
 
 def keyframe_path(folder: str | Path, index: int) -> Path:
@@ -185,11 +197,13 @@ class KeyframeRun(Run):
                 stored["propagation"] = dataclasses.asdict(self.ps)
             return self.kplan
         scan = self._scan_source("choosing keyframes")
+        weights = choice_weights(self.settings, self.plan, self.input_path)
         try:
-            self.kplan = plan_from_settings(self.settings, (rgb for _, rgb in scan), self.plan.total,
-                                            weights=choice_weights(self.settings, self.plan, self.input_path))
+            self.kplan = plan_from_settings(self.settings, (rgb for _, rgb in scan), self.plan.total, weights=weights)
         finally:
             scan.close()
+            if weights is not None:
+                weights.close()
         self.job.manifest["keyframes"] = {"plan": self.kplan.to_dict(), "fill_renders": [], "unseen": {},
                                           "propagation": dataclasses.asdict(self.ps)}
         self.job.log(self.kplan.describe())
@@ -913,11 +927,13 @@ def choose_for_settings(settings: Settings, progress: Any = None, on_key: Any = 
             if progress is not None:
                 progress(i + 1, plan.total)
 
+    weights = choice_weights(settings, plan, settings.video.input)
     try:
-        return plan_from_settings(settings, frames(), plan.total,
-                                  weights=choice_weights(settings, plan, settings.video.input), on_key=on_key)
+        return plan_from_settings(settings, frames(), plan.total, weights=weights, on_key=on_key)
     finally:
         stream.close()
+        if weights is not None:
+            weights.close()
 
 
 def keyframe_thumbnails(settings: Settings, height: int = 72, max_keys: int = 48
