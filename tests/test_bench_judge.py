@@ -365,7 +365,10 @@ def test_truth_judge_floor_near_zero_and_a_stuck_texture_scores_high(bench, synt
     mcf: dict = {}
     floor = bench.judge_warp_errors(zip(srcs, srcs), [j], truth=clip, mc_flicker=mcf)["truth"]
     assert floor < 2e-5 and mcf["truth"] < 2e-3
-    assert bench.judge_warp_errors(zip(srcs, outs), [j], truth=clip)["truth"] > 20 * floor + 1e-4
+    # the pattern stays on the screen while the picture moves 20 px and more a frame: warped along the true flow it
+    # meets an unrelated part of itself, E ~ 2 var(pattern) (less where the clip to 0..255 cuts it)
+    stuck_error = bench.judge_warp_errors(zip(srcs, outs), [j], truth=clip)["truth"]
+    assert stuck_error > 0.5 * 2 * float(stuck.var()) / 255**2 and stuck_error > 10 * floor
     # by hand: the masked mean squared error of the output warped along the true flow
     want = []
     for t in range(1, 5):
