@@ -887,29 +887,21 @@ def export_keyframes(settings: Settings, folder: str | Path, progress: Any = Non
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    current: dict[str, Any] = {}
     paths: list[Path] = []
 
-    def seen(i: int, rgb: np.ndarray) -> None:
-        current["frame"] = (i, rgb)
+    def write(index: int, rgb: np.ndarray) -> None:
+        path = keyframe_path(folder, index)
+        atomic_write_bytes(path, encode_png(rgb))
+        paths.append(path)
 
-    def write(index: int) -> None:
-        i, rgb = current["frame"]
-        if i == index:
-            path = keyframe_path(folder, i)
-            atomic_write_bytes(path, encode_png(rgb))
-            paths.append(path)
-
-    kplan = choose_for_settings(settings, progress=progress, on_key=write, frame_seen=seen)
+    kplan = choose_for_settings(settings, progress=progress, on_keyframe=write)
     return kplan, paths
 
 
-def choose_for_settings(settings: Settings, progress: Any = None, on_key: Any = None,
-                        frame_seen: Any = None) -> kf.KeyframePlan:
+def choose_for_settings(settings: Settings, progress: Any = None, on_keyframe: Any = None) -> kf.KeyframePlan:
     """The keyframe plan a job with these settings would use (the CLI's --dry-run shows it), decoding the video
-    once, a frame at a time. ``progress(done, total)`` after each frame; ``frame_seen(i, rgb)`` as each frame is
-    read and ``on_key(i)`` as soon as frame ``i`` is chosen (before the next is read: the last frame seen is the
-    keyframe)."""
+    once, a frame at a time. ``progress(done, total)`` after each frame; ``on_keyframe(index, rgb)`` with each
+    keyframe's source frame (RGB uint8 at output size) as soon as it is chosen."""
     from . import video
     from .loop import make_plan
 
@@ -918,18 +910,23 @@ def choose_for_settings(settings: Settings, progress: Any = None, on_key: Any = 
     v = settings.video
     stream = video.iter_frames(settings.video.input, fps=plan.fps if v.fps else None, start=plan.start, end=plan.end,
                                size=(plan.width, plan.height), resize_mode=v.resize_mode, info=info)
+    current: dict[int, np.ndarray] = {}
 
     def frames():
         for i, rgb in stream:
-            if frame_seen is not None:
-                frame_seen(i, rgb)
+            current.clear()
+            current[i] = rgb  # the chooser decides on frame i before it reads the next one
             yield rgb
             if progress is not None:
                 progress(i + 1, plan.total)
 
+    def chosen(index: int) -> None:
+        if on_keyframe is not None:
+            on_keyframe(index, current[index])
+
     weights = choice_weights(settings, plan, settings.video.input)
     try:
-        return plan_from_settings(settings, frames(), plan.total, weights=weights, on_key=on_key)
+        return plan_from_settings(settings, frames(), plan.total, weights=weights, on_key=chosen)
     finally:
         stream.close()
         if weights is not None:
@@ -941,23 +938,14 @@ def keyframe_thumbnails(settings: Settings, height: int = 72, max_keys: int = 48
     """The keyframe plan of ``settings``' video (exactly the one a job would choose: the frames are decoded at the
     output size, streamed, one at a time) and ``(frame, thumbnail)`` of its first ``max_keys`` keyframes: RGB uint8,
     ``height`` pixels high. Only thumbnails are kept, never the video."""
-    from . import video
-    from .loop import make_plan
-
-    plan = make_plan(settings, video.probe(settings.video.input))
     thumbs: list[tuple[int, np.ndarray]] = []
-    width = max(1, round(plan.width * height / plan.height))
-    current: dict[str, Any] = {}
 
-    def seen(i: int, rgb: np.ndarray) -> None:
-        current["frame"] = (i, rgb)  # the chooser decides on frame i before it reads the next one
+    def keep(index: int, rgb: np.ndarray) -> None:
+        if len(thumbs) < max_keys:
+            width = max(1, round(rgb.shape[1] * height / rgb.shape[0]))
+            thumbs.append((index, cv2.resize(rgb, (width, height), interpolation=cv2.INTER_AREA)))
 
-    def keep(index: int) -> None:
-        i, rgb = current["frame"]
-        if i == index and len(thumbs) < max_keys:
-            thumbs.append((i, cv2.resize(rgb, (width, height), interpolation=cv2.INTER_AREA)))
-
-    kplan = choose_for_settings(settings, on_key=keep, frame_seen=seen)
+    kplan = choose_for_settings(settings, on_keyframe=keep)
     return kplan, thumbs
 
 
