@@ -26,7 +26,8 @@ after the render of a segment's second keyframe.
 Variants, timed side by side and interleaved run by run: ``evidence`` (the default propagation, flows kept where
 the frames show motion, :func:`lib_vid2vid.flow.evidence_flow`) and ``raw DIS`` (``PropagationSettings(
 flow_evidence=False)``) and ``no residual`` (``pick=nearer, seen_residual=0``: without the source residual of each
-carried keyframe, which picks and keeps pixels, as before December 2026); ``--variants evidence`` times the default
+carried keyframe, which picks and keeps pixels, as before December 2026), ``fast`` (``flow_scale=0.5``, the
+``keyframe_flow=fast`` propagation: the flows on half-size frames) and ``2/3`` (``flow_scale=0.67``); ``--variants evidence`` times the default
 only. ``--code DIR [DIR ...]`` times the
 ``lib_vid2vid`` of each checkout (each in its own process, interleaved run by run), e.g. main against a branch.
 """
@@ -47,7 +48,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _bench_common import MEDIA, ROOT, format_table, header, load_average  # noqa: E402
 
-VARIANTS = {"evidence": {}, "raw DIS": {"flow_evidence": False}, "no residual": {"pick": "nearer", "seen_residual": 0.0}}
+VARIANTS = {"evidence": {}, "raw DIS": {"flow_evidence": False}, "no residual": {"pick": "nearer", "seen_residual": 0.0},
+            "fast": {"flow_scale": 0.5}, "2/3": {"flow_scale": 0.67}}
 """Variant -> PropagationSettings fields changed from the default."""
 
 
@@ -99,14 +101,20 @@ def child(args: argparse.Namespace) -> int:
         made_frames += n
         totals.append(dt * 1000 / n)
         per_video.append(totals[-1] * n / args.interval)  # the keyframe's own frame costs nothing
+        scale = changes.get("flow_scale", 1.0)
+        if scale < 1.0:  # the flows are computed on the frames resized so (their resize is timed with them)
+            fsize = (max(8, round(w * scale)), max(8, round(h * scale)))
+            seg = [cv2.cvtColor(s, cv2.COLOR_RGB2GRAY) for s in seg]
         t0 = time.perf_counter()
+        if scale < 1.0:
+            seg = [cv2.resize(g, fsize, interpolation=cv2.INTER_AREA) for g in seg]
         for k in range(len(seg) - 1):
             if "evidence" in kf._pair_flows.__code__.co_varnames:
                 kf._pair_flows(seg[k], seg[k + 1], args.quality, evidence)
             else:
                 kf._pair_flows(seg[k], seg[k + 1], args.quality)
         flows.append((time.perf_counter() - t0) * 1000 / n)
-        g0, g1 = (cv2.cvtColor(s, cv2.COLOR_RGB2GRAY) for s in seg[:2])
+        g0, g1 = (cv2.cvtColor(s, cv2.COLOR_RGB2GRAY) for s in frames[a:a + 2])
         t0 = time.perf_counter()
         dis.calc(g1, g0, None)
         one_flow.append((time.perf_counter() - t0) * 1000)
@@ -137,7 +145,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--interval", type=int, default=4, help="keyframe interval K (default 4)")
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--quality", default="medium", help="DIS preset of the flows (default medium)")
-    ap.add_argument("--variants", default=",".join(VARIANTS), help="comma-separated: evidence, raw DIS, no residual")
+    ap.add_argument("--variants", default=",".join(VARIANTS), help="comma-separated: " + ", ".join(VARIANTS))
     ap.add_argument("--code", nargs="+", type=Path, default=None,
                     help="checkouts whose lib_vid2vid to time, side by side (default: this one)")
     ap.add_argument("--child", dest="child_code", default=None, help=argparse.SUPPRESS)

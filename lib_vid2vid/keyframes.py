@@ -328,9 +328,14 @@ class PropagationSettings:
     residual), fading out at it. 4 until the styled fill (README, "Unseen pixels in the style around them")."""
     unseen_below: float = 0.02
     """A pixel is unseen when its summed validity (0..2) is below this."""
+    flow_scale: float = 1.0
+    """The flows, their evidence checks, forward-backward checks and chains are computed on the source frames
+    resized by this (INTER_AREA), and the composed flows and validities resized back (bilinear, flows times the
+    size ratio) before the keyframes are warped and judged at full size. 1: at full size. 0.5 is the ``fast``
+    propagation (``keyframe_flow``): about a third of the CPU, coarser motion (README, "Fast propagation")."""
 
 
-_BEFORE_STORED = {"fill_sigma": 8.0, "fill_prior": "none"}
+_BEFORE_STORED = {"fill_sigma": 8.0, "fill_prior": "none", "flow_scale": 1.0}
 """Fields added after jobs began to store their rules, and the value each had before it was a field: what a job
 that did not store it was made with."""
 
@@ -383,7 +388,7 @@ class _Grid:
     def map(self, f: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
         """The sampling positions ``(x + dx, y + dy)`` of a flow, float32 (H, W, 2), for :meth:`remap` (in the
         scratch array ``out`` when given)."""
-        return np.add(self.xy, f, out=out)
+        return cv2.add(self.xy, f, dst=out)  # numpy adds the same floats, slower
 
     @staticmethod
     def remap(img: np.ndarray, m: np.ndarray, border: int = cv2.BORDER_REPLICATE, out: np.ndarray | None = None
@@ -393,6 +398,30 @@ class _Grid:
 
     def warp(self, img: np.ndarray, f: np.ndarray, border: int = cv2.BORDER_REPLICATE) -> np.ndarray:
         return self.remap(img, self.map(f, self.buf("warp_map", 2)), border)
+
+
+class _Upsize:
+    """The flows' grid to the frame's (``flow_scale``): a flow or validity of the small grid resized to the frame
+    size (bilinear; flows times the size ratio per axis), in the frame grid's scratch array ``tag``. The same
+    array back when the two grids are one (``flow_scale`` 1: nothing is resampled)."""
+
+    def __init__(self, small: _Grid, full: _Grid):
+        self.same = small is full
+        self.full = full
+        self.ratio = (full.w / small.w, full.h / small.h, 0.0, 0.0)  # per channel (cv2: numpy's broadcast is slow)
+
+    def flow(self, f: np.ndarray, tag: str) -> np.ndarray:
+        if self.same:
+            return f
+        out = None if tag == "out" else self.full.buf("up_" + tag, 2)  # "out": kept by the caller, a new array
+        out = cv2.resize(f, (self.full.w, self.full.h), dst=out, interpolation=cv2.INTER_LINEAR)
+        return cv2.multiply(out, self.ratio, dst=out)
+
+    def valid(self, v: np.ndarray, tag: str) -> np.ndarray:
+        if self.same:
+            return v
+        return cv2.resize(v, (self.full.w, self.full.h), dst=self.full.buf("up_" + tag),
+                          interpolation=cv2.INTER_LINEAR)
 
 
 def _seen(fw: np.ndarray, bw: np.ndarray, grid: _Grid, alpha: float = 0.01, beta: float = 0.5) -> np.ndarray:
@@ -516,50 +545,59 @@ def propagate_segment(sources: Sequence[np.ndarray], key_a: np.ndarray, key_b: K
     grid = _Grid(h, w)
     back, fwd = [], []  # back[k]: flow k+1 -> k; fwd[k]: flow k -> k+1
     greys = [cv2.cvtColor(np.ascontiguousarray(src), cv2.COLOR_RGB2GRAY) for src in sources]
-    textures = [flow.texture_confidence(g, work=grid.work) for g in greys] if ps.flow_evidence else None
+    fgrid, fgreys, up = grid, greys, _Upsize(grid, grid)  # the flows' grid: the frame's, or smaller (flow_scale)
+    if ps.flow_scale < 1.0:
+        fw, fh = max(8, round(w * ps.flow_scale)), max(8, round(h * ps.flow_scale))
+        fgrid = _Grid(fh, fw)
+        fgreys = [cv2.resize(g, (fw, fh), interpolation=cv2.INTER_AREA) for g in greys]
+        up = _Upsize(fgrid, grid)
+    textures = [flow.texture_confidence(g, work=fgrid.work) for g in fgreys] if ps.flow_evidence else None
     for k in range(n):
-        f_back, f_fwd = _pair_flows(greys[k], greys[k + 1], ps.flow_quality, ps.flow_evidence,
-                                    (textures[k], textures[k + 1]) if textures is not None else None, grid.work,
-                                    ps.fill_sigma, prior=ps.fill_prior, prior_weight=ps.fill_prior_weight)
+        f_back, f_fwd = _pair_flows(fgreys[k], fgreys[k + 1], ps.flow_quality, ps.flow_evidence,
+                                    (textures[k], textures[k + 1]) if textures is not None else None, fgrid.work,
+                                    ps.fill_sigma * ps.flow_scale, prior=ps.fill_prior,
+                                    prior_weight=ps.fill_prior_weight)
         back.append(f_back)
         fwd.append(f_fwd)
         if flows is not None:
-            flows[k + 1] = f_back
+            flows[k + 1] = up.flow(f_back, "out")
     last = n if key_b is None else n - 1  # the last frame made
     if last < 1:
         return
-    seen_back = [_seen(back[k], fwd[k], grid, ps.seen_alpha, ps.seen_beta) for k in range(last)]  # frame k+1 seen in k
-    fa, va = _compose_chain(back[:last], seen_back, grid)  # index j-1 -> frame j
+    seen_back = [_seen(back[k], fwd[k], fgrid, ps.seen_alpha, ps.seen_beta)
+                 for k in range(last)]  # frame k+1 seen in k
+    fa, va = _compose_chain(back[:last], seen_back, fgrid)  # index j-1 -> frame j
     ka = np.ascontiguousarray(key_a)
     if key_b is None:
         for j in range(1, n + 1):
-            v = va[j - 1]
+            fa_j, v = up.flow(fa[j - 1], "fa"), up.valid(va[j - 1], "va")
             if ps.seen_residual > 0:
-                v = _rescue(v, _residual(greys, 0, j, fa[j - 1], grid, "a"), ps.seen_residual, grid.buf("rescue_a"))
-            out, unseen = blend_two(grid.warp(ka, fa[j - 1]), v, 1.0, None, None, 0.0, ps)
+                v = _rescue(v, _residual(greys, 0, j, fa_j, grid, "a"), ps.seen_residual, grid.buf("rescue_a"))
+            out, unseen = blend_two(grid.warp(ka, fa_j), v, 1.0, None, None, 0.0, ps)
             yield j, out, unseen
         return
     # chain from b backwards: chain frame 0 = b = n, chain frame m = n - m, step m-1: flow (n-m) -> (n-m+1)
-    seen_fwd = {n - m: _seen(fwd[n - m], back[n - m], grid, ps.seen_alpha, ps.seen_beta)
+    seen_fwd = {n - m: _seen(fwd[n - m], back[n - m], fgrid, ps.seen_alpha, ps.seen_beta)
                 for m in range(1, last + 1)}  # frame k seen in k+1
     fb, vb = _compose_chain([fwd[n - m] for m in range(1, last + 1)], [seen_fwd[n - m] for m in range(1, last + 1)],
-                            grid)
+                            fgrid)
     kb = np.ascontiguousarray(key_b() if callable(key_b) else key_b)
     for j in range(1, n):
-        a = grid.remap(ka, grid.map(fa[j - 1], grid.buf("warp_map", 2)), out=grid.work.get("warp_a", ka.shape, np.uint8))
-        b = grid.remap(kb, grid.map(fb[n - j - 1], grid.buf("warp_map", 2)),
-                       out=grid.work.get("warp_b", kb.shape, np.uint8))
+        fa_j, fb_j = up.flow(fa[j - 1], "fa"), up.flow(fb[n - j - 1], "fb")
+        va_j, vb_j = up.valid(va[j - 1], "va"), up.valid(vb[n - j - 1], "vb")
+        a = grid.remap(ka, grid.map(fa_j, grid.buf("warp_map", 2)), out=grid.work.get("warp_a", ka.shape, np.uint8))
+        b = grid.remap(kb, grid.map(fb_j, grid.buf("warp_map", 2)), out=grid.work.get("warp_b", kb.shape, np.uint8))
         prefer_a = None
-        wva, wvb = va[j - 1], vb[n - j - 1]
+        wva, wvb = va_j, vb_j
         if ps.pick == "residual" or ps.seen_residual > 0:
-            ra = _residual(greys, 0, j, fa[j - 1], grid, "a")
-            rb = _residual(greys, n, j, fb[n - j - 1], grid, "b")
+            ra = _residual(greys, 0, j, fa_j, grid, "a")
+            rb = _residual(greys, n, j, fb_j, grid, "b")
             if ps.seen_residual > 0:
                 wva = _rescue(wva, ra, ps.seen_residual, grid.buf("rescue_a"))
                 wvb = _rescue(wvb, rb, ps.seen_residual, grid.buf("rescue_b"))
             if ps.pick == "residual":  # the nearer keyframe (temporal x forward-backward validity) wins ties
-                nearer_a = np.greater_equal(np.multiply(va[j - 1], np.float32(n - j), out=grid.buf("pick_wa")),
-                                            np.multiply(vb[n - j - 1], np.float32(j), out=grid.buf("pick_wb")),
+                nearer_a = np.greater_equal(np.multiply(va_j, np.float32(n - j), out=grid.buf("pick_wa")),
+                                            np.multiply(vb_j, np.float32(j), out=grid.buf("pick_wb")),
                                             out=grid.buf("pick_near", dtype=np.bool_))
                 margin = grid.buf("pick_m")
                 margin.fill(-ps.pick_margin)

@@ -51,8 +51,9 @@ def _motion(kind: str, step: int) -> np.ndarray:
 # ---------------------------------------------------------------- propagation
 
 
+@pytest.mark.parametrize("scale", [1.0, 0.5], ids=["full-size flows", "half-size flows"])
 @pytest.mark.parametrize("kind", ["translation", "rotation", "zoom"])
-def test_propagation_follows_known_motion_away_from_borders(kind):
+def test_propagation_follows_known_motion_away_from_borders(kind, scale):
     base = texture(H + 40, W + 40, seed=3)
     if kind == "translation":
         frames = [texture(H, W, dx=2.5 * i, dy=-1.25 * i, seed=3) for i in range(4)]
@@ -64,8 +65,14 @@ def test_propagation_follows_known_motion_away_from_borders(kind):
         frames = [_affine(src0, _motion(kind, i)) for i in range(4)]
         key = _restyle(frames[0])
         expected = [_affine(key, _motion(kind, i)) for i in range(4)]
-    got = {j: (out, unseen) for j, out, unseen in kf.propagate_segment(frames, key, None)}
-    assert sorted(got) == [1, 2, 3]
+    flows: dict[int, np.ndarray] = {}
+    ps = kf.PropagationSettings(flow_scale=scale)
+    got = {j: (out, unseen) for j, out, unseen in kf.propagate_segment(frames, key, None, ps, flows)}
+    assert sorted(got) == [1, 2, 3] and sorted(flows) == [1, 2, 3]
+    assert all(f.shape == (H, W, 2) for f in flows.values()), "the flows handed out are at the frame's size"
+    if kind == "translation":  # frame j -> j-1 in pixels of the frame: (-2.5, +1.25)
+        inner = flows[2][12:-12, 12:-12].reshape(-1, 2)
+        assert np.allclose(np.median(inner, axis=0), (-2.5, 1.25), atol=0.25)
     m = 12  # away from the borders (content entering the frame is unseen there)
     for j, (out, unseen) in got.items():
         err = np.abs(out[m:-m, m:-m] - expected[j][m:-m, m:-m].astype(np.float32)).mean()
@@ -725,6 +732,9 @@ def test_a_job_that_stored_its_rules_before_a_field_existed_keeps_the_value_it_w
     # the camera prior came later still: a job that stored fill_sigma but not it was made without it
     assert today["fill_prior"] == "border"
     assert kf.propagation_from_stored({**older, "fill_sigma": 4.0}).fill_prior == "none"
+    # and the flows' scale (fast propagation) later again: every job that did not store it had full-size flows
+    assert kf.propagation_from_stored({k: v for k, v in today.items() if k != "flow_scale"}).flow_scale == 1.0
+    assert kf.propagation_from_stored({**today, "flow_scale": 0.5}).flow_scale == 0.5
 
 
 # ---------------------------------------------------------------- propagation designs (PropagationSettings)
