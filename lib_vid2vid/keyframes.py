@@ -83,7 +83,7 @@ from .errors import SettingsError, Vid2VidError
 from .params import parse_frame_list
 
 __all__ = ["KEYFRAME_MODES", "KeyframePlan", "PropagationSettings", "Segment", "choose_keyframes", "fill_styled",
-           "fill_unseen", "parse_frame_list", "propagate_segment", "propagation_from_stored"]
+           "fill_unseen", "parse_frame_list", "propagate_segment", "propagation_from_stored", "propagation_for"]
 
 KEYFRAME_MODES = ("off", "interval", "adaptive")
 CHOICE_SIDE = 256
@@ -335,9 +335,19 @@ class PropagationSettings:
     propagation (``keyframe_flow``): about a third of the CPU, coarser motion (README, "Fast propagation")."""
 
 
+FAST_FLOW_SCALE = 0.5
+"""``flow_scale`` of the ``keyframe_flow = "fast"`` propagation."""
+
+
 _BEFORE_STORED = {"fill_sigma": 8.0, "fill_prior": "none", "flow_scale": 1.0}
 """Fields added after jobs began to store their rules, and the value each had before it was a field: what a job
 that did not store it was made with."""
+
+
+def propagation_for(flow: str) -> PropagationSettings:
+    """Today's rules for a job's ``keyframe_flow`` setting (``accurate`` or ``fast``)."""
+    ps = PropagationSettings()
+    return dataclasses.replace(ps, flow_scale=FAST_FLOW_SCALE) if flow == "fast" else ps
 
 
 def propagation_from_stored(stored: dict) -> PropagationSettings:

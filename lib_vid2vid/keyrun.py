@@ -179,7 +179,7 @@ class KeyframeRun(Run):
         self.grid = t.keyframe_grid
         self.candidates = t.keyframe_candidates
         self.stop_message: str | None = None
-        self.ps = kf.PropagationSettings()
+        self.ps = kf.propagation_for(t.keyframe_flow)
         self._mask_stages = [st for st in self.stages if st.name in ("depth", "masks")]
 
     # ---- the plan ----

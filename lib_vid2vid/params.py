@@ -167,6 +167,7 @@ OUTPUT_FORMATS = ("mp4", "webm", "gif", "png")
 PREVIEW_MODES = ("video", "frame", "sweep", "fdc_debug")
 KEYFRAME_MODES = ("off", "interval", "adaptive")
 KEYFRAME_FILLS = ("styled", "source", "render")
+KEYFRAME_FLOWS = ("accurate", "fast")
 
 
 @dataclass
@@ -448,6 +449,13 @@ class TemporalSettings:
     keyframe_fill_min: float = setting(0.002, "Render fill: only for frames where at least this share of the "
                                        "pixels is unseen (smaller holes take the source).", min=0, max=1,
         label="Render fill from this share of unseen pixels", section="Keyframes", show_if=[("keyframe_mode", "!=", "off"), ("keyframe_fill", "==", "render")])
+    keyframe_flow: str = setting("accurate", "Keyframes: the source's motion the frames between keyframes are "
+                                 "carried along. accurate: optical flow of the frames at output size; fast: of "
+                                 "the frames at half size (about half the propagation's time, somewhat less "
+                                 "steady: README, 'Fast propagation'), for fast samplers, where the propagation "
+                                 "and not the renders sets the pace.", choices=KEYFRAME_FLOWS, widget="radio",
+        label="Motion between keyframes", section="Keyframes", show_if=[("keyframe_mode", "!=", "off")],
+        choice_labels=("Accurate", "Fast (half-size flows)"), neutral="accurate")
     keyframe_mask_only: bool = setting(False, "Keyframes: only the masked region (user or colour-key mask) "
                                        "changes; every other pixel of every frame is the source's, exactly.",
         label="Only the masked region changes", section="Keyframes", show_if=[("keyframe_mode", "!=", "off")])

@@ -304,6 +304,30 @@ def test_job_renders_only_keyframes_and_never_propagates_across_a_cut(tmp_path):
     assert abs(out9.mean() - src[9].mean()) < abs(out9.mean() - src[10].mean())
 
 
+def test_fast_propagation_follows_the_pan_from_half_size_flows_and_resumes_with_the_same_bytes(tmp_path):
+    clip = _pan_clip(tmp_path / "pan.mp4", cut=None, size=(128, 96))
+    accurate = run_job(_settings(clip, tmp_path / "a", width=128, height=96), ProxyRenderer())
+    fast = run_job(_settings(clip, tmp_path / "b", width=128, height=96, keyframe_flow="fast"), ProxyRenderer())
+    assert Job.open(fast.job_dir).manifest["keyframes"]["propagation"]["flow_scale"] == kf.FAST_FLOW_SCALE
+    assert Job.open(accurate.job_dir).manifest["keyframes"]["propagation"]["flow_scale"] == 1.0
+    ja, jf = Job.open(accurate.job_dir), Job.open(fast.job_dir)
+    src = [f for _, f in video.iter_frames(clip, size=(128, 96))]
+    m = 12
+    for t in (1, 2, 3, 5, 6, 7):  # propagated frames: the same pan, carried along coarser flows
+        a, f = ja.read_frame("pass1", t).astype(np.float32), jf.read_frame("pass1", t).astype(np.float32)
+        near = np.abs(f - a)[m:-m, m:-m].mean()
+        apart = np.abs(a - src[t])[m:-m, m:-m].mean()
+        assert near < 0.25 * apart, f"frame {t}: {near:.1f} levels from the accurate frame ({apart:.1f} from the source)"
+    assert _frames(fast.job_dir, "pass1") != _frames(accurate.job_dir, "pass1")
+    s = _settings(clip, tmp_path / "c", width=128, height=96, keyframe_flow="fast")
+    stop = StopAfter(6, stage="pass1")
+    part = run_job(s, ProxyRenderer(), should_stop=stop, progress=stop.progress)
+    assert part.status == "interrupted"
+    resumed = run_job(s, ProxyRenderer())
+    assert resumed.job_dir == part.job_dir and resumed.status == "done"
+    assert _frames(resumed.job_dir, "pass1") == _frames(fast.job_dir, "pass1")
+
+
 @pytest.mark.parametrize("stop_stage,n", [("keyframes", 2), ("pass1", 6)])
 def test_interrupted_then_resumed_gives_the_same_bytes(tmp_path, stop_stage, n):
     clip = _pan_clip(tmp_path / "pan.mp4")
