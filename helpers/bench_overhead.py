@@ -90,12 +90,30 @@ def cpu_seconds() -> float:
     return u.ru_utime + u.ru_stime
 
 
-def _settings(src: Path, out: Path, frames: int, size: tuple[int, int], config: str):
+def preset_of(config: str) -> dict:
+    """A configuration's settings: ``default``, a strategy name, or either with changes, ``NAME:FIELD=VALUE,...``
+    (e.g. ``keyframes:keyframe_flow=fast``; values as the CLI takes them)."""
     from lib_vid2vid.params import STRATEGIES, Settings
 
-    preset = {} if config == "default" else STRATEGIES[config]
+    name, _, changes = config.partition(":")
+    if name != "default" and name not in STRATEGIES:
+        sys.exit(f"error: configuration {config!r}: {name!r} is neither default nor a strategy "
+                 f"({', '.join(STRATEGIES)})")
+    preset = {} if name == "default" else dict(STRATEGIES[name])
+    for item in filter(None, (c.strip() for c in changes.split(","))):
+        key, eq, value = item.partition("=")
+        if not eq:
+            sys.exit(f"error: configuration {config!r}: write FIELD=VALUE, not {item!r}")
+        preset[key.strip()] = value.strip()
+    typed = Settings.from_dict(preset).to_dict()  # the values coerced to their types, checked
+    return {k: typed[k] for k in preset}
+
+
+def _settings(src: Path, out: Path, frames: int, size: tuple[int, int], config: str):
+    from lib_vid2vid.params import Settings
+
     return Settings().replace(input=str(src), output_dir=str(out), width=size[0], height=size[1], fps=40.0,
-                              max_frames=frames, seed=1, denoise=0.5, **preset)
+                              max_frames=frames, seed=1, denoise=0.5, **preset_of(config))
 
 
 def child(args: argparse.Namespace) -> None:
@@ -167,7 +185,11 @@ def configs(names: list[str] | None) -> list[str]:
 
     default = Settings().to_dict()
     out = ["default"] + [k for k, v in STRATEGIES.items() if any(default.get(f) != x for f, x in v.items())]
-    return [c for c in out if names is None or c in names]
+    if names is None:
+        return out
+    for name in names:
+        preset_of(name)  # a clear error for a name that is not one
+    return [c for c in out if c in names] + [c for c in names if ":" in c]
 
 
 def same_as_default() -> list[str]:
@@ -186,7 +208,8 @@ def main() -> None:
     ap.add_argument("--slow-frames", type=int, default=20, help="frames per job at latencies of 0.5 s or more")
     ap.add_argument("--ceiling-frames", type=int, default=60, help="frames of the zero-cost-renderer job")
     ap.add_argument("--gil-share", type=float, default=0.2, help="part of each call spent in pure Python")
-    ap.add_argument("--configs", nargs="+", default=None, help="default and/or strategy names (default: all)")
+    ap.add_argument("--configs", nargs="+", default=None, help="default and/or strategy names, each optionally with changed settings, NAME:FIELD=VALUE,... "
+                         "(e.g. keyframes:keyframe_flow=fast; default: all)")
     ap.add_argument("--source", default=str(MEDIA / "box.mp4"))
     ap.add_argument("--code", nargs="+", type=Path, default=None,
                     help="checkouts whose lib_vid2vid to measure side by side (default: this one)")

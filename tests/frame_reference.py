@@ -70,10 +70,12 @@ def load() -> dict:
 
 
 def cases() -> dict[str, dict]:
-    """Case name -> settings on top of :data:`BASE`: "default" (nothing more) and every strategy."""
+    """Case name -> settings on top of :data:`BASE`: "default" (nothing more), every strategy, and settings that
+    change how frames are made beyond the strategies: "keyframes+fast flow" (``keyframe_flow = fast``)."""
     from lib_vid2vid.params import STRATEGIES
 
-    return {"default": {}, **{name: dict(values) for name, values in STRATEGIES.items()}}
+    return {"default": {}, **{name: dict(values) for name, values in STRATEGIES.items()},
+            "keyframes+fast flow": {**STRATEGIES["keyframes"], "keyframe_flow": "fast"}}
 
 
 def make_reference_clip(folder: Path) -> Path:
