@@ -1,13 +1,14 @@
 """Reference hashes of every strategy's frames, so speed work can prove it changed no pixel.
 
-Each case (the default settings and every entry of :data:`lib_vid2vid.params.STRATEGIES`) runs a whole job
-with the :class:`~lib_vid2vid.proxy.ProxyRenderer` on one small clip from :mod:`tests.clips`, and the SHA-256
+Each case (the default settings, every entry of :data:`lib_vid2vid.params.STRATEGIES`, and a few settings and
+shots the strategies do not reach: :func:`cases`) runs a whole job with the :class:`~lib_vid2vid.proxy.ProxyRenderer`
+on a small clip (:func:`make_reference_clip`, from :mod:`tests.clips`, or :func:`make_sky_pan_clip`), and the SHA-256
 of the decoded pixels (RGB uint8 HWC bytes, plus the shape) of every PNG the job keeps under ``frames/``
 (each pass, masks) is recorded. Pixels, not file bytes: a cheaper lossless PNG encoding may change the
 files but must not change a frame.
 
-The clip is coded losslessly (x264 ``crf 0``), so its decoded pixels do not depend on the encoder's build;
-their hashes are stored too, so a failure can tell "the decoder changed" from "the frames changed".
+The clips are coded losslessly (x264 ``crf 0``), so their decoded pixels do not depend on the encoder's build;
+their hashes are stored too (``source``, and ``sources`` by clip name), so a failure can tell "the decoder changed" from "the frames changed".
 
 Float arithmetic differs a little between library versions (numpy's summation, OpenCV's colour conversions and
 resizing), so the references are kept per library stack (:func:`stack_key`): CI's two legs (the newest allowed
@@ -69,13 +70,20 @@ def load() -> dict:
     return json.loads(DATA.read_text())["stacks"] if DATA.is_file() else {}
 
 
+CLIP = "clip"
+"""A case's key naming the clip it runs on (:data:`CLIPS`; the reference clip when absent), not a setting."""
+
+
 def cases() -> dict[str, dict]:
-    """Case name -> settings on top of :data:`BASE`: "default" (nothing more), every strategy, and settings that
-    change how frames are made beyond the strategies: "keyframes+fast flow" (``keyframe_flow = fast``)."""
+    """Case name -> settings on top of :data:`BASE`: "default" (nothing more), every strategy, and what changes
+    how frames are made beyond the strategies: "keyframes+fast flow" (``keyframe_flow = fast``) and "keyframes on a
+    pan over a plain sky" (the camera prior of the propagation's evidence check acts only where the frame's
+    borders agree on a pan, which they never do on the reference clip)."""
     from lib_vid2vid.params import STRATEGIES
 
     return {"default": {}, **{name: dict(values) for name, values in STRATEGIES.items()},
-            "keyframes+fast flow": {**STRATEGIES["keyframes"], "keyframe_flow": "fast"}}
+            "keyframes+fast flow": {**STRATEGIES["keyframes"], "keyframe_flow": "fast"},
+            "keyframes on a sky pan": {**STRATEGIES["keyframes"], CLIP: "sky pan"}}
 
 
 def make_reference_clip(folder: Path) -> Path:
@@ -83,6 +91,44 @@ def make_reference_clip(folder: Path) -> Path:
 
     return make_clip(Path(folder) / "ref.mp4", n_frames=N_FRAMES, size=SIZE, fps=Fraction(24), audio=False,
                      options={"crf": "0"})
+
+
+def make_sky_pan_clip(folder: Path) -> Path:
+    """A camera panning 3 px a frame over textured ground (the lower 44 rows: 4x4-pixel blocks of random
+    levels, integers only, so every numpy builds the same frames) under a plain sky (the upper 28 rows, one
+    colour): the borders agree on the pan, and the sky's upper part is beyond the reach of the ground's motion."""
+    import av
+
+    w, h = SIZE
+    rng = np.random.default_rng(5)
+    ground = np.repeat(np.repeat(rng.integers(0, 256, (44 // 4, (w + 3 * N_FRAMES) // 4 + 1, 3), dtype=np.uint8),
+                                 4, axis=0), 4, axis=1)
+    path = Path(folder) / "sky_pan.mp4"
+    with av.open(str(path), "w") as c:
+        s = c.add_stream("libx264", rate=Fraction(24))
+        s.width, s.height, s.pix_fmt = w, h, "yuv444p"
+        s.options = {"crf": "0", "preset": "fast"}
+        for i in range(N_FRAMES):
+            img = np.empty((h, w, 3), np.uint8)
+            img[:28] = (110, 150, 215)
+            img[28:] = ground[:, 3 * i:3 * i + w]
+            for pkt in s.encode(av.VideoFrame.from_ndarray(img, format="rgb24")):
+                c.mux(pkt)
+        for pkt in s.encode():
+            c.mux(pkt)
+    return path
+
+
+CLIPS = {"reference": make_reference_clip, "sky pan": make_sky_pan_clip}
+"""Clip name -> its maker (into a folder)."""
+
+
+def make_clips(folder: Path) -> dict[str, Path]:
+    return {name: make(Path(folder)) for name, make in CLIPS.items()}
+
+
+def clip_of(values: dict) -> str:
+    return values.get(CLIP, "reference")
 
 
 def pixel_hash(rgb: np.ndarray) -> str:
@@ -113,13 +159,14 @@ def frame_hashes(job_dir: Path) -> dict[str, str]:
     return out
 
 
-def run_case(clip: Path, out_dir: Path, values: dict) -> dict[str, str]:
-    """Run one case with the proxy renderer; its frame hashes."""
+def run_case(clips: dict[str, Path], out_dir: Path, values: dict) -> dict[str, str]:
+    """Run one case with the proxy renderer on its clip (of ``clips``, :func:`make_clips`); its frame hashes."""
     from lib_vid2vid.params import Settings
     from lib_vid2vid.pipeline import run_job
     from lib_vid2vid.proxy import ProxyRenderer
 
-    s = Settings().replace(input=str(clip), output_dir=str(out_dir), **{**BASE, **values})
+    settings = {k: v for k, v in values.items() if k != CLIP}
+    s = Settings().replace(input=str(clips[clip_of(values)]), output_dir=str(out_dir), **{**BASE, **settings})
     res = run_job(s, ProxyRenderer())
     if res.status != "done":
         raise AssertionError(f"job ended {res.status}: {res.message}")
@@ -129,11 +176,12 @@ def run_case(clip: Path, out_dir: Path, values: dict) -> dict[str, str]:
 def generate(only: set[str] | None = None) -> dict:
     """Reference hashes of every case (or of the cases named in ``only``)."""
     with tempfile.TemporaryDirectory() as tmp:
-        clip = make_reference_clip(Path(tmp))
-        ref = {"source": source_hashes(clip), "cases": {}}
+        clips = make_clips(Path(tmp))
+        ref = {"source": source_hashes(clips["reference"]), "cases": {},
+               "sources": {name: source_hashes(p) for name, p in clips.items() if name != "reference"}}
         for name, values in cases().items():
             if only is None or name in only:
-                ref["cases"][name] = run_case(clip, Path(tmp) / name, values)
+                ref["cases"][name] = run_case(clips, Path(tmp) / name, values)
     return ref
 
 
@@ -146,6 +194,11 @@ def main() -> None:
         ref = generate(set(cases()) - set(old["cases"]))
         if ref["source"] != old["source"]:
             raise SystemExit("the reference clip decodes to other pixels than the stored references: regenerate all")
+        known = old.get("sources", {})
+        changed = [n for n in ref["sources"] if n in known and ref["sources"][n] != known[n]]
+        if changed:
+            raise SystemExit(f"the {changed[0]} clip decodes to other pixels than the stored references: regenerate "
+                             "all")
         ref["cases"] = {**old["cases"], **ref["cases"]}
     else:
         ref = generate()

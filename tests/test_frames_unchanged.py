@@ -25,14 +25,16 @@ def _needs_reference():
 
 
 @pytest.fixture(scope="module")
-def reference_clip(tmp_path_factory):
+def reference_clips(tmp_path_factory):
     # module-scoped fixtures are set up before the function-scoped autouse one: skip here too
     _skip_without_reference()
-    clip = ref.make_reference_clip(tmp_path_factory.mktemp("clip"))
-    if ref.source_hashes(clip) != REFERENCE["source"]:
-        pytest.fail("the reference clip decodes to other pixels than when the hashes were made (PyAV/FFmpeg "
-                    "changed?): the frame hashes cannot be compared; regenerate them from known-good code")
-    return clip
+    clips = ref.make_clips(tmp_path_factory.mktemp("clip"))
+    want = {"reference": REFERENCE["source"], **REFERENCE.get("sources", {})}
+    for name, clip in clips.items():
+        if ref.source_hashes(clip) != want.get(name):
+            pytest.fail(f"the {name} clip decodes to other pixels than when the hashes were made (PyAV/FFmpeg "
+                        "changed?): the frame hashes cannot be compared; regenerate them from known-good code")
+    return clips
 
 
 def test_every_strategy_is_in_the_reference():
@@ -40,8 +42,8 @@ def test_every_strategy_is_in_the_reference():
 
 
 @pytest.mark.parametrize("name", sorted(REFERENCE["cases"]) if REFERENCE else ["(none)"])
-def test_frames_are_byte_identical_to_the_reference(reference_clip, tmp_path, name):
-    got = ref.run_case(reference_clip, tmp_path, ref.cases()[name])
+def test_frames_are_byte_identical_to_the_reference(reference_clips, tmp_path, name):
+    got = ref.run_case(reference_clips, tmp_path, ref.cases()[name])
     want = REFERENCE["cases"][name]
     assert sorted(got) == sorted(want), f"{name}: other frame files than the reference"
     changed = [k for k in want if got[k] != want[k]]
