@@ -11,7 +11,7 @@ is band-limited (bilinear resampling then reproduces it to about one level). Fla
 estimators disagree (the aperture problem); the truth does not care. The palette ``wall`` is a plain painted wall
 instead (:func:`wall`): syn_wall, a still shot of objects moving in front of it, as cup.mp4; the palette ``sky``
 a plain sky over textured ground (:func:`sky`): syn_skypan, a pan where most of the frame shows no motion of its
-own, the opposite case.
+own, the opposite case, and syn_skyzoom, a zoom and a turn over the same kind of picture.
 
 Layers. Layer 0 is the background picture seen by a camera; layers 1.. are objects (ellipses or rounded
 rectangles cut from their own pictures) drawn in order, each hard-edged. With frame pixel ``p = (x, y)``
@@ -394,6 +394,11 @@ def clip_set(width: int = 384, frames: int = 48) -> dict[str, SyntheticClip]:
                                           sprites=(sp(116, "ellipse", 18, 10, (330, 45), (-3.0, 0.3), spin=0.01),)),),
                       size, note="pan 4 px/frame over a plain sky (about 60 % of the frame) above textured ground, "
                                  "one object flying across the sky against it"),
+        SyntheticClip("syn_skyzoom", (Shot(24, n, (tc[0] - 96 * k, tc[1] + 8 * k), zoom=0.988, rot=0.006,
+                                           palette="sky",
+                                           sprites=(sp(117, "ellipse", 16, 10, (300, 50), (-2.5, 0.4), spin=0.01),)),),
+                      size, note="zoom in 1.2 %/frame with a slow turn (0.34 deg/frame) over a plain sky above "
+                                 "textured ground, one object flying across the sky"),
         SyntheticClip("syn_cut", (Shot(15, n // 2, (tc[0] + 300 * k, tc[1]), cv=(-8.0 * k, 0.0),
                                        sprites=(sp(109, "ellipse", 30, 30, (100, 108), (6.0, 0.0)),)),
                                   Shot(16, n - n // 2, tc, cv=(0.0, 2.0 * k), s0=0.8, zoom=1.01, palette="night",

@@ -363,9 +363,17 @@ def texture_confidence(src: np.ndarray, *, texture_k: float = 1e-2, work: WorkAr
     return lmin / np.add(lmin, np.float32(texture_k), out=a01)
 
 
-PRIORS = ("border", "none")
+PRIORS = ("camera", "border", "none")
 """What a flat pixel beyond the fill's reach takes in :func:`evidence_flow`: the camera's motion told by the frame's
-borders (:func:`border_motion`), or none (zero motion)."""
+borders, a pan or tilt (:func:`border_motion`) or else a zoom or turn (:func:`border_zoom`) (``camera``); a pan or
+tilt only (``border``); or none (zero motion)."""
+
+
+def _border_bands(h: int, w: int, band: float) -> list[tuple[slice, slice]]:
+    """Top, bottom, left and right bands of an (h, w) grid, ``band`` of the height or width each."""
+    bh, bw = max(1, int(h * band)), max(1, int(w * band))
+    return [(slice(0, bh), slice(None)), (slice(h - bh, h), slice(None)), (slice(None), slice(0, bw)),
+            (slice(None), slice(w - bw, w))]
 
 
 def border_motion(motion: np.ndarray, confidence: np.ndarray, band: float = 0.1, min_confidence: float = 0.05,
@@ -381,10 +389,8 @@ def border_motion(motion: np.ndarray, confidence: np.ndarray, band: float = 0.1,
     A subject rarely fills three borders of the frame, a pan or a tilt moves all of them; a zoom or a turn moves
     opposite borders apart (no agreement), and a still camera needs no prior (None)."""
     h, w = confidence.shape
-    bh, bw = max(1, int(h * band)), max(1, int(w * band))
     votes = []
-    for sl in ((slice(0, bh), slice(None)), (slice(h - bh, h), slice(None)), (slice(None), slice(0, bw)),
-               (slice(None), slice(w - bw, w))):
+    for sl in _border_bands(h, w, band):
         sel = confidence[sl] > min_confidence
         if sel.sum() < min_share * sel.size:
             continue
@@ -398,6 +404,69 @@ def border_motion(motion: np.ndarray, confidence: np.ndarray, band: float = 0.1,
     return p
 
 
+def border_zoom(motion: np.ndarray, confidence: np.ndarray, band: float = 0.1, min_confidence: float = 0.05,
+                min_share: float = 0.05, agree_px: float = 1.0, still_px: float = 0.25, cell_px: float = 1.0,
+                max_rate: float = 0.03) -> np.ndarray | None:
+    """The camera's zoom, turn and pan as the frame's borders tell it: a motion field float32 (H, W, 2) in pixels
+    on the grid of ``motion`` (H, W, 2, pixels) and ``confidence`` (H, W, 0..1), or None. The similarity motion
+    (a zoom and a turn about any point, and a shift), with (x, y) the cell's position in cells::
+
+        u = a x - b y + tx,   v = b x + a y + ty
+
+    is fitted by least squares, weighted by the confidence, to the confident cells (confidence > min_confidence)
+    of the border bands that have at least min_share of them (as :func:`border_motion`), then once more to the
+    cells it explains within 2 agree_px. It is the camera's when at least three bands vote, the median distance
+    of each band's cells from the fit is at most agree_px, its median motion there is at least still_px and
+    twice that distance, and its zoom and turn are a camera's, ``sqrt(a^2 + b^2) / cell_px <= max_rate`` (``cell_px``
+    pixels a cell; 0.03: a zoom of 3 % or a turn of 1.7 degrees a frame; a subject that fills one border and a
+    corner on a small grid fits only a far faster "zoom"). A pan is told by :func:`border_motion` (all borders move alike); a zoom moves opposite
+    borders apart and a turn moves them opposite ways, which one shift cannot explain and this fit can. A subject
+    crossing one border of a still camera is not a zoom: the other bands pull the fit to no motion, where the
+    subject's cells are far from it."""
+    h, w = confidence.shape
+    ys, xs = np.mgrid[0:h, 0:w].astype(np.float64)
+    picked = np.zeros((h, w), bool)
+    bands = []
+    for sl in _border_bands(h, w, band):
+        sel = confidence[sl] > min_confidence
+        if sel.sum() < min_share * sel.size:
+            continue
+        m = np.zeros((h, w), bool)
+        m[sl] = sel
+        bands.append(m)
+        picked |= m
+    if len(bands) < 3:
+        return None
+    x, y = xs[picked], ys[picked]
+    wt = np.sqrt(confidence[picked].astype(np.float64))
+    mv = motion[picked].astype(np.float64)
+    one, zero = np.ones_like(x), np.zeros_like(x)
+    design = np.concatenate([np.stack([x, -y, one, zero], 1), np.stack([y, x, zero, one], 1)])
+    target = np.concatenate([mv[:, 0], mv[:, 1]])
+    weights = np.concatenate([wt, wt])
+    keep = np.ones(len(x), bool)
+    for _ in range(2):  # fit, then again without the cells far from the first fit
+        k2 = np.concatenate([keep, keep])
+        if k2.sum() < 8:
+            return None
+        coef = np.linalg.lstsq(design[k2] * weights[k2, None], target[k2] * weights[k2], rcond=None)[0]
+        fit = (design @ coef).reshape(2, -1).T
+        dist = np.linalg.norm(fit - mv, axis=1)
+        keep = dist <= 2 * agree_px
+    a, b, tx, ty = coef
+    if float(np.hypot(a, b)) / cell_px > max_rate:
+        return None
+    field = np.stack([a * xs - b * ys + tx, b * xs + a * ys + ty], -1).astype(np.float32)
+    spread = 0.0
+    for m in bands:
+        d = np.linalg.norm(field[m] - motion[m], axis=1)
+        spread = max(spread, float(np.median(d)))
+    moved = float(np.median(np.linalg.norm(field[picked], axis=1)))
+    if spread > agree_px or moved < max(still_px, 2 * spread):
+        return None
+    return field
+
+
 def evidence_flow(
     flow_ab: np.ndarray,
     src_a: np.ndarray,
@@ -407,7 +476,7 @@ def evidence_flow(
     residual_blur: float = 3.0,
     texture_k: float = 1e-2,
     fill_sigma: float = 4.0,
-    prior: str = "border",
+    prior: str = "camera",
     prior_weight: float = 0.01,
     texture: np.ndarray | None = None,
     still: np.ndarray | None = None,
@@ -439,9 +508,10 @@ def evidence_flow(
     motion spreads into the plain wall behind it and drags the wall's carried texture round it in a halo, which the
     flow judges do not see (their flows drag the wall too) and the truth of the synthetic clips does (README, "A
     plain wall behind a moving subject"). Beyond that reach a flat pixel has no motion of its own to show: with
-    ``prior = "border"`` (the default) it takes the camera's motion when the frame's borders agree on one
-    (:func:`border_motion`, on the 1/8-size cells; ``l`` = ``prior_weight``, in units of the blurred confidence, so
-    the prior takes over a few fill reaches away from texture), so a plain sky moves with a pan; with ``"none"``, or
+    ``prior = "camera"`` (the default) it takes the camera's motion when the frame's borders agree on one: a pan or
+    tilt (:func:`border_motion`), or else a zoom or turn (:func:`border_zoom`, ``P`` then a field), on the 1/8-size
+    cells (``l`` = ``prior_weight``, in units of the blurred confidence, so the prior takes over a few fill reaches
+    away from texture), so a plain sky moves with the camera; ``"border"``: a pan or tilt only; with ``"none"``, or
     a still camera, or borders that disagree, it keeps zero (before December 2026 always). Float32
     ``(H, W, 2)`` in pixels. ``texture``: ``texture_confidence(src_a, texture_k=texture_k)`` when the caller has it
     already (a frame is the grid of two flows in propagation); computed here otherwise. ``still``: ``r0``
@@ -488,8 +558,11 @@ def evidence_flow(
     if prior not in PRIORS:
         raise Vid2VidError(f"evidence_flow: prior {prior!r}: choose one of {', '.join(PRIORS)}")
     p = None
-    if prior == "border":  # on the cells: each cell's confidence-weighted mean motion
-        p = border_motion(fc_cells / np.maximum(c_cells, np.float32(1e-6))[..., None], c_cells)
+    if prior in ("border", "camera"):  # on the cells: each cell's confidence-weighted mean motion
+        cell_motion = fc_cells / np.maximum(c_cells, np.float32(1e-6))[..., None]
+        p = border_motion(cell_motion, c_cells)
+        if p is None and prior == "camera":
+            p = border_zoom(cell_motion, c_cells, cell_px=w / sw)
     if p is None:
         smooth = cv2.resize(cfs / np.maximum(cs, np.float32(1e-6))[..., None], (w, h), dst=buf("smooth", 2),
                             interpolation=cv2.INTER_LINEAR)

@@ -300,10 +300,11 @@ class PropagationSettings:
     """Pixels: how far the motion of textured pixels reaches into flat areas in the evidence check
     (:func:`lib_vid2vid.flow.evidence_flow`'s ``fill_sigma``); 8 before December 2026 (a halo of dragged texture round
     a subject moving in front of a plain wall)."""
-    fill_prior: str = "border"
+    fill_prior: str = "camera"
     """What a flat pixel beyond the fill's reach takes (:func:`lib_vid2vid.flow.evidence_flow`'s ``prior``): the
-    camera's motion when the frame's borders agree on one (``border``), or zero (``none``, before December 2026: a
-    plain sky held still under a pan, its carried texture stuck to the screen)."""
+    camera's motion when the frame's borders agree on a pan or tilt, or else on a zoom or turn (``camera``); on a pan
+    or tilt only (``border``, until the zoom came: a plain sky held still under a zoom); or zero (``none``, before
+    December 2026: a plain sky held still under a pan, its carried texture stuck to the screen)."""
     fill_prior_weight: float = 0.01
     """:func:`lib_vid2vid.flow.evidence_flow`'s ``prior_weight``."""
     validity_blur: float = 1.5

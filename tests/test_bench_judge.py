@@ -311,6 +311,31 @@ def test_syn_skypan_pans_over_a_plain_sky_the_truth_moves_with_the_camera(synth)
         assert _rms(_warp(clip.frame(t - 1), f), frame, valid) < 1.6
 
 
+def test_syn_skyzoom_zooms_over_a_plain_sky_the_truth_spreads_from_the_centre(synth):
+    """syn_skyzoom: the camera zooms in (1.2 % a frame) and turns over a plain sky above textured ground; the true
+    flow points back towards the frame's centre, longer the farther a pixel is from it, in the sky as on the
+    ground, and carries frame t-1 onto frame t."""
+    clip = synth.clip_set(160, 10)["syn_skyzoom"]
+    w, h = clip.size
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    r = np.stack([xx - (w - 1) / 2, yy - (h - 1) / 2], axis=-1)
+    for t in (1, 5, 9):
+        f, valid = clip.truth(t)
+        frame, layer = clip.render(t)
+        background = valid & (layer == 0)
+        sky = background & (yy < 0.3 * h)
+        assert sky.sum() > 1000
+        inward = (f * r).sum(axis=2)[sky]  # zooming in: a sky pixel was nearer the centre a frame before
+        assert (inward < 0).mean() > 0.99
+        far, near = sky & (np.linalg.norm(r, axis=2) > 60), sky & (np.linalg.norm(r, axis=2) < 35)
+        assert np.linalg.norm(f[far], axis=1).mean() > 1.5 * np.linalg.norm(f[near], axis=1).mean()
+        prev = clip.frame(t - 1)
+        exact = _rms(_warp(prev, f), frame, valid)
+        assert exact < 1.6
+        ground = background & (yy > 0.85 * h)  # the plain sky barely tells a shifted flow; the ground does
+        assert _rms(_warp(prev, f + np.float32([1.0, 0.0])), frame, ground) > 3 * _rms(_warp(prev, f), frame, ground) + 1
+
+
 def test_truth_masks_revealed_and_entering_pixels(synth):
     """A still background with one object moving right by 6 px per frame: the background it uncovers and a
     band along its edges are not valid; the object itself and the rest of the background are, with the object's

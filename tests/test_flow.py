@@ -334,6 +334,72 @@ def test_border_motion_is_the_motion_three_borders_agree_on_or_none():
     assert border_motion(pan, middle) is None
 
 
+def test_border_zoom_is_the_zoom_and_turn_the_borders_show_or_none():
+    """``flow.border_zoom``: a zoom with a turn about a point off the centre, shown on three textured borders (a
+    plain top, as under a sky), is found everywhere, the plain middle included; a pan is found too (a zoom of
+    1); a subject crossing one border of a still camera, a still camera, or texture only in the middle give None."""
+    from lib_vid2vid.flow import border_zoom
+
+    h, w = 27, 48
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    cx, cy, a, b = 20.0, 15.0, 0.08, 0.03
+    zoom = np.stack([a * (xx - cx) - b * (yy - cy), b * (xx - cx) + a * (yy - cy)], axis=-1)
+    sky = np.full((h, w), 0.5, np.float32)
+    sky[: h // 2] = 0.0
+    got = border_zoom(zoom, sky, cell_px=8.0)  # cells of 8 pixels: a zoom of 1 % a frame
+    assert got is not None and got.shape == (h, w, 2)
+    np.testing.assert_allclose(got, zoom, atol=1e-3)
+    noisy = zoom + np.random.default_rng(1).normal(0, 0.3, zoom.shape).astype(np.float32)
+    np.testing.assert_allclose(border_zoom(noisy, sky, cell_px=8.0)[5:20, 10:40], zoom[5:20, 10:40], atol=0.3)
+    pan = np.zeros((h, w, 2), np.float32)
+    pan[...] = (3.0, 1.0)
+    np.testing.assert_allclose(border_zoom(pan, sky), pan, atol=1e-3)
+    textured = np.full((h, w), 0.5, np.float32)
+    subject = np.zeros((h, w, 2), np.float32)
+    subject[2:25, 40:] = (-2.0, 0.0)  # crossing the right border, the camera still
+    assert border_zoom(subject, textured) is None
+    assert border_zoom(np.zeros((h, w, 2), np.float32), textured) is None
+    middle = np.zeros((h, w), np.float32)
+    middle[10:20, 10:30] = 0.5
+    assert border_zoom(zoom, middle) is None
+    # a zoom of 8 % a cell is a camera's only if a cell is more than 8/3 pixels (max_rate 3 % a frame)
+    assert border_zoom(zoom, sky, cell_px=2.0) is None and border_zoom(zoom, sky, cell_px=8.0) is not None
+
+
+def test_evidence_flow_moves_a_plain_sky_with_the_zoom_its_borders_show():
+    """A camera zooms in 2 % and turns 0.8 degrees over a plain sky (a faint grain) above textured ground. The sky
+    shows no motion of its own and is beyond the fill's reach: with the borders' pan only (prior ``border``) it
+    holds still, since no one shift explains opposite borders moving apart; with the camera prior (the default)
+    it follows the zoom."""
+    import cv2
+
+    from lib_vid2vid.flow import evidence_flow
+
+    h, w = 96, 160
+    rng = np.random.default_rng(4)
+    world = np.full((h, w), 200.0) + cv2.GaussianBlur(rng.normal(0, 1.5, (h, w)), (0, 0), 3.0)
+    world[60:] = cv2.GaussianBlur(rng.uniform(30, 140, (h - 60, w)), (0, 0), 1.2)
+    world = np.clip(np.rint(world), 0, 255).astype(np.float32)
+    c = (w / 2, h / 2)
+    m = cv2.getRotationMatrix2D(c, 0.8, 1.02)  # frame b from frame a: b(m p) = a(p)
+    a = np.clip(np.rint(world), 0, 255).astype(np.uint8)
+    b = cv2.warpAffine(world, m, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT101)
+    b = np.clip(np.rint(b), 0, 255).astype(np.uint8)
+    inv = cv2.invertAffineTransform(m)  # the flow b -> a: the pixel p of b comes from inv p in a
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float64)
+    truth = np.stack([inv[0, 0] * xx + inv[0, 1] * yy + inv[0, 2] - xx,
+                      inv[1, 0] * xx + inv[1, 1] * yy + inv[1, 2] - yy], axis=-1)
+    f = compute_flow(b, a)
+    sky = np.zeros((h, w), bool)
+    sky[4:28, 16:144] = True  # 32 px and more above the horizon
+    err_pan = np.linalg.norm(evidence_flow(f, b, a, prior="border") - truth, axis=2)[sky].mean()
+    err_cam = np.linalg.norm(evidence_flow(f, b, a) - truth, axis=2)[sky].mean()
+    moving = np.linalg.norm(truth, axis=2)[sky].mean()
+    assert moving > 1.0
+    assert err_pan > 0.7 * moving, "with a pan prior only the sky holds still"
+    assert err_cam < 0.3 * moving, f"the camera prior follows the zoom: {err_cam:.2f} px off ({moving:.2f} px motion)"
+
+
 def test_evidence_flow_moves_a_plain_sky_with_the_pan_its_borders_show():
     """A camera pans 4 px over a plain sky (a faint grain, under a level) above textured ground. No part of the sky shows
     its motion, and far from the horizon the fill from the ground does not reach: it held still there, so the

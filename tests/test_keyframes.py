@@ -754,8 +754,10 @@ def test_a_job_that_stored_its_rules_before_a_field_existed_keeps_the_value_it_w
     assert kf.propagation_from_stored({**older, "fill_sigma": 6.0}).fill_sigma == 6.0
     assert kf.propagation_from_stored(today) == kf.PropagationSettings()
     # the camera prior came later still: a job that stored fill_sigma but not it was made without it
-    assert today["fill_prior"] == "border"
+    assert today["fill_prior"] == "camera"
     assert kf.propagation_from_stored({**older, "fill_sigma": 4.0}).fill_prior == "none"
+    # and a job that stored the pan-only prior keeps it (the zoom and turn came after it)
+    assert kf.propagation_from_stored({**today, "fill_prior": "border"}).fill_prior == "border"
     # and the flows' scale (fast propagation) later again: every job that did not store it had full-size flows
     assert kf.propagation_from_stored({k: v for k, v in today.items() if k != "flow_scale"}).flow_scale == 1.0
     assert kf.propagation_from_stored({**today, "flow_scale": 0.5}).flow_scale == 0.5
