@@ -424,47 +424,49 @@ def border_zoom(motion: np.ndarray, confidence: np.ndarray, band: float = 0.1, m
     crossing one border of a still camera is not a zoom: the other bands pull the fit to no motion, where the
     subject's cells are far from it."""
     h, w = confidence.shape
-    ys, xs = np.mgrid[0:h, 0:w].astype(np.float64)
-    picked = np.zeros((h, w), bool)
-    bands = []
+    cells = []  # per voting band: (x, y, confidence, motion) of its confident cells
     for sl in _border_bands(h, w, band):
         sel = confidence[sl] > min_confidence
         if sel.sum() < min_share * sel.size:
             continue
-        m = np.zeros((h, w), bool)
-        m[sl] = sel
-        bands.append(m)
-        picked |= m
-    if len(bands) < 3:
+        yy, xx = np.nonzero(sel)
+        cells.append((xx + (sl[1].start or 0), yy + (sl[0].start or 0), confidence[sl][sel], motion[sl][sel]))
+    if len(cells) < 3:
         return None
-    x, y = xs[picked], ys[picked]
-    wt = np.sqrt(confidence[picked].astype(np.float64))
-    mv = motion[picked].astype(np.float64)
-    one, zero = np.ones_like(x), np.zeros_like(x)
-    design = np.concatenate([np.stack([x, -y, one, zero], 1), np.stack([y, x, zero, one], 1)])
-    target = np.concatenate([mv[:, 0], mv[:, 1]])
-    weights = np.concatenate([wt, wt])
+    x = np.concatenate([c[0] for c in cells]).astype(np.float64)
+    y = np.concatenate([c[1] for c in cells]).astype(np.float64)
+    wt = np.concatenate([c[2] for c in cells]).astype(np.float64)
+    mv = np.concatenate([c[3] for c in cells]).astype(np.float64)
     keep = np.ones(len(x), bool)
     for _ in range(2):  # fit, then again without the cells far from the first fit
-        k2 = np.concatenate([keep, keep])
-        if k2.sum() < 8:
+        if keep.sum() < 4:
             return None
-        coef = np.linalg.lstsq(design[k2] * weights[k2, None], target[k2] * weights[k2], rcond=None)[0]
-        fit = (design @ coef).reshape(2, -1).T
+        xk, yk, wk, uk, vk = x[keep], y[keep], wt[keep], mv[keep, 0], mv[keep, 1]
+        # weighted normal equations of u = a x - b y + tx, v = b x + a y + ty (unknowns a, b, tx, ty)
+        sw, sx, sy, sxx = wk.sum(), (wk * xk).sum(), (wk * yk).sum(), (wk * (xk * xk + yk * yk)).sum()
+        lhs = np.array([[sxx, 0.0, sx, sy], [0.0, sxx, -sy, sx], [sx, -sy, sw, 0.0], [sy, sx, 0.0, sw]])
+        rhs = np.array([(wk * (xk * uk + yk * vk)).sum(), (wk * (xk * vk - yk * uk)).sum(), (wk * uk).sum(),
+                        (wk * vk).sum()])
+        try:
+            a, b, tx, ty = np.linalg.solve(lhs, rhs)
+        except np.linalg.LinAlgError:
+            return None
+        fit = np.stack([a * x - b * y + tx, b * x + a * y + ty], 1)
         dist = np.linalg.norm(fit - mv, axis=1)
         keep = dist <= 2 * agree_px
-    a, b, tx, ty = coef
     if float(np.hypot(a, b)) / cell_px > max_rate:
         return None
-    field = np.stack([a * xs - b * ys + tx, b * xs + a * ys + ty], -1).astype(np.float32)
-    spread = 0.0
-    for m in bands:
-        d = np.linalg.norm(field[m] - motion[m], axis=1)
-        spread = max(spread, float(np.median(d)))
-    moved = float(np.median(np.linalg.norm(field[picked], axis=1)))
+    spread, at = 0.0, 0
+    for c in cells:
+        n = len(c[0])
+        spread = max(spread, float(np.median(dist[at:at + n])))
+        at += n
+    moved = float(np.median(np.linalg.norm(fit, axis=1)))
     if spread > agree_px or moved < max(still_px, 2 * spread):
         return None
-    return field
+    ys, xs = np.mgrid[0:h, 0:w].astype(np.float32)
+    return np.stack([np.float32(a) * xs - np.float32(b) * ys + np.float32(tx),
+                     np.float32(b) * xs + np.float32(a) * ys + np.float32(ty)], -1)
 
 
 def evidence_flow(
