@@ -2,7 +2,8 @@
 
 Each case (the default settings, every entry of :data:`lib_vid2vid.params.STRATEGIES`, and a few settings and
 shots the strategies do not reach: :func:`cases`) runs a whole job with the :class:`~lib_vid2vid.proxy.ProxyRenderer`
-on a small clip (:func:`make_reference_clip`, from :mod:`tests.clips`, or :func:`make_sky_pan_clip`), and the SHA-256
+on a small clip (:func:`make_reference_clip`, from :mod:`tests.clips`, :func:`make_sky_pan_clip` or
+:func:`make_sky_zoom_clip`), and the SHA-256
 of the decoded pixels (RGB uint8 HWC bytes, plus the shape) of every PNG the job keeps under ``frames/``
 (each pass, masks) is recorded. Pixels, not file bytes: a cheaper lossless PNG encoding may change the
 files but must not change a frame.
@@ -76,14 +77,15 @@ CLIP = "clip"
 
 def cases() -> dict[str, dict]:
     """Case name -> settings on top of :data:`BASE`: "default" (nothing more), every strategy, and what changes
-    how frames are made beyond the strategies: "keyframes+fast flow" (``keyframe_flow = fast``) and "keyframes on a
-    pan over a plain sky" (the camera prior of the propagation's evidence check acts only where the frame's
-    borders agree on a pan, which they never do on the reference clip)."""
+    how frames are made beyond the strategies: "keyframes+fast flow" (``keyframe_flow = fast``), and keyframes on a
+    pan and on a zoom over a plain sky (the camera prior of the propagation's evidence check acts only where the
+    frame's borders agree on a pan or a zoom, which they never do on the reference clip)."""
     from lib_vid2vid.params import STRATEGIES
 
     return {"default": {}, **{name: dict(values) for name, values in STRATEGIES.items()},
             "keyframes+fast flow": {**STRATEGIES["keyframes"], "keyframe_flow": "fast"},
-            "keyframes on a sky pan": {**STRATEGIES["keyframes"], CLIP: "sky pan"}}
+            "keyframes on a sky pan": {**STRATEGIES["keyframes"], CLIP: "sky pan"},
+            "keyframes on a sky zoom": {**STRATEGIES["keyframes"], CLIP: "sky zoom"}}
 
 
 def make_reference_clip(folder: Path) -> Path:
@@ -119,7 +121,37 @@ def make_sky_pan_clip(folder: Path) -> Path:
     return path
 
 
-CLIPS = {"reference": make_reference_clip, "sky pan": make_sky_pan_clip}
+def make_sky_zoom_clip(folder: Path) -> Path:
+    """The sky pan's picture under a camera zooming in about a point below the horizon instead (nearest
+    neighbour, in integers: frame i shows the point ``c + (p - c) * (64 - i) // 64`` of the first, so every numpy
+    builds the same frames): a zoom of about 1.7 % a frame, which no one shift of the borders explains."""
+    import av
+
+    w, h = SIZE
+    rng = np.random.default_rng(5)
+    ground = np.repeat(np.repeat(rng.integers(0, 256, (44 // 4, w // 4, 3), dtype=np.uint8), 4, axis=0), 4, axis=1)
+    world = np.empty((h, w, 3), np.uint8)
+    world[:28] = (110, 150, 215)
+    world[28:] = ground
+    cx, cy = w // 2, 40
+    xs, ys = np.arange(w), np.arange(h)
+    path = Path(folder) / "sky_zoom.mp4"
+    with av.open(str(path), "w") as c:
+        s = c.add_stream("libx264", rate=Fraction(24))
+        s.width, s.height, s.pix_fmt = w, h, "yuv444p"
+        s.options = {"crf": "0", "preset": "fast"}
+        for i in range(N_FRAMES):
+            sx = cx + ((xs - cx) * (64 - i)) // 64
+            sy = cy + ((ys - cy) * (64 - i)) // 64
+            img = np.ascontiguousarray(world[sy][:, sx])
+            for pkt in s.encode(av.VideoFrame.from_ndarray(img, format="rgb24")):
+                c.mux(pkt)
+        for pkt in s.encode():
+            c.mux(pkt)
+    return path
+
+
+CLIPS = {"reference": make_reference_clip, "sky pan": make_sky_pan_clip, "sky zoom": make_sky_zoom_clip}
 """Clip name -> its maker (into a folder)."""
 
 
