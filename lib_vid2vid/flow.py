@@ -419,8 +419,9 @@ def border_zoom(motion: np.ndarray, confidence: np.ndarray, band: float = 0.1, m
     of each band's cells from the fit is at most agree_px, its median motion there is at least still_px and
     twice that distance, and its zoom and turn are a camera's, ``sqrt(a^2 + b^2) / cell_px <= max_rate`` (``cell_px``
     pixels a cell; 0.03: a zoom of 3 % or a turn of 1.7 degrees a frame; a subject that fills one border and a
-    corner on a small grid fits only a far faster "zoom"). A pan is told by :func:`border_motion` (all borders move alike); a zoom moves opposite
-    borders apart and a turn moves them opposite ways, which one shift cannot explain and this fit can. A subject
+    corner on a small grid fits only a far faster "zoom"). A pan is told by :func:`border_motion` (all borders
+    move alike); a zoom moves opposite borders apart and a turn moves them opposite ways, which one shift cannot
+    explain and this fit can. A subject
     crossing one border of a still camera is not a zoom: the other bands pull the fit to no motion, where the
     subject's cells are far from it."""
     h, w = confidence.shape

@@ -64,7 +64,9 @@ Both keyframes are also judged by how well their carried *source* frames explain
 (``PropagationSettings(pick="nearer", seen_residual=0)``: the larger weight alone chooses and only the fw-bw check
 decides what a keyframe sees, as before December 2026.)
 A frame after the last keyframe of its group has only ``K_a`` (one-sided; ``Va`` raised the same way). A keyframe's
-own output is its render.
+own output is its render. With ``PropagationSettings.flow_scale`` s < 1 (``keyframe_flow = fast``: s = 1/2) the
+flows, their checks, ``F``, ``B``, ``Va`` and ``Vb`` are computed on the source frames resized by s and resized back
+(bilinear, flows times 1/s) before the warps, residuals and blend, which stay at full size.
 Everything is a pure function of the source frames and the keyframe renders, so a resumed job writes the same
 bytes.
 """
@@ -333,7 +335,8 @@ class PropagationSettings:
     """The flows, their evidence checks, forward-backward checks and chains are computed on the source frames
     resized by this (INTER_AREA), and the composed flows and validities resized back (bilinear, flows times the
     size ratio) before the keyframes are warped and judged at full size. 1: at full size. 0.5 is the ``fast``
-    propagation (``keyframe_flow``): about a third of the CPU, coarser motion (README, "Fast propagation")."""
+    propagation (``keyframe_flow``): about 40 % of the CPU, coarser motion at objects' edges (README, "Fast
+    propagation")."""
 
 
 FAST_FLOW_SCALE = 0.5
