@@ -381,9 +381,12 @@ def _dry_run(args: argparse.Namespace, settings: params.Settings) -> int:
         if bar is not None:
             bar.close()
     print(kplan.describe())
-    print(f"renders: {len(kplan.frames)} keyframes of {plan.total} frames "
-          f"({len(kplan.frames) / plan.total:.0%}), plus a light render of each frame with unseen regions when "
-          f"keyframe_fill is render")
+    t = settings.temporal
+    flows = "half-size flows, keyframe_flow fast" if t.keyframe_flow == "fast" else "full-size flows"
+    unseen = {"styled": "the source in the style around them", "source": "the source",
+              "render": "a light render of each frame that has them (counted when the job runs)"}[t.keyframe_fill]
+    print(f"renders: {len(kplan.frames)} keyframes of {plan.total} frames ({len(kplan.frames) / plan.total:.0%}); "
+          f"the others are carried along the source's motion ({flows}); pixels no keyframe sees: {unseen}")
     if paths:
         print(f"exported {len(paths)} keyframes to {args.export_keyframes}: restyle them (same names, same size), "
               f"then run with --keyframe-folder {args.export_keyframes}")

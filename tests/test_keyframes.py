@@ -567,7 +567,14 @@ def test_cli_dry_run_lists_keyframes(tmp_path):
     assert out.returncode == 0, out.stderr
     assert "5 keyframes of 16 frames (2 scene groups)" in out.stdout
     assert "frames 10-15: 10 (cut), 14 (interval)" in out.stdout
+    assert "renders: 5 keyframes of 16 frames (31%); the others are carried along the source's motion (full-size " \
+           "flows); pixels no keyframe sees: the source in the style around them" in out.stdout, out.stdout
     assert not (tmp_path / "o").exists(), "a dry run makes no job"
+    fast = subprocess.run([sys.executable, "-m", "lib_vid2vid", str(clip), "--strategy", "keyframes", "--dry-run",
+                           "--keyframe-flow", "fast", "--keyframe-fill", "render", "--output-dir", str(tmp_path / "o")],
+                          capture_output=True, text=True, timeout=120, cwd=Path(__file__).resolve().parents[1])
+    assert fast.returncode == 0, fast.stderr
+    assert "(half-size flows, keyframe_flow fast); pixels no keyframe sees: a light render" in fast.stdout, fast.stdout
 
 
 class _Unsteady(ProxyRenderer):
