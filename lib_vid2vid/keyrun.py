@@ -31,6 +31,7 @@ import collections
 import dataclasses
 import functools
 import threading
+import time
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
@@ -159,6 +160,12 @@ class _KeyGate:
         with self._cond:
             self._cond.wait_for(lambda: self.done > slot or self.finished or self.aborted)
             return self.done > slot and not self.aborted
+
+
+PACE_HINT_SHARE = 0.25
+PACE_HINT_MIN_S = 10.0
+""":meth:`KeyframeRun._pace_hint`: the propagation's time after the last keyframe render that makes the job say the
+propagation set its pace (a share of the phase's wall time, and seconds)."""
 
 
 class KeyframeRun(Run):
@@ -309,12 +316,15 @@ class KeyframeRun(Run):
                 for st in own:
                     st.end(self)
 
-        if self.job.frames_done(KEYS_STAGE) < len(plan.frames):
+        rendering = self.job.frames_done(KEYS_STAGE) < len(plan.frames)
+        if rendering:
             self.job.log("keyframes: the frames between them are propagated while they render")
         worker = threading.Thread(target=propagate, name="vid2vid-propagate", daemon=True)
+        t0 = time.perf_counter()
         worker.start()
         try:
             keys_stopped = self._render_keys(plan, gate)
+            t_keys = time.perf_counter()
         except BaseException:
             gate.abort()
             raise
@@ -324,7 +334,24 @@ class KeyframeRun(Run):
             self.should_stop = user_stop
         if "error" in outcome:
             raise outcome["error"]
-        return keys_stopped or bool(outcome.get("stopped"))
+        stopped = keys_stopped or bool(outcome.get("stopped"))
+        if rendering and not stopped:
+            self._pace_hint(t_keys - t0, time.perf_counter() - t_keys)
+        return stopped
+
+    def _pace_hint(self, keys_s: float, after_s: float) -> None:
+        """A job-log line and a result note when the propagation, not the renders, set the job's pace: it went on
+        for ``after_s`` seconds after the last keyframe render (``keys_s`` seconds of renders beside it), at least
+        :data:`PACE_HINT_SHARE` of the two and :data:`PACE_HINT_MIN_S`; with full-size flows it names the fast ones."""
+        if after_s < PACE_HINT_MIN_S or after_s < PACE_HINT_SHARE * (keys_s + after_s):
+            return
+        note = (f"keyframes: the propagation set this job's pace (it went on {after_s:.0f} s after the last "
+                f"keyframe render, of {keys_s + after_s:.0f} s)")
+        if self.ps.flow_scale >= 1.0:
+            note += ("; keyframe_flow fast carries the frames along half-size flows, about 2.5x faster and "
+                     "somewhat less steady (README, 'Fast propagation')")
+        self.job.log(note)
+        self.notices.append(note)
 
     def _context(self, index: int, frame: np.ndarray, video_frame: np.ndarray,
                  window: dict[int, np.ndarray]) -> FrameContext:

@@ -431,6 +431,28 @@ def test_propagation_runs_beside_the_keyframe_renders_and_writes_the_same_bytes(
     assert a["frames"]["pass1"] == b["frames"]["pass1"]
 
 
+def test_a_job_paced_by_its_propagation_says_so_and_names_the_fast_flows(tmp_path, monkeypatch):
+    """Renders that cost nothing: the propagation goes on after the last keyframe and sets the job's pace; the job
+    says so in its log and result notes, and with full-size flows names keyframe_flow fast (with fast flows it does
+    not). Slow renders (0.4 s each): the propagation keeps up beside them, nothing is said."""
+    from lib_vid2vid import keyrun
+    from lib_vid2vid.proxy import SleepRenderer
+
+    monkeypatch.setattr(keyrun, "PACE_HINT_MIN_S", 0.0)  # the test's jobs are short; the share still decides
+    clip = _pan_clip(tmp_path / "pan.mp4", cut=None, size=(128, 96))
+    res = run_job(_settings(clip, tmp_path / "a", width=128, height=96), SleepRenderer(0))
+    hint = [n for n in res.notices if "the propagation set this job's pace" in n]
+    assert len(hint) == 1 and "keyframe_flow fast" in hint[0], res.notices
+    assert hint[0] in (res.job_dir / "job.log").read_text()
+    res = run_job(_settings(clip, tmp_path / "b", width=128, height=96, keyframe_flow="fast"), SleepRenderer(0))
+    hint = [n for n in res.notices if "the propagation set this job's pace" in n]
+    assert len(hint) == 1 and "keyframe_flow fast" not in hint[0], res.notices
+    res = run_job(_settings(clip, tmp_path / "c", width=128, height=96), _WatchingRenderer(tmp_path, slow_from=1,
+                                                                                            slow_s=0.4))
+    assert res.status == "done"
+    assert not [n for n in res.notices if "pace" in n], res.notices
+
+
 def test_an_error_in_the_propagation_stops_the_keyframe_renders_and_is_raised(tmp_path, monkeypatch):
     clip = _pan_clip(tmp_path / "pan.mp4")
 
