@@ -91,22 +91,24 @@ def cpu_seconds() -> float:
 
 
 def preset_of(config: str) -> dict:
-    """A configuration's settings: ``default``, a strategy name, or either with changes, ``NAME:FIELD=VALUE,...``
-    (e.g. ``keyframes:keyframe_flow=fast``; values as the CLI takes them)."""
-    from lib_vid2vid.params import STRATEGIES, Settings
+    """A configuration's settings: ``default``, a strategy name, or either with changes, ``NAME:SETTING=VALUE,...``
+    (e.g. ``keyframes:keyframe_flow=fast``), read as bench_consistency's ``--variant``."""
+    from bench_consistency import PROPAGATION_KEY, parse_variant
 
-    name, _, changes = config.partition(":")
-    if name != "default" and name not in STRATEGIES:
-        sys.exit(f"error: configuration {config!r}: {name!r} is neither default nor a strategy "
-                 f"({', '.join(STRATEGIES)})")
-    preset = {} if name == "default" else dict(STRATEGIES[name])
-    for item in filter(None, (c.strip() for c in changes.split(","))):
-        key, eq, value = item.partition("=")
-        if not eq:
-            sys.exit(f"error: configuration {config!r}: write FIELD=VALUE, not {item!r}")
-        preset[key.strip()] = value.strip()
-    typed = Settings.from_dict(preset).to_dict()  # the values coerced to their types, checked
-    return {k: typed[k] for k in preset}
+    from lib_vid2vid.params import STRATEGIES
+
+    known = {"default": {}, **STRATEGIES}
+    if ":" not in config:
+        if config not in known:
+            sys.exit(f"error: configuration {config!r} is neither default nor a strategy ({', '.join(STRATEGIES)})")
+        return dict(known[config])
+    try:
+        _, preset = parse_variant(config, known)
+    except ValueError as exc:
+        sys.exit(f"error: --configs {exc}")
+    if PROPAGATION_KEY in preset:
+        sys.exit(f"error: configuration {config!r}: propagation.* fields are for bench_consistency only")
+    return preset
 
 
 def _settings(src: Path, out: Path, frames: int, size: tuple[int, int], config: str):

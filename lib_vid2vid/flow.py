@@ -369,11 +369,20 @@ borders, a pan or tilt (:func:`border_motion`) or else a zoom or turn (:func:`bo
 tilt only (``border``); or none (zero motion)."""
 
 
-def _border_bands(h: int, w: int, band: float) -> list[tuple[slice, slice]]:
-    """Top, bottom, left and right bands of an (h, w) grid, ``band`` of the height or width each."""
+def _voting_bands(confidence: np.ndarray, band: float, min_confidence: float, min_share: float
+                  ) -> list[tuple[tuple[slice, slice], np.ndarray]]:
+    """The border bands (top, bottom, left, right; ``band`` of the height or width each) of a confidence grid
+    that vote: ``(band's slices, its confident cells as a bool mask)`` for each whose cells above min_confidence
+    are at least min_share of it."""
+    h, w = confidence.shape
     bh, bw = max(1, int(h * band)), max(1, int(w * band))
-    return [(slice(0, bh), slice(None)), (slice(h - bh, h), slice(None)), (slice(None), slice(0, bw)),
-            (slice(None), slice(w - bw, w))]
+    out = []
+    for sl in ((slice(0, bh), slice(None)), (slice(h - bh, h), slice(None)), (slice(None), slice(0, bw)),
+               (slice(None), slice(w - bw, w))):
+        sel = confidence[sl] > min_confidence
+        if sel.sum() >= min_share * sel.size:
+            out.append((sl, sel))
+    return out
 
 
 def border_motion(motion: np.ndarray, confidence: np.ndarray, band: float = 0.1, min_confidence: float = 0.05,
@@ -388,13 +397,8 @@ def border_motion(motion: np.ndarray, confidence: np.ndarray, band: float = 0.1,
 
     A subject rarely fills three borders of the frame, a pan or a tilt moves all of them; a zoom or a turn moves
     opposite borders apart (no agreement), and a still camera needs no prior (None)."""
-    h, w = confidence.shape
-    votes = []
-    for sl in _border_bands(h, w, band):
-        sel = confidence[sl] > min_confidence
-        if sel.sum() < min_share * sel.size:
-            continue
-        votes.append(np.median(motion[sl][sel], axis=0))
+    votes = [np.median(motion[sl][sel], axis=0) for sl, sel in _voting_bands(confidence, band, min_confidence,
+                                                                              min_share)]
     if len(votes) < 3:
         return None
     v = np.array(votes, np.float32)
@@ -426,10 +430,7 @@ def border_zoom(motion: np.ndarray, confidence: np.ndarray, band: float = 0.1, m
     subject's cells are far from it."""
     h, w = confidence.shape
     cells = []  # per voting band: (x, y, confidence, motion) of its confident cells
-    for sl in _border_bands(h, w, band):
-        sel = confidence[sl] > min_confidence
-        if sel.sum() < min_share * sel.size:
-            continue
+    for sl, sel in _voting_bands(confidence, band, min_confidence, min_share):
         yy, xx = np.nonzero(sel)
         cells.append((xx + (sl[1].start or 0), yy + (sl[0].start or 0), confidence[sl][sel], motion[sl][sel]))
     if len(cells) < 3:

@@ -34,6 +34,7 @@ import hashlib
 import json
 import sys
 import tempfile
+from collections.abc import Iterable
 from fractions import Fraction
 from pathlib import Path
 
@@ -95,60 +96,53 @@ def make_reference_clip(folder: Path) -> Path:
                      options={"crf": "0"})
 
 
-def make_sky_pan_clip(folder: Path) -> Path:
-    """A camera panning 3 px a frame over textured ground (the lower 44 rows: 4x4-pixel blocks of random
-    levels, integers only, so every numpy builds the same frames) under a plain sky (the upper 28 rows, one
-    colour): the borders agree on the pan, and the sky's upper part is beyond the reach of the ground's motion."""
+def _sky_world(cols: int) -> np.ndarray:
+    """RGB uint8 (SIZE height, ``cols`` x 4 wide): a plain sky (the upper 28 rows, one colour) over ground of 4x4
+    blocks of random levels (integers only, so every numpy builds the same picture)."""
+    h = SIZE[1]
+    rng = np.random.default_rng(5)
+    world = np.empty((h, cols * 4, 3), np.uint8)
+    world[:28] = (110, 150, 215)
+    world[28:] = np.repeat(np.repeat(rng.integers(0, 256, ((h - 28) // 4, cols, 3), dtype=np.uint8), 4, axis=0),
+                           4, axis=1)
+    return world
+
+
+def _write_lossless(path: Path, frames: Iterable[np.ndarray]) -> Path:
+    """RGB uint8 frames as a lossless x264 clip (crf 0, yuv444p) at 24 fps."""
     import av
 
-    w, h = SIZE
-    rng = np.random.default_rng(5)
-    ground = np.repeat(np.repeat(rng.integers(0, 256, (44 // 4, (w + 3 * N_FRAMES) // 4 + 1, 3), dtype=np.uint8),
-                                 4, axis=0), 4, axis=1)
-    path = Path(folder) / "sky_pan.mp4"
     with av.open(str(path), "w") as c:
         s = c.add_stream("libx264", rate=Fraction(24))
-        s.width, s.height, s.pix_fmt = w, h, "yuv444p"
+        s.width, s.height, s.pix_fmt = SIZE[0], SIZE[1], "yuv444p"
         s.options = {"crf": "0", "preset": "fast"}
-        for i in range(N_FRAMES):
-            img = np.empty((h, w, 3), np.uint8)
-            img[:28] = (110, 150, 215)
-            img[28:] = ground[:, 3 * i:3 * i + w]
-            for pkt in s.encode(av.VideoFrame.from_ndarray(img, format="rgb24")):
+        for img in frames:
+            for pkt in s.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(img), format="rgb24")):
                 c.mux(pkt)
         for pkt in s.encode():
             c.mux(pkt)
     return path
+
+
+def make_sky_pan_clip(folder: Path) -> Path:
+    """A camera panning 3 px a frame over the ground of :func:`_sky_world` under its plain sky: the borders
+    agree on the pan, and the sky's upper part is beyond the reach of the ground's motion."""
+    w = SIZE[0]
+    world = _sky_world((w + 3 * N_FRAMES) // 4 + 1)
+    return _write_lossless(Path(folder) / "sky_pan.mp4", (world[:, 3 * i:3 * i + w] for i in range(N_FRAMES)))
 
 
 def make_sky_zoom_clip(folder: Path) -> Path:
-    """The sky pan's picture under a camera zooming in about a point below the horizon instead (nearest
-    neighbour, in integers: frame i shows the point ``c + (p - c) * (64 - i) // 64`` of the first, so every numpy
-    builds the same frames): a zoom of about 1.7 % a frame, which no one shift of the borders explains."""
-    import av
-
+    """:func:`_sky_world` under a camera zooming in about a point below the horizon (nearest neighbour, in
+    integers: frame i shows the point ``c + (p - c) * (64 - i) // 64`` of the first, so every numpy builds the same
+    frames): a zoom of about 1.7 % a frame, which no one shift of the borders explains."""
     w, h = SIZE
-    rng = np.random.default_rng(5)
-    ground = np.repeat(np.repeat(rng.integers(0, 256, (44 // 4, w // 4, 3), dtype=np.uint8), 4, axis=0), 4, axis=1)
-    world = np.empty((h, w, 3), np.uint8)
-    world[:28] = (110, 150, 215)
-    world[28:] = ground
+    world = _sky_world(w // 4)
     cx, cy = w // 2, 40
     xs, ys = np.arange(w), np.arange(h)
-    path = Path(folder) / "sky_zoom.mp4"
-    with av.open(str(path), "w") as c:
-        s = c.add_stream("libx264", rate=Fraction(24))
-        s.width, s.height, s.pix_fmt = w, h, "yuv444p"
-        s.options = {"crf": "0", "preset": "fast"}
-        for i in range(N_FRAMES):
-            sx = cx + ((xs - cx) * (64 - i)) // 64
-            sy = cy + ((ys - cy) * (64 - i)) // 64
-            img = np.ascontiguousarray(world[sy][:, sx])
-            for pkt in s.encode(av.VideoFrame.from_ndarray(img, format="rgb24")):
-                c.mux(pkt)
-        for pkt in s.encode():
-            c.mux(pkt)
-    return path
+    return _write_lossless(Path(folder) / "sky_zoom.mp4",
+                           (world[cy + ((ys - cy) * (64 - i)) // 64][:, cx + ((xs - cx) * (64 - i)) // 64]
+                            for i in range(N_FRAMES)))
 
 
 CLIPS = {"reference": make_reference_clip, "sky pan": make_sky_pan_clip, "sky zoom": make_sky_zoom_clip}
