@@ -65,8 +65,9 @@ Both keyframes are also judged by how well their carried *source* frames explain
 decides what a keyframe sees, as before December 2026.)
 A frame after the last keyframe of its group has only ``K_a`` (one-sided; ``Va`` raised the same way). A keyframe's
 own output is its render. With ``PropagationSettings.flow_scale`` s < 1 (``keyframe_flow = fast``: s = 1/2) the
-flows, their checks, ``F``, ``B``, ``Va`` and ``Vb`` are computed on the source frames resized by s and resized back
-(bilinear, flows times 1/s) before the warps, residuals and blend, which stay at full size.
+flows, their checks, ``F``, ``B``, the residuals ``Ra``, ``Rb`` (blur sigma 2s), the raised ``Va``, ``Vb``, their
+weights ``soft(V) V`` (blur sigma 1.5s) and the pick's margin are computed on the source frames resized by s and
+resized back (bilinear, flows times 1/s); the keyframes are warped and blended at full size.
 Everything is a pure function of the source frames and the keyframe renders, so a resumed job writes the same
 bytes.
 """
@@ -74,7 +75,9 @@ bytes.
 from __future__ import annotations
 
 import dataclasses
+import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import cv2
@@ -365,24 +368,50 @@ def propagation_from_stored(stored: dict) -> PropagationSettings:
     return dataclasses.replace(ps, **values)
 
 
+_PAIR_POOL: ThreadPoolExecutor | None = None
+_PAIR_POOL_LOCK = threading.Lock()
+
+
+def _pair_pool() -> ThreadPoolExecutor:
+    """One worker thread, made once, for the second direction of :func:`_pair_flows`."""
+    global _PAIR_POOL
+    with _PAIR_POOL_LOCK:
+        if _PAIR_POOL is None:
+            _PAIR_POOL = ThreadPoolExecutor(1, thread_name_prefix="vid2vid-flow")
+        return _PAIR_POOL
+
+
 def _pair_flows(a: np.ndarray, b: np.ndarray, quality: str, evidence: bool = True,
-                textures: tuple[np.ndarray, np.ndarray] | None = None, work: flow.WorkArrays | None = None,
+                textures: tuple[np.ndarray, np.ndarray] | None = None,
+                works: tuple[flow.WorkArrays, flow.WorkArrays] | None = None,
                 fill_sigma: float = PropagationSettings.fill_sigma, prior: str = PropagationSettings.fill_prior,
                 prior_weight: float = PropagationSettings.fill_prior_weight) -> tuple[np.ndarray, np.ndarray]:
     """(flow b -> a, flow a -> b) of two consecutive source frames (a before b); DIS, then, with ``evidence``,
     :func:`lib_vid2vid.flow.evidence_flow` (zero where the frames show no motion, neighbours' motion where flat, the
     camera's beyond their reach).
-    ``textures``: ``flow.texture_confidence`` of (a, b) if the caller has them (each frame serves two pairs)."""
+    ``textures``: ``flow.texture_confidence`` of (a, b) if the caller has them (each frame serves two pairs).
+    The two directions are computed side by side, the second in a worker thread (OpenCV releases the GIL; on 2
+    cores a pair takes about 0.8x the time of one direction after the other, helpers/bench_propagation.py);
+    ``works``: scratch arrays for (b -> a, a -> b), one set per direction."""
     ga = a if a.ndim == 2 else cv2.cvtColor(a, cv2.COLOR_RGB2GRAY)
     gb = b if b.ndim == 2 else cv2.cvtColor(b, cv2.COLOR_RGB2GRAY)
-    ba, ab = flow.compute_flow(gb, ga, quality=quality), flow.compute_flow(ga, gb, quality=quality)
-    if evidence:
-        ta, tb = textures if textures is not None else (None, None)
-        still = flow.still_residual(ga, gb)  # |A - B| blurred: the same for both directions
-        ba = flow.evidence_flow(ba, gb, ga, texture=tb, still=still, work=work, fill_sigma=fill_sigma,
-                                prior=prior, prior_weight=prior_weight)
-        ab = flow.evidence_flow(ab, ga, gb, texture=ta, still=still, work=work, fill_sigma=fill_sigma,
-                                prior=prior, prior_weight=prior_weight)
+    ta, tb = textures if textures is not None else (None, None)
+    wba, wab = works if works is not None else (None, None)
+    still = flow.still_residual(ga, gb) if evidence else None  # |A - B| blurred: the same for both directions
+
+    def one(src: np.ndarray, dst: np.ndarray, texture: np.ndarray | None, work: flow.WorkArrays | None
+            ) -> np.ndarray:
+        f = flow.compute_flow(src, dst, quality=quality)
+        if not evidence:
+            return f
+        return flow.evidence_flow(f, src, dst, texture=texture, still=still, work=work, fill_sigma=fill_sigma,
+                                  prior=prior, prior_weight=prior_weight)
+
+    other = _pair_pool().submit(one, ga, gb, ta, wab)
+    try:
+        ba = one(gb, ga, tb, wba)
+    finally:
+        ab = other.result()
     return ba, ab
 
 
@@ -486,11 +515,13 @@ Keyframe = np.ndarray | Callable[[], np.ndarray]
 
 def blend_two(a: np.ndarray, va: np.ndarray, ta: float, b: np.ndarray | None, vb: np.ndarray | None,
               tb: float, ps: PropagationSettings, work: flow.WorkArrays | None = None,
-              prefer_a: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+              prefer_a: np.ndarray | None = None, soft: tuple[np.ndarray, np.ndarray] | None = None
+              ) -> tuple[np.ndarray, np.ndarray]:
     """Blend two warped keyframes (RGB uint8 HWC) by temporal weight (``ta``, ``tb``) and validity (float32 HW
     0..1, not modified) with the anti-ghosting rule of the module docstring. Returns (RGB uint8 HWC, unseen mask
     bool HW); the weighted sum is rounded to the nearest level by OpenCV (``cv2.blendLinear``), one pass in C++
-    instead of six in numpy: this runs for nearly every frame of a video. ``work``: scratch arrays to reuse."""
+    instead of six in numpy: this runs for nearly every frame of a video. ``work``: scratch arrays to reuse.
+    ``soft``: ``soft(V) V`` of a and b (:func:`_soft_weight`) when the caller has them already (not modified)."""
     if b is None:
         return a, va < ps.unseen_below
     assert vb is not None
@@ -500,13 +531,14 @@ def blend_two(a: np.ndarray, va: np.ndarray, ta: float, b: np.ndarray | None, vb
     def buf(name: str, dtype: type = np.float32) -> np.ndarray:
         return work.get("blend_" + name, (h, w), dtype)
 
-    if ps.validity_blur > 0:
-        wa = np.multiply(cv2.GaussianBlur(va, (0, 0), ps.validity_blur, dst=buf("g")), va, out=buf("wa"))
-        wb = np.multiply(cv2.GaussianBlur(vb, (0, 0), ps.validity_blur, dst=buf("g")), vb, out=buf("wb"))
+    if soft is None:
+        wa = _soft_weight(va, ps.validity_blur, buf("wa"), buf("g"))
+        wb = _soft_weight(vb, ps.validity_blur, buf("wb"), buf("g"))
+        wa *= np.float32(ta)
+        wb *= np.float32(tb)
     else:
-        wa, wb = np.copyto(buf("wa"), va) or buf("wa"), np.copyto(buf("wb"), vb) or buf("wb")
-    wa *= np.float32(ta)
-    wb *= np.float32(tb)
+        wa = np.multiply(soft[0], np.float32(ta), out=buf("wa"))
+        wb = np.multiply(soft[1], np.float32(tb), out=buf("wb"))
     den = np.add(wa, wb, out=buf("den"))
     np.maximum(den, np.float32(1e-6), out=den)
     na = np.divide(wa, den, out=buf("na"))
@@ -535,6 +567,14 @@ def blend_two(a: np.ndarray, va: np.ndarray, ta: float, b: np.ndarray | None, vb
     cv2.copyTo(fill, np.logical_xor(b_only, unseen, out=b_only).view(np.uint8), na)  # na[b_only & ~a_only] = 0
     out = cv2.blendLinear(a, b, na, np.subtract(np.float32(1), na, out=den))
     return out, unseen
+
+
+def _soft_weight(v: np.ndarray, sigma: float, out: np.ndarray, scratch: np.ndarray) -> np.ndarray:
+    """``soft(V) V`` (float32 HW, in ``out``): the validity times itself blurred by ``sigma`` pixels (none at 0)."""
+    if sigma <= 0:
+        np.copyto(out, v)
+        return out
+    return np.multiply(cv2.GaussianBlur(v, (0, 0), sigma, dst=scratch), v, out=out)
 
 
 def propagate_segment(sources: Sequence[np.ndarray], key_a: np.ndarray, key_b: Keyframe | None,
@@ -566,9 +606,10 @@ def propagate_segment(sources: Sequence[np.ndarray], key_a: np.ndarray, key_b: K
         fgreys = [cv2.resize(g, (fw, fh), interpolation=cv2.INTER_AREA) for g in greys]
         up = _Upsize(fgrid, grid)
     textures = [flow.texture_confidence(g, work=fgrid.work) for g in fgreys] if ps.flow_evidence else None
+    fworks = (fgrid.work, flow.WorkArrays())
     for k in range(n):
         f_back, f_fwd = _pair_flows(fgreys[k], fgreys[k + 1], ps.flow_quality, ps.flow_evidence,
-                                    (textures[k], textures[k + 1]) if textures is not None else None, fgrid.work,
+                                    (textures[k], textures[k + 1]) if textures is not None else None, fworks,
                                     ps.fill_sigma * ps.flow_scale, prior=ps.fill_prior,
                                     prior_weight=ps.fill_prior_weight)
         back.append(f_back)
@@ -582,12 +623,15 @@ def propagate_segment(sources: Sequence[np.ndarray], key_a: np.ndarray, key_b: K
                  for k in range(last)]  # frame k+1 seen in k
     fa, va = _compose_chain(back[:last], seen_back, fgrid)  # index j-1 -> frame j
     ka = np.ascontiguousarray(key_a)
+    # the residuals, their rescue of the validity and the pick are computed on the flows' grid, then resized
     if key_b is None:
         for j in range(1, n + 1):
-            fa_j, v = up.flow(fa[j - 1], "fa"), up.valid(va[j - 1], "va")
+            v = va[j - 1]
             if ps.seen_residual > 0:
-                v = _rescue(v, _residual(greys, 0, j, fa_j, grid, "a"), ps.seen_residual, grid.buf("rescue_a"))
-            out, unseen = blend_two(grid.warp(ka, fa_j), v, 1.0, None, None, 0.0, ps)
+                v = _rescue(v, _residual(fgreys, 0, j, fa[j - 1], fgrid, "a", ps.flow_scale), ps.seen_residual,
+                            fgrid.buf("rescue_a"))
+            out, unseen = blend_two(grid.warp(ka, up.flow(fa[j - 1], "fa")), up.valid(v, "va"), 1.0, None, None, 0.0,
+                                    ps)
             yield j, out, unseen
         return
     # chain from b backwards: chain frame 0 = b = n, chain frame m = n - m, step m-1: flow (n-m) -> (n-m+1)
@@ -597,40 +641,48 @@ def propagate_segment(sources: Sequence[np.ndarray], key_a: np.ndarray, key_b: K
                             fgrid)
     kb = np.ascontiguousarray(key_b() if callable(key_b) else key_b)
     for j in range(1, n):
-        fa_j, fb_j = up.flow(fa[j - 1], "fa"), up.flow(fb[n - j - 1], "fb")
-        va_j, vb_j = up.valid(va[j - 1], "va"), up.valid(vb[n - j - 1], "vb")
+        sfa, sfb, sva, svb = fa[j - 1], fb[n - j - 1], va[j - 1], vb[n - j - 1]  # on the flows' grid
+        fa_j, fb_j = up.flow(sfa, "fa"), up.flow(sfb, "fb")
         a = grid.remap(ka, grid.map(fa_j, grid.buf("warp_map", 2)), out=grid.work.get("warp_a", ka.shape, np.uint8))
         b = grid.remap(kb, grid.map(fb_j, grid.buf("warp_map", 2)), out=grid.work.get("warp_b", kb.shape, np.uint8))
         prefer_a = None
-        wva, wvb = va_j, vb_j
+        wva, wvb = sva, svb
         if ps.pick == "residual" or ps.seen_residual > 0:
-            ra = _residual(greys, 0, j, fa_j, grid, "a")
-            rb = _residual(greys, n, j, fb_j, grid, "b")
+            ra = _residual(fgreys, 0, j, sfa, fgrid, "a", ps.flow_scale)
+            rb = _residual(fgreys, n, j, sfb, fgrid, "b", ps.flow_scale)
             if ps.seen_residual > 0:
-                wva = _rescue(wva, ra, ps.seen_residual, grid.buf("rescue_a"))
-                wvb = _rescue(wvb, rb, ps.seen_residual, grid.buf("rescue_b"))
+                wva = _rescue(wva, ra, ps.seen_residual, fgrid.buf("rescue_a"))
+                wvb = _rescue(wvb, rb, ps.seen_residual, fgrid.buf("rescue_b"))
             if ps.pick == "residual":  # the nearer keyframe (temporal x forward-backward validity) wins ties
-                nearer_a = np.greater_equal(np.multiply(va_j, np.float32(n - j), out=grid.buf("pick_wa")),
-                                            np.multiply(vb_j, np.float32(j), out=grid.buf("pick_wb")),
-                                            out=grid.buf("pick_near", dtype=np.bool_))
-                margin = grid.buf("pick_m")
+                nearer_a = np.greater_equal(np.multiply(sva, np.float32(n - j), out=fgrid.buf("pick_wa")),
+                                            np.multiply(svb, np.float32(j), out=fgrid.buf("pick_wb")),
+                                            out=fgrid.buf("pick_near", dtype=np.bool_))
+                margin = fgrid.buf("pick_m")
                 margin.fill(-ps.pick_margin)
                 margin[nearer_a] = np.float32(ps.pick_margin)
                 margin += rb
-                prefer_a = np.less(ra, margin, out=grid.buf("pick_a", dtype=np.bool_))
-        out, unseen = blend_two(a, wva, (n - j) / n, b, wvb, j / n, ps, grid.work, prefer_a)
+                prefer_a = np.less(up.valid(ra, "ra"), up.valid(margin, "margin"),
+                                   out=grid.buf("pick_a", dtype=np.bool_))
+        soft = (up.valid(_soft_weight(wva, ps.validity_blur * ps.flow_scale, fgrid.buf("soft_a"), fgrid.buf("soft_g")),
+                         "soft_a"),
+                up.valid(_soft_weight(wvb, ps.validity_blur * ps.flow_scale, fgrid.buf("soft_b"), fgrid.buf("soft_g")),
+                         "soft_b"))
+        out, unseen = blend_two(a, up.valid(wva, "wva"), (n - j) / n, b, up.valid(wvb, "wvb"), j / n, ps, grid.work,
+                                prefer_a, soft)
         yield j, out, unseen
 
 
-def _residual(greys: list[np.ndarray], k: int, t: int, f: np.ndarray, grid: _Grid, tag: str = "") -> np.ndarray:
-    """Blurred (sigma 2 px) |grey(warp(S_k, f)) - grey(S_t)|, levels 0..255, float32 HW: how well the flow
-    ``f`` (t -> k) explains source frame t from the keyframe's source frame. In the grid's scratch array
-    ``"res_r" + tag`` (valid until the next call with that tag)."""
+def _residual(greys: list[np.ndarray], k: int, t: int, f: np.ndarray, grid: _Grid, tag: str = "",
+              scale: float = 1.0) -> np.ndarray:
+    """Blurred (sigma 2 px of the full-size frame: ``2 scale`` on frames ``scale`` times its size)
+    |grey(warp(S_k, f)) - grey(S_t)|, levels 0..255, float32 HW: how well the flow ``f`` (t -> k) explains source
+    frame t from the keyframe's source frame. In the grid's scratch array ``"res_r" + tag`` (valid until the next
+    call with that tag)."""
     warped = grid.remap(greys[k], grid.map(f, grid.buf("warp_map", 2)), out=grid.buf("res_w8", dtype=np.uint8))
     d = grid.buf("res_d")
     np.copyto(d, warped)
     np.subtract(d, greys[t], out=d)
-    return cv2.GaussianBlur(np.abs(d, out=d), (0, 0), 2.0, dst=grid.buf("res_r" + tag))
+    return cv2.GaussianBlur(np.abs(d, out=d), (0, 0), 2.0 * scale, dst=grid.buf("res_r" + tag))
 
 
 def _rescue(valid: np.ndarray, resid: np.ndarray, thr: float, out: np.ndarray | None = None) -> np.ndarray:
@@ -673,15 +725,31 @@ def fill_styled(frame: np.ndarray, unseen: np.ndarray, source: np.ndarray, sigma
         return out
     h, w = unseen.shape
     sw, sh = max(1, w // 4), max(1, h // 4)
+    work = _fill_work()
     source = np.ascontiguousarray(source)
-    shift = cv2.subtract(out, source, dtype=cv2.CV_32F)
+    unseen8 = np.ascontiguousarray(unseen).view(np.uint8)
+    shift = cv2.subtract(out, source, dst=work.get("fill_shift", out.shape), dtype=cv2.CV_32F)
     d = cv2.GaussianBlur(cv2.resize(shift, (sw, sh), interpolation=cv2.INTER_AREA), (0, 0), sigma / 4)
-    seen = np.logical_not(unseen).astype(np.float32)
-    v = cv2.GaussianBlur(cv2.resize(seen, (sw, sh), interpolation=cv2.INTER_AREA), (0, 0), sigma / 4)
+    seen = np.logical_not(unseen, out=work.get("fill_seen", (h, w), np.bool_))
+    seen_f = np.copyto(work.get("fill_seen_f", (h, w)), seen) or work.get("fill_seen_f", (h, w))
+    v = cv2.GaussianBlur(cv2.resize(seen_f, (sw, sh), interpolation=cv2.INTER_AREA), (0, 0), sigma / 4)
     d /= np.maximum(v, np.float32(1e-3))[..., None]  # D, at 1/4 size
     d *= np.clip(v * np.float32(4), np.float32(0), np.float32(1))[..., None]  # c D
-    d = cv2.resize(d, (w, h), interpolation=cv2.INTER_LINEAR)
-    d += source
-    styled = cv2.convertScaleAbs(np.maximum(d, np.float32(0), out=d))  # S + c D rounded (half to even), 0..255
-    cv2.copyTo(styled, np.ascontiguousarray(unseen).view(np.uint8), out)
+    d = cv2.resize(d, (w, h), dst=shift, interpolation=cv2.INTER_LINEAR)
+    d = cv2.add(d, source, dst=d, dtype=cv2.CV_32F)
+    styled = cv2.convertScaleAbs(np.maximum(d, np.float32(0), out=d),
+                                 dst=work.get("fill_styled", out.shape, np.uint8))  # S + c D rounded, 0..255
+    cv2.copyTo(styled, unseen8, out)
     return out
+
+
+_FILL_WORK = threading.local()
+
+
+def _fill_work() -> flow.WorkArrays:
+    """This thread's scratch arrays for :func:`fill_styled` (full-size temporaries are not allocated and
+    page-faulted anew per frame)."""
+    work = getattr(_FILL_WORK, "work", None)
+    if work is None:
+        work = _FILL_WORK.work = flow.WorkArrays()
+    return work

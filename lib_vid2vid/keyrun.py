@@ -348,7 +348,7 @@ class KeyframeRun(Run):
         note = (f"keyframes: the propagation set this job's pace (it went on {after_s:.0f} s after the last "
                 f"keyframe render, of {keys_s + after_s:.0f} s)")
         if self.ps.flow_scale >= 1.0:
-            note += ("; keyframe_flow fast carries the frames along half-size flows, 2.2-2.6x faster and "
+            note += ("; keyframe_flow fast carries the frames along half-size flows, 2.8-2.9x faster and "
                      "somewhat less steady (README, 'Fast propagation')")
         self.job.log(note)
         self.notices.append(note)

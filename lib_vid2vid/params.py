@@ -451,7 +451,7 @@ class TemporalSettings:
         label="Render fill from this share of unseen pixels", section="Keyframes", show_if=[("keyframe_mode", "!=", "off"), ("keyframe_fill", "==", "render")])
     keyframe_flow: str = setting("accurate", "Keyframes: the source's motion the frames between keyframes are "
                                  "carried along. accurate: optical flow of the frames at output size; fast: of "
-                                 "the frames at half size (measured 2.2-2.6x faster, about a quarter more warp "
+                                 "the frames at half size (measured 2.8-2.9x faster, about a quarter more warp "
                                  "error, mostly at the edges of moving objects: README, 'Fast propagation'), for "
                                  "fast samplers, where the propagation and not the renders sets the pace.", choices=KEYFRAME_FLOWS, widget="radio",
         label="Motion between keyframes", section="Keyframes", show_if=[("keyframe_mode", "!=", "off")],

@@ -846,6 +846,52 @@ def test_residual_pick_takes_the_keyframe_whose_source_matches_the_frame():
     assert res[2].mean() > 235 and out[2].mean() < 200  # frame 2 (Q, halfway): residual takes b entirely
 
 
+def test_pair_flows_side_by_side_are_the_flows_computed_one_after_the_other():
+    """The two directions of a pair run in two threads, each with its own scratch arrays: the same flows as
+    computed one after the other in one thread (a shared scratch array would mix the two)."""
+    from lib_vid2vid import flow
+    from lib_vid2vid.flow import WorkArrays
+
+    rng = np.random.default_rng(5)
+    a = cv2.GaussianBlur(rng.integers(0, 256, (H, W), dtype=np.uint8), (0, 0), 1.5)
+    b = np.roll(a, (2, 3), axis=(0, 1))
+    b[:30, :40] = 128  # a flat patch: the evidence check fills it from around
+    ps = kf.PropagationSettings()
+    still = flow.still_residual(a, b)
+    want_ba = flow.evidence_flow(flow.compute_flow(b, a), b, a, still=still, fill_sigma=ps.fill_sigma,
+                                 prior=ps.fill_prior, prior_weight=ps.fill_prior_weight)
+    want_ab = flow.evidence_flow(flow.compute_flow(a, b), a, b, still=still, fill_sigma=ps.fill_sigma,
+                                 prior=ps.fill_prior, prior_weight=ps.fill_prior_weight)
+    works = (WorkArrays(), WorkArrays())
+    for _ in range(3):
+        ba, ab = kf._pair_flows(a, b, "medium", True, works=works)
+        assert np.array_equal(ba, want_ba) and np.array_equal(ab, want_ab)
+    assert np.abs(ab[40:, 50:] - (3, 2)).mean() < 0.5  # and they are the motion
+
+
+def test_styled_fill_with_its_scratch_arrays_gives_the_same_frames_call_after_call_and_from_two_threads():
+    from concurrent.futures import ThreadPoolExecutor
+
+    rng = np.random.default_rng(4)
+    cases = []
+    h, w = 240, 320  # big enough for two threads to overlap
+    for k in range(3):
+        source = rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
+        frame = rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
+        unseen = np.zeros((h, w), bool)
+        unseen[30 * k: 30 * k + 90, 15: 180 + 60 * k] = True
+        cases.append((frame, unseen, source))
+    first = [kf.fill_styled(*c) for c in cases]
+    assert all((f[c[1]] != c[0][c[1]]).any() for f, c in zip(first, cases))  # the holes were filled
+    again = [kf.fill_styled(*c) for c in reversed(cases)][::-1]
+    with ThreadPoolExecutor(2) as pool:
+        threaded = list(pool.map(lambda c: kf.fill_styled(*c), cases * 8))
+    for k in range(len(cases)):
+        assert np.array_equal(again[k], first[k])
+        assert all(np.array_equal(t, first[k]) for t in threaded[k::3])
+    assert not any(np.shares_memory(x, y) for x in first for y in first if x is not y)
+
+
 def test_styled_fill_carries_the_style_shift_into_holes_and_the_source_far_from_any_seen_pixel():
     rng = np.random.default_rng(3)
     source = rng.integers(40, 200, (H, W, 3), dtype=np.uint8)
