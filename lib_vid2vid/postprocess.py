@@ -254,9 +254,14 @@ def source_frames(job: Job, settings: Settings, plan: JobPlan, first: int = 0) -
 
 
 def luma_histogram(rgb: np.ndarray, bins: int = 32) -> np.ndarray:
-    """Fractions of pixels per luma bin (BT.601 luma, uint8 levels // (256 / bins)), float64 (bins,)."""
+    """Fractions of pixels per luma bin (BT.601 luma, uint8 levels // (256 / bins)), float64 (bins,).
+    OpenCV's calcHist counts the same bins when ``bins`` divides 256 (exact below 2**24 pixels), at a third of
+    numpy's time; it runs on every source frame, for the scene cuts."""
     y = cv2.cvtColor(np.ascontiguousarray(rgb), cv2.COLOR_RGB2GRAY)
-    h = np.bincount((y // (256 // bins)).ravel(), minlength=bins).astype(np.float64)
+    if 256 % bins == 0 and y.size < 1 << 24:
+        h = cv2.calcHist([y], [0], None, [bins], [0, 256]).ravel().astype(np.float64)
+    else:
+        h = np.bincount((y // (256 // bins)).ravel(), minlength=bins).astype(np.float64)
     return h / max(1, y.size)
 
 

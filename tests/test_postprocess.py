@@ -308,3 +308,22 @@ def test_post_stages_resume_without_redoing_frames(clip, tmp_path, monkeypatch):
     for st in ("pass1", *stages):
         assert _pngs(done.job_dir, st) == _pngs(full.job_dir, st), st
     assert video.probe(done.video_path).frame_count == 24
+
+
+@pytest.mark.parametrize("bins", [32, 16, 256, 24])
+def test_luma_histogram_is_the_share_of_pixels_per_luma_bin(bins):
+    """The formula, counted pixel by pixel in numpy: levels // (256 // bins), BT.601 luma (OpenCV's rounding),
+    whichever counter runs (OpenCV's calcHist when bins divides 256)."""
+    import cv2
+
+    rng = np.random.default_rng(bins)
+    rgb = rng.integers(0, 256, (37, 53, 3), dtype=np.uint8)
+    rgb[:5] = 255  # the top level lands in the last bin
+    rgb[5:9] = 0
+    y = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY).astype(np.int64)
+    want = np.zeros(max(bins, int((y // (256 // bins)).max()) + 1))
+    for level in y.ravel():
+        want[level // (256 // bins)] += 1
+    got = pp.luma_histogram(rgb, bins)
+    assert np.array_equal(got, want / y.size)
+    assert got.dtype == np.float64 and got.sum() == pytest.approx(1.0)
