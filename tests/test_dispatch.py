@@ -13,7 +13,7 @@ from lib_vid2vid.host.webui_api import WebUIApiRenderer
 from lib_vid2vid.params import Settings
 from lib_vid2vid.pipeline import run_job
 from lib_vid2vid.workspace import Job
-from tests.fake_webui import FakeWebUI
+from tests.fake_webui import FakeWebUI, json_reply
 
 FRAMES = 10
 
@@ -416,9 +416,12 @@ def test_a_backend_that_loads_another_model_is_taken_out_between_frames(clip, tm
 
         def progress(p):
             previews.append(p.last_frame)
-            if p.done >= 3:
-                b.options = {"sd_model_checkpoint": "dreamshaper_8.safetensors [879db523c3]"}
 
+        def options(handler):  # b loads another model once it has rendered a frame: the next health check sees it
+            model = "dreamshaper_8.safetensors [879db523c3]" if b.payloads else "fake"
+            json_reply({"sd_model_checkpoint": model})(handler)
+
+        b.options_reply = options
         try:
             res = run_job(_settings(clip, tmp_path / "two"), d, progress=progress)
         finally:
