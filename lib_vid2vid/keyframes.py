@@ -75,6 +75,7 @@ bytes.
 from __future__ import annotations
 
 import dataclasses
+import os
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -373,12 +374,23 @@ _PAIR_POOL_LOCK = threading.Lock()
 
 
 def _pair_pool() -> ThreadPoolExecutor:
-    """One worker thread, made once, for the second direction of :func:`_pair_flows`."""
+    """One worker thread, made once per process, for the second direction of :func:`_pair_flows`."""
     global _PAIR_POOL
     with _PAIR_POOL_LOCK:
         if _PAIR_POOL is None:
             _PAIR_POOL = ThreadPoolExecutor(1, thread_name_prefix="vid2vid-flow")
         return _PAIR_POOL
+
+
+def _forget_pair_pool() -> None:
+    """In a forked child: the parent's worker thread does not exist there, and an executor that believes it has
+    one would queue work nobody runs (a process pool of the benchmarks forks after propagating)."""
+    global _PAIR_POOL, _PAIR_POOL_LOCK
+    _PAIR_POOL, _PAIR_POOL_LOCK = None, threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):  # POSIX
+    os.register_at_fork(after_in_child=_forget_pair_pool)
 
 
 def _pair_flows(a: np.ndarray, b: np.ndarray, quality: str, evidence: bool = True,

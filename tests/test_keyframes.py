@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import os
 import subprocess
 import sys
 from fractions import Fraction
@@ -910,3 +911,18 @@ def test_styled_fill_carries_the_style_shift_into_holes_and_the_source_far_from_
     plain = kf.fill_unseen(frame, unseen, source)
     assert np.abs(plain[40:52, 20:32].astype(np.int16) - source[40:52, 20:32]).max() == 0
     assert np.array_equal(kf.fill_styled(frame, np.zeros((H, W), bool), source), frame)
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="fork is POSIX")
+def test_pair_flows_work_in_a_process_forked_after_they_ran():
+    """A forked child has none of its parent's threads: the worker of the side-by-side flows is made anew there
+    (else the second direction would wait for ever in the queue of a thread that does not exist)."""
+    import multiprocessing
+
+    rng = np.random.default_rng(6)
+    a = cv2.GaussianBlur(rng.integers(0, 256, (H, W), dtype=np.uint8), (0, 0), 1.5)
+    b = np.roll(a, 2, axis=1)
+    want = kf._pair_flows(a, b, "medium")  # the parent's worker thread now exists
+    with multiprocessing.get_context("fork").Pool(1) as pool:
+        got = pool.apply_async(kf._pair_flows, (a, b, "medium")).get(timeout=60)
+    assert all(np.array_equal(g, w) for g, w in zip(got, want))
