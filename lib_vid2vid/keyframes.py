@@ -220,7 +220,7 @@ def choose_keyframes(frames: Iterable[np.ndarray], total: int, *, mode: str = "i
     frame)``: float32 HW 0..1, where changes count (a mask), or None for all pixels. ``max_motion``: adaptive
     mode's accumulated-motion limit in output pixels (0: off). ``on_key(i)`` is called as soon as frame ``i`` is
     chosen, before the next frame is read (a preview keeps only the keyframes' thumbnails)."""
-    from .postprocess import scene_cut_distance
+    from .postprocess import histogram_distance, luma_histogram
 
     if mode not in ("interval", "adaptive"):
         raise SettingsError("keyframe_mode", f"{mode!r}: choose interval or adaptive")
@@ -236,7 +236,7 @@ def choose_keyframes(frames: Iterable[np.ndarray], total: int, *, mode: str = "i
     reasons: dict[int, str] = {}
     scores: dict[int, float] = {}
     starts: list[int] = []
-    prev = None
+    prev = None  # the previous frame's luma histogram (scene cuts)
     key_small = None
     prev_small = None
     travelled = 0.0  # adaptive: motion(i, last keyframe), output pixels
@@ -246,8 +246,9 @@ def choose_keyframes(frames: Iterable[np.ndarray], total: int, *, mode: str = "i
         if i >= total:
             break
         n = i + 1
-        cut = prev is not None and scene_cut_distance(prev, rgb) > cut_threshold
-        prev = rgb
+        hist = luma_histogram(rgb)
+        cut = prev is not None and histogram_distance(prev, hist) > cut_threshold
+        prev = hist
         reason = None
         small = _small_grey(rgb) if mode == "adaptive" else None
         wts = weights(i, rgb) if weights and mode == "adaptive" and i > 0 and not cut else None
@@ -742,8 +743,8 @@ def fill_styled(frame: np.ndarray, unseen: np.ndarray, source: np.ndarray, sigma
     unseen8 = np.ascontiguousarray(unseen).view(np.uint8)
     shift = cv2.subtract(out, source, dst=work.get("fill_shift", out.shape), dtype=cv2.CV_32F)
     d = cv2.GaussianBlur(cv2.resize(shift, (sw, sh), interpolation=cv2.INTER_AREA), (0, 0), sigma / 4)
-    seen = np.logical_not(unseen, out=work.get("fill_seen", (h, w), np.bool_))
-    seen_f = np.copyto(work.get("fill_seen_f", (h, w)), seen) or work.get("fill_seen_f", (h, w))
+    seen_f = work.get("fill_seen_f", (h, w))
+    np.copyto(seen_f, np.logical_not(unseen, out=work.get("fill_seen", (h, w), np.bool_)))
     v = cv2.GaussianBlur(cv2.resize(seen_f, (sw, sh), interpolation=cv2.INTER_AREA), (0, 0), sigma / 4)
     d /= np.maximum(v, np.float32(1e-3))[..., None]  # D, at 1/4 size
     d *= np.clip(v * np.float32(4), np.float32(0), np.float32(1))[..., None]  # c D

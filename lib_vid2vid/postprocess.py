@@ -267,7 +267,13 @@ def luma_histogram(rgb: np.ndarray, bins: int = 32) -> np.ndarray:
 
 def scene_cut_distance(a: np.ndarray, b: np.ndarray) -> float:
     """Total variation distance of the two frames' luma histograms, 0..1 (see the module doc)."""
-    return float(0.5 * np.abs(luma_histogram(a) - luma_histogram(b)).sum())
+    return histogram_distance(luma_histogram(a), luma_histogram(b))
+
+
+def histogram_distance(ha: np.ndarray, hb: np.ndarray) -> float:
+    """:func:`scene_cut_distance` of two frames from their :func:`luma_histogram` (a caller that streams frames
+    keeps the previous frame's histogram instead of computing it again)."""
+    return float(0.5 * np.abs(ha - hb).sum())
 
 
 def detect_scene_cuts(frames, threshold: float) -> list[int]:
@@ -275,7 +281,7 @@ def detect_scene_cuts(frames, threshold: float) -> list[int]:
     cuts, prev, i = [], None, -1
     for i, f in enumerate(frames):
         h = luma_histogram(f)
-        if prev is not None and 0.5 * np.abs(h - prev).sum() > threshold:
+        if prev is not None and histogram_distance(prev, h) > threshold:
             cuts.append(i - 1)
         prev = h
     return cuts

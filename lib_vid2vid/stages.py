@@ -541,18 +541,25 @@ class ColourStage(Stage):
         self.reference: blend.LabStats | None = None
         self.run: Run | None = None
         self.loop = -1
+        self._hist: tuple[int, np.ndarray] | None = None  # (frame, its source frame's luma histogram)
 
     def begin(self, run: Run) -> None:
         self.run = run
+        self._hist = None
         run.job.manifest.setdefault("colour_refs", {})
 
     def analyse(self, ctx: FrameContext) -> None:
-        from .postprocess import scene_cut_distance
+        from .postprocess import histogram_distance, luma_histogram
 
         cut = ctx.analysis.get("scene_cut")  # reset_at_cuts: the job's stored cuts decide (its scene groups)
         if cut is None:
             prev = ctx.prev_video
-            cut = prev is not None and scene_cut_distance(prev, ctx.video) > self.threshold
+            hist = luma_histogram(ctx.video)
+            cut = False
+            if prev is not None:
+                kept = self._hist if self._hist is not None and self._hist[0] == ctx.index - 1 else None
+                cut = histogram_distance(kept[1] if kept is not None else luma_histogram(prev), hist) > self.threshold
+            self._hist = (ctx.index, hist)  # frames come in order: the next one needs no second histogram of this
         ctx.analysis["colour_ref"] = ctx.index == 0 or cut
 
     def correct(self, ctx: FrameContext, image: np.ndarray) -> np.ndarray:
