@@ -16,13 +16,14 @@ resizing), so the references are kept per library stack (:func:`stack_key`): CI'
 versions, and the WebUI's pinned ones) each have theirs, both made from the code before the speed work. On a
 stack without references the test skips and says so.
 
-The key also says whether numpy runs its AVX-512 (SVML) kernels: numpy's float32 ``**`` and ``cbrt`` (colour
-coherence's LAB conversions) give other last bits with them than without, so the default's frames differ
-between a CPU with AVX-512 and one without. To check the other kind on one machine, switch them off with
-``NPY_DISABLE_CPU_FEATURES="AVX512F AVX512CD AVX512_SKX AVX512_CLX AVX512_CNL AVX512_ICL"`` (numpy 1.26) or
-``NPY_DISABLE_CPU_FEATURES="X86_V4 AVX512_ICL"`` (numpy 2.4).
+The CPU matters too: numpy's float32 ``**`` and ``cbrt`` (colour coherence's LAB conversions) give other last
+bits with its AVX-512 (SVML) kernels than without, so every case with colour coherence (the default, recommended,
+the keyframe strategies) makes other frames on a CPU with AVX-512. So the cases run in a process of their own with
+numpy's and OpenCV's AVX-512 kernels switched off (:data:`NO_AVX512`; :func:`run_case_apart`), and the
+references of a library stack hold on every x86-64 CPU, with AVX-512 or without.
 
-Add or regenerate the current stack's references (only on purpose, from code whose frames are known good)::
+Add or regenerate the current stack's references (only on purpose, from code whose frames are known good; they
+run with :data:`NO_AVX512` too)::
 
     python -m tests.frame_reference                  # updates tests/data/frame_hashes.json
     python -m tests.frame_reference --add-missing    # only the cases (strategies) the stack's references lack
@@ -32,6 +33,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import subprocess
 import sys
 import tempfile
 from collections.abc import Iterable
@@ -46,25 +49,56 @@ N_FRAMES = 12
 BASE = {"width": SIZE[0], "height": SIZE[1], "seed": 1234, "denoise": 0.5, "report": False}
 
 
+ROOT = Path(__file__).resolve().parents[1]
+
+NO_AVX512 = {
+    # numpy 1.x names its AVX-512 kernel groups one by one, numpy 2.x as X86_V4 and later; a name this numpy does
+    # not dispatch only draws an ImportWarning (ignored by default)
+    "NPY_DISABLE_CPU_FEATURES": "AVX512F AVX512CD AVX512_KNL AVX512_KNM AVX512_SKX AVX512_CLX AVX512_CNL AVX512_ICL "
+                                "AVX512_SPR X86_V4",
+    # OpenCV's names (its "Dispatched code generation" AVX512_SKX is AVX512-SKX here); it prints a line for each
+    # one this CPU does not have
+    "OPENCV_CPU_DISABLE": "AVX512F,AVX512-SKX,AVX512-COMMON,AVX512-KNL,AVX512-KNM,AVX512-CNL,AVX512-CLX,AVX512-ICL",
+}
+"""The environment a reference case runs in: numpy's and OpenCV's AVX-512 kernels off (both read it when they are
+imported), so a CPU with AVX-512 runs the AVX2 kernels every other x86-64 CPU of this project's machines runs."""
+
+_CV_CPU_AVX_512F, _CV_CPU_AVX512_SKX = 13, 256  # OpenCV's CpuFeatures (cvdef.h), not exported to Python
+
+
 def stack_key() -> str:
-    """The library versions (and numpy's SIMD kernels) that decide the frames' float arithmetic, e.g.
-    "numpy 2.4 / opencv 5.0", or "numpy 2.4 / opencv 5.1 / AVX512_SKX" where numpy runs its AVX-512 kernels."""
+    """The library versions that decide the frames' float arithmetic, e.g. "numpy 2.4 / opencv 5.0"."""
     import cv2
 
     def major_minor(v: str) -> str:
         return ".".join(v.split(".")[:2])
 
-    key = f"numpy {major_minor(np.__version__)} / opencv {major_minor(cv2.__version__)}"
-    return key + (" / AVX512_SKX" if numpy_avx512() else "")
+    return f"numpy {major_minor(np.__version__)} / opencv {major_minor(cv2.__version__)}"
+
+
+def _numpy_cpu(name: str) -> list[str] | dict[str, bool]:
+    try:
+        from numpy._core import _multiarray_umath as m
+    except ImportError:  # numpy 1.x
+        from numpy.core import _multiarray_umath as m
+    return getattr(m, name)
 
 
 def numpy_avx512() -> bool:
-    """True if numpy dispatches to its AVX-512 (Skylake-X and later) kernels on this CPU in this process."""
-    try:
-        from numpy._core._multiarray_umath import __cpu_features__
-    except ImportError:  # numpy 1.x
-        from numpy.core._multiarray_umath import __cpu_features__
-    return bool(__cpu_features__.get("AVX512_SKX"))
+    """True if numpy dispatches to AVX-512 kernels on this CPU in this process."""
+    features = _numpy_cpu("__cpu_features__")
+    return any(on and ("AVX512" in name or name == "X86_V4") for name, on in features.items())
+
+
+def avx512_in_use() -> list[str]:
+    """The libraries that run AVX-512 kernels in this process: [] on a CPU without AVX-512, or with
+    :data:`NO_AVX512` in the environment since before they were imported."""
+    import cv2
+
+    used = ["numpy"] if numpy_avx512() else []
+    if cv2.checkHardwareSupport(_CV_CPU_AVX_512F) or cv2.checkHardwareSupport(_CV_CPU_AVX512_SKX):
+        used.append("OpenCV")
+    return used
 
 
 def load() -> dict:
@@ -199,6 +233,18 @@ def run_case(clips: dict[str, Path], out_dir: Path, values: dict) -> dict[str, s
     return frame_hashes(res.job_dir)
 
 
+def run_case_apart(clips: dict[str, Path], out_dir: Path, name: str, timeout: float = 900) -> dict[str, str]:
+    """:func:`run_case` of the case ``name`` in a process of its own, with :data:`NO_AVX512`; its frame hashes."""
+    cmd = [sys.executable, "-m", "tests.frame_reference", "--case", name, "--out", str(out_dir),
+           "--clips", json.dumps({k: str(v) for k, v in clips.items()})]
+    proc = subprocess.run(cmd, cwd=ROOT, env={**os.environ, **NO_AVX512}, capture_output=True, text=True,
+                          timeout=timeout)
+    if proc.returncode != 0:
+        raise AssertionError(f"the case {name!r} failed in its process (exit {proc.returncode}):\n"
+                             + proc.stderr[-4000:])
+    return json.loads(proc.stdout)
+
+
 def generate(only: set[str] | None = None) -> dict:
     """Reference hashes of every case (or of the cases named in ``only``)."""
     with tempfile.TemporaryDirectory() as tmp:
@@ -211,7 +257,30 @@ def generate(only: set[str] | None = None) -> dict:
     return ref
 
 
+def _without_avx512() -> None:
+    """Stop with a one-line reason if this process runs AVX-512 kernels (its environment lacked NO_AVX512)."""
+    used = avx512_in_use()
+    if used:
+        raise SystemExit(f"{' and '.join(used)} run AVX-512 kernels in this process: the references are made and "
+                         "checked without them; set the environment of tests.frame_reference.NO_AVX512 first")
+
+
+def _run_one(argv: list[str]) -> None:
+    """``--case NAME --out DIR --clips JSON``: one case's frame hashes as JSON on standard output."""
+    opts = dict(zip(argv[::2], argv[1::2]))
+    _without_avx512()
+    clips = {k: Path(v) for k, v in json.loads(opts["--clips"]).items()}
+    print(json.dumps(run_case(clips, Path(opts["--out"]), cases()[opts["--case"]])))
+
+
 def main() -> None:
+    if "--case" in sys.argv[1:]:
+        _run_one(sys.argv[1:])
+        return
+    if any(os.environ.get(k) != v for k, v in NO_AVX512.items()):  # numpy and cv2 read it at import: start again
+        sys.exit(subprocess.run([sys.executable, "-m", "tests.frame_reference", *sys.argv[1:]], cwd=ROOT,
+                                env={**os.environ, **NO_AVX512}).returncode)
+    _without_avx512()
     stacks = load()
     if "--add-missing" in sys.argv[1:]:  # a new strategy: add its frames, keep the known-good ones as they are
         old = stacks.get(stack_key())
