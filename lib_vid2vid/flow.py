@@ -506,12 +506,12 @@ def evidence_flow(
     ``lmin`` is the smaller eigenvalue of the structure tensor: large only where the image pins the motion down in
     both directions (corners, texture), so flat areas and straight edges lean on their surroundings. The defaults
     (tau 0.5 levels, residual blur 3 px, texture_k 1e-2) were picked on cup.mp4, carphone_pristine.mp4 and
-    bikes.mp4 by the keyframe strategy's warp error under three judge flows (README). A pan keeps its motion
+    bikes.mp4 by the keyframe strategy's warp error under three judge flows (docs/CONSISTENCY.md). A pan keeps its motion
     everywhere (textured pixels prove it, flat ones inherit it); a still camera gets zero. The fill sigma is 4 px (8
     until December 2026): how far a textured pixel's motion reaches into a flat area. Reaching further, a subject's
     motion spreads into the plain wall behind it and drags the wall's carried texture round it in a halo, which the
-    flow judges do not see (their flows drag the wall too) and the truth of the synthetic clips does (README, "A
-    plain wall behind a moving subject"). Beyond that reach a flat pixel has no motion of its own to show: with
+    flow judges do not see (their flows drag the wall too) and the truth of the synthetic clips does (docs/CONSISTENCY.md,
+    "A plain wall behind a moving subject"). Beyond that reach a flat pixel has no motion of its own to show: with
     ``prior = "camera"`` (the default) it takes the camera's motion when the frame's borders agree on one: a pan or
     tilt (:func:`border_motion`), or else a zoom or turn (:func:`border_zoom`, ``P`` then a field), on the 1/8-size
     cells (``l`` = ``prior_weight``, in units of the blurred confidence, so the prior takes over a few fill reaches

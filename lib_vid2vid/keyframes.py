@@ -53,8 +53,8 @@ once per step::
                                                      source in the style around it; the source; or a light render)
 
 ``soft(V)`` is V blurred a little, so a switch from one keyframe to the other at an occlusion edge is not a seam.
-Both keyframes are also judged by how well their carried *source* frames explain the source frame t (README,
-"Propagation under fast motion")::
+Both keyframes are also judged by how well their carried *source* frames explain the source frame t
+(docs/CONSISTENCY.md, "Propagation under fast motion")::
 
       Ra = blur_2(|grey(warp(S_a, F_t)) - grey(S_t)|),  Rb likewise         levels 0..255
       Va <- max(Va, clip(2 - 2 Ra / r, 0, 1)),  Vb likewise      r = seen_residual (6): a pixel the fw-bw check
@@ -333,15 +333,16 @@ class PropagationSettings:
     seen_residual: float = 6.0
     """Levels (0 = off, as before December 2026): a pixel the forward-backward check drops is still taken from a
     keyframe whose source, warped the same way, matches source frame t to within half this (blurred grey
-    residual), fading out at it. 4 until the styled fill (README, "Unseen pixels in the style around them")."""
+    residual), fading out at it. 4 until the styled fill (docs/CONSISTENCY.md, "Unseen pixels in the style
+    around them")."""
     unseen_below: float = 0.02
     """A pixel is unseen when its summed validity (0..2) is below this."""
     flow_scale: float = 1.0
     """The flows, their evidence checks, forward-backward checks and chains are computed on the source frames
     resized by this (INTER_AREA), and the composed flows and validities resized back (bilinear, flows times the
     size ratio) before the keyframes are warped and judged at full size. 1: at full size. 0.5 is the ``fast``
-    propagation (``keyframe_flow``): about 40 % of the CPU, coarser motion at objects' edges (README, "Fast
-    propagation")."""
+    propagation (``keyframe_flow``): about 40 % of the CPU, coarser motion at objects' edges (docs/CONSISTENCY.md,
+    "Fast propagation")."""
 
 
 FAST_FLOW_SCALE = 0.5
@@ -731,7 +732,7 @@ def fill_styled(frame: np.ndarray, unseen: np.ndarray, source: np.ndarray, sigma
         fill = clip(S + c D, 0, 255), rounded      where unseen; X elsewhere
 
     Far from any seen pixel (``c`` -> 0) it is the source, as :func:`fill_unseen`. Measured in jobs
-    (helpers/bench_consistency.py, README "Propagation under fast motion"): bikes.mp4, whose propagated frames
+    (helpers/bench_consistency.py, docs/CONSISTENCY.md, "Propagation under fast motion"): bikes.mp4, whose propagated frames
     have the most unseen pixels, 2.16x -> 1.33x the floor under DIS medium."""
     out = fill_unseen(frame, unseen, source)  # V (X - S) below is then X - S: 0 where unseen
     if not unseen.any():

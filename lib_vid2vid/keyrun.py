@@ -349,7 +349,7 @@ class KeyframeRun(Run):
                 f"keyframe render, of {keys_s + after_s:.0f} s)")
         if self.ps.flow_scale >= 1.0:
             note += ("; keyframe_flow fast carries the frames along half-size flows, 2.8-2.9x faster and "
-                     "somewhat less steady (README, 'Fast propagation')")
+                     "somewhat less steady (docs/CONSISTENCY.md, 'Fast propagation')")
         self.job.log(note)
         self.notices.append(note)
 

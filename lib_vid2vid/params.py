@@ -452,7 +452,7 @@ class TemporalSettings:
     keyframe_flow: str = setting("accurate", "Keyframes: the source's motion the frames between keyframes are "
                                  "carried along. accurate: optical flow of the frames at output size; fast: of "
                                  "the frames at half size (measured 2.8-2.9x faster, about a quarter more warp "
-                                 "error, mostly at the edges of moving objects: README, 'Fast propagation'), for "
+                                 "error, mostly at the edges of moving objects: docs/CONSISTENCY.md, 'Fast propagation'), for "
                                  "fast samplers, where the propagation and not the renders sets the pace.", choices=KEYFRAME_FLOWS, widget="radio",
         label="Motion between keyframes", section="Keyframes", show_if=[("keyframe_mode", "!=", "off")],
         choice_labels=("Accurate", "Fast (half-size flows)"), neutral="accurate")
@@ -1089,7 +1089,7 @@ STRATEGIES: dict[str, dict[str, Any]] = {
     # renders along the source's optical flow to the frames between (lib_vid2vid/keyframes.py)
     "keyframes": _strategy(keyframe_mode="interval", keyframe_interval=4, colour_coherence=True),
     # the same with keyframes where the picture changed enough, 5 to 10 frames apart (4 to 8 until December 2026:
-    # as steady on the benchmark's real clips, steadier on its synthetic ones, 44 renders instead of 53; README)
+    # as steady on the benchmark's real clips, steadier on its synthetic ones, 44 renders instead of 53; docs/CONSISTENCY.md)
     "keyframes_adaptive": _strategy(keyframe_mode="adaptive", keyframe_min_gap=5, keyframe_max_gap=10,
                                     colour_coherence=True),
 }
