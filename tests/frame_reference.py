@@ -85,9 +85,10 @@ def _numpy_cpu(name: str) -> list[str] | dict[str, bool]:
 
 
 def numpy_avx512() -> bool:
-    """True if numpy dispatches to AVX-512 kernels on this CPU in this process."""
+    """True if numpy dispatches to AVX-512 kernels on this CPU in this process: one of the AVX-512 targets it was
+    built to dispatch is on (numpy 2.x lists the CPU's AVX512F etc. as present even with its X86_V4 target off)."""
     features = _numpy_cpu("__cpu_features__")
-    return any(on and ("AVX512" in name or name == "X86_V4") for name, on in features.items())
+    return any(features.get(t) for t in _numpy_cpu("__cpu_dispatch__") if "AVX512" in t or t == "X86_V4")
 
 
 def avx512_in_use() -> list[str]:

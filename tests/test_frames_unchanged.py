@@ -74,3 +74,18 @@ def test_a_case_stops_with_a_reason_where_avx512_kernels_run(monkeypatch):
     monkeypatch.setattr(ref, "avx512_in_use", lambda: ["numpy"])
     with pytest.raises(SystemExit, match="numpy run AVX-512 kernels in this process"):
         ref._run_one(["--case", "default", "--out", "x", "--clips", "{}"])
+
+
+@pytest.mark.parametrize("dispatch, features, runs", [
+    # numpy 2.x on an AVX-512 CPU with NO_AVX512: the CPU's AVX512F is listed, its X86_V4 target is off
+    (["X86_V3", "X86_V4", "AVX512_ICL"], {"X86_V3": True, "AVX512F": True, "AVX512_SKX": True, "X86_V4": False,
+                                          "AVX512_ICL": False}, False),
+    (["X86_V3", "X86_V4", "AVX512_ICL"], {"X86_V3": True, "AVX512F": True, "X86_V4": True}, True),
+    # numpy 1.x names each AVX-512 target
+    (["AVX2", "AVX512F", "AVX512_SKX"], {"AVX2": True, "AVX512F": False, "AVX512_SKX": False}, False),
+    (["AVX2", "AVX512F", "AVX512_SKX"], {"AVX2": True, "AVX512F": True, "AVX512_SKX": True}, True),
+    (["AVX2", "AVX512F"], {"AVX2": True}, False),  # a CPU without AVX-512
+], ids=["2.x-off", "2.x-on", "1.x-off", "1.x-on", "no-avx512"])
+def test_numpy_counts_as_running_avx512_only_where_a_target_it_dispatches_is_on(monkeypatch, dispatch, features, runs):
+    monkeypatch.setattr(ref, "_numpy_cpu", lambda name: {"__cpu_dispatch__": dispatch, "__cpu_features__": features}[name])
+    assert ref.numpy_avx512() is runs
