@@ -59,8 +59,7 @@ def test_the_cases_process_switches_off_every_avx512_kernel_group_numpy_dispatch
     # numpy reads the names of NO_AVX512 when it is imported; a group missing there (a newer numpy's) would run
     dispatched = [f for f in ref._numpy_cpu("__cpu_dispatch__") if "AVX512" in f or f.startswith("X86_V4")]
     off = set(ref.NO_AVX512["NPY_DISABLE_CPU_FEATURES"].split())
-    assert dispatched, f"numpy {np.__version__} dispatches no AVX-512 kernels? {ref._numpy_cpu('__cpu_dispatch__')}"
-    assert set(dispatched) <= off, f"not switched off: {sorted(set(dispatched) - off)}"
+    assert set(dispatched) <= off, f"numpy {np.__version__} still runs {sorted(set(dispatched) - off)}"
 
 
 def test_the_cases_process_switches_off_every_avx512_kernel_group_opencv_dispatches():
