@@ -40,6 +40,7 @@ import tempfile
 from collections.abc import Iterable
 from fractions import Fraction
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -84,11 +85,17 @@ def _numpy_cpu(name: str) -> list[str] | dict[str, bool]:
     return getattr(m, name)
 
 
+def numpy_avx512_targets() -> list[str]:
+    """The AVX-512 targets this numpy was built to dispatch (numpy 1.x: AVX512F, AVX512_SKX ...; 2.x: X86_V4 and
+    later)."""
+    return [t for t in _numpy_cpu("__cpu_dispatch__") if "AVX512" in t or t == "X86_V4"]
+
+
 def numpy_avx512() -> bool:
-    """True if numpy dispatches to AVX-512 kernels on this CPU in this process: one of the AVX-512 targets it was
-    built to dispatch is on (numpy 2.x lists the CPU's AVX512F etc. as present even with its X86_V4 target off)."""
+    """True if numpy dispatches to AVX-512 kernels on this CPU in this process: one of its AVX-512 targets is on
+    (numpy 2.x lists the CPU's AVX512F etc. as present even with its X86_V4 target off)."""
     features = _numpy_cpu("__cpu_features__")
-    return any(features.get(t) for t in _numpy_cpu("__cpu_dispatch__") if "AVX512" in t or t == "X86_V4")
+    return any(features.get(t) for t in numpy_avx512_targets())
 
 
 def avx512_in_use() -> list[str]:
@@ -236,14 +243,18 @@ def run_case(clips: dict[str, Path], out_dir: Path, values: dict) -> dict[str, s
 
 def run_case_apart(clips: dict[str, Path], out_dir: Path, name: str, timeout: float = 900) -> dict[str, str]:
     """:func:`run_case` of the case ``name`` in a process of its own, with :data:`NO_AVX512`; its frame hashes."""
-    cmd = [sys.executable, "-m", "tests.frame_reference", "--case", name, "--out", str(out_dir),
-           "--clips", json.dumps({k: str(v) for k, v in clips.items()})]
-    proc = subprocess.run(cmd, cwd=ROOT, env={**os.environ, **NO_AVX512}, capture_output=True, text=True,
-                          timeout=timeout)
+    proc = _apart(["--case", name, "--out", str(out_dir), "--clips", json.dumps({k: str(v) for k, v in clips.items()})],
+                  capture_output=True, text=True, timeout=timeout)
     if proc.returncode != 0:
         raise AssertionError(f"the case {name!r} failed in its process (exit {proc.returncode}):\n"
                              + proc.stderr[-4000:])
     return json.loads(proc.stdout)
+
+
+def _apart(args: list[str], **run_kwargs: Any) -> subprocess.CompletedProcess:
+    """``python -m tests.frame_reference ARGS`` in a process of its own, with :data:`NO_AVX512`."""
+    return subprocess.run([sys.executable, "-m", "tests.frame_reference", *args], cwd=ROOT,
+                          env={**os.environ, **NO_AVX512}, **run_kwargs)
 
 
 def generate(only: set[str] | None = None) -> dict:
@@ -279,8 +290,7 @@ def main() -> None:
         _run_one(sys.argv[1:])
         return
     if any(os.environ.get(k) != v for k, v in NO_AVX512.items()):  # numpy and cv2 read it at import: start again
-        sys.exit(subprocess.run([sys.executable, "-m", "tests.frame_reference", *sys.argv[1:]], cwd=ROOT,
-                                env={**os.environ, **NO_AVX512}).returncode)
+        sys.exit(_apart(sys.argv[1:]).returncode)
     _without_avx512()
     stacks = load()
     if "--add-missing" in sys.argv[1:]:  # a new strategy: add its frames, keep the known-good ones as they are
