@@ -18,9 +18,10 @@ stack without references the test skips and says so.
 
 The CPU matters too: numpy's float32 ``**`` and ``cbrt`` (colour coherence's LAB conversions) give other last
 bits with its AVX-512 (SVML) kernels than without, so every case with colour coherence (the default, recommended,
-the keyframe strategies) makes other frames on a CPU with AVX-512. So the cases run in a process of their own with
-numpy's and OpenCV's AVX-512 kernels switched off (:data:`NO_AVX512`; :func:`run_case_apart`), and the
-references of a library stack hold on every x86-64 CPU, with AVX-512 or without.
+the keyframe strategies) makes other frames on a CPU with AVX-512, and so does numpy's OpenBLAS, which picks
+AVX-512 kernels of its own for matrix products (temporal_merge's luma). So the cases run in a process of their own
+with numpy's, OpenCV's and OpenBLAS's AVX-512 kernels switched off (:data:`NO_AVX512`; :func:`run_case_apart`), and
+the references of a library stack hold on every x86-64 CPU with AVX2, with AVX-512 or without.
 
 Add or regenerate the current stack's references (only on purpose, from code whose frames are known good; they
 run with :data:`NO_AVX512` too)::
@@ -52,6 +53,14 @@ BASE = {"width": SIZE[0], "height": SIZE[1], "seed": 1234, "denoise": 0.5, "repo
 
 ROOT = Path(__file__).resolve().parents[1]
 
+def _numpy_cpu(name: str) -> list[str] | dict[str, bool]:
+    try:
+        from numpy._core import _multiarray_umath as m
+    except ImportError:  # numpy 1.x
+        from numpy.core import _multiarray_umath as m
+    return getattr(m, name)
+
+
 NO_AVX512 = {
     # numpy 1.x names its AVX-512 kernel groups one by one, numpy 2.x as X86_V4 and later; a name this numpy does
     # not dispatch only draws an ImportWarning (ignored by default)
@@ -62,7 +71,17 @@ NO_AVX512 = {
     "OPENCV_CPU_DISABLE": "AVX512F,AVX512-SKX,AVX512-COMMON,AVX512-KNL,AVX512-KNM,AVX512-CNL,AVX512-CLX,AVX512-ICL",
 }
 """The environment a reference case runs in: numpy's and OpenCV's AVX-512 kernels off (both read it when they are
-imported), so a CPU with AVX-512 runs the AVX2 kernels every other x86-64 CPU of this project's machines runs."""
+imported), and numpy's OpenBLAS on its Haswell (AVX2) kernels where the CPU has AVX2 and FMA, so a CPU with AVX-512
+runs the AVX2 kernels every other x86-64 CPU of this project's machines runs. OpenBLAS picks its kernels by the CPU,
+not by numpy's switches: its SkylakeX kernels (AVX-512) sum a matrix-vector product such as the luma weights
+(``blend._luma255``) in another order, and temporal_merge's frames came out other in their last bits (an Intel CPU
+with AVX-512, December 2026); AMD's Zen kernels are the Haswell ones."""
+_CPU = _numpy_cpu("__cpu_features__")
+if _CPU.get("AVX2") and _CPU.get("FMA3"):
+    NO_AVX512["OPENBLAS_CORETYPE"] = "Haswell"
+
+OPENBLAS_AVX512_CORES = ("SkylakeX", "Cooperlake", "SapphireRapids")
+"""OpenBLAS's names of its kernel sets that use AVX-512 (``openblas_get_corename``)."""
 
 _CV_CPU_AVX_512F, _CV_CPU_AVX512_SKX = 13, 256  # OpenCV's CpuFeatures (cvdef.h), not exported to Python
 
@@ -75,14 +94,6 @@ def stack_key() -> str:
         return ".".join(v.split(".")[:2])
 
     return f"numpy {major_minor(np.__version__)} / opencv {major_minor(cv2.__version__)}"
-
-
-def _numpy_cpu(name: str) -> list[str] | dict[str, bool]:
-    try:
-        from numpy._core import _multiarray_umath as m
-    except ImportError:  # numpy 1.x
-        from numpy.core import _multiarray_umath as m
-    return getattr(m, name)
 
 
 def numpy_avx512_targets() -> list[str]:
@@ -106,7 +117,33 @@ def avx512_in_use() -> list[str]:
     used = ["numpy"] if numpy_avx512() else []
     if cv2.checkHardwareSupport(_CV_CPU_AVX_512F) or cv2.checkHardwareSupport(_CV_CPU_AVX512_SKX):
         used.append("OpenCV")
+    if openblas_core() in OPENBLAS_AVX512_CORES:
+        used.append("numpy's OpenBLAS")
     return used
+
+
+def openblas_core() -> str | None:
+    """The kernel set (e.g. "Haswell", "SkylakeX") of the OpenBLAS numpy loaded in this process, None if numpy
+    uses another BLAS or the library cannot be asked (read through its ``openblas_get_corename``)."""
+    import ctypes
+    import re
+
+    try:
+        maps = Path("/proc/self/maps").read_text()
+    except OSError:
+        return None
+    for lib in sorted(set(re.findall(r"(/\S*openblas\S*\.so[\w.]*)", maps))):
+        try:
+            handle = ctypes.CDLL(lib)
+        except OSError:
+            continue
+        for symbol in ("scipy_openblas_get_corename64_", "scipy_openblas_get_corename", "openblas_get_corename64_",
+                       "openblas_get_corename"):
+            fn = getattr(handle, symbol, None)
+            if fn is not None:
+                fn.restype = ctypes.c_char_p
+                return fn().decode()
+    return None
 
 
 def load() -> dict:
