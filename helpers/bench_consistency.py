@@ -243,7 +243,7 @@ class JudgeMeter:
 
     def update(self, src: np.ndarray, out: np.ndarray) -> None:
         from lib_vid2vid.flow import compute_flow, occlusion_mask, warp
-        from lib_vid2vid.postprocess import scene_cut_distance
+        from lib_vid2vid.scene_cuts import scene_cut_distance
 
         s = src.astype(np.float32) * np.float32(1 / 255)
         o = out.astype(np.float32) * np.float32(1 / 255)

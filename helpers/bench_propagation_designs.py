@@ -116,7 +116,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from synthetic_motion import clip_set
 
-    from lib_vid2vid.postprocess import scene_cut_distance
+    from lib_vid2vid.scene_cuts import scene_cut_distance
 
     designs = [parse_design(d) for d in (args.design or DESIGNS)]
     judges = [parse_judge(j) for j in args.judge_flow.split(",")]

@@ -2,9 +2,9 @@
 
 Choice (:func:`choose_keyframes`, on the source frames at output size, before anything is rendered)
 ---------------------------------------------------------------------------------------------------
-The video is split into **scene groups** at scene cuts (luma histogram distance of consecutive source frames
-above ``cut_threshold``, as colour coherence and the post stages detect them). The first frame of every group is a
-keyframe; nothing is propagated across a cut. Inside a group:
+The video is split into **scene groups** at scene cuts (:mod:`lib_vid2vid.scene_cuts`: the luma histograms of
+consecutive source frames, or their motion, say a new shot begins; as colour coherence and the post stages find
+them). The first frame of every group is a keyframe; nothing is propagated across a cut. Inside a group:
 
 * ``interval``: frames ``g + m * K`` (``g`` the group's first frame, ``K`` the interval);
 * ``adaptive``: scanning forward, frame ``i`` becomes a keyframe when ``i - k >= max_gap`` or when
@@ -212,15 +212,16 @@ def mean_motion(cur: np.ndarray, prev: np.ndarray, weights: np.ndarray | None) -
 def choose_keyframes(frames: Iterable[np.ndarray], total: int, *, mode: str = "interval", interval: int = 4,
                      min_gap: int = 2, max_gap: int = 12, threshold: float = 1.0, colour_weight: float = 25.0,
                      motion_weight: float = 10.0, max_motion: float = 0.0, cut_threshold: float = 0.4,
-                     add: Sequence[int] = (),
+                     cut_motion: float = 0.0, add: Sequence[int] = (),
                      remove: Sequence[int] = (), weights: Callable[[int, np.ndarray], np.ndarray | None] | None = None,
                      on_key: Callable[[int], None] | None = None) -> KeyframePlan:
     """Choose the keyframes of a video (see the module docstring). ``frames``: the source frames in order, RGB
     uint8 HWC at output size (streamed: only the last keyframe and the previous frame are kept). ``weights(i,
     frame)``: float32 HW 0..1, where changes count (a mask), or None for all pixels. ``max_motion``: adaptive
-    mode's accumulated-motion limit in output pixels (0: off). ``on_key(i)`` is called as soon as frame ``i`` is
+    mode's accumulated-motion limit in output pixels (0: off). ``cut_threshold``, ``cut_motion``: the scene cut
+    tests (:class:`lib_vid2vid.scene_cuts.CutDetector`). ``on_key(i)`` is called as soon as frame ``i`` is
     chosen, before the next frame is read (a preview keeps only the keyframes' thumbnails)."""
-    from .postprocess import histogram_distance, luma_histogram
+    from .scene_cuts import CutDetector
 
     if mode not in ("interval", "adaptive"):
         raise SettingsError("keyframe_mode", f"{mode!r}: choose interval or adaptive")
@@ -236,7 +237,7 @@ def choose_keyframes(frames: Iterable[np.ndarray], total: int, *, mode: str = "i
     reasons: dict[int, str] = {}
     scores: dict[int, float] = {}
     starts: list[int] = []
-    prev = None  # the previous frame's luma histogram (scene cuts)
+    cuts = CutDetector(cut_threshold, cut_motion)
     key_small = None
     prev_small = None
     travelled = 0.0  # adaptive: motion(i, last keyframe), output pixels
@@ -246,9 +247,7 @@ def choose_keyframes(frames: Iterable[np.ndarray], total: int, *, mode: str = "i
         if i >= total:
             break
         n = i + 1
-        hist = luma_histogram(rgb)
-        cut = prev is not None and histogram_distance(prev, hist) > cut_threshold
-        prev = hist
+        cut = cuts.step(rgb)
         reason = None
         small = _small_grey(rgb) if mode == "adaptive" else None
         wts = weights(i, rgb) if weights and mode == "adaptive" and i > 0 and not cut else None

@@ -63,7 +63,8 @@ def plan_from_settings(settings: Settings, frames, total: int, weights=None, on_
     return kf.choose_keyframes(
         frames, total, mode=t.keyframe_mode, interval=t.keyframe_interval, min_gap=t.keyframe_min_gap,
         max_gap=t.keyframe_max_gap, threshold=t.keyframe_threshold, colour_weight=t.keyframe_colour_weight,
-        motion_weight=t.keyframe_motion_weight, max_motion=t.keyframe_max_motion, cut_threshold=settings.export.scene_cut_threshold,
+        motion_weight=t.keyframe_motion_weight, max_motion=t.keyframe_max_motion,
+        cut_threshold=settings.export.scene_cut_threshold, cut_motion=settings.export.scene_cut_motion,
         add=kf.parse_frame_list(t.keyframe_add, "keyframe_add"),
         remove=kf.parse_frame_list(t.keyframe_remove, "keyframe_remove"), weights=weights, on_key=on_key)
 

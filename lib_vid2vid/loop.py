@@ -430,9 +430,9 @@ class Run:
         """The renderer's notes about the host in this run (logged once each as job warnings)."""
         self.base_request: dict[str, Any] = {}
         """Fields every request starts from (stages may add to it in ``begin``, e.g. a sigma schedule)."""
-        self.cut_distance: Callable[[np.ndarray, np.ndarray], float] | None = None
-        """With ``reset_at_cuts``: the scene-cut distance of two source frames (the pipeline hands in
-        ``postprocess.scene_cut_distance``); the cuts are found with it before the first frame."""
+        self.cut_detector: Callable[[], scene_groups.CutDetector] | None = None
+        """With ``reset_at_cuts``: makes the job's scene-cut detector (the pipeline hands it in); the cuts are found
+        with it before the first frame."""
         self.stage_factory: Callable[[], list[Stage]] | None = None
         """Builds a fresh set of stages: each shot rendered in parallel (scene groups) gets its own."""
         self.cuts: list[int] | None = None
@@ -681,11 +681,10 @@ class Run:
         if stored is not None:
             self.cuts = [int(c) for c in stored]
             return
-        if self.cut_distance is None:
+        if self.cut_detector is None:
             return
         t0 = time.perf_counter()
-        threshold = self.settings.export.scene_cut_threshold
-        self.cuts = scene_groups.find_cuts(self._scan_source("finding scene cuts"), threshold, self.cut_distance)
+        self.cuts = scene_groups.find_cuts(self._scan_source("finding scene cuts"), self.cut_detector())
         self.job.manifest[scene_groups.MANIFEST_KEY] = self.cuts
         self.job.save()
         shown = ", ".join(map(str, self.cuts[:20])) + (" ..." if len(self.cuts) > 20 else "")

@@ -539,6 +539,11 @@ class ExportSettings:
                                          "interpolated or deflickered across a cut. 1 = never.", min=0.01,
                                          max=1, step=0.01,
         section="Interpolation and deflicker", advanced=True)
+    scene_cut_motion: float = setting(0.65, "Also a scene cut when the previous source frame, moved along the "
+                                      "optical flow, cannot explain more than this share of the next one's texture "
+                                      "(0..1; finds cuts between shots of the same light, which the histograms "
+                                      "miss; 0 = histograms only).", min=0, max=1, step=0.05,
+        section="Interpolation and deflicker", advanced=True, neutral=0.0)
     deflicker: float = setting(0.0, "Deflicker strength k: luminance out_t = (1 - k) Y_t + k * warp(out_t-1) "
                                "along the optical flow, outside occlusions (0 = off).", min=0, max=0.95,
                                step=0.05,

@@ -214,9 +214,10 @@ def run_job(settings: Settings, renderer: Renderer, *, resume: str | Path | None
         if built:  # each shot of a pass rendered in parallel gets its own stages (scene groups)
             run.stage_factory = lambda: build_stages(settings, job)
         if settings.temporal.reset_at_cuts:
-            from .postprocess import scene_cut_distance
+            from .scene_cuts import CutDetector
 
-            run.cut_distance = scene_cut_distance
+            ex = settings.export
+            run.cut_detector = lambda: CutDetector(ex.scene_cut_threshold, ex.scene_cut_motion)
         attach_export(run)
         if settings.job.report:
             from .report import StreamingReport

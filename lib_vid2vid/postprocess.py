@@ -17,13 +17,9 @@ where ``R`` is the product of the interpolation ratios before it (1 before inter
 ``r`` turns ``N`` frames at ``fps`` into ``ceil(N r)`` frames at exactly ``fps * r`` (see
 :mod:`lib_vid2vid.interpolate`).
 
-Scene cuts (:func:`scene_cut_distance`): for consecutive source frames ``a, b`` at plan size, with ``h(x)``
-the 32-bin histogram of BT.601 luma (uint8 levels // 8, each bin the fraction of pixels)::
-
-    d(a, b) = 1/2 * sum_k |h_k(a) - h_k(b)|        (total variation distance, 0 = same histogram, 1 = disjoint)
-
-and a cut lies between source frames ``i`` and ``i + 1`` when ``d > scene_cut_threshold``. It costs one
-histogram per frame and ignores motion (a moving object keeps its histogram) but not a change of shot.
+Scene cuts: between source frames ``i`` and ``i + 1`` at plan size where their luma histograms differ by more
+than ``scene_cut_threshold`` or the motion from one to the other explains less than ``1 - scene_cut_motion`` of
+the second's texture (:mod:`lib_vid2vid.scene_cuts`, the same cuts the keyframes and colour coherence use).
 The cuts are computed once from the source and kept in the manifest (``post.scene_cuts``).
 
 Deflicker (:func:`deflicker_frame`), strength ``k`` in [0, 0.95], on BT.601 luma ``Y`` (0..255)::
@@ -61,6 +57,7 @@ import numpy as np
 
 from . import upscale as _up
 from .errors import Interrupted, SettingsError, Vid2VidError
+from .scene_cuts import find_cuts
 
 if TYPE_CHECKING:
     from .interpolate import Interpolator
@@ -253,49 +250,23 @@ def source_frames(job: Job, settings: Settings, plan: JobPlan, first: int = 0) -
         yield rgb
 
 
-def luma_histogram(rgb: np.ndarray, bins: int = 32) -> np.ndarray:
-    """Fractions of pixels per luma bin (BT.601 luma, uint8 levels // (256 / bins)), float64 (bins,).
-    OpenCV's calcHist counts the same bins when ``bins`` divides 256 (exact below 2**24 pixels), at a third of
-    numpy's time; it runs on every source frame, for the scene cuts."""
-    y = cv2.cvtColor(np.ascontiguousarray(rgb), cv2.COLOR_RGB2GRAY)
-    if 256 % bins == 0 and y.size < 1 << 24:
-        h = cv2.calcHist([y], [0], None, [bins], [0, 256]).ravel().astype(np.float64)
-    else:
-        h = np.bincount((y // (256 // bins)).ravel(), minlength=bins).astype(np.float64)
-    return h / max(1, y.size)
-
-
-def scene_cut_distance(a: np.ndarray, b: np.ndarray) -> float:
-    """Total variation distance of the two frames' luma histograms, 0..1 (see the module doc)."""
-    return histogram_distance(luma_histogram(a), luma_histogram(b))
-
-
-def histogram_distance(ha: np.ndarray, hb: np.ndarray) -> float:
-    """:func:`scene_cut_distance` of two frames from their :func:`luma_histogram` (a caller that streams frames
-    keeps the previous frame's histogram instead of computing it again)."""
-    return float(0.5 * np.abs(ha - hb).sum())
-
-
-def detect_scene_cuts(frames, threshold: float) -> list[int]:
-    """Indices ``i`` with a cut between frames ``i`` and ``i + 1`` of the iterable (streamed)."""
-    cuts, prev, i = [], None, -1
-    for i, f in enumerate(frames):
-        h = luma_histogram(f)
-        if prev is not None and histogram_distance(prev, h) > threshold:
-            cuts.append(i - 1)
-        prev = h
-    return cuts
+def detect_scene_cuts(frames, threshold: float, motion: float = 0.0) -> list[int]:
+    """Indices ``i`` with a cut between frames ``i`` and ``i + 1`` of the iterable (streamed; the tests of
+    :mod:`lib_vid2vid.scene_cuts`, ``motion`` 0 = the histogram test alone)."""
+    return [i - 1 for i in find_cuts(frames, threshold, motion)]
 
 
 def source_scene_cuts(job: Job, settings: Settings, plan: JobPlan) -> list[int]:
-    """Scene cuts of the job's source (cached in the manifest for this threshold and plan)."""
-    thr = settings.export.scene_cut_threshold
+    """Scene cuts of the job's source (cached in the manifest for these thresholds and plan; a cache from before
+    the motion test has none, i.e. 0)."""
+    thr, motion = settings.export.scene_cut_threshold, settings.export.scene_cut_motion
     post = job.manifest.setdefault("post", {})
     cached = post.get("scene_cuts")
-    if cached and cached.get("threshold") == thr and cached.get("total") == plan.total:
+    if (cached and cached.get("threshold") == thr and cached.get("motion", 0.0) == motion
+            and cached.get("total") == plan.total):
         return list(cached["cuts"])
-    cuts = detect_scene_cuts(source_frames(job, settings, plan), thr)
-    post["scene_cuts"] = {"threshold": thr, "total": plan.total, "cuts": cuts}
+    cuts = detect_scene_cuts(source_frames(job, settings, plan), thr, motion)
+    post["scene_cuts"] = {"threshold": thr, "motion": motion, "total": plan.total, "cuts": cuts}
     job.save()
     if cuts:
         job.log(f"scene cuts after source frames {cuts}")

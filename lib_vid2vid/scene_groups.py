@@ -5,9 +5,9 @@ frame delta correction, inpaint masks) starts each shot as it starts frame 0: no
 depends on nothing rendered in another shot, so the shots of a pass can render at the same time on several
 backends, each shot one frame after another, and give the bytes a one-backend run gives.
 
-Cuts: frame ``i > 0`` starts a shot when ``postprocess.scene_cut_distance(source[i-1], source[i])`` (total
-variation of the luma histograms, 0..1) exceeds ``scene_cut_threshold``: the test colour coherence uses for its
-reference. They are found once per job by decoding the source at output size before the first frame and stored
+Cuts: frame ``i > 0`` starts a shot when :class:`lib_vid2vid.scene_cuts.CutDetector` finds a cut between
+``source[i-1]`` and ``source[i]`` (their luma histograms, or their motion, ``scene_cut_threshold`` and
+``scene_cut_motion``): the test colour coherence uses for its reference. They are found once per job by decoding the source at output size before the first frame and stored
 in the manifest (``scene_cuts``), so a resumed job (on any number of backends) uses the same shots even if the
 threshold was changed since.
 
@@ -18,24 +18,19 @@ them in frame order as soon as every frame before them is there (one writer: the
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 
 import numpy as np
+
+from .scene_cuts import CutDetector
 
 MANIFEST_KEY = "scene_cuts"
 
 
-def find_cuts(frames: Iterable[tuple[int, np.ndarray]], threshold: float,
-              distance: Callable[[np.ndarray, np.ndarray], float]) -> list[int]:
-    """First frames of every shot but the first: indices ``i`` with ``distance(f[i-1], f[i]) > threshold`` over
-    (index, RGB uint8 HWC) pairs in order (``distance``: ``postprocess.scene_cut_distance``, handed in by the
-    pipeline so that the frame loop needs no post-processing import)."""
-    cuts, prev = [], None
-    for i, rgb in frames:
-        if prev is not None and distance(prev, rgb) > threshold:
-            cuts.append(int(i))
-        prev = rgb
-    return cuts
+def find_cuts(frames: Iterable[tuple[int, np.ndarray]], detector: CutDetector) -> list[int]:
+    """First frames of every shot but the first: indices ``i`` with a cut between ``f[i-1]`` and ``f[i]`` over
+    (index, RGB uint8 HWC) pairs in order."""
+    return [int(i) for i, rgb in frames if detector.step(rgb)]
 
 
 def groups(cuts: Sequence[int], total: int) -> list[tuple[int, int]]:

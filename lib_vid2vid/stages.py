@@ -47,6 +47,7 @@ from .loop import FrameContext, Run, Stage
 from .noise_stage import NoiseStage
 from .params import SCHEDULES, Settings, parse_colour, parse_weights, schedule_ranges
 from .renderer import RenderRequest
+from .scene_cuts import CutDetector, CutFeatures
 from .seeds import LOOP_SEED_STRIDE, SEED_MODULUS
 from .workspace import Job, atomic_write_bytes
 
@@ -528,8 +529,8 @@ class FdcStage(Stage):
 class ColourStage(Stage):
     """Colour coherence: match LAB statistics to the first frame of the current shot.
 
-    The reference is frame 0 of the pass, and again the first frame after each scene cut of the source (luma
-    histogram distance above ``scene_cut_threshold``, as the post stages detect cuts): matching a new shot to
+    The reference is frame 0 of the pass, and again the first frame after each scene cut of the source
+    (:mod:`lib_vid2vid.scene_cuts`, as the keyframes and the post stages find them): matching a new shot to
     the colours of the previous one would recolour it. Cuts found are recorded in the manifest
     (``colour_refs``), so a resumed job re-reads the same reference frame from disk.
     """
@@ -537,29 +538,28 @@ class ColourStage(Stage):
     name = "colour"
 
     def __init__(self, settings: Settings | None = None):
-        self.threshold = settings.export.scene_cut_threshold if settings is not None else 0.4
+        ex = settings.export if settings is not None else None
+        self.cuts = CutDetector(ex.scene_cut_threshold, ex.scene_cut_motion) if ex else CutDetector(0.4)
         self.reference: blend.LabStats | None = None
         self.run: Run | None = None
         self.loop = -1
-        self._hist: tuple[int, np.ndarray] | None = None  # (frame, its source frame's luma histogram)
+        self._feats: tuple[int, CutFeatures] | None = None  # (frame, its source frame's features)
 
     def begin(self, run: Run) -> None:
         self.run = run
-        self._hist = None
+        self._feats = None
         run.job.manifest.setdefault("colour_refs", {})
 
     def analyse(self, ctx: FrameContext) -> None:
-        from .postprocess import histogram_distance, luma_histogram
-
         cut = ctx.analysis.get("scene_cut")  # reset_at_cuts: the job's stored cuts decide (its scene groups)
         if cut is None:
             prev = ctx.prev_video
-            hist = luma_histogram(ctx.video)
+            feats = self.cuts.features(ctx.video)
             cut = False
             if prev is not None:
-                kept = self._hist if self._hist is not None and self._hist[0] == ctx.index - 1 else None
-                cut = histogram_distance(kept[1] if kept is not None else luma_histogram(prev), hist) > self.threshold
-            self._hist = (ctx.index, hist)  # frames come in order: the next one needs no second histogram of this
+                kept = self._feats if self._feats is not None and self._feats[0] == ctx.index - 1 else None
+                cut = self.cuts.between(kept[1] if kept is not None else self.cuts.features(prev), feats)
+            self._feats = (ctx.index, feats)  # frames come in order: the next one needs no second look at this one
         ctx.analysis["colour_ref"] = ctx.index == 0 or cut
 
     def correct(self, ctx: FrameContext, image: np.ndarray) -> np.ndarray:

@@ -373,7 +373,7 @@ def test_a_cut_has_no_valid_pixel_and_the_file_decodes_exactly(synth, tmp_path):
     assert np.array_equal(clip.frame(2), synth.clip_set(128, 6)["syn_cut"].frame(2))  # deterministic
     # the second shot has its own palette: the jobs' cut detection (luma histogram distance > 0.4) sees the cut,
     # and only it
-    from lib_vid2vid.postprocess import scene_cut_distance
+    from lib_vid2vid.scene_cuts import scene_cut_distance
 
     dist = [scene_cut_distance(clip.frame(t - 1), clip.frame(t)) for t in range(1, 6)]
     assert dist[2] > 0.5 and max(dist[:2] + dist[3:]) < 0.1

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from lib_vid2vid import postprocess as pp
-from lib_vid2vid import upscale, video
+from lib_vid2vid import scene_cuts, upscale, video
 from lib_vid2vid.errors import SettingsError, Vid2VidError
 from lib_vid2vid.metrics import FlickerMeter
 from lib_vid2vid.params import Settings
@@ -56,14 +56,14 @@ def test_scene_cut_distance_by_hand():
     white = np.full((8, 8, 3), 255, np.uint8)
     half = black.copy()
     half[:4] = 255
-    assert pp.scene_cut_distance(black, black) == 0
-    assert pp.scene_cut_distance(black, white) == 1  # disjoint histograms
-    assert pp.scene_cut_distance(black, half) == 0.5  # half the pixels moved from bin 0 to bin 31
+    assert scene_cuts.scene_cut_distance(black, black) == 0
+    assert scene_cuts.scene_cut_distance(black, white) == 1  # disjoint histograms
+    assert scene_cuts.scene_cut_distance(black, half) == 0.5  # half the pixels moved from bin 0 to bin 31
     # a moving object keeps the histogram: no cut
     a, b = black.copy(), black.copy()
     a[2:4, 1:3] = 200
     b[2:4, 4:6] = 200
-    assert pp.scene_cut_distance(a, b) == 0
+    assert scene_cuts.scene_cut_distance(a, b) == 0
     frames = [black, black, a, b, white, white]
     assert pp.detect_scene_cuts(frames, 0.5) == [3]  # between b (index 3) and white (index 4)
     assert pp.detect_scene_cuts(frames, 1.0) == []
@@ -324,6 +324,6 @@ def test_luma_histogram_is_the_share_of_pixels_per_luma_bin(bins):
     want = np.zeros(max(bins, int((y // (256 // bins)).max()) + 1))
     for level in y.ravel():
         want[level // (256 // bins)] += 1
-    got = pp.luma_histogram(rgb, bins)
+    got = scene_cuts.luma_histogram(rgb, bins)
     assert np.array_equal(got, want / y.size)
     assert got.dtype == np.float64 and got.sum() == pytest.approx(1.0)
