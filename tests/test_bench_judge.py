@@ -169,6 +169,20 @@ def test_nocut_judge_leaves_out_the_pairs_across_a_cut(bench):
     assert got[j.name] > 3 * got[jn.name]
 
 
+def test_nocut_judge_finds_cuts_as_the_jobs_do(bench):
+    """A cut between two shots of the same light (histograms within 0.2) is left out too: the judge asks the jobs'
+    own scene cut tests."""
+    from tests.clips import same_light_cut_frames
+
+    frames = same_light_cut_frames()
+    meter, plain = bench.JudgeMeter(bench.parse_judge("dis:nocut")), bench.JudgeMeter(bench.parse_judge("dis"))
+    for f in frames:
+        meter.update(f, f)
+        plain.update(f, f)
+    assert (meter.cuts, plain.cuts) == (1, 0)
+    assert len(meter._we) == len(frames) - 2 and len(plain._we) == len(frames) - 1
+
+
 def test_parse_variant_reaches_propagation_settings_and_run_one_applies_them(bench, monkeypatch, tmp_path):
     from lib_vid2vid import keyframes as kf
     from lib_vid2vid.errors import Vid2VidError
