@@ -17,7 +17,7 @@ and ``b``, RGB uint8 at plan size, a cut lies between them when either test says
    most :data:`SIDE` pixels on the long side (INTER_AREA), ``A`` and ``B``::
 
        (dx, dy) = phase correlation shift B -> A             the global motion, however large
-       f = DIS "fast" flow B -> A started from (dx, dy),  W = warp(A, f)      frame a carried onto b
+       f = DIS "ultrafast" flow B -> A started from (dx, dy),  W = warp(A, f)      frame a carried onto b
        R = blur_1.5(|W - B|)                                   what the motion does not explain
        s = std of B over 7x7 pixels,  T = {s > 6}              the textured pixels of b
        u(a, b) = |{p in T : R(p) > max(10, 0.75 s(p))}| / |T|  share of b's texture that a cannot explain
@@ -28,10 +28,11 @@ and ``b``, RGB uint8 at plan size, a cut lies between them when either test says
    correlation's shift it follows a third); after a cut it explains almost none, whatever the histograms.
 
 Measured (``python helpers/bench_scene_cuts.py``: the five clips of ``../shared/media`` at 8, 12 and 24 fps and the
-synthetic ones at 12, 384 px wide): the nine cuts of Megamind.avi and bikes.mp4 and syn_cut's have u >= 0.73, every
-other frame pair u <= 0.60 (a van passing right in front of bikes.mp4's still camera, at 8 fps), so both tests find
+synthetic ones at 12, 384 px wide): the nine cuts of Megamind.avi and bikes.mp4 and syn_cut's have u >= 0.74, every
+other frame pair u <= 0.59 (a van passing right in front of bikes.mp4's still camera, at 8 fps), so both tests find
 every cut and no other; the histogram test alone finds 3 of the 9 (d 0.18-0.34 for the other six, shot / reverse
-shot in the same light, while a non-cut reaches 0.18). The motion test costs about 1.3 ms a frame on 2 cores.
+shot in the same light, while a non-cut reaches 0.18). The motion test costs about 0.8 ms a frame at 384 px
+and 1.7 ms at 512x512 on 2 cores.
 """
 
 from __future__ import annotations
@@ -56,7 +57,10 @@ def luma_histogram(rgb: np.ndarray, bins: int = 32) -> np.ndarray:
     """Fractions of pixels per luma bin (BT.601 luma, uint8 levels // (256 / bins)), float64 (bins,).
     OpenCV's calcHist counts the same bins when ``bins`` divides 256 (exact below 2**24 pixels), at a third of
     numpy's time; it runs on every source frame, for the scene cuts."""
-    y = cv2.cvtColor(np.ascontiguousarray(rgb), cv2.COLOR_RGB2GRAY)
+    return _grey_histogram(cv2.cvtColor(np.ascontiguousarray(rgb), cv2.COLOR_RGB2GRAY), bins)
+
+
+def _grey_histogram(y: np.ndarray, bins: int = 32) -> np.ndarray:
     if 256 % bins == 0 and y.size < 1 << 24:
         h = cv2.calcHist([y], [0], None, [bins], [0, 256]).ravel().astype(np.float64)
     else:
@@ -77,7 +81,10 @@ def scene_cut_distance(a: np.ndarray, b: np.ndarray) -> float:
 
 def small_grey(rgb: np.ndarray) -> np.ndarray:
     """RGB uint8 HWC -> grey uint8 HW (BT.601 luma), at most :data:`SIDE` pixels on the long side (INTER_AREA)."""
-    g = cv2.cvtColor(np.ascontiguousarray(rgb), cv2.COLOR_RGB2GRAY)
+    return _shrunk(cv2.cvtColor(np.ascontiguousarray(rgb), cv2.COLOR_RGB2GRAY))
+
+
+def _shrunk(g: np.ndarray) -> np.ndarray:
     h, w = g.shape
     f = SIDE / max(h, w)
     if f < 1:
@@ -86,11 +93,11 @@ def small_grey(rgb: np.ndarray) -> np.ndarray:
 
 
 def _dis() -> cv2.DISOpticalFlow:
-    """This thread's DIS "fast" instance of the motion test, always given an initial flow. Not flow's shared ones:
+    """This thread's DIS "ultrafast" instance of the motion test, always given an initial flow. Not flow's shared ones:
     an instance once given an initial flow keeps using it as one when called without (OpenCV 4.10-5.1)."""
     dis = getattr(_LOCAL, "dis", None)
     if dis is None:
-        dis = _LOCAL.dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_FAST)
+        dis = _LOCAL.dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST)
     return dis
 
 
@@ -137,7 +144,8 @@ class CutDetector:
         self._prev: CutFeatures | None = None
 
     def features(self, rgb: np.ndarray) -> CutFeatures:
-        return CutFeatures(luma_histogram(rgb), small_grey(rgb) if self.motion > 0 else None)
+        y = cv2.cvtColor(np.ascontiguousarray(rgb), cv2.COLOR_RGB2GRAY)
+        return CutFeatures(_grey_histogram(y), _shrunk(y) if self.motion > 0 else None)
 
     def between(self, a: CutFeatures, b: CutFeatures) -> bool:
         """Whether a cut lies between the frames of ``a`` (previous) and ``b``."""
