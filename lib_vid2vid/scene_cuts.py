@@ -94,7 +94,7 @@ def _shrunk(g: np.ndarray) -> np.ndarray:
 
 def _dis() -> cv2.DISOpticalFlow:
     """This thread's DIS "ultrafast" instance of the motion test, always given an initial flow. Not flow's shared ones:
-    an instance once given an initial flow keeps using it as one when called without (OpenCV 4.10-5.1)."""
+    an instance once given an initial flow keeps using it as one when later called without (seen with OpenCV 5.1)."""
     dis = getattr(_LOCAL, "dis", None)
     if dis is None:
         dis = _LOCAL.dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST)
