@@ -37,7 +37,6 @@ and 1.7 ms at 512x512 on 2 cores.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -50,7 +49,6 @@ TEXTURE_STD = 6.0
 """A pixel is textured where the grey levels of its 7x7 neighbourhood have at least this standard deviation."""
 MIN_TEXTURED = 0.01
 """Below this share of textured pixels (a black or flat frame) the motion test says nothing."""
-_LOCAL = threading.local()
 
 
 def luma_histogram(rgb: np.ndarray, bins: int = 32) -> np.ndarray:
@@ -92,15 +90,6 @@ def _shrunk(g: np.ndarray) -> np.ndarray:
     return g
 
 
-def _dis() -> cv2.DISOpticalFlow:
-    """This thread's DIS "ultrafast" instance of the motion test, always given an initial flow. Not flow's shared ones:
-    an instance once given an initial flow keeps using it as one when later called without (seen with OpenCV 5.1)."""
-    dis = getattr(_LOCAL, "dis", None)
-    if dis is None:
-        dis = _LOCAL.dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST)
-    return dis
-
-
 def unexplained_texture(grey_a: np.ndarray, grey_b: np.ndarray) -> float | None:
     """``u(a, b)`` of two :func:`small_grey` frames (previous, current): the share of b's textured pixels that a,
     carried along the motion, does not explain, 0..1; None where b has too little texture to tell."""
@@ -117,7 +106,10 @@ def unexplained_texture(grey_a: np.ndarray, grey_b: np.ndarray) -> float | None:
     (dx, dy), _ = cv2.phaseCorrelate(b, a)
     start = np.empty((*b.shape, 2), np.float32)
     start[..., 0], start[..., 1] = dx, dy
-    f = _dis().calc(grey_b, grey_a, start)
+    # a new instance each time (it costs nothing measurable at this size): one that was given an initial flow
+    # computes later flows from what it kept of the calls before (seen with OpenCV 5.1: after a cut between two
+    # 64x64 frames, whose phase correlation said 108 px, the same pair as before came out u 0.71 instead of 0.92)
+    f = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST).calc(grey_b, grey_a, start)
     carried = flow.warp(a, f)
     r = cv2.GaussianBlur(np.abs(carried - b), (0, 0), 1.5)
     unexplained = r > np.maximum(10.0, 0.75 * s)

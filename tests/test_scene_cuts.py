@@ -30,6 +30,15 @@ def test_the_motion_explains_a_moved_frame_and_not_another_picture():
     assert _u(a, a) == 0.0
 
 
+def test_the_answer_for_a_pair_does_not_depend_on_the_pairs_before():
+    a, b = noise_canvas(216, 384, seed=1), noise_canvas(216, 384, seed=2)
+    first = _u(a, b)
+    # small unrelated pictures, whose phase correlation reports shifts larger than the frame
+    shots = [noise_canvas(64, 64, seed=s) for s in range(10, 20)]
+    sc.find_cuts(shots, 0.4, 0.65)
+    assert _u(a, b) == first
+
+
 def test_too_little_texture_says_nothing():
     flat = np.full((64, 96, 3), 120, np.uint8)
     assert _u(flat, flat) is None
