@@ -84,7 +84,9 @@ _LOCAL = threading.local()
 def _dis(quality: str) -> cv2.DISOpticalFlow:
     """This thread's DIS instance of a preset, made once and reused: creating one costs about a third of a 512x512
     flow, and ``calc`` without an initial flow keeps nothing between calls (the same flows as a new instance).
-    One per thread because an instance is not safe to share between threads."""
+    Never give these an initial flow: an instance that was given one computes later flows from what it kept
+    (lib_vid2vid/scene_cuts.py makes its own for that). One per thread because an instance is not safe to share
+    between threads."""
     cache = getattr(_LOCAL, "dis", None)
     if cache is None:
         cache = _LOCAL.dis = {}
