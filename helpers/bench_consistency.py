@@ -253,8 +253,7 @@ class JudgeMeter:
         cut = False
         if self.judge.skip_cuts:
             if self._cut_detector is None:
-                ex = Settings().export
-                self._cut_detector = CutDetector(ex.scene_cut_threshold, ex.scene_cut_motion)
+                self._cut_detector = CutDetector.of(Settings())
             cut = self._cut_detector.step(src)
         if prev is None:
             return

@@ -216,8 +216,7 @@ def run_job(settings: Settings, renderer: Renderer, *, resume: str | Path | None
         if settings.temporal.reset_at_cuts:
             from .scene_cuts import CutDetector
 
-            ex = settings.export
-            run.cut_detector = lambda: CutDetector(ex.scene_cut_threshold, ex.scene_cut_motion)
+            run.cut_detector = lambda: CutDetector.of(settings)
         attach_export(run)
         if settings.job.report:
             from .report import StreamingReport

@@ -135,6 +135,12 @@ class CutDetector:
         self.motion = float(motion)
         self._prev: CutFeatures | None = None
 
+    @classmethod
+    def of(cls, settings) -> CutDetector:
+        """The detector of a job's :class:`lib_vid2vid.params.Settings` (``scene_cut_threshold``,
+        ``scene_cut_motion``)."""
+        return cls(settings.export.scene_cut_threshold, settings.export.scene_cut_motion)
+
     def features(self, rgb: np.ndarray) -> CutFeatures:
         y = cv2.cvtColor(np.ascontiguousarray(rgb), cv2.COLOR_RGB2GRAY)
         return CutFeatures(_grey_histogram(y), _shrunk(y) if self.motion > 0 else None)

@@ -7,9 +7,9 @@ backends, each shot one frame after another, and give the bytes a one-backend ru
 
 Cuts: frame ``i > 0`` starts a shot when :class:`lib_vid2vid.scene_cuts.CutDetector` finds a cut between
 ``source[i-1]`` and ``source[i]`` (their luma histograms, or their motion, ``scene_cut_threshold`` and
-``scene_cut_motion``): the test colour coherence uses for its reference. They are found once per job by decoding the source at output size before the first frame and stored
-in the manifest (``scene_cuts``), so a resumed job (on any number of backends) uses the same shots even if the
-threshold was changed since.
+``scene_cut_motion``): the test colour coherence uses for its reference. They are found once per job by decoding
+the source at output size before the first frame and stored in the manifest (``scene_cuts``), so a resumed job
+(on any number of backends) uses the same shots even if the thresholds were changed since.
 
 Progress of a shot rendered out of order is journalled under its own stage name (:func:`group_stage`, frame 0 =
 the shot's first frame) while its PNGs are written straight into the pass's folder; the pass's own journal takes

@@ -538,8 +538,7 @@ class ColourStage(Stage):
     name = "colour"
 
     def __init__(self, settings: Settings | None = None):
-        ex = settings.export if settings is not None else None
-        self.cuts = CutDetector(ex.scene_cut_threshold, ex.scene_cut_motion) if ex else CutDetector(0.4)
+        self.cuts = CutDetector.of(settings) if settings is not None else CutDetector(0.4)
         self.reference: blend.LabStats | None = None
         self.run: Run | None = None
         self.loop = -1

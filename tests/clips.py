@@ -343,17 +343,22 @@ def same_light_cut_frames(size=(96, 64), n_frames: int = 12, step: int = 2) -> l
     return [shots[i >= SAME_LIGHT_CUT][:, step * i: step * i + w] for i in range(n_frames)]
 
 
-def make_same_light_cut_clip(path: Path, fps: Fraction = Fraction(12)) -> Path:
-    """:func:`same_light_cut_frames` as an H.264 clip (crf 10)."""
-    frames = same_light_cut_frames()
+def write_h264(path: Path, frames: list[np.ndarray], fps: Fraction, options: dict[str, str],
+               pix_fmt: str = "yuv420p") -> Path:
+    """RGB uint8 HWC frames (all one size) as an H.264 clip with these encoder ``options`` (e.g. crf)."""
     h, w = frames[0].shape[:2]
     with av.open(str(path), "w") as c:
         s = c.add_stream("libx264", rate=fps)
-        s.width, s.height, s.pix_fmt = w, h, "yuv420p"
-        s.options = {"crf": "10"}
+        s.width, s.height, s.pix_fmt = w, h, pix_fmt
+        s.options = dict(options)
         for img in frames:
             for pkt in s.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(img), format="rgb24")):
                 c.mux(pkt)
         for pkt in s.encode():
             c.mux(pkt)
-    return path
+    return Path(path)
+
+
+def make_same_light_cut_clip(path: Path, fps: Fraction = Fraction(12)) -> Path:
+    """:func:`same_light_cut_frames` as an H.264 clip (crf 10)."""
+    return write_h264(path, same_light_cut_frames(), fps, {"crf": "10"})

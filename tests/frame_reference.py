@@ -189,18 +189,9 @@ def _sky_world(cols: int) -> np.ndarray:
 
 def _write_lossless(path: Path, frames: Iterable[np.ndarray]) -> Path:
     """RGB uint8 frames as a lossless x264 clip (crf 0, yuv444p) at 24 fps."""
-    import av
+    from tests.clips import write_h264
 
-    with av.open(str(path), "w") as c:
-        s = c.add_stream("libx264", rate=Fraction(24))
-        s.width, s.height, s.pix_fmt = SIZE[0], SIZE[1], "yuv444p"
-        s.options = {"crf": "0", "preset": "fast"}
-        for img in frames:
-            for pkt in s.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(img), format="rgb24")):
-                c.mux(pkt)
-        for pkt in s.encode():
-            c.mux(pkt)
-    return path
+    return write_h264(path, list(frames), Fraction(24), {"crf": "0", "preset": "fast"}, pix_fmt="yuv444p")
 
 
 def make_sky_pan_clip(folder: Path) -> Path:
