@@ -46,6 +46,11 @@ luminance SSIM punishes as loss of fidelity; what should survive is the layout -
 Edge SSIM also drops for blur and for ghosting (doubled edges), the typical failure of methods that buy
 low warp error by blending frames, so "lowest warp error at equal fidelity" is a fair comparison with it.
 The video-level fidelity is the mean over frames of the per-frame SSIM.
+
+Scene cuts: a pair of frames across a cut shows two unrelated pictures; no flow explains it, so its E_t and
+F_t would measure only how different the two shots are (on a clip with cuts such pairs can be most of E).
+:class:`VideoMetrics` leaves them out when told where the cuts are (``update(..., cut=True)`` on the first
+frame of a shot): the steadiness meters start afresh there; fidelity, a per-frame figure, counts every frame.
 """
 
 from __future__ import annotations
@@ -207,6 +212,10 @@ class WarpErrorMeter:
         self.last_mask: np.ndarray | None = None
         """Non-occluded mask M_t of the last pair (float32 HW, 1 = measured), for debugging panels."""
 
+    def restart(self) -> None:
+        """Forget the previous frame: the next :meth:`update` pairs with nothing (a scene cut lies before it)."""
+        self._prev_src = self._prev_out = None
+
     def update(self, src: np.ndarray, out: np.ndarray) -> float | None:
         _check_pair(src, out)
         src_f = _to_float(src, "src")
@@ -272,6 +281,10 @@ class FlickerMeter:
         self._prev_out_y: np.ndarray | None = None
         self.frames = 0
         self.skipped = 0
+
+    def restart(self) -> None:
+        """Forget the previous frame: the next :meth:`update` pairs with nothing (a scene cut lies before it)."""
+        self._prev_src_y = self._prev_out_y = None
 
     def update(self, src: np.ndarray, out: np.ndarray) -> float | None:
         _check_pair(src, out)
@@ -382,6 +395,8 @@ class VideoMetrics:
         """(width, height) at which the frames are measured."""
         self.worst: list[tuple[float, int]] = []
         """The WORST pairs with the largest warp error: (E_t, index of the later frame), largest first."""
+        self.cuts: list[int] = []
+        """Indices of the frames given with ``cut=True``: each starts a shot, and the pair before it is not measured."""
 
     def _prepare(self, src: np.ndarray, out: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         src = np.asarray(src)
@@ -401,12 +416,18 @@ class VideoMetrics:
             out = cv2.resize(out, size, interpolation=cv2.INTER_AREA)
         return src, out
 
-    def update(self, src_u8: np.ndarray, out_u8: np.ndarray) -> None:
+    def update(self, src_u8: np.ndarray, out_u8: np.ndarray, *, cut: bool = False) -> None:
+        """Measure the next frame (RGB uint8 HWC source and output). ``cut``: a scene cut lies between the previous
+        frame and this one: the warp error and the flicker do not pair them (module docstring)."""
         src, out = self._prepare(src_u8, out_u8)
         size = (int(src.shape[1]), int(src.shape[0]))
         if self.size is not None and size != self.size:
             raise Vid2VidError("metrics: the source frame size changed in the middle of the video")
         self.size = size
+        if cut and self.frames > 0:
+            self.warp_error.restart()
+            self.flicker.restart()
+            self.cuts.append(self.frames)
         e_t = self.warp_error.update(src, out)
         if e_t is not None:
             self.worst = sorted(self.worst + [(float(e_t), self.frames)], key=lambda w: -w[0])[:WORST]
@@ -420,7 +441,8 @@ class VideoMetrics:
 
         Keys: frames, size [w, h], warp_error (lower better), flicker (lower better), fidelity (higher
         better), fidelity_kind ("edge" | "luma"), ssim_edge, ssim_luma, worst_frames ([frame index, its warp
-        error E_t] of the WORST least steady frames, largest first: where to look).
+        error E_t] of the WORST least steady frames, largest first: where to look), scene_cuts (the frames
+        given with ``cut=True``: each starts a shot; the pairs before them are left out of warp error and flicker).
         """
         fid = self.ssim_edge if self.fidelity_kind == "edge" else self.ssim_luma
         return {
@@ -433,6 +455,7 @@ class VideoMetrics:
             "ssim_edge": _round(self.ssim_edge.value),
             "ssim_luma": _round(self.ssim_luma.value),
             "worst_frames": [[index, _round(e)] for e, index in self.worst],
+            "scene_cuts": list(self.cuts),
         }
 
 

@@ -30,6 +30,10 @@ is in ``size``, and every line that quotes the report says it (``format_report``
     ssim_edge       edge SSIM
     ssim_luma       luminance SSIM
     worst_frames    [[frame index, warp error], ...] of the least steady frames, largest first
+    scene_cuts      [frame index, ...]: the first frame of each shot but the first, found in the source as the
+                    job finds cuts (its scene_cut_threshold and scene_cut_motion); the pairs of frames across
+                    a cut are left out of warp_error and flicker (two unrelated pictures: no flow explains
+                    them, and on a video with cuts they would be most of the figure)
     keyframes, fill_renders, flagged_groups    (keyframe jobs only: see keyframe_summary)
 """
 
@@ -47,6 +51,7 @@ from . import video_decode
 from .errors import Vid2VidError
 from .metrics import VideoMetrics
 from .params import Settings
+from .scene_cuts import CutDetector
 from .workspace import Job, atomic_write_bytes
 
 REPORT_NAME = "report.json"
@@ -98,6 +103,7 @@ def report(
     width, height, total = int(plan["width"]), int(plan["height"]), int(plan["total"])
     fps = Fraction(str(plan["fps"])) if settings.video.fps else None  # as Run._video_frames decodes
     meter = VideoMetrics(fidelity=fidelity, max_side=max_side)
+    cuts = CutDetector.of(settings)
     measured = 0
     frames = video_decode.iter_frames(source, fps=fps, start=float(plan["start"]), end=float(plan["end"]),
                                size=(width, height), resize_mode=settings.video.resize_mode)
@@ -105,7 +111,7 @@ def report(
         for index, src in frames:
             if index >= done:
                 break
-            meter.update(src, job.read_frame(stage, index))
+            meter.update(src, job.read_frame(stage, index), cut=cuts.step(src))
             measured += 1
             if progress is not None:
                 progress(measured, done)
@@ -140,6 +146,7 @@ class StreamingReport:
         self.fidelity = fidelity
         self.max_side = max_side
         self.meter = VideoMetrics(fidelity=fidelity, max_side=max_side)
+        self.cuts = CutDetector.of(Settings.from_stored(job.manifest["settings"]))
         self.next = 0
         self.failed: Exception | None = None
 
@@ -151,7 +158,7 @@ class StreamingReport:
                 self._catch_up(index)
             if index != self.next:
                 raise RuntimeError(f"frame {index} measured after frame {self.next - 1}")
-            self.meter.update(src, out)
+            self.meter.update(src, out, cut=self.cuts.step(src))
             self.next = index + 1
         except Exception as exc:  # noqa: BLE001 - measured again from disk at the end
             self.failed = exc
@@ -168,7 +175,7 @@ class StreamingReport:
             for index, src in frames:
                 if index >= upto:
                     break
-                self.meter.update(src, self.job.read_frame(stage, index))
+                self.meter.update(src, self.job.read_frame(stage, index), cut=self.cuts.step(src))
                 self.next = index + 1
         finally:
             frames.close()
@@ -212,6 +219,9 @@ def format_report(rep: dict[str, Any]) -> str:
             f"over {rep.get('frames', 0)} frames at {size[0]}x{size[1]}")
     if not rep.get("complete", True):
         text += f" (job unfinished: {rep.get('frames', 0)} of {rep.get('total')} frames)"
+    cuts = len(rep.get("scene_cuts") or [])
+    if cuts:
+        text += f"; {cuts} scene cut{'s' if cuts > 1 else ''}, not counted as flicker"
     if "keyframes" in rep:
         text += f"; {rep['keyframes']} keyframes"
         flagged = rep.get("flagged_groups") or []
@@ -275,6 +285,11 @@ def report_reading(rep: dict[str, Any], *, html: bool = False) -> str:
         lines.append(("Least steady frames", "the frames that change most against the motion (worth a look)",
                       ", ".join(f"{int(i)}" for i, _e in worst),
                       ", ".join(f"{e / warp:.1f}x the mean" for _i, e in worst)))
+    cuts = rep.get("scene_cuts") or []
+    if cuts:
+        shown = ", ".join(str(int(i)) for i in cuts[:12]) + (f" and {len(cuts) - 12} more" if len(cuts) > 12 else "")
+        lines.append(("Scene cuts", "where a new shot starts: the change across a cut is not counted as flicker",
+                      shown, f"{len(cuts)} found in the source"))
     if not html:
         return verdict + "\n" + "\n".join(f"{n}: {v} - {s} ({m})" for n, m, v, s in lines)
     e = _html.escape

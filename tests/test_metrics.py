@@ -263,11 +263,12 @@ def test_video_metrics_summary():
         "ssim_edge",
         "ssim_luma",
         "worst_frames",
+        "scene_cuts",
     }
     assert summary["frames"] == 4 and summary["size"] == [W, H]
     assert summary["fidelity_kind"] == "edge" and summary["fidelity"] == summary["ssim_edge"]
     assert summary["fidelity"] == pytest.approx(1.0, abs=1e-6)
-    assert summary["warp_error"] < 1e-4
+    assert summary["warp_error"] < 1e-4 and summary["scene_cuts"] == []
     json.dumps(summary)  # JSON-ready
     for v in (summary["warp_error"], summary["ssim_luma"]):
         assert v == float(f"{v:.6g}")  # rounded to 6 significant digits
@@ -311,3 +312,32 @@ def test_worst_frames_name_the_least_steady_pairs():
     worst = vm.summary()["worst_frames"]
     assert len(worst) == 3 and {worst[0][0], worst[1][0]} == {4, 5}
     assert worst[0][1] >= worst[1][1] >= worst[2][1] and worst[2][1] < worst[1][1] / 10
+
+
+def test_a_scene_cut_starts_the_steadiness_meters_afresh():
+    """Frames 0-2 and 3-5 are two shots: told of the cut at 3, the warp error and the flicker are those of the
+    pairs inside the shots alone (the same figures as two meters, one per shot, merged); fidelity counts every
+    frame."""
+    shot_a, shot_b = panning_clip(3), [np.ascontiguousarray(255 - s) for s in panning_clip(3)]
+    frames = shot_a + shot_b
+    outs = [style(s) for s in frames]
+    outs[4] = np.clip(outs[4].astype(np.int16) + 6, 0, 255).astype(np.uint8)  # a little flicker inside shot b
+    told, blind = VideoMetrics(), VideoMetrics()
+    for i, (s, o) in enumerate(zip(frames, outs)):
+        told.update(s, o, cut=i == 3)
+        blind.update(s, o)
+    warp, flick = WarpErrorMeter(), FlickerMeter()
+    e, f = [], []
+    for shot in (range(0, 3), range(3, 6)):
+        warp.restart()
+        flick.restart()
+        for i in shot:
+            e.append(warp.update(frames[i], outs[i]))
+            f.append(flick.update(frames[i], outs[i]))
+    e, f = [x for x in e if x is not None], [x for x in f if x is not None]
+    got = told.summary()
+    assert got["scene_cuts"] == [3] and len(e) == 4 and f and min(e) > 0
+    assert got["warp_error"] == pytest.approx(sum(e) / len(e), rel=1e-5)
+    assert got["flicker"] == pytest.approx(sum(f) / len(f), rel=1e-5)
+    assert blind.summary()["warp_error"] > 2 * got["warp_error"]  # the pair across the cut, counted
+    assert 3 not in [i for i, _ in got["worst_frames"]] and got["fidelity"] == blind.summary()["fidelity"]

@@ -127,3 +127,34 @@ def test_a_jobs_report_is_measured_at_most_256_pixels_wide_and_says_so(clip, tmp
     assert res.report["size"] == [256, 154] and res.report["frames"] == 3
     assert "at 256x154" in format_report(res.report)
     assert report(res.job_dir, write=False)["size"] == [256, 154]  # measured again: the same size
+
+
+@pytest.mark.parametrize("motion", [0.65, 0.0], ids=["cuts", "histograms-miss-it"])
+def test_the_pair_across_a_scene_cut_is_not_counted_as_flicker(tmp_path, motion):
+    """Two shots in the same light (only the motion test finds the cut): the report leaves the pair across the
+    cut out of the warp error and the worst frames, and says where the cut is; the report read again from disk
+    agrees with the one measured while rendering."""
+    from lib_vid2vid.metrics import WarpErrorMeter
+    from tests.clips import SAME_LIGHT_CUT, make_same_light_cut_clip
+
+    cut_clip = make_same_light_cut_clip(tmp_path / "cut.mp4")
+    res = run_job(_settings(cut_clip, tmp_path, scene_cut_motion=motion), ProxyRenderer())
+    rep = res.report
+    job = Job.open(res.job_dir)
+    src = [f for _, f in video.iter_frames(cut_clip, size=(96, 64))]
+    meter = WarpErrorMeter()
+    pair = {t: meter.update(s, job.read_frame("pass1", t)) for t, s in enumerate(src)}  # pair t: frames t-1, t
+    others = [e for t, e in pair.items() if e is not None and t != SAME_LIGHT_CUT]
+    assert pair[SAME_LIGHT_CUT] > 3 * max(others), "the pair across the cut must stand out for this test to bite"
+    if motion:
+        assert rep["scene_cuts"] == [SAME_LIGHT_CUT]
+        assert rep["warp_error"] == pytest.approx(sum(others) / len(others), rel=1e-5)
+        assert SAME_LIGHT_CUT not in [i for i, _ in rep["worst_frames"]]
+        assert "1 scene cut, not counted as flicker" in format_report(rep)
+    else:  # a cut the job does not see is measured like any pair
+        assert rep["scene_cuts"] == []
+        assert rep["worst_frames"][0][0] == SAME_LIGHT_CUT
+    again = report(job, write=False)
+    assert again["scene_cuts"] == rep["scene_cuts"]
+    assert again["warp_error"] == pytest.approx(rep["warp_error"], rel=1e-5)
+    job.close()

@@ -83,3 +83,6 @@ def test_report_reading_gives_the_scale_and_a_verdict():
     assert "<table" in report_reading(rep, html=True)
     worst = report_reading({**rep, "worst_frames": [[17, 0.0045], [3, 0.0018]]})
     assert "Least steady frames: 17, 3 - 5.0x the mean, 2.0x the mean" in worst
+    assert "Scene cuts" not in worst
+    cuts = report_reading({**rep, "scene_cuts": list(range(10, 150, 10))})
+    assert "Scene cuts: 10, 20, 30, 40, 50, 60, 70, 80, 90, 100, 110, 120 and 2 more - 14 found in the source" in cuts
