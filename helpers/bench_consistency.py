@@ -29,8 +29,9 @@ per-frame img2img. With warped noise ``n(s)`` is replaced by the job's warped la
 way, so the detail moves with the content. A batch averages images drawn with seeds s, s+1, ...; an inpaint mask keeps the init
 outside it. No diffusion model runs, so the numbers compare the temporal machinery, not a checkpoint.
 
-Metrics. :func:`lib_vid2vid.report.report` -- the same report every finished job gets -- pairs each
-last-pass frame with its source frame and runs :class:`lib_vid2vid.metrics.VideoMetrics`:
+Metrics. :func:`lib_vid2vid.report.report` -- the same report every finished job gets, but counting the pairs
+across scene cuts too (``cuts=False``, as these figures always have) -- pairs each last-pass frame with its
+source frame and runs :class:`lib_vid2vid.metrics.VideoMetrics`:
 
 - warp error: mean squared difference (0..1 pixel units, shown x 1e-3) between each output frame and the
   previous output warped onto it with the *source's* optical flow, over non-occluded pixels (lower = steadier);
@@ -113,7 +114,8 @@ Farneback and DIS fast means). A judge spelled ``...:nocut`` (e.g. ``farneback:n
 ``dis:fast:0.05:1:nocut``) leaves out the pairs across a cut as the jobs find cuts with their default settings
 (:class:`lib_vid2vid.scene_cuts.CutDetector`: luma histograms, or the motion test; until December 2026 the histograms
 alone, which missed 6 of the 9 cuts of Megamind.avi and bikes.mp4), as ``truth`` does. The default judge counts
-them, as the job report does. A strategy that blends two shots across a cut it missed scores *lower* there than
+them, as the benchmark always has (it measures each job's report with ``cuts=False``; a job's own report leaves
+them out since December 2026). A strategy that blends two shots across a cut it missed scores *lower* there than
 one that cuts cleanly: the blend brings the second frame of the pair closer to the first.
 
 ``-o FILE.png`` draws the means and the per-clip points (warp error against fidelity) with Pillow;
@@ -481,7 +483,7 @@ def run_one(clip: str, method: str, preset: dict, common: dict, tmp_root: str,
             keyrun.kf.PropagationSettings = made
         if res.status != "done":
             raise Vid2VidError(f"job ended {res.status}: {res.message}")
-        rep = report(res.job_dir, max_side=None, write=False)
+        rep = report(res.job_dir, max_side=None, write=False, cuts=False)  # every pair, as the figures always were
         row.update({k: rep[k] for k in (*METRICS, "ssim_luma", "frames", "size")})
         row["rendered"] = renderer.calls
         job, stage = Job.open(res.job_dir), last_stage(settings)

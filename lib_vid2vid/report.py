@@ -78,13 +78,16 @@ def report(
     max_side: int | None = DEFAULT_MAX_SIDE,
     progress: Callable[[int, int], None] | None = None,
     write: bool = True,
+    cuts: bool = True,
 ) -> dict[str, Any]:
     """Measure a job's last-pass frames against its source; write ``report.json`` and return the dict.
 
     ``job``: a :class:`~lib_vid2vid.workspace.Job` or the path of a job folder. ``fidelity``: "edge" or
     "luma" (which SSIM is reported as ``fidelity``). ``max_side``: measure at most this many pixels on the
     long side (None = at the output size). ``progress(done, total)`` is called after each frame.
-    ``write=False`` only returns the dict. Raises Vid2VidError when the job has no finished frame or its
+    ``write=False`` only returns the dict. ``cuts``: leave the pairs across the scene cuts found in the source
+    out of the warp error and flicker (False: every pair, as ``helpers/bench_consistency.py`` defines its
+    figures; ``scene_cuts`` is then empty). Raises Vid2VidError when the job has no finished frame or its
     source video is gone.
     """
     if not isinstance(job, Job):
@@ -103,7 +106,7 @@ def report(
     width, height, total = int(plan["width"]), int(plan["height"]), int(plan["total"])
     fps = Fraction(str(plan["fps"])) if settings.video.fps else None  # as Run._video_frames decodes
     meter = VideoMetrics(fidelity=fidelity, max_side=max_side)
-    cuts = CutDetector.of(settings)
+    detector = CutDetector.of(settings) if cuts else None
     measured = 0
     frames = video_decode.iter_frames(source, fps=fps, start=float(plan["start"]), end=float(plan["end"]),
                                size=(width, height), resize_mode=settings.video.resize_mode)
@@ -111,7 +114,7 @@ def report(
         for index, src in frames:
             if index >= done:
                 break
-            meter.update(src, job.read_frame(stage, index), cut=cuts.step(src))
+            meter.update(src, job.read_frame(stage, index), cut=detector is not None and detector.step(src))
             measured += 1
             if progress is not None:
                 progress(measured, done)

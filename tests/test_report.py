@@ -158,3 +158,20 @@ def test_the_pair_across_a_scene_cut_is_not_counted_as_flicker(tmp_path, motion)
     assert again["scene_cuts"] == rep["scene_cuts"]
     assert again["warp_error"] == pytest.approx(rep["warp_error"], rel=1e-5)
     job.close()
+
+
+def test_the_benchmarks_report_counts_every_pair(tmp_path):
+    """``cuts=False`` (helpers/bench_consistency.py's figures): the pair across the cut counts, as it always did."""
+    from lib_vid2vid.metrics import measure as measure_all
+    from tests.clips import make_same_light_cut_clip
+
+    cut_clip = make_same_light_cut_clip(tmp_path / "cut.mp4")
+    res = run_job(_settings(cut_clip, tmp_path), ProxyRenderer())
+    job = Job.open(res.job_dir)
+    src = [f for _, f in video.iter_frames(cut_clip, size=(96, 64))]
+    every = measure_all(((s, job.read_frame("pass1", t)) for t, s in enumerate(src)), max_side=256)
+    plain = report(job, write=False, cuts=False)
+    assert plain["scene_cuts"] == [] and res.report["scene_cuts"]
+    assert plain["warp_error"] == every["warp_error"] and plain["flicker"] == every["flicker"]
+    assert plain["warp_error"] > res.report["warp_error"]
+    job.close()
