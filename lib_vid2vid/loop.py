@@ -140,6 +140,9 @@ class FrameContext:
     prev_output: np.ndarray | None = None
     """This pass's finished output of frame index-1 (RGB uint8), None at index 0."""
     analysis: dict[str, Any] = field(default_factory=dict)
+    """What the stages' ``analyse`` found, by key; ``scene_cut`` (bool): a scene cut of the source lies between
+    frames index-1 and index, as :meth:`lib_vid2vid.scene_cuts.CutDetector.of` the job's settings finds it (set
+    from the job's stored cuts with reset_at_cuts, or by colour coherence; the job report takes it)."""
 
     @property
     def time(self) -> float:
@@ -652,7 +655,7 @@ class Run:
                 if deferred:
                     lanes.submit("finish", self._finish_and_hand_off, lanes, loop, ctx, req, images, text)
                 else:
-                    self._hand_off(lanes, loop, i, out, record, ctx.video)
+                    self._hand_off(lanes, loop, i, out, record, ctx.video, ctx.analysis.get("scene_cut"))
                     prev_output = out
 
                 if stop_error is not None:
@@ -872,11 +875,12 @@ class Run:
         return True
 
     def _hand_off(self, lanes: _Lanes, loop: int, index: int, out: np.ndarray, record: dict[str, Any],
-                  src: np.ndarray) -> None:
-        """Frame ``index`` is final: queue its write (then export) and, in the last pass, its measurement."""
+                  src: np.ndarray, cut: bool | None = None) -> None:
+        """Frame ``index`` is final: queue its write (then export) and, in the last pass, its measurement
+        (``cut``: the frame's ``scene_cut`` analysis, when a stage found it)."""
         lanes.submit("write", self._write, loop, index, out, record)
         if loop == self.passes - 1 and self.meter is not None:
-            lanes.submit("measure", self.meter.push, index, src, out)
+            lanes.submit("measure", self.meter.push, index, src, out, cut)
 
     def _write(self, loop: int, index: int, out: np.ndarray, record: dict[str, Any]) -> None:
         text = record.pop("_infotext", None)
@@ -891,7 +895,7 @@ class Run:
     def _finish_and_hand_off(self, lanes: _Lanes, loop: int, ctx: FrameContext, req: RenderRequest,
                              images: list[np.ndarray], text: str) -> None:
         out, record = self._finish(ctx, req, images, text)
-        self._hand_off(lanes, loop, ctx.index, out, record, ctx.video)
+        self._hand_off(lanes, loop, ctx.index, out, record, ctx.video, ctx.analysis.get("scene_cut"))
 
     def _render_frame(self, ctx: FrameContext) -> tuple[np.ndarray, dict[str, Any]]:
         """Prepare, render and correct frame ``ctx.index``: (output RGB uint8, manifest record)."""

@@ -153,7 +153,10 @@ class StreamingReport:
         self.next = 0
         self.failed: Exception | None = None
 
-    def push(self, index: int, src: np.ndarray, out: np.ndarray) -> None:
+    def push(self, index: int, src: np.ndarray, out: np.ndarray, cut: bool | None = None) -> None:
+        """Measure frame ``index`` (source and output, RGB uint8 HWC). ``cut``: whether a scene cut lies before it,
+        when the job found that already with the same detector (colour coherence does); looked for here when None.
+        A job gives it for every frame of the pass or for none."""
         if self.failed is not None:
             return
         try:
@@ -161,7 +164,7 @@ class StreamingReport:
                 self._catch_up(index)
             if index != self.next:
                 raise RuntimeError(f"frame {index} measured after frame {self.next - 1}")
-            self.meter.update(src, out, cut=self.cuts.step(src))
+            self.meter.update(src, out, cut=self.cuts.step(src) if cut is None else cut)
             self.next = index + 1
         except Exception as exc:  # noqa: BLE001 - measured again from disk at the end
             self.failed = exc

@@ -559,6 +559,7 @@ class ColourStage(Stage):
                 kept = self._feats if self._feats is not None and self._feats[0] == ctx.index - 1 else None
                 cut = self.cuts.between(kept[1] if kept is not None else self.cuts.features(prev), feats)
             self._feats = (ctx.index, feats)  # frames come in order: the next one needs no second look at this one
+            ctx.analysis["scene_cut"] = cut  # the job report takes it instead of looking again
         ctx.analysis["colour_ref"] = ctx.index == 0 or cut
 
     def correct(self, ctx: FrameContext, image: np.ndarray) -> np.ndarray:

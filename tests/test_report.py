@@ -129,16 +129,23 @@ def test_a_jobs_report_is_measured_at_most_256_pixels_wide_and_says_so(clip, tmp
     assert report(res.job_dir, write=False)["size"] == [256, 154]  # measured again: the same size
 
 
-@pytest.mark.parametrize("motion", [0.65, 0.0], ids=["cuts", "histograms-miss-it"])
-def test_the_pair_across_a_scene_cut_is_not_counted_as_flicker(tmp_path, motion):
+@pytest.mark.parametrize("motion, colour", [(0.65, False), (0.65, True), (0.0, False)],
+                         ids=["cuts", "cuts-found-by-colour-coherence", "histograms-miss-it"])
+def test_the_pair_across_a_scene_cut_is_not_counted_as_flicker(tmp_path, monkeypatch, motion, colour):
     """Two shots in the same light (only the motion test finds the cut): the report leaves the pair across the
     cut out of the warp error and the worst frames, and says where the cut is; the report read again from disk
-    agrees with the one measured while rendering."""
+    agrees with the one measured while rendering. With colour coherence, which looks for cuts itself, the report
+    takes its answers instead of looking at each frame a second time."""
+    from lib_vid2vid import scene_cuts
     from lib_vid2vid.metrics import WarpErrorMeter
     from tests.clips import SAME_LIGHT_CUT, make_same_light_cut_clip
 
     cut_clip = make_same_light_cut_clip(tmp_path / "cut.mp4")
-    res = run_job(_settings(cut_clip, tmp_path, scene_cut_motion=motion), ProxyRenderer())
+    looks = []
+    features = scene_cuts.CutDetector.features
+    monkeypatch.setattr(scene_cuts.CutDetector, "features", lambda self, rgb: looks.append(1) or features(self, rgb))
+    res = run_job(_settings(cut_clip, tmp_path, scene_cut_motion=motion, colour_coherence=colour), ProxyRenderer())
+    assert len(looks) == 12  # each source frame looked at once: by colour coherence, or by the report
     rep = res.report
     job = Job.open(res.job_dir)
     src = [f for _, f in video.iter_frames(cut_clip, size=(96, 64))]
