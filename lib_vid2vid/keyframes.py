@@ -63,8 +63,21 @@ Both keyframes are also judged by how well their carried *source* frames explain
 
 (``PropagationSettings(pick="nearer", seen_residual=0)``: the larger weight alone chooses and only the fw-bw check
 decides what a keyframe sees, as before December 2026.)
-A frame after the last keyframe of its group has only ``K_a`` (one-sided; ``Va`` raised the same way). A keyframe's
-own output is its render. With ``PropagationSettings.flow_scale`` s < 1 (``keyframe_flow = fast``: s = 1/2) the
+A frame after the last keyframe of its group has only ``K_a`` (one-sided; ``Va`` raised the same way).
+
+**Harmonized keyframes** (:func:`harmonize_keyframe`, ``PropagationSettings.harmonize``; December 2026). Two
+renders of a moving subject carry different fine texture, and the frames between them cross-fade from one to the
+other: the texture shimmers although each render is steady. So before a segment is made, keyframe b takes keyframe
+a's fine detail wherever a sees it and the source's motion explains it, and keeps its own colours, shading and
+the detail of what is new or changed (with ``G_s *`` a Gaussian blur of sigma s = ``harmonize_sigma`` pixels,
+``F_b`` the composed flow b -> a, ``Ra_b`` and ``Va_b`` the residual and raised validity of frame b as above)::
+
+      g     = Va_b * clip(2 - 2 Ra_b / harmonize_residual, 0, 1)        a sees b's pixel, and the motion explains it
+      K_b' = K_b + harmonize * g * ((A - G_s * A) - (K_b - G_s * K_b))   A = warp(K_a', F_b); K_a' for a harmonized a
+
+``K_b'`` is keyframe b's output and the keyframe the next segment starts from, so a texture travels with the
+picture through a whole scene group; the first keyframe of a group is its render. Keyframes from a folder
+(``keyframe_folder``) are the user's and are not changed. Otherwise a keyframe's own output is its render. With ``PropagationSettings.flow_scale`` s < 1 (``keyframe_flow = fast``: s = 1/2) the
 flows, their checks, ``F``, ``B``, the residuals ``Ra``, ``Rb`` (blur sigma 2s), the raised ``Va``, ``Vb``, their
 weights ``soft(V) V`` (blur sigma 1.5s) and the pick's margin are computed on the source frames resized by s and
 resized back (bilinear, flows times 1/s); the keyframes are warped and blended at full size.
@@ -89,7 +102,7 @@ from .errors import SettingsError, Vid2VidError
 from .params import parse_frame_list
 
 __all__ = ["KEYFRAME_MODES", "KeyframePlan", "PropagationSettings", "Segment", "choose_keyframes", "fill_styled",
-           "fill_unseen", "parse_frame_list", "propagate_segment", "propagation_from_stored", "propagation_for"]
+           "fill_unseen", "harmonize_keyframe", "parse_frame_list", "propagate_segment", "propagation_from_stored", "propagation_for"]
 
 KEYFRAME_MODES = ("off", "interval", "adaptive")
 CHOICE_SIDE = 256
@@ -334,6 +347,13 @@ class PropagationSettings:
     keyframe whose source, warped the same way, matches source frame t to within half this (blurred grey
     residual), fading out at it. 4 until the styled fill (docs/CONSISTENCY.md, "Unseen pixels in the style
     around them")."""
+    harmonize: float = 1.0
+    """How much of keyframe a's fine detail keyframe b takes where a sees it and the motion explains it
+    (:func:`harmonize_keyframe`; 0 = off, each keyframe its own render, as before December 2026)."""
+    harmonize_sigma: float = 4.0
+    """Pixels: the Gaussian that splits a keyframe into its colours and shading (kept) and its fine detail."""
+    harmonize_residual: float = 4.0
+    """Levels: the source residual of the carried keyframe up to which its detail is taken (fully below half)."""
     unseen_below: float = 0.02
     """A pixel is unseen when its summed validity (0..2) is below this."""
     flow_scale: float = 1.0
@@ -348,7 +368,7 @@ FAST_FLOW_SCALE = 0.5
 """``flow_scale`` of the ``keyframe_flow = "fast"`` propagation."""
 
 
-_BEFORE_STORED = {"fill_sigma": 8.0, "fill_prior": "none", "flow_scale": 1.0}
+_BEFORE_STORED = {"fill_sigma": 8.0, "fill_prior": "none", "flow_scale": 1.0, "harmonize": 0.0}
 """Fields added after jobs began to store their rules, and the value each had before it was a field: what a job
 that did not store it was made with."""
 
@@ -591,7 +611,8 @@ def _soft_weight(v: np.ndarray, sigma: float, out: np.ndarray, scratch: np.ndarr
 
 
 def propagate_segment(sources: Sequence[np.ndarray], key_a: np.ndarray, key_b: Keyframe | None,
-                      ps: PropagationSettings | None = None, flows: dict[int, np.ndarray] | None = None
+                      ps: PropagationSettings | None = None, flows: dict[int, np.ndarray] | None = None,
+                      harmonized: Callable[[np.ndarray], None] | None = None
                       ) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
     """Frames 1 .. len(sources)-1 of a segment (or 1 .. len-2 when ``key_b`` is given: the last source is the
     next keyframe's), carried from the keyframe renders.
@@ -603,7 +624,10 @@ def propagate_segment(sources: Sequence[np.ndarray], key_a: np.ndarray, key_b: K
     mask bool HW)``; the caller fills the unseen pixels (:func:`fill_unseen`). ``flows``, when given, receives the
     flow of each frame to the one before it, by offset (``flows[j]``: frame a+j -> a+j-1), as they are computed.
     Keyframes are warped as uint8 (OpenCV's bilinear remap, 1/32 px steps, rounded). Only what a made frame uses is
-    computed: with ``key_b``, chain a stops at frame n-1 and chain b at frame 1 (a keyframe's own frame is its render)."""
+    computed: with ``key_b``, chain a stops at frame n-1 and chain b at frame 1 (a keyframe's own frame is its render).
+    ``harmonized``: with ``key_b`` and ``ps.harmonize`` > 0, keyframe b is harmonized with ``key_a``
+    (:func:`harmonize_keyframe`, module docstring) before the frames are made from it, and this is called with the
+    result (RGB uint8 HWC), which is keyframe b's output and the next segment's ``key_a``; None: b as given."""
     ps = ps or PropagationSettings()
     n = len(sources) - 1
     if n < 1:
@@ -653,6 +677,18 @@ def propagate_segment(sources: Sequence[np.ndarray], key_a: np.ndarray, key_b: K
     fb, vb = _compose_chain([fwd[n - m] for m in range(1, last + 1)], [seen_fwd[n - m] for m in range(1, last + 1)],
                             fgrid)
     kb = np.ascontiguousarray(key_b() if callable(key_b) else key_b)
+    if harmonized is not None and ps.harmonize > 0:
+        f_n, v_n = _compose_chain([back[n - 1]], [_seen(back[n - 1], fwd[n - 1], fgrid, ps.seen_alpha, ps.seen_beta)],
+                                  fgrid)  # one more step of chain a: frame n = b -> n - 1, then on to a
+        if n > 1:
+            m = fgrid.map(back[n - 1], fgrid.buf("chain_map", 2))
+            f_n = [back[n - 1] + fgrid.remap(fa[n - 2], m, out=fgrid.buf("chain_f", 2))]
+            v_n = [v_n[0] * fgrid.remap(va[n - 2], m, cv2.BORDER_CONSTANT, fgrid.buf("chain_v"))]
+        r_n = _residual(fgreys, 0, n, f_n[0], fgrid, "h", ps.flow_scale)
+        seen_n = _rescue(v_n[0], r_n, ps.seen_residual, fgrid.buf("rescue_h")) if ps.seen_residual > 0 else v_n[0]
+        kb = harmonize_keyframe(kb, grid.warp(ka, up.flow(f_n[0], "fa")), up.valid(seen_n, "seen_h"),
+                                up.valid(r_n, "res_h"), ps)
+        harmonized(kb)
     for j in range(1, n):
         sfa, sfb, sva, svb = fa[j - 1], fb[n - j - 1], va[j - 1], vb[n - j - 1]  # on the flows' grid
         fa_j, fb_j = up.flow(sfa, "fa"), up.flow(sfb, "fb")
@@ -683,6 +719,27 @@ def propagate_segment(sources: Sequence[np.ndarray], key_a: np.ndarray, key_b: K
         out, unseen = blend_two(a, up.valid(wva, "wva"), (n - j) / n, b, up.valid(wvb, "wvb"), j / n, ps, grid.work,
                                 prefer_a, soft)
         yield j, out, unseen
+
+
+def harmonize_keyframe(key_b: np.ndarray, carried_a: np.ndarray, seen: np.ndarray, residual: np.ndarray,
+                       ps: PropagationSettings) -> np.ndarray:
+    """Keyframe b (RGB uint8 HWC) with keyframe a's fine detail where a sees it and the motion explains it (the
+    module docstring's ``K_b'``). ``carried_a``: keyframe a warped onto b's grid (RGB uint8 HWC); ``seen``: where
+    a sees b's pixels (float32 HW 0..1, ``Va_b``); ``residual``: the carried source's residual there (float32 HW,
+    levels 0..255, ``Ra_b``). Returns RGB uint8 HWC (rounded)."""
+    g = np.multiply(residual, np.float32(-2.0 / ps.harmonize_residual))
+    g += np.float32(2.0)
+    np.clip(g, np.float32(0), np.float32(1), out=g)
+    g *= seen
+    g *= np.float32(ps.harmonize)
+    a = carried_a.astype(np.float32)
+    b = key_b.astype(np.float32)
+    detail = a - cv2.GaussianBlur(a, (0, 0), ps.harmonize_sigma)  # (A - G A) - (K_b - G K_b)
+    detail -= b
+    detail += cv2.GaussianBlur(b, (0, 0), ps.harmonize_sigma)
+    detail *= g[..., None]
+    b += detail
+    return np.clip(np.rint(b), 0, 255).astype(np.uint8)
 
 
 def _residual(greys: list[np.ndarray], k: int, t: int, f: np.ndarray, grid: _Grid, tag: str = "",

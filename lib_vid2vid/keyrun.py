@@ -48,10 +48,13 @@ from .params import Settings
 from .renderer import RenderRequest
 
 KEYS_STAGE = "keys"
+HARMONIZED_STAGE = "keys_harmonized"
+"""Each keyframe as the output shows it, by slot (:func:`lib_vid2vid.keyframes.harmonize_keyframe`; a scene group's
+first keyframe is its render): kept so that a resumed job starts its first segment from the same keyframe."""
 RESEED_STEP = 7919
 """A keyframe re-rendered with another seed (:func:`redo_keyframes`, the k-th time) takes ``seed + k *
 RESEED_STEP`` (mod 2**32); candidates take multiples of 100003."""
-_KEPT_STAGES = ("keys", "candidates", "pass1", "masks", "depth")
+_KEPT_STAGES = ("keys", "candidates", "pass1", "masks", "depth", HARMONIZED_STAGE)
 """Stages a re-rendered keyframe leaves alone (pass1 is cut where the keyframe is first used); every other stage
 (the post stages) is made again from the new pass1."""
 
@@ -644,6 +647,9 @@ class KeyframeRun(Run):
         frames = self._video_frames(max(0, segments[0].a - self.before))
         buffer: dict[int, np.ndarray] = {}
         keys: dict[int, np.ndarray] = {}
+        harmonize = self.ps.harmonize > 0 and not self.folder  # keyframes from a folder are the user's, as given
+        if harmonize:  # believe the harmonized keyframes up to the first segment's start; the rest is made again
+            job.truncate_stage(HARMONIZED_STAGE, min(job.frames_done(HARMONIZED_STAGE), plan.slot(segments[0].a) + 1))
         with job.editing():
             info = job.manifest.setdefault("keyframes", {})
             info.setdefault("fill_renders", [])
@@ -658,12 +664,21 @@ class KeyframeRun(Run):
                 buffer[i] = rgb
 
         def key(index: int) -> np.ndarray:
+            """Keyframe ``index`` as the segments use it: harmonized (in memory, or from HARMONIZED_STAGE when a
+            resumed job starts from it), else its render."""
             if index not in keys:
                 slot = plan.slot(index)
                 if gate is not None and not gate.wait(slot):
                     raise _KeysStopped
-                keys[index] = job.read_frame(KEYS_STAGE, slot)
+                if harmonize and index != plan.group_of(index)[0] and slot < job.frames_done(HARMONIZED_STAGE):
+                    keys[index] = job.read_frame(HARMONIZED_STAGE, slot)
+                else:
+                    keys[index] = job.read_frame(KEYS_STAGE, slot)
             return keys[index]
+
+        def harmonized(index: int, img: np.ndarray) -> None:
+            keys[index] = img
+            job.write_frame(HARMONIZED_STAGE, plan.slot(index), img, {"frame": index}, overwrite=True)
 
         prev_out = job.read_frame(stage, start - 1) if start else None
         prev_flows: dict[int, np.ndarray] = {}
@@ -683,7 +698,11 @@ class KeyframeRun(Run):
                     # keyframe b is read once the flows are done: beside the renders, it may be rendering still
                     made = kf.propagate_segment([buffer[k] for k in range(seg.a, end + 1)], key(seg.a),
                                                 functools.partial(key, seg.b) if seg.b is not None else None,
-                                                self.ps, seg_flows)
+                                                self.ps, seg_flows,
+                                                functools.partial(harmonized, seg.b) if harmonize and seg.b is not None
+                                                else None)
+                if harmonize and job.frames_done(HARMONIZED_STAGE) == plan.slot(seg.a):  # a group's first keyframe
+                    job.write_frame(HARMONIZED_STAGE, plan.slot(seg.a), key(seg.a), {"frame": seg.a}, overwrite=True)
                 for t in range(seg.a, seg.last + 1):
                     if t == seg.a:
                         frame, record = key(t), {"keyframe": t}

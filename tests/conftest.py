@@ -33,3 +33,16 @@ def tiny_models(tmp_path_factory):
         return built[kind]
 
     return get
+
+
+@pytest.fixture
+def unharmonized(monkeypatch):
+    """Keyframe jobs whose keyframes are their renders (``PropagationSettings.harmonize`` 0, as before December
+    2026): for tests whose premise is each keyframe's own render, e.g. problem detection of renders that disagree
+    (harmonized keyframes disagree less)."""
+    import dataclasses
+
+    from lib_vid2vid import keyframes
+
+    made = keyframes.propagation_for
+    monkeypatch.setattr(keyframes, "propagation_for", lambda flow: dataclasses.replace(made(flow), harmonize=0.0))

@@ -145,7 +145,12 @@ def test_candidates_get_a_radio_per_keyframe_and_recorded_picks_survive_resume(t
     assert done.status == "done" and done.job_dir == job_dir
     job = Job.open(job_dir)
     assert job.manifest["keyframes"]["picks"] == {"0": 0, "4": 1, "8": 0}
-    assert np.array_equal(job.read_frame("pass1", 4), job.read_frame("candidates", 3))
+    assert np.array_equal(job.read_frame("keys", 1), job.read_frame("candidates", 3))  # keyframe 4's render
+    # its output: that render, harmonized with keyframe 0's detail (keyframes.harmonize_keyframe), nearer to it than
+    # to the candidate not picked
+    out = job.read_frame("pass1", 4).astype(int)
+    assert (np.abs(out - job.read_frame("candidates", 3)).mean()
+            < np.abs(out - job.read_frame("candidates", 2)).mean() / 2)
     page, _ = kv.candidates_html(job, lambda p: None, "x")
     assert "Picks taken" in page and all("disabled" in r for r in _radios(page).radios)
     assert [r["value"] for r in _radios(page).radios if "checked" in r] == ["0", "1", "0"]
@@ -223,7 +228,7 @@ def test_flagged_groups_are_listed_with_keyframes_to_add():
     assert kv.flagged_html(J()) == ""
 
 
-def test_a_flagged_job_is_loaded_into_the_form_with_keyframes_added(tmp_path):
+def test_a_flagged_job_is_loaded_into_the_form_with_keyframes_added(tmp_path, unharmonized):
     clip = _pan_clip(tmp_path / "pan.mp4")  # keyframes 0, 4, 8 | 10, 14
     s = _settings(clip, tmp_path / "out", keyframe_problem_ratio=1.5, keyframe_remove="6")
     first = run_job(s.replace(keyframe_remove=""), ProxyRenderer())
@@ -286,9 +291,17 @@ def test_a_flagged_keyframe_is_rendered_again_with_another_seed_and_only_its_fra
     assert not np.array_equal(keys_after[1], keys_before[1])
     assert all(np.array_equal(keys_after[k], keys_before[k]) for k in (0, 2, 3, 4))
     after = _pass1(job_dir)
-    assert after[0] == before[0] and after[8:] == before[8:], "frames not made from keyframe 4 keep their bytes"
-    assert all(after[t] != before[t] for t in range(1, 8))
-    assert np.array_equal(job.read_frame("pass1", 4), keys_after[1])
+    # keyframe 8 takes keyframe 4's detail (harmonized), so its scene from frame 1 on is made again; the other
+    # scene keeps its bytes
+    assert after[0] == before[0] and after[10:] == before[10:], "frames not made from keyframe 4 keep their bytes"
+    assert all(after[t] != before[t] for t in range(1, 10))
+    assert np.array_equal(job.read_frame("pass1", 4), job.read_frame("keys_harmonized", 1))
+
+    def low(img):
+        return cv2.GaussianBlur(img.astype(np.float32), (0, 0), 4)
+
+    shown = low(job.read_frame("pass1", 4))  # harmonized from the new render, not the old one
+    assert np.abs(shown - low(keys_after[1])).mean() < np.abs(shown - low(keys_before[1])).mean() / 2
     assert done.video_path.read_bytes() != video_before and done.report is not None  # made again
     # again: the next seed; a frame that is not a keyframe is refused
     redo_keyframes(job_dir, [4])

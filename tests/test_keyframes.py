@@ -296,8 +296,15 @@ def test_job_renders_only_keyframes_and_never_propagates_across_a_cut(tmp_path):
     assert records[9]["from"] == [8], "frame 9 ends its scene: only keyframe 8 may supply it"
     assert records[5]["from"] == [4, 8] and records[11]["from"] == [10, 14]
     job = Job.open(res.job_dir)
-    for slot, index in enumerate(plan.frames):  # a keyframe's frame is its render
-        assert np.array_equal(job.read_frame("pass1", index), job.read_frame("keys", slot))
+    for slot, index in enumerate(plan.frames):  # a scene's first keyframe is its render, the others harmonized
+        out, render = job.read_frame("pass1", index), job.read_frame("keys", slot)
+        assert np.array_equal(out, job.read_frame("keys_harmonized", slot))
+        if index in (0, 10):
+            assert np.array_equal(out, render)
+        else:  # the render's colours, the detail carried from the keyframe before
+            assert not np.array_equal(out, render)
+            assert np.abs(cv2.GaussianBlur(out.astype(np.float32), (0, 0), 8)
+                          - cv2.GaussianBlur(render.astype(np.float32), (0, 0), 8)).mean() < 2.0
         assert m["frames"]["keys"][slot]["frame"] == index
     # frame 9 is made from shot A only: its brightness is shot A's, not the darker shot B's
     src = [f for _, f in video.iter_frames(clip, size=(96, 64))]
@@ -329,7 +336,7 @@ def test_fast_propagation_follows_the_pan_from_half_size_flows_and_resumes_with_
     assert _frames(resumed.job_dir, "pass1") == _frames(fast.job_dir, "pass1")
 
 
-@pytest.mark.parametrize("stop_stage,n", [("keyframes", 2), ("pass1", 6)])
+@pytest.mark.parametrize("stop_stage,n", [("keyframes", 2), ("pass1", 4), ("pass1", 6), ("pass1", 8)])
 def test_interrupted_then_resumed_gives_the_same_bytes(tmp_path, stop_stage, n):
     clip = _pan_clip(tmp_path / "pan.mp4")
     full = run_job(_settings(clip, tmp_path / "a"), ProxyRenderer())
@@ -608,7 +615,7 @@ class _Unsteady(ProxyRenderer):
         return [255 - o for o in out] if self.calls % 2 == 0 else out
 
 
-def test_problem_detection_flags_only_the_group_that_pops(tmp_path):
+def test_problem_detection_flags_only_the_group_that_pops(tmp_path, unharmonized):
     clip = _pan_clip(tmp_path / "pan.mp4")
     steady = run_job(_settings(clip, tmp_path / "a"), ProxyRenderer())
     groups = Job.open(steady.job_dir).manifest["keyframes"]["groups"]
@@ -690,7 +697,8 @@ def test_candidates_wait_for_picks_and_a_pick_survives_resume(tmp_path):
     assert done.job_dir == first.job_dir and done.status == "done"
     job = Job.open(done.job_dir)
     assert job.manifest["keyframes"]["picks"] == {"0": 0, "4": 1, "8": 0}
-    assert np.array_equal(job.read_frame("pass1", 4), cands[3]) and np.array_equal(job.read_frame("pass1", 8), cands[4])
+    assert np.array_equal(job.read_frame("keys", 1), cands[3]) and np.array_equal(job.read_frame("keys", 2), cands[4])
+    assert np.array_equal(job.read_frame("pass1", 8), job.read_frame("keys_harmonized", 2))  # the picks, harmonized
     with pytest.raises(SettingsError, match="does not exist"):
         s.replace(keyframe_picks="4:2")
     with pytest.raises(SettingsError, match="colour_coherence"):
@@ -791,6 +799,9 @@ def test_a_job_that_stored_its_rules_before_a_field_existed_keeps_the_value_it_w
     # and the flows' scale (fast propagation) later again: every job that did not store it had full-size flows
     assert kf.propagation_from_stored({k: v for k, v in today.items() if k != "flow_scale"}).flow_scale == 1.0
     assert kf.propagation_from_stored({**today, "flow_scale": 0.5}).flow_scale == 0.5
+    # and harmonized keyframes: a job that did not store the field made each keyframe its render
+    assert today["harmonize"] == 1.0
+    assert kf.propagation_from_stored({k: v for k, v in today.items() if not k.startswith("harmonize")}).harmonize == 0
 
 
 # ---------------------------------------------------------------- propagation designs (PropagationSettings)
@@ -926,3 +937,51 @@ def test_pair_flows_work_in_a_process_forked_after_they_ran():
     with multiprocessing.get_context("fork").Pool(1) as pool:
         got = pool.apply_async(kf._pair_flows, (a, b, "medium")).get(timeout=60)
     assert all(np.array_equal(g, w) for g, w in zip(got, want))
+
+
+# ---------------------------------------------------------------- harmonized keyframes
+
+
+def _detail(img: np.ndarray, sigma: float = 4.0) -> np.ndarray:
+    f = img.astype(np.float32)
+    return f - cv2.GaussianBlur(f, (0, 0), sigma)
+
+
+def test_harmonize_keyframe_takes_the_carried_detail_only_where_it_is_seen_and_explained():
+    ps = kf.PropagationSettings()
+    a, b = texture(64, 96, seed=1), texture(64, 96, seed=2)  # two renders: other detail, about the same colours
+    seen = np.zeros((64, 96), np.float32)
+    seen[:, :48] = 1.0  # keyframe a sees the left half
+    residual = np.zeros((64, 96), np.float32)
+    residual[32:, :] = ps.harmonize_residual  # the motion does not explain the bottom half
+    out = kf.harmonize_keyframe(b, a, seen, residual, ps)
+    # seen and explained: b's colours and shading (its Gaussian of 4 px) with a's detail instead of its own
+    want = b.astype(np.float32) - _detail(b) + _detail(a)
+    ok = (want >= 0) & (want <= 255)
+    assert np.abs(out[:32, :48] - want[:32, :48])[ok[:32, :48]].max() <= 0.5 + 1e-3
+    assert np.abs(_detail(out)[4:20, 4:32] - _detail(a)[4:20, 4:32]).mean() < 0.5 * np.abs(
+        _detail(out)[4:20, 4:32] - _detail(b)[4:20, 4:32]).mean()
+    assert np.array_equal(out[:, 48:], b[:, 48:]), "where a does not see it, b stays its render"
+    assert np.array_equal(out[32:], b[32:]), "where the motion does not explain it, b stays its render"
+    assert np.array_equal(kf.harmonize_keyframe(b, a, seen, residual, dataclasses.replace(ps, harmonize=0.0)), b)
+
+
+def test_a_keyframe_takes_the_detail_of_the_one_before_along_the_motion(tmp_path):
+    """On a pan, keyframe 4's output carries keyframe 0's detail moved along the pan, so the frames between them do
+    not cross-fade from one texture to another; without harmonizing its detail is its own render's."""
+    clip = _pan_clip(tmp_path / "pan.mp4", cut=None, n=10)  # keyframes 0, 4, 8; the picture moves 3 px a frame
+    res = run_job(_settings(clip, tmp_path / "out"), ProxyRenderer())
+    job = Job.open(res.job_dir)
+    k0, k4, render4 = job.read_frame("pass1", 0), job.read_frame("pass1", 4), job.read_frame("keys", 1)
+    src = [f for _, f in video.iter_frames(clip, size=(96, 64))]
+    assert np.abs(src[4][:, 12:].astype(int) - src[0][:, :-12]).mean() < 2, "the picture moves 12 px right"
+    # what the renderer added to the source (its detail noise, drawn from the seed at fixed screen positions)
+    style0, style4, raw4 = (x.astype(np.float32) - y for x, y in ((k0, src[0]), (k4, src[4]), (render4, src[4])))
+    moved = np.zeros_like(style0)
+    moved[:, 12:] = style0[:, :-12]  # keyframe 0's, carried 4 frames along the pan
+    inner = (slice(8, -8), slice(24, -8))
+
+    def corr(x, y):
+        return float(np.corrcoef(_detail(x)[inner].ravel(), _detail(y)[inner].ravel())[0, 1])
+
+    assert corr(style4, moved) > 0.9 > 0.75 > corr(raw4, moved)  # measured: 0.94 against 0.58
