@@ -77,7 +77,9 @@ the detail of what is new or changed (with ``G_s *`` a Gaussian blur of sigma s 
 
 ``K_b'`` is keyframe b's output and the keyframe the next segment starts from, so a texture travels with the
 picture through a whole scene group; the first keyframe of a group is its render. Keyframes from a folder
-(``keyframe_folder``) are the user's and are not changed. Otherwise a keyframe's own output is its render. With ``PropagationSettings.flow_scale`` s < 1 (``keyframe_flow = fast``: s = 1/2) the
+(``keyframe_folder``) are the user's and are not changed.
+
+With ``PropagationSettings.flow_scale`` s < 1 (``keyframe_flow = fast``: s = 1/2) the
 flows, their checks, ``F``, ``B``, the residuals ``Ra``, ``Rb`` (blur sigma 2s), the raised ``Va``, ``Vb``, their
 weights ``soft(V) V`` (blur sigma 1.5s) and the pick's margin are computed on the source frames resized by s and
 resized back (bilinear, flows times 1/s); the keyframes are warped and blended at full size.
@@ -624,7 +626,7 @@ def propagate_segment(sources: Sequence[np.ndarray], key_a: np.ndarray, key_b: K
     mask bool HW)``; the caller fills the unseen pixels (:func:`fill_unseen`). ``flows``, when given, receives the
     flow of each frame to the one before it, by offset (``flows[j]``: frame a+j -> a+j-1), as they are computed.
     Keyframes are warped as uint8 (OpenCV's bilinear remap, 1/32 px steps, rounded). Only what a made frame uses is
-    computed: with ``key_b``, chain a stops at frame n-1 and chain b at frame 1 (a keyframe's own frame is its render).
+    computed: with ``key_b``, chain a stops at frame n-1 and chain b at frame 1 (a keyframe's own frame is the caller's).
     ``harmonized``: with ``key_b`` and ``ps.harmonize`` > 0, keyframe b is harmonized with ``key_a``
     (:func:`harmonize_keyframe`, module docstring) before the frames are made from it, and this is called with the
     result (RGB uint8 HWC), which is keyframe b's output and the next segment's ``key_a``; None: b as given."""

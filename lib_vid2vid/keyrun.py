@@ -12,7 +12,8 @@
    g x g keyframes are tiled into one image and rendered once (one style), then split and corrected one by one.
    With ``keyframe_candidates`` N > 1, N candidates of each keyframe are rendered first (stage ``candidates``, side
    by side in ``<job>/candidates/``); the job stops until ``keyframe_picks`` names the ones to take.
-2. **pass1**: every frame in order: a keyframe is its render; any other frame is propagated from its two
+2. **pass1**: every frame in order: a keyframe is its render, harmonized with the keyframe before it in its scene
+   (:func:`lib_vid2vid.keyframes.harmonize_keyframe`; stage ``keys_harmonized``); any other frame is propagated from its two
    neighbouring keyframes of the same scene group (:func:`lib_vid2vid.keyframes.propagate_segment`); pixels no
    keyframe sees come from the source shifted by the style around them (``keyframe_fill = styled``,
    :func:`lib_vid2vid.keyframes.fill_styled`), the source (``source``) or from a light render of that frame, an
@@ -867,7 +868,8 @@ def redo_keyframes(job_root: str | Path, frames: list[int]) -> str:
     (problem detection flagged their scene): each frame's seed offset k grows by one (manifest
     ``keyframes.reseed``, see :data:`RESEED_STEP`), its slot goes into ``keyframes.redo``, pass1 is cut at the
     first frame made from it (the frame after the keyframe before it in its scene) and the post stages are made
-    again; nothing before that frame changes. The job's state becomes "interrupted": resume it to render.
+    again; nothing before that frame changes (with harmonized keyframes the later keyframes of its scene take its
+    detail, so the rest of the scene is made again too). The job's state becomes "interrupted": resume it to render.
     Not with candidates (pick another one), a keyframe grid (its keyframes share one render), keyframes from a
     folder, or warped noise (the keyframe's noise does not come from its seed). Returns a line for the UI."""
     from .errors import SettingsError
