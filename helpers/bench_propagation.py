@@ -9,7 +9,8 @@ segments of ``--interval`` frames; each segment's keyframes are stand-in renders
 the content does not change the cost). For every segment, :func:`lib_vid2vid.keyframes.propagate_segment` runs
 with both keyframes and every frame it yields is filled (:func:`lib_vid2vid.keyframes.fill_styled`, the jobs'
 default; ``fill_unseen`` in a checkout from before it),
-i.e. everything the job does for a propagated frame but decoding, the PNG write and the report. The time per
+i.e. everything the job does for a propagated frame but decoding, the PNG write and the report (with a checkout
+that harmonizes keyframes, keyframe b is harmonized with a first, as in a job). The time per
 propagated frame is the segment's wall time divided by its propagated frames, median over segments and
 ``--repeat`` runs; **CPU** is the process's CPU time (all threads) over the same segments, per propagated frame:
 on a shared machine it moves far less with the load than the wall time, and on 2 free cores the wall time is
@@ -77,6 +78,7 @@ def child(args: argparse.Namespace) -> int:
     dis.calc(grey[1], grey[0], None)  # warm
     totals, flows, one_flow, per_video, after_b = [], [], [], [], []
     lazy = hasattr(kf, "Keyframe")  # a checkout whose propagate_segment takes keyframe b as a function
+    harmonizes = hasattr(kf, "harmonize_keyframe")  # a checkout that harmonizes keyframe b with a (December 2026)
     cpu = wall = 0.0
     made_frames = 0
     for a in range(0, len(frames) - args.interval, args.interval):
@@ -90,7 +92,8 @@ def child(args: argparse.Namespace) -> int:
             return kb
 
         c0, t0 = time.process_time(), time.perf_counter()
-        for j, made, unseen in kf.propagate_segment(seg, ka, key_b if lazy else kb, ps):
+        extra = {"harmonized": lambda img: None} if harmonizes else {}  # as a job: keyframe b harmonized first
+        for j, made, unseen in kf.propagate_segment(seg, ka, key_b if lazy else kb, ps, **extra):
             fill(made, unseen, seg[j])
         end = time.perf_counter()
         dt = end - t0
