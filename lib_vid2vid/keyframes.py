@@ -734,13 +734,11 @@ def harmonize_keyframe(key_b: np.ndarray, carried_a: np.ndarray, seen: np.ndarra
     np.clip(g, np.float32(0), np.float32(1), out=g)
     g *= seen
     g *= np.float32(ps.harmonize)
-    a = carried_a.astype(np.float32)
     b = key_b.astype(np.float32)
-    detail = a - cv2.GaussianBlur(a, (0, 0), ps.harmonize_sigma)  # (A - G A) - (K_b - G K_b)
-    detail -= b
-    detail += cv2.GaussianBlur(b, (0, 0), ps.harmonize_sigma)
-    detail *= g[..., None]
-    b += detail
+    d = np.subtract(carried_a, b, dtype=np.float32)  # (A - G A) - (K_b - G K_b) = D - G D, D = A - K_b: one blur
+    d -= cv2.GaussianBlur(d, (0, 0), ps.harmonize_sigma)
+    d *= cv2.merge([g, g, g])
+    b += d
     return np.clip(np.rint(b), 0, 255).astype(np.uint8)
 
 
