@@ -104,7 +104,8 @@ from .errors import SettingsError, Vid2VidError
 from .params import parse_frame_list
 
 __all__ = ["KEYFRAME_MODES", "KeyframePlan", "PropagationSettings", "Segment", "choose_keyframes", "fill_styled",
-           "fill_unseen", "harmonize_keyframe", "parse_frame_list", "propagate_segment", "propagation_from_stored", "propagation_for"]
+           "fill_unseen", "harmonize_keyframe", "parse_frame_list", "propagate_segment", "propagation_from_stored",
+           "propagation_for"]
 
 KEYFRAME_MODES = ("off", "interval", "adaptive")
 CHOICE_SIDE = 256
@@ -679,17 +680,17 @@ def propagate_segment(sources: Sequence[np.ndarray], key_a: np.ndarray, key_b: K
     fb, vb = _compose_chain([fwd[n - m] for m in range(1, last + 1)], [seen_fwd[n - m] for m in range(1, last + 1)],
                             fgrid)
     kb = np.ascontiguousarray(key_b() if callable(key_b) else key_b)
-    if harmonized is not None and ps.harmonize > 0:
-        f_n, v_n = _compose_chain([back[n - 1]], [_seen(back[n - 1], fwd[n - 1], fgrid, ps.seen_alpha, ps.seen_beta)],
-                                  fgrid)  # one more step of chain a: frame n = b -> n - 1, then on to a
-        if n > 1:
-            m = fgrid.map(back[n - 1], fgrid.buf("chain_map", 2))
-            f_n = [back[n - 1] + fgrid.remap(fa[n - 2], m, out=fgrid.buf("chain_f", 2))]
-            v_n = [v_n[0] * fgrid.remap(va[n - 2], m, cv2.BORDER_CONSTANT, fgrid.buf("chain_v"))]
-        r_n = _residual(fgreys, 0, n, f_n[0], fgrid, "h", ps.flow_scale)
-        seen_n = _rescue(v_n[0], r_n, ps.seen_residual, fgrid.buf("rescue_h")) if ps.seen_residual > 0 else v_n[0]
-        kb = harmonize_keyframe(kb, grid.warp(ka, up.flow(f_n[0], "fa")), up.valid(seen_n, "seen_h"),
-                                up.valid(r_n, "res_h"), ps)
+    if harmonized is not None and ps.harmonize > 0:  # n >= 2 here: chain a has frames 1 .. n-1
+        # one more step of chain a, as _compose_chain takes it: frame n (= b) -> n-1, then along F_{n-1} to a
+        m = fgrid.map(back[n - 1], fgrid.buf("chain_map", 2))
+        f_n = back[n - 1] + fgrid.remap(fa[n - 2], m, out=fgrid.buf("chain_f", 2))
+        v_n = _seen(back[n - 1], fwd[n - 1], fgrid, ps.seen_alpha, ps.seen_beta)
+        v_n *= fgrid.remap(va[n - 2], m, cv2.BORDER_CONSTANT, fgrid.buf("chain_v"))
+        r_n = _residual(fgreys, 0, n, f_n, fgrid, "h", ps.flow_scale)
+        if ps.seen_residual > 0:
+            v_n = _rescue(v_n, r_n, ps.seen_residual, fgrid.buf("rescue_h"))
+        kb = harmonize_keyframe(kb, grid.warp(ka, up.flow(f_n, "fa")), up.valid(v_n, "seen_h"), up.valid(r_n, "res_h"),
+                                ps)
         harmonized(kb)
     for j in range(1, n):
         sfa, sfb, sva, svb = fa[j - 1], fb[n - j - 1], va[j - 1], vb[n - j - 1]  # on the flows' grid
