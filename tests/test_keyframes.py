@@ -321,11 +321,14 @@ def test_fast_propagation_follows_the_pan_from_half_size_flows_and_resumes_with_
     ja, jf = Job.open(accurate.job_dir), Job.open(fast.job_dir)
     src = [f for _, f in video.iter_frames(clip, size=(128, 96))]
     m = 12
-    for t in (1, 2, 3, 5, 6, 7):  # propagated frames: the same pan, carried along coarser flows
+    # propagated frames: the same pan, carried along coarser flows. Measured: 0.05-0.07 of the distance to the
+    # source with each keyframe its render, 0.08-0.25 with harmonized keyframes (keyframe 4 takes keyframe 0's detail
+    # along each job's own flows, so the fast job's keyframe 4 differs from the accurate one's too)
+    for t in (1, 2, 3, 5, 6, 7):
         a, f = ja.read_frame("pass1", t).astype(np.float32), jf.read_frame("pass1", t).astype(np.float32)
         near = np.abs(f - a)[m:-m, m:-m].mean()
         apart = np.abs(a - src[t])[m:-m, m:-m].mean()
-        assert near < 0.25 * apart, f"frame {t}: {near:.1f} levels from the accurate frame ({apart:.1f} from the source)"
+        assert near < 0.35 * apart, f"frame {t}: {near:.1f} levels from the accurate frame ({apart:.1f} from the source)"
     assert _frames(fast.job_dir, "pass1") != _frames(accurate.job_dir, "pass1")
     s = _settings(clip, tmp_path / "c", width=128, height=96, keyframe_flow="fast")
     stop = StopAfter(6, stage="pass1")
