@@ -649,8 +649,10 @@ class KeyframeRun(Run):
         buffer: dict[int, np.ndarray] = {}
         keys: dict[int, np.ndarray] = {}
         harmonize = self.ps.harmonize > 0 and not self.folder  # keyframes from a folder are the user's, as given
+        harmonized_done = 0  # HARMONIZED_STAGE's frames done, counted here rather than looked up on disk each time
         if harmonize:  # believe the harmonized keyframes up to the first segment's start; the rest is made again
-            job.truncate_stage(HARMONIZED_STAGE, min(job.frames_done(HARMONIZED_STAGE), plan.slot(segments[0].a) + 1))
+            harmonized_done = min(job.frames_done(HARMONIZED_STAGE), plan.slot(segments[0].a) + 1)
+            job.truncate_stage(HARMONIZED_STAGE, harmonized_done)
         with job.editing():
             info = job.manifest.setdefault("keyframes", {})
             info.setdefault("fill_renders", [])
@@ -671,15 +673,17 @@ class KeyframeRun(Run):
                 slot = plan.slot(index)
                 if gate is not None and not gate.wait(slot):
                     raise _KeysStopped
-                if harmonize and index != plan.group_of(index)[0] and slot < job.frames_done(HARMONIZED_STAGE):
+                if harmonize and index != plan.group_of(index)[0] and slot < harmonized_done:
                     keys[index] = job.read_frame(HARMONIZED_STAGE, slot)
                 else:
                     keys[index] = job.read_frame(KEYS_STAGE, slot)
             return keys[index]
 
         def harmonized(index: int, img: np.ndarray) -> None:
+            nonlocal harmonized_done
             keys[index] = img
             job.write_frame(HARMONIZED_STAGE, plan.slot(index), img, {"frame": index}, overwrite=True)
+            harmonized_done = plan.slot(index) + 1
 
         prev_out = job.read_frame(stage, start - 1) if start else None
         prev_flows: dict[int, np.ndarray] = {}
@@ -702,8 +706,8 @@ class KeyframeRun(Run):
                                                 self.ps, seg_flows,
                                                 functools.partial(harmonized, seg.b) if harmonize and seg.b is not None
                                                 else None)
-                if harmonize and job.frames_done(HARMONIZED_STAGE) == plan.slot(seg.a):  # a group's first keyframe
-                    job.write_frame(HARMONIZED_STAGE, plan.slot(seg.a), key(seg.a), {"frame": seg.a}, overwrite=True)
+                if harmonize and harmonized_done == plan.slot(seg.a):  # a group's first keyframe: its render
+                    harmonized(seg.a, key(seg.a))
                 for t in range(seg.a, seg.last + 1):
                     if t == seg.a:
                         frame, record = key(t), {"keyframe": t}
