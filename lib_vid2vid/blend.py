@@ -48,6 +48,8 @@ __all__ = [
     "lab_stats",
     "colour_coherence",
     "colour_coherence_uint8",
+    "source_lab_means",
+    "follow_source",
 ]
 
 _LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)
@@ -405,6 +407,39 @@ def lab_stats(img: np.ndarray) -> LabStats:
     ``std(axis=0)``, bit for bit (see :func:`_lab_planes` and :func:`_mean_std`)."""
     m, s = _mean_std(_lab_planes(img))
     return LabStats(tuple(float(v) for v in m), tuple(float(v) for v in s))
+
+
+_SOURCE_SIDE = 128
+"""Pixels: :func:`source_lab_means` measures a source frame resized (INTER_AREA) to at most this long a side."""
+
+
+def source_lab_means(img: np.ndarray) -> tuple[float, float, float]:
+    """Mean LAB (L, a, b) of a source frame (RGB uint8 HWC), measured on the frame resized so its longer side is at
+    most 128 pixels (area average): only differences of two such means are used (:func:`follow_source`), and the
+    small copy costs about 1/16 of the full frame's LAB conversion."""
+    h, w = img.shape[:2]
+    if max(h, w) > _SOURCE_SIDE:
+        f = _SOURCE_SIDE / max(h, w)
+        img = cv2.resize(img, (max(1, round(w * f)), max(1, round(h * f))), interpolation=cv2.INTER_AREA)
+    m, _ = _mean_std(_lab_planes(img))
+    return (float(m[0]), float(m[1]), float(m[2]))
+
+
+def follow_source(reference: LabStats, reference_source: Sequence[float], source: Sequence[float]) -> LabStats:
+    """The statistics colour coherence matches a frame to when the colours follow the source: the shot's first
+    output frame's, its means moved by how the source's have changed since. Per LAB channel c::
+
+        mu_c = mu_ref_c + (mu_src_c - mu_refsrc_c)        sd_c = sd_ref_c
+
+    ``reference``: :func:`lab_stats` of the shot's first output frame; ``reference_source`` and ``source``:
+    :func:`source_lab_means` of the source frames of that frame and of this one. A light change or a fade in the
+    source moves the output with it, and content entering the frame moves the target by what it moves the source's
+    mean (a render of it moves its own mean about as much), so only the render's own colour drift is taken out.
+    The spreads stay the reference's: following the source's spread too was measured worse (a moving subject changes
+    the spread, and scaling it moves every still pixel: docs/CONSISTENCY.md, "Colour coherence that follows the
+    source")."""
+    mean = tuple(float(r + s - s0) for r, s, s0 in zip(reference.mean, source, reference_source))
+    return LabStats(mean, reference.std)  # type: ignore[arg-type]
 
 
 _FLAT_STD = 1e-3  # a channel with std below this (LAB units) is flat: only its mean is moved

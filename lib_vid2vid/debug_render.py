@@ -40,6 +40,7 @@ is ``floor(time_s * fps)``, with a tolerance of 1e-6 frame so that a time comput
 
 from __future__ import annotations
 
+import contextlib
 import math
 import tempfile
 from collections.abc import Iterable
@@ -155,6 +156,9 @@ class _MemoryJob:
         return n
 
     def save(self) -> None: ...
+
+    def editing(self) -> contextlib.nullcontext:
+        return contextlib.nullcontext()
 
     def close(self) -> None: ...
 

@@ -752,8 +752,9 @@ class Run:
             job.log(f"{stage_name}: resuming with {done} frames in order and {len(shots.finished)} more of "
                     f"shots rendered apart; {len(todo)} shots to go")
         shots.promote()
-        if "colour_refs" in job.manifest:  # created here, not by a shot's thread while another saves
-            job.manifest["colour_refs"].setdefault(stage_name, [])
+        for key, empty in (("colour_refs", list), ("colour_ref_sources", dict)):
+            if key in job.manifest:  # created here, not by a shot's thread while another saves
+                job.manifest[key].setdefault(stage_name, empty())
         workers = max(1, min(len(todo), n))
         if workers > 1:
             todo.sort(key=lambda span: span.start - span.end)  # longest first: the last to finish is short

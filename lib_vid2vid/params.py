@@ -375,6 +375,13 @@ class TemporalSettings:
         label="Also save each earlier pass", section="Loopback", show_if=[("loopback_passes", ">", 1)])
     colour_coherence: bool = setting(True, "Match each frame's colours (LAB mean/std) to the first frame.",
         label="Keep the colours of the first frame", section="Init image")
+    colour_follow_source: bool = setting(True, "Colour coherence: the first frame's colours moved by how the "
+                                         "source's mean colour has changed since (a light change, a fade, what "
+                                         "enters the frame), so the output follows the source and only the "
+                                         "render's own colour drift is taken out; off: every frame is pinned to "
+                                         "the first frame's colours (as before December 2026).",
+        label="Colours follow the source's changes", section="Init image", advanced=True,
+        show_if=[("colour_coherence", "==", True)], neutral=False)
     denoise_schedule: str = setting("", "Per-frame denoise (expression or 'frame: value' keyframes); empty = "
                                     "denoise.", widget="expr",
         section="Per-frame schedules", advanced=True)

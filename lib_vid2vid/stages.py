@@ -533,13 +533,19 @@ class ColourStage(Stage):
     (:mod:`lib_vid2vid.scene_cuts`, as the keyframes and the post stages find them): matching a new shot to
     the colours of the previous one would recolour it. Cuts found are recorded in the manifest
     (``colour_refs``), so a resumed job re-reads the same reference frame from disk.
+
+    With ``colour_follow_source`` the target is the reference's statistics with its means moved by the source's
+    change since the reference frame (:func:`lib_vid2vid.blend.follow_source`); the reference's source means are
+    kept in the manifest (``colour_ref_sources``: stage -> frame -> L, a, b) for a resumed job.
     """
 
     name = "colour"
 
     def __init__(self, settings: Settings | None = None):
         self.cuts = CutDetector.of(settings) if settings is not None else CutDetector(0.4)
+        self.follow = bool(settings.temporal.colour_follow_source) if settings is not None else False
         self.reference: blend.LabStats | None = None
+        self.reference_source: tuple[float, float, float] | None = None
         self.run: Run | None = None
         self.loop = -1
         self._feats: tuple[int, CutFeatures] | None = None  # (frame, its source frame's features)
@@ -548,6 +554,8 @@ class ColourStage(Stage):
         self.run = run
         self._feats = None
         run.job.manifest.setdefault("colour_refs", {})
+        if self.follow:
+            run.job.manifest.setdefault("colour_ref_sources", {})
 
     def analyse(self, ctx: FrameContext) -> None:
         cut = ctx.analysis.get("scene_cut")  # reset_at_cuts: the job's stored cuts decide (its scene groups)
@@ -565,19 +573,28 @@ class ColourStage(Stage):
     def correct(self, ctx: FrameContext, image: np.ndarray) -> np.ndarray:
         if ctx.analysis.get("colour_ref", ctx.index == 0):
             return image  # this frame starts a shot: it is the reference
-        return blend.colour_coherence(image, self._reference(ctx), 1.0, as_float=True)
+        return blend.colour_coherence(image, self._target(ctx), 1.0, as_float=True)
 
     def correct_uint8(self, ctx: FrameContext, image: np.ndarray) -> np.ndarray:
         if ctx.analysis.get("colour_ref", ctx.index == 0):
             return to_uint8(image)
-        return blend.colour_coherence_uint8(image, self._reference(ctx), 1.0)  # = to_uint8(correct(...))
+        return blend.colour_coherence_uint8(image, self._target(ctx), 1.0)  # = to_uint8(correct(...))
+
+    def _target(self, ctx: FrameContext) -> blend.LabStats:
+        reference = self._reference(ctx)
+        if not self.follow or self.reference_source is None:
+            return reference
+        return blend.follow_source(reference, self.reference_source, blend.source_lab_means(ctx.video))
 
     def _reference(self, ctx: FrameContext) -> blend.LabStats:
         if self.reference is None or self.loop != ctx.loop:
             assert self.run is not None
             stage = Run.stage_name(ctx.loop)
             refs = [c for c in self.run.job.manifest["colour_refs"].get(stage, []) if c < ctx.index]
-            self.reference = blend.lab_stats(self.run.read_output(ctx.loop, max(refs, default=0)))
+            ref = max(refs, default=0)
+            self.reference = blend.lab_stats(self.run.read_output(ctx.loop, ref))
+            kept = self.run.job.manifest.get("colour_ref_sources", {}).get(stage, {}).get(str(ref))
+            self.reference_source = tuple(kept) if kept is not None else None  # type: ignore[assignment]
             self.loop = ctx.loop
         return self.reference
 
@@ -585,11 +602,23 @@ class ColourStage(Stage):
         if ctx.analysis.get("colour_ref", ctx.index == 0):
             self.reference = blend.lab_stats(out)
             self.loop = ctx.loop
+            stage = Run.stage_name(ctx.loop)
+            save = False
+            if self.follow:
+                self.reference_source = blend.source_lab_means(ctx.video)
+                if self.run is not None:
+                    job = self.run.job
+                    with job.editing():
+                        job.manifest["colour_ref_sources"].setdefault(stage, {})[str(ctx.index)] = \
+                            list(self.reference_source)
+                    save = True
             if ctx.index and self.run is not None:
-                refs = self.run.job.manifest["colour_refs"].setdefault(Run.stage_name(ctx.loop), [])
+                refs = self.run.job.manifest["colour_refs"].setdefault(stage, [])
                 if ctx.index not in refs:
                     refs.append(ctx.index)
-                    self.run.job.save()  # before the frame's journal line: a resume must find this cut
+                    save = True
+            if save and self.run is not None:
+                self.run.job.save()  # before the frame's journal line: a resume must find this cut and its source
 
 
 def build_stages(settings: Settings, job: Job | None = None) -> list[Stage]:

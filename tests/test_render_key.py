@@ -29,7 +29,7 @@ keyframe_folder
 """.split())
 """The render settings that existed when the neutral rule came in (2026-12-06): always in the key."""
 
-DEFAULTS_THEN = {"keyframe_fill": "source", "keyframe_min_gap": 4, "keyframe_max_gap": 8}
+DEFAULTS_THEN = {"keyframe_fill": "source", "keyframe_min_gap": 4, "keyframe_max_gap": 8, "colour_follow_source": False}
 """Defaults of commit 327452d that have changed since (the values its jobs stored)."""
 
 FP = {"path": "/data/clip.mp4", "size": 123456, "mtime": 1764979200}

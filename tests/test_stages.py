@@ -486,6 +486,7 @@ def test_colour_coherence_restarts_at_each_scene_cut(tmp_path):
     full = run_job(Settings().replace(**base), ProxyRenderer())
     job = Job.open(full.job_dir)
     assert job.manifest["colour_refs"]["pass1"] == [6]
+    assert sorted(job.manifest["colour_ref_sources"]["pass1"]) == ["0", "6"]  # each shot's source colours
     late = job.read_frame("pass1", 9).astype(float)
     assert late[..., 2].mean() > 2 * late[..., 0].mean()  # still blue: not pulled to the red shot
     seen = {"n": 0}
