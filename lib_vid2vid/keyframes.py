@@ -101,6 +101,7 @@ import numpy as np
 
 from . import flow
 from .errors import SettingsError, Vid2VidError
+from .imaging import to_uint8_255
 from .params import parse_frame_list
 
 __all__ = ["KEYFRAME_MODES", "KeyframePlan", "PropagationSettings", "Segment", "choose_keyframes", "fill_styled",
@@ -359,6 +360,9 @@ class PropagationSettings:
     """Levels: the source residual of the carried keyframe up to which its detail is taken (fully below half)."""
     unseen_below: float = 0.02
     """A pixel is unseen when its summed validity (0..2) is below this."""
+    colour_guard: float = 2.0
+    """Levels (0..255; 0 = off, as before December 2026): a propagated frame whose mean colour departs from the source's by
+    more than its keyframes do (interpolated) is moved back to within this (:func:`guard_colour`)."""
     flow_scale: float = 1.0
     """The flows, their evidence checks, forward-backward checks and chains are computed on the source frames
     resized by this (INTER_AREA), and the composed flows and validities resized back (bilinear, flows times the
@@ -371,7 +375,7 @@ FAST_FLOW_SCALE = 0.5
 """``flow_scale`` of the ``keyframe_flow = "fast"`` propagation."""
 
 
-_BEFORE_STORED = {"fill_sigma": 8.0, "fill_prior": "none", "flow_scale": 1.0, "harmonize": 0.0}
+_BEFORE_STORED = {"fill_sigma": 8.0, "fill_prior": "none", "flow_scale": 1.0, "harmonize": 0.0, "colour_guard": 0.0}
 """Fields added after jobs began to store their rules, and the value each had before it was a field: what a job
 that did not store it was made with."""
 
@@ -776,6 +780,29 @@ def fill_unseen(frame: np.ndarray, unseen: np.ndarray, source: np.ndarray) -> np
 
 STYLE_SIGMA = 12.0
 """Pixels: how far :func:`fill_styled` reaches for the style shift of the seen pixels around a hole."""
+
+
+def mean_rgb(img: np.ndarray) -> np.ndarray:
+    """Per-channel mean (float64, 0..255) of an RGB uint8 HWC image."""
+    return img.reshape(-1, 3).mean(axis=0, dtype=np.float64)
+
+
+def guard_colour(frame: np.ndarray, source: np.ndarray, offset_a: np.ndarray, offset_b: np.ndarray, tau: float,
+                 guard: float) -> np.ndarray:
+    """A propagated frame (RGB uint8 HWC) kept within ``guard`` levels of its keyframes' colour: with the keyframes'
+    offsets ``o_k = mean(K_k) - mean(S_k)`` per RGB channel (0..255) and ``tau = (t - a) / (b - a)``::
+
+        d   = (1 - tau) o_a + tau o_b - (mean(P_t) - mean(S_t))        how far the frame's colour has strayed
+        out = P_t + sign(d) max(0, |d| - guard)                        per channel, clipped, rounded
+
+    A frame whose colour keeps to its keyframes' (|d| <= guard: nearly all) is returned as it is. One that strays,
+    e.g. the frames before a keyframe whose picture changed at once without a cut (box.mp4's frames 141-145 at
+    12 fps darkened by 8 levels toward keyframe 146, then popped back), is moved back by what exceeds the guard."""
+    d = (1.0 - tau) * offset_a + tau * offset_b - (mean_rgb(frame) - mean_rgb(source))
+    shift = np.sign(d) * np.maximum(0.0, np.abs(d) - guard)
+    if not shift.any():
+        return frame
+    return to_uint8_255(frame.astype(np.float32) + shift.astype(np.float32))
 
 
 def fill_styled(frame: np.ndarray, unseen: np.ndarray, source: np.ndarray, sigma: float = STYLE_SIGMA) -> np.ndarray:

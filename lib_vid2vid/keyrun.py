@@ -699,6 +699,7 @@ class KeyframeRun(Run):
                     del keys[k]
                 made: Iterator = iter(())
                 seg_flows: dict[int, np.ndarray] = {}
+                offsets: list[np.ndarray] | None = None  # the keyframes' mean colour less their sources' (guard)
                 if seg.last > seg.a:
                     # keyframe b is read once the flows are done: beside the renders, it may be rendering still
                     made = kf.propagate_segment([buffer[k] for k in range(seg.a, end + 1)], key(seg.a),
@@ -717,6 +718,12 @@ class KeyframeRun(Run):
                         if t < start:
                             continue
                         frame, record = self._fill(t, made_frame, unseen, buffer, seg)
+                        if self.ps.colour_guard > 0:  # keyframe b is in (and harmonized) once a frame is made
+                            if offsets is None:
+                                offsets = [kf.mean_rgb(key(k)) - kf.mean_rgb(buffer[k])
+                                           for k in (seg.a, seg.b if seg.b is not None else seg.a)]
+                            tau = (t - seg.a) / (seg.b - seg.a) if seg.b is not None else 0.0
+                            frame = kf.guard_colour(frame, buffer[t], *offsets, tau, self.ps.colour_guard)
                     if t < start:
                         continue
                     frame = self._finish_propagated(t, frame, buffer, mask_stages)

@@ -805,6 +805,53 @@ def test_a_job_that_stored_its_rules_before_a_field_existed_keeps_the_value_it_w
     # and harmonized keyframes: a job that did not store the field made each keyframe its render
     assert today["harmonize"] == 1.0
     assert kf.propagation_from_stored({k: v for k, v in today.items() if not k.startswith("harmonize")}).harmonize == 0
+    # and the colour guard: a job that did not store it let a propagated frame's colour stray
+    assert today["colour_guard"] == 2.0
+    assert kf.propagation_from_stored({k: v for k, v in today.items() if k != "colour_guard"}).colour_guard == 0
+
+
+def test_the_colour_guard_moves_a_frame_back_by_what_its_colour_strays_beyond_the_guard():
+    src = np.full((8, 8, 3), 100, np.uint8)
+    off_a, off_b = np.array([10.0, 0.0, -4.0]), np.array([20.0, 0.0, -4.0])
+    kept = np.full((8, 8, 3), (115, 101, 95), np.uint8)  # offsets 15, 1, -5 against 15, 0, -4 wanted at tau 0.5
+    assert kf.guard_colour(kept, src, off_a, off_b, 0.5, 2.0) is kept
+    strayed = np.full((8, 8, 3), (105, 90, 96), np.uint8)  # 10 under, 10 under, level
+    out = kf.guard_colour(strayed, src, off_a, off_b, 0.5, 2.0)
+    assert kf.mean_rgb(out).tolist() == [113.0, 98.0, 96.0]  # moved up by 10 - 2, to within the guard
+    assert kf.guard_colour(strayed, src, off_a, off_b, 0.5, 0.0).reshape(-1, 3)[0].tolist() == [115, 100, 96]
+
+
+class _Brighter(ProxyRenderer):
+    """Every other keyframe comes back 60 levels brighter: keyframes whose colours disagree."""
+
+    def render(self, request):
+        out = super().render(request)
+        return [np.clip(o.astype(np.int16) + 60, 0, 255).astype(np.uint8) for o in out] if self.calls % 2 == 0 else out
+
+
+@pytest.mark.parametrize("guard", [2.0, 0.0])
+def test_propagated_frames_keep_to_their_keyframes_colour_within_the_guard(tmp_path, guard, monkeypatch):
+    """Between two keyframes whose colours disagree, the frames take pixels of one or the other (the ghost rule),
+    so their mean colour need not lie between the keyframes': with the guard it does, to within the guard."""
+    monkeypatch.setattr(kf, "propagation_for", lambda flow: dataclasses.replace(kf.PropagationSettings(),
+                                                                                colour_guard=guard))
+    clip = _pan_clip(tmp_path / "pan.mp4", cut=None)
+    res = run_job(_settings(clip, tmp_path / "o", keyframe_interval=5, colour_coherence=False), _Brighter())
+    job = Job.open(res.job_dir)
+    keys = job.manifest["keyframes"]["plan"]["frames"]
+    assert keys == [0, 5, 10, 15]
+    src = [rgb for _, rgb in video.iter_frames(clip, size=(96, 64))]
+    out = [job.read_frame("pass1", i) for i in range(16)]
+    offset = {k: kf.mean_rgb(out[k]) - kf.mean_rgb(src[k]) for k in keys}
+    worst = 0.0
+    for a, b in zip(keys, keys[1:]):
+        for t in range(a + 1, b):
+            want = offset[a] + (t - a) / (b - a) * (offset[b] - offset[a])
+            worst = max(worst, float(np.abs(kf.mean_rgb(out[t]) - kf.mean_rgb(src[t]) - want).max()))
+    if guard:
+        assert worst <= guard + 1.0, worst  # + rounding and the clip at 255 (measured 2.46; 20.2 without the guard)
+    else:
+        assert worst > 3 * 2.0, f"the frames kept to their keyframes' colour anyway ({worst}): this test shows nothing"
 
 
 # ---------------------------------------------------------------- propagation designs (PropagationSettings)
