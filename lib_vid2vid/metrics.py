@@ -32,6 +32,15 @@ sensor noise (up to about 3/255 per pixel) from breaking "still" regions; the ne
 pixels of a moving texture that happen not to change (zero crossings) out of them. A perfect output that
 follows the source still reads at most ``threshold`` (and in practice far less) in slowly moving regions.
 
+Colour drift against the source (lower = the output keeps the source's light): per shot (frames between cuts),
+
+    o_t     = mean Y(O_t) - mean Y(S_t)                   (luma 0..1)
+    drift   = max over shots of (max_t o_t - min_t o_t)
+
+A restyle may brighten or darken the whole video (o_t constant); drift counts only how that offset changes within a
+shot: an output that keeps the first frame's light while the source fades, or a propagated frame whose colour
+strays from its keyframes'.
+
 Fidelity to the source: SSIM (Wang et al. 2004: Gaussian window sigma 1.5 truncated to 11x11,
 K1 = 0.01, K2 = 0.03, data range L = 1, population (co)variances, mean over the map without the
 5-pixel border a full window does not cover; identical to ``skimage.metrics.structural_similarity(...,
@@ -324,6 +333,30 @@ class FlickerMeter:
         return self._mean.value
 
 
+class ColourDriftMeter:
+    """Streaming colour drift against the source (module docstring); lower is better. ``restart`` at a cut."""
+
+    def __init__(self) -> None:
+        self._low = self._high = None
+        self.worst: float | None = None
+
+    def restart(self) -> None:
+        self._low = self._high = None
+
+    def update(self, src: np.ndarray, out: np.ndarray) -> float:
+        """This frame's offset o_t (luma 0..1)."""
+        _check_pair(src, out)
+        o = float(luminance(out).mean() - luminance(src).mean())
+        self._low = o if self._low is None else min(self._low, o)
+        self._high = o if self._high is None else max(self._high, o)
+        self.worst = max(self.worst or 0.0, self._high - self._low)
+        return o
+
+    @property
+    def value(self) -> float | None:
+        return self.worst
+
+
 class FidelityMeter:
     """Streaming mean SSIM between each source frame and its output frame; higher is better (max 1).
 
@@ -388,6 +421,7 @@ class VideoMetrics:
         self.max_side = max_side
         self.warp_error = WarpErrorMeter(quality=flow_quality, scale=flow_scale)
         self.flicker = FlickerMeter(threshold=flicker_threshold)
+        self.colour_drift = ColourDriftMeter()
         self.ssim_edge = FidelityMeter(kind="edge")
         self.ssim_luma = FidelityMeter(kind="luma")
         self.frames = 0
@@ -427,11 +461,13 @@ class VideoMetrics:
         if cut and self.frames > 0:
             self.warp_error.restart()
             self.flicker.restart()
+            self.colour_drift.restart()
             self.cuts.append(self.frames)
         e_t = self.warp_error.update(src, out)
         if e_t is not None:
             self.worst = sorted(self.worst + [(float(e_t), self.frames)], key=lambda w: -w[0])[:WORST]
         self.flicker.update(src, out)
+        self.colour_drift.update(src, out)
         self.ssim_edge.update(src, out)
         self.ssim_luma.update(src, out)
         self.frames += 1
@@ -442,7 +478,8 @@ class VideoMetrics:
         Keys: frames, size [w, h], warp_error (lower better), flicker (lower better), fidelity (higher
         better), fidelity_kind ("edge" | "luma"), ssim_edge, ssim_luma, worst_frames ([frame index, its warp
         error E_t] of the WORST least steady frames, largest first: where to look), scene_cuts (the frames
-        given with ``cut=True``: each starts a shot; the pairs before them are left out of warp error and flicker).
+        given with ``cut=True``: each starts a shot; the pairs before them are left out of warp error and flicker),
+        colour_drift (lower better; per shot).
         """
         fid = self.ssim_edge if self.fidelity_kind == "edge" else self.ssim_luma
         return {
@@ -456,6 +493,7 @@ class VideoMetrics:
             "ssim_luma": _round(self.ssim_luma.value),
             "worst_frames": [[index, _round(e)] for e, index in self.worst],
             "scene_cuts": list(self.cuts),
+            "colour_drift": _round(self.colour_drift.value),
         }
 
 

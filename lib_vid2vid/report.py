@@ -228,6 +228,8 @@ def format_report(rep: dict[str, Any]) -> str:
             f"over {rep.get('frames', 0)} frames at {size[0]}x{size[1]}")
     if not rep.get("complete", True):
         text += f" (job unfinished: {rep.get('frames', 0)} of {rep.get('total')} frames)"
+    if rep.get("colour_drift") is not None:
+        text += f"; colour drift {rep['colour_drift']:.3f}"
     cuts = len(rep.get("scene_cuts") or [])
     if cuts:
         text += f"; {cuts} scene cut{'s' if cuts > 1 else ''}, not counted as flicker"
@@ -277,6 +279,11 @@ def report_reading(rep: dict[str, Any], *, html: bool = False) -> str:
          "n/a" if warp is None else f"{warp:.2g}", _steadiness(warp, BENCHMARK_SCALE["warp_error"])),
         ("Flicker", "brightness change where the source holds still",
          "n/a" if flick is None else f"{flick:.2g}", _steadiness(flick, BENCHMARK_SCALE["flicker"])),
+        ("Colour drift", "how far the output's brightness wanders from the source's within a shot (luma 0..1)",
+         "n/a" if rep.get("colour_drift") is None else f"{rep['colour_drift']:.3f}",
+         "n/a" if rep.get("colour_drift") is None else
+         ("keeps the source's light" if rep["colour_drift"] <= 0.02 else
+          "drifts from the source's light: a fade or a light change the output does not follow")),
         ("Fidelity", "edge similarity to the source (1 = same layout)",
          "n/a" if fid is None else f"{fid:.3f}",
          "n/a" if fid is None else ("keeps the source's layout" if fid >= 0.6 else
@@ -284,7 +291,7 @@ def report_reading(rep: dict[str, Any], *, html: bool = False) -> str:
     ]
     size = rep.get("size") or [0, 0]
     verdict = ("Reading: " + (lines[0][3].split(" (")[0] if warp is not None else "steadiness not measured")
-               + (", " + lines[2][3] if fid is not None else "")
+               + (", " + lines[3][3] if fid is not None else "")
                + f" (measured over {rep.get('frames', 0)} frames at {size[0]}x{size[1]}; scale: the README's "
                "benchmark, proxy renderer)")
     if not rep.get("complete", True):

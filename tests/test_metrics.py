@@ -8,6 +8,7 @@ import pytest
 
 from lib_vid2vid.errors import Vid2VidError
 from lib_vid2vid.metrics import (
+    ColourDriftMeter,
     FidelityMeter,
     FlickerMeter,
     VideoMetrics,
@@ -243,6 +244,26 @@ def test_fidelity_meter_is_the_mean_of_per_frame_ssim():
     assert FidelityMeter().kind == "edge"
 
 
+def test_colour_drift_is_the_widest_range_of_the_offset_within_a_shot():
+    """A constant restyle (every frame 20 levels darker) does not drift; an output that keeps its light while the
+    source fades drifts by the fade; a cut starts the range afresh."""
+    src = texture(H, W, seed=6)
+    fade = [np.clip(src.astype(np.float32) * (1 - 0.05 * i), 0, 255).astype(np.uint8) for i in range(5)]
+    darker = ColourDriftMeter()
+    for f in fade:
+        darker.update(f, np.clip(f.astype(np.int16) - 20, 0, 255).astype(np.uint8))
+    assert darker.value == pytest.approx(0.0, abs=0.002)
+    pinned = ColourDriftMeter()
+    for f in fade:
+        pinned.update(f, fade[0])
+    y = [float(luminance(f).mean()) for f in fade]
+    assert pinned.value == pytest.approx(y[0] - y[-1], abs=1e-6) and pinned.value > 0.1
+    vm = VideoMetrics()
+    for i, f in enumerate(fade[:3] + fade[:3]):
+        vm.update(f, fade[0] if i < 3 else fade[3], cut=(i == 3))  # a cut at 3: each shot's own range
+    assert vm.summary()["colour_drift"] == pytest.approx(y[0] - y[2], rel=1e-5)
+
+
 # --- VideoMetrics ----------------------------------------------------------------------------------
 
 
@@ -264,6 +285,7 @@ def test_video_metrics_summary():
         "ssim_luma",
         "worst_frames",
         "scene_cuts",
+        "colour_drift",
     }
     assert summary["frames"] == 4 and summary["size"] == [W, H]
     assert summary["fidelity_kind"] == "edge" and summary["fidelity"] == summary["ssim_edge"]
