@@ -361,8 +361,8 @@ class PropagationSettings:
     unseen_below: float = 0.02
     """A pixel is unseen when its summed validity (0..2) is below this."""
     colour_guard: float = 2.0
-    """Levels (0..255; 0 = off, as before December 2026): a propagated frame whose mean colour departs from the source's by
-    more than its keyframes do (interpolated) is moved back to within this (:func:`guard_colour`)."""
+    """Levels (0..255; 0 = off, as before December 2026): a propagated frame whose mean colour departs from the
+    source's by more than its keyframes do (interpolated) is moved back to within this (:func:`guard_colour`)."""
     flow_scale: float = 1.0
     """The flows, their evidence checks, forward-backward checks and chains are computed on the source frames
     resized by this (INTER_AREA), and the composed flows and validities resized back (bilinear, flows times the

@@ -16,7 +16,8 @@ Order of the stages in a frame (see :mod:`lib_vid2vid.loop` for the hooks)::
     LoopbackStage   correct: out = (1 - alpha) * base + alpha * rendered   (only with loopback passes > 1);
                     prepare: with save_each_pass, encodes each finished earlier pass as <video>-vid2vid-pass<k>
     FdcStage        correct: frame delta correction against the previous output, combined mask (delta/spatial)
-    ColourStage     correct: LAB statistics matched to the pass's first output frame (its means moved by the source's change)
+    ColourStage     correct: LAB statistics matched to the pass's first output frame (with colour_follow_source its
+                    means moved by the source's change since)
 
 Masks (float32 HW, 1 = may change) combine as documented in :mod:`lib_vid2vid.masks`:
 ``R = motion * depth * user`` (``mask_combine = multiply``; ``min`` takes the minimum), then the colour key
