@@ -53,7 +53,7 @@
   "loopback_passes": "Render the whole video this many times, each pass on the last. [1..10]",
   "loopback_alpha": "Loopback superimpose: out = (1 - alpha) * base + alpha * render. [0..1] (only when loopback_passes > 1)",
   "save_each_pass": "With loopback: also save every pass but the last (the result) as <video>-vid2vid-pass<k> next to the result. (only when loopback_passes > 1)",
-  "colour_coherence": "Match each frame's colours (LAB mean/std) to the first frame.",
+  "colour_coherence": "Match each frame's colours (LAB mean/std) to the first frame of its shot (with colour_follow_source, moved by the source's own changes).",
   "colour_follow_source": "Colour coherence: the first frame's colours moved by how the source's mean colour has changed since (a light change, a fade, what enters the frame), so the output follows the source and only the render's own colour drift is taken out; off: every frame is pinned to the first frame's colours (as before December 2026). (only when colour_coherence is on)",
   "denoise_schedule": "Per-frame denoise (expression or 'frame: value' keyframes); empty = denoise.",
   "steps_schedule": "Per-frame steps (rounded); empty = steps.",

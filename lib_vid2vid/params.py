@@ -373,7 +373,8 @@ class TemporalSettings:
     save_each_pass: bool = setting(False, "With loopback: also save every pass but the last (the result) as "
                                    "<video>-vid2vid-pass<k> next to the result.",
         label="Also save each earlier pass", section="Loopback", show_if=[("loopback_passes", ">", 1)])
-    colour_coherence: bool = setting(True, "Match each frame's colours (LAB mean/std) to the first frame.",
+    colour_coherence: bool = setting(True, "Match each frame's colours (LAB mean/std) to the first frame of its "
+                                     "shot (with colour_follow_source, moved by the source's own changes).",
         label="Keep the colours of the first frame", section="Init image")
     colour_follow_source: bool = setting(True, "Colour coherence: the first frame's colours moved by how the "
                                          "source's mean colour has changed since (a light change, a fade, what "
