@@ -38,6 +38,8 @@ source frame and runs :class:`lib_vid2vid.metrics.VideoMetrics`:
 - flicker: mean absolute change of output luma (0..1, shown x 1e-3) where the source holds still (lower = steadier);
 - fidelity: SSIM of the Sobel edge magnitude of source and output luma (higher = the layout survives; 1 = same
   edges), which also drops for blur and ghosting;
+- colour drift: per shot (cuts as the job finds them), the range of mean output luma less mean source luma (0..1,
+  shown x 1e-3; lower = the output keeps the source's light; lib_vid2vid.metrics.ColourDriftMeter), the worst shot;
 - frames rendered: renderer calls (loopback renders every frame once per pass; keyframes: the keyframes plus
   the light renders of unseen regions, if any);
 - the floor: the warp error of the clip's source frames themselves, decoded as the jobs decode them (what flow
@@ -451,16 +453,31 @@ def source_frames(clip: str | Path, common: dict):
         yield rgb
 
 
+def _drift_per_shot(pairs, meter, cuts):
+    """The (source, output) pairs as they come, fed to a ColourDriftMeter that starts afresh at each cut the job's
+    CutDetector finds (the colour drift is per shot, as in the job report)."""
+    prev = None
+    for src, out in pairs:
+        feats = cuts.features(src)
+        if prev is not None and cuts.between(prev, feats):
+            meter.restart()
+        prev = feats
+        meter.update(src, out)
+        yield src, out
+
+
 def run_one(clip: str, method: str, preset: dict, common: dict, tmp_root: str,
             judges: tuple[Judge, ...] = (Judge(),), path: str | None = None, truth=None) -> dict:
     """One job (clip x strategy) with the proxy renderer; returns its report, renderer calls and the warp
     error under each judge (``judged``: {judge name: value}). ``path``: the clip's file when it is not
     ``MEDIA / clip`` (a synthetic clip, whose generator ``truth`` is)."""
     from lib_vid2vid.errors import Vid2VidError
+    from lib_vid2vid.metrics import ColourDriftMeter
     from lib_vid2vid.params import Settings
     from lib_vid2vid.pipeline import run_job
     from lib_vid2vid.proxy import ProxyRenderer
     from lib_vid2vid.report import last_stage, report
+    from lib_vid2vid.scene_cuts import CutDetector
     from lib_vid2vid.workspace import Job
 
     out_dir = Path(tempfile.mkdtemp(prefix="job-", dir=tmp_root))
@@ -488,8 +505,11 @@ def run_one(clip: str, method: str, preset: dict, common: dict, tmp_root: str,
         row["rendered"] = renderer.calls
         job, stage = Job.open(res.job_dir), last_stage(settings)
         pairs = ((src, job.read_frame(stage, i)) for i, src in enumerate(source_frames(path or clip, common)))
+        drift = ColourDriftMeter()
         row["mc_flicker"] = {}
-        row["judged"] = judge_warp_errors(pairs, list(judges), mc_flicker=row["mc_flicker"], truth=truth)
+        row["judged"] = judge_warp_errors(_drift_per_shot(pairs, drift, CutDetector.of(settings)), list(judges),
+                                          mc_flicker=row["mc_flicker"], truth=truth)
+        row["colour_drift"] = drift.value
     except Vid2VidError as exc:
         row["error"] = str(exc)
     finally:
@@ -601,6 +621,7 @@ def summarise(rows: list[dict], methods: list[str], tolerance: float) -> dict:
     for m in methods:
         mine = [r for r in rows if r["method"] == m and "error" not in r]
         means[m] = {k: _mean([r[k] for r in mine]) for k in METRICS}
+        means[m]["colour_drift"] = _mean([r.get("colour_drift") for r in mine])
         means[m]["rendered"] = sum(r["rendered"] for r in mine)
         means[m]["clips"] = len(mine)
     base = BASELINE if BASELINE in means and means[BASELINE]["fidelity"] is not None else methods[0]
@@ -634,10 +655,10 @@ def print_table(rows: list[dict], methods: list[str], clips: list[str], summ: di
         for c in clips:
             r = next(r for r in rows if r["method"] == m and r["clip"] == c)
             if "error" in r:
-                table.append([m, c, "error", "", "", "", ""])
+                table.append([m, c, "error", "", "", "", "", ""])
                 continue
             table.append([m, c, _f(r["warp_error"], 1e3), _f(r["flicker"], 1e3), _f(r["fidelity"]),
-                          r["rendered"], ""])
+                          _f(r.get("colour_drift"), 1e3, ".1f"), r["rendered"], ""])
         mm = summ["means"][m]
         mark = []
         if m in summ["eligible"]:
@@ -649,9 +670,10 @@ def print_table(rows: list[dict], methods: list[str], clips: list[str], summ: di
         if m == summ["baseline"]:
             mark.append("baseline")
         table.append([f"**{m}**", "**mean**", f"**{_f(mm['warp_error'], 1e3)}**", f"**{_f(mm['flicker'], 1e3)}**",
-                      f"**{_f(mm['fidelity'])}**", f"**{mm['rendered']}**", " ".join(mark)])
+                      f"**{_f(mm['fidelity'])}**", f"**{_f(mm.get('colour_drift'), 1e3, '.1f')}**",
+                      f"**{mm['rendered']}**", " ".join(mark)])
     print(format_table(["method", "clip", "warp error x1e-3", "flicker x1e-3", "fidelity (edge SSIM)",
-                        "frames rendered", "equal fidelity"], table, align="llrrrrl"))
+                        "colour drift x1e-3", "frames rendered", "equal fidelity"], table, align="llrrrrrl"))
 
 
 # ---------------------------------------------------------------- plot (Pillow)
