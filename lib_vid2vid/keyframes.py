@@ -796,8 +796,9 @@ def guard_colour(frame: np.ndarray, source: np.ndarray, offset_a: np.ndarray, of
         out = P_t + sign(d) max(0, |d| - guard)                        per channel, clipped, rounded
 
     A frame whose colour keeps to its keyframes' (|d| <= guard: nearly all) is returned as it is. One that strays,
-    e.g. the frames before a keyframe whose picture changed at once without a cut (box.mp4's frames 141-145 at
-    12 fps darkened by 8 levels toward keyframe 146, then popped back), is moved back by what exceeds the guard."""
+    e.g. the frames before a keyframe after a step of the camera's exposure (box.mp4's frames 141-145 at 12 fps
+    cross-faded 8 levels darker toward keyframe 146, rendered after a step of -9 levels, then popped back), is moved
+    back by what exceeds the guard."""
     d = (1.0 - tau) * offset_a + tau * offset_b - (mean_rgb(frame) - mean_rgb(source))
     shift = np.sign(d) * np.maximum(0.0, np.abs(d) - guard)
     if not shift.any():
