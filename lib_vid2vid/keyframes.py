@@ -783,8 +783,9 @@ STYLE_SIGMA = 12.0
 
 
 def mean_rgb(img: np.ndarray) -> np.ndarray:
-    """Per-channel mean (float64, 0..255) of an RGB uint8 HWC image."""
-    return img.reshape(-1, 3).mean(axis=0, dtype=np.float64)
+    """Per-channel mean (float64, 0..255) of an RGB uint8 HWC image: OpenCV's sum (exact for uint8) over the pixel
+    count, the same numbers as numpy's float64 mean at a small fraction of its time."""
+    return np.asarray(cv2.sumElems(np.ascontiguousarray(img))[:3], dtype=np.float64) / (img.shape[0] * img.shape[1])
 
 
 def guard_colour(frame: np.ndarray, source: np.ndarray, offset_a: np.ndarray, offset_b: np.ndarray, tau: float,
