@@ -82,6 +82,7 @@
   "keyframe_grid": "Keyframes: tile this many keyframes per side (2: 2x2, 3: 3x3) into one image and render it once, so they share one style; then split. The tiled image is grid x the frame size: the host's size limit applies (and its memory). 1 = off. [1..3] (only when keyframe_mode != off)",
   "keyframe_problem_ratio": "Keyframes: flag a scene group whose output changes from frame to frame this many times more than its source does (pops, smears), or whose colour drifts from the source's by more than 0.05 over the group (manifest, job log, result notes). 0 = no check. [0..100] (only when keyframe_mode != off)",
   "keyframe_folder": "Keyframes restyled outside (e.g. exported with the CLI's --export-keyframes): a folder of <frame:06d>.png, one per keyframe; they are propagated instead of rendering keyframes. (only when keyframe_mode != off)",
+  "keyframe_folder_harmonize": "Keyframes from a folder: each takes the fine detail (finer than about 4 px) of the keyframe before it in its scene wherever that one sees the picture and the motion explains it, as rendered keyframes do, so keyframes restyled one by one do not shimmer from one texture to the next between them; their colours and shading stay as given. Off: used exactly as given. (only when keyframe_mode != off and keyframe_folder != )",
   "output_format": "Video container of the result.",
   "crf": "Quality (lower is better, larger files); mp4 and webm. [0..51] (only when output_format is mp4 or webm)",
   "keep_audio": "Carry the source audio of the processed range into the result.",

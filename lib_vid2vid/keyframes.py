@@ -77,7 +77,8 @@ the detail of what is new or changed (with ``G_s *`` a Gaussian blur of sigma s 
 
 ``K_b'`` is keyframe b's output and the keyframe the next segment starts from, so a texture travels with the
 picture through a whole scene group; the first keyframe of a group is its render. Keyframes from a folder
-(``keyframe_folder``) are the user's and are not changed.
+(``keyframe_folder``) are the user's and are not changed, unless ``keyframe_folder_harmonize`` asks for the same
+rule (keyframes restyled one by one elsewhere carry unrelated fine detail, as separate renders do).
 
 With ``PropagationSettings.flow_scale`` s < 1 (``keyframe_flow = fast``: s = 1/2) the
 flows, their checks, ``F``, ``B``, the residuals ``Ra``, ``Rb`` (blur sigma 2s), the raised ``Va``, ``Vb``, their

@@ -8,7 +8,8 @@
    video), without a previous output (keyframes are independent renders). They are stored as the stage
    ``keys`` in keyframe order (``frames/keys/000000.png`` is the first keyframe; each journal record names its
    ``frame``). With ``keyframe_folder`` set, the keyframes are read from ``<folder>/<frame:06d>.png`` instead
-   (restyled outside, e.g. from ``--export-keyframes``) and nothing is rendered. With ``keyframe_grid`` g > 1,
+   (restyled outside, e.g. from ``--export-keyframes``) and nothing is rendered; they are used as given, or
+   harmonized as renders are (below) with ``keyframe_folder_harmonize``. With ``keyframe_grid`` g > 1,
    g x g keyframes are tiled into one image and rendered once (one style), then split and corrected one by one.
    With ``keyframe_candidates`` N > 1, N candidates of each keyframe are rendered first (stage ``candidates``, side
    by side in ``<job>/candidates/``); the job stops until ``keyframe_picks`` names the ones to take.
@@ -188,6 +189,7 @@ class KeyframeRun(Run):
         self.fill_min = t.keyframe_fill_min
         self.mask_only = t.keyframe_mask_only
         self.folder = t.keyframe_folder.strip()
+        self.folder_harmonize = t.keyframe_folder_harmonize
         self.grid = t.keyframe_grid
         self.candidates = t.keyframe_candidates
         self.stop_message: str | None = None
@@ -648,7 +650,8 @@ class KeyframeRun(Run):
         frames = self._video_frames(max(0, segments[0].a - self.before))
         buffer: dict[int, np.ndarray] = {}
         keys: dict[int, np.ndarray] = {}
-        harmonize = self.ps.harmonize > 0 and not self.folder  # keyframes from a folder are the user's, as given
+        # keyframes from a folder are the user's, as given, unless they asked for them harmonized
+        harmonize = self.ps.harmonize > 0 and (not self.folder or self.folder_harmonize)
         harmonized_done = 0  # HARMONIZED_STAGE's frames done, counted here rather than looked up on disk each time
         if harmonize:  # believe the harmonized keyframes up to the first segment's start; the rest is made again
             harmonized_done = min(job.frames_done(HARMONIZED_STAGE), plan.slot(segments[0].a) + 1)

@@ -487,6 +487,14 @@ class TemporalSettings:
                                    "--export-keyframes): a folder of <frame:06d>.png, one per keyframe; they are "
                                    "propagated instead of rendering keyframes.", widget="path",
         label="Keyframes restyled elsewhere (folder)", section="Keyframes", show_if=[("keyframe_mode", "!=", "off")])
+    keyframe_folder_harmonize: bool = setting(False, "Keyframes from a folder: each takes the fine detail (finer "
+                                              "than about 4 px) of the keyframe before it in its scene wherever that "
+                                              "one sees the picture and the motion explains it, as rendered keyframes "
+                                              "do, so keyframes restyled one by one do not shimmer from one texture to "
+                                              "the next between them; their colours and shading stay as given. Off: "
+                                              "used exactly as given.",
+        label="Harmonize their fine detail", section="Keyframes",
+        show_if=[("keyframe_mode", "!=", "off"), ("keyframe_folder", "!=", "")], neutral=False)
 
 
 @dataclass

@@ -580,6 +580,37 @@ def test_keyframes_from_outside_are_propagated_without_rendering(tmp_path):
         run_job(s.replace(keyframe_folder=str(tmp_path / "keys"), new_job=True), ProxyRenderer(), new=True)
 
 
+def test_keyframes_from_outside_are_harmonized_only_when_asked(tmp_path):
+    """``keyframe_folder_harmonize``: keyframes from a folder take the keyframe before them's fine detail as renders
+    do. A folder holding a job's own renders, harmonized, makes that job's frames to the byte; not harmonized, its
+    keyframes are the files as given."""
+    clip = _pan_clip(tmp_path / "pan.mp4", cut=None, n=9)
+    s = _settings(clip, tmp_path / "out", seed_mode="increment")  # each keyframe its own detail
+    rendered = Job.open(run_job(s, ProxyRenderer()).job_dir)
+    plan = rendered.manifest["keyframes"]["plan"]["frames"]
+    assert plan == [0, 4, 8]
+    keys = tmp_path / "keys"
+    keys.mkdir()
+    for slot, index in enumerate(plan):
+        (keys / f"{index:06d}.png").write_bytes((rendered.root / "frames" / "keys" / f"{slot:06d}.png").read_bytes())
+    assert not np.array_equal(rendered.read_frame("pass1", 4), rendered.read_frame("keys", 1)), \
+        "the rendered job's keyframe 4 is harmonized"
+
+    def folder_job(name: str, harmonize: bool) -> Job:
+        r = ProxyRenderer()
+        res = run_job(s.replace(output_dir=str(tmp_path / name), keyframe_folder=str(keys),
+                                keyframe_folder_harmonize=harmonize), r)
+        assert res.status == "done" and r.calls == 0
+        return Job.open(res.job_dir)
+
+    asked = folder_job("asked", True)
+    assert _frames(asked.root, "pass1") == _frames(rendered.root, "pass1")
+    given = folder_job("given", False)
+    for slot, index in enumerate(plan):
+        assert np.array_equal(given.read_frame("pass1", index), rendered.read_frame("keys", slot))
+    assert _frames(given.root, "pass1") != _frames(rendered.root, "pass1")
+
+
 def test_render_fill_renders_unseen_regions_and_counts_them(tmp_path):
     clip = _pan_clip(tmp_path / "pan.mp4", cut=None, n=12)  # keyframes 0, 8; 9-11 only from 8: holes at the left
     r = ProxyRenderer()
