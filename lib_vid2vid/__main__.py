@@ -302,15 +302,8 @@ def main(argv: list[str] | None = None) -> int:
             ap.error("--debug-frame/--debug-time/--sweep render from the input video's settings, not with --resume")
         if args.dry_run or args.export_keyframes:
             return _dry_run(args, settings)
-        if args.redo_keyframes is not None:
-            if not args.resume or args.submit:
-                ap.error("--redo-keyframes takes the job to resume (--resume JOB), on this machine")
-            from . import keyrun
-            from .workspace import Job
-
-            root = Job.resolve(args.resume, settings.job.output_dir).root
-            print(keyrun.redo_keyframes(root, params.parse_frame_list(args.redo_keyframes, "redo_keyframes")),
-                  file=sys.stderr)
+        if args.redo_keyframes is not None and (not args.resume or args.submit):  # run_job renders them again
+            ap.error("--redo-keyframes takes the job to resume (--resume JOB), on this machine")
         if args.submit:
             return _submit(args, settings)
         renderer = _make_renderer(args)

@@ -628,6 +628,13 @@ class JobSettings:
                                   "with the same video and settings, it continues the job that rendered the "
                                   "candidates; a keyframe already taken keeps its pick.",
         label="Keyframe picks (frame:candidate)")
+    redo_keyframes: str = setting("", "With resume_job: render these keyframes of that job again with another "
+                                  "seed (frame numbers, e.g. '12, 30': the keyframes of a scene problem detection "
+                                  "flagged), then resume it; the frames made from them are made again, every frame "
+                                  "before keeps its bytes. Each request that names them is one more seed. The API's "
+                                  "way to the Jobs tab's \"Render them again with another seed\" (the CLI's: "
+                                  "--resume JOB --redo-keyframes).", cli=False,
+        label="Render these keyframes of the job to resume again with another seed")
 
 
 # ---- image to video (python -m lib_vid2vid.img2vid): its own settings, not part of a vid2vid job
@@ -854,6 +861,7 @@ class Settings:
         if t.keyframe_mask_only and not (c.colour_key or c.user_mask_kind != "none"):
             raise SettingsError("keyframe_mask_only", "needs a user mask or a colour-key mask")
         parse_picks(self.job.keyframe_picks, t.keyframe_candidates)
+        parse_frame_list(self.job.redo_keyframes, "redo_keyframes")
         parse_frame_list(t.keyframe_add, "keyframe_add")
         parse_frame_list(t.keyframe_remove, "keyframe_remove")
 

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from . import video_probe
-from .errors import Vid2VidError
+from .errors import SettingsError, Vid2VidError
 from .loop import (
     FrameContext,
     JobPlan,
@@ -32,7 +32,7 @@ from .loop import (
     output_size,
     resolve_seed,
 )
-from .params import Settings
+from .params import Settings, parse_frame_list
 from .renderer import Renderer
 from .workspace import Job, find_unfinished, list_jobs, render_key, source_fingerprint
 
@@ -181,6 +181,17 @@ def run_job(settings: Settings, renderer: Renderer, *, resume: str | Path | None
 
     host = host_identity(renderer)
     info: video_probe.VideoInfo | None = None
+    redo = settings.job.redo_keyframes.strip()
+    if redo:  # the API's way to render keyframes of a job again (the Jobs tab and the CLI call it themselves)
+        if resume is None:
+            raise SettingsError("redo_keyframes", "give the job whose keyframes to render again in resume_job (its "
+                                                  "folder name or id)")
+        from .keyrun import redo_keyframes
+
+        line = redo_keyframes(Job.resolve(resume, settings.job.output_dir).root,
+                              parse_frame_list(redo, "redo_keyframes"))
+        if notify is not None:
+            notify(line)
     if resume is not None:
         job, settings, notes = open_or_create_job(settings, None, resume=resume, host=host)
     else:

@@ -109,6 +109,11 @@ HOST_OWN = {"resize_mode"}
 """Settings the WebUI's img2img tab already has (its own "Resize mode"): hidden in the WebUI, where the
 host's value applies; the API and CLI keep them."""
 
+API_ONLY = {"redo_keyframes"}
+"""Settings for the API alone, hidden in the form: the Jobs tab does the same with its own box and button
+("Render them again with another seed"), at once, and a value left in a form field would apply again at every
+later Generate."""
+
 
 def build(gr: Any, *, elem_id: Callable[[str], str], defaults: dict[str, Any] | None = None,
           host: dict[str, Any] | None = None) -> list[Any]:
@@ -125,7 +130,7 @@ def build(gr: Any, *, elem_id: Callable[[str], str], defaults: dict[str, Any] | 
     host = host or {}
     base = params.Settings()
     values = {s.name: defaults.get(s.name, base.get(s.name)) for s in params.ui_specs()}
-    hidden = set(host.get("own_settings", ()))
+    hidden = set(host.get("own_settings", ())) | API_ONLY
     comps: dict[str, Any] = {}
     extra: dict[str, Any] = {}  # UI-only elements shown under settings' conditions (UI_SHOW_IF)
     late: list[Callable[[], None]] = []  # wiring that needs the components of every tab

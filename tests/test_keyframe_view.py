@@ -12,7 +12,8 @@ import pytest
 
 from lib_vid2vid import keyframe_view as kv
 from lib_vid2vid import keyrun, params, ui, video
-from lib_vid2vid.errors import Vid2VidError
+from lib_vid2vid.errors import SettingsError, Vid2VidError
+from lib_vid2vid.params import Settings
 from lib_vid2vid.pipeline import run_job
 from lib_vid2vid.proxy import ProxyRenderer
 from lib_vid2vid.workspace import Job
@@ -308,6 +309,36 @@ def test_a_flagged_keyframe_is_rendered_again_with_another_seed_and_only_its_fra
     assert Job.open(job_dir).manifest["keyframes"]["reseed"] == {"4": 2}
     with pytest.raises(Exception, match="frame 5 is not a keyframe"):
         redo_keyframes(job_dir, [5])
+
+
+def test_the_api_renders_keyframes_again_with_another_seed(tmp_path):
+    """``redo_keyframes`` with ``resume_job`` (the API's script args, by name): the named keyframes of the job are
+    rendered again with the next seed and the job resumes; each request is one more seed; without a job to resume,
+    or with a frame that is no number, one line says what to give."""
+    clip = _pan_clip(tmp_path / "pan.mp4")  # keyframes 0, 4, 8 | 10, 14
+    s = _settings(clip, tmp_path / "out")
+    job_dir = run_job(s, ProxyRenderer()).job_dir
+    before = _pass1(job_dir)
+
+    def request(**named):
+        api = params.settings_from_api_args(params.api_args_from_named(named), base=s)  # the request's own: s
+        r = ProxyRenderer()
+        return run_job(api, r, resume=api.job.resume_job or None), r
+
+    done, r = request(resume_job=job_dir.name, redo_keyframes="4")
+    assert done.status == "done" and r.calls == 1, "only keyframe 4 is rendered again"
+    assert Job.open(job_dir).manifest["keyframes"]["reseed"] == {"4": 1}
+    after = _pass1(job_dir)
+    assert after[0] == before[0] and after[10:] == before[10:] and after[4] != before[4]
+    done, r = request(resume_job=job_dir.name, redo_keyframes="4")
+    assert r.calls == 1 and Job.open(job_dir).manifest["keyframes"]["reseed"] == {"4": 2}
+    assert Settings.from_stored(Job.open(job_dir).manifest["settings"]).job.redo_keyframes == "", \
+        "a later resume does not render them again"
+    with pytest.raises(SettingsError, match="resume_job"):
+        request(redo_keyframes="4")
+    with pytest.raises(SettingsError, match="redo_keyframes"):
+        request(resume_job=job_dir.name, redo_keyframes="four")
+    assert "redo_keyframes" in params.api_arg_names()
 
 
 def test_redo_is_refused_where_a_seed_cannot_change_one_keyframe(tmp_path):

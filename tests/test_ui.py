@@ -231,6 +231,14 @@ def test_host_own_resize_mode_is_hidden_but_still_an_arg():
     assert comps["resize_mode"].kw["visible"] is False
 
 
+def test_api_only_settings_are_args_but_not_in_the_form():
+    """redo_keyframes renders keyframes again at every run that has it: the form does not keep one (the Jobs tab
+    has its own box and button)."""
+    comps = dict(zip(params.api_arg_names(), ui.build(FakeGradio(), elem_id=lambda x: x)))
+    assert comps["redo_keyframes"].kw["visible"] is False
+    assert comps["keyframe_picks"].kw.get("visible", True) is not False
+
+
 def test_labels_are_words_not_ids():
     for spec in params.ui_specs():
         label = spec.label()
