@@ -822,8 +822,15 @@ class KeyframeRun(Run):
             groups[:] = [g for g in groups if g.get("first") != first] + [entry]
             groups.sort(key=lambda g: g["first"])
         if why:
-            note = (f"keyframes: scene frames {first}-{last} {entry['why']}: add keyframes there (keyframe_add) or "
-                    f"try another seed")
+            from .keyframe_view import suggested_additions
+
+            add = suggested_additions([entry])
+            ways = [f"add keyframes {', '.join(map(str, add))} (keyframe_add, a new job)"] if add else []
+            if redo_refusal(self.settings) is None:
+                ways.append(f"render keyframes {', '.join(map(str, entry['keyframes']))} again with another seed "
+                            f"(Jobs tab; API redo_keyframes with resume_job; CLI --resume JOB --redo-keyframes)")
+            note = (f"keyframes: scene frames {first}-{last} {entry['why']}: "
+                    + (" or ".join(ways) if ways else "add keyframes there (keyframe_add) or try another seed"))
             self.job.log(note, warning=True)
             if note not in self.notices:
                 self.notices.append(note)
@@ -877,6 +884,16 @@ class KeyframeRun(Run):
         return frame
 
 
+def redo_refusal(s: Settings) -> str | None:
+    """Why a keyframe of a job with these settings cannot be rendered again with another seed, or None."""
+    t = s.temporal
+    return ("it renders candidates: pick another candidate instead" if t.keyframe_candidates > 1 else
+            "its keyframes are rendered together in a grid" if t.keyframe_grid > 1 else
+            "its keyframes come from a folder" if t.keyframe_folder.strip() else
+            "its noise is warped along the motion, not taken from the seed" if s.sampling.noise_mode != "seed"
+            else None)
+
+
 def redo_keyframes(job_root: str | Path, frames: list[int]) -> str:
     """Mark keyframes of a job (finished or stopped) to be rendered again with another seed when it resumes
     (problem detection flagged their scene): each frame's seed offset k grows by one (manifest
@@ -896,12 +913,7 @@ def redo_keyframes(job_root: str | Path, frames: list[int]) -> str:
             raise Vid2VidError(f"Job {job.root.name} has no keyframe plan (not a keyframe job, or not started)")
         plan = kf.KeyframePlan.from_dict(info["plan"])
         s = Settings.from_stored(job.manifest["settings"])
-        t = s.temporal
-        why = ("it renders candidates: pick another candidate instead" if t.keyframe_candidates > 1 else
-               "its keyframes are rendered together in a grid" if t.keyframe_grid > 1 else
-               "its keyframes come from a folder" if t.keyframe_folder.strip() else
-               "its noise is warped along the motion, not taken from the seed" if s.sampling.noise_mode != "seed"
-               else None)
+        why = redo_refusal(s)
         if why:
             raise Vid2VidError(f"Cannot render a keyframe of {job.root.name} again with another seed: {why}")
         if not frames:

@@ -659,7 +659,10 @@ def test_problem_detection_flags_only_the_group_that_pops(tmp_path, unharmonized
     bad = run_job(_settings(clip, tmp_path / "b"), _Unsteady())
     groups = Job.open(bad.job_dir).manifest["keyframes"]["groups"]
     assert groups[0]["flagged"] and groups[0]["change_ratio"] > 2.5 and "as much as the source" in groups[0]["why"]
-    assert any("scene frames 0-9" in note for note in bad.notices)
+    note = next(note for note in bad.notices if "scene frames 0-9" in note)
+    # what to do, in frames: each gap of the scene halved (keyframes 0, 4, 8; the scene ends at 9), or its
+    # keyframes with another seed
+    assert "add keyframes 2, 6, 9 (keyframe_add" in note and "render keyframes 0, 4, 8 again with another seed" in note
     assert "scene frames 0-9" in (bad.job_dir / "job.log").read_text()
     from lib_vid2vid.report import format_report, report
 
