@@ -378,11 +378,17 @@ def _dry_run(args: argparse.Namespace, settings: params.Settings) -> int:
     flows = "half-size flows, keyframe_flow fast" if t.keyframe_flow == "fast" else "full-size flows"
     unseen = {"styled": "the source in the style around them", "source": "the source",
               "render": "a light render of each frame that has them (counted when the job runs)"}[t.keyframe_fill]
-    print(f"renders: {len(kplan.frames)} keyframes of {plan.total} frames ({len(kplan.frames) / plan.total:.0%}); "
-          f"the others are carried along the source's motion ({flows}); pixels no keyframe sees: {unseen}")
+    share = f"{len(kplan.frames)} keyframes of {plan.total} frames ({len(kplan.frames) / plan.total:.0%})"
+    if t.keyframe_folder.strip():
+        how = "harmonized: each takes the fine detail of the one before" if t.keyframe_folder_harmonize else "as given"
+        head = f"renders nothing: {share} read from {t.keyframe_folder.strip()} ({how})"
+    else:
+        head = f"renders: {share}"
+    print(f"{head}; the others are carried along the source's motion ({flows}); pixels no keyframe sees: {unseen}")
     if paths:
         print(f"exported {len(paths)} keyframes to {args.export_keyframes}: restyle them (same names, same size), "
-              f"then run with --keyframe-folder {args.export_keyframes}")
+              f"then run with --keyframe-folder {args.export_keyframes} (and --keyframe-folder-harmonize if each was "
+              f"restyled on its own: their fine detail then travels with the picture instead of cross-fading)")
     return 0
 
 

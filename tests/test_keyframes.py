@@ -639,6 +639,13 @@ def test_cli_dry_run_lists_keyframes(tmp_path):
                           capture_output=True, text=True, timeout=120, cwd=Path(__file__).resolve().parents[1])
     assert fast.returncode == 0, fast.stderr
     assert "(half-size flows, keyframe_flow fast); pixels no keyframe sees: a light render" in fast.stdout, fast.stdout
+    folder = subprocess.run([sys.executable, "-m", "lib_vid2vid", str(clip), "--strategy", "keyframes", "--dry-run",
+                             "--keyframe-folder", str(tmp_path / "keys"), "--keyframe-folder-harmonize",
+                             "--output-dir", str(tmp_path / "o")],
+                            capture_output=True, text=True, timeout=120, cwd=Path(__file__).resolve().parents[1])
+    assert folder.returncode == 0, folder.stderr
+    assert (f"renders nothing: 5 keyframes of 16 frames (31%) read from {tmp_path / 'keys'} (harmonized: "
+            in folder.stdout), folder.stdout
 
 
 class _Unsteady(ProxyRenderer):
