@@ -37,12 +37,13 @@ def caption(frame: int, reason: str) -> str:
     return f"{frame}: {REASON_WORDS.get(reason, reason)}"
 
 
-def summary(plan: Any, shown: int | None = None) -> str:
-    """One line: keyframes of frames (the share the host renders), scene groups with their ranges (up to 6), and
-    how many thumbnails are shown when not all."""
+def summary(plan: Any, shown: int | None = None, folder: str = "") -> str:
+    """One line: keyframes of frames (the share the host renders, or that comes from ``folder``: keyframes restyled
+    elsewhere), scene groups with their ranges (up to 6), and how many thumbnails are shown when not all."""
     n, total, groups = len(plan.frames), plan.total, plan.groups
     share = 100.0 * n / total if total else 0.0
-    text = (f"{n} of {total} frames rendered ({share:.0f}%), the others carried along the motion; "
+    made = f"({share:.0f}%) read from {folder}, none rendered" if folder else f"rendered ({share:.0f}%)"
+    text = (f"{n} of {total} frames {made}, the others carried along the motion; "
             f"{len(groups)} scene group{'s' if len(groups) != 1 else ''}")
     if 1 < len(groups) <= 6:
         text += " (frames " + ", ".join(f"{a}-{b}" for a, b in groups) + ")"
@@ -63,7 +64,7 @@ def preview(settings: Any, height: int = PREVIEW_HEIGHT, max_keys: int = PREVIEW
         return [], "Keyframes are off: every frame is rendered."
     plan, thumbs = keyframe_thumbnails(settings, height=height, max_keys=max_keys)
     items = [(thumb, caption(i, plan.reasons.get(i, "?"))) for i, thumb in thumbs]
-    return items, summary(plan, len(items))
+    return items, summary(plan, len(items), settings.temporal.keyframe_folder.strip())
 
 
 def form_settings(values: Mapping[str, Any], base: Any = None) -> Any:

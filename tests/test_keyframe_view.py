@@ -28,6 +28,8 @@ def test_preview_shows_the_jobs_own_keyframes_with_reasons(tmp_path):
     items, text = kv.preview(s, height=32)
     assert [c for _t, c in items] == ["0: start", "4: interval", "8: interval", "10: cut", "14: interval"]
     assert text.startswith("5 of 16 frames rendered (31%)") and "2 scene groups (frames 0-9, 10-15)" in text
+    _items, text = kv.preview(s.replace(keyframe_folder="/data/keys"), height=32)  # restyled elsewhere
+    assert text.startswith("5 of 16 frames (31%) read from /data/keys, none rendered, the others carried")
     src = dict(video.iter_frames(clip, size=(96, 64)))
     for (thumb, _c), i in zip(items, (0, 4, 8, 10, 14)):
         assert thumb.shape == (32, 48, 3) and thumb.dtype == np.uint8
