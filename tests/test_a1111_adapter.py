@@ -1165,6 +1165,30 @@ def test_api_script_args_by_name(host, clip, tmp_path):
         assert res.vid2vid["status"] == "error" and fragment in res.info and "\n" not in res.info
 
 
+def test_api_resumes_a_job_by_name_without_its_video_and_renders_keyframes_again(host, clip, tmp_path):
+    """``resume_job`` alone brings the job's video and settings (plan, progress); with ``redo_keyframes`` the
+    named keyframes are rendered again with another seed first, and only they are rendered."""
+    a1111, processing, shared = host
+    shared.opts.vid2vid_output_dir = str(tmp_path / "out")
+    api = _ApiScripts()
+    p, args = api.request(processing, [{"input": str(clip), "max_frames": 9, "keyframe_mode": "interval",
+                                        "keyframe_interval": 4}])
+    res = a1111.run_script(p, args, script=api.vid2vid)
+    assert res.vid2vid["status"] == "done" and len(processing.calls) == 3, res.info  # keyframes 0, 4, 8
+    name = Path(res.vid2vid["job_dir"]).name
+    processing.calls.clear()
+    shared.state.reset()
+    p, args = api.request(processing, [{"resume_job": name, "redo_keyframes": "4"}])
+    res = a1111.run_script(p, args, script=api.vid2vid)
+    assert res.vid2vid["status"] == "done" and len(processing.calls) == 1, res.info
+    job = Job.open(res.vid2vid["job_dir"])
+    assert job.root.name == name and job.manifest["keyframes"]["reseed"] == {"4": 1}
+    assert shared.state.job_count == 9, "the progress counts the job's own frames"
+    p, args = api.request(processing, [{"resume_job": "no-such-job", "redo_keyframes": "4"}])
+    res = a1111.run_script(p, args, script=api.vid2vid)
+    assert res.vid2vid["status"] == "error" and "No job 'no-such-job'" in res.info and "\n" not in res.info
+
+
 @pytest.mark.parametrize("change", [-1, 1])
 def test_api_positional_script_args_of_another_length_are_one_line(host, clip, tmp_path, change):
     """A list built for a version with one setting fewer (or more): the values after it would shift."""

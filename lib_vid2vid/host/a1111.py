@@ -794,6 +794,18 @@ def _preview_images(job_dir: Path, stage: str, total: int) -> list[Image.Image]:
     return out
 
 
+def resumed_settings(settings: params.Settings) -> params.Settings | None:
+    """The stored settings of the job ``resume_job`` names, or None when it names none. A resumed job runs with
+    them (:func:`lib_vid2vid.pipeline.run_job`), so its plan, its progress and its units' control videos come from
+    them too, and an API request that resumes it need not give the video again."""
+    name = settings.job.resume_job.strip()
+    if not name:
+        return None
+    from ..workspace import Job
+
+    return params.Settings.from_stored(Job.resolve(name, settings.job.output_dir).manifest["settings"])
+
+
 def run_script(p: Any, args: tuple | list, script: Any = None) -> Any:
     """The body of the vid2vid Script's ``run`` (``script``: that Script, for its ``args_from``/``args_to``):
     returns a ``modules.processing.Processed``."""
@@ -806,6 +818,9 @@ def run_script(p: Any, args: tuple | list, script: Any = None) -> Any:
             return _run_img2vid(p, settings)
         if sources is not None:
             return _run_batch(p, settings, sources)
+        stored = resumed_settings(settings)
+        if stored is not None and not settings.video.input.strip():  # the job to resume brings its own video
+            settings = settings.replace(input=stored.video.input)
         settings = settings.replace(input=materialise_input(settings.video.input, settings.job.output_dir,
                                                             api=from_api(p)))
         if settings.preview.preview_mode != "video":
@@ -937,10 +952,11 @@ def _run_video(p: Any, settings: params.Settings) -> Any:
 
     processing, shared = _host()
     state = shared.state
-    info = video_probe.probe(settings.video.input)
-    plan = make_plan(settings, info)
-    renderer = A1111Renderer(p, controlnet=ControlNetBridge.find(), control_frames=control_frames(settings, plan))
-    passes = settings.temporal.loopback_passes
+    planned = resumed_settings(settings) or settings  # the settings the job runs with
+    info = video_probe.probe(planned.video.input)
+    plan = make_plan(planned, info)
+    renderer = A1111Renderer(p, controlnet=ControlNetBridge.find(), control_frames=control_frames(planned, plan))
+    passes = planned.temporal.loopback_passes
     state.job_count = plan.total * passes
     state.job_no = 0
     bar = WebUIProgress(state, passes)
