@@ -117,6 +117,29 @@ def test_script_args_by_name_and_a_list_of_the_wrong_length(webui, source):
     assert f"got {n + 1} values but this vid2vid takes {n}" in extra["vid2vid_info"]
 
 
+def test_api_renders_a_keyframe_of_a_finished_job_again(webui, source):
+    """A keyframe job over the API, then ``resume_job`` (no video) with ``redo_keyframes``: that keyframe alone is
+    rendered again with the next seed, the frames before the keyframe before it keep their bytes."""
+    from lib_vid2vid.keyrun import RESEED_STEP
+    from lib_vid2vid.workspace import Job
+
+    out = webui["tmp"] / "out_redo"
+    info = _info(_post(webui, _request(source, out, max_frames=9, keyframe_mode="interval", keyframe_interval=4)))
+    assert "vid2vid: done, 9/9 frames" in info, info
+    job_dir = _job_dir(info)
+    before = [p.read_bytes() for p in sorted((job_dir / "frames" / "pass1").glob("*.png"))]
+    seed = Job.open(job_dir).manifest["frames"]["keys"][1]["seed"]
+    body = _request(source, out)
+    body["script_args"] = [{"resume_job": job_dir.name, "redo_keyframes": "4"}]
+    info = _info(_post(webui, body))
+    assert "vid2vid: done, 9/9 frames" in info and str(job_dir) in info, info
+    job = Job.open(job_dir)
+    assert job.manifest["keyframes"]["reseed"] == {"4": 1}
+    assert job.manifest["frames"]["keys"][1]["seed"] == (seed + RESEED_STEP) % 2**32
+    after = [p.read_bytes() for p in sorted((job_dir / "frames" / "pass1").glob("*.png"))]
+    assert after[0] == before[0] and after[4] != before[4]
+
+
 def _frames(job_dir, stage="pass1"):
     return [np.asarray(Image.open(p).convert("RGB")) for p in sorted((job_dir / "frames" / stage).glob("*.png"))]
 
