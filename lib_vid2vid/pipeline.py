@@ -182,7 +182,7 @@ def run_job(settings: Settings, renderer: Renderer, *, resume: str | Path | None
     host = host_identity(renderer)
     info: video_probe.VideoInfo | None = None
     redo = settings.job.redo_keyframes.strip()
-    if redo:  # the API's way to render keyframes of a job again (the Jobs tab and the CLI call it themselves)
+    if redo:  # the API's and the CLI's way to render keyframes again (the Jobs tab calls redo_keyframes at once)
         if resume is None:
             raise SettingsError("redo_keyframes", "give the job whose keyframes to render again in resume_job (its "
                                                   "folder name or id)")
