@@ -154,6 +154,19 @@ def add_diffusers_arguments(ap: argparse.ArgumentParser, *, loras: bool = True) 
                           "float32 on the CPU")
 
 
+def _renders_nothing(args: argparse.Namespace, settings: params.Settings) -> bool:
+    """A job whose keyframes come from a folder and whose unseen pixels need no render, with no renderer asked for:
+    it runs without a WebUI (with ``--resume``, the job's own settings decide)."""
+    if args.renderer_asked or args.backend or args.api_url:
+        return False
+    if args.resume:
+        from .workspace import Job
+
+        settings = params.Settings.from_stored(Job.resolve(args.resume, settings.job.output_dir).manifest["settings"])
+    t = settings.temporal
+    return t.keyframe_mode != "off" and bool(t.keyframe_folder.strip()) and t.keyframe_fill != "render"
+
+
 def _make_renderer(args: argparse.Namespace):
     if args.renderer == "diffusers":
         if not args.model:
@@ -276,6 +289,7 @@ def main(argv: list[str] | None = None) -> int:
             base = base.replace(**preset["settings"])
         if args.strategy:
             base = base.replace(**params.STRATEGIES[args.strategy])
+        args.renderer_asked = bool(args.renderer or preset.get("renderer"))
         args.renderer = args.renderer or preset.get("renderer", "api")
         many = _is_batch(args)
         if args.inputs and not many:
@@ -306,7 +320,12 @@ def main(argv: list[str] | None = None) -> int:
             ap.error("--redo-keyframes takes the job to resume (--resume JOB), on this machine")
         if args.submit:
             return _submit(args, settings)
-        renderer = _make_renderer(args)
+        if not debug and _renders_nothing(args, settings):  # keyframes from a folder: no WebUI needed
+            from .renderer import NoRenderer
+
+            renderer = NoRenderer()
+        else:
+            renderer = _make_renderer(args)
         try:
             if debug:
                 return _debug(args, settings, renderer)

@@ -72,3 +72,16 @@ class Renderer(Protocol):
     def render(self, request: RenderRequest) -> list[np.ndarray]:
         """Return batch_size * n_iter RGB uint8 HWC images of the request's size."""
         ...
+
+
+class NoRenderer:
+    """The renderer of a job that renders nothing: its keyframes come from a folder and the pixels no keyframe sees
+    are filled without a render (``keyframe_fill`` styled or source). No host is needed, and the job has no host
+    identity. A render request means the job needed one after all: one line says what to start."""
+
+    def render(self, request: RenderRequest) -> list[np.ndarray]:
+        from .errors import Vid2VidError
+
+        raise Vid2VidError("This job renders frames: start the WebUI with --api (or give --renderer), then run the "
+                           "same command again to resume")
+

@@ -611,6 +611,38 @@ def test_keyframes_from_outside_are_harmonized_only_when_asked(tmp_path):
     assert _frames(given.root, "pass1") != _frames(rendered.root, "pass1")
 
 
+def test_cli_propagates_keyframes_from_a_folder_without_a_webui(tmp_path, capsys):
+    """Keyframes from a folder render nothing: the CLI runs the job without asking for a WebUI (no renderer flag
+    given); a render fill, a renderer asked for or a job to resume whose settings render, still take one."""
+    from lib_vid2vid import __main__ as cli
+    from lib_vid2vid.keyrun import export_keyframes
+
+    clip = _pan_clip(tmp_path / "pan.mp4", cut=None, n=9)
+    s = _settings(clip, tmp_path / "out")
+    _plan, paths = export_keyframes(s, tmp_path / "keys")
+    for p in paths:
+        cv2.imwrite(str(p), cv2.cvtColor(_restyle(cv2.cvtColor(cv2.imread(str(p)), cv2.COLOR_BGR2RGB)),
+                                         cv2.COLOR_RGB2BGR))
+    argv = [str(clip), "--strategy", "keyframes", "--width", "96", "--height", "64", "--keyframe-folder",
+            str(tmp_path / "keys"), "--output-dir", str(tmp_path / "out"), "--api-url", "http://127.0.0.1:9"]
+    assert cli.main([*argv[:-2], "--quiet"]) == 0, capsys.readouterr().err
+    (job,) = [Job.open(d) for d in (tmp_path / "out").iterdir() if d.is_dir() and (d / "manifest.json").is_file()]
+    assert job.status == "done" and job.manifest.get("host") in (None, {})
+    args = cli.build_parser().parse_args(argv)
+    args.renderer_asked = False
+    assert not cli._renders_nothing(args, s), "an --api-url asks for that WebUI"
+    args = cli.build_parser().parse_args(argv[:-2])
+    args.renderer_asked = False
+    assert cli._renders_nothing(args, s.replace(keyframe_folder=str(tmp_path / "keys")))
+    assert not cli._renders_nothing(args, s.replace(keyframe_folder=str(tmp_path / "keys"), keyframe_fill="render"))
+    args.renderer_asked = True
+    assert not cli._renders_nothing(args, s.replace(keyframe_folder=str(tmp_path / "keys")))
+    from lib_vid2vid.renderer import NoRenderer
+
+    with pytest.raises(Vid2VidError, match="start the WebUI with --api"):
+        NoRenderer().render(None)
+
+
 def test_render_fill_renders_unseen_regions_and_counts_them(tmp_path):
     clip = _pan_clip(tmp_path / "pan.mp4", cut=None, n=12)  # keyframes 0, 8; 9-11 only from 8: holes at the left
     r = ProxyRenderer()
