@@ -20,6 +20,8 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+from .keyframes import suggested_additions
+
 REASON_WORDS = {"start": "start", "cut": "cut", "interval": "interval", "adaptive": "change",
                 "max_gap": "max gap", "user": "user"}
 """A keyframe's reason (:class:`lib_vid2vid.keyframes.KeyframePlan.reasons`) in the captions' words."""
@@ -181,19 +183,6 @@ def record_picks(job_root: str | Path, text: str) -> str:
 def flagged_groups(job: Any) -> list[dict[str, Any]]:
     """The scene groups problem detection flagged (manifest ``keyframes.groups``), in frame order."""
     return [g for g in ((job.manifest.get("keyframes") or {}).get("groups") or []) if g.get("flagged")]
-
-
-def suggested_additions(groups: list[dict[str, Any]]) -> list[int]:
-    """Keyframes to add in flagged groups: the middle of every gap of at least 2 frames between a group's
-    keyframes (and between its last keyframe and its end), so each gap halves."""
-    out: list[int] = []
-    for g in groups:
-        keys = sorted(int(k) for k in g.get("keyframes") or [])
-        ends = keys + [int(g["last"]) + 1]
-        for a, b in zip(ends, ends[1:]):
-            if b - a >= 2:
-                out.append((a + b) // 2)
-    return sorted(set(out))
 
 
 def redo_candidates(job: Any) -> list[int]:

@@ -854,3 +854,16 @@ def _fill_work() -> flow.WorkArrays:
     if work is None:
         work = _FILL_WORK.work = flow.WorkArrays()
     return work
+
+
+def suggested_additions(groups: list[dict]) -> list[int]:
+    """Keyframes to add in flagged groups: the middle of every gap of at least 2 frames between a group's
+    keyframes (and between its last keyframe and its end), so each gap halves."""
+    out: list[int] = []
+    for g in groups:
+        keys = sorted(int(k) for k in g.get("keyframes") or [])
+        ends = keys + [int(g["last"]) + 1]
+        for a, b in zip(ends, ends[1:]):
+            if b - a >= 2:
+                out.append((a + b) // 2)
+    return sorted(set(out))

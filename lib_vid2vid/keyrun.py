@@ -822,9 +822,7 @@ class KeyframeRun(Run):
             groups[:] = [g for g in groups if g.get("first") != first] + [entry]
             groups.sort(key=lambda g: g["first"])
         if why:
-            from .keyframe_view import suggested_additions
-
-            add = suggested_additions([entry])
+            add = kf.suggested_additions([entry])
             ways = [f"add keyframes {', '.join(map(str, add))} (keyframe_add, a new job)"] if add else []
             if redo_refusal(self.settings) is None:
                 ways.append(f"render keyframes {', '.join(map(str, entry['keyframes']))} again with another seed "
