@@ -1184,6 +1184,10 @@ def test_api_resumes_a_job_by_name_without_its_video_and_renders_keyframes_again
     job = Job.open(res.vid2vid["job_dir"])
     assert job.root.name == name and job.manifest["keyframes"]["reseed"] == {"4": 1}
     assert shared.state.job_count == 9, "the progress counts the job's own frames"
+    processing.calls.clear()
+    p, args = api.request(processing, [{"resume_job": name, "redo_keyframes": "8", "input": "/gone/clip.mp4"}])
+    res = a1111.run_script(p, args, script=api.vid2vid)  # a stale video in the box does not stop the resume
+    assert res.vid2vid["status"] == "done" and len(processing.calls) == 1, res.info
     p, args = api.request(processing, [{"resume_job": "no-such-job", "redo_keyframes": "4"}])
     res = a1111.run_script(p, args, script=api.vid2vid)
     assert res.vid2vid["status"] == "error" and "No job 'no-such-job'" in res.info and "\n" not in res.info

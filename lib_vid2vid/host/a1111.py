@@ -819,7 +819,7 @@ def run_script(p: Any, args: tuple | list, script: Any = None) -> Any:
         if sources is not None:
             return _run_batch(p, settings, sources)
         stored = resumed_settings(settings)
-        if stored is not None and not settings.video.input.strip():  # the job to resume brings its own video
+        if stored is not None:  # the job to resume brings its own video (whatever the box still holds)
             settings = settings.replace(input=stored.video.input)
         settings = settings.replace(input=materialise_input(settings.video.input, settings.job.output_dir,
                                                             api=from_api(p)))
