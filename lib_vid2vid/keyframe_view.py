@@ -189,9 +189,10 @@ def redo_candidates(job: Any) -> list[int]:
     """The keyframes of the flagged scene groups, to render again with another seed ([] when none is flagged
     or the job cannot: candidates, a grid, keyframes from a folder, warped noise; see
     :func:`lib_vid2vid.keyrun.redo_keyframes`)."""
-    s = job.manifest.get("settings") or {}
-    if (int(s.get("keyframe_candidates") or 1) > 1 or int(s.get("keyframe_grid") or 1) > 1
-            or str(s.get("keyframe_folder") or "").strip() or s.get("noise_mode", "seed") != "seed"):
+    from .keyrun import redo_refusal
+    from .params import Settings
+
+    if redo_refusal(Settings.from_stored(job.manifest.get("settings") or {})) is not None:
         return []
     return sorted({int(k) for g in flagged_groups(job) for k in g.get("keyframes") or []})
 

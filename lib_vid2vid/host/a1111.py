@@ -825,7 +825,7 @@ def run_script(p: Any, args: tuple | list, script: Any = None) -> Any:
                                                             api=from_api(p)))
         if settings.preview.preview_mode != "video":
             return _run_preview(p, settings)
-        return _run_video(p, settings)
+        return _run_video(p, settings, stored)
     except Vid2VidError as exc:
         message = str(exc) if from_api(p) else ui_words(exc)
         print(f"vid2vid: {message}")
@@ -946,13 +946,14 @@ class WebUIProgress:
             self.state.time_start = self.clock() - float(pr.eta_s) * share / (1 - share)
 
 
-def _run_video(p: Any, settings: params.Settings) -> Any:
+def _run_video(p: Any, settings: params.Settings, stored: params.Settings | None = None) -> Any:
+    """``stored``: the settings of the job ``resume_job`` names (:func:`resumed_settings`), which it runs with."""
     from .. import video_probe
     from ..pipeline import make_plan, run_job
 
     processing, shared = _host()
     state = shared.state
-    planned = resumed_settings(settings) or settings  # the settings the job runs with
+    planned = stored or settings  # the settings the job runs with
     info = video_probe.probe(planned.video.input)
     plan = make_plan(planned, info)
     renderer = A1111Renderer(p, controlnet=ControlNetBridge.find(), control_frames=control_frames(planned, plan))
