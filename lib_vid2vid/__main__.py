@@ -101,9 +101,10 @@ def build_parser() -> argparse.ArgumentParser:
                      help="with --submit: send the video's bytes (base64) instead of its path, for a WebUI on "
                           "another machine")
     run.add_argument("--timeout", type=_seconds, default=600.0, help="seconds to wait for one frame (default 600)")
-    run.add_argument("--resume", metavar="JOB", help="resume this job (folder, name or id) with its own settings")
+    run.add_argument("--resume", metavar="JOB", help="resume this job (folder, name or id) with its own settings; with "
+                                                     "--submit, a job in the WebUI's output folder (its name or id)")
     run.add_argument("--redo-keyframes", metavar="FRAMES", default=None,
-                     help="with --resume: render these keyframes of the job again with another seed (e.g. the "
+                     help="with --resume (and --submit): render these keyframes of the job again with another seed (e.g. the "
                           "keyframes of a scene problem detection flagged: '12, 30'), then resume it; the frames "
                           "made from them are made again, every frame before keeps its bytes")
     run.add_argument("--new", action="store_true", help="start a new job even if an unfinished one matches "
@@ -316,8 +317,11 @@ def main(argv: list[str] | None = None) -> int:
             ap.error("--debug-frame/--debug-time/--sweep render from the input video's settings, not with --resume")
         if args.dry_run or args.export_keyframes:
             return _dry_run(args, settings)
-        if args.redo_keyframes is not None and (not args.resume or args.submit):  # run_job renders them again
-            ap.error("--redo-keyframes takes the job to resume (--resume JOB), on this machine")
+        if args.redo_keyframes is not None and not args.resume:  # run_job renders them again
+            ap.error("--redo-keyframes takes the job to resume (--resume JOB)")
+        if args.submit and args.resume and args.upload:
+            ap.error("--upload sends a video; --submit --resume JOB resumes a job on the WebUI's machine with its own "
+                     "video: leave out --upload")
         if args.submit:
             return _submit(args, settings)
         if not debug and _renders_nothing(args, settings):  # keyframes from a folder: no WebUI needed
@@ -479,9 +483,12 @@ def _submit(args: argparse.Namespace, settings: params.Settings) -> int:
 
     client = WebUIApiRenderer(args.api_url or DEFAULT_URL, timeout=args.timeout)
     client.check()
-    if args.new:
-        settings = settings.replace(new_job=True)
-    result = client.submit_job(settings, upload=args.upload)
+    if args.resume:  # a job in the WebUI's output folder: its own video and settings (the Script finds them)
+        result = client.resume_job(args.resume, redo_keyframes=args.redo_keyframes or "")
+    else:
+        if args.new:
+            settings = settings.replace(new_job=True)
+        result = client.submit_job(settings, upload=args.upload)
     print(result.get("info", ""))
     status = result.get("status")
     return 0 if status == "done" else EXIT_INTERRUPTED if status == "interrupted" else EXIT_ERROR

@@ -1193,6 +1193,43 @@ def test_api_resumes_a_job_by_name_without_its_video_and_renders_keyframes_again
     assert res.vid2vid["status"] == "error" and "No job 'no-such-job'" in res.info and "\n" not in res.info
 
 
+def test_cli_submit_resumes_a_job_on_the_webui_and_renders_keyframes_again(host, clip, tmp_path, capsys):
+    """python -m lib_vid2vid --submit --resume JOB --redo-keyframes 4: one request that names the job (in the
+    WebUI's output folder) and the keyframes by name, no video; the Script renders keyframe 4 again, then resumes."""
+    import json
+
+    from lib_vid2vid import __main__ as cli_main
+    from tests.fake_webui import FakeWebUI, json_reply
+
+    a1111, processing, shared = host
+    shared.opts.vid2vid_output_dir = str(tmp_path / "server")
+    api = _ApiScripts()
+    p, args = api.request(processing, [{"input": str(clip), "max_frames": 9, "keyframe_mode": "interval",
+                                        "keyframe_interval": 4}])
+    res = a1111.run_script(p, args, script=api.vid2vid)
+    assert res.vid2vid["status"] == "done", res.info
+    name = Path(res.vid2vid["job_dir"]).name
+    processing.calls.clear()
+    with FakeWebUI() as web:
+        def run_script(h):
+            p, args = api.request(processing, web.payloads[-1]["script_args"])
+            a1111.run_script(p, args, script=api.vid2vid)
+            json_reply({"images": [], "info": json.dumps({"extra_generation_params": p.extra_generation_params})})(h)
+
+        web.reply[0] = run_script
+        argv = ["--submit", "--resume", name, "--redo-keyframes", "4", "--api-url", web.url,
+                "--output-dir", str(tmp_path / "local")]
+        assert cli_main.main(argv) == 0
+    assert web.payloads[0]["script_args"] == [{"resume_job": name, "redo_keyframes": "4"}]
+    assert len(processing.calls) == 1  # keyframe 4 alone
+    assert Job.open(res.vid2vid["job_dir"]).manifest["keyframes"]["reseed"] == {"4": 1}
+    assert "vid2vid: done, 9/9 frames" in capsys.readouterr().out
+    assert not (tmp_path / "local").exists()  # the job lives on the server
+    with pytest.raises(SystemExit):
+        cli_main.main(["--submit", "--resume", name, "--upload", "--api-url", "http://127.0.0.1:9"])
+    assert "leave out --upload" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("change", [-1, 1])
 def test_api_positional_script_args_of_another_length_are_one_line(host, clip, tmp_path, change):
     """A list built for a version with one setting fewer (or more): the values after it would shift."""

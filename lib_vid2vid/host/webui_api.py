@@ -416,6 +416,18 @@ class WebUIApiRenderer:
         args[params.api_arg_names().index("input")] = video_arg
         return self._submit(s, args, width, height)
 
+    def resume_job(self, job: str, *, redo_keyframes: str = "") -> dict[str, Any]:
+        """Resume the job ``job`` (its folder name or id in the WebUI's vid2vid output folder) through the Script,
+        with its own video and settings, after rendering ``redo_keyframes`` (frame numbers, e.g. ``"12, 30"``) of
+        it again with another seed. The Script's args are by name: ``resume_job`` and ``redo_keyframes`` alone
+        (every other value is the Script's default, and a resumed job runs with its stored settings). Returns the
+        Script's ``vid2vid_*`` result fields, as :meth:`submit_job`."""
+        from .. import params
+
+        s = params.Settings()
+        args = [{"resume_job": job, "redo_keyframes": redo_keyframes}]
+        return self._submit(s, args, s.video.width or 512, s.video.height or 512)
+
     def submit_batch(self, settings, videos, *, upload: bool = False) -> dict[str, Any]:
         """Run a batch on the server in one request: the video argument is the list of the videos' paths (or,
         with ``upload``, of their bytes in base64; a path that is not a regular file goes as a path, and the
