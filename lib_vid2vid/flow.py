@@ -508,7 +508,9 @@ def evidence_flow(
     ``lmin`` is the smaller eigenvalue of the structure tensor: large only where the image pins the motion down in
     both directions (corners, texture), so flat areas and straight edges lean on their surroundings. The defaults
     (tau 0.5 levels, residual blur 3 px, texture_k 1e-2) were picked on cup.mp4, carphone_pristine.mp4 and
-    bikes.mp4 by the keyframe strategy's warp error under three judge flows (docs/CONSISTENCY.md). A pan keeps its motion
+    bikes.mp4 by the keyframe strategy's warp error under three judge flows (docs/CONSISTENCY.md); the propagation
+    passes texture_k 2.5e-3 with prior_weight 0.04 since December 2026 (lib_vid2vid.keyframes.PropagationSettings,
+    chosen under the synthetic clips' true motion as well). A pan keeps its motion
     everywhere (textured pixels prove it, flat ones inherit it); a still camera gets zero. The fill sigma is 4 px (8
     until December 2026): how far a textured pixel's motion reaches into a flat area. Reaching further, a subject's
     motion spreads into the plain wall behind it and drags the wall's carried texture round it in a halo, which the

@@ -329,8 +329,15 @@ class PropagationSettings:
     camera's motion when the frame's borders agree on a pan or tilt, or else on a zoom or turn (``camera``); on a pan
     or tilt only (``border``, until the zoom came: a plain sky held still under a zoom); or zero (``none``, before
     December 2026: a plain sky held still under a pan, its carried texture stuck to the screen)."""
-    fill_prior_weight: float = 0.01
-    """:func:`lib_vid2vid.flow.evidence_flow`'s ``prior_weight``."""
+    fill_prior_weight: float = 0.04
+    """:func:`lib_vid2vid.flow.evidence_flow`'s ``prior_weight``, in units of the blurred texture confidence: 0.01
+    until December 2026, when ``texture_k`` went down four times (a flat pixel's confidence ``~ lmin / texture_k``
+    went up four times, and the prior's hold on it is kept by a weight four times larger)."""
+    texture_k: float = 2.5e-3
+    """:func:`lib_vid2vid.flow.texture_confidence`'s ``texture_k`` in the evidence check: the structure tensor's
+    smaller eigenvalue (image 0..1, Sobel) at which a pixel's own motion counts half. 1e-2 until December 2026:
+    moderate texture (a gradient of 13-25 levels a pixel) now shows its own motion rather than its neighbours'
+    (docs/CONSISTENCY.md, "Trusting moderate texture")."""
     validity_blur: float = 1.5
     """Gaussian sigma (pixels) that softens the validity masks before they weight the blend."""
     ghost_low: float = 24.0
@@ -376,7 +383,8 @@ FAST_FLOW_SCALE = 0.5
 """``flow_scale`` of the ``keyframe_flow = "fast"`` propagation."""
 
 
-_BEFORE_STORED = {"fill_sigma": 8.0, "fill_prior": "none", "flow_scale": 1.0, "harmonize": 0.0, "colour_guard": 0.0}
+_BEFORE_STORED = {"fill_sigma": 8.0, "fill_prior": "none", "fill_prior_weight": 0.01, "flow_scale": 1.0,
+                  "harmonize": 0.0, "colour_guard": 0.0, "texture_k": 1e-2}
 """Fields added after jobs began to store their rules, and the value each had before it was a field: what a job
 that did not store it was made with."""
 
@@ -426,7 +434,8 @@ def _pair_flows(a: np.ndarray, b: np.ndarray, quality: str, evidence: bool = Tru
                 textures: tuple[np.ndarray, np.ndarray] | None = None,
                 works: tuple[flow.WorkArrays, flow.WorkArrays] | None = None,
                 fill_sigma: float = PropagationSettings.fill_sigma, prior: str = PropagationSettings.fill_prior,
-                prior_weight: float = PropagationSettings.fill_prior_weight) -> tuple[np.ndarray, np.ndarray]:
+                prior_weight: float = PropagationSettings.fill_prior_weight,
+                texture_k: float = PropagationSettings.texture_k) -> tuple[np.ndarray, np.ndarray]:
     """(flow b -> a, flow a -> b) of two consecutive source frames (a before b); DIS, then, with ``evidence``,
     :func:`lib_vid2vid.flow.evidence_flow` (zero where the frames show no motion, neighbours' motion where flat, the
     camera's beyond their reach).
@@ -446,7 +455,7 @@ def _pair_flows(a: np.ndarray, b: np.ndarray, quality: str, evidence: bool = Tru
         if not evidence:
             return f
         return flow.evidence_flow(f, src, dst, texture=texture, still=still, work=work, fill_sigma=fill_sigma,
-                                  prior=prior, prior_weight=prior_weight)
+                                  prior=prior, prior_weight=prior_weight, texture_k=texture_k)
 
     other = _pair_pool().submit(one, ga, gb, ta, wab)
     try:
@@ -650,13 +659,14 @@ def propagate_segment(sources: Sequence[np.ndarray], key_a: np.ndarray, key_b: K
         fgrid = _Grid(fh, fw)
         fgreys = [cv2.resize(g, (fw, fh), interpolation=cv2.INTER_AREA) for g in greys]
         up = _Upsize(fgrid, grid)
-    textures = [flow.texture_confidence(g, work=fgrid.work) for g in fgreys] if ps.flow_evidence else None
+    textures = ([flow.texture_confidence(g, texture_k=ps.texture_k, work=fgrid.work) for g in fgreys]
+                if ps.flow_evidence else None)
     fworks = (fgrid.work, flow.WorkArrays())
     for k in range(n):
         f_back, f_fwd = _pair_flows(fgreys[k], fgreys[k + 1], ps.flow_quality, ps.flow_evidence,
                                     (textures[k], textures[k + 1]) if textures is not None else None, fworks,
                                     ps.fill_sigma * ps.flow_scale, prior=ps.fill_prior,
-                                    prior_weight=ps.fill_prior_weight)
+                                    prior_weight=ps.fill_prior_weight, texture_k=ps.texture_k)
         back.append(f_back)
         fwd.append(f_fwd)
         if flows is not None:

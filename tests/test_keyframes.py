@@ -884,6 +884,10 @@ def test_a_job_that_stored_its_rules_before_a_field_existed_keeps_the_value_it_w
     # and the colour guard: a job that did not store it let a propagated frame's colour stray
     assert today["colour_guard"] == 2.0
     assert kf.propagation_from_stored({k: v for k, v in today.items() if k != "colour_guard"}).colour_guard == 0
+    # and the evidence check's texture_k with the prior's weight: a job that did not store them had 1e-2 and 0.01
+    assert (today["texture_k"], today["fill_prior_weight"]) == (2.5e-3, 0.04)
+    older = kf.propagation_from_stored({k: v for k, v in today.items() if k not in ("texture_k", "fill_prior_weight")})
+    assert (older.texture_k, older.fill_prior_weight) == (1e-2, 0.01)
 
 
 def test_the_colour_guard_moves_a_frame_back_by_what_its_colour_strays_beyond_the_guard():
@@ -997,9 +1001,9 @@ def test_pair_flows_side_by_side_are_the_flows_computed_one_after_the_other():
     ps = kf.PropagationSettings()
     still = flow.still_residual(a, b)
     want_ba = flow.evidence_flow(flow.compute_flow(b, a), b, a, still=still, fill_sigma=ps.fill_sigma,
-                                 prior=ps.fill_prior, prior_weight=ps.fill_prior_weight)
+                                 prior=ps.fill_prior, prior_weight=ps.fill_prior_weight, texture_k=ps.texture_k)
     want_ab = flow.evidence_flow(flow.compute_flow(a, b), a, b, still=still, fill_sigma=ps.fill_sigma,
-                                 prior=ps.fill_prior, prior_weight=ps.fill_prior_weight)
+                                 prior=ps.fill_prior, prior_weight=ps.fill_prior_weight, texture_k=ps.texture_k)
     works = (WorkArrays(), WorkArrays())
     for _ in range(3):
         ba, ab = kf._pair_flows(a, b, "medium", True, works=works)
