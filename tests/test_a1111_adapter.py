@@ -1173,6 +1173,7 @@ def test_api_resumes_a_job_by_name_without_its_video_and_renders_keyframes_again
     api = _ApiScripts()
     p, args = api.request(processing, [{"input": str(clip), "max_frames": 9, "keyframe_mode": "interval",
                                         "keyframe_interval": 4}])
+    p.sampler_name, p.scheduler = "DPM++ 2M", "Karras"
     res = a1111.run_script(p, args, script=api.vid2vid)
     assert res.vid2vid["status"] == "done" and len(processing.calls) == 3, res.info  # keyframes 0, 4, 8
     name = Path(res.vid2vid["job_dir"]).name
@@ -1181,6 +1182,8 @@ def test_api_resumes_a_job_by_name_without_its_video_and_renders_keyframes_again
     p, args = api.request(processing, [{"resume_job": name, "redo_keyframes": "4"}])
     res = a1111.run_script(p, args, script=api.vid2vid)
     assert res.vid2vid["status"] == "done" and len(processing.calls) == 1, res.info
+    call = processing.calls[0]  # the job's sampler, not the request's (Euler)
+    assert (call.sampler_name, call.scheduler) == ("DPM++ 2M", "Karras")
     job = Job.open(res.vid2vid["job_dir"])
     assert job.root.name == name and job.manifest["keyframes"]["reseed"] == {"4": 1}
     assert shared.state.job_count == 9, "the progress counts the job's own frames"

@@ -500,6 +500,11 @@ class A1111Renderer:
         p2.denoising_strength = float(req.denoise)
         p2.steps, p2.cfg_scale = int(req.steps), float(req.cfg)
         p2.prompt, p2.negative_prompt = req.prompt, req.negative_prompt
+        # the job's own (a resumed job's stored ones, not those of the request that resumes it)
+        if req.extra.get("sampler"):
+            p2.sampler_name = req.extra["sampler"]
+        if req.extra.get("scheduler") and hasattr(p2, "scheduler"):
+            p2.scheduler = req.extra["scheduler"]
         p2.batch_size, p2.n_iter = int(req.batch_size), int(req.n_iter)
         p2.do_not_save_samples = True
         p2.do_not_save_grid = True
