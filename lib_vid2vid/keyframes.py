@@ -336,8 +336,8 @@ class PropagationSettings:
     texture_k: float = 2.5e-3
     """:func:`lib_vid2vid.flow.texture_confidence`'s ``texture_k`` in the evidence check: the structure tensor's
     smaller eigenvalue (image 0..1, Sobel) at which a pixel's own motion counts half. 1e-2 until December 2026:
-    moderate texture (a gradient of 13-25 levels a pixel) now shows its own motion rather than its neighbours'
-    (docs/CONSISTENCY.md, "Trusting moderate texture")."""
+    faint texture (gradients of about 2 levels a pixel in both directions count half, 4 before) now shows its own
+    motion rather than its neighbours' (docs/CONSISTENCY.md, "Trusting moderate texture")."""
     validity_blur: float = 1.5
     """Gaussian sigma (pixels) that softens the validity masks before they weight the blend."""
     ghost_low: float = 24.0
