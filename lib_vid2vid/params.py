@@ -1140,10 +1140,10 @@ STRATEGY_NOTES: dict[str, str] = {
     "recommended": "the default: fixed seed + colour coherence; the steadiest of the strategies that render "
                    "every frame, at equal fidelity (warp error 0.89e-3); 1 render per frame, ~220 ms CPU",
     "keyframes": "renders every 4th frame of each scene and carries it along the motion to the others; very "
-                 "steady (warp error 0.37e-3) but more cross-fade flicker (4.6e-3); about 1 render per 4 frames "
+                 "steady (warp error 0.35e-3) but more cross-fade flicker (4.4e-3); about 1 render per 4 frames "
                  "plus two optical flows per frame",
     "keyframes_adaptive": "a keyframe where the picture has changed (5 to 10 frames apart); the steadiest (warp "
-                          "error 0.35e-3), about 1 render per 5.3 frames plus two optical flows per frame",
+                          "error 0.34e-3), about 1 render per 5.3 frames plus two optical flows per frame",
 }
 """One line per preset: what it does and what it costs (helpers/bench_consistency.py and bench_overhead.py at
 512x512, proxy renderer: README "Consistency" and "Performance")."""
