@@ -104,9 +104,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--resume", metavar="JOB", help="resume this job (folder, name or id) with its own settings; with "
                                                      "--submit, a job in the WebUI's output folder (its name or id)")
     run.add_argument("--redo-keyframes", metavar="FRAMES", default=None,
-                     help="with --resume (and --submit): render these keyframes of the job again with another seed (e.g. the "
-                          "keyframes of a scene problem detection flagged: '12, 30'), then resume it; the frames "
-                          "made from them are made again, every frame before keeps its bytes")
+                     help="with --resume (and --submit): render these keyframes of the job again with another "
+                          "seed (e.g. the keyframes of a scene problem detection flagged: '12, 30'), then resume "
+                          "it; the frames made from them are made again, every frame before keeps its bytes")
     run.add_argument("--new", action="store_true", help="start a new job even if an unfinished one matches "
                                                         "(also when that one is running: otherwise an error)")
     run.add_argument("--list-jobs", action="store_true", help="list the jobs in the output folder and exit")
@@ -163,7 +163,7 @@ def _renders_nothing(args: argparse.Namespace, settings: params.Settings) -> boo
     if args.resume:
         from .workspace import Job
 
-        settings = params.Settings.from_stored(Job.resolve(args.resume, settings.job.output_dir).manifest["settings"])
+        settings = Job.resolve(args.resume, settings.job.output_dir).stored_settings()
     t = settings.temporal
     return t.keyframe_mode != "off" and bool(t.keyframe_folder.strip()) and t.keyframe_fill != "render"
 

@@ -466,6 +466,13 @@ class Job:
             job.log(lock.warning, warning=True)
         return job
 
+    def stored_settings(self):
+        """The :class:`lib_vid2vid.params.Settings` the job stored in its manifest (what it runs with when
+        resumed)."""
+        from .params import Settings
+
+        return Settings.from_stored(self.manifest["settings"])
+
     @classmethod
     def resolve(cls, ref: str | Path, output_dir: str | Path) -> Job:
         """A job by folder path, folder name or id (looked up under ``output_dir``)."""

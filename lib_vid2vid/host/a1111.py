@@ -808,7 +808,7 @@ def resumed_settings(settings: params.Settings) -> params.Settings | None:
         return None
     from ..workspace import Job
 
-    return params.Settings.from_stored(Job.resolve(name, settings.job.output_dir).manifest["settings"])
+    return Job.resolve(name, settings.job.output_dir).stored_settings()
 
 
 def run_script(p: Any, args: tuple | list, script: Any = None) -> Any:
