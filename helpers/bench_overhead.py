@@ -4,7 +4,7 @@
     python helpers/bench_overhead.py --sizes 1024x576 --latencies 0.1 --frames 120 --configs default
 
 For each size (default 512x512 and 1024x576) and each configuration (the default settings and every strategy
-of :data:`lib_vid2vid.params.STRATEGIES`; "recommended" is listed once with the default when they are equal),
+of :data:`lib_vid2vid.params.STRATEGIES`; a strategy equal to the default (keyframes_adaptive) is listed once with it),
 each in its own child process:
 
 * **overhead at L s/frame**: a job of ``--frames`` frames (``--slow-frames`` at L >= 0.5 s) from box.mp4

@@ -35,12 +35,12 @@
    (timer and scheduler slack). Decode, analysis (flow, masks), correction, PNG writes, manifest updates and
    the streaming H.264 encode all have to hide behind the sleeps. Default 20 frames at 0.5 s, for the default
    settings and for every strategy of :data:`lib_vid2vid.params.STRATEGIES` (``--quick``: 8 frames at 0.25 s,
-   default settings and "recommended" only).
+   default settings and "every_frame", every frame rendered, only).
 
 3. Memory. Peak resident set size (``VmHWM``; see ``_bench_common.peak_rss_mb``) of a job of 30, 120 and
    480 frames at 512x512 (``--rss-size``; box.mp4 read at 40 fps so 480 frames exist; ``--quick``: 10 and
-   40), each in its own child process, renderer sleeping 0 s; with the "recommended" strategy when it
-   exists, else the default settings (``--rss-strategy``). ``after imports`` is the RSS before the job
+   40), each in its own child process, renderer sleeping 0 s; with the default settings (``--rss-strategy``
+   names a strategy instead). ``after imports`` is the RSS before the job
    starts; ``job`` = peak - after imports. A streaming pipeline keeps both flat as the video grows.
 
 The numbers depend on the machine and on whatever else runs on it: the header prints nproc, the CPU model and
@@ -362,7 +362,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--child-rss", type=int, help=argparse.SUPPRESS)
     ap.add_argument("--rss-size", type=parse_size, default=(512, 512), help="memory: frame size (default 512x512)")
     ap.add_argument("--rss-strategy", default=None,
-                    help="memory: strategy name, '' for the default settings (default: recommended if it exists)")
+                    help="memory: strategy name, '' for the default settings (the default)")
     args = ap.parse_args(argv)
     if args.child_rss:
         child_rss(args.child_rss, args.rss_size, args.rss_strategy or "")
@@ -393,7 +393,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.only in (None, "overhead"):
         frames = args.overhead_frames or (8 if quick else 20)
         latency = args.latency or (0.25 if quick else 0.5)
-        methods = ["default settings"] + ([m for m in STRATEGIES if m == "recommended"] if quick else list(STRATEGIES))
+        methods = ["default settings"] + ([m for m in STRATEGIES if m == "every_frame"] if quick else list(STRATEGIES))
         w, h = args.overhead_size
         print(f"\n## Overhead: {frames} frames at {w}x{h} from {SOURCE.name}, renderer sleeps {latency:g} s per call\n",
               flush=True)
@@ -401,8 +401,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.only in (None, "memory"):
         lengths = args.lengths or ([10, 40] if quick else [30, 120, 480])
         size = args.rss_size
-        strategy = args.rss_strategy if args.rss_strategy is not None else (
-            "recommended" if "recommended" in STRATEGIES else "")
+        strategy = args.rss_strategy or ""
         if strategy and strategy not in STRATEGIES:
             print(f"error: unknown strategy {strategy!r}; known: {', '.join(STRATEGIES)}", file=sys.stderr)
             return 2

@@ -1,6 +1,6 @@
 """Where a flow judge moves what the source shows still: how much of a warp error lies there.
 
-    python helpers/judge_still_pixels.py                    # cup.mp4; fixed_seed, recommended, both keyframe strategies
+    python helpers/judge_still_pixels.py                    # cup.mp4; fixed_seed, every_frame, both keyframe strategies
     python helpers/judge_still_pixels.py --clips cup.mp4,bikes.mp4 --methods fixed_seed,keyframes_adaptive
 
 A plain wall shows no motion of its own, so a flow may give it any motion and still explain the source: DIS (both
@@ -41,7 +41,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import bench_consistency as bc  # noqa: E402
 
-DEFAULT_METHODS = "fixed_seed,recommended,keyframes,keyframes_adaptive"
+DEFAULT_METHODS = "fixed_seed,every_frame,keyframes,keyframes_adaptive"
 DEFAULT_JUDGES = "dis:medium,farneback,dis:fast:0.05:1"
 
 

@@ -67,8 +67,9 @@ def build_parser() -> argparse.ArgumentParser:
                          "its own job, its own size with the same long side)")
     ap.add_argument("--version", action="version", version=f"lib_vid2vid {__version__}")
     run = ap.add_argument_group("Run")
-    run.add_argument("--strategy", choices=tuple(params.STRATEGIES), default=None,
-                     help="start from a named preset (recommended is the default); flags given after it win")
+    run.add_argument("--strategy", choices=(*params.STRATEGIES, *params.STRATEGY_ALIASES), default=None,
+                     help="start from a named preset (keyframes_adaptive, also called recommended, is the default; "
+                          "every_frame renders every frame); flags given after it win")
     run.add_argument("--preset", choices=tuple(PRESETS), default=None,
                      help="sdxl_temporal: the SDXL temporal script's job (the diffusers renderer, colour-key mask "
                           "with gaussian-noise fill, temporal merge, long side 1024); flags given win")
@@ -289,7 +290,7 @@ def main(argv: list[str] | None = None) -> int:
         if preset:
             base = base.replace(**preset["settings"])
         if args.strategy:
-            base = base.replace(**params.STRATEGIES[args.strategy])
+            base = base.replace(**params.strategy(args.strategy))
         args.renderer_asked = bool(args.renderer or preset.get("renderer"))
         args.renderer = args.renderer or preset.get("renderer", "api")
         many = _is_batch(args)

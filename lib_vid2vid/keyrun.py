@@ -222,6 +222,10 @@ class KeyframeRun(Run):
                                           "propagation": dataclasses.asdict(self.ps)}
         self.job.log(self.kplan.describe())
         self.job.save()
+        if self.notify is not None:  # a default job renders only these: say so before the first render
+            n, total = len(self.kplan.frames), self.kplan.total
+            self.notify(f"keyframes: {n} of {total} frames ({n / max(1, total):.0%}) are rendered; the others are "
+                        f"carried along the source's motion (keyframe_mode off renders every frame)")
         return self.kplan
 
     def _request(self, ctx: FrameContext) -> RenderRequest:

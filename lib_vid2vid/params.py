@@ -409,7 +409,7 @@ class TemporalSettings:
     prompt_folder: str = setting("", "Folder of per-frame prompt files 000000.txt ... ('prompt --neg "
                                  "negative'); empty = none.", widget="path",
         section="Prompts per frame", advanced=True)
-    keyframe_mode: str = setting("off", "Keyframes: render only some frames and carry them along the source's "
+    keyframe_mode: str = setting("adaptive", "Keyframes: render only some frames and carry them along the source's "
                                  "optical flow to the others (lib_vid2vid/keyframes.py). interval: every "
                                  "keyframe_interval-th frame of each scene; adaptive: a new keyframe where the "
                                  "picture has changed enough since the last one. Scene cuts are always keyframes.",
@@ -841,15 +841,16 @@ class Settings:
         t, c = self.temporal, self.correction
         if t.keyframe_mode == "off":
             return
+        default = ", the default" if t.keyframe_mode == SPEC_BY_NAME["keyframe_mode"].default else ""
+        off = f"set keyframe_mode to off (it is {t.keyframe_mode}{default}: only keyframes are rendered)"
         if t.loopback_passes > 1:
-            raise SettingsError("loopback_passes", "keyframes render one pass: set loopback_passes to 1, or "
-                                                   "keyframe_mode to off")
+            raise SettingsError("loopback_passes", f"keyframes render one pass: {off}, or set loopback_passes to 1")
         if t.init_mode in ("flow_warp", "previous_output", "temporal_merge"):
-            raise SettingsError("init_mode", f"{t.init_mode} needs the previous output of every frame; keyframes "
-                                             f"are rendered on their own: use source or temporal_blend")
+            raise SettingsError("init_mode", f"{t.init_mode} needs the previous output of every frame: {off}, or "
+                                             f"use init_mode source or temporal_blend")
         if c.fdc_mode != "none":
-            raise SettingsError("fdc_mode", "frame delta correction needs the previous output of every frame; "
-                                            "with keyframes set it to none")
+            raise SettingsError("fdc_mode", f"frame delta correction needs the previous output of every frame: "
+                                            f"{off}, or set fdc_mode to none")
         if t.keyframe_mode == "adaptive" and t.keyframe_min_gap > t.keyframe_max_gap:
             raise SettingsError("keyframe_min_gap", f"{t.keyframe_min_gap} is above keyframe_max_gap "
                                                     f"({t.keyframe_max_gap})")
@@ -1108,21 +1109,41 @@ STRATEGIES: dict[str, dict[str, Any]] = {
     # optical-flow guidance: the previous output warped by the source flow mixed into the init; occluded
     # pixels take the source
     "flow_warp": _strategy(init_mode="flow_warp", init_strength=0.5, flow_occlusion=True),
-    # the default: the least warp error at equal fidelity in helpers/bench_consistency.py (5 clips, proxy
-    # renderer): fixed seed plus colour coherence, one pass. Candidates tried beside it (32 frames at 384 px;
+    # the steadiest of the strategies that render every frame (called "recommended" and the default until
+    # December 2026): the least warp error at equal fidelity in helpers/bench_consistency.py among them (5 clips,
+    # proxy renderer): fixed seed plus colour coherence, one pass. Candidates tried beside it (32 frames at 384 px;
     # warp error x1e-3 / edge SSIM, per_frame 3.90 / 0.680): fixed_seed 0.755 / 0.682, two loopback passes with
     # temporal blend and colour coherence 0.747 / 0.682, flow_warp 0.1 0.696 / 0.662, this 0.655 / 0.667.
     # Flow warp with colour coherence was steadier still (0.598) but fell out of the equal-fidelity band.
-    "recommended": _strategy(colour_coherence=True),
+    "every_frame": _strategy(colour_coherence=True),
     # keyframes: render every 4th frame of each scene (fixed seed, colour coherence per scene), carry the
     # renders along the source's optical flow to the frames between (lib_vid2vid/keyframes.py)
     "keyframes": _strategy(keyframe_mode="interval", keyframe_interval=4, colour_coherence=True),
-    # the same with keyframes where the picture changed enough, 5 to 10 frames apart (4 to 8 until December 2026:
-    # as steady on the benchmark's real clips, steadier on its synthetic ones, 44 renders instead of 53; docs/CONSISTENCY.md)
+    # the default since December 2026: keyframes where the picture changed enough, 5 to 10 frames apart (4 to 8
+    # until then: as steady on the benchmark's real clips, steadier on its synthetic ones, 44 renders instead of 53;
+    # docs/CONSISTENCY.md). The least warp error at equal fidelity, within 2x the floor on every clip.
     "keyframes_adaptive": _strategy(keyframe_mode="adaptive", keyframe_min_gap=5, keyframe_max_gap=10,
                                     colour_coherence=True),
 }
 """Named combinations of settings. Adding one here adds it to the consistency benchmark's table."""
+
+STRATEGY_ALIASES: dict[str, str] = {"recommended": "keyframes_adaptive"}
+"""Other names a preset is asked for by (the CLI's ``--strategy``): "recommended" is whatever the default is
+(it named fixed seed + colour coherence, now ``every_frame``, until the keyframes became the default)."""
+
+
+def strategy(name: str) -> dict[str, Any]:
+    """The settings of the preset ``name`` or of its alias (KeyError for neither)."""
+    return STRATEGIES[STRATEGY_ALIASES.get(name, name)]
+
+
+def default_strategy() -> str | None:
+    """The name of the preset whose every setting is the default, None when no preset is."""
+    base = Settings()
+    for name, values in STRATEGIES.items():
+        if all(base.get(k) == v for k, v in values.items()):
+            return name
+    return None
 
 STRATEGY_NOTES: dict[str, str] = {
     "per_frame": "plain img2img, a new seed each frame; the flicker baseline (warp error 3.9e-3, flicker 32e-3); "
@@ -1137,12 +1158,13 @@ STRATEGY_NOTES: dict[str, str] = {
                       "keeps less of the source (edge SSIM 0.60)",
     "flow_warp": "previous output warped along the motion into the init; steady (warp error 0.80e-3) but drifts "
                  "from the source (edge SSIM 0.55); 1 render per frame, ~180 ms CPU",
-    "recommended": "the default: fixed seed + colour coherence; the steadiest of the strategies that render "
-                   "every frame, at equal fidelity (warp error 0.89e-3); 1 render per frame, ~220 ms CPU",
+    "every_frame": "fixed seed + colour coherence, every frame rendered (the default until December 2026); the "
+                   "steadiest of the strategies that render every frame, at equal fidelity (warp error 0.89e-3); "
+                   "1 render per frame, ~220 ms CPU",
     "keyframes": "renders every 4th frame of each scene and carries it along the motion to the others; very "
                  "steady (warp error 0.35e-3) but more cross-fade flicker (4.4e-3); about 1 render per 4 frames "
                  "plus two optical flows per frame",
-    "keyframes_adaptive": "a keyframe where the picture has changed (5 to 10 frames apart); the steadiest (warp "
+    "keyframes_adaptive": "the default: a keyframe where the picture has changed (5 to 10 frames apart); the steadiest (warp "
                           "error 0.34e-3), about 1 render per 5.3 frames plus two optical flows per frame",
 }
 """One line per preset: what it does and what it costs (helpers/bench_consistency.py and bench_overhead.py at

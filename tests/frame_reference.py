@@ -17,7 +17,7 @@ versions, and the WebUI's pinned ones) each have theirs, both made from the code
 stack without references the test skips and says so.
 
 The CPU matters too: numpy's float32 ``**`` and ``cbrt`` (colour coherence's LAB conversions) give other last
-bits with its AVX-512 (SVML) kernels than without, so every case with colour coherence (the default, recommended,
+bits with its AVX-512 (SVML) kernels than without, so every case with colour coherence (the default, every_frame,
 the keyframe strategies) makes other frames on a CPU with AVX-512, and so does numpy's OpenBLAS, which picks
 AVX-512 kernels of its own for matrix products (temporal_merge's luma). So the cases run in a process of their own
 with numpy's, OpenCV's and OpenBLAS's AVX-512 kernels switched off (:data:`NO_AVX512`; :func:`run_case_apart`), and

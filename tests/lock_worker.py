@@ -21,7 +21,7 @@ from lib_vid2vid.proxy import ProxyRenderer
 
 def settings(input_path: str, output_dir: str) -> Settings:
     return Settings().replace(input=input_path, output_dir=output_dir, width=96, height=64, seed=1234,
-                              denoise=0.5, max_frames=8)
+                              denoise=0.5, max_frames=8, keyframe_mode="off")  # one render per frame
 
 
 class CountingRenderer(ProxyRenderer):

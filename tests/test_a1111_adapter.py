@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from lib_vid2vid import params, sigmas
+from lib_vid2vid import params, sigmas, video
 from lib_vid2vid.workspace import Job
 
 FAKE = Path(__file__).parent / "fake_host"
@@ -43,9 +43,29 @@ def _p(processing, **kw):
 
 def _args(**values):
     """Script args in UI order, as the WebUI sends them (every component's value); the plain pipeline
-    (no colour coherence) unless a test asks for it, so renders can be compared with the host's images."""
-    s = params.Settings().replace(**{"colour_coherence": False, **values})
+    (no colour coherence, every frame rendered) unless a test asks for more, so renders can be compared with the
+    host's images one by one."""
+    s = params.Settings().replace(**{"colour_coherence": False, "keyframe_mode": "off", **values})
     return [s.get(n) for n in params.api_arg_names()]
+
+
+def test_a_default_job_renders_only_its_keyframes(host, clip, tmp_path):
+    """The form as it opens (keyframes where the picture changed): the host renders each keyframe once, from its
+    own source frame, and every frame of the video is made; the rest are carried along the source's motion."""
+    a1111, processing, shared = host
+    shared.opts.vid2vid_output_dir = str(tmp_path / "out")
+    defaults = params.Settings().replace(input=str(clip), max_frames=12)
+    res = a1111.run_script(_p(processing), [defaults.get(n) for n in params.api_arg_names()])
+    assert res.vid2vid["status"] == "done" and res.vid2vid["frames_done"] == 12, res.info
+    job = Job.open(res.vid2vid["job_dir"])
+    keyframes = job.manifest["keyframes"]["plan"]["frames"]
+    assert keyframes[0] == 0 and 1 < len(keyframes) <= 12 // defaults.temporal.keyframe_min_gap + 1
+    assert len(processing.calls) == len(keyframes)
+    src = [np.asarray(f, np.int16) for _, f in zip(range(12), (f for _, f in video.iter_frames(clip, size=(96, 64))))]
+    for call, k in zip(processing.calls, keyframes):
+        init = np.asarray(call.init_images[0].convert("RGB"), np.int16)
+        assert np.abs(init - src[k]).mean() < np.abs(init - src[k + 1 if k == 0 else k - 1]).mean()
+    assert video.probe(res.vid2vid["video"]).frame_count == 12
 
 
 def test_video_job_through_process_images(host, clip, tmp_path):

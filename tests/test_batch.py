@@ -32,8 +32,8 @@ def _folder(root: Path) -> Path:
     return folder
 
 
-FLAGS = ["--renderer", "proxy", "--prompt", "ink", "--seed", "7", "--width", "96", "--init-mode", "previous_output",
-         "--no-report", "--quiet"]
+FLAGS = ["--renderer", "proxy", "--prompt", "ink", "--seed", "7", "--width", "96", "--keyframe-mode", "off",
+         "--init-mode", "previous_output", "--no-report", "--quiet"]
 
 
 def test_folder_batch_sizes_failure_and_batch_json(tmp_path):
@@ -129,7 +129,8 @@ def test_a_renderer_stopped_by_its_host_ends_the_batch(tmp_path):
             return super().render(request)
 
     folder = _folder(tmp_path)
-    s = params.Settings().replace(prompt="ink", seed=7, width=96, report=False, output_dir=str(tmp_path / "out"))
+    s = params.Settings().replace(prompt="ink", seed=7, width=96, report=False, output_dir=str(tmp_path / "out"),
+                                  keyframe_mode="off")  # the 10th render is the second video's third frame
     result = batch.run_batch(s, HostInterrupt(), batch.find_videos([folder]))
     assert [i.state for i in result.items] == ["done", "interrupted", "pending"]
     assert result.status == "interrupted" and result.items[1].frames == 2

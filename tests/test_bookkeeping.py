@@ -34,7 +34,9 @@ def _frame(v):
 
 
 def _settings(clip, out, **kw):
-    base = dict(input=str(clip), output_dir=str(out), width=96, height=64, seed=1234, denoise=0.5)
+    base = dict(input=str(clip), output_dir=str(out), width=96, height=64, seed=1234, denoise=0.5,
+                # every frame rendered (the default renders keyframes only): these tests are about each rendered frame
+                keyframe_mode="off")
     base.update(kw)
     return Settings().replace(**base)
 
@@ -272,7 +274,8 @@ def test_kill_9_then_resume_is_byte_exact_and_leaves_no_temporary_files(tmp_path
     """A run killed at frame 9 (after the scene cut at 6 that colour coherence records) resumes to the same
     bytes as an uninterrupted run, and the half-written videos of the killed run are gone."""
     src = make_two_shot_clip(tmp_path / "cuts.mp4")
-    base = dict(input=str(src), width=64, height=64, seed=1, denoise=0.3, colour_coherence=True)
+    base = dict(input=str(src), width=64, height=64, seed=1, denoise=0.3, colour_coherence=True,
+                keyframe_mode="off")  # killed at the 9th render: frame 9
     full = run_job(Settings().replace(**base, output_dir=str(tmp_path / "a")), ProxyRenderer())
     settings = {**base, "output_dir": str(tmp_path / "b")}
     env = {**os.environ, "PYTHONPATH": str(ROOT)}

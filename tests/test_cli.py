@@ -30,6 +30,19 @@ def test_headless_run_with_proxy_renderer(clip, tmp_path):
     assert "done" in r.stdout and "pass1 12/12" in r.stdout
 
 
+def test_a_default_run_says_it_renders_keyframes_only(clip, tmp_path):
+    """The default renders keyframes: the CLI says how many before the first render, and how to render every
+    frame; with keyframes off it has nothing to say."""
+    args = [clip, "--renderer", "proxy", "--fps", "12", "--width", "96", "--height", "64", "--quiet"]
+    r = cli(*args, "--output-dir", tmp_path / "a")
+    assert r.returncode == 0, r.stderr
+    (line,) = [ln for ln in r.stderr.splitlines() if ln.startswith("keyframes: ")]
+    n = int(line.split()[1])
+    assert 1 < n < 12 and f"{n} of 12 frames" in line and "keyframe_mode off renders every frame" in line
+    r = cli(*args, "--keyframe-mode", "off", "--output-dir", tmp_path / "b")
+    assert r.returncode == 0 and "keyframes" not in r.stderr, r.stderr
+
+
 def _readme(path: Path) -> Path:
     """The project's README saved as ``path`` (FFmpeg's tty demuxer opens a .txt as ANSI-art frames)."""
     path.write_text((ROOT / "README.md").read_text(encoding="utf-8"), encoding="utf-8")

@@ -21,8 +21,9 @@ def _lab_l(rgb: np.ndarray) -> float:
 
 
 def _job(clip, tmp_path, name, **kw):
-    s = Settings().replace(input=str(clip), output_dir=str(tmp_path / name), width=96, height=64, seed=7,
-                           denoise=0.5, colour_coherence=True, **kw)
+    """Every frame rendered unless ``kw`` asks for keyframes."""
+    s = Settings().replace(**{"input": str(clip), "output_dir": str(tmp_path / name), "width": 96, "height": 64,
+                              "seed": 7, "denoise": 0.5, "colour_coherence": True, "keyframe_mode": "off", **kw})
     res = run_job(s, ProxyRenderer())
     assert res.status == "done"
     job = Job.open(res.job_dir)
@@ -64,6 +65,11 @@ def test_a_fade_in_the_source_reaches_the_output_only_when_the_colours_follow_it
     for i in range(1, 12):
         assert abs((f[i] - f[0]) - (src[i] - src[0])) < 1.0, (i, f, src)
         assert abs(p[i] - p[0]) < 1.0, (i, p)
+    # keyframes (the default): the keyframes and the frames carried between them follow the fade too
+    _, keyed = _job(clip, tmp_path, "keyed", keyframe_mode="adaptive")
+    k = [_lab_l(o) for o in keyed]
+    for i in range(1, 12):
+        assert abs((k[i] - k[0]) - (src[i] - src[0])) < 1.0, (i, k, src)
 
 
 def test_the_reference_source_is_kept_for_a_resumed_job(tmp_path):
@@ -74,7 +80,7 @@ def test_the_reference_source_is_kept_for_a_resumed_job(tmp_path):
     kept = job.manifest["colour_ref_sources"]["pass1"]["0"]
     assert kept == pytest.approx(list(blend.source_lab_means(_source(clip, 1)[0])))
     s = Settings().replace(input=str(clip), output_dir=str(tmp_path / "b"), width=96, height=64, seed=7,
-                           denoise=0.5, colour_coherence=True)
+                           denoise=0.5, colour_coherence=True, keyframe_mode="off")
     seen = {"n": 0}
     part = run_job(s, ProxyRenderer(), should_stop=lambda: seen["n"] >= 5, progress=lambda p: seen.update(n=p.done))
     assert part.status == "interrupted"

@@ -22,7 +22,9 @@ ROOT = Path(__file__).resolve().parents[1]
 def _settings(clip, tmp_path, **kw):
     base = dict(input=str(clip), output_dir=str(tmp_path / "out"), width=96, height=64, seed=1234, denoise=0.5,
                 # the plain pipeline: expectations here are computed without the default colour coherence
-                colour_coherence=False)
+                colour_coherence=False,
+                # every frame rendered (the default renders keyframes only): these tests are about each rendered frame
+                keyframe_mode="off")
     base.update(kw)
     return Settings().replace(**base)
 

@@ -52,7 +52,9 @@ def sd(models):
 
 def _settings(clip, out, **kw):
     base = dict(input=str(clip), output_dir=str(out), width=96, height=64, fps=12, max_frames=6, seed=7,
-                denoise=0.5, steps=4, prompt="a watercolour cat", report=False, comparison_video=False)
+                denoise=0.5, steps=4, prompt="a watercolour cat", report=False, comparison_video=False,
+                # every frame rendered (the default renders keyframes only): these tests are about each rendered frame
+                keyframe_mode="off")
     base.update(kw)
     return Settings().replace(**base)
 

@@ -19,8 +19,10 @@ FRAMES = 10
 
 
 def _settings(clip, out, **kw):
-    return Settings().replace(input=str(clip), output_dir=str(out), max_frames=FRAMES, width=96, height=64,
-                              prompt="ink", seed=3, report=False, **kw)
+    # every frame rendered (the default renders keyframes only): these tests are about each rendered frame
+    base = dict(input=str(clip), output_dir=str(out), max_frames=FRAMES, width=96, height=64, prompt="ink", seed=3,
+                report=False, keyframe_mode="off")
+    return Settings().replace(**{**base, **kw})
 
 
 def _frame_bytes(job_dir) -> list[bytes]:
@@ -176,7 +178,7 @@ def test_cli_runs_a_job_on_two_backends(clip, tmp_path, capsys):
 
     with FakeWebUI() as a, FakeWebUI() as b:
         argv = [str(clip), "--backend", a.url, "--backend", b.url, "--width", "96", "--height", "64",
-                "--max-frames", "6", "--output-dir", str(tmp_path), "--quiet"]
+                "--max-frames", "6", "--keyframe-mode", "off", "--output-dir", str(tmp_path), "--quiet"]
         assert main(argv) == 0
         assert len(a.payloads) + len(b.payloads) == 6
     err = capsys.readouterr().err
@@ -284,7 +286,8 @@ def shots_clip(tmp_path):
 
 
 def _shot_settings(clip, out, **kw):
-    kw = {"fdc_mode": "mean_std", "motion_mask": True, "reset_at_cuts": True, "seed_mode": "increment", **kw}
+    kw = {"fdc_mode": "mean_std", "motion_mask": True, "reset_at_cuts": True, "seed_mode": "increment",
+          "keyframe_mode": "off", **kw}
     return Settings().replace(input=str(clip), output_dir=str(out), width=96, height=64, prompt="ink", seed=3,
                               report=False, **kw)
 

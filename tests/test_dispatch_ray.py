@@ -39,7 +39,9 @@ FRAMES = 8
 
 def _settings(clip, out, **kw):
     base = dict(input=str(clip), output_dir=str(out), width=96, height=64, max_frames=FRAMES, seed=7, denoise=0.5,
-                steps=4, prompt="a watercolour cat", report=False, comparison_video=False)
+                steps=4, prompt="a watercolour cat", report=False, comparison_video=False,
+                # every frame rendered (the default renders keyframes only): these tests are about each rendered frame
+                keyframe_mode="off")
     base.update(kw)
     return Settings().replace(**base)
 
@@ -113,7 +115,7 @@ def test_cli_two_workers_render_the_bytes_of_one_renderer(ray_local, clip, model
     argv = [str(clip), "--renderer", "diffusers", "--model", str(model), "--ray-address", "local", "--workers", "2",
             "--width", "96", "--height", "64", "--max-frames", str(FRAMES), "--seed", "7", "--denoise", "0.5",
             "--steps", "4", "--prompt", "a watercolour cat", "--no-report", "--no-comparison-video",
-            "--output-dir", str(tmp_path), "--quiet"]
+            "--keyframe-mode", "off", "--output-dir", str(tmp_path), "--quiet"]
     assert main(argv) == 0
     err = capsys.readouterr().err
     (job_dir,) = (p for p in tmp_path.iterdir() if p.is_dir())

@@ -27,8 +27,9 @@ class HostRenderer(ProxyRenderer):
 
 
 def _settings(clip, tmp_path):
+    # every frame rendered (the default renders keyframes only)
     return Settings().replace(input=str(clip), output_dir=str(tmp_path / "out"), width=96, height=64, seed=5,
-                              max_frames=6)
+                              max_frames=6, keyframe_mode="off")
 
 
 def _interrupted(s, renderer):

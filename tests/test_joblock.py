@@ -105,7 +105,7 @@ def test_cli_second_run_is_one_line_and_non_zero(clip, tmp_path, capsys):
     out = tmp_path / "out"
     job_dir = _unfinished(clip, out)
     argv = [str(clip), "--renderer", "proxy", "--width", "96", "--height", "64", "--seed", "1234", "--denoise",
-            "0.5", "--max-frames", "8", "--output-dir", str(out), "--quiet"]
+            "0.5", "--max-frames", "8", "--keyframe-mode", "off", "--output-dir", str(out), "--quiet"]
     with JobLock.acquire(job_dir):
         assert main(argv) == 1
         err = capsys.readouterr().err.strip()

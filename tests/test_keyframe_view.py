@@ -77,7 +77,7 @@ def test_preview_button_shows_only_while_a_keyframe_mode_applies():
     parts = {c.kw["elem_id"]: c for c in gr.created
              if c.kw.get("elem_id") in ui.UI_SHOW_IF and c.kw["elem_id"].startswith("keyframe_")}
     assert set(parts) == {"keyframe_show", "keyframe_summary", "keyframe_strip"}
-    assert all(c.kw.get("visible") is False for c in parts.values())  # keyframe_mode off by default
+    assert all("visible" not in c.kw for c in parts.values())  # shown: keyframes (adaptive) by default
     assert parts["keyframe_strip"].kind == "Gallery"
     (event, kw), = [e for e in comps["keyframe_mode"].events if e[0] == "change"]
     outs = kw["outputs"]
@@ -89,10 +89,10 @@ def test_preview_button_shows_only_while_a_keyframe_mode_applies():
     click = next(k for e, k in parts["keyframe_show"].events if e == "click")
     assert click["outputs"] == [parts["keyframe_strip"], parts["keyframe_summary"]]
     assert click["inputs"][:len(comps)] == [comps[n] for n in params.api_arg_names()]
-    # with the preset "keyframes" the button is there from the start
+    # with keyframes off (the preset every_frame) the button is hidden from the start
     gr = FakeGradio()
-    ui.build(gr, elem_id=lambda x: x, defaults={"keyframe_mode": "interval"})
-    assert next(c for c in gr.created if c.kw.get("elem_id") == "keyframe_show").kw.get("visible", True)
+    ui.build(gr, elem_id=lambda x: x, defaults={"keyframe_mode": "off"})
+    assert next(c for c in gr.created if c.kw.get("elem_id") == "keyframe_show").kw.get("visible") is False
 
 
 class _Radios(html.parser.HTMLParser):

@@ -204,7 +204,9 @@ def pan_clip(tmp_path_factory):
 
 def _settings(clip, out, **kw):
     base = dict(input=str(clip), output_dir=str(out), width=128, height=96, seed=77, denoise=0.6,
-                noise_mode="warped", max_frames=40)
+                noise_mode="warped", max_frames=40,
+                # every frame rendered (the default renders keyframes only): these tests are about each rendered frame
+                keyframe_mode="off")
     base.update(kw)
     return Settings().replace(**base)
 
@@ -243,7 +245,7 @@ def test_resumed_job_gets_the_same_noise_and_frames(pan_clip, tmp_path, extra):
         assert z.tobytes() == full_r.noises[key][0].tobytes() and s == full_r.noises[key][1]
     assert rest_r.noises, "the resumed run rendered nothing"
     z = next(iter(full_r.noises.values()))[0]
-    s = Settings().replace(**extra) if extra else Settings()
+    s = Settings().replace(keyframe_mode="off", **extra)
     assert z.shape == (s.sampling.batch_size, 4, 12, 16)
     assert not (res.job_dir / "noise").exists(), "checkpoints are removed when the job is done"
 

@@ -19,7 +19,7 @@ def test_every_setting_has_help_default_and_a_valid_default():
 
 
 def test_manifest_round_trip_is_lossless_and_json():
-    s = Settings().replace(fps=12, denoise=0.3, init_mode="flow_warp", prompt="a cat")
+    s = Settings().replace(fps=12, denoise=0.3, init_mode="flow_warp", prompt="a cat", keyframe_mode="off")
     d = json.loads(json.dumps(s.to_dict()))
     assert Settings.from_dict(d) == s
     assert d["fps"] == 12.0 and d["init_mode"] == "flow_warp"
@@ -141,11 +141,18 @@ def test_the_webui_image_to_video_settings_mirror_the_cli_ones():
         params.img2vid_settings_from_webui(s.replace(svd_background_colour="blue"), seed=9, output_dir="x")
 
 
-def test_defaults_are_the_recommended_strategy():
-    """The benchmark's "recommended default" is what a user gets without tuning."""
+def test_defaults_are_the_keyframes_adaptive_strategy():
+    """The benchmark's steadiest strategy, keyframes_adaptive, is what a user gets without tuning; "recommended"
+    names it, and every_frame keeps the old default (every frame rendered)."""
     defaults = Settings()
-    for name, value in params.STRATEGIES["recommended"].items():
+    for name, value in params.STRATEGIES["keyframes_adaptive"].items():
         assert defaults.get(name) == value, name
+    assert params.default_strategy() == "keyframes_adaptive"
+    assert params.strategy("recommended") == params.STRATEGIES["keyframes_adaptive"]
+    assert params.strategy("every_frame")["keyframe_mode"] == "off"
+    assert Settings().replace(**params.strategy("every_frame")).temporal.colour_coherence
+    with pytest.raises(KeyError):
+        params.strategy("no such preset")
 
 
 def test_every_numeric_setting_rejects_non_finite_values_in_cli_api_and_ui(capsys):

@@ -18,7 +18,9 @@ from tests.doubles import StopAfter
 
 def _settings(clip, tmp_path, **kw):
     base = dict(input=str(clip), output_dir=str(tmp_path / "out"), width=96, height=64, seed=1234,
-                denoise=0.5)
+                denoise=0.5,
+                # every frame rendered (the default renders keyframes only): these tests are about each rendered frame
+                keyframe_mode="off")
     base.update(kw)
     return Settings().replace(**base)
 
@@ -142,16 +144,28 @@ def test_renderer_failure_keeps_frames_and_job_resumes(clip, tmp_path):
     assert res.job_dir == job.root and res.frames_done == 8
 
 
-def test_corrupt_stream_names_the_frame_and_keeps_work(tmp_path):
+@pytest.mark.parametrize("mode", ["off", "adaptive"])
+def test_corrupt_stream_names_the_frame_and_keeps_work(tmp_path, mode):
+    """Every frame rendered: the frames before the broken one are kept. Keyframes (the default): the plan reads
+    the whole video before the first render, so the job fails before anything is rendered."""
     from tests.clips import make_corrupt_clip
 
+    class Counting(ProxyRenderer):
+        renders = 0
+
+        def render(self, request):
+            Counting.renders += 1
+            return super().render(request)
+
     src = make_corrupt_clip(tmp_path / "bad.mp4", k=9)
-    s = Settings().replace(input=str(src), output_dir=str(tmp_path / "out"), width=96, height=64, seed=1)
+    s = Settings().replace(input=str(src), output_dir=str(tmp_path / "out"), width=96, height=64, seed=1,
+                           keyframe_mode=mode)
     with pytest.raises(CorruptVideoError) as err:
-        run_job(s, ProxyRenderer())
+        run_job(s, Counting())
     assert err.value.frame == 9 and "9" in str(err.value)
     job = Job.open(next((tmp_path / "out").iterdir()))
-    assert job.frames_done("pass1") == err.value.frame
+    assert job.frames_done("pass1") == (err.value.frame if mode == "off" else 0)
+    assert Counting.renders == (err.value.frame if mode == "off" else 0)
     assert job.status == "failed"
 
 

@@ -29,7 +29,8 @@ keyframe_folder
 """.split())
 """The render settings that existed when the neutral rule came in (2026-12-06): always in the key."""
 
-DEFAULTS_THEN = {"keyframe_fill": "source", "keyframe_min_gap": 4, "keyframe_max_gap": 8, "colour_follow_source": False}
+DEFAULTS_THEN = {"keyframe_fill": "source", "keyframe_min_gap": 4, "keyframe_max_gap": 8, "colour_follow_source": False,
+                 "keyframe_mode": "off"}
 """Defaults of commit 327452d that have changed since (the values its jobs stored)."""
 
 FP = {"path": "/data/clip.mp4", "size": 123456, "mtime": 1764979200}
@@ -108,7 +109,7 @@ def test_an_unfinished_job_resumes_after_an_update_adds_a_setting(clip, tmp_path
     finishes it with the frames of an uninterrupted run."""
     def settings(out):
         return Settings().replace(input=str(clip), output_dir=str(out), width=96, height=64, max_frames=8,
-                                  seed=5, denoise=0.5, report=False)
+                                  seed=5, denoise=0.5, report=False, keyframe_mode="off")  # stops after frame 3
 
     full = run_job(settings(tmp_path / "full"), ProxyRenderer())
     stop = StopAfter(3)

@@ -18,7 +18,9 @@ from tests.doubles import StopAfter
 def _settings(clip, tmp_path, **kw):
     base = dict(input=str(clip), output_dir=str(tmp_path / "out"), width=96, height=64, seed=7, denoise=0.5,
                 # the plain pipeline: expectations here are computed without the default colour coherence
-                colour_coherence=False)
+                colour_coherence=False,
+                # every frame rendered (the default renders keyframes only): these tests are about each rendered frame
+                keyframe_mode="off")
     base.update(kw)
     return Settings().replace(**base)
 
@@ -105,7 +107,7 @@ def test_streaming_report_equals_the_report_from_disk_even_after_resume(clip, tm
     from lib_vid2vid.report import report
 
     s = Settings().replace(input=str(clip), output_dir=str(tmp_path), width=96, height=64, seed=3, max_frames=12,
-                           init_mode="flow_warp")
+                           init_mode="flow_warp", keyframe_mode="off")
     seen = {"n": 0}
 
     def progress(p):

@@ -91,8 +91,10 @@ def cut_clip(tmp_path):
 
 
 def _settings(clip, tmp_path, **kw) -> Settings:
-    return Settings().replace(input=str(clip), output_dir=str(tmp_path / "out"), width=96, height=64, seed=1,
-                              denoise=0.3, **kw)
+    # every frame rendered unless a test asks for keyframes (the default renders keyframes only)
+    base = dict(input=str(clip), output_dir=str(tmp_path / "out"), width=96, height=64, seed=1, denoise=0.3,
+                keyframe_mode="off")
+    return Settings().replace(**{**base, **kw})
 
 
 @pytest.mark.parametrize("motion, cuts", [(0.65, [SAME_LIGHT_CUT]), (0.0, [])], ids=["default", "histograms"])

@@ -20,7 +20,9 @@ from tests.doubles import StopAfter
 def _settings(clip, tmp_path, **kw):
     base = dict(input=str(clip), output_dir=str(tmp_path / "out"), width=96, height=64, seed=1234, denoise=0.5,
                 # the plain pipeline: expectations here are computed without the default colour coherence
-                colour_coherence=False)
+                colour_coherence=False,
+                # every frame rendered (the default renders keyframes only): these tests are about each rendered frame
+                keyframe_mode="off")
     base.update(kw)
     return Settings().replace(**base)
 
@@ -467,7 +469,7 @@ def test_every_strategy_runs_end_to_end(clip, tmp_path, name):
 
 def test_strategies_are_complete_and_distinct():
     keys = {frozenset(v) for v in params.STRATEGIES.values()}
-    assert "recommended" in params.STRATEGIES
+    assert {"every_frame", "keyframes_adaptive"} <= params.STRATEGIES.keys()
     values = [tuple(sorted(v.items())) for v in params.STRATEGIES.values()]
     assert len(set(values)) == len(values), "no two presets are the same"
     # each preset sets every strategy-deciding field, so presets do not leak into each other

@@ -173,9 +173,10 @@ def test_strategy_preset_comes_first_and_says_what_it_changed():
     values = dict(zip(names, out[:-1]))
     assert values["init_mode"] == {"value": "flow_warp"} and values["colour_coherence"] == {"value": False}
     text = out[-1]
-    assert text.startswith("**flow_warp**") and "Changed 2 fields:" in text
+    assert text.startswith("**flow_warp**") and "Changed 3 fields:" in text
     assert "Init image of each frame (Temporal): The source frame → Previous output warped by the motion" in text
     assert "Keep the colours of the first frame (Temporal): on → off" in text  # the default has it on
+    assert "Keyframes (Temporal): Where the picture has changed → Off: render every frame" in text
     assert "Sigma schedule" not in text  # host already: not reported as a change
     again = kw["fn"]("flow_warp", *[v["value"] for v in out[:-1]])[-1]
     assert "already had its value" in again

@@ -92,7 +92,7 @@ def test_cli_job_over_the_api_then_http_error_is_resumable(clip, tmp_path, capsy
 
     out = tmp_path / "out"
     argv = [str(clip), "--api-url", "", "--prompt", "ink", "--width", "96", "--height", "64",
-            "--max-frames", "6", "--output-dir", str(out), "--seed", "3", "--quiet"]
+            "--max-frames", "6", "--keyframe-mode", "off", "--output-dir", str(out), "--seed", "3", "--quiet"]
     with FakeWebUI() as ui:
         argv[2] = ui.url
         ui.fail[3] = (500, {"detail": "boom"})
@@ -322,7 +322,7 @@ def test_cli_resumes_a_job_only_on_the_same_checkpoint(clip, tmp_path, capsys):
     out = tmp_path / "out"
     with FakeWebUI() as ui:
         argv = [str(clip), "--api-url", ui.url, "--prompt", "ink", "--width", "96", "--height", "64",
-                "--max-frames", "6", "--output-dir", str(out), "--seed", "3", "--quiet"]
+                "--max-frames", "6", "--keyframe-mode", "off", "--output-dir", str(out), "--seed", "3", "--quiet"]
         sd15 = {"sd_model_checkpoint": "v1-5-pruned-emaonly.safetensors [6ce0161689]",
                 "sd_checkpoint_hash": "6ce0161689b3853acaa03779ec93eafe75a02f4ced659bee03f50797806fa2fa",
                 "sd_vae": "Automatic", "CLIP_stop_at_last_layers": 1, "live_previews_enable": True}

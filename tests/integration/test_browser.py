@@ -326,6 +326,7 @@ def test_keyframe_strip_shows_before_rendering(browser, webui, clip_path):
     _type(driver, f"#{ID}input textarea", str(clip_path))
     _type(driver, f"#{ID}max_frames input[type=number]", "12")
     _click_tab(driver, f"#{ID}tabs", "Temporal")
+    _wait(driver, lambda d: _shown(d, ID + "keyframe_show"), 20, "the Show keyframes button (keyframes by default)")
     _keyframe_mode(driver, "Off")
     _wait(driver, lambda d: not _shown(d, ID + "keyframe_show"), 20, "the keyframe button to hide (mode off)")
     assert not _shown(driver, ID + "keyframe_strip")

@@ -73,7 +73,8 @@ def source(tmp_path_factory):
 
 def _settings(src, out_dir, size, **kw):
     return params.Settings().replace(input=str(src), output_dir=str(out_dir), width=size, height=size, seed=42,
-                                     denoise=0.5, steps=2, max_frames=4, fps=6, noise_mode="warped", **kw)
+                                     denoise=0.5, steps=2, max_frames=4, fps=6, noise_mode="warped",
+                                     **{"keyframe_mode": "off", **kw})
 
 
 def _post(webui, s, size, steps):

@@ -34,7 +34,9 @@ def source(tmp_path_factory):
 
 
 def _request(src, out_dir, *, steps=2, size=(64, 64), **settings):
-    s = params.Settings().replace(input=str(src), **settings)
+    """An img2img request running vid2vid on ``src``: every frame rendered unless ``settings`` ask for keyframes
+    (the default job renders keyframes only: test_job_over_the_api_gives_a_video_with_audio)."""
+    s = params.Settings().replace(**{"keyframe_mode": "off", **settings, "input": str(src)})
     return {
         "init_images": [],  # the img2img image box left empty
         "prompt": "a watercolour painting", "negative_prompt": "", "steps": steps, "cfg_scale": 5,
@@ -77,17 +79,23 @@ def test_script_is_listed_for_img2img_only(webui):
 
 
 def test_job_over_the_api_gives_a_video_with_audio(webui, source):
+    """The default job (keyframes where the picture changed): the WebUI renders the keyframes, with the sigma
+    override and its own infotext; every frame of the video is made, with the source's audio."""
     out = webui["tmp"] / "out_basic"
-    reply = _post(webui, _request(source, out, max_frames=12, sigma_schedule="karras", sigma_max=1.0))
+    default = params.Settings().temporal.keyframe_mode
+    reply = _post(webui, _request(source, out, max_frames=12, sigma_schedule="karras", sigma_max=1.0,
+                                  keyframe_mode=default))
     info = _info(reply)
     assert "vid2vid: done, 12/12 frames" in info, info
     path = Path(info.split("video: ", 1)[1].splitlines()[0])
     probe = video.probe(path)
     assert probe.frame_count == 12 and (probe.width, probe.height) == (64, 64) and probe.audio
-    frame = next(path.parent.glob("frames/pass1/000003.png"))
-    text = read_png_text(frame)["parameters"]
+    keys = json.loads((path.parent / "manifest.json").read_text())["keyframes"]["plan"]["frames"]
+    assert keys[0] == 0 and 1 < len(keys) < 12, keys
+    assert len(list(path.parent.glob("frames/pass1/*.png"))) == 12
+    text = read_png_text(path.parent / "frames" / "keys" / "000001.png")["parameters"]
     assert "a watercolour painting" in text and "Steps: 2" in text and "Seed: 42" in text
-    assert "vid2vid: \"frame 4/12; pass 1/1" in text and "sigmas karras 2 steps: 1.00" in text
+    assert f"vid2vid: \"frame {keys[1] + 1}/12; pass 1/1" in text and "sigmas karras 2 steps: 1.00" in text
 
 
 def _job_dir(info):

@@ -45,7 +45,7 @@ def clips(tmp_path_factory, webui_host):
 
 
 def _request(webui, source, out_dir, *, side, steps, **settings):
-    s = params.Settings().replace(input="", **settings)
+    s = params.Settings().replace(**{"keyframe_mode": "off", **settings, "input": ""})  # every frame rendered
     args = params.api_args(s)
     args[params.api_arg_names().index("input")] = source  # a folder on the server, or a list of videos
     return {
