@@ -699,7 +699,7 @@ class KeyframeRun(Run):
         try:
             for seg in segments:
                 end = seg.b if seg.b is not None else seg.last
-                source(end + self.after)
+                source(min(end + self.after, total - 1))  # the blend's neighbours stop at the video's end
                 for k in [k for k in buffer if k < seg.a - self.before]:
                     del buffer[k]
                 for k in [k for k in keys if k < seg.a]:

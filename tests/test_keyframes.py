@@ -1115,3 +1115,28 @@ def test_a_keyframe_takes_the_detail_of_the_one_before_along_the_motion(tmp_path
         return float(np.corrcoef(_detail(x)[inner].ravel(), _detail(y)[inner].ravel())[0, 1])
 
     assert corr(style4, moved) > 0.9 > 0.75 > corr(raw4, moved)  # measured: 0.94 against 0.58
+
+
+@pytest.mark.parametrize("frames", [2, 9])
+def test_keyframes_with_a_temporal_blend_init_run_to_the_video_end(clip, tmp_path, frames):
+    """temporal_blend reads each keyframe's neighbours; the last segment's next frame is past the video's end,
+    and the job ran into "The video ended before frame N" there. Each keyframe's init is its 1,2,1 blend."""
+    inits: dict[int, np.ndarray] = {}
+
+    class Recording(ProxyRenderer):
+        def render(self, request):
+            inits[request.frame_index] = request.init.copy()
+            return super().render(request)
+
+    s = _settings(clip, tmp_path, max_frames=frames, init_mode="temporal_blend", init_strength=1.0,
+                  colour_coherence=False)
+    res = run_job(s, Recording())
+    assert res.status == "done" and res.frames_done == frames
+    src = [rgb for _, rgb in zip(range(frames), (f for _, f in video.iter_frames(clip, size=(96, 64))))]
+    keys = Job.open(res.job_dir).manifest["keyframes"]["plan"]["frames"]
+    assert sorted(inits) == keys
+    for k in keys:  # nearer the blend of its neighbours than its own frame (the ends clamp to the video)
+        nb = [src[max(0, k - 1)], src[k], src[min(frames - 1, k + 1)]]
+        blend = (nb[0].astype(np.float32) + 2 * nb[1] + nb[2]) / 4
+        init = inits[k].astype(np.float32)
+        assert np.abs(init - blend).mean() < np.abs(init - src[k]).mean(), k
