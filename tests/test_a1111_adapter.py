@@ -867,6 +867,9 @@ def test_adetailer_entries_reach_the_api_reply(host, clip, tmp_path, monkeypatch
     from lib_vid2vid.workspace import read_png_text
 
     assert a1111.frame_params(read_png_text(png)["parameters"]) == frame  # as in each frame's PNG
+    # keyframes (the default): the host renders, and ADetailer acts on, the keyframes only; the line says so
+    res = a1111.run_script(_setup(processing), _args(input=str(clip), max_frames=6, keyframe_mode="adaptive"))
+    assert res.vid2vid["status"] == "done" and "other scripts on every keyframe: ADetailer model" in res.info
 
 
 @pytest.mark.parametrize("upload", [False, True], ids=["paths", "upload"])

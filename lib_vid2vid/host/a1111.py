@@ -677,6 +677,11 @@ def split_batch_input(args: tuple | list) -> tuple[list, list[str] | None]:
     return args, sources
 
 
+def _rendered_frames(settings: params.Settings) -> str:
+    """What the host renders, for the result's line on other scripts (ADetailer acts on keyframes only)."""
+    return "every frame" if settings.temporal.keyframe_mode == "off" else "every keyframe"
+
+
 def _is_data(text: str) -> bool:
     return text.startswith("data:") or len(text) >= 4096
 
@@ -741,7 +746,8 @@ def _run_batch(p: Any, settings: params.Settings, sources: list[str]) -> Any:
     frame = frame_params(renderer.last_infotext)
     scripts = _scripts_params(p, frame)
     if scripts:
-        lines.insert(-1, "other scripts on every frame: " + ", ".join(f"{k}: {v}" for k, v in scripts.items()))
+        lines.insert(-1, f"other scripts on {_rendered_frames(settings)}: "
+                     + ", ".join(f"{k}: {v}" for k, v in scripts.items()))
     return _processed(p, previews, "\n".join(lines), {"status": result.status, "batch": str(result.path),
                                                        "videos": videos_info, "notices": notices,
                                                        "frame_params": frame})
@@ -994,7 +1000,8 @@ def _run_video(p: Any, settings: params.Settings, stored: params.Settings | None
     frame = frame_params(renderer.last_infotext)
     scripts = _scripts_params(p, frame)
     if scripts:
-        lines.append("other scripts on every frame: " + ", ".join(f"{k}: {v}" for k, v in scripts.items()))
+        lines.append(f"other scripts on {_rendered_frames(planned)}: "
+                     + ", ".join(f"{k}: {v}" for k, v in scripts.items()))
     info = "\n".join(lines)
     return _processed(p, previews, info, {"status": result.status, "job_dir": str(result.job_dir),
                                           "job": result.job_dir.name,
