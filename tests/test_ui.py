@@ -479,9 +479,9 @@ def test_sigma_preview_sends_the_browsers_event_count_in_real_gradio():
 
 
 def test_keyframe_preview_and_candidates_build_in_real_gradio():
-    """In the gradio the WebUI brings: the keyframe preview is hidden until a keyframe mode applies (in the
-    browser, by the same rule as Python), its button fills a gallery and a summary, and the Jobs tab's Propagate
-    button records the picks and then presses Generate in the page."""
+    """In the gradio the WebUI brings: the keyframe preview shows while a keyframe mode applies (the default's;
+    in the browser, by the same rule as Python), its button fills a gallery and a summary, and the Jobs tab's
+    Propagate button records the picks and then presses Generate in the page."""
     import pytest
 
     gr = pytest.importorskip("gradio")
@@ -493,8 +493,10 @@ def test_keyframe_preview_and_candidates_build_in_real_gradio():
     config = demo.get_config_file()
     by_elem = {c["props"].get("elem_id"): c for c in config["components"]}
     prefix = "script_img2img_vid2vid_"
-    for name in ui.UI_SHOW_IF:
-        assert by_elem[prefix + name]["props"]["visible"] is False, name
+    defaults = params.Settings().to_dict()
+    for name, conds in ui.UI_SHOW_IF.items():
+        assert by_elem[prefix + name]["props"]["visible"] is params.conditions_hold(conds, defaults), name
+    assert by_elem[prefix + "keyframe_show"]["props"]["visible"] is True  # keyframes are the default
     assert by_elem[prefix + "keyframe_strip"]["type"] == "gallery"
     toggle = next(d for d in config["dependencies"] if d["inputs"][:1] == [comps["keyframe_mode"]._id] and d.get("js"))
     keyed = [n for n, conds in ui.UI_SHOW_IF.items() if any(c == "keyframe_mode" for c, _op, _v in conds)]
