@@ -736,7 +736,7 @@ class KeyframeRun(Run):
                     frame = self._finish_propagated(t, frame, buffer, mask_stages)
                     back = seg_flows.get(t - seg.a) if t > seg.a else prev_flows.get(t)
                     prev_out = self._frame_stats(t, frame, buffer, prev_out, record, plan, back)
-                    job.write_frame(stage, t, frame, record)
+                    job.write_frame(stage, t, frame, record, text=self._frame_text(t, seg, plan))
                     if t == plan.group_of(t)[1]:
                         self._check_group(plan.group_of(t))
                     if self.sink is not None:
@@ -761,6 +761,21 @@ class KeyframeRun(Run):
                 close()
         job.save()
         return False
+
+    def _frame_text(self, t: int, seg: kf.Segment, plan: kf.KeyframePlan) -> dict[str, str] | None:
+        """PNG text of output frame ``t`` (what the WebUI's PNG Info shows): a keyframe keeps its render's
+        (prompt, seed, sampler, ...); any other frame names the keyframes it was carried from (1-based, as the
+        render's own "frame 4/12")."""
+        from .workspace import read_png_text
+
+        total = plan.total
+        if t == seg.a:
+            return read_png_text(self.job.frame_path(KEYS_STAGE, plan.slot(t))) or None
+        if seg.b is None:
+            keys = f"the keyframe at frame {seg.a + 1}/{total} (its settings: frames/keys)"
+        else:
+            keys = f"the keyframes at frames {seg.a + 1}/{total} and {seg.b + 1}/{total} (their settings: frames/keys)"
+        return {"vid2vid": f"frame {t + 1}/{total}: carried along the source's motion from {keys}"}
 
     def _frame_stats(self, t: int, frame: np.ndarray, buffer: dict[int, np.ndarray], prev_out: np.ndarray | None,
                      record: dict[str, Any], plan: kf.KeyframePlan, back: np.ndarray | None) -> np.ndarray:

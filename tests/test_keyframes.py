@@ -585,7 +585,7 @@ def test_keyframes_from_outside_are_propagated_without_rendering(tmp_path):
 
 def test_keyframes_from_outside_are_harmonized_only_when_asked(tmp_path):
     """``keyframe_folder_harmonize``: keyframes from a folder take the keyframe before them's fine detail as renders
-    do. A folder holding a job's own renders, harmonized, makes that job's frames to the byte; not harmonized, its
+    do. A folder holding a job's own renders, harmonized, makes that job's frames pixel for pixel; not harmonized, its
     keyframes are the files as given."""
     clip = _pan_clip(tmp_path / "pan.mp4", cut=None, n=9)
     s = _settings(clip, tmp_path / "out", seed_mode="increment")  # each keyframe its own detail
@@ -606,12 +606,15 @@ def test_keyframes_from_outside_are_harmonized_only_when_asked(tmp_path):
         assert res.status == "done" and r.calls == 0
         return Job.open(res.job_dir)
 
+    def pixels(job: Job) -> list[bytes]:  # the PNGs' text differs: a keyframe from a folder has no render settings
+        return [job.read_frame("pass1", t).tobytes() for t in range(9)]
+
     asked = folder_job("asked", True)
-    assert _frames(asked.root, "pass1") == _frames(rendered.root, "pass1")
+    assert pixels(asked) == pixels(rendered)
     given = folder_job("given", False)
     for slot, index in enumerate(plan):
         assert np.array_equal(given.read_frame("pass1", index), rendered.read_frame("keys", slot))
-    assert _frames(given.root, "pass1") != _frames(rendered.root, "pass1")
+    assert pixels(given) != pixels(rendered)
 
 
 def test_cli_propagates_keyframes_from_a_folder_without_a_webui(tmp_path, capsys):
@@ -1140,3 +1143,25 @@ def test_keyframes_with_a_temporal_blend_init_run_to_the_video_end(clip, tmp_pat
         blend = (nb[0].astype(np.float32) + 2 * nb[1] + nb[2]) / 4
         init = inits[k].astype(np.float32)
         assert np.abs(init - blend).mean() < np.abs(init - src[k]).mean(), k
+
+
+def test_each_output_frame_says_how_it_was_made_in_its_png_text(clip, tmp_path):
+    """What the WebUI's PNG Info shows for an output frame: a keyframe its render's parameters (prompt, seed,
+    ...), any other frame the keyframes it was carried from."""
+    from lib_vid2vid.workspace import read_png_text
+
+    res = run_job(_settings(clip, tmp_path, max_frames=10, keyframe_mode="interval", keyframe_interval=4),
+                  ProxyRenderer())
+    job = Job.open(res.job_dir)
+    keys = job.manifest["keyframes"]["plan"]["frames"]
+    assert keys == [0, 4, 8]
+    for t in range(10):
+        text = read_png_text(job.frame_path("pass1", t))
+        if t in keys:
+            assert text == read_png_text(job.frame_path("keys", keys.index(t))) and "Seed: 7" in text["parameters"]
+        elif t < 8:
+            a = t // 4 * 4
+            assert text == {"vid2vid": f"frame {t + 1}/10: carried along the source's motion from the keyframes at "
+                                       f"frames {a + 1}/10 and {a + 5}/10 (their settings: frames/keys)"}
+        else:
+            assert text["vid2vid"].endswith("from the keyframe at frame 9/10 (its settings: frames/keys)")
