@@ -929,7 +929,7 @@ def redo_keyframes(job_root: str | Path, frames: list[int]) -> str:
         if not info.get("plan"):
             raise Vid2VidError(f"Job {job.root.name} has no keyframe plan (not a keyframe job, or not started)")
         plan = kf.KeyframePlan.from_dict(info["plan"])
-        s = Settings.from_stored(job.manifest["settings"])
+        s = job.stored_settings()
         why = redo_refusal(s)
         if why:
             raise Vid2VidError(f"Cannot render a keyframe of {job.root.name} again with another seed: {why}")

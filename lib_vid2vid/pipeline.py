@@ -71,7 +71,7 @@ def open_or_create_job(settings: Settings, info: video_probe.VideoInfo | None, *
             if was is not None and identity.canonical(was) != identity.canonical(host):
                 raise Vid2VidError(f"Job {job.root.name} was made with another setup: {identity.describe(was, host)}; "
                                    f"restore that setup to resume it, or start a new job")
-            stored = Settings.from_stored(job.manifest["settings"])
+            stored = job.stored_settings()
             picks = settings.job.keyframe_picks.strip()
             if (picks and stored.temporal.keyframe_candidates > 1
                     and picks != stored.job.keyframe_picks.strip()):  # picks given with the job to resume win
@@ -88,7 +88,7 @@ def open_or_create_job(settings: Settings, info: video_probe.VideoInfo | None, *
     if not new:
         job = _claim_unfinished(out_dir, values, fp, host, notes)
         if job is not None:
-            stored = Settings.from_stored(job.manifest["settings"])
+            stored = job.stored_settings()
             # render settings are equal by the key; the others (export, post-processing, preview, report) may
             # have been corrected since, and the new values win
             from .params import SPEC_BY_NAME

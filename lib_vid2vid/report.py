@@ -95,7 +95,7 @@ def report(
     """
     if not isinstance(job, Job):
         job = Job.open(job)
-    settings = Settings.from_stored(job.manifest["settings"])
+    settings = job.stored_settings()
     plan = _plan(job)
     stage = last_stage(settings)
     done = job.frames_done(stage)
@@ -152,7 +152,7 @@ class StreamingReport:
         self.fidelity = fidelity
         self.max_side = max_side
         self.meter = VideoMetrics(fidelity=fidelity, max_side=max_side)
-        self.cuts = CutDetector.of(Settings.from_stored(job.manifest["settings"]))
+        self.cuts = CutDetector.of(job.stored_settings())
         self.next = 0
         self.failed: Exception | None = None
 
@@ -173,7 +173,7 @@ class StreamingReport:
             self.failed = exc
 
     def _catch_up(self, upto: int) -> None:
-        settings = Settings.from_stored(self.job.manifest["settings"])
+        settings = self.job.stored_settings()
         plan = _plan(self.job)
         stage = last_stage(settings)
         fps = Fraction(str(plan["fps"])) if settings.video.fps else None
@@ -191,7 +191,7 @@ class StreamingReport:
 
     def finish(self) -> dict[str, Any]:
         """Write ``report.json`` for the finished last pass and return it."""
-        settings = Settings.from_stored(self.job.manifest["settings"])
+        settings = self.job.stored_settings()
         stage = last_stage(settings)
         done = self.job.frames_done(stage)
         if self.failed is not None or self.next != done:
