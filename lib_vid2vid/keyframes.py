@@ -627,9 +627,51 @@ def _soft_weight(v: np.ndarray, sigma: float, out: np.ndarray, scratch: np.ndarr
     return np.multiply(cv2.GaussianBlur(v, (0, 0), sigma, dst=scratch), v, out=out)
 
 
+@dataclass
+class SegmentFlows:
+    """What :func:`propagate_segment` computes from a segment's source frames alone before its chains, most of its
+    work: the frame and flow grids, the grey frames of the flows' grid, and the flows of each consecutive pair
+    (``back[k]``: frame k+1 -> k, ``fwd[k]``: k -> k+1, on the flows' grid). Made by :func:`segment_flows`, which a
+    job runs for the next segment while this one's frames are made."""
+
+    grid: _Grid
+    fgrid: _Grid
+    up: _Upsize
+    fgreys: list[np.ndarray]
+    back: list[np.ndarray]
+    fwd: list[np.ndarray]
+
+
+def segment_flows(sources: Sequence[np.ndarray], ps: PropagationSettings | None = None) -> SegmentFlows:
+    """The flows of a segment's consecutive source frames (RGB uint8 HWC, keyframe a's first): DIS both ways per
+    pair, with the evidence check (:func:`_pair_flows`), on frames scaled by ``ps.flow_scale``."""
+    ps = ps or PropagationSettings()
+    h, w = sources[0].shape[:2]
+    grid = _Grid(h, w)
+    greys = [cv2.cvtColor(np.ascontiguousarray(src), cv2.COLOR_RGB2GRAY) for src in sources]
+    fgrid, fgreys, up = grid, greys, _Upsize(grid, grid)  # the flows' grid: the frame's, or smaller (flow_scale)
+    if ps.flow_scale < 1.0:
+        fw, fh = max(8, round(w * ps.flow_scale)), max(8, round(h * ps.flow_scale))
+        fgrid = _Grid(fh, fw)
+        fgreys = [cv2.resize(g, (fw, fh), interpolation=cv2.INTER_AREA) for g in greys]
+        up = _Upsize(fgrid, grid)
+    textures = ([flow.texture_confidence(g, texture_k=ps.texture_k, work=fgrid.work) for g in fgreys]
+                if ps.flow_evidence else None)
+    fworks = (fgrid.work, flow.WorkArrays())
+    back, fwd = [], []  # back[k]: flow k+1 -> k; fwd[k]: flow k -> k+1
+    for k in range(len(sources) - 1):
+        f_back, f_fwd = _pair_flows(fgreys[k], fgreys[k + 1], ps.flow_quality, ps.flow_evidence,
+                                    (textures[k], textures[k + 1]) if textures is not None else None, fworks,
+                                    ps.fill_sigma * ps.flow_scale, prior=ps.fill_prior,
+                                    prior_weight=ps.fill_prior_weight, texture_k=ps.texture_k)
+        back.append(f_back)
+        fwd.append(f_fwd)
+    return SegmentFlows(grid, fgrid, up, fgreys, back, fwd)
+
+
 def propagate_segment(sources: Sequence[np.ndarray], key_a: np.ndarray, key_b: Keyframe | None,
                       ps: PropagationSettings | None = None, flows: dict[int, np.ndarray] | None = None,
-                      harmonized: Callable[[np.ndarray], None] | None = None
+                      harmonized: Callable[[np.ndarray], None] | None = None, pre: SegmentFlows | None = None
                       ) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
     """Frames 1 .. len(sources)-1 of a segment (or 1 .. len-2 when ``key_b`` is given: the last source is the
     next keyframe's), carried from the keyframe renders.
@@ -644,33 +686,17 @@ def propagate_segment(sources: Sequence[np.ndarray], key_a: np.ndarray, key_b: K
     computed: with ``key_b``, chain a stops at frame n-1 and chain b at frame 1 (a keyframe's own frame is the caller's).
     ``harmonized``: with ``key_b`` and ``ps.harmonize`` > 0, keyframe b is harmonized with ``key_a``
     (:func:`harmonize_keyframe`, module docstring) before the frames are made from it, and this is called with the
-    result (RGB uint8 HWC), which is keyframe b's output and the next segment's ``key_a``; None: b as given."""
+    result (RGB uint8 HWC), which is keyframe b's output and the next segment's ``key_a``; None: b as given.
+    ``pre``: :func:`segment_flows` of these ``sources`` with these ``ps``, made beforehand (the same frames)."""
     ps = ps or PropagationSettings()
     n = len(sources) - 1
     if n < 1:
         return
-    h, w = sources[0].shape[:2]
-    grid = _Grid(h, w)
-    back, fwd = [], []  # back[k]: flow k+1 -> k; fwd[k]: flow k -> k+1
-    greys = [cv2.cvtColor(np.ascontiguousarray(src), cv2.COLOR_RGB2GRAY) for src in sources]
-    fgrid, fgreys, up = grid, greys, _Upsize(grid, grid)  # the flows' grid: the frame's, or smaller (flow_scale)
-    if ps.flow_scale < 1.0:
-        fw, fh = max(8, round(w * ps.flow_scale)), max(8, round(h * ps.flow_scale))
-        fgrid = _Grid(fh, fw)
-        fgreys = [cv2.resize(g, (fw, fh), interpolation=cv2.INTER_AREA) for g in greys]
-        up = _Upsize(fgrid, grid)
-    textures = ([flow.texture_confidence(g, texture_k=ps.texture_k, work=fgrid.work) for g in fgreys]
-                if ps.flow_evidence else None)
-    fworks = (fgrid.work, flow.WorkArrays())
-    for k in range(n):
-        f_back, f_fwd = _pair_flows(fgreys[k], fgreys[k + 1], ps.flow_quality, ps.flow_evidence,
-                                    (textures[k], textures[k + 1]) if textures is not None else None, fworks,
-                                    ps.fill_sigma * ps.flow_scale, prior=ps.fill_prior,
-                                    prior_weight=ps.fill_prior_weight, texture_k=ps.texture_k)
-        back.append(f_back)
-        fwd.append(f_fwd)
-        if flows is not None:
-            flows[k + 1] = up.flow(f_back, "out")
+    sf = pre if pre is not None else segment_flows(sources, ps)
+    grid, fgrid, up, fgreys, back, fwd = sf.grid, sf.fgrid, sf.up, sf.fgreys, sf.back, sf.fwd
+    if flows is not None:
+        for k in range(n):
+            flows[k + 1] = up.flow(back[k], "out")
     last = n if key_b is None else n - 1  # the last frame made
     if last < 1:
         return

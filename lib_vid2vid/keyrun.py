@@ -696,14 +696,30 @@ class KeyframeRun(Run):
         prev_flows: dict[int, np.ndarray] = {}
         measure = ThreadPoolExecutor(1, thread_name_prefix="vid2vid-measure")
         measuring: Future | None = None
+        # the next segment's flows (its sources alone) are computed beside this segment's frames: on 2 cores the
+        # flows of one pair leave part of the CPU idle, and they are most of a propagated frame's work
+        ahead = ThreadPoolExecutor(1, thread_name_prefix="vid2vid-flows-ahead")
+        next_flows: Future | None = None
+
+        def seg_end(seg: kf.Segment) -> int:
+            return seg.b if seg.b is not None else seg.last
+
         try:
-            for seg in segments:
-                end = seg.b if seg.b is not None else seg.last
+            for i, seg in enumerate(segments):
+                end = seg_end(seg)
                 source(min(end + self.after, total - 1))  # the blend's neighbours stop at the video's end
                 for k in [k for k in buffer if k < seg.a - self.before]:
                     del buffer[k]
                 for k in [k for k in keys if k < seg.a]:
                     del keys[k]
+                pre = next_flows.result() if next_flows is not None else None
+                next_flows = None
+                following = segments[i + 1] if i + 1 < len(segments) else None
+                if following is not None and following.last > following.a:
+                    source(min(seg_end(following) + self.after, total - 1))
+                    next_flows = ahead.submit(kf.segment_flows, [buffer[k] for k in range(following.a,
+                                                                                           seg_end(following) + 1)],
+                                              self.ps)
                 made: Iterator = iter(())
                 seg_flows: dict[int, np.ndarray] = {}
                 offsets: list[np.ndarray] | None = None  # the keyframes' mean colour less their sources' (guard)
@@ -713,7 +729,7 @@ class KeyframeRun(Run):
                                                 functools.partial(key, seg.b) if seg.b is not None else None,
                                                 self.ps, seg_flows,
                                                 functools.partial(harmonized, seg.b) if harmonize and seg.b is not None
-                                                else None)
+                                                else None, pre=pre)
                 if harmonize and harmonized_done == plan.slot(seg.a):  # a group's first keyframe: its render
                     harmonized(seg.a, key(seg.a))
                 for t in range(seg.a, seg.last + 1):
@@ -755,6 +771,7 @@ class KeyframeRun(Run):
             job.save()
             return True
         finally:
+            ahead.shutdown(wait=True, cancel_futures=True)
             measure.shutdown(wait=True)
             close = getattr(frames, "close", None)
             if close:
