@@ -1165,3 +1165,34 @@ def test_each_output_frame_says_how_it_was_made_in_its_png_text(clip, tmp_path):
                                        f"frames {a + 1}/10 and {a + 5}/10 (their settings: frames/keys)"}
         else:
             assert text["vid2vid"].endswith("from the keyframe at frame 9/10 (its settings: frames/keys)")
+
+
+@pytest.mark.parametrize("values", [
+    dict(seed_mode="increment"), dict(seed_mode="fixed_variation", variation_strength=0.3),
+    dict(sigma_schedule="karras", sigma_max=1.0), dict(noise_mode="warped"),
+    dict(motion_mask=True), dict(motion_mask=True, mask_usage="spatial"), dict(motion_mask=True, mask_usage="inpaint"),
+    dict(colour_key=True), dict(init_mode="temporal_blend"), dict(init_mode="temporal_blend_masked"),
+    dict(batch_size=2), dict(batch_count=2), dict(denoise_schedule="0.3 + 0.01*t"), dict(seed_schedule="t"),
+    dict(prompt_schedule="0-4: a cat\n5-20: a dog"), dict(keyframe_fill="render"), dict(colour_coherence=False),
+    dict(save_each_pass=True), dict(reset_at_cuts=True), dict(keyframe_flow="fast"), dict(keyframe_grid=2),
+    dict(colour_key=True, keyframe_mask_only=True),
+], ids=lambda v: ",".join(f"{k}={v}" for k, v in v.items())[:40])
+def test_per_frame_settings_run_on_the_default_keyframes(clip, tmp_path, values):
+    """The default renders keyframes, so every per-frame setting a user may turn on meets them: each job makes every
+    frame (a temporal_blend init never finished before 2026-12-07), and the host renders its keyframes (a grid: one
+    render per 2x2 keyframes) and nothing else but the light renders of a render fill."""
+    calls = []
+
+    class Counting(ProxyRenderer):
+        def render(self, request):
+            calls.append(request.frame_index)
+            return super().render(request)
+
+    s = Settings().replace(input=str(clip), output_dir=str(tmp_path), width=96, height=64, seed=3, max_frames=9,
+                           report=False, comparison_video=False, **values)
+    res = run_job(s, Counting())
+    assert res.status == "done" and res.frames_done == 9
+    keys = Job.open(res.job_dir).manifest["keyframes"]["plan"]["frames"]
+    assert 1 < len(keys) < 9
+    assert {i for i in calls if i in keys} == set(keys[::s.temporal.keyframe_grid ** 2])
+    assert all(i in keys for i in calls) or s.temporal.keyframe_fill == "render"
