@@ -183,10 +183,9 @@ def _short(code: Path, codes: list[Path]) -> str:
 
 def configs(names: list[str] | None) -> list[str]:
     """The default, then every strategy whose settings differ from the default's."""
-    from lib_vid2vid.params import STRATEGIES, Settings
+    from lib_vid2vid.params import STRATEGIES
 
-    default = Settings().to_dict()
-    out = ["default"] + [k for k, v in STRATEGIES.items() if any(default.get(f) != x for f, x in v.items())]
+    out = ["default"] + [k for k in STRATEGIES if k not in same_as_default()]
     if names is None:
         return out
     for name in names:
@@ -195,10 +194,11 @@ def configs(names: list[str] | None) -> list[str]:
 
 
 def same_as_default() -> list[str]:
-    from lib_vid2vid.params import STRATEGIES, Settings
+    """The strategy whose settings are the default's, if one is (presets are distinct: at most one)."""
+    from lib_vid2vid.params import default_strategy
 
-    default = Settings().to_dict()
-    return [k for k, v in STRATEGIES.items() if all(default.get(f) == x for f, x in v.items())]
+    name = default_strategy()
+    return [name] if name else []
 
 
 def main() -> None:
