@@ -538,15 +538,17 @@ def _seen(fw: np.ndarray, bw: np.ndarray, grid: _Grid, alpha: float = 0.01, beta
     return np.logical_and(ok, inside, out=ok).astype(np.float32)
 
 
-def _compose_chain(steps: list[np.ndarray], valid: list[np.ndarray], grid: _Grid
+def _compose_chain(steps: Iterable[tuple[np.ndarray, np.ndarray]], grid: _Grid
                    ) -> tuple[list[np.ndarray], list[np.ndarray]]:
     """Composed flows and validity along a chain of one-step flows.
 
-    ``steps[k]``: flow from frame k+1 of the chain to frame k (chain frame 0 is the keyframe); ``valid[k]``: where
-    that step is reliable (1). Returns, for chain frames 1..len(steps), the flow to frame 0 and where frame 0 sees
-    them: ``C_1 = s_0``, ``C_k = s_{k-1} + warp(C_{k-1}, s_{k-1})``; ``V_k = v_{k-1} * warp(V_{k-1}, s_{k-1})``."""
+    ``steps``: ``(s_k, v_k)`` in chain order, ``s_k`` the flow from frame k+1 of the chain to frame k (chain frame 0
+    is the keyframe), ``v_k`` where that step is reliable (1); taken one at a time (a generator may make each when
+    it is needed, and let it go after). Returns, for chain frames 1..len(steps), the flow to frame 0 and where
+    frame 0 sees them: ``C_1 = s_0``, ``C_k = s_{k-1} + warp(C_{k-1}, s_{k-1})``;
+    ``V_k = v_{k-1} * warp(V_{k-1}, s_{k-1})``."""
     flows, vals = [], []
-    for k, (s, v) in enumerate(zip(steps, valid)):
+    for k, (s, v) in enumerate(steps):
         if k == 0:
             flows.append(s)
             vals.append(v)
@@ -655,13 +657,16 @@ def segment_flows(sources: Sequence[np.ndarray], ps: PropagationSettings | None 
         fgrid = _Grid(fh, fw)
         fgreys = [cv2.resize(g, (fw, fh), interpolation=cv2.INTER_AREA) for g in greys]
         up = _Upsize(fgrid, grid)
-    textures = ([flow.texture_confidence(g, texture_k=ps.texture_k, work=fgrid.work) for g in fgreys]
-                if ps.flow_evidence else None)
+    def texture(k: int) -> np.ndarray | None:
+        return flow.texture_confidence(fgreys[k], texture_k=ps.texture_k, work=fgrid.work) if ps.flow_evidence else None
+
     fworks = (fgrid.work, flow.WorkArrays())
     back, fwd = [], []  # back[k]: flow k+1 -> k; fwd[k]: flow k -> k+1
+    tex_b = texture(0)  # each frame's texture serves the pair before it and the one after it, and no other
     for k in range(len(sources) - 1):
+        tex_a, tex_b = tex_b, texture(k + 1)
         f_back, f_fwd = _pair_flows(fgreys[k], fgreys[k + 1], ps.flow_quality, ps.flow_evidence,
-                                    (textures[k], textures[k + 1]) if textures is not None else None, fworks,
+                                    (tex_a, tex_b) if ps.flow_evidence else None, fworks,
                                     ps.fill_sigma * ps.flow_scale, prior=ps.fill_prior,
                                     prior_weight=ps.fill_prior_weight, texture_k=ps.texture_k)
         back.append(f_back)
@@ -687,25 +692,30 @@ def propagate_segment(sources: Sequence[np.ndarray], key_a: np.ndarray, key_b: K
     ``harmonized``: with ``key_b`` and ``ps.harmonize`` > 0, keyframe b is harmonized with ``key_a``
     (:func:`harmonize_keyframe`, module docstring) before the frames are made from it, and this is called with the
     result (RGB uint8 HWC), which is keyframe b's output and the next segment's ``key_a``; None: b as given.
-    ``pre``: :func:`segment_flows` of these ``sources`` with these ``ps``, made beforehand (the same frames)."""
+    ``pre``: :func:`segment_flows` of these ``sources`` with these ``ps``, made beforehand (the same frames); it is
+    used up (its flows are let go here as soon as the frames no longer need them).
+
+    Memory: each one-step flow, validity and chain step is let go as soon as no frame left needs it, so at any
+    time a job holds one segment's chains (shrinking as its frames are made) beside the next segment's flows."""
     ps = ps or PropagationSettings()
     n = len(sources) - 1
     if n < 1:
         return
     sf = pre if pre is not None else segment_flows(sources, ps)
     grid, fgrid, up, fgreys, back, fwd = sf.grid, sf.fgrid, sf.up, sf.fgreys, sf.back, sf.fwd
+    sf.back, sf.fwd = [], []  # held here alone, and let go once the chains are made (a ``pre`` is used up)
     if flows is not None:
         for k in range(n):
             flows[k + 1] = up.flow(back[k], "out")
     last = n if key_b is None else n - 1  # the last frame made
     if last < 1:
         return
-    seen_back = [_seen(back[k], fwd[k], fgrid, ps.seen_alpha, ps.seen_beta)
-                 for k in range(last)]  # frame k+1 seen in k
-    fa, va = _compose_chain(back[:last], seen_back, fgrid)  # index j-1 -> frame j
+    fa, va = _compose_chain(((back[k], _seen(back[k], fwd[k], fgrid, ps.seen_alpha, ps.seen_beta))
+                             for k in range(last)), fgrid)  # index j-1 -> frame j; seen: frame k+1 in k
     ka = np.ascontiguousarray(key_a)
     # the residuals, their rescue of the validity and the pick are computed on the flows' grid, then resized
     if key_b is None:
+        back = fwd = None  # type: ignore[assignment]
         for j in range(1, n + 1):
             v = va[j - 1]
             if ps.seen_residual > 0:
@@ -713,19 +723,26 @@ def propagate_segment(sources: Sequence[np.ndarray], key_a: np.ndarray, key_b: K
                             fgrid.buf("rescue_a"))
             out, unseen = blend_two(grid.warp(ka, up.flow(fa[j - 1], "fa")), up.valid(v, "va"), 1.0, None, None, 0.0,
                                     ps)
+            fa[j - 1] = va[j - 1] = None  # type: ignore[call-overload]
             yield j, out, unseen
         return
-    # chain from b backwards: chain frame 0 = b = n, chain frame m = n - m, step m-1: flow (n-m) -> (n-m+1)
-    seen_fwd = {n - m: _seen(fwd[n - m], back[n - m], fgrid, ps.seen_alpha, ps.seen_beta)
-                for m in range(1, last + 1)}  # frame k seen in k+1
-    fb, vb = _compose_chain([fwd[n - m] for m in range(1, last + 1)], [seen_fwd[n - m] for m in range(1, last + 1)],
-                            fgrid)
+    # chain from b backwards: chain frame 0 = b = n, chain frame m = n - m, step m-1: flow (n-m) -> (n-m+1);
+    # seen: frame k in k+1. Each forward flow is let go once it is a step of the chain (memory: the chain's flows
+    # replace them one by one); harmonizing keeps the last one.
+    fwd_last = fwd[n - 1]
+
+    def steps_b() -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        for m in range(1, last + 1):
+            step, fwd[n - m] = fwd[n - m], None
+            yield step, _seen(step, back[n - m], fgrid, ps.seen_alpha, ps.seen_beta)
+
+    fb, vb = _compose_chain(steps_b(), fgrid)
     kb = np.ascontiguousarray(key_b() if callable(key_b) else key_b)
     if harmonized is not None and ps.harmonize > 0:  # n >= 2 here: chain a has frames 1 .. n-1
         # one more step of chain a, as _compose_chain takes it: frame n (= b) -> n-1, then along F_{n-1} to a
         m = fgrid.map(back[n - 1], fgrid.buf("chain_map", 2))
         f_n = back[n - 1] + fgrid.remap(fa[n - 2], m, out=fgrid.buf("chain_f", 2))
-        v_n = _seen(back[n - 1], fwd[n - 1], fgrid, ps.seen_alpha, ps.seen_beta)
+        v_n = _seen(back[n - 1], fwd_last, fgrid, ps.seen_alpha, ps.seen_beta)
         v_n *= fgrid.remap(va[n - 2], m, cv2.BORDER_CONSTANT, fgrid.buf("chain_v"))
         r_n = _residual(fgreys, 0, n, f_n, fgrid, "h", ps.flow_scale)
         if ps.seen_residual > 0:
@@ -733,6 +750,7 @@ def propagate_segment(sources: Sequence[np.ndarray], key_a: np.ndarray, key_b: K
         kb = harmonize_keyframe(kb, grid.warp(ka, up.flow(f_n, "fa")), up.valid(v_n, "seen_h"), up.valid(r_n, "res_h"),
                                 ps)
         harmonized(kb)
+    back = fwd = fwd_last = None  # type: ignore[assignment]
     for j in range(1, n):
         sfa, sfb, sva, svb = fa[j - 1], fb[n - j - 1], va[j - 1], vb[n - j - 1]  # on the flows' grid
         fa_j, fb_j = up.flow(sfa, "fa"), up.flow(sfb, "fb")
@@ -762,6 +780,8 @@ def propagate_segment(sources: Sequence[np.ndarray], key_a: np.ndarray, key_b: K
                          "soft_b"))
         out, unseen = blend_two(a, up.valid(wva, "wva"), (n - j) / n, b, up.valid(wvb, "wvb"), j / n, ps, grid.work,
                                 prefer_a, soft)
+        # each chain step serves one frame: let it go (the next segment's flows are made meanwhile)
+        fa[j - 1] = fb[n - j - 1] = va[j - 1] = vb[n - j - 1] = None  # type: ignore[call-overload]
         yield j, out, unseen
 
 

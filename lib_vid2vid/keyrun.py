@@ -750,7 +750,7 @@ class KeyframeRun(Run):
                     if t < start:
                         continue
                     frame = self._finish_propagated(t, frame, buffer, mask_stages)
-                    back = seg_flows.get(t - seg.a) if t > seg.a else prev_flows.get(t)
+                    back = seg_flows.pop(t - seg.a, None) if t > seg.a else prev_flows.pop(t, None)
                     prev_out = self._frame_stats(t, frame, buffer, prev_out, record, plan, back)
                     job.write_frame(stage, t, frame, record, text=self._frame_text(t, seg, plan))
                     if t == plan.group_of(t)[1]:
@@ -766,7 +766,8 @@ class KeyframeRun(Run):
                     if t + 1 < total and self.should_stop():
                         job.save()
                         return True
-                prev_flows = {seg.a + j: f for j, f in seg_flows.items()}
+                # the next keyframe's flow (end -> end - 1) is all its statistics need of this segment's
+                prev_flows = {end: seg_flows[end - seg.a]} if end - seg.a in seg_flows else {}
         except _KeysStopped:
             job.save()
             return True

@@ -124,6 +124,38 @@ def test_keyframe_b_given_as_a_function_is_asked_for_once_the_flows_are_done_and
         assert np.array_equal(a, b) and np.array_equal(ua, ub)
 
 
+def test_a_segments_flows_are_let_go_as_soon_as_no_frame_left_needs_them():
+    """Memory (a job holds one segment's chains beside the next segment's flows): once the chains are made, the
+    flows made beforehand (``pre``) are no longer held, and each step of a chain is let go with its frame."""
+    import gc
+    import weakref
+
+    frames = [texture(H, W, dx=2.0 * i, seed=4) for i in range(7)]  # n = 6: frames 1 .. 5 are made
+    ka, kb = _restyle(frames[0]), _restyle(frames[-1])
+    pre = kf.segment_flows(frames, kf.PropagationSettings())
+    n = len(frames) - 1
+    back_refs = [weakref.ref(f) for f in pre.back]
+    fwd_refs = [weakref.ref(f) for f in pre.fwd]
+    made = kf.propagate_segment(frames, ka, kb, None, None, None, pre=pre)
+    del pre
+    j, first, _ = next(made)
+    gc.collect()
+    assert j == 1
+    # chain b begins with the last forward flow (it carries b to frame n-1, the last frame made); the other forward
+    # flows are composed into chain b and gone, and so is every backward flow after chain a's first step (frame
+    # 1's, just made)
+    assert [r() is not None for r in fwd_refs] == [False] * (n - 1) + [True]
+    assert not any(r() is not None for r in back_refs[1:])
+    rest = list(made)
+    gc.collect()
+    assert [j for j, _, _ in rest] == [2, 3, 4, 5]
+    assert all(r() is None for r in back_refs + fwd_refs), "after the last frame no flow of the segment is held"
+    # and the frames are the same as those made with flows the propagation computes itself
+    again = list(kf.propagate_segment(frames, ka, kb))
+    assert np.array_equal(again[0][1], first)
+    assert all(np.array_equal(a[1], b[1]) for a, b in zip(again[1:], rest))
+
+
 def test_occlusion_marks_revealed_area_and_entering_border():
     bg = texture(H, W, seed=7)
     obj = texture(32, 32, seed=9)
