@@ -96,6 +96,32 @@ def _dis(quality: str) -> cv2.DISOpticalFlow:
     return dis
 
 
+DIS_MIN_SIDE = {"ultrafast": 32, "fast": 32, "medium": 16}
+"""The shorter side (pixels) below which OpenCV's DIS preset fails: with an error, or by crashing the whole process
+(a segmentation fault), depending on the size. Measured on OpenCV 4.10 and 5.1 for every shorter side 1..69 with
+longer sides up to 4096, both orientations, with and without an initial flow (a 256x16 banner video crashed the
+keyframe choice: its scene-cut test shrinks frames to 192 pixels, 192x12). :func:`dis_calc` pads smaller frames."""
+
+
+def dis_calc(dis: cv2.DISOpticalFlow, quality: str, a: np.ndarray, b: np.ndarray,
+             initial: np.ndarray | None = None) -> np.ndarray:
+    """``dis.calc(a, b, initial)`` (grey uint8 HW frames, flow float32 HW2 in pixels) for frames of any size: a frame
+    whose shorter side is below :data:`DIS_MIN_SIDE` of the preset ``quality`` is padded at its bottom and right
+    (edge pixels repeated, so no pixel moves) up to it, and the flow of its own pixels returned. Other frames go to
+    ``calc`` as they are (the same flows to the bit)."""
+    h, w = a.shape[:2]
+    side = DIS_MIN_SIDE[quality]
+    if min(h, w) >= side:
+        return dis.calc(a, b, initial)
+    bottom, right = max(0, side - h), max(0, side - w)
+
+    def pad(img: np.ndarray) -> np.ndarray:
+        return cv2.copyMakeBorder(img, 0, bottom, 0, right, cv2.BORDER_REPLICATE)
+
+    f = dis.calc(pad(a), pad(b), None if initial is None else pad(initial))
+    return np.ascontiguousarray(f[:h, :w])
+
+
 def _to_grey_u8(image: np.ndarray, name: str) -> np.ndarray:
     """RGB uint8 HWC, grey uint8 HW, or float 0..1 of either -> grey uint8 HW (BT.601 luma)."""
     image = np.asarray(image)
@@ -160,7 +186,7 @@ def compute_flow(
             b = cv2.resize(b, (sw, sh), interpolation=cv2.INTER_AREA)
 
     if method == "dis":
-        flow = _dis(quality).calc(a, b, None)
+        flow = dis_calc(_dis(quality), quality, a, b)
     else:
         levels, winsize, iterations, poly_n, poly_sigma = _FARNEBACK_PARAMS[quality]
         flow = cv2.calcOpticalFlowFarneback(

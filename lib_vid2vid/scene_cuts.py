@@ -109,7 +109,8 @@ def unexplained_texture(grey_a: np.ndarray, grey_b: np.ndarray) -> float | None:
     # a new instance each time (it costs nothing measurable at this size): one that was given an initial flow
     # computes later flows from what it kept of the calls before (seen with OpenCV 5.1: after a cut between two
     # 64x64 frames, whose phase correlation said 108 px, the same pair as before came out u 0.71 instead of 0.92)
-    f = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST).calc(grey_b, grey_a, start)
+    f = flow.dis_calc(cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST), "ultrafast", grey_b, grey_a,
+                      start)
     carried = flow.warp(a, f)
     r = cv2.GaussianBlur(np.abs(carried - b), (0, 0), 1.5)
     unexplained = r > np.maximum(10.0, 0.75 * s)

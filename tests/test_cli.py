@@ -30,6 +30,22 @@ def test_headless_run_with_proxy_renderer(clip, tmp_path):
     assert "done" in r.stdout and "pass1 12/12" in r.stdout
 
 
+@pytest.mark.parametrize("flow", ["accurate", "fast"])
+def test_a_banner_video_runs_the_default_job_to_the_end(tmp_path, flow):
+    """A 16:1 video at the smallest height (64 px): its scene-cut test, keyframe choice, half-size flows and report
+    all compute DIS flows of frames below the preset's limit, which crashed the process (OpenCV's DIS; a segmentation
+    fault before the first render, nothing said)."""
+    from tests.clips import make_clip
+
+    src = make_clip(tmp_path / "banner.mp4", n_frames=12, size=(512, 32), audio=False)
+    r = cli(src, "--renderer", "proxy", "--prompt", "x", "--width", "1024", "--keyframe-flow", flow,
+            "--output-dir", tmp_path / "out", "--quiet")
+    assert r.returncode == 0, f"exit {r.returncode}: {r.stderr[-400:]}"
+    line = [ln for ln in r.stdout.splitlines() if ln.startswith("done:")][0]
+    info = video.probe(Path(line.split("-> ", 1)[1]))
+    assert (info.width, info.height, info.frame_count) == (1024, 64, 12)
+
+
 def test_a_default_run_says_it_renders_keyframes_only(clip, tmp_path):
     """The default renders keyframes: the CLI says how many before the first render, and how to render every
     frame; with keyframes off it has nothing to say."""

@@ -78,7 +78,8 @@ def test_reduced_resolution_flow_scales_each_axis_by_its_own_ratio(method, monke
     monkeypatch.setattr(flow_module, "_dis", lambda quality: FakeDis())  # the DIS instances are kept per thread
     monkeypatch.setattr(cv2, "calcOpticalFlowFarneback", low_res_flow)
     flow = compute_flow(texture(32, 192), texture(32, 192), method=method, scale=0.125)
-    assert seen == [(8, 24)]
+    # DIS is given it padded to its preset's smallest side (flow.DIS_MIN_SIDE: 16 for medium), and its flow cropped
+    assert seen == [(16 if method == "dis" else 8, 24)]
     assert flow.shape == (32, 192, 2)
     np.testing.assert_allclose(flow[..., 0], 8.0, atol=1e-5)
     np.testing.assert_allclose(flow[..., 1], 4.0, atol=1e-5)
@@ -427,3 +428,39 @@ def test_evidence_flow_moves_a_plain_sky_with_the_pan_its_borders_show():
     np.testing.assert_allclose(moved[ground].mean(axis=0), [4.0, 0.0], atol=0.2)
     still = evidence_flow(compute_flow(a, a), a, a)
     assert np.abs(still).max() < 1e-3
+
+
+_THIN_FLOWS = """
+import numpy as np
+from lib_vid2vid.flow import compute_flow
+from lib_vid2vid.scene_cuts import unexplained_texture
+from tests.clips import texture
+out = []
+for quality in ("ultrafast", "fast", "medium"):
+    for h, w in ((8, 256), (12, 96), (20, 400), (31, 128), (256, 8), (16, 16)):
+        a, b = texture(h, w, seed=2), texture(h, w, 2.0, 0.0, seed=2)
+        f = compute_flow(a, b, quality=quality)
+        out.append((quality, h, w, f.shape, float(np.median(f[..., 0]))))
+u = unexplained_texture(texture(12, 192, seed=2)[..., 0], texture(12, 192, 1.0, 0.0, seed=2)[..., 0])
+print(repr((out, u)))
+"""
+
+
+def test_dis_flows_of_frames_with_a_short_side_below_the_presets_limit():
+    """OpenCV's DIS fails on frames whose shorter side is below 32 pixels (16 for medium): an error, or a crash of
+    the whole process. Such frames come from banner videos (their scene-cut test shrinks frames to 192 pixels wide)
+    and are padded for DIS. Run in a child process, so a crash fails this test and not the run."""
+    import ast
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    done = subprocess.run([sys.executable, "-c", _THIN_FLOWS], capture_output=True, text=True, cwd=root, timeout=300)
+    assert done.returncode == 0, f"the child ended with {done.returncode}: {done.stderr[-500:]}"
+    flows, unexplained = ast.literal_eval(done.stdout.strip().splitlines()[-1])
+    for quality, h, w, shape, dx in flows:
+        assert shape == (h, w, 2)
+        if min(h, w) >= 12 and w > h:  # wide enough to tell a 2-pixel shift to the right
+            assert dx == pytest.approx(2.0, abs=0.5), (quality, h, w)
+    assert unexplained is None or unexplained < 0.5, "a 1-pixel pan of a thin frame is explained by the motion"
