@@ -106,9 +106,9 @@ keyframe choice: its scene-cut test shrinks frames to 192 pixels, 192x12). :func
 def dis_calc(dis: cv2.DISOpticalFlow, quality: str, a: np.ndarray, b: np.ndarray,
              initial: np.ndarray | None = None) -> np.ndarray:
     """``dis.calc(a, b, initial)`` (grey uint8 HW frames, flow float32 HW2 in pixels) for frames of any size: a frame
-    whose shorter side is below :data:`DIS_MIN_SIDE` of the preset ``quality`` is padded at its bottom and right
-    (edge pixels repeated, so no pixel moves) up to it, and the flow of its own pixels returned. Other frames go to
-    ``calc`` as they are (the same flows to the bit)."""
+    whose shorter side is below :data:`DIS_MIN_SIDE` of the preset ``quality`` is padded up to it at its bottom and
+    right (its own pixels keep their coordinates; the padding repeats the edge pixels), and the flow of its own
+    pixels is returned. Other frames go to ``calc`` as they are (the same flows to the bit)."""
     h, w = a.shape[:2]
     side = DIS_MIN_SIDE[quality]
     if min(h, w) >= side:
