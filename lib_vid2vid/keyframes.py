@@ -230,14 +230,14 @@ def mean_motion(cur: np.ndarray, prev: np.ndarray, weights: np.ndarray | None) -
 def choose_keyframes(frames: Iterable[np.ndarray], total: int, *, mode: str = "interval", interval: int = 4,
                      min_gap: int = 2, max_gap: int = 12, threshold: float = 1.0, colour_weight: float = 25.0,
                      motion_weight: float = 10.0, max_motion: float = 0.0, cut_threshold: float = 0.4,
-                     cut_motion: float = 0.0, add: Sequence[int] = (),
+                     cut_motion: float = 0.0, cut_light: bool = False, add: Sequence[int] = (),
                      remove: Sequence[int] = (), weights: Callable[[int, np.ndarray], np.ndarray | None] | None = None,
                      on_key: Callable[[int], None] | None = None) -> KeyframePlan:
     """Choose the keyframes of a video (see the module docstring). ``frames``: the source frames in order, RGB
     uint8 HWC at output size (streamed: only the last keyframe and the previous frame are kept). ``weights(i,
     frame)``: float32 HW 0..1, where changes count (a mask), or None for all pixels. ``max_motion``: adaptive
-    mode's accumulated-motion limit in output pixels (0: off). ``cut_threshold``, ``cut_motion``: the scene cut
-    tests (:class:`lib_vid2vid.scene_cuts.CutDetector`). ``on_key(i)`` is called as soon as frame ``i`` is
+    mode's accumulated-motion limit in output pixels (0: off). ``cut_threshold``, ``cut_motion``, ``cut_light``: the
+    scene cut tests (:class:`lib_vid2vid.scene_cuts.CutDetector`). ``on_key(i)`` is called as soon as frame ``i`` is
     chosen, before the next frame is read (a preview keeps only the keyframes' thumbnails)."""
     from .scene_cuts import CutDetector
 
@@ -255,7 +255,7 @@ def choose_keyframes(frames: Iterable[np.ndarray], total: int, *, mode: str = "i
     reasons: dict[int, str] = {}
     scores: dict[int, float] = {}
     starts: list[int] = []
-    cuts = CutDetector(cut_threshold, cut_motion)
+    cuts = CutDetector(cut_threshold, cut_motion, cut_light)
     key_small = None
     prev_small = None
     travelled = 0.0  # adaptive: motion(i, last keyframe), output pixels

@@ -70,6 +70,7 @@ def plan_from_settings(settings: Settings, frames, total: int, weights=None, on_
         max_gap=t.keyframe_max_gap, threshold=t.keyframe_threshold, colour_weight=t.keyframe_colour_weight,
         motion_weight=t.keyframe_motion_weight, max_motion=t.keyframe_max_motion,
         cut_threshold=settings.export.scene_cut_threshold, cut_motion=settings.export.scene_cut_motion,
+        cut_light=settings.export.scene_cut_light,
         add=kf.parse_frame_list(t.keyframe_add, "keyframe_add"),
         remove=kf.parse_frame_list(t.keyframe_remove, "keyframe_remove"), weights=weights, on_key=on_key)
 

@@ -560,6 +560,13 @@ class ExportSettings:
                                       "(0..1; finds cuts between shots of the same light, which the histograms "
                                       "miss; 0 = histograms only).", min=0, max=1, step=0.05,
         section="Interpolation and deflicker", advanced=True, neutral=0.0)
+    scene_cut_light: bool = setting(False, "Also a scene cut where only the light changes: a histogram jump that "
+                                    "the motion explains (the previous source frame, moved along the optical "
+                                    "flow, explains most of the next one's texture), as in a fade, a flash or an "
+                                    "exposure change. Off (since December 2026): no cut there. Needs "
+                                    "scene_cut_motion above 0 (at 0 every histogram jump is a cut).",
+        label="A change of light is a cut (fades, flashes)", section="Interpolation and deflicker", advanced=True,
+        neutral=True)
     deflicker: float = setting(0.0, "Deflicker strength k: luminance out_t = (1 - k) Y_t + k * warp(out_t-1) "
                                "along the optical flow, outside occlusions (0 = off).", min=0, max=0.95,
                                step=0.05,

@@ -250,23 +250,25 @@ def source_frames(job: Job, settings: Settings, plan: JobPlan, first: int = 0) -
         yield rgb
 
 
-def detect_scene_cuts(frames, threshold: float, motion: float = 0.0) -> list[int]:
+def detect_scene_cuts(frames, threshold: float, motion: float = 0.0, light: bool = False) -> list[int]:
     """Indices ``i`` with a cut between frames ``i`` and ``i + 1`` of the iterable (streamed; the tests of
-    :mod:`lib_vid2vid.scene_cuts`, ``motion`` 0 = the histogram test alone)."""
-    return [i - 1 for i in find_cuts(frames, threshold, motion)]
+    :mod:`lib_vid2vid.scene_cuts`, ``motion`` 0 = the histogram test alone, ``light``: ``scene_cut_light``)."""
+    return [i - 1 for i in find_cuts(frames, threshold, motion, light)]
 
 
 def source_scene_cuts(job: Job, settings: Settings, plan: JobPlan) -> list[int]:
     """Scene cuts of the job's source (cached in the manifest for these thresholds and plan; a cache from before
-    the motion test has none, i.e. 0)."""
-    thr, motion = settings.export.scene_cut_threshold, settings.export.scene_cut_motion
+    the motion test has none, i.e. 0; one from before ``scene_cut_light`` was made with every histogram jump a cut,
+    i.e. True)."""
+    ex = settings.export
+    thr, motion, light = ex.scene_cut_threshold, ex.scene_cut_motion, ex.scene_cut_light
     post = job.manifest.setdefault("post", {})
     cached = post.get("scene_cuts")
     if (cached and cached.get("threshold") == thr and cached.get("motion", 0.0) == motion
-            and cached.get("total") == plan.total):
+            and cached.get("light", True) == light and cached.get("total") == plan.total):
         return list(cached["cuts"])
-    cuts = detect_scene_cuts(source_frames(job, settings, plan), thr, motion)
-    post["scene_cuts"] = {"threshold": thr, "motion": motion, "total": plan.total, "cuts": cuts}
+    cuts = detect_scene_cuts(source_frames(job, settings, plan), thr, motion, light)
+    post["scene_cuts"] = {"threshold": thr, "motion": motion, "light": light, "total": plan.total, "cuts": cuts}
     job.save()
     if cuts:
         job.log(f"scene cuts after source frames {cuts}")

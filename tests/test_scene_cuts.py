@@ -76,6 +76,27 @@ def test_a_new_histogram_is_a_cut_with_or_without_the_motion_test():
     assert sc.find_cuts(frames, 1.0, 0.0) == []  # threshold 1: never by histograms
 
 
+def test_a_fade_within_a_shot_is_no_cut_unless_asked_or_the_histograms_decide_alone():
+    """A slow pan fading in from a dark start: the dark frames' histograms jump from frame to frame (d > 0.4), but
+    each frame, moved along the motion, explains most of the next one's texture, so the motion test vetoes them. A
+    real cut after the fade is still found, and with the motion test off the histograms decide alone (as before)."""
+    pan = noise_canvas(216, 384 + 4 * 16, seed=6)
+    # from 2/16 of the light (a darker first frame has too little texture for the motion test to tell) to all of it
+    fade = [(pan[:, 4 * i:4 * i + 384].astype(np.float32) * ((i + 1) / 16)).astype(np.uint8) for i in range(1, 16)]
+    jumps = [i for i in range(1, len(fade)) if sc.scene_cut_distance(fade[i - 1], fade[i]) > 0.4]
+    assert len(jumps) >= 2, "the test needs histogram jumps inside the fade"
+    assert sc.find_cuts(fade, 0.4, 0.65) == []
+    assert sc.find_cuts(fade, 0.4, 0.0) == jumps
+    assert sc.find_cuts(fade, 0.4, 0.65, light=True) == jumps  # scene_cut_light: every jump, as before
+    other = noise_canvas(216, 384, seed=7)
+    assert sc.find_cuts([*fade, other, other], 0.4, 0.65) == [len(fade)]
+    # a job stored before the setting keeps the old rule; a new one has the veto
+    stored = Settings().to_dict()
+    del stored["scene_cut_light"]
+    assert sc.CutDetector.of(Settings.from_stored(stored)).light is True
+    assert sc.CutDetector.of(Settings()).light is False
+
+
 def test_streamed_and_pairwise_answers_agree():
     frames = same_light_cut_frames()
     det = sc.CutDetector(0.4, 0.65)
