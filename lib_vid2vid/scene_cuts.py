@@ -3,7 +3,8 @@
 Every part that must not reach across a cut asks this module: the keyframe choice (a keyframe at each cut, no
 propagation across one), colour coherence (a new reference colour per shot), ``reset_at_cuts`` (the scene groups)
 and the post stages (no interpolation or deflicker across a cut). For consecutive source frames ``a`` (previous)
-and ``b``, RGB uint8 at plan size, a cut lies between them when either test says so:
+and ``b``, RGB uint8 at plan size, a cut lies between them when either test says so (the motion test may veto
+the first):
 
 1. **Histograms** (``scene_cut_threshold`` T, 0.4), with ``h(x)`` the 32-bin histogram of BT.601 luma (uint8
    levels // 8, each bin the fraction of pixels)::
@@ -164,7 +165,7 @@ class CutDetector:
     @classmethod
     def of(cls, settings) -> CutDetector:
         """The detector of a job's :class:`lib_vid2vid.params.Settings` (``scene_cut_threshold``,
-        ``scene_cut_motion``)."""
+        ``scene_cut_motion``, ``scene_cut_light``)."""
         return cls(settings.export.scene_cut_threshold, settings.export.scene_cut_motion, settings.export.scene_cut_light)
 
     def features(self, rgb: np.ndarray) -> CutFeatures:
