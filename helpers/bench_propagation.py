@@ -16,7 +16,8 @@ propagated frame is the segment's wall time divided by its propagated frames, me
 on a shared machine it moves far less with the load than the wall time, and on 2 free cores the wall time is
 about CPU / 1.5-2 (OpenCV runs the flows and remaps on both cores). Per video frame: the same wall time spread over
 the segment's K frames (a keyframe's own frame costs no propagation). ``flows``: the flows alone
-(``keyframes._pair_flows`` on the same pairs, DIS and the evidence check), timed separately. **One DIS flow**: one
+(``keyframes.segment_flows`` of the same segment, DIS and the evidence check, as a job computes them; the
+pairs one by one in a checkout from before it), timed separately. **One DIS flow**: one
 DIS medium flow of the same size from one reused OpenCV instance, timed beside it (the same for every checkout):
 the frame's time in units of it is the ratio the load moves least. OpenCV uses its default threads (2 on the
 2-core machine). The target (issue 14): at most 40 ms per 512x512 frame on 2 cores. **Once keyframe b is in**:
@@ -104,18 +105,20 @@ def child(args: argparse.Namespace) -> int:
         made_frames += n
         totals.append(dt * 1000 / n)
         per_video.append(totals[-1] * n / args.interval)  # the keyframe's own frame costs nothing
-        scale = changes.get("flow_scale", 1.0)
-        if scale < 1.0:  # the flows are computed on the frames resized so (their resize is timed with them)
-            fsize = (max(8, round(w * scale)), max(8, round(h * scale)))
-            seg = [cv2.cvtColor(s, cv2.COLOR_RGB2GRAY) for s in seg]
         t0 = time.perf_counter()
-        if scale < 1.0:
-            seg = [cv2.resize(g, fsize, interpolation=cv2.INTER_AREA) for g in seg]
-        for k in range(len(seg) - 1):
-            if "evidence" in kf._pair_flows.__code__.co_varnames:
-                kf._pair_flows(seg[k], seg[k + 1], args.quality, evidence)
-            else:
-                kf._pair_flows(seg[k], seg[k + 1], args.quality)
+        if hasattr(kf, "segment_flows"):  # the segment's flows as the job computes them
+            kf.segment_flows(seg, ps)
+        else:
+            scale = changes.get("flow_scale", 1.0)
+            greys = [cv2.cvtColor(s, cv2.COLOR_RGB2GRAY) for s in seg]
+            if scale < 1.0:  # the flows are computed on the frames resized so (their resize is timed with them)
+                fsize = (max(8, round(w * scale)), max(8, round(h * scale)))
+                greys = [cv2.resize(g, fsize, interpolation=cv2.INTER_AREA) for g in greys]
+            for k in range(len(greys) - 1):
+                if "evidence" in kf._pair_flows.__code__.co_varnames:
+                    kf._pair_flows(greys[k], greys[k + 1], args.quality, evidence)
+                else:
+                    kf._pair_flows(greys[k], greys[k + 1], args.quality)
         flows.append((time.perf_counter() - t0) * 1000 / n)
         g0, g1 = (cv2.cvtColor(s, cv2.COLOR_RGB2GRAY) for s in frames[a:a + 2])
         t0 = time.perf_counter()

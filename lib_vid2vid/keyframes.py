@@ -90,11 +90,13 @@ bytes.
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import os
+import queue
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import cv2
@@ -406,28 +408,61 @@ def propagation_from_stored(stored: dict) -> PropagationSettings:
     return dataclasses.replace(ps, **values)
 
 
+FLOW_WORKERS = 2
+"""Worker threads of the flow pool: each computes one direction of a pair at a time (DIS, then the evidence check)
+while the calling thread prepares the next pairs' textures. OpenCV's DIS keeps only part of its work on more than
+one core, so two flows side by side use 2 cores better than one after the other (helpers/bench_propagation.py);
+each worker holds a set of scratch arrays of the frame size while a segment's flows are made, so not more."""
+
 _PAIR_POOL: ThreadPoolExecutor | None = None
 _PAIR_POOL_LOCK = threading.Lock()
 
 
 def _pair_pool() -> ThreadPoolExecutor:
-    """One worker thread, made once per process, for the second direction of :func:`_pair_flows`."""
+    """The flow pool (:data:`FLOW_WORKERS` threads), made once per process."""
     global _PAIR_POOL
     with _PAIR_POOL_LOCK:
         if _PAIR_POOL is None:
-            _PAIR_POOL = ThreadPoolExecutor(1, thread_name_prefix="vid2vid-flow")
+            _PAIR_POOL = ThreadPoolExecutor(FLOW_WORKERS, thread_name_prefix="vid2vid-flow")
         return _PAIR_POOL
 
 
 def _forget_pair_pool() -> None:
-    """In a forked child: the parent's worker thread does not exist there, and an executor that believes it has
-    one would queue work nobody runs (a process pool of the benchmarks forks after propagating)."""
+    """In a forked child: the parent's worker threads do not exist there, and an executor that believes it has
+    them would queue work nobody runs (a process pool of the benchmarks forks after propagating)."""
     global _PAIR_POOL, _PAIR_POOL_LOCK
     _PAIR_POOL, _PAIR_POOL_LOCK = None, threading.Lock()
 
 
 if hasattr(os, "register_at_fork"):  # POSIX
     os.register_at_fork(after_in_child=_forget_pair_pool)
+
+_PAIRS_IN_FLIGHT = 2
+"""Pairs of a segment handed to the flow pool and not yet collected: enough that a worker finds the next flow ready
+when it finishes one."""
+
+
+@dataclass(frozen=True)
+class _FlowCheck:
+    """How one direction of a pair is computed: DIS ``quality`` and, with ``evidence``, the arguments of
+    :func:`lib_vid2vid.flow.evidence_flow`."""
+
+    quality: str
+    evidence: bool = True
+    fill_sigma: float = PropagationSettings.fill_sigma
+    prior: str = PropagationSettings.fill_prior
+    prior_weight: float = PropagationSettings.fill_prior_weight
+    texture_k: float = PropagationSettings.texture_k
+
+    def flow(self, src: np.ndarray, dst: np.ndarray, texture: np.ndarray | None, still: np.ndarray | None,
+             work: flow.WorkArrays | None) -> np.ndarray:
+        """Flow ``src -> dst`` (grey uint8 HW frames; float32 HW2 pixels). ``texture``: ``texture_confidence`` of
+        ``src``; ``still``: ``still_residual`` of the pair (None: computed here)."""
+        f = flow.compute_flow(src, dst, quality=self.quality)
+        if not self.evidence:
+            return f
+        return flow.evidence_flow(f, src, dst, texture=texture, still=still, work=work, fill_sigma=self.fill_sigma,
+                                  prior=self.prior, prior_weight=self.prior_weight, texture_k=self.texture_k)
 
 
 def _pair_flows(a: np.ndarray, b: np.ndarray, quality: str, evidence: bool = True,
@@ -440,26 +475,18 @@ def _pair_flows(a: np.ndarray, b: np.ndarray, quality: str, evidence: bool = Tru
     :func:`lib_vid2vid.flow.evidence_flow` (zero where the frames show no motion, neighbours' motion where flat, the
     camera's beyond their reach).
     ``textures``: ``flow.texture_confidence`` of (a, b) if the caller has them (each frame serves two pairs).
-    The two directions are computed side by side, the second in a worker thread (OpenCV releases the GIL; on 2
-    cores a pair takes about 0.8x the time of one direction after the other, helpers/bench_propagation.py);
-    ``works``: scratch arrays for (b -> a, a -> b), one set per direction."""
+    The two directions are computed side by side, the second in the flow pool (OpenCV releases the GIL).
+    ``works``: scratch arrays for (b -> a, a -> b), one set per direction. A segment's pairs:
+    :func:`segment_flows`, which keeps the pool busy from one pair to the next."""
     ga = a if a.ndim == 2 else cv2.cvtColor(a, cv2.COLOR_RGB2GRAY)
     gb = b if b.ndim == 2 else cv2.cvtColor(b, cv2.COLOR_RGB2GRAY)
     ta, tb = textures if textures is not None else (None, None)
     wba, wab = works if works is not None else (None, None)
+    check = _FlowCheck(quality, evidence, fill_sigma, prior, prior_weight, texture_k)
     still = flow.still_residual(ga, gb) if evidence else None  # |A - B| blurred: the same for both directions
-
-    def one(src: np.ndarray, dst: np.ndarray, texture: np.ndarray | None, work: flow.WorkArrays | None
-            ) -> np.ndarray:
-        f = flow.compute_flow(src, dst, quality=quality)
-        if not evidence:
-            return f
-        return flow.evidence_flow(f, src, dst, texture=texture, still=still, work=work, fill_sigma=fill_sigma,
-                                  prior=prior, prior_weight=prior_weight, texture_k=texture_k)
-
-    other = _pair_pool().submit(one, ga, gb, ta, wab)
+    other = _pair_pool().submit(check.flow, ga, gb, ta, still, wab)
     try:
-        ba = one(gb, ga, tb, wba)
+        ba = check.flow(gb, ga, tb, still, wba)
     finally:
         ab = other.result()
     return ba, ab
@@ -660,17 +687,44 @@ def segment_flows(sources: Sequence[np.ndarray], ps: PropagationSettings | None 
     def texture(k: int) -> np.ndarray | None:
         return flow.texture_confidence(fgreys[k], texture_k=ps.texture_k, work=fgrid.work) if ps.flow_evidence else None
 
-    fworks = (fgrid.work, flow.WorkArrays())
+    check = _FlowCheck(ps.flow_quality, ps.flow_evidence, ps.fill_sigma * ps.flow_scale, ps.fill_prior,
+                       ps.fill_prior_weight, ps.texture_k)
+    works: queue.SimpleQueue[flow.WorkArrays] = queue.SimpleQueue()  # one set per worker: a get never waits
+    for _ in range(FLOW_WORKERS):
+        works.put(flow.WorkArrays())
+
+    def direction(src: np.ndarray, dst: np.ndarray, tex: np.ndarray | None, still: np.ndarray | None
+                  ) -> np.ndarray:
+        work = works.get()
+        try:
+            return check.flow(src, dst, tex, still, work)
+        finally:
+            works.put(work)
+
+    # Both directions of every pair go to the flow pool, at most _PAIRS_IN_FLIGHT pairs ahead of the last one
+    # collected (what they hold: their textures and residuals), while this thread prepares the next pair.
+    pool = _pair_pool()
+    pending: collections.deque[tuple[Future, Future]] = collections.deque()
     back, fwd = [], []  # back[k]: flow k+1 -> k; fwd[k]: flow k -> k+1
-    tex_b = texture(0)  # each frame's texture serves the pair before it and the one after it, and no other
-    for k in range(len(sources) - 1):
-        tex_a, tex_b = tex_b, texture(k + 1)
-        f_back, f_fwd = _pair_flows(fgreys[k], fgreys[k + 1], ps.flow_quality, ps.flow_evidence,
-                                    (tex_a, tex_b) if ps.flow_evidence else None, fworks,
-                                    ps.fill_sigma * ps.flow_scale, prior=ps.fill_prior,
-                                    prior_weight=ps.fill_prior_weight, texture_k=ps.texture_k)
-        back.append(f_back)
-        fwd.append(f_fwd)
+    try:
+        tex_b = texture(0)  # each frame's texture serves the pair before it and the one after it, and no other
+        for k in range(len(sources) - 1):
+            tex_a, tex_b = tex_b, texture(k + 1)
+            still = flow.still_residual(fgreys[k], fgreys[k + 1]) if ps.flow_evidence else None
+            pending.append((pool.submit(direction, fgreys[k + 1], fgreys[k], tex_b, still),
+                            pool.submit(direction, fgreys[k], fgreys[k + 1], tex_a, still)))
+            while len(pending) > _PAIRS_IN_FLIGHT:
+                f_back, f_fwd = pending.popleft()
+                back.append(f_back.result())
+                fwd.append(f_fwd.result())
+        while pending:
+            f_back, f_fwd = pending.popleft()
+            back.append(f_back.result())
+            fwd.append(f_fwd.result())
+    finally:
+        for pair in pending:  # an error or an interrupt: what has not started is not started
+            for fut in pair:
+                fut.cancel()
     return SegmentFlows(grid, fgrid, up, fgreys, back, fwd)
 
 

@@ -1046,6 +1046,52 @@ def test_pair_flows_side_by_side_are_the_flows_computed_one_after_the_other():
     assert np.abs(ab[40:, 50:] - (3, 2)).mean() < 0.5  # and they are the motion
 
 
+@pytest.mark.parametrize("changes", [{}, {"flow_evidence": False}, {"flow_scale": 0.5}])
+def test_a_segments_flows_from_the_pool_are_each_pairs_flows_in_order(changes):
+    """segment_flows hands every direction of every pair to the flow pool, several pairs at a time: each flow is
+    still the one its pair gives alone, in its place (a scratch array shared by two running flows, or a flow
+    collected out of order, would show here)."""
+    from lib_vid2vid import flow
+
+    rng = np.random.default_rng(8)
+    base = cv2.GaussianBlur(rng.integers(0, 256, (H + 40, W + 40, 3), dtype=np.uint8), (0, 0), 1.5)
+    sources = [np.ascontiguousarray(base[2 * k: 2 * k + H, 3 * k: 3 * k + W]) for k in range(7)]  # 6 pairs, a pan
+    sources[4] = sources[4].copy()
+    sources[4][10:40, 10:50] = 128  # a flat patch in one frame: its pairs differ from the others
+    ps = kf.PropagationSettings(**changes)
+    sf = kf.segment_flows(sources, ps)
+    fgreys = sf.fgreys
+    assert len(sf.back) == len(sf.fwd) == 6
+    for k in range(6):
+        tex = ((flow.texture_confidence(fgreys[k], texture_k=ps.texture_k),
+                flow.texture_confidence(fgreys[k + 1], texture_k=ps.texture_k)) if ps.flow_evidence else None)
+        want_back, want_fwd = kf._pair_flows(fgreys[k], fgreys[k + 1], ps.flow_quality, ps.flow_evidence, tex,
+                                             fill_sigma=ps.fill_sigma * ps.flow_scale, prior=ps.fill_prior,
+                                             prior_weight=ps.fill_prior_weight, texture_k=ps.texture_k)
+        assert np.array_equal(sf.back[k], want_back) and np.array_equal(sf.fwd[k], want_fwd), k
+    scale = ps.flow_scale
+    assert np.abs(np.median(sf.fwd[0].reshape(-1, 2), axis=0) - (-3 * scale, -2 * scale)).max() < 0.5
+
+
+def test_an_error_in_a_segments_flows_reaches_the_caller_and_stops_the_pairs_not_started(monkeypatch):
+    calls: list[int] = []
+    real = kf._FlowCheck.flow
+
+    def failing(self, src, dst, texture, still, work):
+        calls.append(1)
+        if len(calls) == 3:
+            raise Vid2VidError("flow broke")
+        return real(self, src, dst, texture, still, work)
+
+    monkeypatch.setattr(kf._FlowCheck, "flow", failing)
+    rng = np.random.default_rng(9)
+    sources = [rng.integers(0, 256, (H, W, 3), dtype=np.uint8) for _ in range(12)]
+    with pytest.raises(Vid2VidError, match="flow broke"):
+        kf.segment_flows(sources)
+    kf._pair_pool().submit(lambda: None).result()  # the pool is free again: whatever was started has ended
+    assert len(calls) <= 2 * (kf._PAIRS_IN_FLIGHT + 1) < 22  # the later pairs were never started
+
+
 def test_styled_fill_with_its_scratch_arrays_gives_the_same_frames_call_after_call_and_from_two_threads():
     from concurrent.futures import ThreadPoolExecutor
 
