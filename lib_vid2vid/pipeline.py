@@ -11,6 +11,7 @@ The loop's names are re-exported here, so ``from lib_vid2vid.pipeline import Run
 from __future__ import annotations
 
 from collections.abc import Callable
+from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +49,32 @@ def host_identity(renderer: Renderer) -> dict[str, Any]:
 
     ask = getattr(renderer, "host_identity", None)
     return identity.normalise(ask() if callable(ask) else None)
+
+
+def _keep_rate(job: Job, settings: Settings, info: video_probe.VideoInfo) -> tuple[Settings, str]:
+    """The settings a job runs with at the source's rate, and a line for the user (or "").
+
+    A job that keeps the source's rate (``fps`` 0) and was planned at another rate than the source reads at now
+    (a variable-rate or jittery video before December 2026, when its average rate was taken; see
+    ``VideoInfo.jitter``) goes on at the rate it began with, so its frames keep their times (in memory only: the
+    stored settings stay those of the command that made it, which resumes it). A new job of a variable-rate video
+    is told the rate it gets."""
+    if settings.video.fps:
+        return settings, ""
+    stored = (job.manifest.get("plan") or {}).get("fps")
+    if stored and Fraction(stored) != info.fps:
+        try:
+            kept = settings.replace(fps=float(Fraction(stored)))
+        except SettingsError:  # a rate the setting does not take (over 120 fps): the job reads at today's
+            return settings, ""
+        return kept, (f"This job began at {stored} fps, the rate the video was read at then; it goes on at it (a "
+                      f"new job reads it at {float(info.fps):g} fps)")
+    if not stored and info.is_vfr:
+        how = ("the rate its frames are stamped on: every frame is kept, and one held longer repeats"
+               if info.before_grid else "its average rate")
+        return settings, (f"The video's frame rate varies: it is made at {float(info.fps):g} fps ({how}); set fps "
+                          f"to choose another rate")
+    return settings, ""
 
 
 def open_or_create_job(settings: Settings, info: video_probe.VideoInfo | None, *, resume: str | Path | None = None,
@@ -208,6 +235,9 @@ def run_job(settings: Settings, renderer: Renderer, *, resume: str | Path | None
     try:
         if info is None:
             info = video_probe.probe(settings.video.input)
+        settings, line = _keep_rate(job, settings, info)
+        if line and notify is not None:
+            notify(line)
         plan = make_plan(settings, info)
         job.manifest["plan"] = {"width": plan.width, "height": plan.height, "fps": f"{plan.fps.numerator}/"
                                 f"{plan.fps.denominator}", "start": plan.start, "end": plan.end, "total": plan.total}

@@ -157,8 +157,9 @@ def iter_frames(
         vs = first_video_stream(c, p)
         vs.thread_type = "AUTO"
         start_ticks = round(Fraction(info.start_time) / vs.time_base)
-        # Timestamps are rounded to the time base (1 ms in mkv/webm, 1/100 s in gif): allow one tick.
-        tol = min(max(_EPS, Fraction(vs.time_base)), src_period / 4)
+        # Timestamps are rounded to the time base (1 ms in mkv/webm, 1/100 s in gif): allow one tick, and the
+        # source's jitter (a phone stamps frames a millisecond or so off their grid: each is still on time).
+        tol = min(max(_EPS, Fraction(vs.time_base)) + Fraction(info.jitter), src_period / 4)
         try:
             for frame, t in _decoded(c, vs, start_ticks, t_of(k), src_period, tol):
                 while k < n and t > t_of(k) + tol:

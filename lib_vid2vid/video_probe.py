@@ -101,11 +101,19 @@ class VideoInfo:
     """What :func:`probe` learns about a video file.
 
     ``width`` x ``height`` is the display size, after ``rotation`` (clockwise degrees, 0/90/180/270) is
-    applied to the coded ``coded_width`` x ``coded_height`` picture. ``fps`` is the average frame rate;
+    applied to the coded ``coded_width`` x ``coded_height`` picture. ``fps`` is the rate the frames are made at: the
+    constant rate; for a video whose frames sit on a regular grid with gaps, the grid's rate (every frame kept);
+    else the average rate.
     ``is_vfr`` says whether the pts spacing varies. ``duration`` (seconds) runs from the first frame's
     timestamp ``start_time`` (container clock) to the end of the last frame; for constant-rate video it is
     ``frame_count / fps``. ``last_frame_time`` is the last frame's timestamp relative to ``start_time`` when
     all packets were scanned, else None.
+
+    ``jitter`` (seconds): how far the frames' timestamps stray from the regular grid of ``fps`` (phones and
+    browsers stamp frames a millisecond or so off; :func:`_grid_fit`), 0 when they sit on it; the decoder counts a
+    frame that late as on time. ``before_grid``: when the grid changed what the probe said before December 2026 (the
+    average rate of a variable-rate video), that ``fps``, ``is_vfr`` and ``duration``, so a job started before it
+    resumes with them (``pipeline._keep_rate``); else None.
     """
 
     path: str
@@ -122,6 +130,8 @@ class VideoInfo:
     start_time: float
     audio: tuple[AudioInfo, ...]
     last_frame_time: float | None = None
+    jitter: float = 0.0
+    before_grid: dict | None = None
 
     def to_dict(self) -> dict:
         """JSON-ready dict; ``fps`` becomes the string "num/den"."""
@@ -296,6 +306,7 @@ def probe(path) -> VideoInfo:
         )
         container_frames = int(vs.frames or 0)
         rate = vs.average_rate or vs.guessed_rate or vs.base_rate
+        guessed = vs.guessed_rate  # FFmpeg's nominal rate (r_frame_rate): a variable-rate video's grid
         stream_dur = float(vs.duration * tb) if vs.duration else (c.duration / 1e6 if c.duration else None)
         trusted = bool(
             container_frames > 0 and rate and stream_dur and abs(container_frames - stream_dur * rate) <= max(2, 0.01 * container_frames)
@@ -304,10 +315,14 @@ def probe(path) -> VideoInfo:
         times: list[int] = []
         last_end = None  # max(pts + duration), ticks
         count = 0
+        hidden = 0  # packets an edit list hides (a stream-copy cut keeps them for their reference frames)
         complete = True
         try:
             for pkt in c.demux(vs):
                 if pkt.size == 0:
+                    continue
+                if getattr(pkt, "is_discard", False):  # never decoded into a frame (PyAV >= 12 has the flag)
+                    hidden += 1
                     continue
                 count += 1
                 t = _packet_time(pkt)
@@ -333,7 +348,7 @@ def probe(path) -> VideoInfo:
         spread = float(diffs.max() - diffs.min())
         is_vfr = spread > 1 and spread > _VFR_TOLERANCE * med
     frame_count = count if complete else container_frames
-    truncated = complete and container_frames - count > max(1, 0.01 * container_frames)
+    truncated = complete and container_frames - hidden - count > max(1, 0.01 * container_frames)
     if truncated:
         # The header promises more frames than the file holds (a cut-off download, say). Report the promised
         # length so iter_frames names the first missing frame instead of quietly ending early.
@@ -345,25 +360,42 @@ def probe(path) -> VideoInfo:
         else:
             rate = Fraction(25)
     rate = Fraction(rate)
-    if complete and not is_vfr and len(times) > 1 and times[-1] > times[0]:
-        measured = Fraction(len(times) - 1) / ((times[-1] - times[0]) * tb)
-        if abs(measured / rate - 1) > 0.01:  # e.g. a gif whose 1/100 s delays confuse FFmpeg's average
-            rate = _nice_rate(measured)
     start_ticks = times[0] if times else (vs.start_time or 0)
     start_time = float(start_ticks * tb)
     last_frame_time = float((times[-1] - start_ticks) * tb) if (times and complete) else None
-
-    if not is_vfr:
-        duration = float(Fraction(frame_count) / rate)
-    elif complete and last_end is not None and times:
+    vfr_duration = None  # first frame to the end of the last, as the packets tell
+    if complete and last_end is not None and times:
         tail = last_end - times[-1]
         if tail <= 0:
             tail = int(np.median(diffs)) if diffs.size else 0
-        duration = float((times[-1] + tail - start_ticks) * tb)
+        vfr_duration = float((times[-1] + tail - start_ticks) * tb)
+
+    fit = _grid_fit(times, tb, (guessed, rate)) if (complete and is_vfr and vfr_duration) else None
+    jitter, before_grid = 0.0, None
+    if fit is not None:  # a constant rate with its timestamps a little off, or with frames left out: on the grid
+        average = Fraction(frame_count / vfr_duration).limit_denominator(1001)  # the rate before December 2026
+        before_grid = {"fps": f"{average.numerator}/{average.denominator}", "is_vfr": True, "duration": vfr_duration}
+        rate, slots, jitter = fit
+        is_vfr = slots > len(times)
+    elif complete and not is_vfr and len(times) > 1 and times[-1] > times[0]:
+        measured = Fraction(len(times) - 1) / ((times[-1] - times[0]) * tb)
+        if abs(measured / rate - 1) > 0.01:  # e.g. a gif whose 1/100 s delays confuse FFmpeg's average
+            rate = _nice_rate(measured)
+
+    if not is_vfr:
+        duration = float(Fraction(frame_count) / rate)
+    elif vfr_duration is not None:
+        duration = vfr_duration
     else:
         duration = stream_dur or float(Fraction(frame_count) / rate)
-    if is_vfr and duration > 0:
+    if is_vfr and duration > 0 and fit is None:
         rate = Fraction(frame_count / duration).limit_denominator(1001)
+    declared = _declared_duration(vs) if not container_frames else None  # containers that count frames: above
+    if complete and declared is not None and declared - duration > max(1.5 / float(rate), 0.01 * declared):
+        # the stream says it lasts longer than its packets do (a cut-off Matroska/WebM download): as for a
+        # container's frame count, report the promised length so iter_frames names the first missing frame
+        frame_count += round((declared - duration) * float(rate))
+        duration, complete = declared, False
 
     rotation, coded_w, coded_h = _first_frame_geometry(p)
     if rotation in (90, 270):
@@ -384,8 +416,53 @@ def probe(path) -> VideoInfo:
         codec=codec,
         start_time=start_time,
         audio=audio,
-        last_frame_time=last_frame_time,
+        last_frame_time=last_frame_time if complete else None,
+        jitter=float(jitter),
+        before_grid=before_grid,
     )
+
+
+def _grid_fit(times: list[int], tb: Fraction, candidates) -> tuple[Fraction, int, float] | None:
+    """``(rate, slots, jitter)`` when the frames' timestamps (ticks of ``tb``, sorted) sit on the regular grid of
+    a candidate rate (fps; the first that fits, each also snapped by :func:`_nice_rate` from the median spacing):
+    with ``t_i`` seconds from the first frame, ``n_i = round(t_i * rate)`` and ``d_i = t_i - n_i / rate``, every
+    ``|d_i| <= 1 / (4 rate)`` and every ``n_i`` its own. ``slots = n_last + 1`` (more than the frames: some were
+    left out, e.g. a GIF's held frame or a phone's dropped ones), ``jitter = max |d_i|`` seconds. None: no grid
+    (a video whose rate really varies), or too few frames to tell."""
+    if len(times) < 3:
+        return None
+    t = (np.asarray(times, np.int64) - times[0]) * float(tb)
+    spacing = np.diff(t)
+    spacing = spacing[spacing > 0]
+    rates = [Fraction(c) for c in candidates if c and 1 <= c <= _GRID_MAX_FPS]
+    if spacing.size:
+        rates.append(_nice_rate(Fraction(1.0 / float(np.median(spacing))).limit_denominator(100_000)))
+    for rate in rates:
+        if not 1 <= rate <= _GRID_MAX_FPS:
+            continue
+        r = float(rate)
+        slots = np.rint(t * r)
+        dev = np.abs(t - slots / r)
+        if dev.max() <= 0.25 / r and (np.diff(slots) >= 1).all():
+            return rate, int(slots[-1]) + 1, float(dev.max())
+    return None
+
+
+_GRID_MAX_FPS = 240
+"""The highest grid rate :func:`_grid_fit` tries: a WebM's 1 ms time base makes FFmpeg guess 1000 fps."""
+
+
+def _declared_duration(vs) -> float | None:
+    """The video stream's duration (seconds) as a Matroska/WebM header states it (its ``DURATION`` tag,
+    ``HH:MM:SS.fffffffff``); None when it states none."""
+    tag = (vs.metadata or {}).get("DURATION")
+    if not tag:
+        return None
+    try:
+        h, m, sec = tag.split(":")
+        return int(h) * 3600 + int(m) * 60 + float(sec)
+    except ValueError:
+        return None
 
 
 def _nice_rate(measured: Fraction) -> Fraction:

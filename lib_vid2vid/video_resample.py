@@ -3,8 +3,8 @@
 Resampling rule
 ---------------
 Output frame ``k`` is shown at ``t_k = start + k / fps_out`` and takes the *last* source frame whose
-timestamp is ``<= t_k`` (tolerance: one tick of the stream's time base, at most a quarter source frame,
-since containers round timestamps, e.g. to 1 ms in webm). The number of output frames is
+timestamp is ``<= t_k`` (tolerance: one tick of the stream's time base, since containers round timestamps, e.g.
+to 1 ms in webm, plus the source's jitter, ``VideoInfo.jitter``; at most a quarter source frame). The number of output frames is
 ``N = floor((end - start) * fps_out + 1/2)`` (at least 1), so the output duration ``N / fps_out`` equals the
 processed source range ``end - start`` within half an output frame. ``fps=None`` keeps the source rate.
 Times are seconds from the first source frame; frame rates are exact :class:`fractions.Fraction`.

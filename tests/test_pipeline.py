@@ -377,3 +377,32 @@ def test_renderer_notices_are_logged_once_and_returned(clip, tmp_path):
     assert res.notices == ["the host ignores option X"]
     assert (res.job_dir / "job.log").read_text().count("the host ignores option X") == 1
     assert Job.open(res.job_dir).manifest["warnings"] == ["the host ignores option X"]
+
+
+def test_a_job_begun_at_another_reading_of_the_sources_rate_goes_on_at_it(tmp_path):
+    """A variable-rate video was read at its average rate before December 2026 and at its grid's rate since: a
+    job begun before goes on at the rate it was planned at (its frames keep their times), and says so; a new
+    job is told the rate a variable-rate video gets."""
+    import json
+
+    from tests.clips import make_vfr_clip
+
+    clip = make_vfr_clip(tmp_path / "vfr.mp4", audio=True)
+    info = video.probe(clip)
+    assert info.fps == 50 and info.before_grid is not None
+    s = _settings(clip, tmp_path)
+    lines: list[str] = []
+    stop = StopAfter(3)
+    part = run_job(s, ProxyRenderer(), should_stop=stop, progress=stop.progress, notify=lines.append)
+    assert any("frame rate varies" in line and "50 fps" in line for line in lines)
+    manifest = part.job_dir / "manifest.json"
+    m = json.loads(manifest.read_text())
+    m["plan"]["fps"] = info.before_grid["fps"]  # as a job planned before the change stored it
+    manifest.write_text(json.dumps(m))
+    lines.clear()
+    res = run_job(s, ProxyRenderer(), notify=lines.append)
+    assert res.job_dir == part.job_dir and res.status == "done"
+    assert any(f"began at {info.before_grid['fps']} fps" in line for line in lines)
+    old = Fraction(info.before_grid["fps"])
+    assert res.frames_done == round(info.duration * old) < round(info.duration * 50)
+    assert Job.open(res.job_dir).stored_settings().video.fps == 0  # what resumes it is unchanged

@@ -15,6 +15,7 @@ import sys
 from fractions import Fraction
 from pathlib import Path
 
+import av
 import numpy as np
 import pytest
 
@@ -97,7 +98,10 @@ def test_probe_vfr(clips):
     # frames alternate 20 ms and 60 ms apart: pts 0, 20, 80, 100, 160, ...; last pts 900 ms, lasting 20 ms
     assert info.is_vfr and info.frame_count == 24
     assert info.duration == pytest.approx(0.92)
-    assert float(info.fps) == pytest.approx(24 / 0.92, rel=1e-3)
+    # every timestamp is on a 20 ms grid: read at 50 fps, every frame kept (before December 2026: the average)
+    assert info.fps == 50 and info.jitter == pytest.approx(0, abs=1e-9)
+    assert float(Fraction(info.before_grid["fps"])) == pytest.approx(24 / 0.92, rel=1e-3)
+    assert indices(clips["vfr"], 24) == [i for i in range(24) for _ in range(3 if i % 2 and i < 23 else 1)]
     assert not V.probe(clips["c24"]).is_vfr
     # resampled to 50 fps: output k at k*20 ms takes the last frame with pts <= k*20 ms
     pts = [0]
@@ -105,6 +109,63 @@ def test_probe_vfr(clips):
         pts.append(pts[-1] + (20 if i % 2 else 60))
     want = [max(i for i in range(24) if pts[i] <= 20 * k) for k in range(46)]  # N = round(0.92 * 50) = 46
     assert indices(clips["vfr"], 24, fps=50) == want
+
+
+def test_jittered_timestamps_keep_every_frame_at_the_nominal_rate(tmp_path):
+    """Phones and browsers stamp frames a millisecond or so off their grid: each frame is still shown once, at
+    the nominal rate (before: the average rate, and a frame stamped late was dropped for its neighbour)."""
+    rng = np.random.default_rng(3)
+    nominal = [round(1000 * i / 30) for i in range(60)]
+    pts = [0] + [t + int(rng.integers(-3, 4)) for t in nominal[1:]]  # up to 3 ms off, at 1 ms resolution
+    p = make_clip(tmp_path / "jitter.mp4", n_frames=60, fps=Fraction(30), audio=False, pts_ms=pts)
+    info = V.probe(p)
+    assert info.fps == 30 and not info.is_vfr and info.frame_count == 60
+    assert 0 < info.jitter <= 0.0035
+    assert indices(p, 60) == list(range(60))
+    assert indices(p, 60, fps=15) == list(range(0, 60, 2))
+
+
+def test_a_really_variable_rate_keeps_its_average(tmp_path):
+    rng = np.random.default_rng(4)
+    pts = np.cumsum([0] + list(rng.integers(15, 80, 23))).tolist()  # on no grid
+    p = make_clip(tmp_path / "vfr.mkv", n_frames=24, fps=Fraction(25), audio=False, pts_ms=pts)
+    info = V.probe(p)
+    assert info.is_vfr and info.before_grid is None and info.jitter == 0
+    assert float(info.fps) == pytest.approx(24 / info.duration, rel=1e-3)
+
+
+def test_frames_an_edit_list_hides_are_not_counted(tmp_path):
+    """A stream-copy cut keeps the frames before its first keyframe and hides them with an edit list (negative
+    timestamps): the video starts at its first shown frame, and has only the shown frames."""
+    p = tmp_path / "cut.mp4"
+    with av.open(str(p), "w") as c:
+        v = c.add_stream("libx264", rate=24)
+        v.width, v.height, v.pix_fmt = 96, 64, "yuv420p"
+        for i in range(36):
+            fr = av.VideoFrame.from_ndarray(draw_frame(i, (96, 64), 36), format="rgb24")
+            fr.pts, fr.time_base = i - 12, Fraction(1, 24)  # the first 12 before zero: hidden
+            for pkt in v.encode(fr):
+                c.mux(pkt)
+        for pkt in v.encode(None):
+            c.mux(pkt)
+    info = V.probe(p)
+    assert info.frame_count == 24 and info.start_time == pytest.approx(0) and info.duration == pytest.approx(1.0)
+    assert indices(p, 36) == list(range(12, 36))
+
+
+def test_a_cut_off_matroska_file_fails_at_its_first_missing_frame(tmp_path):
+    """Matroska counts no frames, but its header says how long the video lasts: a file cut off (an unfinished
+    download) stops with the one-line error naming the first missing frame, as an MP4 does."""
+    whole = make_clip(tmp_path / "whole.mkv", n_frames=96, audio=False)
+    data = whole.read_bytes()
+    cut = tmp_path / "cut.mkv"
+    cut.write_bytes(data[: int(len(data) * 0.6)])
+    info = V.probe(cut)
+    assert info.duration == pytest.approx(4.0, abs=0.05)
+    with pytest.raises(CorruptVideoError, match="truncated or damaged") as e:
+        list(V.iter_frames(cut))
+    assert 24 < e.value.frame < 96
+    assert V.probe(whole).frame_count == 96 and len(list(V.iter_frames(whole))) == 96
 
 
 # ------------------------------------------------------------------------------ resampling, trimming
