@@ -55,12 +55,66 @@ def audio_duration(path) -> float | None:
     return data.shape[1] / rate
 
 
+JUMP_TOLERANCE = Fraction(1, 100)
+"""Seconds: how far an audio frame's timestamp may stray from the end of the frames before it and still follow
+them back to back. Muxers round timestamps (Matroska/WebM/FLV to 1 ms) and recorders jitter by a few ms, so
+placing every frame at its own timestamp would cut or pad a few samples here and there (clicks) and change
+gap-free files; 10 ms is ten times that rounding, yet under half of a typical audio frame (AAC 1024 samples at
+48 kHz = 21 ms, MP3 1152 at 44.1 kHz = 26 ms, Opus 20 ms), so even one lost packet is put back in place, and
+sound never strays further than this from its picture (well inside the 40 ms lead EBU R37 allows)."""
+
+_SILENCE_CHUNK = 1.0  # seconds: the longest run of zeros made at once, so a long gap never fills memory
+
+
+def _nearest(samples: Fraction) -> int:
+    """``samples`` rounded to the nearest whole sample (half up)."""
+    return math.floor(samples + Fraction(1, 2))
+
+
+class _Timeline:
+    """Lays runs of resampled samples onto the output timeline (sample indices from output sample 0).
+
+    A run starts at the index :meth:`start_run` is given and goes on back to back; samples at indices already
+    handed out (or before 0) are dropped, and a hole between what was handed out and a sample is silence.
+    """
+
+    def __init__(self, channels: int, rate: int):
+        self.channels = channels
+        self.silence_chunk = max(1, round(_SILENCE_CHUNK * rate))  # samples
+        self.next = 0  # output index of the next sample of the current run
+        self.emitted = 0  # samples handed out: indices 0 .. emitted - 1
+
+    def start_run(self, at: int):
+        self.next = at
+
+    def add(self, arr: np.ndarray) -> Iterator[np.ndarray]:
+        """Place ``arr`` ``(channels, n)`` at the run's next index: yield the silence before it and what is new."""
+        at = self.next
+        self.next += arr.shape[1]
+        skip = min(max(self.emitted - at, 0), arr.shape[1])
+        arr, at = arr[:, skip:], at + skip
+        if not arr.shape[1]:
+            return
+        yield from self._silence(at - self.emitted)
+        yield arr
+        self.emitted = at + arr.shape[1]
+
+    def _silence(self, n: int) -> Iterator[np.ndarray]:
+        while n > 0:
+            k = min(n, self.silence_chunk)
+            yield np.zeros((self.channels, k), np.float32)
+            n -= k
+
+
 class AudioSource:
     """Decode the source's first audio stream over ``[start, ...)`` seconds of the source *video* timeline,
     resampled to ``rate`` Hz / ``layout``, and hand out exactly the samples asked for.
 
     Sample ``j`` handed out is the source sound at video time ``start + j / rate``: samples before the
-    source audio begins and after it ends are silence, so the output track starts at video frame 0.
+    source audio begins and after it ends are silence, so the output track starts at video frame 0. Each
+    decoded frame goes where its timestamp says: a gap in the source audio (no packets for a while) becomes
+    silence and an overlap is dropped, so the sound after it stays in sync; frames closer than
+    :data:`JUMP_TOLERANCE` to the end of those before them just follow on, sample-exactly.
     """
 
     def __init__(self, path: Path, start: float, rate: int, layout: str):
@@ -71,9 +125,16 @@ class AudioSource:
         info = probe(path) if has_video(path) else None
         ref = Fraction(info.start_time) if info is not None else Fraction(0)
         self._origin = ref + Fraction(start or 0)  # container-clock time of output sample 0
+        self._tolerance = JUMP_TOLERANCE * rate  # samples
         self._gen = self._chunks()
         self._buf: list[np.ndarray] = []
         self._buffered = 0
+
+    def _position(self, fr: av.AudioFrame, time_base: Fraction) -> Fraction | None:
+        """Output sample index (exact, may be negative) of the frame's first sample; None without a timestamp."""
+        if fr.pts is None:
+            return None
+        return (fr.pts * time_base - self._origin) * self.rate
 
     def _chunks(self) -> Iterator[np.ndarray]:
         with open_input(self.path) as c:
@@ -82,36 +143,31 @@ class AudioSource:
             seek_to = self._origin - 1  # one second early: the decoder needs a run-in (MDCT overlap)
             if seek_to > 0:
                 c.seek(math.floor(seek_to / tb), stream=a, backward=True, any_frame=False)
-            rs = av.AudioResampler(format="fltp", layout=self.layout, rate=self.rate)
-            pos = None  # index (relative to output sample 0) of the next resampled sample
-            emitted = 0
+            line = _Timeline(self.channels, self.rate)
+            rs = None
+            expect = None  # output index (exact) where the next frame belongs if the audio runs on without a jump
 
-            def emit(arr: np.ndarray):
-                nonlocal pos, emitted
-                n = arr.shape[1]
-                if pos + n <= 0:
-                    pos += n
-                    return
-                if pos < 0:
-                    arr = arr[:, -pos:]
-                    pos = 0
-                if pos > emitted:  # the source audio starts after the output's t=0: silence first
-                    yield np.zeros((self.channels, pos - emitted), np.float32)
-                    emitted = pos
-                yield arr
-                pos += arr.shape[1]
-                emitted = pos
+            def place(frames) -> Iterator[np.ndarray]:
+                for o in frames:
+                    yield from line.add(o.to_ndarray().astype(np.float32, copy=False))
 
             try:
                 for fr in c.decode(a):
-                    if pos is None:
-                        t0 = fr.pts * tb if fr.pts is not None else Fraction(a.start_time or 0) * tb
-                        pos = math.floor((t0 - self._origin) * self.rate + Fraction(1, 2))
-                    for o in rs.resample(fr):
-                        yield from emit(o.to_ndarray().astype(np.float32, copy=False))
-                if pos is not None:
-                    for o in rs.resample(None):
-                        yield from emit(o.to_ndarray().astype(np.float32, copy=False))
+                    at = self._position(fr, tb)
+                    if expect is None and at is None:
+                        at = (Fraction(a.start_time or 0) * tb - self._origin) * self.rate
+                    if at is not None and (expect is None or abs(at - expect) > self._tolerance):
+                        # the first frame, or a gap or an overlap: a new run at the frame's own time. Its own
+                        # resampler, so the last run's delayed tail is flushed out before the jump, not after it
+                        if rs is not None:
+                            yield from place(rs.resample(None))
+                        rs = av.AudioResampler(format="fltp", layout=self.layout, rate=self.rate)
+                        expect = at
+                        line.start_run(_nearest(at))
+                    expect += Fraction(fr.samples * self.rate, fr.sample_rate)
+                    yield from place(rs.resample(fr))
+                if rs is not None:
+                    yield from place(rs.resample(None))
             except av.FFmpegError:
                 return  # damaged audio tail: the rest is silence
 

@@ -185,6 +185,61 @@ def make_clip(
     return path
 
 
+_STAMPED_AUDIO = {  # container -> (format, audio codec, its sample format)
+    ".mkv": ("matroska", "aac", "fltp"),
+    ".mp4": ("mp4", "aac", "fltp"),
+    ".ts": ("mpegts", "mp2", "s16"),
+}
+
+
+def make_stamped_audio_clip(path, stamp, *, n_frames: int = 72, fps=Fraction(24), pcm_frame: int | None = None) -> Path:
+    """A clip like :func:`make_clip` (video, mono 48 kHz click track of the video timeline) whose audio frames
+    carry timestamps of the test's choosing, as after a dropout or a splice in a recording.
+
+    ``stamp(t)`` gets the time (s) where an audio frame's sound belongs and returns the time (s) to stamp it
+    with, or None to leave the frame out (a gap in the audio). ``.mkv``/``.mp4`` hold AAC (1024-sample frames),
+    ``.ts`` MP2 (1152); ``pcm_frame`` (``.mkv`` only) writes float PCM in frames of that many samples instead,
+    decoded bit-exactly. Timestamps in Matroska are whole milliseconds.
+    """
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix not in _STAMPED_AUDIO or (pcm_frame and suffix != ".mkv"):
+        raise ValueError(f"make_stamped_audio_clip writes .mkv, .mp4 or .ts (float PCM: .mkv only), not {path.name}")
+    fmt, codec, sample_fmt = _STAMPED_AUDIO[suffix]
+    if pcm_frame:
+        codec, sample_fmt = "pcm_f32le", "flt"
+    fps = Fraction(fps)
+    with av.open(str(path), "w", format=fmt) as c:
+        v = c.add_stream("libx264", rate=fps)
+        v.width, v.height, v.pix_fmt = 96, 64, "yuv420p"
+        a = c.add_stream(codec, rate=AUDIO_RATE)
+        a.layout, a.format = "mono", sample_fmt
+        c.start_encoding()
+        for i in range(n_frames):
+            fr = av.VideoFrame.from_ndarray(draw_frame(i, (96, 64), n_frames), format="rgb24")
+            fr.pts, fr.time_base = i, 1 / fps
+            for pkt in v.encode(fr):
+                c.mux(pkt)
+        for pkt in v.encode(None):
+            c.mux(pkt)
+        fs = pcm_frame or a.codec_context.frame_size
+        sound = audio_track(round(n_frames / fps * AUDIO_RATE))
+        for pos in range(0, len(sound) - fs + 1, fs):
+            t = stamp(pos / AUDIO_RATE)
+            if t is None:
+                continue
+            chunk = sound[pos : pos + fs].reshape(1, -1)
+            if sample_fmt == "s16":
+                chunk = np.round(chunk * 32767).astype(np.int16)
+            fr = av.AudioFrame.from_ndarray(np.ascontiguousarray(chunk), format=sample_fmt, layout="mono")
+            fr.sample_rate, fr.time_base, fr.pts = AUDIO_RATE, Fraction(1, AUDIO_RATE), round(t * AUDIO_RATE)
+            for pkt in a.encode(fr):
+                c.mux(pkt)
+        for pkt in a.encode(None):
+            c.mux(pkt)
+    return path
+
+
 def _write_mp4_rotation(path: Path, rotation: int) -> None:
     """Put a clockwise display ``rotation`` (multiple of 90 degrees) into an MP4/MOV's first track header.
 

@@ -22,13 +22,16 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from clips import (  # noqa: E402
+    AUDIO_RATE,
     CLICK_EVERY,
+    audio_track,
     click_onsets,
     draw_frame,
     frame_index,
     make_audio_only,
     make_clip,
     make_corrupt_clip,
+    make_stamped_audio_clip,
     make_vfr_clip,
     make_zero_frame_clip,
 )
@@ -36,6 +39,7 @@ from clips import (  # noqa: E402
 from lib_vid2vid import video as V  # noqa: E402
 from lib_vid2vid import video_decode  # noqa: E402
 from lib_vid2vid.errors import CorruptVideoError, VideoError  # noqa: E402
+from lib_vid2vid.video_audio import JUMP_TOLERANCE, AudioSource  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -377,6 +381,72 @@ def test_audio_end_none_runs_to_video_end_and_no_audio_source_writes_none(tmp_pa
     assert not V.has_audio(out2) and V.audio_duration(out2) is None
     out3 = V.encode_frames(frames, tmp_path / "c.gif", 12, fmt="gif", audio_from=clips["c24"])
     assert not V.has_audio(out3)
+
+
+GAP = (1.05, 1.45)  # seconds: the audio frames that start here are left out of the gap tests' sources
+
+
+def in_gap(t: float) -> bool:
+    return GAP[0] <= t < GAP[1]
+
+
+@pytest.mark.parametrize("suffix, start", [(".mkv", 0.0), (".mp4", 0.0), (".ts", 0.0), (".mkv", 1.3)])
+def test_audio_after_a_gap_keeps_its_time(tmp_path, suffix, start):
+    """No audio packets for 0.4 s (a dropout): the gap is silence and every click after it sounds at its own
+    time, not 0.4 s early (the sound used to be closed up behind the gap)."""
+    src = make_stamped_audio_clip(tmp_path / f"gap{suffix}", lambda t: None if in_gap(t) else t)
+    frames = (f for _, f in V.iter_frames(src, start=start))
+    out = V.encode_frames(frames, tmp_path / "out.mp4", 24, audio_from=src, audio_start=start)
+    samples, rate = V.decode_audio(out)
+    assert abs(samples.shape[1] / rate - (3.0 - start)) <= 1 / 24
+    want = [t - start for t in np.arange(0, 3, CLICK_EVERY) if t >= start and not in_gap(t)]
+    got = click_onsets(samples, rate)
+    assert len(got) == len(want) and np.allclose(got, want, atol=0.003), got
+    hole = samples[:, round(max(GAP[0] + 0.05 - start, 0) * rate) : round((GAP[1] - 0.05 - start) * rate)]
+    assert np.abs(hole).max() < 0.01
+
+
+def source_samples(path, n: int) -> np.ndarray:
+    """The first ``n`` samples (mono float32) :class:`AudioSource` hands out for ``path`` from video time 0."""
+    src = AudioSource(path, 0.0, AUDIO_RATE, "mono")
+    try:
+        return src.read(n)[0]
+    finally:
+        src.close()
+
+
+def test_an_audio_gap_is_that_much_silence_sample_exactly(tmp_path):
+    """Float PCM (decoded bit-exactly) in 50 ms frames, 0.4 s of them left out: exactly that much silence, and
+    every other sample is the source's, at its own index."""
+    n = 3 * AUDIO_RATE
+    gap = make_stamped_audio_clip(tmp_path / "gap.mkv", lambda t: None if in_gap(t) else t, pcm_frame=2400)
+    want = audio_track(n)
+    want[round(GAP[0] * AUDIO_RATE) : round(GAP[1] * AUDIO_RATE)] = 0
+    assert np.array_equal(source_samples(gap, n), want)
+
+
+def test_overlapping_audio_is_dropped_sample_exactly(tmp_path):
+    """Float PCM in 50 ms frames, those from 1.1 s on stamped 40 ms early (an overlap, as after a splice): the
+    40 ms already handed out are dropped and the rest keeps its stamped time."""
+    n, early = 3 * AUDIO_RATE, 0.04  # early: seconds, four times JUMP_TOLERANCE
+    over = make_stamped_audio_clip(tmp_path / "over.mkv", lambda t: t - early if t >= 1.1 else t, pcm_frame=2400)
+    sound = audio_track(n)
+    cut, k = round(1.1 * AUDIO_RATE), round(early * AUDIO_RATE)
+    want = np.concatenate([sound[:cut], sound[cut + k :], np.zeros(k, np.float32)])
+    assert np.array_equal(source_samples(over, n), want)
+
+
+def test_audio_timestamp_jitter_moves_no_sample(tmp_path):
+    """Timestamps off by up to 4 ms (under JUMP_TOLERANCE, as muxers round and recorders jitter): the frames
+    still follow each other back to back, so the samples are exactly those of the evenly stamped clip. (This
+    passed before gaps were honoured too: it guards against cutting or padding a few samples at every frame.)"""
+    assert JUMP_TOLERANCE > Fraction(4, 1000)
+    rng = np.random.default_rng(1)
+    even = make_stamped_audio_clip(tmp_path / "even.mkv", lambda t: t, pcm_frame=1024)
+    jittery = make_stamped_audio_clip(tmp_path / "jitter.mkv", lambda t: t + rng.uniform(-0.004, 0.004) if t else t,
+                                      pcm_frame=1024)
+    n = 3 * AUDIO_RATE
+    assert np.array_equal(source_samples(jittery, n), source_samples(even, n))
 
 
 # --------------------------------------------------------------------------------------- bad input
