@@ -20,6 +20,7 @@ import math
 import typing
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from fractions import Fraction
 from typing import Any
 
 from .errors import SettingsError
@@ -940,7 +941,8 @@ def coerce(spec: Spec, raw: Any) -> Any:
         if t is float:
             if isinstance(raw, bool):
                 raise ValueError
-            value = float(raw)
+            # "30000/1001": the exact NTSC rate, as the messages suggest
+            value = float(Fraction(raw.strip())) if isinstance(raw, str) and "/" in raw else float(raw)
             if not math.isfinite(value):
                 raise ValueError
             return value
@@ -952,7 +954,7 @@ def coerce(spec: Spec, raw: Any) -> Any:
             if spec.choice_labels and raw in spec.choice_labels:  # a UI label stands for its id
                 return spec.choices[spec.choice_labels.index(raw)]
             return raw
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, ZeroDivisionError):
         pass
     else:
         raise AssertionError(f"unsupported setting type {t}")

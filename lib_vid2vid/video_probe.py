@@ -167,9 +167,28 @@ def open_input(path) -> av.container.InputContainer:
     try:
         return av.open(str(p), mode="r", metadata_errors="ignore", container_options=_OPEN_OPTIONS)
     except (av.FFmpegError, OSError, UnicodeDecodeError, ValueError) as e:
+        if p.stat().st_size == 0:
+            raise VideoError(f"{display_name(p)} is empty (0 bytes): give a video file") from None
+        if _container_head(p):  # begins as a video container does: most likely cut off or damaged
+            raise VideoError(f"{display_name(p)} cannot be read ({ffmpeg_reason(e)}): the file is damaged or "
+                             f"incomplete; download or export it again") from None
         raise VideoError(
             f"{display_name(p)} is not a video or cannot be read ({ffmpeg_reason(e)}): use a video file such as mp4, mkv, webm or mov"
         ) from None
+
+
+def _container_head(p: Path) -> bool:
+    """True when the file's first bytes are those of a video container (MP4/MOV ``ftyp``/``moov``/``mdat``/
+    ``free``/``wide`` box, Matroska/WebM EBML, RIFF/AVI, MPEG-TS sync, MPEG-PS pack, Ogg, FLV, ASF)."""
+    try:
+        with open(p, "rb") as f:
+            head = f.read(16)
+    except OSError:
+        return False
+    return (head[4:8] in (b"ftyp", b"moov", b"mdat", b"free", b"wide", b"skip")
+            or head.startswith((b"\x1a\x45\xdf\xa3", b"RIFF", b"OggS", b"FLV", b"\x00\x00\x01\xba",
+                                b"\x30\x26\xb2\x75"))
+            or (len(head) > 0 and head[0] == 0x47 and p.suffix.lower() in (".ts", ".m2ts", ".mts")))
 
 
 def _special_kind(path: Path) -> str:

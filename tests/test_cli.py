@@ -3,6 +3,7 @@
 import os
 import subprocess
 import sys
+from fractions import Fraction
 from pathlib import Path
 
 import pytest
@@ -190,3 +191,15 @@ def test_a_job_puts_the_previous_ctrl_c_handler_back(tmp_path):
     assert main([str(clip), "--renderer", "proxy", "--prompt", "x", "--output-dir", str(tmp_path / "out"),
                  "--quiet", "--no-report", "--no-comparison-video"]) == 0
     assert signal.getsignal(signal.SIGINT) is before
+
+
+def test_a_rate_may_be_given_as_a_fraction():
+    """The messages suggest "30000/1001" for the exact NTSC rate: the flag takes it (and a bad one stays one line)."""
+    from lib_vid2vid import params
+    from lib_vid2vid.__main__ import build_parser
+    from lib_vid2vid.video_resample import to_fraction
+
+    s = params.settings_from_cli(build_parser().parse_args(["a.mp4", "--fps", "30000/1001"]))
+    assert to_fraction(s.video.fps, "fps") == Fraction(30000, 1001)
+    with pytest.raises(params.SettingsError, match="not a number"):
+        params.Settings().replace(fps="30000/0")

@@ -153,3 +153,17 @@ def test_a_playlist_never_makes_ffmpeg_open_what_it_lists(tmp_path):
         pytest.fail("FFmpeg opened the segment a playlist lists")
     assert isinstance(box.get("error"), VideoError) and "list.m3u8 is not a video" in str(box["error"])
     assert box["is_video"] is False
+
+
+def test_an_empty_or_cut_off_video_file_says_so(tmp_path):
+    """A file named as a video that FFmpeg cannot open is most likely incomplete: the line says that, not
+    "use a video file such as mp4" to someone who gave one."""
+    empty = tmp_path / "empty.mp4"
+    empty.write_bytes(b"")
+    whole = make_clip(tmp_path / "whole.mp4", n_frames=24, audio=False)
+    cut = tmp_path / "cut.mp4"
+    cut.write_bytes(whole.read_bytes()[: whole.stat().st_size // 2])  # the index (moov) is at the end: lost
+    for path, words in ((empty, "is empty (0 bytes)"), (cut, "damaged or incomplete; download or export it again")):
+        with pytest.raises(VideoError) as e:
+            video.probe(path)
+        assert "\n" not in str(e.value) and words in str(e.value) and path.name in str(e.value)
