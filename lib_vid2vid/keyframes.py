@@ -379,6 +379,10 @@ class PropagationSettings:
     size ratio) before the keyframes are warped and judged at full size. 1: at full size. 0.5 is the ``fast``
     propagation (``keyframe_flow``): about 40 % of the CPU, coarser motion at objects' edges (docs/CONSISTENCY.md,
     "Fast propagation")."""
+    key_alone_selects: bool = True
+    """With ``keyframe_mask_only`` and the colour key as the only mask, added (``colour_key_op`` union): the keyed
+    pixels are the region that changes. False (before December 2026): the key added to no other mask selected the
+    whole frame, so every pixel changed."""
 
 
 FAST_FLOW_SCALE = 0.5
@@ -386,7 +390,7 @@ FAST_FLOW_SCALE = 0.5
 
 
 _BEFORE_STORED = {"fill_sigma": 8.0, "fill_prior": "none", "fill_prior_weight": 0.01, "flow_scale": 1.0,
-                  "harmonize": 0.0, "colour_guard": 0.0, "texture_k": 1e-2}
+                  "harmonize": 0.0, "colour_guard": 0.0, "texture_k": 1e-2, "key_alone_selects": False}
 """Fields added after jobs began to store their rules, and the value each had before it was a field: what a job
 that did not store it was made with."""
 

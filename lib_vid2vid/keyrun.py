@@ -912,12 +912,22 @@ class KeyframeRun(Run):
         for st in mask_stages:
             st.analyse(ctx)
         mask = ctx.analysis.get("mask")
+        if self.mask_only and self.ps.key_alone_selects and self._key_alone(ctx):
+            mask = ctx.analysis["mask"] = ctx.analysis["colour_key_mask"]  # the keyed pixels, not all of them
         if self.mask_only and mask is not None:
             src = buffer[t].astype(np.float32)
             frame = to_uint8_255(src + mask[..., None] * (frame.astype(np.float32) - src))
         for st in mask_stages:
             st.done(ctx, frame)
         return frame
+
+
+    def _key_alone(self, ctx: FrameContext) -> bool:
+        """The colour key is the only mask of this frame and is added to the others (``colour_key_op`` union):
+        added to no mask, it would select every pixel (:func:`lib_vid2vid.masks.combine_masks`)."""
+        a = ctx.analysis
+        return (a.get("colour_key_mask") is not None and self.settings.correction.colour_key_op == "union"
+                and all(a.get(k) is None for k in ("motion_mask", "depth_mask", "user_mask")))
 
 
 def redo_refusal(s: Settings) -> str | None:

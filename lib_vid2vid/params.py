@@ -867,9 +867,15 @@ class Settings:
                                                        "coherence needs the picked one: turn colour_coherence off")
         if t.keyframe_candidates > 1 and t.keyframe_grid > 1:
             raise SettingsError("keyframe_candidates", "use either candidates or a keyframe grid, not both")
+        if t.keyframe_candidates > 1 and t.keyframe_folder.strip():
+            raise SettingsError("keyframe_candidates", "keyframes from a folder are taken as they are, so there are "
+                                                       "no candidates to pick: use either candidates or a keyframe "
+                                                       "folder, not both")
         if t.keyframe_mask_only and not (c.colour_key or c.user_mask_kind != "none"):
             raise SettingsError("keyframe_mask_only", "needs a user mask or a colour-key mask")
-        parse_picks(self.job.keyframe_picks, t.keyframe_candidates)
+        # with one candidate (the default, also of a command that resumes a job by name) the picks are checked
+        # against the job's own count when they are given to it (pipeline.open_or_create_job)
+        parse_picks(self.job.keyframe_picks, t.keyframe_candidates if t.keyframe_candidates > 1 else None)
         parse_frame_list(self.job.redo_keyframes, "redo_keyframes")
         parse_frame_list(t.keyframe_add, "keyframe_add")
         parse_frame_list(t.keyframe_remove, "keyframe_remove")
@@ -996,14 +1002,15 @@ def parse_frame_list(text: str, field_name: str) -> list[int]:
     return sorted(set(out))
 
 
-def parse_picks(text: str, candidates: int) -> dict[int, int]:
-    """``"12:2, 30:1"`` -> {12: 2, 30: 1}: keyframe frame number -> candidate index (0-based, below ``candidates``)."""
+def parse_picks(text: str, candidates: int | None) -> dict[int, int]:
+    """``"12:2, 30:1"`` -> {12: 2, 30: 1}: keyframe frame number -> candidate index (0-based, below ``candidates``;
+    None: any)."""
     out = {}
     for part in text.replace(",", " ").split():
         frame, sep, pick = part.partition(":")
         if not (sep and frame.isdigit() and pick.isdigit()):
             raise SettingsError("keyframe_picks", f"{part!r}: give frame:candidate pairs, e.g. 12:2, 30:1")
-        if int(pick) >= candidates:
+        if candidates is not None and int(pick) >= candidates:
             raise SettingsError("keyframe_picks", f"{part!r}: candidate {pick} does not exist (keyframe_candidates "
                                                   f"is {candidates}; the first is 0)")
         out[int(frame)] = int(pick)

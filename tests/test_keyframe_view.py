@@ -174,6 +174,24 @@ def test_picks_given_with_the_job_to_resume_win_over_its_stored_ones(tmp_path):
     assert job.manifest["settings"]["keyframe_picks"] == "8:1"
 
 
+def test_picks_given_with_a_job_resumed_by_name_are_checked_against_its_own_candidates(tmp_path):
+    """``--resume JOB --keyframe-picks 8:1``: the command's other settings are the defaults (one candidate), and the
+    picks are the job's to check (it has two), not the defaults'."""
+    s, job_dir = _candidate_job(tmp_path)
+    command = Settings().replace(output_dir=s.job.output_dir, keyframe_picks="8:1")  # what the CLI builds
+    done = run_job(command, ProxyRenderer(), resume=job_dir)
+    assert done.status == "done" and Job.open(done.job_dir).manifest["keyframes"]["picks"] == {"0": 0, "4": 0, "8": 1}
+    (tmp_path / "b").mkdir()
+    _, other = _candidate_job(tmp_path / "b")
+    with pytest.raises(SettingsError, match="candidate 2 does not exist"):
+        run_job(command.replace(keyframe_picks="8:2"), ProxyRenderer(), resume=other)
+
+
+def test_candidates_and_keyframes_from_a_folder_are_refused_together(tmp_path):
+    with pytest.raises(SettingsError, match="either candidates or a keyframe folder"):
+        Settings().replace(keyframe_candidates=2, colour_coherence=False, keyframe_folder=str(tmp_path))
+
+
 def test_record_picks_refuses_a_job_without_candidates_or_while_it_runs(tmp_path):
     from lib_vid2vid.joblock import JobLock
 

@@ -553,6 +553,29 @@ def test_mask_only_keeps_unmasked_pixels_byte_identical(tmp_path):
     assert changed == 10, "the masked region is restyled in every frame"
 
 
+def test_mask_only_with_the_colour_key_alone_changes_the_keyed_pixels_only(tmp_path):
+    """The colour key added (union) to no other mask selected every pixel, so mask-only changed the whole frame:
+    the keyed pixels are the region that changes; the others are the source's, exactly."""
+    from lib_vid2vid import masks
+
+    frames = []
+    for i in range(8):
+        f = texture(64, 96, dx=2 * i, seed=2)
+        f[12:44, 24 + i: 64 + i] = (0, 255, 0)  # a green screen moving right
+        frames.append(f)
+    clip = video.encode_frames(frames, tmp_path / "green.mp4", 12)
+    s = _settings(clip, tmp_path / "out", colour_key=True, keyframe_mask_only=True)
+    res = run_job(s, ProxyRenderer())
+    job = Job.open(res.job_dir)
+    assert job.manifest["keyframes"]["propagation"]["key_alone_selects"] is True
+    for i, src in video.iter_frames(clip, size=(96, 64)):
+        out = job.read_frame("pass1", i)
+        keyed = masks.colour_key_mask(src, (0, 255, 0), s.correction.colour_key_range) > 0
+        assert 500 < keyed.sum() < 0.5 * keyed.size
+        assert np.array_equal(out[~keyed], src[~keyed]), f"frame {i}: a pixel off the key changed"
+        assert (out[keyed] != src[keyed]).any(), f"frame {i}: the keyed pixels were not restyled"
+
+
 def test_a_masked_job_propagates_beside_the_renders_with_the_masks_and_bytes_of_one_phase_after_the_other(
         tmp_path, monkeypatch):
     clip = _pan_clip(tmp_path / "pan.mp4", cut=None, n=10)  # keyframes 0, 4, 8
