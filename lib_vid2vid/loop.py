@@ -424,6 +424,7 @@ class Run:
         self.variation_seed = int(job.manifest.setdefault(  # jobs made before it was stored resolve it now
             "resolved_variation_seed", resolve_seed(settings.sampling.variation_seed)))
         self.input_path = job.manifest["source_file"]["path"]
+        self._source_info: video_probe.VideoInfo | None = None
         self.passes = settings.temporal.loopback_passes
         self.before = max([s.before for s in stages] + [1])
         self.after = max([s.after for s in stages] + [0])
@@ -453,9 +454,11 @@ class Run:
         p = self.plan
         v = self.settings.video
         fps = p.fps if v.fps else None
+        if self._source_info is None:  # probed once, with the geometry the job was made with
+            self._source_info = video_probe.probe_job_source(self.job.manifest)
         for idx, rgb in video_decode.iter_frames(self.input_path, fps=fps, start=p.start, end=p.end,
                                           size=(p.width, p.height), resize_mode=v.resize_mode,
-                                          first_index=first):
+                                          first_index=first, info=self._source_info):
             if idx >= p.total:
                 return
             yield idx, rgb

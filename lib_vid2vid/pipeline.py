@@ -233,8 +233,9 @@ def run_job(settings: Settings, renderer: Renderer, *, resume: str | Path | None
         if notify is not None:
             notify(note)
     try:
-        if info is None:
-            info = video_probe.probe(settings.video.input)
+        # a job made before the mirror or the pixel aspect were read keeps the geometry its frames have
+        info = video_probe.with_stored_geometry(info or video_probe.probe(settings.video.input),
+                                                job.manifest.get("source"))
         settings, line = _keep_rate(job, settings, info)
         if line and notify is not None:
             notify(line)

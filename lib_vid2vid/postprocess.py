@@ -239,12 +239,13 @@ def validate_settings(settings: Settings) -> None:
 # ------------------------------------------------------------------------------------------ source
 def source_frames(job: Job, settings: Settings, plan: JobPlan, first: int = 0) -> Iterator[np.ndarray]:
     """The job's source frames ``first .. plan.total - 1``, RGB uint8 at plan size (as the passes read them)."""
-    from . import video_decode
+    from . import video_decode, video_probe
 
     v = settings.video
     for idx, rgb in video_decode.iter_frames(job.manifest["source_file"]["path"], fps=plan.fps if v.fps else None,
                                       start=plan.start, end=plan.end, size=(plan.width, plan.height),
-                                      resize_mode=v.resize_mode, first_index=first):
+                                      resize_mode=v.resize_mode, first_index=first,
+                                      info=video_probe.probe_job_source(job.manifest)):
         if idx >= plan.total:
             return
         yield rgb

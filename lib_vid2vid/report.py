@@ -50,7 +50,7 @@ from typing import Any
 
 import numpy as np
 
-from . import video_decode
+from . import video_decode, video_probe
 from .errors import Vid2VidError
 from .metrics import VideoMetrics
 from .params import Settings
@@ -112,7 +112,8 @@ def report(
     detector = CutDetector.of(settings) if cuts else None
     measured = 0
     frames = video_decode.iter_frames(source, fps=fps, start=float(plan["start"]), end=float(plan["end"]),
-                               size=(width, height), resize_mode=settings.video.resize_mode)
+                               size=(width, height), resize_mode=settings.video.resize_mode,
+                               info=video_probe.probe_job_source(job.manifest))
     try:
         for index, src in frames:
             if index >= done:
@@ -179,7 +180,8 @@ class StreamingReport:
         fps = Fraction(str(plan["fps"])) if settings.video.fps else None
         frames = video_decode.iter_frames(self.job.manifest["source_file"]["path"], fps=fps, start=float(plan["start"]),
                                    end=float(plan["end"]), size=(int(plan["width"]), int(plan["height"])),
-                                   resize_mode=settings.video.resize_mode)
+                                   resize_mode=settings.video.resize_mode,
+                                   info=video_probe.probe_job_source(self.job.manifest))
         try:
             for index, src in frames:
                 if index >= upto:

@@ -1,8 +1,9 @@
 """Streaming decode: ``(output index, RGB uint8 HWC frame)`` at the output rate over a range of the video.
 
-Frames are turned upright (rotation metadata applied) and optionally resized (:mod:`.video_resize`); which
-source frame each output frame shows follows :mod:`.video_resample`'s rule. A frame that cannot be produced
-raises :class:`~lib_vid2vid.errors.CorruptVideoError` naming it, after every frame before it was yielded.
+Frames are shown as players show them (the display matrix's mirror and rotation applied, non-square pixels made
+square) and optionally resized (:mod:`.video_resize`); which source frame each output frame shows follows
+:mod:`.video_resample`'s rule. A frame that cannot be produced raises
+:class:`~lib_vid2vid.errors.CorruptVideoError` naming it, after every frame before it was yielded.
 """
 
 from __future__ import annotations
@@ -16,7 +17,15 @@ import av
 import numpy as np
 
 from .errors import CorruptVideoError, VideoError
-from .video_probe import VideoInfo, display_name, ffmpeg_reason, first_video_stream, open_input, probe
+from .video_probe import (
+    VideoInfo,
+    display_name,
+    display_size,
+    ffmpeg_reason,
+    first_video_stream,
+    open_input,
+    probe,
+)
 from .video_resample import exact_duration, plan_output
 from .video_resize import RESIZE_MODES, resize_frame
 
@@ -24,10 +33,13 @@ from .video_resize import RESIZE_MODES, resize_frame
 _EPS = Fraction(1, 1_000_000)
 
 
-def _upright(rgb: np.ndarray, rotation: int) -> np.ndarray:
-    """Apply a clockwise display rotation (degrees) to an HWC array."""
-    if rotation == 0:
+def _upright(rgb: np.ndarray, rotation: int, mirror: bool = False) -> np.ndarray:
+    """An HWC array as displayed: mirrored left-right first when ``mirror``, then turned ``rotation`` degrees
+    clockwise (:class:`~lib_vid2vid.video_probe.VideoInfo`)."""
+    if rotation == 0 and not mirror:
         return rgb
+    if mirror:
+        rgb = rgb[:, ::-1]
     return np.ascontiguousarray(np.rot90(rgb, k=-(rotation // 90)))
 
 
@@ -107,9 +119,10 @@ def iter_frames(
 ) -> Iterator[tuple[int, np.ndarray]]:
     """Stream ``(output index, RGB uint8 HWC frame)`` at ``fps`` over ``[start, end)`` seconds.
 
-    Frames follow :mod:`.video_resample`'s rule, are turned upright (rotation metadata) and, when ``size``
-    = (width, height) is given, resized with ``resize_mode``. Memory is constant: one decoded frame is
-    kept. ``first_index > 0`` seeks near that frame's time and decodes forward, yielding exactly the frames
+    Frames follow :mod:`.video_resample`'s rule and are shown as players show them, ``info.width`` x
+    ``info.height`` pixels (the display matrix's mirror and rotation applied, pixels made square), or, when
+    ``size`` = (width, height) is given, resized to it with ``resize_mode`` (laid out for the displayed shape).
+    Memory is constant: one decoded frame is kept. ``first_index > 0`` seeks near that frame's time and decodes forward, yielding exactly the frames
     a full run yields from that index. Pass ``info`` (from :func:`probe`) to skip probing again.
 
     Raises CorruptVideoError(frame=k) when output frame k cannot be produced because the stream fails to
@@ -137,9 +150,12 @@ def iter_frames(
 
     def convert(frame) -> np.ndarray:
         if cache[0] is not frame:
-            arr = _upright(frame.to_ndarray(format="rgb24"), info.rotation)
-            if size is not None:
-                arr = resize_frame(arr, int(size[0]), int(size[1]), resize_mode)
+            arr = _upright(frame.to_ndarray(format="rgb24"), info.rotation, info.mirror)
+            shown = display_size(frame.width, frame.height, info.rotation, info.pixel_aspect)
+            if size is not None:  # one resample, laid out for the displayed shape
+                arr = resize_frame(arr, int(size[0]), int(size[1]), resize_mode, source_size=shown)
+            elif shown != (arr.shape[1], arr.shape[0]):  # non-square pixels
+                arr = resize_frame(arr, *shown)
             cache[0], cache[1] = frame, arr
         return cache[1]
 

@@ -35,8 +35,9 @@ Decisions:
 
 from __future__ import annotations
 
+import math
 import stat
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from fractions import Fraction
 from pathlib import Path
 
@@ -100,10 +101,13 @@ class AudioInfo:
 class VideoInfo:
     """What :func:`probe` learns about a video file.
 
-    ``width`` x ``height`` is the display size, after ``rotation`` (clockwise degrees, 0/90/180/270) is
-    applied to the coded ``coded_width`` x ``coded_height`` picture. ``fps`` is the rate the frames are made at: the
-    constant rate; for a video whose frames sit on a regular grid with gaps, the grid's rate (every frame kept);
-    else the average rate.
+    ``width`` x ``height`` is the display size in pixels (:func:`display_size`): the coded ``coded_width`` x
+    ``coded_height`` picture mirrored left-right when ``mirror``, then turned ``rotation`` degrees clockwise
+    (0/90/180/270), its pixels made square (``pixel_aspect``: FFmpeg's sample aspect ratio, the displayed width
+    of one coded pixel over its height). ``mirror`` and ``pixel_aspect`` default to the plain picture, so a dict
+    stored before they existed loads with the geometry it was decoded with then. ``fps`` is the rate the frames
+    are made at: the constant rate; for a video whose frames sit on a regular grid with gaps, the grid's rate
+    (every frame kept); else the average rate.
     ``is_vfr`` says whether the pts spacing varies. ``duration`` (seconds) runs from the first frame's
     timestamp ``start_time`` (container clock) to the end of the last frame; for constant-rate video it is
     ``frame_count / fps``. ``last_frame_time`` is the last frame's timestamp relative to ``start_time`` when
@@ -132,11 +136,14 @@ class VideoInfo:
     last_frame_time: float | None = None
     jitter: float = 0.0
     before_grid: dict | None = None
+    mirror: bool = False
+    pixel_aspect: Fraction = Fraction(1)
 
     def to_dict(self) -> dict:
-        """JSON-ready dict; ``fps`` becomes the string "num/den"."""
+        """JSON-ready dict; ``fps`` and ``pixel_aspect`` become strings "num/den"."""
         d = asdict(self)
-        d["fps"] = f"{self.fps.numerator}/{self.fps.denominator}"
+        d["fps"] = _fraction_text(self.fps)
+        d["pixel_aspect"] = _fraction_text(self.pixel_aspect)
         d["audio"] = [asdict(a) for a in self.audio]
         return d
 
@@ -145,8 +152,52 @@ class VideoInfo:
         """Inverse of :meth:`to_dict` (for a manifest read back from disk)."""
         d = dict(d)
         d["fps"] = Fraction(d["fps"])
+        if "pixel_aspect" in d:
+            d["pixel_aspect"] = Fraction(d["pixel_aspect"])
         d["audio"] = tuple(AudioInfo(**a) for a in d.get("audio", ()))
         return cls(**d)
+
+
+def _fraction_text(x: Fraction) -> str:
+    return f"{x.numerator}/{x.denominator}"
+
+
+def display_size(coded_width: int, coded_height: int, rotation: int, pixel_aspect: Fraction) -> tuple[int, int]:
+    """(width, height) in pixels a coded picture is shown at: its width times ``pixel_aspect`` (rounded, at
+    least 1), then both swapped when ``rotation`` (clockwise degrees) is 90 or 270. A mirror keeps the size."""
+    width = max(1, round(coded_width * pixel_aspect))
+    return (coded_height, width) if rotation in (90, 270) else (width, coded_height)
+
+
+def display_orientation(matrix) -> tuple[int, bool]:
+    """(clockwise rotation in degrees, mirror) that show a picture as FFmpeg's display ``matrix`` says.
+
+    ``matrix`` is FFmpeg's 3x3 display matrix, 9 integers row by row, ``[a b u; c d v; x y w]`` (a..d in 16.16
+    fixed point), which moves a coded pixel (p, q) to (a p + c q, b p + d q). The picture is mirrored when the
+    determinant ``a d - b c`` is negative. ``theta = atan2(b, a)`` is the clockwise angle FFmpeg reports
+    (``-av_display_rotation_get``). A clockwise turn r has a = cos r, b = sin r: r = theta. A left-right
+    mirror followed by a turn r has a = -cos r, b = -sin r: r = theta + 180. Rounded to a multiple of 90
+    degrees. The picture is the one FFmpeg's autorotate shows (its hflip, vflip and transpose filters):
+    ``[-1 0; 0 1]`` is a mirror, not a half turn.
+    """
+    a, b, c, d = (float(v) for v in (matrix[0], matrix[1], matrix[3], matrix[4]))
+    mirror = a * d - b * c < 0
+    theta = math.degrees(math.atan2(b, a)) + (180 if mirror else 0)
+    return int(round(theta / 90.0)) * 90 % 360, mirror
+
+
+def with_stored_geometry(info: VideoInfo, stored: dict | None) -> VideoInfo:
+    """``info`` (a fresh :func:`probe`) shown with the geometry of ``stored``, the :meth:`VideoInfo.to_dict` a
+    job saved when it was made, so that a resumed job decodes its frames as it started them: one made before the
+    mirror and the pixel aspect were read goes on without them. Unchanged when nothing is stored or the stored
+    coded size differs (another picture)."""
+    if not stored:
+        return info
+    old = VideoInfo.from_dict(stored)
+    if (old.coded_width, old.coded_height) != (info.coded_width, info.coded_height):
+        return info
+    return replace(info, width=old.width, height=old.height, rotation=old.rotation, mirror=old.mirror,
+                   pixel_aspect=old.pixel_aspect)
 
 
 def display_name(path: Path) -> str:
@@ -416,18 +467,17 @@ def probe(path) -> VideoInfo:
         frame_count += round((declared - duration) * float(rate))
         duration, complete = declared, False
 
-    rotation, coded_w, coded_h = _first_frame_geometry(p)
-    if rotation in (90, 270):
-        width, height = coded_h, coded_w
-    else:
-        width, height = coded_w, coded_h
+    g = _first_frame_geometry(p)
+    width, height = display_size(g.coded_width, g.coded_height, g.rotation, g.pixel_aspect)
     return VideoInfo(
         path=str(p),
         width=width,
         height=height,
-        coded_width=coded_w,
-        coded_height=coded_h,
-        rotation=rotation,
+        coded_width=g.coded_width,
+        coded_height=g.coded_height,
+        rotation=g.rotation,
+        mirror=g.mirror,
+        pixel_aspect=g.pixel_aspect,
         fps=rate,
         is_vfr=bool(is_vfr),
         frame_count=int(frame_count),
@@ -484,6 +534,12 @@ def _declared_duration(vs) -> float | None:
         return None
 
 
+def probe_job_source(manifest: dict) -> VideoInfo:
+    """The source video of a job (``manifest["source_file"]``) probed now, shown with the geometry the job was
+    made with (``manifest["source"]``, :func:`with_stored_geometry`)."""
+    return with_stored_geometry(probe(manifest["source_file"]["path"]), manifest.get("source"))
+
+
 def _nice_rate(measured: Fraction) -> Fraction:
     """Snap a measured frame rate to n or n*1000/1001 fps when within 0.5 %, else a small fraction."""
     for cand in (Fraction(round(measured)), Fraction(round(measured * Fraction(1001, 1000)) * 1000, 1001)):
@@ -492,8 +548,19 @@ def _nice_rate(measured: Fraction) -> Fraction:
     return measured.limit_denominator(1001)
 
 
-def _first_frame_geometry(p: Path) -> tuple[int, int, int]:
-    """Decode the first frame: (clockwise display rotation, coded width, coded height)."""
+@dataclass(frozen=True)
+class _Geometry:
+    """The first frame's coded size (pixels) and how it is shown (see :class:`VideoInfo`)."""
+
+    coded_width: int
+    coded_height: int
+    rotation: int
+    mirror: bool
+    pixel_aspect: Fraction
+
+
+def _first_frame_geometry(p: Path) -> _Geometry:
+    """Decode the first frame: its coded size, display orientation and pixel aspect."""
     with open_input(p) as c:
         vs = first_video_stream(c, p)
         try:
@@ -504,11 +571,40 @@ def _first_frame_geometry(p: Path) -> tuple[int, int, int]:
             ) from None
         if frame is None:
             raise VideoError(f"{display_name(p)} has a video stream but no decodable frames: give a video that contains pictures")
-        ccw = frame.rotation  # counter-clockwise degrees of the display matrix, -180..180
-        if not ccw:
-            try:
-                ccw = -int(float(vs.metadata.get("rotate", 0)))
-            except ValueError:
-                ccw = 0
-        rotation = int(round(-ccw / 90.0)) * 90 % 360
-        return rotation, int(frame.width), int(frame.height)
+        matrix = _display_matrix(frame)
+        rotation, mirror = display_orientation(matrix) if matrix is not None else (_rotation_tag(frame, vs), False)
+        return _Geometry(int(frame.width), int(frame.height), rotation, mirror, _pixel_aspect(vs))
+
+
+def _display_matrix(frame) -> np.ndarray | None:
+    """The frame's display matrix (9 int32, see :func:`display_orientation`), None when it has none."""
+    try:
+        data = frame.side_data.get("DISPLAYMATRIX")
+    except (AttributeError, KeyError, TypeError, ValueError):  # a PyAV without side data by name
+        return None
+    if data is None:
+        return None
+    matrix = np.frombuffer(bytes(data), dtype=np.int32)
+    return matrix if matrix.size == 9 else None
+
+
+def _rotation_tag(frame, vs) -> int:
+    """Clockwise degrees from PyAV's ``frame.rotation`` or an old-style ``rotate`` tag, for files or PyAV builds
+    whose frames carry no display matrix."""
+    ccw = getattr(frame, "rotation", 0)  # counter-clockwise degrees, -180..180
+    if not ccw:
+        try:
+            ccw = -int(float(vs.metadata.get("rotate", 0)))
+        except ValueError:
+            ccw = 0
+    return int(round(-ccw / 90.0)) * 90 % 360
+
+
+def _pixel_aspect(vs) -> Fraction:
+    """FFmpeg's sample aspect ratio: the container's, else the codec's (read after a decode), else 1; as
+    ``av_guess_sample_aspect_ratio`` picks it. 0/1 and other non-positive values mean unknown."""
+    for owner in (vs, vs.codec_context):
+        sar = getattr(owner, "sample_aspect_ratio", None)
+        if sar is not None and sar.numerator > 0 and sar.denominator > 0:
+            return Fraction(sar.numerator, sar.denominator)
+    return Fraction(1)

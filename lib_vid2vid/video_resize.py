@@ -19,8 +19,12 @@ def _scale(img: np.ndarray, w: int, h: int) -> np.ndarray:
     return cv2.resize(img, (w, h), interpolation=interp)
 
 
-def resize_frame(rgb: np.ndarray, width: int, height: int, mode: str = "just_resize") -> np.ndarray:
+def resize_frame(rgb: np.ndarray, width: int, height: int, mode: str = "just_resize",
+                 source_size: tuple[int, int] | None = None) -> np.ndarray:
     """Resize an RGB uint8 HWC frame to ``width`` x ``height`` the way the WebUI's ``images.resize_image`` does.
+
+    ``source_size`` = (W, H) pixels is the size the frame is shown at when that is not its array's size (non-square
+    pixels): the crop and the bands follow that shape, and the frame is still scaled only once.
 
     * ``just_resize``: stretch to the target size (aspect ratio not kept).
     * ``crop_and_resize``: scale so the frame covers the target, then centre-crop the overflow.
@@ -35,7 +39,7 @@ def resize_frame(rgb: np.ndarray, width: int, height: int, mode: str = "just_res
     width, height = int(width), int(height)
     if width < 1 or height < 1:
         raise VideoError(f"Target size {width}x{height} is empty: give a width and height of at least 1")
-    H, W = rgb.shape[:2]
+    W, H = source_size if source_size is not None else (rgb.shape[1], rgb.shape[0])
     if mode == "just_resize":
         return _scale(rgb, width, height)
     ratio = width / height

@@ -136,6 +136,8 @@ def make_clip(
     codec: str = "libx264",
     pattern: str = "moving_square",
     rotation: int = 0,
+    hflip: bool = False,
+    pixel_aspect: Fraction | None = None,
     options: dict | None = None,
     container_options: dict | None = None,
     pts_ms: list[int] | None = None,
@@ -143,7 +145,11 @@ def make_clip(
     """Write a clip of ``n_frames`` frames (coded size ``size`` = (width, height)) and return its path.
 
     ``rotation`` = clockwise degrees a player must turn the picture (display matrix), so the display size
-    of a 90/270 clip is (height, width) while the pixels stored are the upright pattern above.
+    of a 90/270 clip is (height, width) while the pixels stored are the upright pattern above. ``hflip``: the
+    display matrix also mirrors the picture left-right (FFmpeg's ``av_display_matrix_flip``), so players show
+    the (turned) pattern mirrored. ``pixel_aspect`` (the sample aspect ratio, say 4/3): players show each pixel
+    that many times as wide as tall, so the pattern is drawn at the display size (round(width * pixel_aspect),
+    height) and squeezed into the coded ``size``.
     ``options`` are encoder options, ``container_options`` muxer options (e.g. movflags).
     ``pts_ms`` (optional) gives each frame's timestamp in milliseconds (variable frame rate).
     The container comes from the suffix (.mp4, .mkv, .webm, .mov, .avi).
@@ -162,13 +168,15 @@ def make_clip(
         v.options = opts
         if pts_ms is not None:
             v.codec_context.time_base = Fraction(1, 1000)
-        patch_rotation = bool(rotation) and not hasattr(v, "set_display_rotation")  # PyAV < 16
-        if rotation and not patch_rotation:
-            v.set_display_rotation(-rotation)
+        patch_rotation = bool(rotation or hflip) and not hasattr(v, "set_display_rotation")  # PyAV < 16
+        if (rotation or hflip) and not patch_rotation:
+            v.set_display_rotation(-rotation, hflip=hflip)
+        if pixel_aspect is not None:
+            v.codec_context.sample_aspect_ratio = Fraction(pixel_aspect)
         a = _add_audio(c, path) if audio else None
         c.start_encoding()
         for i in range(n_frames):
-            fr = av.VideoFrame.from_ndarray(draw_frame(i, size, n_frames, pattern), format="rgb24")
+            fr = av.VideoFrame.from_ndarray(_coded_picture(i, size, n_frames, pattern, pixel_aspect), format="rgb24")
             if pts_ms is not None:
                 fr.pts, fr.time_base = pts_ms[i], Fraction(1, 1000)
             else:
@@ -181,7 +189,7 @@ def make_clip(
             duration = (pts_ms[-1] / 1000 + 1 / float(fps)) if pts_ms is not None else n_frames / fps
             _encode_audio(c, a, audio_track(round(duration * AUDIO_RATE)))
     if patch_rotation:
-        _write_mp4_rotation(path, rotation)
+        _write_mp4_rotation(path, rotation, hflip)
     return path
 
 
@@ -240,12 +248,24 @@ def make_stamped_audio_clip(path, stamp, *, n_frames: int = 72, fps=Fraction(24)
     return path
 
 
-def _write_mp4_rotation(path: Path, rotation: int) -> None:
+def _coded_picture(i: int, size, n_frames: int, pattern: str, pixel_aspect: Fraction | None) -> np.ndarray:
+    """Frame ``i`` as stored: the pattern, drawn at the display width and squeezed when pixels are not square."""
+    if pixel_aspect is None or pixel_aspect == 1:
+        return draw_frame(i, size, n_frames, pattern)
+    import cv2
+
+    w, h = size
+    shown = draw_frame(i, (round(w * Fraction(pixel_aspect)), h), n_frames, pattern)
+    return cv2.resize(shown, (w, h), interpolation=cv2.INTER_AREA)
+
+
+def _write_mp4_rotation(path: Path, rotation: int, hflip: bool = False) -> None:
     """Put a clockwise display ``rotation`` (multiple of 90 degrees) into an MP4/MOV's first track header.
 
     For PyAV < 16 (the range the WebUI's install.py allows), which has no ``set_display_rotation``: the
     ``tkhd`` matrix gets the bytes PyAV >= 16 writes there, FFmpeg's ``av_display_rotation_set(-rotation)``:
     a, b, c, d = cos, -sin, sin, cos of -rotation in 16.16 fixed point, w = 1 in 2.30; no translation.
+    ``hflip`` negates a and c, as ``av_display_matrix_flip`` does to the matrix FFmpeg reads back.
     """
     if path.suffix.lower() not in (".mp4", ".mov") or rotation % 90:
         raise ValueError(f"a rotated test clip needs PyAV >= 16 unless it is .mp4/.mov by 90 degrees: {path}")
@@ -255,7 +275,8 @@ def _write_mp4_rotation(path: Path, rotation: int) -> None:
         raise ValueError(f"{path}: no version-0 tkhd box to write the rotation into")
     angle = math.radians(-rotation)
     cos, sin = round(math.cos(angle)), round(math.sin(angle))
-    matrix = (cos << 16, -sin << 16, 0, sin << 16, cos << 16, 0, 0, 0, 1 << 30)
+    flip = -1 if hflip else 1
+    matrix = (flip * cos << 16, -sin << 16, 0, flip * sin << 16, cos << 16, 0, 0, 0, 1 << 30)
     data[box + 48 : box + 84] = struct.pack(">9i", *matrix)  # after header, times, ids, layer, volume
     path.write_bytes(bytes(data))
 

@@ -1,5 +1,7 @@
 """The frame loop end to end: output video, resume byte-exactness, interruption, errors, overlap."""
 
+import dataclasses
+import json
 import threading
 import time
 from fractions import Fraction
@@ -10,9 +12,10 @@ import pytest
 from lib_vid2vid import video
 from lib_vid2vid.errors import CorruptVideoError, RendererError
 from lib_vid2vid.params import Settings
-from lib_vid2vid.pipeline import Stage, output_size, run_job
+from lib_vid2vid.pipeline import Stage, make_plan, output_size, run_job
 from lib_vid2vid.proxy import ProxyRenderer
 from lib_vid2vid.workspace import Job
+from tests.clips import draw_frame, make_clip
 from tests.doubles import StopAfter
 
 
@@ -265,6 +268,55 @@ def test_output_size_rules():
     assert output_size(640, 480, 320, 0) == (320, 240)
     assert output_size(640, 480, 0, 240) == (320, 240)
     assert output_size(640, 480, 128, 64) == (128, 64)
+
+
+def _white_square(rgb):
+    """Width and height in pixels of the white square below the index strip of a tests/clips.py frame."""
+    ys, xs = np.nonzero(rgb[rgb.shape[0] // 4 + 2 :, :, 0] > 128)
+    return int(xs.max() - xs.min() + 1), int(ys.max() - ys.min() + 1)
+
+
+def test_plan_of_an_anamorphic_video_has_its_display_aspect(tmp_path):
+    # coded 96x72 with pixels 4/3 as wide as tall: shown 128x72, so 512x288, and the square stays square
+    clip = make_clip(tmp_path / "sar.mp4", n_frames=4, size=(96, 72), pixel_aspect=Fraction(4, 3), audio=False)
+    s = _settings(clip, tmp_path, width=0, height=0)
+    plan = make_plan(s, video.probe(clip))
+    assert (plan.width, plan.height) == (512, 288)
+    w, h = _white_square(next(video.iter_frames(clip, size=(plan.width, plan.height)))[1])
+    assert abs(w - 72) <= 2 and abs(h - 72) <= 2  # 18 px at 128x72, times 4
+
+
+def _drop_new_fields(job_dir):
+    """Rewrite the job's manifest without the ``source`` fields the probe did not store before mirrors and pixel
+    aspects were read."""
+    path = job_dir / "manifest.json"
+    m = json.loads(path.read_text())
+    m["source"] = {k: v for k, v in m["source"].items() if k not in ("mirror", "pixel_aspect")}
+    path.write_text(json.dumps(m))
+
+
+def test_job_made_before_mirrors_were_read_resumes_as_it_was_made(tmp_path, monkeypatch):
+    from lib_vid2vid import video_probe
+
+    clip = make_clip(tmp_path / "mirror.mp4", n_frames=4, hflip=True, audio=False)
+    s = _settings(clip, tmp_path, denoise=0.0, init_mode="source", colour_coherence=False,
+                  max_frames=4)  # each frame is its source frame
+    with monkeypatch.context() as old:  # the probe before: the mirror matrix read as a half turn
+        read = video_probe._first_frame_geometry
+        old.setattr(video_probe, "_first_frame_geometry",
+                    lambda p: dataclasses.replace(read(p), rotation=180, mirror=False))
+        part = run_job(s, ProxyRenderer(), should_stop=lambda: True)
+    assert part.status == "interrupted" and part.frames_done < 4
+    _drop_new_fields(part.job_dir)
+    resumed = run_job(s, ProxyRenderer())
+    assert resumed.job_dir == part.job_dir and resumed.status == "done"
+    job = Job.open(resumed.job_dir)
+    for i in range(4):  # the frames before and after the resume: one orientation, the job's
+        turned = np.rot90(draw_frame(i, n_frames=4), 2)
+        assert np.abs(job.read_frame("pass1", i).astype(int) - turned.astype(int)).mean() < 2.0
+    fresh = Job.open(run_job(s, ProxyRenderer(), new=True).job_dir)  # a new job shows the mirror
+    mirrored = draw_frame(3, n_frames=4)[:, ::-1]
+    assert np.abs(fresh.read_frame("pass1", 3).astype(int) - mirrored.astype(int)).mean() < 2.0
 
 
 def test_random_seed_is_resolved_once_and_stored(clip, tmp_path):

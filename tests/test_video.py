@@ -37,7 +37,7 @@ from clips import (  # noqa: E402
 )
 
 from lib_vid2vid import video as V  # noqa: E402
-from lib_vid2vid import video_decode  # noqa: E402
+from lib_vid2vid import video_decode, video_probe  # noqa: E402
 from lib_vid2vid.errors import CorruptVideoError, VideoError  # noqa: E402
 from lib_vid2vid.video_audio import JUMP_TOLERANCE, AudioSource  # noqa: E402
 
@@ -50,6 +50,8 @@ def clips(tmp_path_factory):
         "c30": make_clip(d / "c30.mp4", n_frames=60, fps=30, options={"g": "6"}),  # 2 s, keyframe every 6
         "noaudio": make_clip(d / "noaudio.mp4", n_frames=12, audio=False),
         "rot90": make_clip(d / "rot90.mp4", rotation=90),
+        "mirror": make_clip(d / "mirror.mp4", n_frames=6, hflip=True, audio=False),
+        "sar43": make_clip(d / "sar43.mp4", n_frames=6, size=(96, 72), pixel_aspect=Fraction(4, 3), audio=False),
         "vfr": make_vfr_clip(d / "vfr.mp4"),
     }
 
@@ -95,6 +97,85 @@ def test_probe_rotation_swaps_display_size_and_frames_are_upright(clips):
         # 90 degrees clockwise: the index strip at the top ends up on the right-hand side
         assert np.abs(r.astype(int) - np.rot90(p, -1).astype(int)).mean() < 1.0
     assert frame_index(np.rot90(rotated[5], 1)) == 5
+
+
+def _ffmpeg_autorotate(img: np.ndarray, m: list[int]) -> np.ndarray:
+    """What FFmpeg's autorotate (fftools, ffplay) shows for the display matrix ``m``: its filters in numpy."""
+    theta = round(math.degrees(math.atan2(m[1], m[0])))  # get_rotation: -av_display_rotation_get
+    theta -= 360 * math.floor(theta / 360 + 0.9 / 360)
+    clock, cclock = np.rot90(img, -1), np.rot90(img, 1)
+    if theta == 90:
+        return img.transpose(1, 0, 2) if m[3] > 0 else clock  # transpose cclock_flip / clock
+    if theta == 270:
+        return clock[::-1] if m[3] < 0 else cclock  # transpose clock_flip / cclock
+    if theta == 180:
+        img = img[:, ::-1] if m[0] < 0 else img  # hflip
+    return img[::-1] if m[4] < 0 else img  # vflip
+
+
+@pytest.mark.parametrize("abcd", [(1, 0, 0, 1), (0, 1, -1, 0), (-1, 0, 0, -1), (0, -1, 1, 0),  # turns
+                                  (-1, 0, 0, 1), (1, 0, 0, -1), (0, 1, 1, 0), (0, -1, -1, 0)])  # mirrors
+def test_display_orientation_shows_what_ffmpeg_autorotate_shows(abcd):
+    a, b, c, d = (v << 16 for v in abcd)
+    matrix = [a, b, 0, c, d, 0, 0, 0, 1 << 30]
+    img = np.arange(3 * 5 * 3, dtype=np.uint8).reshape(3, 5, 3)  # no symmetry: every orientation differs
+    rotation, mirror = video_probe.display_orientation(matrix)
+    assert mirror == (abcd[0] * abcd[3] - abcd[1] * abcd[2] < 0)
+    assert np.array_equal(video_decode._upright(img, rotation, mirror), _ffmpeg_autorotate(img, matrix))
+
+
+def test_mirror_matrix_is_shown_mirrored_not_turned(clips):
+    # FFmpeg reads this matrix, [-1 0; 0 1], as -180 degrees; it is a left-right mirror (what players show)
+    mirrored = [f for _, f in V.iter_frames(clips["mirror"])]
+    # frame 1 has only bit 0 set: its white cell, drawn at the top-left, is shown at the top-right
+    cell, strip = 96 // 8, 64 // 4
+    assert mirrored[1][:strip, -cell:].mean() > 200 and mirrored[1][:strip, :cell].mean() < 60
+    for i, f in enumerate(mirrored):
+        assert np.abs(f.astype(int) - draw_frame(i, n_frames=6)[:, ::-1].astype(int)).mean() < 2.0
+        assert frame_index(f[:, ::-1], 6) == i
+    info = V.probe(clips["mirror"])
+    assert (info.rotation, info.mirror, info.width, info.height) == (0, True, 96, 64)
+
+
+def test_video_info_stored_before_mirror_and_pixel_aspect_loads_and_decodes_as_before(clips):
+    info = V.probe(clips["mirror"])
+    d = json.loads(json.dumps(info.to_dict()))
+    assert (d["mirror"], d["pixel_aspect"]) == (True, "1/1")
+    assert V.VideoInfo.from_dict(d) == info
+    # what the probe stored before: the mirror read as a half turn, no mirror or pixel aspect fields
+    old = {k: v for k, v in d.items() if k not in ("mirror", "pixel_aspect")} | {"rotation": 180}
+    legacy = V.VideoInfo.from_dict(old)
+    assert (legacy.rotation, legacy.mirror, legacy.pixel_aspect) == (180, False, 1)
+    turned = next(V.iter_frames(clips["mirror"], info=legacy))[1]
+    assert np.abs(turned.astype(int) - np.rot90(draw_frame(0, n_frames=6), 2).astype(int)).mean() < 2.0
+    # a job keeps the geometry it stored; another picture (coded size) is probed afresh
+    assert video_probe.with_stored_geometry(info, old) == legacy
+    assert video_probe.with_stored_geometry(info, d) == info and video_probe.with_stored_geometry(info, None) == info
+    assert video_probe.with_stored_geometry(info, old | {"coded_width": 48}) == info
+
+
+def test_non_square_pixels_are_shown_square(clips):
+    # coded 96x72 (4:3) with pixels 4/3 as wide as tall: players show 128x72 (16:9)
+    info = V.probe(clips["sar43"])
+    assert (info.width, info.height, info.coded_width, info.coded_height) == (128, 72, 96, 72)
+    assert info.pixel_aspect == Fraction(4, 3)
+    frames = [f for _, f in V.iter_frames(clips["sar43"], info=info)]
+    assert frames[0].shape == (72, 128, 3)
+    for i, f in enumerate(frames):
+        assert frame_index(f, 6) == i
+        w, h = _square(f)
+        assert (w, h) == (pytest.approx(18, abs=1), pytest.approx(18, abs=1))  # drawn 18x18 at 128x72
+    # a crop to a square output keeps the square square: laid out for 128x72, not for the coded 96x72
+    cropped = [f for _, f in V.iter_frames(clips["sar43"], size=(64, 64), resize_mode="crop_and_resize")]
+    w, h = _square(cropped[3])  # the square near the middle, inside the crop
+    assert abs(w - h) <= 1
+
+
+def _square(rgb: np.ndarray) -> tuple[int, int]:
+    """Width and height in pixels of the white square below the index strip of a clips.py frame."""
+    below = rgb[rgb.shape[0] // 4 + 2 :, :, 0] > 128
+    ys, xs = np.nonzero(below)
+    return int(xs.max() - xs.min() + 1), int(ys.max() - ys.min() + 1)
 
 
 def test_probe_vfr(clips):
