@@ -371,6 +371,8 @@ def _dry_run(args: argparse.Namespace, settings: params.Settings) -> int:
         raise Vid2VidError("--dry-run and --export-keyframes take the input video's settings, not --resume")
     plan = make_plan(settings, video.probe(settings.video.input))
     print(f"{plan.total} frames at {plan.width}x{plan.height}, {float(plan.fps):g} fps")
+    if plan.note:
+        print(plan.note)
     if settings.temporal.keyframe_mode == "off":
         if args.export_keyframes:
             raise Vid2VidError("--export-keyframes needs keyframes: add --keyframe-mode interval (or adaptive), "

@@ -33,7 +33,7 @@ from typing import Any
 from . import video_probe
 from .errors import Vid2VidError
 from .params import Settings
-from .pipeline import Progress, StopFn, host_identity, make_plan, output_size, run_job
+from .pipeline import Progress, StopFn, host_identity, make_plan, output_size, output_size_note, run_job
 from .renderer import Renderer
 from .workspace import atomic_write_bytes, list_jobs, render_key, source_fingerprint
 
@@ -234,6 +234,9 @@ def _run_one(item: BatchItem, settings: Settings, renderer: Renderer, host: dict
              progress: Callable[[Progress], None] | None) -> None:
     info = video_probe.probe(item.video)
     vs = video_settings(settings, item.video, info)
+    note = output_size_note(info.width, info.height, 0, 0, long_side(settings))
+    if note and notify is not None:  # the batch gives each video an explicit size: its plan has no note
+        notify(f"{item.name}: {note}")
     plan = make_plan(vs, info)
     item.width, item.height, item.total = plan.width, plan.height, plan.total
     item.fps = f"{plan.fps.numerator}/{plan.fps.denominator}" if plan.fps.denominator != 1 else str(plan.fps)

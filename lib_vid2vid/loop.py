@@ -38,7 +38,7 @@ import numpy as np
 from . import blend, scene_groups, video_decode, video_probe, video_resample
 from .errors import Interrupted, Vid2VidError
 from .imaging import to_uint8
-from .params import Settings
+from .params import MAX_SIDE, MIN_SIDE, Settings
 from .renderer import Renderer, RenderRequest
 from .workspace import Job
 
@@ -71,7 +71,8 @@ def format_seconds(s: float) -> str:
 
 @dataclass(frozen=True)
 class JobPlan:
-    """What will be processed: output size in pixels, frame rate, source range in seconds, frame count."""
+    """What will be processed: output size in pixels, frame rate, source range in seconds, frame count; ``note``
+    is one line for the user when the output size departs from the usual rule (:func:`output_size_note`)."""
 
     width: int
     height: int
@@ -79,6 +80,7 @@ class JobPlan:
     start: float
     end: float
     total: int
+    note: str = ""
 
     @property
     def duration(self) -> float:
@@ -86,22 +88,54 @@ class JobPlan:
 
 
 def output_size(src_w: int, src_h: int, width: int, height: int, long_side: int = 512) -> tuple[int, int]:
-    """Output (width, height) in pixels, multiples of 8.
+    """Output (width, height) in pixels, multiples of 8, for a source shown at ``src_w`` x ``src_h`` pixels.
 
-    Both 0: the long side becomes ``long_side`` and the other follows the aspect ratio. One 0: it follows the
-    aspect ratio of the other. Rounded to the nearest multiple of 8, at least 64.
+    Both 0: the long side becomes ``long_side`` and the other follows the aspect ratio. When that short side
+    would be below MIN_SIDE (64 px; a source wider or taller than about 8:1 at 512), it is MIN_SIDE and the long
+    side grows to keep the aspect ratio, ``MIN_SIDE * long_src / short_src``, up to MAX_SIDE (4096 px). One 0: it
+    follows the aspect ratio of the other, at least MIN_SIDE. Rounded to the nearest multiple of 8. Sizes given
+    are kept. :func:`output_size_note` says when the size is not the plain rule's.
     """
-    def r8(x: float) -> int:
-        return max(64, int(round(x / 8)) * 8)
+    return _output_size(src_w, src_h, width, height, long_side)[:2]
 
+
+def output_size_note(src_w: int, src_h: int, width: int, height: int, long_side: int = 512) -> str:
+    """One line for the user when :func:`output_size` grows the long side past ``long_side`` to keep the aspect
+    ratio, or has to stretch the picture (a side raised to MIN_SIDE, the long side cut to MAX_SIDE); else ""."""
+    return _output_size(src_w, src_h, width, height, long_side)[2]
+
+
+def _round8(px: float) -> int:
+    return int(round(px / 8)) * 8
+
+
+def _output_size(src_w: int, src_h: int, width: int, height: int, long_side: int) -> tuple[int, int, str]:
+    """(width, height, note) of :func:`output_size` and :func:`output_size_note`."""
+    source = f"the {src_w}x{src_h} source"
     if width and height:
-        return width, height
-    if width:
-        return width, r8(width * src_h / src_w)
-    if height:
-        return r8(height * src_w / src_h), height
+        return width, height, ""
+    if width or height:
+        given, other = ("width", "height") if width else ("height", "width")
+        size = _round8(width * src_h / src_w) if width else _round8(height * src_w / src_h)
+        if size >= MIN_SIDE:
+            return (width or size), (height or size), ""
+        w, h = (width or MIN_SIDE), (height or MIN_SIDE)
+        keep = _round8(MIN_SIDE * (src_w / src_h if width else src_h / src_w))
+        return w, h, (f"{source} is stretched to {w}x{h}: a {given} of {width or height} px gives it a {other} of "
+                      f"{size} px, under the {MIN_SIDE} px minimum; give a {given} of {keep} px or more to keep its "
+                      f"aspect ratio")
     scale = long_side / max(src_w, src_h)
-    return r8(src_w * scale), r8(src_h * scale)
+    w, h = _round8(src_w * scale), _round8(src_h * scale)
+    if min(w, h) >= MIN_SIDE:
+        return w, h, ""
+    scale = MIN_SIDE / min(src_w, src_h)  # the short side at its minimum: the long side grows to keep the aspect
+    w, h = _round8(src_w * scale), _round8(src_h * scale)
+    if max(w, h) <= MAX_SIDE:
+        return w, h, (f"{source} gets {w}x{h}: its short side at the {MIN_SIDE} px minimum, the long side grows "
+                      f"from {long_side} to {max(w, h)} px to keep the aspect ratio")
+    w, h = min(w, MAX_SIDE), min(h, MAX_SIDE)
+    return w, h, (f"{source} is stretched to {w}x{h}: with its short side at the {MIN_SIDE} px minimum the long "
+                  f"side would pass the {MAX_SIDE} px maximum; crop the video or set width and height yourself")
 
 
 def make_plan(settings: Settings, info: video_probe.VideoInfo) -> JobPlan:
@@ -117,8 +151,9 @@ def make_plan(settings: Settings, info: video_probe.VideoInfo) -> JobPlan:
     if total <= 0:
         raise Vid2VidError("The chosen range holds no frames: widen start/end or raise fps")
     w, h = output_size(info.width, info.height, v.width, v.height)
+    note = output_size_note(info.width, info.height, v.width, v.height)
     return JobPlan(width=w, height=h, fps=fps, start=v.start, end=min(end, v.start + total / float(fps)),
-                   total=total)
+                   total=total, note=note)
 
 
 # ---------------------------------------------------------------- frames and stages

@@ -190,11 +190,13 @@ class VideoSettings:
     max_frames: int = setting(0, "Stop after this many frames (0 = all): a quick preview of a long video.",
                               min=0,
         label="At most this many frames (0 = all)", section="Range and rate")
-    width: int = setting(0, "Output width; 0 derives it from the source (long side 512, multiple of 8). In the "
-                            "WebUI the img2img tab's size is used. In a batch of videos the larger of width and "
+    width: int = setting(0, "Output width; 0 derives it from the source as players show it (long side 512, "
+                            "multiple of 8, the display aspect ratio; a short side under 64 px becomes 64 and the "
+                            "long side grows past 512 to keep the aspect ratio, as for a video wider than 8:1). In "
+                            "the WebUI the img2img tab's size is used. In a batch of videos the larger of width and "
                             "height is every video's long side.", unit="px", min=0, max=MAX_SIDE, step=8, ui=False)
-    height: int = setting(0, "Output height; 0 derives it from the source aspect ratio.", unit="px", min=0,
-                          max=MAX_SIDE, step=8, ui=False)
+    height: int = setting(0, "Output height; 0 derives it from the source's display aspect ratio (at least 64).",
+                          unit="px", min=0, max=MAX_SIDE, step=8, ui=False)
     resize_mode: str = setting("just_resize", "How the source is fitted to the output size, as in img2img: "
                                "stretch, crop the overflow, or fill the borders.", choices=RESIZE_MODES,
                                widget="radio",

@@ -10,6 +10,7 @@ The loop's names are re-exported here, so ``from lib_vid2vid.pipeline import Run
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from fractions import Fraction
 from pathlib import Path
@@ -31,6 +32,7 @@ from .loop import (
     infotext,
     make_plan,
     output_size,
+    output_size_note,
     resolve_seed,
 )
 from .params import Settings, parse_frame_list
@@ -38,8 +40,8 @@ from .renderer import Renderer
 from .workspace import Job, find_unfinished, list_jobs, render_key, source_fingerprint
 
 __all__ = ["FrameContext", "JobPlan", "JobResult", "Progress", "ProgressFn", "Run", "Stage", "StopFn", "batch_mean",
-           "fit_size", "host_identity", "infotext", "make_plan", "open_or_create_job", "output_size", "resolve_seed",
-           "run_job"]
+           "fit_size", "host_identity", "infotext", "make_plan", "open_or_create_job", "output_size",
+           "output_size_note", "resolve_seed", "run_job"]
 
 
 def host_identity(renderer: Renderer) -> dict[str, Any]:
@@ -135,6 +137,16 @@ def open_or_create_job(settings: Settings, info: video_probe.VideoInfo | None, *
     for note in notes:
         job.log(note)
     return job, settings, notes
+
+
+def _as_planned(plan: JobPlan, stored: dict[str, Any] | None) -> JobPlan:
+    """``plan`` with the output size a job stored when it first ran (``manifest["plan"]``): its frames have that
+    size, even when the automatic size's rule has changed since. A change is the plan's note."""
+    if not stored or (int(stored["width"]), int(stored["height"])) == (plan.width, plan.height):
+        return plan
+    w, h = int(stored["width"]), int(stored["height"])
+    return dataclasses.replace(plan, width=w, height=h, note=f"the job keeps the output size {w}x{h} it was "
+                               f"planned with (a new job would get {plan.width}x{plan.height})")
 
 
 FRAME_LIBRARIES = ("lib_vid2vid", "numpy", "opencv", "av")
@@ -237,9 +249,15 @@ def run_job(settings: Settings, renderer: Renderer, *, resume: str | Path | None
         info = video_probe.with_stored_geometry(info or video_probe.probe(settings.video.input),
                                                 job.manifest.get("source"))
         settings, line = _keep_rate(job, settings, info)
-        if line and notify is not None:
-            notify(line)
-        plan = make_plan(settings, info)
+        if line:
+            job.log(line)
+            if notify is not None:
+                notify(line)
+        plan = _as_planned(make_plan(settings, info), job.manifest.get("plan"))
+        if plan.note:
+            job.log(plan.note)
+            if notify is not None:
+                notify(plan.note)
         job.manifest["plan"] = {"width": plan.width, "height": plan.height, "fps": f"{plan.fps.numerator}/"
                                 f"{plan.fps.denominator}", "start": plan.start, "end": plan.end, "total": plan.total}
         built = stages is None

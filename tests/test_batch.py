@@ -171,6 +171,22 @@ def test_each_video_keeps_its_aspect_ratio_with_the_same_long_side(src, expected
         assert (vs.video.width, vs.video.height) == expected, (width, height)
 
 
+def test_a_video_wider_than_8_to_1_keeps_its_aspect_and_the_batch_says_so(tmp_path):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    make_clip(folder / "strip.mp4", n_frames=2, size=(2000, 64), audio=False)
+    make_clip(folder / "wide.mp4", n_frames=2, size=(96, 64), audio=False)
+    s = params.Settings().replace(prompt="ink", seed=7, report=False, output_dir=str(tmp_path / "out"),
+                                  keyframe_mode="off")
+    notes = []
+    result = batch.run_batch(s, ProxyRenderer(), batch.find_videos([folder]), notify=notes.append)
+    assert [(i.name, i.width, i.height, i.state) for i in result.items] == [
+        ("strip.mp4", 2000, 64, "done"), ("wide.mp4", 512, 344, "done")]
+    assert [n for n in notes if "aspect ratio" in n] == [
+        "strip.mp4: the 2000x64 source gets 2000x64: its short side at the 64 px minimum, the long side grows from "
+        "512 to 2000 px to keep the aspect ratio"]
+
+
 def test_a_readme_a_photo_and_a_raw_stream_in_the_folder_are_not_videos(tmp_path):
     """FFmpeg opens a README.txt (tty demuxer), a photo and a raw H.264 stream; only the real video counts."""
     folder = tmp_path / "in"

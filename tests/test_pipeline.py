@@ -9,7 +9,7 @@ from fractions import Fraction
 import numpy as np
 import pytest
 
-from lib_vid2vid import video
+from lib_vid2vid import pipeline, video
 from lib_vid2vid.errors import CorruptVideoError, RendererError
 from lib_vid2vid.params import Settings
 from lib_vid2vid.pipeline import Stage, make_plan, output_size, run_job
@@ -268,6 +268,26 @@ def test_output_size_rules():
     assert output_size(640, 480, 320, 0) == (320, 240)
     assert output_size(640, 480, 0, 240) == (320, 240)
     assert output_size(640, 480, 128, 64) == (128, 64)
+    assert pipeline.output_size_note(1920, 1080, 0, 0) == pipeline.output_size_note(640, 480, 320, 0) == ""
+
+
+def test_output_size_keeps_the_aspect_of_a_video_wider_than_8_to_1():
+    # at 512 px the short side would be 16 px: it is 64, and the long side grows to keep 2000:64
+    assert output_size(2000, 64, 0, 0) == (2000, 64)
+    assert output_size(64, 2000, 0, 0) == (64, 2000)
+    assert output_size(1000, 100, 0, 0) == (640, 64)  # 10:1
+    assert output_size(2000, 64, 0, 0, long_side=1024) == (2000, 64)
+    note = pipeline.output_size_note(2000, 64, 0, 0)
+    assert "2000x64" in note and "long side grows from 512 to 2000 px to keep the aspect ratio" in note
+    assert output_size(512, 64, 0, 0) == (512, 64) and pipeline.output_size_note(512, 64, 0, 0) == ""  # 8:1 fits
+    # past MAX_SIDE at 64 px the picture must be stretched: said, not silent
+    assert output_size(100000, 64, 0, 0) == (4096, 64)
+    assert "stretched" in pipeline.output_size_note(100000, 64, 0, 0)
+    # sizes the user gives are kept; a side derived from one under 64 px is raised, and the note says so
+    assert output_size(2000, 64, 640, 480) == (640, 480) and pipeline.output_size_note(2000, 64, 640, 480) == ""
+    assert output_size(2000, 64, 512, 0) == (512, 64)
+    note = pipeline.output_size_note(2000, 64, 512, 0)
+    assert "stretched to 512x64" in note and "give a width of 2000 px or more" in note
 
 
 def _white_square(rgb):
@@ -276,12 +296,22 @@ def _white_square(rgb):
     return int(xs.max() - xs.min() + 1), int(ys.max() - ys.min() + 1)
 
 
+def test_plan_of_a_2000x64_video_keeps_its_aspect_and_says_so(tmp_path):
+    clip = make_clip(tmp_path / "strip.mp4", n_frames=4, size=(2000, 64), audio=False)
+    s = _settings(clip, tmp_path, width=0, height=0)
+    plan = make_plan(s, video.probe(clip))
+    assert (plan.width, plan.height) == (2000, 64)
+    assert "long side grows from 512 to 2000 px" in plan.note
+    frame = next(video.iter_frames(clip, size=(plan.width, plan.height)))[1]
+    assert _white_square(frame) == (16, 16)  # drawn 16x16; a 512x64 output made it 4x16
+
+
 def test_plan_of_an_anamorphic_video_has_its_display_aspect(tmp_path):
     # coded 96x72 with pixels 4/3 as wide as tall: shown 128x72, so 512x288, and the square stays square
     clip = make_clip(tmp_path / "sar.mp4", n_frames=4, size=(96, 72), pixel_aspect=Fraction(4, 3), audio=False)
     s = _settings(clip, tmp_path, width=0, height=0)
     plan = make_plan(s, video.probe(clip))
-    assert (plan.width, plan.height) == (512, 288)
+    assert (plan.width, plan.height) == (512, 288) and plan.note == ""
     w, h = _white_square(next(video.iter_frames(clip, size=(plan.width, plan.height)))[1])
     assert abs(w - 72) <= 2 and abs(h - 72) <= 2  # 18 px at 128x72, times 4
 
@@ -317,6 +347,23 @@ def test_job_made_before_mirrors_were_read_resumes_as_it_was_made(tmp_path, monk
     fresh = Job.open(run_job(s, ProxyRenderer(), new=True).job_dir)  # a new job shows the mirror
     mirrored = draw_frame(3, n_frames=4)[:, ::-1]
     assert np.abs(fresh.read_frame("pass1", 3).astype(int) - mirrored.astype(int)).mean() < 2.0
+
+
+def test_job_planned_before_the_8_to_1_rule_keeps_its_size(tmp_path, monkeypatch):
+    from lib_vid2vid import loop
+
+    clip = make_clip(tmp_path / "strip.mp4", n_frames=3, size=(2000, 64), audio=False)
+    s = _settings(clip, tmp_path, width=0, height=0, max_frames=3)
+    with monkeypatch.context() as old:  # the rule before: the short side raised to 64, the long side kept
+        old.setattr(loop, "output_size", lambda *a, **k: (512, 64))
+        old.setattr(loop, "output_size_note", lambda *a, **k: "")
+        part = run_job(s, ProxyRenderer(), should_stop=lambda: True)
+    assert part.status == "interrupted"
+    notes = []
+    resumed = run_job(s, ProxyRenderer(), notify=notes.append)
+    assert resumed.job_dir == part.job_dir and resumed.status == "done"
+    assert video.probe(resumed.video_path).width == 512
+    assert any("keeps the output size 512x64" in n for n in notes)
 
 
 def test_random_seed_is_resolved_once_and_stored(clip, tmp_path):
