@@ -169,6 +169,24 @@ class _KeyGate:
             return self.done > slot and not self.aborted
 
 
+def _join(ended: threading.Event, gate: _KeyGate) -> None:
+    """Wait until the propagation's thread has ``ended``. A Ctrl-C meanwhile (the CLI's second: stop at once)
+    aborts it and waits on: it stops at its next frame, and only then may the job close its outputs (the
+    propagation writes frames and feeds the streaming encoder) and the process end (a thread left inside OpenCV
+    or FFmpeg when the interpreter shuts down takes the process down with "terminate called without an active
+    exception"). The interrupt is raised again once it has ended. (An event, not ``Thread.join``: a join cut
+    short by Ctrl-C may report the thread ended while it runs on, CPython gh-90882.)"""
+    interrupted: BaseException | None = None
+    while not ended.is_set():
+        try:
+            ended.wait()
+        except KeyboardInterrupt as exc:
+            gate.abort()
+            interrupted = exc
+    if interrupted is not None:
+        raise interrupted
+
+
 PACE_HINT_SHARE = 0.25
 PACE_HINT_MIN_S = 10.0
 """:meth:`KeyframeRun._pace_hint`: the propagation's time after the last keyframe render that makes the job say the
@@ -318,6 +336,8 @@ class KeyframeRun(Run):
         outcome: dict[str, Any] = {}
         own = self._own_mask_stages()
 
+        ended = threading.Event()
+
         def propagate() -> None:
             try:
                 outcome["stopped"] = self._propagate(plan, gate, own)
@@ -325,8 +345,11 @@ class KeyframeRun(Run):
                 outcome["error"] = exc
                 gate.abort()
             finally:
-                for st in own:
-                    st.end(self)
+                try:
+                    for st in own:
+                        st.end(self)
+                finally:
+                    ended.set()
 
         rendering = self.job.frames_done(KEYS_STAGE) < len(plan.frames)
         if rendering:
@@ -342,6 +365,7 @@ class KeyframeRun(Run):
             raise
         finally:
             gate.finish()
+            _join(ended, gate)
             worker.join()
             self.should_stop = user_stop
         if "error" in outcome:

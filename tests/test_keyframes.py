@@ -1297,3 +1297,35 @@ def test_per_frame_settings_run_on_the_default_keyframes(clip, tmp_path, values)
     assert 1 < len(keys) < 9
     assert {i for i in calls if i in keys} == set(keys[::s.temporal.keyframe_grid ** 2])
     assert all(i in keys for i in calls) or s.temporal.keyframe_fill == "render"
+
+
+def test_ctrl_c_while_waiting_for_the_propagation_stops_it_and_waits_for_it_to_end():
+    """The CLI's second Ctrl-C raises KeyboardInterrupt wherever the main thread is. Waiting for the propagation
+    beside the renders, it must stop that thread and wait for it: the job then closes its outputs, which the
+    propagation was feeding, and a thread left inside OpenCV when the process ends aborts the process."""
+    import signal
+    import threading
+    import time
+
+    from lib_vid2vid import keyrun
+
+    gate = keyrun._KeyGate(3)
+    ended: list[bool] = []
+
+    done = threading.Event()
+
+    def propagation() -> None:  # works until told to stop (or 20 s), then takes a moment to finish its frame
+        t0 = time.monotonic()
+        while not gate.aborted and time.monotonic() - t0 < 20:
+            time.sleep(0.01)
+        time.sleep(0.2)
+        ended.append(True)
+        done.set()
+
+    worker = threading.Thread(target=propagation, daemon=True)
+    worker.start()
+    main = threading.main_thread().ident
+    threading.Timer(0.2, signal.pthread_kill, (main, signal.SIGINT)).start()  # Ctrl-C while the main thread waits
+    with pytest.raises(KeyboardInterrupt):
+        keyrun._join(done, gate)
+    assert gate.aborted and ended == [True]
