@@ -281,6 +281,17 @@ class _StopFlag:
             signal.signal(signal.SIGINT, previous)
 
 
+_TAKEN_WITH_RESUME = ("keyframe_picks", "output_dir")
+"""Settings a job resumed by name takes from the command (the picks of its candidates; where to find it)."""
+
+
+def _ignored_with_resume(args: argparse.Namespace) -> list[str]:
+    """The setting flags given with ``--resume JOB`` that the job does not take (it runs with its stored
+    settings, :func:`lib_vid2vid.pipeline.open_or_create_job`)."""
+    return [spec.flag for spec in params.SPECS
+            if getattr(args, spec.name, None) is not None and spec.name not in _TAKEN_WITH_RESUME]
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = build_parser()
     args = ap.parse_intermixed_args(argv)  # videos may come after the flags, or between them
@@ -323,6 +334,11 @@ def main(argv: list[str] | None = None) -> int:
         if args.submit and args.resume and args.upload:
             ap.error("--upload sends a video; --submit --resume JOB resumes a job on the WebUI's machine with its own "
                      "video: leave out --upload")
+        if args.resume:
+            ignored = _ignored_with_resume(args)
+            if ignored:
+                print(f"note: --resume goes on with the job's own settings; ignored: {', '.join(ignored)} (start a "
+                      f"new job to change them)", file=sys.stderr)
         if args.submit:
             return _submit(args, settings)
         if not debug and _renders_nothing(args, settings):  # keyframes from a folder: no WebUI needed

@@ -203,3 +203,17 @@ def test_a_rate_may_be_given_as_a_fraction():
     assert to_fraction(s.video.fps, "fps") == Fraction(30000, 1001)
     with pytest.raises(params.SettingsError, match="not a number"):
         params.Settings().replace(fps="30000/0")
+
+
+def test_resume_says_which_setting_flags_it_ignores(tmp_path, capsys):
+    """A job resumed by name runs with its own settings: flags that would change them are named, not dropped in
+    silence (the picks of its candidates and the folder it is in are taken)."""
+    from lib_vid2vid.__main__ import _ignored_with_resume, build_parser, main
+
+    args = build_parser().parse_args(["--resume", "J", "--fps", "10", "--keyframe-picks", "4:1", "--output-dir", "o",
+                                      "--prompt", "z", "--renderer", "proxy"])
+    assert _ignored_with_resume(args) == ["--fps", "--prompt"]
+    assert _ignored_with_resume(build_parser().parse_args(["--resume", "J", "--quiet"])) == []
+    main(["--resume", str(tmp_path / "nowhere"), "--renderer", "proxy", "--output-dir", str(tmp_path), "--steps",
+          "9"])
+    assert "ignored: --steps" in capsys.readouterr().err
