@@ -657,6 +657,11 @@ class KeyframeRun(Run):
             raise Vid2VidError(f"keyframe {index}: {path} cannot be read as an image ({exc}): save it as PNG") from None
         if img.ndim == 2:
             img = np.repeat(img[..., None], 3, axis=2)
+        h, w = img.shape[:2]
+        if (w, h) != (self.plan.width, self.plan.height) and not getattr(self, "_told_size", False):
+            self._told_size = True  # once a job: a restyler that upscales does it to every keyframe
+            self.job.log(f"keyframe {index}: {path.name} is {w}x{h}, the job's frames {self.plan.width}x"
+                         f"{self.plan.height}: resized (and so are the other keyframes of another size)", warning=True)
         return fit_size(np.ascontiguousarray(img[..., :3]), self.plan.width, self.plan.height)
 
     def _propagate(self, plan: kf.KeyframePlan, gate: _KeyGate | None = None,

@@ -633,6 +633,12 @@ def test_keyframes_from_outside_are_propagated_without_rendering(tmp_path):
     m = 12
     mid = job.read_frame("pass1", 2).astype(np.float32)[m:-m, m:-m]
     assert np.abs(mid - _restyle(src[2]).astype(np.float32)[m:-m, m:-m]).mean() < 6.0
+    assert not [w for w in job.manifest.get("warnings", []) if "resized" in w]
+    big = cv2.resize(cv2.imread(str(tmp_path / "keys" / "000004.png")), (192, 128))  # restyled and upscaled
+    cv2.imwrite(str(tmp_path / "keys" / "000004.png"), big)
+    res = run_job(s.replace(keyframe_folder=str(tmp_path / "keys"), new_job=True), ProxyRenderer(), new=True)
+    said = [w for w in Job.open(res.job_dir).manifest.get("warnings", []) if "resized" in w]
+    assert len(said) == 1 and "000004.png is 192x128, the job's frames 96x64" in said[0]
     (tmp_path / "keys" / "000004.png").unlink()
     with pytest.raises(Exception, match="000004.png is missing"):
         run_job(s.replace(keyframe_folder=str(tmp_path / "keys"), new_job=True), ProxyRenderer(), new=True)
