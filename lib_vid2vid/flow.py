@@ -33,8 +33,10 @@ textured content and still far cheaper than one diffusion step.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import threading
+from collections.abc import Iterator
 
 import cv2
 import numpy as np
@@ -78,22 +80,35 @@ _BORDERS = {
 }
 
 
-_LOCAL = threading.local()
+_IDLE: dict[str, list[cv2.DISOpticalFlow]] = {}
+_IDLE_LOCK = threading.Lock()
 
 
-def _dis(quality: str) -> cv2.DISOpticalFlow:
-    """This thread's DIS instance of a preset, made once and reused: creating one costs about a third of a 512x512
-    flow, and ``calc`` without an initial flow keeps nothing between calls (the same flows as a new instance).
-    Never give these an initial flow: an instance that was given one computes later flows from what it kept
-    (lib_vid2vid/scene_cuts.py makes its own for that). One per thread because an instance is not safe to share
-    between threads."""
-    cache = getattr(_LOCAL, "dis", None)
-    if cache is None:
-        cache = _LOCAL.dis = {}
-    dis = cache.get(quality)
+@contextlib.contextmanager
+def _dis(quality: str) -> Iterator[cv2.DISOpticalFlow]:
+    """A DIS instance of a preset, this caller's alone while the ``with`` lasts, then kept for the next caller:
+    creating one costs about a third of a 512x512 flow, and ``calc`` without an initial flow keeps nothing between
+    calls (the same flows as a new instance). Never give these an initial flow: an instance that was given one
+    computes later flows from what it kept (lib_vid2vid/scene_cuts.py makes its own for that). An instance is not
+    safe to share between threads, hence one per caller at a time. What they hold (their buffers of the last
+    frame size, about 110 MB at 1920x1080) :func:`release_dis` lets go of."""
+    with _IDLE_LOCK:
+        idle = _IDLE.setdefault(quality, [])
+        dis = idle.pop() if idle else None
     if dis is None:
-        dis = cache[quality] = cv2.DISOpticalFlow_create(_DIS_PRESETS[quality])
-    return dis
+        dis = cv2.DISOpticalFlow_create(_DIS_PRESETS[quality])
+    try:
+        yield dis
+    finally:
+        with _IDLE_LOCK:
+            _IDLE.setdefault(quality, []).append(dis)
+
+
+def release_dis() -> None:
+    """Let go of the DIS instances kept between flows (a job calls this when it ends: in the WebUI's process they
+    would hold their buffers until the next job). One in use now goes back to be kept, and is let go next time."""
+    with _IDLE_LOCK:
+        _IDLE.clear()
 
 
 DIS_MIN_SIDE = {"ultrafast": 32, "fast": 32, "medium": 16}
@@ -186,7 +201,8 @@ def compute_flow(
             b = cv2.resize(b, (sw, sh), interpolation=cv2.INTER_AREA)
 
     if method == "dis":
-        flow = dis_calc(_dis(quality), quality, a, b)
+        with _dis(quality) as dis:
+            flow = dis_calc(dis, quality, a, b)
     else:
         levels, winsize, iterations, poly_n, poly_sigma = _FARNEBACK_PARAMS[quality]
         flow = cv2.calcOpticalFlowFarneback(

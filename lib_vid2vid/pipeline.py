@@ -16,7 +16,7 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
-from . import video_probe
+from . import memory, video_probe
 from .errors import SettingsError, Vid2VidError
 from .loop import (
     FrameContext,
@@ -303,3 +303,4 @@ def run_job(settings: Settings, renderer: Renderer, *, resume: str | Path | None
         if status != "done":
             run.exporter.abort()  # type: ignore[attr-defined]
         job.close()
+        memory.give_back()  # in the WebUI's process, RAM the models need

@@ -1,5 +1,7 @@
 """Optical flow, warping and occlusion (lib_vid2vid.flow)."""
 
+import contextlib
+
 import numpy as np
 import pytest
 
@@ -75,7 +77,7 @@ def test_reduced_resolution_flow_scales_each_axis_by_its_own_ratio(method, monke
 
     from lib_vid2vid import flow as flow_module
 
-    monkeypatch.setattr(flow_module, "_dis", lambda quality: FakeDis())  # the DIS instances are kept per thread
+    monkeypatch.setattr(flow_module, "_dis", lambda quality: contextlib.nullcontext(FakeDis()))  # instances are kept
     monkeypatch.setattr(cv2, "calcOpticalFlowFarneback", low_res_flow)
     flow = compute_flow(texture(32, 192), texture(32, 192), method=method, scale=0.125)
     # DIS is given it padded to its preset's smallest side (flow.DIS_MIN_SIDE: 16 for medium), and its flow cropped
@@ -267,7 +269,7 @@ def test_evidence_flow_keeps_a_plain_wall_still_beside_a_moving_subject():
     np.testing.assert_allclose(kept[inner].mean(axis=0), [-4.0, 0.0], atol=0.1)
 
 
-def test_a_kept_dis_instance_gives_the_flows_of_a_new_one_and_each_thread_has_its_own():
+def test_a_kept_dis_instance_gives_the_flows_of_a_new_one_and_one_in_use_is_its_callers_alone():
     import threading
 
     import cv2
@@ -281,13 +283,23 @@ def test_a_kept_dis_instance_gives_the_flows_of_a_new_one_and_each_thread_has_it
     grey = [cv2.cvtColor(x, cv2.COLOR_RGB2GRAY) for x in (a, b)]
     fresh = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM).calc(grey[0], grey[1], None)
     assert np.array_equal(first, fresh) and np.array_equal(again, fresh)
-    here = flow_module._dis("medium")
-    assert flow_module._dis("medium") is here
-    other = []
-    t = threading.Thread(target=lambda: other.append(flow_module._dis("medium")))
-    t.start()
-    t.join()
-    assert other[0] is not here
+    with flow_module._dis("medium") as here:
+        other = []
+
+        def in_another_thread() -> None:
+            with flow_module._dis("medium") as dis:
+                other.append(dis)
+
+        t = threading.Thread(target=in_another_thread)
+        t.start()
+        t.join()
+        assert other[0] is not here  # one in use is no one else's
+    with flow_module._dis("medium") as again_here:
+        assert again_here in (here, other[0])  # kept for the next caller
+    flow_module.release_dis()
+    with flow_module._dis("medium") as after:
+        assert after is not here and after is not other[0]  # let go of
+    assert np.array_equal(compute_flow(a, b), fresh)
 
 
 def test_scratch_arrays_give_the_same_evidence_flow_and_texture_call_after_call():
