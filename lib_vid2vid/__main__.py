@@ -385,7 +385,12 @@ def _dry_run(args: argparse.Namespace, settings: params.Settings) -> int:
 
     if args.resume:
         raise Vid2VidError("--dry-run and --export-keyframes take the input video's settings, not --resume")
+    from .postprocess import validate_settings
+    from .stages import check_schedules
+
     plan = make_plan(settings, video.probe(settings.video.input))
+    validate_settings(settings)  # what a run refuses before it makes a job folder, the dry run refuses too
+    check_schedules(settings, plan.total, float(plan.fps))
     print(f"{plan.total} frames at {plan.width}x{plan.height}, {float(plan.fps):g} fps")
     if plan.note:
         print(plan.note)

@@ -566,7 +566,12 @@ class Run:
     def _stopped(self, how: str = "Interrupted") -> JobResult:
         last = self.stage_name(self.passes - 1)
         done = self.job.frames_done(last)
-        msg = (f"{how} after frame {done} of {self.plan.total}: run the same job again to resume "
+        where, shown = "", done
+        if self.passes > 1:  # the frames of the pass it stopped in, not the last pass's (none yet in pass 1)
+            at = next((k for k in range(self.passes) if self.job.frames_done(self.stage_name(k)) < self.plan.total),
+                      self.passes - 1)
+            where, shown = f" in {self.stage_name(at)} of {self.passes}", self.job.frames_done(self.stage_name(at))
+        msg = (f"{how}{where} after frame {shown} of {self.plan.total}: run the same job again to resume "
                f"({self.job.root})")
         self.job.log(msg)
         self.job.set_status("interrupted")

@@ -861,6 +861,19 @@ def test_keyframe_strip_shows_the_keyframes_before_rendering(tmp_path):
     assert not (tmp_path / "o").exists()
 
 
+def test_cli_dry_run_refuses_what_the_run_refuses_before_its_job_folder(tmp_path, capsys):
+    """A dry run that says all is well must not be followed by a run that refuses the same settings."""
+    from lib_vid2vid.__main__ import main
+
+    clip = _pan_clip(tmp_path / "pan.mp4")
+    for flag, value, fragment in (("--interpolation-ratio", "abc", "interpolation_ratio"),
+                                  ("--denoise-schedule", "0.2-frame*0.1", "denoise_schedule")):
+        code = main([str(clip), "--dry-run", "--quiet", "--output-dir", str(tmp_path / "o"), flag, value])
+        err = capsys.readouterr().err
+        assert code == 1 and fragment in err and "Traceback" not in err, err
+    assert not (tmp_path / "o").exists()
+
+
 def test_cli_dry_run_of_a_batch_is_refused_not_run(tmp_path):
     a, b = _pan_clip(tmp_path / "a.mp4", n=4, cut=None), _pan_clip(tmp_path / "b.mp4", n=4, cut=None)
     out = subprocess.run([sys.executable, "-m", "lib_vid2vid", str(a), str(b), "--strategy", "keyframes",

@@ -505,3 +505,11 @@ def test_a_job_begun_at_another_reading_of_the_sources_rate_goes_on_at_it(tmp_pa
     old = Fraction(info.before_grid["fps"])
     assert res.frames_done == round(info.duration * old) < round(info.duration * 50)
     assert Job.open(res.job_dir).stored_settings().video.fps == 0  # what resumes it is unchanged
+
+
+def test_a_stop_in_the_first_of_two_passes_says_which_pass_and_its_frames(clip, tmp_path):
+    s = _settings(clip, tmp_path, init_mode="previous_output", loopback_passes=2, loopback_alpha=0.6, max_frames=10)
+    stop = StopAfter(4, stage="pass1")
+    res = run_job(s, ProxyRenderer(), should_stop=stop, progress=stop.progress)
+    assert res.status == "interrupted" and res.frames_done == 0  # of the last pass, as before
+    assert res.message.startswith("Interrupted in pass1 of 2 after frame 4 of 10"), res.message
