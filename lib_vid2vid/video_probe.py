@@ -116,8 +116,8 @@ class VideoInfo:
     ``jitter`` (seconds): how far the frames' timestamps stray from the regular grid of ``fps`` (phones and
     browsers stamp frames a millisecond or so off; :func:`_grid_fit`), 0 when they sit on it; the decoder counts a
     frame that late as on time. ``before_grid``: when the grid changed what the probe said before December 2026 (the
-    average rate of a variable-rate video), that ``fps``, ``is_vfr`` and ``duration``, so a job started before it
-    resumes with them (``pipeline._keep_rate``); else None.
+    average rate of a variable-rate video), that ``fps``, ``is_vfr`` and ``duration`` (what the job's notice tells
+    a user; a job begun before keeps the rate its stored plan names, ``pipeline._keep_rate``); else None.
     """
 
     path: str
